@@ -1,0 +1,29 @@
+# The two set-up commands (as root on a fresh Debian 12 machine):
+#   make run    install what is missing, build, start a single-node allocator with its store in ./data
+#   make test   install what is missing, build, run every test
+BUILD ?= build
+JOBS ?= $(shell nproc)
+LISTEN ?= 127.0.0.1:7443
+DATA ?= ./data
+
+.PHONY: deps build run test bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	mkdir -p $(DATA)
+	exec $(BUILD)/allocator-service/abode-allocator --listen $(LISTEN) --data-dir $(DATA)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	./scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

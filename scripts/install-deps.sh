@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian 12 packages abode needs to build, run and test. Idempotent: packages that are
+# already present are left alone, and apt is not touched at all when nothing is missing.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git
+  # gRPC, protobuf (abseil comes with gRPC)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # storage and replication
+  libsqlite3-dev libraft-dev libuv1-dev
+  # node client: netlink and nftables
+  libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
+  # logging, CLI, metrics, JSON
+  libspdlog-dev libcli11-dev prometheus-cpp-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # kernel tooling used by network-namespace tests and the nft comparison benchmark
+  iproute2 nftables tcpdump procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or install them yourself) and try again" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
