@@ -1,0 +1,25 @@
+// The seam between the gRPC layer and replication: a command goes in, its applied outcome comes back once
+// it is committed. Implemented by RaftNode; tests may substitute their own.
+#ifndef ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_
+#define ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_
+
+#include "abode/v1/commands.pb.h"
+#include "absl/functional/any_invocable.h"
+#include "storage/state_machine.h"
+
+namespace abode::allocator {
+
+class CommandLog {
+ public:
+  using Done = absl::AnyInvocable<void(storage::CommandOutcome) &&>;
+  virtual ~CommandLog() = default;
+
+  // Thread-safe. `done` runs exactly once, on the log's thread: with the command's outcome after it was
+  // committed durably and applied, or with UNAVAILABLE if it could not be committed (no leader, shutdown).
+  // It must not block.
+  virtual void Propose(v1::Command command, Done done) = 0;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_

@@ -1,0 +1,50 @@
+#include "allocator-service/server.h"
+
+#include <chrono>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace abode::allocator {
+
+absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
+  std::unique_ptr<AllocatorServer> s(new AllocatorServer());
+  auto node = RaftNode::Start(options.raft);
+  if (!node.ok()) return node.status();
+  s->node_ = std::move(*node);
+  s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader());
+  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  auto creds = options.credentials ? options.credentials : grpc::InsecureServerCredentials();
+  builder.AddListeningPort(options.listen, creds, &s->port_);
+  builder.RegisterService(s->pools_.get());
+  builder.RegisterService(s->allocator_.get());
+  builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("listen: cannot serve gRPC on ", options.listen));
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  return s;
+}
+
+AllocatorServer::~AllocatorServer() { Shutdown(); }
+
+void AllocatorServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+  node_.reset();
+}
+
+}  // namespace abode::allocator

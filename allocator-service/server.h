@@ -1,0 +1,49 @@
+// An allocator replica: the raft node with its state, and the gRPC server in front of it.
+#ifndef ABODE_ALLOCATOR_SERVICE_SERVER_H_
+#define ABODE_ALLOCATOR_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "allocator-service/raft_node.h"
+#include "allocator-service/services.h"
+
+namespace abode::allocator {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7443";  // HOST:PORT; port 0 picks a free port (see AllocatorServer::port)
+  RaftNodeOptions raft;
+  // Transport security; insecure by default. Pluggable so mTLS can be configured by the caller.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+};
+
+class AllocatorServer {
+ public:
+  // Restores state, then starts serving. Returns once the server accepts calls.
+  static absl::StatusOr<std::unique_ptr<AllocatorServer>> Start(ServerOptions options);
+  ~AllocatorServer();  // Shutdown()
+
+  int port() const { return port_; }
+  RaftNode& node() { return *node_; }
+  // Stops accepting calls, lets in-flight calls finish (up to a short grace period), stops raft.
+  void Shutdown();
+  void Wait() { server_->Wait(); }
+
+ private:
+  AllocatorServer() = default;
+
+  std::unique_ptr<RaftNode> node_;
+  std::unique_ptr<PoolsService> pools_;
+  std::unique_ptr<AllocatorService> allocator_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_SERVER_H_

@@ -1,0 +1,279 @@
+// The allocator over real gRPC: a server on port 0 with its raft log and SQLite store in a temp dir.
+#include "allocator-service/server.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "allocator-service/clock.h"
+
+namespace abode::allocator {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/abode-server-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer() {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.raft.data_dir = dir_.path() + "/data";
+    o.raft.clock = &clock_;
+    o.raft.housekeeping_interval_ms = 20;
+    auto s = AllocatorServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    pools_ = v1::Pools::NewStub(channel);
+    alloc_ = v1::Allocator::NewStub(channel);
+  }
+  void SetUp() override { StartServer(); }
+
+  grpc::Status CreatePool(const std::string& name, const std::string& cidr, v1::Pool* out = nullptr,
+                          const std::string& network = "") {
+    grpc::ClientContext ctx;
+    v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name(name);
+    req.mutable_pool()->set_cidr(cidr);
+    req.mutable_pool()->set_network(network);
+    v1::Pool resp;
+    auto s = pools_->CreatePool(&ctx, req, &resp);
+    if (out) *out = resp;
+    return s;
+  }
+  grpc::Status Allocate(const std::string& pool, const std::string& owner, v1::Allocation* out,
+                        const std::string& address = "", int64_t ttl = 0) {
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool(pool);
+    req.set_owner(owner);
+    req.set_address(address);
+    req.set_ttl_seconds(ttl);
+    return alloc_->Allocate(&ctx, req, out);
+  }
+
+  TempDir dir_;
+  FakeClock clock_{1'700'000'000'000};
+  std::unique_ptr<AllocatorServer> server_;
+  std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<v1::Allocator::Stub> alloc_;
+};
+
+TEST_F(ServerTest, CreateAllocateReleaseRoundTrip) {
+  v1::Pool pool;
+  ASSERT_TRUE(CreatePool("pods", "10.1.0.0/24", &pool).ok());
+  EXPECT_EQ(pool.size(), "254");
+  EXPECT_EQ(pool.free(), "254");
+
+  v1::Allocation a;
+  ASSERT_TRUE(Allocate("pods", "k8s/uid-1/eth0", &a).ok());
+  EXPECT_EQ(a.address(), "10.1.0.1");
+  EXPECT_EQ(a.prefix_length(), 24);
+  EXPECT_GT(a.revision(), 0u);
+
+  // Idempotent: the same owner gets the same address back.
+  v1::Allocation again;
+  ASSERT_TRUE(Allocate("pods", "k8s/uid-1/eth0", &again).ok());
+  EXPECT_EQ(again.address(), a.address());
+
+  // A requested address held by someone else names its holder.
+  v1::Allocation other;
+  auto s = Allocate("pods", "k8s/uid-2/eth0", &other, "10.1.0.1");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(s.error_message().find("k8s/uid-1/eth0"), std::string::npos) << s.error_message();
+
+  {
+    grpc::ClientContext ctx;
+    v1::GetPoolRequest req;
+    req.set_name("pods");
+    v1::Pool got;
+    ASSERT_TRUE(pools_->GetPool(&ctx, req, &got).ok());
+    EXPECT_EQ(got.used(), 1u);
+    EXPECT_EQ(got.free(), "253");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ReleaseRequest req;
+    req.set_address("10.1.0.1");
+    v1::ReleaseResponse resp;
+    ASSERT_TRUE(alloc_->Release(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.released_size(), 1);
+    EXPECT_EQ(resp.released(0).owner(), "k8s/uid-1/eth0");
+  }
+  {
+    // Releasing what is already free succeeds and releases nothing.
+    grpc::ClientContext ctx;
+    v1::ReleaseRequest req;
+    req.set_address("10.1.0.1");
+    v1::ReleaseResponse resp;
+    ASSERT_TRUE(alloc_->Release(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.released_size(), 0);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetHistoryRequest req;
+    req.set_address("10.1.0.1");
+    v1::GetHistoryResponse resp;
+    ASSERT_TRUE(alloc_->GetHistory(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.entries_size(), 1);
+    EXPECT_EQ(resp.entries(0).owner(), "k8s/uid-1/eth0");
+    EXPECT_EQ(resp.entries(0).end_reason(), "released");
+  }
+}
+
+TEST_F(ServerTest, BadInputGetsPreciseCodesNamingTheField) {
+  v1::Pool pool;
+  auto s = CreatePool("bad", "10.1.0.0/33", &pool);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("pool.cidr"), std::string::npos) << s.error_message();
+
+  ASSERT_TRUE(CreatePool("a", "10.2.0.0/16").ok());
+  s = CreatePool("b", "10.2.3.0/24");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("\"a\""), std::string::npos) << s.error_message();
+  EXPECT_TRUE(CreatePool("b", "10.2.3.0/24", nullptr, "other-net").ok());
+
+  v1::Allocation a;
+  s = Allocate("missing", "o", &a);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  s = Allocate("a", "", &a);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("owner"), std::string::npos);
+  s = Allocate("a", std::string(254, 'x'), &a);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = Allocate("a", "o", &a, "not-an-ip");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("address"), std::string::npos);
+  s = Allocate("a", "o", &a, "10.9.0.1");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, FullPoolIsResourceExhausted) {
+  ASSERT_TRUE(CreatePool("tiny", "10.3.0.0/30").ok());  // .1 and .2 assignable
+  v1::Allocation a;
+  ASSERT_TRUE(Allocate("tiny", "o1", &a).ok());
+  ASSERT_TRUE(Allocate("tiny", "o2", &a).ok());
+  auto s = Allocate("tiny", "o3", &a);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, ExpiredAllocationsAreReclaimedByTheLeader) {
+  ASSERT_TRUE(CreatePool("ttl", "10.4.0.0/24").ok());
+  v1::Allocation a;
+  ASSERT_TRUE(Allocate("ttl", "short-lived", &a, "", 30).ok());
+  EXPECT_EQ(a.expire_time_unix_ms(), clock_.NowUnixMs() + 30'000);
+  clock_.Advance(31'000);
+  // Housekeeping runs every 20 ms of real time; wait for its effect, bounded.
+  for (int i = 0; i < 500; ++i) {
+    grpc::ClientContext ctx;
+    v1::GetPoolRequest req;
+    req.set_name("ttl");
+    v1::Pool p;
+    ASSERT_TRUE(pools_->GetPool(&ctx, req, &p).ok());
+    if (p.used() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  grpc::ClientContext ctx;
+  v1::GetHistoryRequest req;
+  req.set_address(a.address());
+  v1::GetHistoryResponse resp;
+  ASSERT_TRUE(alloc_->GetHistory(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.entries_size(), 1);
+  EXPECT_EQ(resp.entries(0).end_reason(), "expired");
+}
+
+TEST_F(ServerTest, RestartRecoversAcknowledgedState) {
+  ASSERT_TRUE(CreatePool("persist", "fd00:1::/64").ok());
+  std::vector<std::string> addrs;
+  for (int i = 0; i < 50; ++i) {
+    v1::Allocation a;
+    ASSERT_TRUE(Allocate("persist", "owner-" + std::to_string(i), &a).ok());
+    addrs.push_back(a.address());
+  }
+  EXPECT_EQ(addrs.front(), "fd00:1::1");  // the subnet-router anycast address is skipped
+  server_.reset();
+  StartServer();
+  for (int i = 0; i < 50; ++i) {
+    v1::Allocation a;
+    ASSERT_TRUE(Allocate("persist", "owner-" + std::to_string(i), &a).ok());
+    EXPECT_EQ(a.address(), addrs[static_cast<size_t>(i)]);
+  }
+  grpc::ClientContext ctx;
+  v1::ListAllocationsRequest req;
+  req.set_pool("persist");
+  v1::ListAllocationsResponse resp;
+  ASSERT_TRUE(alloc_->ListAllocations(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.allocations_size(), 50);
+}
+
+TEST_F(ServerTest, ConcurrentClientsNeverShareAnAddress) {
+  ASSERT_TRUE(CreatePool("busy", "10.5.0.0/20").ok());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100;
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        v1::Allocation a;
+        if (Allocate("busy", "t" + std::to_string(t) + "-" + std::to_string(i), &a).ok()) {
+          got[static_cast<size_t>(t)].push_back(a.address());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> unique;
+  size_t total = 0;
+  for (const auto& v : got) {
+    total += v.size();
+    unique.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(unique.size(), total);
+  EXPECT_GE(server_->node().stats().commands, static_cast<uint64_t>(kThreads * kPerThread + 1));
+}
+
+TEST_F(ServerTest, HealthServiceReportsServing) {
+  // grpc.health.v1.Health/Check with an empty request; the answer {status: SERVING} encodes as 08 01.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(s); });
+  grpc::Status s = done.get_future().get();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+}  // namespace
+}  // namespace abode::allocator

@@ -1,0 +1,57 @@
+// gRPC services of the allocator: the Pools and Allocator APIs on the callback API. Writes become commands
+// proposed to the CommandLog and finish when their outcome comes back; nothing blocks a reactor. Reads
+// run on the StateReader's own SQLite connections.
+#ifndef ABODE_ALLOCATOR_SERVICE_SERVICES_H_
+#define ABODE_ALLOCATOR_SERVICE_SERVICES_H_
+
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "allocator-service/command_log.h"
+#include "storage/state_reader.h"
+
+namespace abode::allocator {
+
+class PoolsService final : public v1::Pools::CallbackService {
+ public:
+  PoolsService(CommandLog& log, storage::StateReader& reader) : log_(log), reader_(reader) {}
+
+  grpc::ServerUnaryReactor* CreatePool(grpc::CallbackServerContext* ctx, const v1::CreatePoolRequest* req,
+                                       v1::Pool* resp) override;
+  grpc::ServerUnaryReactor* GetPool(grpc::CallbackServerContext* ctx, const v1::GetPoolRequest* req,
+                                    v1::Pool* resp) override;
+  grpc::ServerUnaryReactor* ListPools(grpc::CallbackServerContext* ctx, const v1::ListPoolsRequest* req,
+                                      v1::ListPoolsResponse* resp) override;
+  grpc::ServerUnaryReactor* DeletePool(grpc::CallbackServerContext* ctx, const v1::DeletePoolRequest* req,
+                                       v1::DeletePoolResponse* resp) override;
+
+ private:
+  CommandLog& log_;
+  storage::StateReader& reader_;
+};
+
+class AllocatorService final : public v1::Allocator::CallbackService {
+ public:
+  AllocatorService(CommandLog& log, storage::StateReader& reader) : log_(log), reader_(reader) {}
+
+  grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* ctx, const v1::AllocateRequest* req,
+                                     v1::Allocation* resp) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* ctx, const v1::ReleaseRequest* req,
+                                    v1::ReleaseResponse* resp) override;
+  grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* ctx, const v1::RenewRequest* req,
+                                  v1::RenewResponse* resp) override;
+  grpc::ServerUnaryReactor* GetAllocation(grpc::CallbackServerContext* ctx, const v1::GetAllocationRequest* req,
+                                          v1::GetAllocationResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAllocations(grpc::CallbackServerContext* ctx,
+                                            const v1::ListAllocationsRequest* req,
+                                            v1::ListAllocationsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest* req,
+                                       v1::GetHistoryResponse* resp) override;
+
+ private:
+  CommandLog& log_;
+  storage::StateReader& reader_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_SERVICES_H_

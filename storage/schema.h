@@ -1,0 +1,96 @@
+// The SQLite schema of the materialised state. The database is rebuilt from the raft snapshot and log on
+// every start, so a schema change needs no in-place migration: bump kSchemaVersion with the change.
+#ifndef ABODE_STORAGE_SCHEMA_H_
+#define ABODE_STORAGE_SCHEMA_H_
+
+#include <cstdint>
+
+namespace abode::storage {
+
+inline constexpr uint32_t kSchemaVersion = 1;
+
+// Durability comes from the raft log (fsync on every append), so the materialised database skips fsync.
+inline constexpr char kWriterPragmas[] = R"sql(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = OFF;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -65536;
+PRAGMA mmap_size = 0;
+PRAGMA foreign_keys = OFF;
+)sql";
+
+inline constexpr char kReaderPragmas[] = R"sql(
+PRAGMA cache_size = -16384;
+PRAGMA mmap_size = 0;
+PRAGMA query_only = ON;
+)sql";
+
+inline constexpr char kSchema[] = R"sql(
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE pools (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  network TEXT NOT NULL,
+  spec BLOB NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0,
+  cursor BLOB NOT NULL DEFAULT x'',
+  create_revision INTEGER NOT NULL,
+  create_time_ms INTEGER NOT NULL
+);
+
+-- One address has at most one holder per network; one owner holds at most one address per pool.
+CREATE TABLE allocations (
+  id INTEGER PRIMARY KEY,
+  pool_id INTEGER NOT NULL,
+  network TEXT NOT NULL,
+  address BLOB NOT NULL,
+  owner TEXT NOT NULL,
+  node TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  ttl_s INTEGER NOT NULL,
+  expire_ms INTEGER NOT NULL,
+  create_ms INTEGER NOT NULL,
+  create_revision INTEGER NOT NULL,
+  revision INTEGER NOT NULL,
+  UNIQUE (network, address),
+  UNIQUE (owner, pool_id)
+);
+CREATE INDEX allocations_pool ON allocations (pool_id);
+CREATE INDEX allocations_node ON allocations (node) WHERE node <> '';
+CREATE INDEX allocations_expire ON allocations (expire_ms) WHERE expire_ms > 0;
+
+-- Who held which address from when to when. An open entry (to_revision = 0) is the current holder.
+CREATE TABLE history (
+  id INTEGER PRIMARY KEY,
+  network TEXT NOT NULL,
+  address BLOB NOT NULL,
+  pool TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  node TEXT NOT NULL,
+  from_ms INTEGER NOT NULL,
+  to_ms INTEGER NOT NULL,
+  from_revision INTEGER NOT NULL,
+  to_revision INTEGER NOT NULL,
+  end_reason TEXT NOT NULL
+);
+CREATE INDEX history_address ON history (address, network, from_revision);
+CREATE INDEX history_closed ON history (to_ms) WHERE to_revision > 0;
+)sql";
+
+// Column list shared by every query that decodes an allocation row (see rows.h).
+inline constexpr char kAllocationColumns[] =
+    "a.id, a.pool_id, a.network, a.address, a.owner, a.node, a.labels, a.ttl_s, a.expire_ms, a.create_ms, "
+    "a.create_revision, a.revision";
+inline constexpr int kAllocationColumnCount = 12;
+
+inline constexpr char kHistoryColumns[] =
+    "h.id, h.network, h.address, h.pool, h.owner, h.node, h.from_ms, h.to_ms, h.from_revision, h.to_revision, "
+    "h.end_reason";
+
+}  // namespace abode::storage
+
+#endif  // ABODE_STORAGE_SCHEMA_H_

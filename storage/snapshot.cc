@@ -1,0 +1,257 @@
+#include "storage/snapshot.h"
+
+#include <cstring>
+
+#include "abode/v1/snapshot.pb.h"
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "storage/address.h"
+#include "storage/rows.h"
+#include "storage/schema.h"
+#include "storage/validation.h"
+
+namespace abode::storage {
+namespace {
+
+using google::protobuf::io::CodedInputStream;
+using google::protobuf::io::CodedOutputStream;
+
+void WriteRecord(CodedOutputStream& out, const v1::SnapshotRecord& record) {
+  out.WriteVarint32(static_cast<uint32_t>(record.ByteSizeLong()));
+  record.SerializeWithCachedSizes(&out);
+}
+
+absl::StatusOr<int64_t> MetaValue(Database& db, absl::string_view key) {
+  auto stmt = db.Prepare("SELECT value FROM meta WHERE key = ?");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt->Int(0) : 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DumpSnapshot(Database& db) {
+  if (absl::Status s = db.Exec("BEGIN"); !s.ok()) return s;
+  absl::Cleanup end = [&db] { (void)db.Exec("COMMIT"); };
+
+  std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+  const uint32_t version = kSnapshotFormatVersion;
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((version >> (8 * i)) & 0xff));
+
+  google::protobuf::io::StringOutputStream sink(&out);
+  CodedOutputStream coded(&sink);
+  coded.SetSerializationDeterministic(true);
+
+  v1::SnapshotRecord rec;
+  auto revision = MetaValue(db, "revision");
+  if (!revision.ok()) return revision.status();
+  auto time = MetaValue(db, "time_ms");
+  if (!time.ok()) return time.status();
+  rec.mutable_header()->set_revision(static_cast<uint64_t>(*revision));
+  rec.mutable_header()->set_time_unix_ms(*time);
+  rec.mutable_header()->set_schema_version(kSchemaVersion);
+  WriteRecord(coded, rec);
+
+  v1::SnapshotTrailer trailer;
+  absl::flat_hash_map<int64_t, PoolFacts> facts;
+  {
+    auto stmt = db.Prepare("SELECT id, spec, create_revision, create_time_ms, cursor FROM pools ORDER BY id");
+    if (!stmt.ok()) return stmt.status();
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      rec.Clear();
+      v1::SnapshotPool* p = rec.mutable_pool();
+      p->set_id(static_cast<uint64_t>(stmt->Int(0)));
+      const absl::string_view spec = stmt->Blob(1);
+      if (!p->mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size()))) {
+        return absl::DataLossError(absl::StrCat("pool row ", stmt->Int(0), " has an unreadable spec"));
+      }
+      p->set_create_revision(static_cast<uint64_t>(stmt->Int(2)));
+      p->set_create_time_unix_ms(stmt->Int(3));
+      p->set_cursor(std::string(stmt->Blob(4)));
+      facts[stmt->Int(0)] = PoolFacts{p->spec().name(), 0, ""};
+      WriteRecord(coded, rec);
+      trailer.set_pools(trailer.pools() + 1);
+    }
+  }
+  {
+    auto stmt = db.Prepare(absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a ORDER BY a.id"));
+    if (!stmt.ok()) return stmt.status();
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      rec.Clear();
+      v1::SnapshotAllocation* a = rec.mutable_allocation();
+      a->set_id(static_cast<uint64_t>(RowId(*stmt, 0)));
+      a->set_pool_id(static_cast<uint64_t>(RowPoolId(*stmt, 0)));
+      AllocationFromRow(*stmt, 0, facts[RowPoolId(*stmt, 0)], a->mutable_allocation());
+      // Derived from the pool: not state of the allocation.
+      a->mutable_allocation()->clear_prefix_length();
+      a->mutable_allocation()->clear_gateway();
+      WriteRecord(coded, rec);
+      trailer.set_allocations(trailer.allocations() + 1);
+    }
+  }
+  {
+    auto stmt = db.Prepare(absl::StrCat("SELECT ", kHistoryColumns, " FROM history h ORDER BY h.id"));
+    if (!stmt.ok()) return stmt.status();
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      rec.Clear();
+      rec.mutable_history()->set_id(static_cast<uint64_t>(stmt->Int(0)));
+      HistoryFromRow(*stmt, 0, rec.mutable_history()->mutable_entry());
+      WriteRecord(coded, rec);
+      trailer.set_history(trailer.history() + 1);
+    }
+  }
+  rec.Clear();
+  *rec.mutable_trailer() = trailer;
+  WriteRecord(coded, rec);
+  coded.Trim();
+  if (coded.HadError()) return absl::InternalError("snapshot serialisation failed");
+  return out;
+}
+
+absl::Status LoadSnapshot(Database& db, absl::string_view data) {
+  constexpr size_t kHeader = sizeof(kSnapshotMagic) + 4;
+  if (data.size() < kHeader || std::memcmp(data.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+    return absl::FailedPreconditionError("snapshot: not an abode snapshot (bad magic)");
+  }
+  uint32_t version = 0;
+  for (int i = 0; i < 4; ++i) version |= static_cast<uint32_t>(static_cast<unsigned char>(data[8 + i])) << (8 * i);
+  if (version != kSnapshotFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot: format version ", version, " is not supported (this build reads ",
+                     kSnapshotFormatVersion, ")"));
+  }
+  for (const char* table : {"DELETE FROM meta", "DELETE FROM pools", "DELETE FROM allocations", "DELETE FROM history"}) {
+    if (absl::Status s = db.Exec(table); !s.ok()) return s;
+  }
+  auto set_meta = db.Prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
+  auto ins_pool = db.Prepare(
+      "INSERT INTO pools (id, name, network, spec, used, cursor, create_revision, create_time_ms) "
+      "VALUES (?, ?, ?, ?, 0, ?, ?, ?)");
+  auto ins_alloc = db.Prepare(
+      "INSERT INTO allocations (id, pool_id, network, address, owner, node, labels, ttl_s, expire_ms, create_ms, "
+      "create_revision, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto ins_hist = db.Prepare(
+      "INSERT INTO history (id, network, address, pool, owner, node, from_ms, to_ms, from_revision, to_revision, "
+      "end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto set_used = db.Prepare(
+      "UPDATE pools SET used = (SELECT COUNT(*) FROM allocations a WHERE a.pool_id = pools.id)");
+  for (auto* s : {&set_meta, &ins_pool, &ins_alloc, &ins_hist, &set_used}) {
+    if (!s->ok()) return s->status();
+  }
+
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(data.data() + kHeader), static_cast<int>(data.size() - kHeader));
+  in.SetTotalBytesLimit(INT32_MAX);
+  v1::SnapshotRecord rec;
+  v1::SnapshotTrailer seen;
+  bool have_header = false;
+  bool have_trailer = false;
+  while (!have_trailer) {
+    uint32_t len = 0;
+    if (!in.ReadVarint32(&len)) return absl::DataLossError("snapshot: truncated (no trailer)");
+    const auto limit = in.PushLimit(static_cast<int>(len));
+    if (!rec.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+      return absl::DataLossError("snapshot: unreadable record");
+    }
+    in.PopLimit(limit);
+    switch (rec.record_case()) {
+      case v1::SnapshotRecord::kHeader: {
+        if (rec.header().schema_version() > kSchemaVersion) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("snapshot: schema version ", rec.header().schema_version(), " is newer than this build"));
+        }
+        have_header = true;
+        if (absl::Status s = set_meta->Bind(1, "revision").Bind(2, static_cast<int64_t>(rec.header().revision())).Run();
+            !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = set_meta->Bind(1, "time_ms").Bind(2, rec.header().time_unix_ms()).Run(); !s.ok()) {
+          return s;
+        }
+        break;
+      }
+      case v1::SnapshotRecord::kPool: {
+        const auto& p = rec.pool();
+        std::string spec;
+        p.spec().SerializeToString(&spec);
+        ins_pool->Bind(1, static_cast<int64_t>(p.id()))
+            .Bind(2, p.spec().name())
+            .Bind(3, p.spec().network())
+            .BindBlob(4, spec)
+            .BindBlob(5, p.cursor())
+            .Bind(6, static_cast<int64_t>(p.create_revision()))
+            .Bind(7, p.create_time_unix_ms());
+        if (absl::Status s = ins_pool->Run(); !s.ok()) return s;
+        seen.set_pools(seen.pools() + 1);
+        break;
+      }
+      case v1::SnapshotRecord::kAllocation: {
+        const auto& sa = rec.allocation();
+        const auto& a = sa.allocation();
+        auto addr = IpAddress::Parse(a.address(), "snapshot.allocation.address");
+        if (!addr.ok()) return absl::DataLossError(addr.status().message());
+        ins_alloc->Bind(1, static_cast<int64_t>(sa.id()))
+            .Bind(2, static_cast<int64_t>(sa.pool_id()))
+            .Bind(3, a.network())
+            .BindBlob(4, addr->ToBytes())
+            .Bind(5, a.owner())
+            .Bind(6, a.node())
+            .Bind(7, EncodeLabels(a.labels()))
+            .Bind(8, a.ttl_seconds())
+            .Bind(9, a.expire_time_unix_ms())
+            .Bind(10, a.create_time_unix_ms())
+            .Bind(11, static_cast<int64_t>(a.create_revision()))
+            .Bind(12, static_cast<int64_t>(a.revision()));
+        if (absl::Status s = ins_alloc->Run(); !s.ok()) return s;
+        seen.set_allocations(seen.allocations() + 1);
+        break;
+      }
+      case v1::SnapshotRecord::kHistory: {
+        const auto& e = rec.history().entry();
+        auto addr = IpAddress::Parse(e.address(), "snapshot.history.address");
+        if (!addr.ok()) return absl::DataLossError(addr.status().message());
+        ins_hist->Bind(1, static_cast<int64_t>(rec.history().id()))
+            .Bind(2, e.network())
+            .BindBlob(3, addr->ToBytes())
+            .Bind(4, e.pool())
+            .Bind(5, e.owner())
+            .Bind(6, e.node())
+            .Bind(7, e.from_time_unix_ms())
+            .Bind(8, e.to_time_unix_ms())
+            .Bind(9, static_cast<int64_t>(e.from_revision()))
+            .Bind(10, static_cast<int64_t>(e.to_revision()))
+            .Bind(11, e.end_reason());
+        if (absl::Status s = ins_hist->Run(); !s.ok()) return s;
+        seen.set_history(seen.history() + 1);
+        break;
+      }
+      case v1::SnapshotRecord::kTrailer: {
+        const auto& t = rec.trailer();
+        if (t.pools() != seen.pools() || t.allocations() != seen.allocations() || t.history() != seen.history()) {
+          return absl::DataLossError("snapshot: record counts do not match its trailer");
+        }
+        have_trailer = true;
+        break;
+      }
+      default:
+        return absl::FailedPreconditionError("snapshot: record of an unknown kind");
+    }
+    if (!have_header) return absl::DataLossError("snapshot: missing header");
+  }
+  return set_used->Run();
+}
+
+}  // namespace abode::storage

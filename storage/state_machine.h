@@ -1,0 +1,115 @@
+// The deterministic state machine: applies replicated command batches to the SQLite store and keeps the
+// per-pool free-space index. Every replica runs one; given the same log they reach byte-identical state.
+//
+// Apply never reads the clock, randomness or the environment: time comes from the batch, stamped by the
+// leader. Each batch is one SQLite transaction; each command inside it is a savepoint, so a refused command
+// leaves nothing behind while its neighbours still apply.
+//
+// Thread safety: not thread-safe. The raft loop thread owns it. Readers use StateReader connections.
+#ifndef ABODE_STORAGE_STATE_MACHINE_H_
+#define ABODE_STORAGE_STATE_MACHINE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "abode/v1/commands.pb.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "storage/free_set.h"
+#include "storage/pool_layout.h"
+#include "storage/sqlite.h"
+
+namespace abode::storage {
+
+inline constexpr uint32_t kCommandFormatVersion = 1;
+
+using CommandOutcome = absl::StatusOr<v1::CommandResult>;
+
+struct StateMachineOptions {
+  std::string db_path;  // the materialised database; replaced on Open
+  // Allocation TTLs above this are refused (10 years).
+  int64_t max_ttl_seconds = int64_t{10} * 365 * 24 * 3600;
+  // At most this many allocations are reclaimed by one ExpireAllocations command.
+  int max_expire_per_command = 20000;
+};
+
+class StateMachine {
+ public:
+  // Creates an empty store at options.db_path, removing whatever was there: the store is a materialisation
+  // of the raft snapshot and log, which are replayed into it after Open.
+  static absl::StatusOr<std::unique_ptr<StateMachine>> Open(const StateMachineOptions& options);
+
+  StateMachine(const StateMachine&) = delete;
+  StateMachine& operator=(const StateMachine&) = delete;
+  ~StateMachine();
+
+  // Applies one batch in one transaction and returns one outcome per command, in order. A non-OK return
+  // means the batch itself was refused (unknown format version) or the store failed; nothing was applied.
+  absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch);
+  // Decodes and applies a serialized CommandBatch (a raft log entry).
+  absl::StatusOr<std::vector<CommandOutcome>> ApplyEncoded(absl::string_view entry);
+
+  // Serialises the whole state (see snapshot.proto). Deterministic: equal states give equal bytes.
+  absl::StatusOr<std::string> Snapshot();
+  // Replaces the whole state with a snapshot. On error the previous state is kept.
+  absl::Status Restore(absl::string_view snapshot);
+
+  uint64_t revision() const { return revision_; }
+  int64_t time_ms() const { return time_ms_; }
+  // Earliest expiry among allocations with a TTL, if any.
+  absl::StatusOr<std::optional<int64_t>> EarliestExpiry();
+  const std::string& db_path() const { return options_.db_path; }
+
+ private:
+  struct PoolState {
+    int64_t id = 0;
+    v1::PoolSpec spec;
+    PoolLayout layout;
+    FreeSet free;
+    uint64_t used = 0;
+    std::optional<u128> cursor;  // last address handed out (sequential strategy)
+    uint64_t create_revision = 0;
+    int64_t create_time_ms = 0;
+    bool dirty = false;
+  };
+  struct Statements;
+
+  explicit StateMachine(StateMachineOptions options, Database db);
+  absl::Status PrepareStatements();
+  absl::Status LoadFromDatabase();
+
+  CommandOutcome ApplyCommand(const v1::Command& command);
+  CommandOutcome CreatePool(const v1::CreatePoolRequest& req);
+  CommandOutcome DeletePool(const v1::DeletePoolRequest& req);
+  CommandOutcome Allocate(const v1::AllocateRequest& req);
+  CommandOutcome Release(const v1::ReleaseRequest& req);
+  CommandOutcome Renew(const v1::RenewRequest& req);
+  CommandOutcome ExpireAllocations();
+  CommandOutcome PruneHistory(const v1::PruneHistory& req);
+
+  // Frees one allocation row (already read into `alloc`): deletes it, closes its history entry.
+  absl::Status FreeAllocation(PoolState& pool, int64_t row_id, const v1::Allocation& alloc, absl::string_view reason);
+  absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> QueryAllocations(Statement& stmt);
+  PoolState* PoolById(int64_t id);
+  absl::StatusOr<PoolState*> PoolByName(absl::string_view name, absl::string_view field);
+  v1::Pool PoolMessage(const PoolState& pool) const;
+  absl::Status WriteBatchEnd();
+
+  StateMachineOptions options_;
+  Database db_;
+  std::unique_ptr<Statements> stmts_;
+  std::map<std::string, PoolState, std::less<>> pools_;  // by name
+  absl::flat_hash_map<int64_t, std::string> pool_names_;  // id -> name
+  int64_t next_pool_id_ = 1;
+  uint64_t revision_ = 0;
+  int64_t time_ms_ = 0;
+};
+
+}  // namespace abode::storage
+
+#endif  // ABODE_STORAGE_STATE_MACHINE_H_

@@ -1,0 +1,342 @@
+#include "storage/state_reader.h"
+
+#include <charconv>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "storage/address.h"
+#include "storage/pool_layout.h"
+#include "storage/rows.h"
+#include "storage/schema.h"
+#include "storage/validation.h"
+
+namespace abode::storage {
+namespace {
+
+constexpr int kDefaultPageSize = 500;
+constexpr int kMaxPageSize = 5000;
+constexpr char kTokenPrefix[] = "a1.";
+
+std::string Q(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+struct PoolRow {
+  int64_t id = 0;
+  v1::Pool pool;
+  PoolFacts facts;
+};
+
+absl::StatusOr<PoolRow> DecodePool(const Statement& stmt) {
+  PoolRow r;
+  r.id = stmt.Int(0);
+  const absl::string_view spec = stmt.Blob(1);
+  if (!r.pool.mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size()))) {
+    return absl::DataLossError(absl::StrCat("pool row ", r.id, " has an unreadable spec"));
+  }
+  auto layout = PoolLayout::FromSpec(r.pool.spec());
+  if (!layout.ok()) return absl::DataLossError(layout.status().message());
+  const u128 used = static_cast<u128>(stmt.Int(2));
+  r.pool.set_size(U128ToString(layout->size()));
+  r.pool.set_used(static_cast<uint64_t>(stmt.Int(2)));
+  r.pool.set_free(U128ToString(layout->size() - used));
+  r.pool.set_create_revision(static_cast<uint64_t>(stmt.Int(3)));
+  r.pool.set_create_time_unix_ms(stmt.Int(4));
+  r.facts = PoolFacts{r.pool.spec().name(), layout->cidr().length(),
+                      layout->gateway() ? layout->gateway()->ToString() : std::string()};
+  return r;
+}
+
+constexpr char kPoolColumns[] = "id, spec, used, create_revision, create_time_ms";
+
+// All pools by id, read inside the caller's transaction.
+absl::StatusOr<absl::flat_hash_map<int64_t, PoolRow>> AllPools(Database& db) {
+  absl::flat_hash_map<int64_t, PoolRow> out;
+  auto stmt = db.Prepare(absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY id"));
+  if (!stmt.ok()) return stmt.status();
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    auto p = DecodePool(*stmt);
+    if (!p.ok()) return p.status();
+    out.emplace(p->id, std::move(*p));
+  }
+  return out;
+}
+
+const PoolRow* FindPool(const absl::flat_hash_map<int64_t, PoolRow>& pools, absl::string_view name) {
+  for (const auto& [id, p] : pools) {
+    if (p.pool.spec().name() == name) return &p;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<uint64_t> ReadRevision(Database& db) {
+  auto stmt = db.Prepare("SELECT value FROM meta WHERE key = 'revision'");
+  if (!stmt.ok()) return stmt.status();
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? static_cast<uint64_t>(stmt->Int(0)) : 0;
+}
+
+// Collects allocation rows from a prepared statement whose columns are kAllocationColumns.
+absl::Status CollectAllocations(Statement& stmt, const absl::flat_hash_map<int64_t, PoolRow>& pools,
+                                google::protobuf::RepeatedPtrField<v1::Allocation>* out) {
+  for (;;) {
+    auto row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+    auto it = pools.find(RowPoolId(stmt, 0));
+    AllocationFromRow(stmt, 0, it == pools.end() ? PoolFacts{} : it->second.facts, out->Add());
+  }
+}
+
+}  // namespace
+
+class StateReader::Lease {
+ public:
+  Lease(StateReader* reader, std::unique_ptr<Database> db) : reader_(reader), db_(std::move(db)) {}
+  ~Lease() {
+    (void)db_->Exec("COMMIT");
+    reader_->Return(std::move(db_));
+  }
+  Database& db() { return *db_; }
+
+ private:
+  StateReader* reader_;
+  std::unique_ptr<Database> db_;
+};
+
+absl::StatusOr<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_path) {
+  std::unique_ptr<StateReader> r(new StateReader(db_path));
+  auto first = r->Acquire();  // fail early if the database is not there
+  if (!first.ok()) return first.status();
+  r->Return(std::move(*first));
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> StateReader::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      auto db = std::move(idle_.back());
+      idle_.pop_back();
+      return db;
+    }
+  }
+  auto db = Database::Open(db_path_, /*read_only=*/true);
+  if (!db.ok()) return db.status();
+  if (absl::Status s = db->Exec(kReaderPragmas); !s.ok()) return s;
+  return std::make_unique<Database>(std::move(*db));
+}
+
+void StateReader::Return(std::unique_ptr<Database> db) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_.size() < 16) idle_.push_back(std::move(db));
+}
+
+#define ABODE_READ_TXN(lease)                              \
+  auto lease##_db = Acquire();                             \
+  if (!lease##_db.ok()) return lease##_db.status();        \
+  Lease lease(this, std::move(*lease##_db));               \
+  if (absl::Status s = lease.db().Exec("BEGIN"); !s.ok()) return s
+
+absl::StatusOr<uint64_t> StateReader::Revision() {
+  ABODE_READ_TXN(lease);
+  return ReadRevision(lease.db());
+}
+
+absl::StatusOr<v1::Pool> StateReader::GetPool(const v1::GetPoolRequest& req) {
+  if (absl::Status s = ValidateName(req.name(), "name", false); !s.ok()) return s;
+  ABODE_READ_TXN(lease);
+  auto stmt = lease.db().Prepare(absl::StrCat("SELECT ", kPoolColumns, " FROM pools WHERE name = ?"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, req.name());
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat("name: pool ", Q(req.name()), " not found"));
+  auto p = DecodePool(*stmt);
+  if (!p.ok()) return p.status();
+  return std::move(p->pool);
+}
+
+absl::StatusOr<v1::ListPoolsResponse> StateReader::ListPools(const v1::ListPoolsRequest& req) {
+  if (absl::Status s = ValidateName(req.network(), "network", true); !s.ok()) return s;
+  ABODE_READ_TXN(lease);
+  auto stmt = lease.db().Prepare(absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY name"));
+  if (!stmt.ok()) return stmt.status();
+  v1::ListPoolsResponse out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    auto p = DecodePool(*stmt);
+    if (!p.ok()) return p.status();
+    if (!req.network().empty() && p->pool.spec().network() != req.network()) continue;
+    *out.add_pools() = std::move(p->pool);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::GetAllocationRequest& req) {
+  if (req.owner().empty() == req.address().empty()) {
+    return absl::InvalidArgumentError("owner, address: set exactly one of owner or address");
+  }
+  ABODE_READ_TXN(lease);
+  auto pools = AllPools(lease.db());
+  if (!pools.ok()) return pools.status();
+  const PoolRow* only = nullptr;
+  if (!req.pool().empty()) {
+    only = FindPool(*pools, req.pool());
+    if (only == nullptr) return absl::NotFoundError(absl::StrCat("pool: pool ", Q(req.pool()), " not found"));
+  }
+  v1::GetAllocationResponse out;
+  const std::string cols = kAllocationColumns;
+  if (!req.owner().empty()) {
+    if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+    auto stmt = lease.db().Prepare(
+        absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.owner = ?", only ? " AND a.pool_id = ?" : "",
+                     " ORDER BY a.pool_id"));
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, req.owner());
+    if (only) stmt->Bind(2, only->id);
+    if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+  } else {
+    auto addr = IpAddress::Parse(req.address(), "address");
+    if (!addr.ok()) return addr.status();
+    if (absl::Status s = ValidateName(req.network(), "network", true); !s.ok()) return s;
+    auto stmt = lease.db().Prepare(absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.network = ? AND a.address = ?"));
+    if (!stmt.ok()) return stmt.status();
+    std::vector<std::string> networks;
+    if (only) {
+      networks.push_back(only->pool.spec().network());
+    } else if (!req.network().empty()) {
+      networks.push_back(req.network());
+    } else {
+      for (const auto& [id, p] : *pools) {
+        if (std::find(networks.begin(), networks.end(), p.pool.spec().network()) == networks.end()) {
+          networks.push_back(p.pool.spec().network());
+        }
+      }
+      std::sort(networks.begin(), networks.end());
+    }
+    for (const auto& net : networks) {
+      stmt->Bind(1, net).BindBlob(2, addr->ToBytes());
+      if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+      stmt->Reset();
+    }
+    if (only) {
+      auto* list = out.mutable_allocations();
+      for (int i = list->size() - 1; i >= 0; --i) {
+        if (list->Get(i).pool() != req.pool()) list->DeleteSubrange(i, 1);
+      }
+    }
+  }
+  if (out.allocations().empty()) {
+    return absl::NotFoundError(req.owner().empty()
+                                   ? absl::StrCat("address: ", req.address(), " is not allocated")
+                                   : absl::StrCat("owner: ", Q(req.owner()), " holds no allocation"));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v1::ListAllocationsRequest& req) {
+  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  const int page_size = req.page_size() == 0 ? kDefaultPageSize : std::min(req.page_size(), kMaxPageSize);
+  int64_t after = 0;
+  if (!req.page_token().empty()) {
+    absl::string_view t = req.page_token();
+    if (!absl::StartsWith(t, kTokenPrefix)) return absl::InvalidArgumentError("page_token: not a token from this API");
+    t.remove_prefix(sizeof(kTokenPrefix) - 1);
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), after);
+    if (ec != std::errc() || p != t.data() + t.size() || after < 0) {
+      return absl::InvalidArgumentError("page_token: not a token from this API");
+    }
+  }
+  if (!req.owner().empty()) {
+    if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  }
+  if (absl::Status s = ValidateNodeName(req.node(), "node"); !s.ok()) return s;
+  auto selector = ParseLabelSelector(req.label_selector(), "label_selector");
+  if (!selector.ok()) return selector.status();
+
+  ABODE_READ_TXN(lease);
+  auto pools = AllPools(lease.db());
+  if (!pools.ok()) return pools.status();
+  const PoolRow* only = nullptr;
+  if (!req.pool().empty()) {
+    only = FindPool(*pools, req.pool());
+    if (only == nullptr) return absl::NotFoundError(absl::StrCat("pool: pool ", Q(req.pool()), " not found"));
+  }
+  std::string sql = absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a WHERE a.id > ?");
+  if (only) absl::StrAppend(&sql, " AND a.pool_id = ?");
+  if (!req.owner().empty()) absl::StrAppend(&sql, " AND a.owner = ?");
+  if (!req.node().empty()) absl::StrAppend(&sql, " AND a.node = ?");
+  absl::StrAppend(&sql, " ORDER BY a.id");
+  auto stmt = lease.db().Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  int i = 1;
+  stmt->Bind(i++, after);
+  if (only) stmt->Bind(i++, only->id);
+  if (!req.owner().empty()) stmt->Bind(i++, req.owner());
+  if (!req.node().empty()) stmt->Bind(i++, req.node());
+
+  v1::ListAllocationsResponse out;
+  auto revision = ReadRevision(lease.db());
+  if (!revision.ok()) return revision.status();
+  out.set_revision(*revision);
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (!selector->empty() && !SelectorMatches(*selector, DecodeLabels(stmt->Text(6)))) continue;
+    if (out.allocations_size() == page_size) {
+      // There is at least one more: the page ends at the last one returned.
+      out.set_next_page_token(absl::StrCat(kTokenPrefix, after));
+      break;
+    }
+    auto it = pools->find(RowPoolId(*stmt, 0));
+    AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, out.add_allocations());
+    after = RowId(*stmt, 0);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::GetHistoryResponse> StateReader::GetHistory(const v1::GetHistoryRequest& req) {
+  auto addr = IpAddress::Parse(req.address(), "address");
+  if (!addr.ok()) return addr.status();
+  if (absl::Status s = ValidateName(req.network(), "network", true); !s.ok()) return s;
+  if (absl::Status s = ValidateName(req.pool(), "pool", true); !s.ok()) return s;
+  if (req.limit() < 0) return absl::InvalidArgumentError("limit: must not be negative");
+  const int limit = req.limit() == 0 ? 100 : std::min(req.limit(), 1000);
+  ABODE_READ_TXN(lease);
+  std::string sql = absl::StrCat("SELECT ", kHistoryColumns, " FROM history h WHERE h.address = ?");
+  if (!req.network().empty()) absl::StrAppend(&sql, " AND h.network = ?");
+  if (!req.pool().empty()) absl::StrAppend(&sql, " AND h.pool = ?");
+  if (req.at_time_unix_ms() != 0) absl::StrAppend(&sql, " AND h.from_ms <= ? AND (h.to_revision = 0 OR h.to_ms > ?)");
+  absl::StrAppend(&sql, " ORDER BY h.from_revision DESC LIMIT ?");
+  auto stmt = lease.db().Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  int i = 1;
+  stmt->BindBlob(i++, addr->ToBytes());
+  if (!req.network().empty()) stmt->Bind(i++, req.network());
+  if (!req.pool().empty()) stmt->Bind(i++, req.pool());
+  if (req.at_time_unix_ms() != 0) {
+    stmt->Bind(i++, req.at_time_unix_ms());
+    stmt->Bind(i++, req.at_time_unix_ms());
+  }
+  stmt->Bind(i++, static_cast<int64_t>(limit));
+  v1::GetHistoryResponse out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    HistoryFromRow(*stmt, 0, out.add_entries());
+  }
+  return out;
+}
+
+#undef ABODE_READ_TXN
+
+}  // namespace abode::storage
