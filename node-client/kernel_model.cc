@@ -1,0 +1,158 @@
+#include "kernel_model.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+
+namespace abode::node {
+
+absl::string_view IpFamilyName(IpFamily family) { return family == IpFamily::kIpv4 ? "ip" : "ip6"; }
+
+absl::string_view L4ProtocolName(L4Protocol protocol) { return protocol == L4Protocol::kTcp ? "tcp" : "udp"; }
+
+uint8_t L4ProtocolNumber(L4Protocol protocol) {
+  return protocol == L4Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+}
+
+absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
+  std::string copy(text);  // inet_pton needs a terminated string
+  IpAddress address;
+  if (inet_pton(AF_INET, copy.c_str(), address.bytes.data()) == 1) {
+    address.family = IpFamily::kIpv4;
+    return address;
+  }
+  if (inet_pton(AF_INET6, copy.c_str(), address.bytes.data()) == 1) {
+    address.family = IpFamily::kIpv6;
+    return address;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not an IP address"));
+}
+
+IpAddress IpAddress::FromBytes(const uint8_t* bytes, size_t length) {
+  IpAddress address;
+  address.family = length == 4 ? IpFamily::kIpv4 : IpFamily::kIpv6;
+  std::memcpy(address.bytes.data(), bytes, length);
+  return address;
+}
+
+std::string IpAddress::ToString() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family == IpFamily::kIpv4 ? AF_INET : AF_INET6, bytes.data(), text, sizeof(text));
+  return text;
+}
+
+absl::StatusOr<std::string> CanonicalAddress(absl::string_view text) {
+  absl::StatusOr<IpAddress> address = IpAddress::Parse(text);
+  if (!address.ok()) return address.status();
+  return address->ToString();
+}
+
+std::string OwnedAddress::ToString() const {
+  return absl::StrCat(address, "/", prefix_len, " on ", interface);
+}
+
+absl::Status ValidateOwnedAddress(const OwnedAddress& address) {
+  if (address.interface.empty() || address.interface.size() >= IFNAMSIZ ||
+      address.interface.find_first_of("/ \t\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("'", address.interface, "' is not an interface name"));
+  }
+  absl::StatusOr<IpAddress> parsed = IpAddress::Parse(address.address);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->ToString() != address.address) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address.address, "' is not canonical (expected ", parsed->ToString(), ")"));
+  }
+  const int max_prefix = static_cast<int>(parsed->ByteLength() * 8);
+  if (address.prefix_len < 0 || address.prefix_len > max_prefix) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefix length ", address.prefix_len, " is out of range for ", address.address));
+  }
+  return absl::OkStatus();
+}
+
+std::string MagicDnat::ToString() const {
+  const bool v6 = family == IpFamily::kIpv6;
+  return absl::StrCat(IpFamilyName(family), " ", L4ProtocolName(protocol), " ", v6 ? "[" : "", magic_address,
+                      v6 ? "]" : "", ":", port, " -> ", v6 ? "[" : "", target_address, v6 ? "]" : "", ":",
+                      target_port);
+}
+
+std::string ElasticNat::ToString() const { return absl::StrCat(elastic_address, " <-> ", workload_address); }
+
+IpFamily FamilyOf(const ElasticNat& mapping) {
+  return mapping.elastic_address.find(':') == std::string::npos ? IpFamily::kIpv4 : IpFamily::kIpv6;
+}
+
+namespace {
+
+absl::Status CheckAddress(absl::string_view what, const std::string& text, IpFamily family,
+                          absl::string_view mapping) {
+  absl::StatusOr<IpAddress> parsed = IpAddress::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping, ": ", parsed.status().message()));
+  }
+  if (parsed->family != family) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " of ", mapping, " is not an ", IpFamilyName(family), " address"));
+  }
+  if (parsed->ToString() != text) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping, " is not canonical (expected ",
+                                                   parsed->ToString(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateNatRuleset(const NatRuleset& ruleset) {
+  std::map<std::tuple<IpFamily, std::string, L4Protocol, uint16_t>, const MagicDnat*> magic_keys;
+  for (const MagicDnat& m : ruleset.magic_dnat) {
+    const std::string name = m.ToString();
+    if (absl::Status s = CheckAddress("magic address", m.magic_address, m.family, name); !s.ok()) return s;
+    if (absl::Status s = CheckAddress("target address", m.target_address, m.family, name); !s.ok()) return s;
+    if (m.port == 0 || m.target_port == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("port 0 in magic mapping ", name));
+    }
+    auto [it, inserted] = magic_keys.emplace(std::make_tuple(m.family, m.magic_address, m.protocol, m.port), &m);
+    if (!inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("magic mappings ", it->second->ToString(), " and ", name, " claim the same address and port"));
+    }
+  }
+  std::map<std::string, const ElasticNat*> elastic_keys;
+  std::map<std::string, const ElasticNat*> workload_keys;
+  for (const ElasticNat& e : ruleset.elastic_nat) {
+    const std::string name = e.ToString();
+    absl::StatusOr<IpAddress> elastic = IpAddress::Parse(e.elastic_address);
+    if (!elastic.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("elastic address of ", name, ": ", elastic.status().message()));
+    }
+    if (absl::Status s = CheckAddress("elastic address", e.elastic_address, elastic->family, name); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckAddress("workload address", e.workload_address, elastic->family, name); !s.ok()) {
+      return s;
+    }
+    if (auto [it, inserted] = elastic_keys.emplace(e.elastic_address, &e); !inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("elastic address ", e.elastic_address, " is mapped twice: ",
+                                                     it->second->ToString(), " and ", name));
+    }
+    if (auto [it, inserted] = workload_keys.emplace(e.workload_address, &e); !inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("workload address ", e.workload_address,
+                                                     " is mapped twice: ", it->second->ToString(), " and ", name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+NatRulesetDiff Diff(const NatRuleset& current, const NatRuleset& desired) {
+  return {Diff(current.magic_dnat, desired.magic_dnat), Diff(current.elastic_nat, desired.elastic_nat)};
+}
+
+}  // namespace abode::node

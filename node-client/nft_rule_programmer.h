@@ -1,0 +1,103 @@
+// RuleProgrammer on nf_tables through libnftnl and libmnl.
+//
+// abode owns two tables, `table ip abode` and `table ip6 abode` (the name is an option), and never reads or
+// writes any other table. Each holds three NAT base chains whose rules never change, and the mappings live in
+// maps, so a change of mappings touches only the changed map elements:
+//
+//   map magic_dnat   { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
+//   map elastic_dnat { type ipv4_addr : ipv4_addr }   # elastic -> workload
+//   map elastic_snat { type ipv4_addr : ipv4_addr }   # workload -> elastic
+//   chain prerouting  { type nat hook prerouting priority dstnat;   # forwarded traffic
+//     dnat ip to ip daddr . meta l4proto . th dport map @magic_dnat
+//     dnat ip to ip daddr map @elastic_dnat }
+//   chain output      { type nat hook output priority dstnat; ... the same two rules }  # local traffic
+//   chain postrouting { type nat hook postrouting priority srcnat;
+//     snat ip to ip saddr map @elastic_snat }
+//
+// (ipv6_addr in table ip6.) Apply() reads the tables, computes the difference and sends one nfnetlink batch,
+// tied to the ruleset generation it read so that a concurrent change makes the kernel refuse it (then Apply
+// reads and plans again). The batch also repairs what someone else changed: missing tables, chains or maps are
+// created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
+// (or that holds objects abode did not create) is rebuilt from scratch within the same batch.
+#ifndef ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
+#define ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "kernel_model.h"
+#include "rule_programmer.h"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace abode::node {
+
+class NftBatch;  // one nfnetlink batch under construction
+
+struct MnlSocketDeleter {
+  void operator()(mnl_socket* socket) const;
+};
+using MnlSocketPtr = std::unique_ptr<mnl_socket, MnlSocketDeleter>;
+
+class NftRuleProgrammer final : public RuleProgrammer {
+ public:
+  struct Options {
+    std::string table_name = "abode";
+  };
+
+  // What the last Apply() did.
+  struct ApplyReport {
+    bool batch_sent = false;      // false when the kernel already held the desired state
+    int messages = 0;             // netlink messages in the batch, without its begin and end
+    int elements_added = 0;       // map elements
+    int elements_removed = 0;     // map elements
+    std::vector<std::string> repairs;  // what was found broken and repaired, e.g. "ip abode: chain output edited"
+  };
+
+  // Opens a netfilter netlink socket. All later calls act on the network namespace of the calling thread at the
+  // time of Create(), whichever thread makes them.
+  static absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> Create(Options options);
+  static absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> Create() { return Create(Options{}); }
+  ~NftRuleProgrammer() override;
+
+  absl::StatusOr<NatRuleset> Read() override;
+  absl::Status Apply(const NatRuleset& desired) override;
+
+  const ApplyReport& last_apply() const { return last_apply_; }
+
+  // The nf_tables ruleset generation: it increases with every batch anyone commits in the namespace.
+  absl::StatusOr<uint32_t> Generation();
+
+ private:
+  struct Observed;  // one family's table as read from the kernel
+
+  NftRuleProgrammer(Options options, MnlSocketPtr socket);
+
+  absl::StatusOr<Observed> ReadFamily(IpFamily family);
+  // Sends one request and hands every reply message to `on_message` until the kernel finishes.
+  absl::Status Exchange(nlmsghdr* request, absl::string_view what,
+                        int (*on_message)(const nlmsghdr*, void*), void* context);
+  absl::Status Send(NftBatch& batch);
+  // Reads `observed` of one family and appends to `batch` what turns it into `desired`.
+  void Plan(IpFamily family, const NatRuleset& desired, const Observed& observed, NftBatch& batch);
+  // One read-plan-send round. Returns Aborted when the kernel refused the batch because the ruleset changed
+  // after it was read.
+  absl::Status ApplyOnce(const NatRuleset& desired);
+
+  Options options_;
+  MnlSocketPtr socket_;
+  uint32_t port_id_ = 0;
+  uint32_t next_seq_ = 1;
+  std::vector<char> receive_buffer_;
+  ApplyReport last_apply_;
+};
+
+}  // namespace abode::node
+
+#endif  // ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_

@@ -1,0 +1,380 @@
+// NftRuleProgrammer against the real kernel, each test in network namespaces of its own.
+#include "nft_rule_programmer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "netns_testing.h"
+
+namespace abode::node {
+namespace {
+
+using ::abode::node::testing::Datagram;
+using ::abode::node::testing::ScopedNetns;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+NatRuleset SampleRuleset() {
+  NatRuleset r;
+  r.magic_dnat = {
+      {IpFamily::kIpv4, "169.254.169.254", L4Protocol::kTcp, 80, "198.51.100.2", 8080},
+      {IpFamily::kIpv4, "169.254.169.254", L4Protocol::kUdp, 53, "198.51.100.2", 5353},
+      {IpFamily::kIpv6, "fd00:ec2::254", L4Protocol::kUdp, 53, "2001:db8:1::2", 5353},
+  };
+  r.elastic_nat = {{"203.0.113.10", "192.0.2.10"}, {"2001:db8:3::10", "2001:db8:2::10"}};
+  return r;
+}
+
+// `count` mappings of each kind per family.
+NatRuleset LargeRuleset(int count) {
+  auto canonical = [](const std::string& text) { return *CanonicalAddress(text); };
+  NatRuleset r;
+  for (int i = 0; i < count; ++i) {
+    const int hi = i / 250 + 1;
+    const int lo = i % 250 + 1;
+    r.magic_dnat.insert({IpFamily::kIpv4, absl::StrCat("169.254.", hi, ".", lo), L4Protocol::kTcp,
+                         static_cast<uint16_t>(1000 + i), absl::StrCat("198.51.", hi, ".", lo), 80});
+    r.magic_dnat.insert({IpFamily::kIpv6, canonical(absl::StrCat("fd00:ec2::", hi, ":", lo)), L4Protocol::kUdp, 53,
+                         canonical(absl::StrCat("2001:db8:1::", hi, ":", lo)), 5353});
+    r.elastic_nat.insert({absl::StrCat("203.0.", hi, ".", lo), absl::StrCat("10.", hi, ".", lo, ".1")});
+    r.elastic_nat.insert({canonical(absl::StrCat("2001:db8:3::", hi, ":", lo)),
+                          canonical(absl::StrCat("2001:db8:2::", hi, ":", lo))});
+  }
+  return r;
+}
+
+class NodeKernelNftTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ABODE_SKIP_UNLESS_KERNEL_TESTS();
+    absl::StatusOr<ScopedNetns> node = ScopedNetns::Create("nft");
+    ASSERT_TRUE(node.ok()) << node.status();
+    node_.emplace(std::move(*node));
+    programmer_ = NewProgrammer();
+    ASSERT_NE(programmer_, nullptr);
+  }
+
+  std::unique_ptr<NftRuleProgrammer> NewProgrammer() {
+    std::unique_ptr<NftRuleProgrammer> programmer;
+    absl::Status entered = node_->Inside([&] {
+      absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> created = NftRuleProgrammer::Create();
+      if (created.ok()) programmer = std::move(*created);
+      else ADD_FAILURE() << created.status();
+    });
+    EXPECT_TRUE(entered.ok()) << entered;
+    return programmer;
+  }
+
+  std::string Nft(const std::string& arguments) {
+    testing::CommandResult result = node_->Exec(absl::StrCat("nft ", arguments));
+    EXPECT_EQ(result.exit_code, 0) << "nft " << arguments << ": " << result.output;
+    return result.output;
+  }
+
+  uint32_t Generation() {
+    absl::StatusOr<uint32_t> generation = programmer_->Generation();
+    EXPECT_TRUE(generation.ok()) << generation.status();
+    return generation.value_or(0);
+  }
+
+  void ExpectKernelHolds(const NatRuleset& desired) {
+    absl::StatusOr<NatRuleset> read = programmer_->Read();
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_TRUE(*read == desired) << "read " << read->magic_dnat.size() << " magic and " << read->elastic_nat.size()
+                                  << " elastic mappings, wanted " << desired.magic_dnat.size() << " and "
+                                  << desired.elastic_nat.size();
+  }
+
+  std::optional<ScopedNetns> node_;
+  std::unique_ptr<NftRuleProgrammer> programmer_;
+};
+
+TEST_F(NodeKernelNftTest, CreatesTablesThatNftUnderstands) {
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  ExpectKernelHolds(SampleRuleset());
+  EXPECT_TRUE(programmer_->last_apply().batch_sent);
+  EXPECT_TRUE(programmer_->last_apply().repairs.empty());
+
+  const std::string v4 = Nft("list table ip abode");
+  EXPECT_THAT(v4, HasSubstr("type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"));
+  EXPECT_THAT(v4, HasSubstr("169.254.169.254 . udp . 53 : 198.51.100.2 . 5353"));
+  EXPECT_THAT(v4, HasSubstr("203.0.113.10 : 192.0.2.10"));
+  EXPECT_THAT(v4, HasSubstr("192.0.2.10 : 203.0.113.10"));
+  EXPECT_THAT(v4, HasSubstr("type nat hook prerouting priority dstnat; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("type nat hook output priority -100; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("type nat hook postrouting priority srcnat; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("dnat ip to ip daddr . meta l4proto . th dport map @magic_dnat"));
+  EXPECT_THAT(v4, HasSubstr("dnat to ip daddr map @elastic_dnat"));
+  EXPECT_THAT(v4, HasSubstr("snat to ip saddr map @elastic_snat"));
+
+  const std::string v6 = Nft("list table ip6 abode");
+  EXPECT_THAT(v6, HasSubstr("fd00:ec2::254 . udp . 53 : 2001:db8:1::2 . 5353"));
+  EXPECT_THAT(v6, HasSubstr("2001:db8:3::10 : 2001:db8:2::10"));
+  EXPECT_THAT(v6, HasSubstr("dnat ip6 to ip6 daddr . meta l4proto . th dport map @magic_dnat"));
+  EXPECT_THAT(Nft("-j list table ip6 abode"), HasSubstr("\"elastic_snat\""));
+}
+
+TEST_F(NodeKernelNftTest, ReapplyingTheSameStateChangesNothing) {
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  const uint32_t generation = Generation();
+  const std::string listing = Nft("-a list ruleset");
+
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  EXPECT_FALSE(programmer_->last_apply().batch_sent);
+  EXPECT_EQ(programmer_->last_apply().messages, 0);
+  EXPECT_EQ(Generation(), generation);
+  EXPECT_EQ(Nft("-a list ruleset"), listing);
+
+  // A fresh instance recognises the state as well: nothing is remembered outside the kernel.
+  std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
+  ABODE_ASSERT_OK(restarted->Apply(SampleRuleset()));
+  EXPECT_FALSE(restarted->last_apply().batch_sent);
+  EXPECT_EQ(Generation(), generation);
+}
+
+TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
+  NatRuleset desired = LargeRuleset(300);
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  ExpectKernelHolds(desired);
+  const std::string chains = Nft("-a list chain ip abode prerouting") + Nft("-a list chain ip abode output") +
+                             Nft("-a list chain ip abode postrouting");
+  const uint32_t generation = Generation();
+
+  // One retargeted magic mapping, one elastic mapping replaced by another.
+  MagicDnat moved = *desired.magic_dnat.begin();
+  desired.magic_dnat.erase(desired.magic_dnat.begin());
+  moved.target_port = 8443;
+  desired.magic_dnat.insert(moved);
+  desired.elastic_nat.erase(desired.elastic_nat.begin());
+  desired.elastic_nat.insert({"203.0.113.250", "192.0.2.250"});
+
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  const NftRuleProgrammer::ApplyReport& report = programmer_->last_apply();
+  EXPECT_TRUE(report.batch_sent);
+  EXPECT_TRUE(report.repairs.empty());
+  EXPECT_EQ(report.elements_removed, 3);  // magic element + both halves of the elastic mapping
+  EXPECT_EQ(report.elements_added, 3);
+  EXPECT_LE(report.messages, 6);
+  EXPECT_EQ(Generation(), generation + 1);  // one batch
+  ExpectKernelHolds(desired);
+  EXPECT_EQ(Nft("-a list chain ip abode prerouting") + Nft("-a list chain ip abode output") +
+                Nft("-a list chain ip abode postrouting"),
+            chains);
+}
+
+TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
+  const NatRuleset desired = SampleRuleset();
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  const std::string pristine_chains = Nft("list chain ip abode prerouting") + Nft("list chain ip abode output") +
+                                      Nft("list chain ip abode postrouting") + Nft("list chain ip6 abode output");
+
+  const std::vector<std::string> edits = {
+      "flush chain ip abode prerouting",
+      "insert rule ip abode postrouting accept",
+      "add rule ip abode output counter",
+      "flush chain ip abode output; delete chain ip abode output",
+      "delete table ip6 abode",
+      "add element ip abode elastic_dnat { 203.0.113.99 : 192.0.2.99 }",
+      "delete element ip abode elastic_snat { 192.0.2.10 }",
+      "add chain ip abode sneaky",
+      "add set ip6 abode extra { type ipv6_addr; }",
+      "flush chain ip6 abode output; delete chain ip6 abode output; add chain ip6 abode output "
+      "{ type nat hook output priority 50; }",
+  };
+  for (const std::string& edit : edits) {
+    SCOPED_TRACE(edit);
+    Nft(absl::StrCat("'", edit, "'"));
+    ABODE_ASSERT_OK(programmer_->Apply(desired));
+    EXPECT_TRUE(programmer_->last_apply().batch_sent);
+    ExpectKernelHolds(desired);
+    EXPECT_EQ(Nft("list chain ip abode prerouting") + Nft("list chain ip abode output") +
+                  Nft("list chain ip abode postrouting") + Nft("list chain ip6 abode output"),
+              pristine_chains);
+    // Repaired for good: the next round has nothing to do.
+    ABODE_ASSERT_OK(programmer_->Apply(desired));
+    EXPECT_FALSE(programmer_->last_apply().batch_sent);
+  }
+  EXPECT_THAT(Nft("list table ip abode"), Not(HasSubstr("sneaky")));
+  EXPECT_THAT(Nft("list table ip6 abode"), Not(HasSubstr("extra")));
+}
+
+TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {
+  Nft("add table ip other");
+  Nft("'add chain ip other pre { type nat hook prerouting priority -150; }'");
+  Nft("add rule ip other pre ip daddr 192.0.2.200 dnat to 198.51.100.200");
+  Nft("add table inet abode");
+  Nft("'add chain inet abode input { type filter hook input priority 0; }'");
+  Nft("add rule inet abode input tcp dport 22 accept");
+  Nft("add table ip6 other6");
+  Nft("'add set ip6 other6 s { type ipv6_addr; elements = { 2001:db8::1 } }'");
+  const std::string foreign = Nft("-a list table ip other") + Nft("-a list table inet abode") +
+                              Nft("-a list table ip6 other6");
+
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  Nft("add chain ip abode sneaky");  // forces a rebuild of ip abode
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  ABODE_ASSERT_OK(programmer_->Apply(NatRuleset{}));
+  ExpectKernelHolds(NatRuleset{});
+
+  EXPECT_EQ(Nft("-a list table ip other") + Nft("-a list table inet abode") + Nft("-a list table ip6 other6"),
+            foreign);
+}
+
+TEST_F(NodeKernelNftTest, RejectsAnInvalidRulesetWithoutTouchingTheKernel) {
+  const uint32_t generation = Generation();
+  NatRuleset bad = SampleRuleset();
+  bad.elastic_nat.insert({"203.0.113.10", "192.0.2.77"});
+  absl::Status status = programmer_->Apply(bad);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("203.0.113.10"));
+  EXPECT_EQ(Generation(), generation);
+  EXPECT_THAT(Nft("list tables"), Not(HasSubstr("abode")));
+}
+
+TEST_F(NodeKernelNftTest, ReadsNothingBeforeTheFirstApply) {
+  absl::StatusOr<NatRuleset> read = programmer_->Read();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == NatRuleset{});
+}
+
+// Addresses of the traffic topology, per family:
+//   outside ns (o-eth) --- (n-out) node ns (n-in) --- (w-eth) workload ns
+struct TrafficPlan {
+  const char* name;
+  IpFamily family;
+  const char* node_outside;
+  const char* outside;
+  const char* node_inside;
+  const char* workload;
+  const char* elastic;
+  const char* magic;
+  int prefix_len;
+  const char* any;
+  const char* default_route;
+  const char* address_flags;
+};
+
+constexpr TrafficPlan kIpv4Plan = {"ipv4",       IpFamily::kIpv4, "198.51.100.1",    "198.51.100.2", "192.0.2.1",
+                                   "192.0.2.10", "203.0.113.10",  "169.254.169.254", 24,             "0.0.0.0",
+                                   "0.0.0.0/0",  ""};
+constexpr TrafficPlan kIpv6Plan = {"ipv6",           IpFamily::kIpv6, "2001:db8:1::1", "2001:db8:1::2",
+                                   "2001:db8:2::1",  "2001:db8:2::10", "2001:db8:3::10", "fd00:ec2::254",
+                                   64,               "::",            "::/0",          " nodad"};
+
+void PrintTo(const TrafficPlan& plan, std::ostream* out) { *out << plan.name; }
+
+class NodeKernelNftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
+ protected:
+  void SetUp() override {
+    ABODE_SKIP_UNLESS_KERNEL_TESTS();
+    const TrafficPlan& p = GetParam();
+    for (auto [slot, role] : {std::pair{&node_, "node"}, {&outside_, "outside"}, {&workload_, "workload"}}) {
+      absl::StatusOr<ScopedNetns> ns = ScopedNetns::Create(role);
+      ASSERT_TRUE(ns.ok()) << ns.status();
+      slot->emplace(std::move(*ns));
+    }
+    const std::string prefix = absl::StrCat("/", p.prefix_len, p.address_flags);
+    for (const std::string& command : {
+             absl::StrCat("ip link add n-out type veth peer name o-eth netns ", outside_->name()),
+             absl::StrCat("ip link add n-in type veth peer name w-eth netns ", workload_->name()),
+             std::string("ip link set n-out up && ip link set n-in up"),
+             std::string("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"),
+             absl::StrCat("ip addr add ", p.node_outside, prefix, " dev n-out"),
+             absl::StrCat("ip addr add ", p.node_inside, prefix, " dev n-in"),
+             absl::StrCat("ip route add ", p.magic, " via ", p.outside),
+         }) {
+      ASSERT_TRUE(node_->Run(command).ok()) << node_->Run(command);
+    }
+    ASSERT_TRUE(outside_->Run(absl::StrCat("ip link set o-eth up && ip addr add ", p.outside, prefix,
+                                           " dev o-eth && ip route add ", p.elastic, " via ", p.node_outside,
+                                           " && ip route add ", p.magic, " via ", p.node_outside))
+                    .ok());
+    ASSERT_TRUE(workload_->Run(absl::StrCat("ip link set w-eth up && ip addr add ", p.workload, prefix,
+                                            " dev w-eth && ip route add ", p.default_route, " via ", p.node_inside))
+                    .ok());
+    ASSERT_TRUE(node_->Inside([&] {
+                        absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> created = NftRuleProgrammer::Create();
+                        ASSERT_TRUE(created.ok()) << created.status();
+                        programmer_ = std::move(*created);
+                      })
+                    .ok());
+    ASSERT_NE(programmer_, nullptr);
+    ruleset_.magic_dnat = {{p.family, p.magic, L4Protocol::kUdp, 53, p.outside, 5353}};
+    ruleset_.elastic_nat = {{p.elastic, p.workload}};
+    ABODE_ASSERT_OK(programmer_->Apply(ruleset_));
+  }
+
+  // Binds a UDP socket in `ns`.
+  static UniqueFd Bind(const ScopedNetns& ns, const std::string& address, uint16_t port) {
+    UniqueFd fd;
+    EXPECT_TRUE(ns.Inside([&] {
+                    absl::StatusOr<UniqueFd> bound = testing::BindUdp(address, port);
+                    ASSERT_TRUE(bound.ok()) << bound.status();
+                    fd = std::move(*bound);
+                  })
+                    .ok());
+    return fd;
+  }
+
+  static absl::StatusOr<Datagram> Receive(const UniqueFd& fd) {
+    return testing::ReceiveUdp(fd, std::chrono::milliseconds(3000));
+  }
+
+  std::optional<ScopedNetns> node_;
+  std::optional<ScopedNetns> outside_;
+  std::optional<ScopedNetns> workload_;
+  std::unique_ptr<NftRuleProgrammer> programmer_;
+  NatRuleset ruleset_;
+};
+
+TEST_P(NodeKernelNftTrafficTest, MagicDnatReachesTheTargetFromTheNodeAndFromWorkloads) {
+  const TrafficPlan& p = GetParam();
+  UniqueFd target = Bind(*outside_, p.any, 5353);
+  UniqueFd from_node = Bind(*node_, p.any, 0);
+  UniqueFd from_workload = Bind(*workload_, p.any, 0);
+
+  ABODE_ASSERT_OK(testing::SendUdp(from_node, p.magic, 53, "from-node"));
+  absl::StatusOr<Datagram> local = Receive(target);
+  ASSERT_TRUE(local.ok()) << "locally originated traffic to the magic address: " << local.status();
+  EXPECT_EQ(local->payload, "from-node");
+
+  ABODE_ASSERT_OK(testing::SendUdp(from_workload, p.magic, 53, "from-workload"));
+  absl::StatusOr<Datagram> forwarded = Receive(target);
+  ASSERT_TRUE(forwarded.ok()) << "forwarded traffic to the magic address: " << forwarded.status();
+  EXPECT_EQ(forwarded->payload, "from-workload");
+  EXPECT_EQ(forwarded->source_address, p.elastic);  // the workload's elastic address applies on the way out
+}
+
+TEST_P(NodeKernelNftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
+  const TrafficPlan& p = GetParam();
+  UniqueFd workload = Bind(*workload_, p.any, 7000);
+  UniqueFd outside = Bind(*outside_, p.any, 7001);
+
+  ABODE_ASSERT_OK(testing::SendUdp(outside, p.elastic, 7000, "inbound"));
+  absl::StatusOr<Datagram> inbound = Receive(workload);
+  ASSERT_TRUE(inbound.ok()) << "inbound to the elastic address: " << inbound.status();
+  EXPECT_EQ(inbound->payload, "inbound");
+  EXPECT_EQ(inbound->source_address, p.outside);
+
+  UniqueFd workload_client = Bind(*workload_, p.any, 0);
+  ABODE_ASSERT_OK(testing::SendUdp(workload_client, p.outside, 7001, "outbound"));
+  absl::StatusOr<Datagram> outbound = Receive(outside);
+  ASSERT_TRUE(outbound.ok()) << "outbound from the workload: " << outbound.status();
+  EXPECT_EQ(outbound->payload, "outbound");
+  EXPECT_EQ(outbound->source_address, p.elastic);
+
+  // Without the mapping, the elastic address leads nowhere (a new flow: conntrack keeps the old one).
+  ABODE_ASSERT_OK(programmer_->Apply(NatRuleset{}));
+  UniqueFd late = Bind(*outside_, p.any, 0);
+  ABODE_ASSERT_OK(testing::SendUdp(late, p.elastic, 7000, "after removal"));
+  EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, NodeKernelNftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),
+                         [](const ::testing::TestParamInfo<TrafficPlan>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace abode::node
