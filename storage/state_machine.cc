@@ -384,6 +384,10 @@ CommandOutcome StateMachine::DeletePool(const v1::DeletePoolRequest& req) {
   result.mutable_delete_pool()->set_revision(revision_);
   pool_names_.erase(p.id);
   pools_.erase(pools_.find(req.name()));
+  // The next id follows from the stored rows alone (highest + 1), as LoadFromDatabase computes it after a
+  // restore; otherwise a replica restored from a snapshot would number later pools differently.
+  next_pool_id_ = 1;
+  for (const auto& [id, name] : pool_names_) next_pool_id_ = std::max(next_pool_id_, id + 1);
   return result;
 }
 
