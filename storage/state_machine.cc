@@ -658,9 +658,13 @@ absl::StatusOr<std::string> StateMachine::Snapshot() { return DumpSnapshot(db_);
 absl::Status StateMachine::Restore(absl::string_view snapshot) {
   if (absl::Status s = stmts_->begin.Run(); !s.ok()) return s;
   absl::Status s = LoadSnapshot(db_, snapshot);
+  // Build memory from the new rows before committing them: rows that do not form a valid state (an
+  // allocation outside its pool, say) refuse the snapshot instead of replacing the state.
+  if (s.ok()) s = LoadFromDatabase();
   if (s.ok()) s = stmts_->commit.Run();
-  if (!s.ok()) (void)stmts_->rollback.Run();
-  // Either way, memory follows what is stored.
+  if (s.ok()) return s;
+  (void)stmts_->rollback.Run();
+  // Memory follows what is stored: the previous state.
   if (absl::Status r = LoadFromDatabase(); !r.ok()) return r;
   return s;
 }
