@@ -162,6 +162,10 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
   while (!have_trailer) {
     uint32_t len = 0;
     if (!in.ReadVarint32(&len)) return absl::DataLossError("snapshot: truncated (no trailer)");
+    // The parser stops quietly at the end of the input, so a record cut short could still parse.
+    if (len > data.size() - kHeader - static_cast<size_t>(in.CurrentPosition())) {
+      return absl::DataLossError("snapshot: truncated (record cut short)");
+    }
     const auto limit = in.PushLimit(static_cast<int>(len));
     if (!rec.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
       return absl::DataLossError("snapshot: unreadable record");
