@@ -1,0 +1,266 @@
+// abode-bench: N concurrent gRPC clients driving Allocate (and Release) against an allocator for a duration.
+// The last line of output is one JSON object: ops_per_sec, p50_ms, p99_ms, p999_ms, errors (and context).
+//
+// Modes:
+//   allocate  every client allocates fresh owners, one after the other (pool fills up)
+//   churn     every client allocates a fresh owner and releases it again; only Allocate latency counts,
+//             so the pool stays at its fill level (use --prefill to measure a nearly full pool)
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/create_channel.h>
+
+#include "CLI/CLI.hpp"
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Config {
+  std::string server = "127.0.0.1:7443";
+  std::string pool = "bench";
+  std::string create_cidr;  // create the pool with this CIDR first (deleting an old one of that name)
+  std::string mode = "allocate";
+  int concurrency = 64;
+  int channels = 4;
+  double duration_s = 5;
+  double warmup_s = 1;
+  double prefill = 0;       // fraction of the pool to fill before measuring
+  long long count = 0;      // allocate mode: stop after this many allocations instead of after duration
+  std::string owner_prefix = "bench";
+};
+
+double ParseDuration(const std::string& s) {
+  if (s.empty()) return 0;
+  double v = std::stod(s);
+  if (s.back() == 'm' && s.size() > 2 && s[s.size() - 2] == 'm') return v / 1000;
+  if (s.back() == 'm') return v * 60;
+  return v;
+}
+
+class Bench;
+
+// One client: a chain of calls, each started from the previous one's completion.
+struct Client {
+  Bench* bench = nullptr;
+  abode::v1::Allocator::Stub* stub = nullptr;
+  int index = 0;
+  long long seq = 0;
+  std::unique_ptr<grpc::ClientContext> ctx;
+  abode::v1::AllocateRequest alloc_req;
+  abode::v1::Allocation alloc_resp;
+  abode::v1::ReleaseRequest release_req;
+  abode::v1::ReleaseResponse release_resp;
+  Clock::time_point started;
+  std::vector<float> latencies_ms;  // measured allocations only
+};
+
+class Bench {
+ public:
+  explicit Bench(Config c) : cfg_(std::move(c)) {}
+
+  int Run() {
+    for (int i = 0; i < cfg_.channels; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("abode.bench.channel", i);  // distinct args: one connection per channel
+      auto ch = grpc::CreateCustomChannel(cfg_.server, grpc::InsecureChannelCredentials(), args);
+      stubs_.push_back(abode::v1::Allocator::NewStub(ch));
+      if (i == 0) pools_ = abode::v1::Pools::NewStub(ch);
+    }
+    if (!cfg_.create_cidr.empty() && !CreatePool()) return 1;
+    if (cfg_.prefill > 0 && !Prefill()) return 1;
+
+    clients_.resize(static_cast<size_t>(cfg_.concurrency));
+    for (int i = 0; i < cfg_.concurrency; ++i) {
+      Client& c = clients_[static_cast<size_t>(i)];
+      c.bench = this;
+      c.index = i;
+      c.stub = stubs_[static_cast<size_t>(i % cfg_.channels)].get();
+      c.latencies_ms.reserve(200000);
+    }
+    const auto t0 = Clock::now();
+    measure_from_ = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg_.warmup_s));
+    stop_at_ = measure_from_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg_.duration_s));
+    if (cfg_.count > 0) stop_at_ = Clock::time_point::max();
+    outstanding_ = cfg_.concurrency;
+    for (auto& c : clients_) StartAllocate(c);
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [&] { return outstanding_ == 0; });
+    }
+    const auto t1 = Clock::now();
+    Report(t1);
+    return 0;
+  }
+
+  void StartAllocate(Client& c) {
+    if (Clock::now() >= stop_at_ || (cfg_.count > 0 && issued_.fetch_add(1) >= cfg_.count)) {
+      Finish();
+      return;
+    }
+    c.ctx = std::make_unique<grpc::ClientContext>();
+    c.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    c.alloc_req.set_pool(cfg_.pool);
+    c.alloc_req.set_owner(cfg_.owner_prefix + "/" + std::to_string(c.index) + "/" + std::to_string(c.seq++));
+    c.started = Clock::now();
+    c.stub->async()->Allocate(c.ctx.get(), &c.alloc_req, &c.alloc_resp, [this, &c](grpc::Status s) {
+      const auto now = Clock::now();
+      if (!s.ok()) {
+        errors_.fetch_add(1);
+        if (first_error_.exchange(true) == false) {
+          std::fprintf(stderr, "error: %d %s\n", s.error_code(), s.error_message().c_str());
+        }
+      } else if (c.started >= measure_from_ && now <= stop_at_) {
+        c.latencies_ms.push_back(std::chrono::duration<float, std::milli>(now - c.started).count());
+      }
+      completed_.fetch_add(1);
+      if (s.ok() && cfg_.mode == "churn") {
+        StartRelease(c);
+      } else {
+        StartAllocate(c);
+      }
+    });
+  }
+
+  void StartRelease(Client& c) {
+    c.ctx = std::make_unique<grpc::ClientContext>();
+    c.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    c.release_req.set_owner(c.alloc_req.owner());
+    c.release_req.set_pool(cfg_.pool);
+    c.stub->async()->Release(c.ctx.get(), &c.release_req, &c.release_resp, [this, &c](grpc::Status s) {
+      if (!s.ok()) errors_.fetch_add(1);
+      StartAllocate(c);
+    });
+  }
+
+ private:
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--outstanding_ == 0) done_cv_.notify_all();
+  }
+
+  bool CreatePool() {
+    {
+      grpc::ClientContext ctx;
+      abode::v1::DeletePoolRequest req;
+      req.set_name(cfg_.pool);
+      req.set_force(true);
+      abode::v1::DeletePoolResponse resp;
+      (void)pools_->DeletePool(&ctx, req, &resp);
+    }
+    grpc::ClientContext ctx;
+    abode::v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name(cfg_.pool);
+    req.mutable_pool()->set_cidr(cfg_.create_cidr);
+    abode::v1::Pool resp;
+    auto s = pools_->CreatePool(&ctx, req, &resp);
+    if (!s.ok()) {
+      std::fprintf(stderr, "create pool: %s\n", s.error_message().c_str());
+      return false;
+    }
+    pool_size_ = std::stoull(resp.size());
+    return true;
+  }
+
+  // Fills the pool to the requested fraction with a separate owner prefix, using the same clients.
+  bool Prefill() {
+    if (pool_size_ == 0) {
+      std::fprintf(stderr, "--prefill needs --create-cidr\n");
+      return false;
+    }
+    Config fill = cfg_;
+    fill.mode = "allocate";
+    fill.count = static_cast<long long>(cfg_.prefill * static_cast<double>(pool_size_));
+    fill.create_cidr.clear();
+    fill.prefill = 0;
+    fill.owner_prefix = "prefill";
+    fill.warmup_s = 0;
+    std::fprintf(stderr, "prefilling %lld addresses\n", fill.count);
+    Bench b(fill);
+    b.quiet_ = true;
+    return b.Run() == 0 && b.errors_.load() == 0;
+  }
+
+  void Report(Clock::time_point end) {
+    std::vector<float> all;
+    for (auto& c : clients_) all.insert(all.end(), c.latencies_ms.begin(), c.latencies_ms.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) -> double {
+      if (all.empty()) return 0;
+      size_t i = static_cast<size_t>(p * static_cast<double>(all.size() - 1));
+      return all[i];
+    };
+    double seconds = cfg_.count > 0 ? std::chrono::duration<double>(end - measure_from_).count() : cfg_.duration_s;
+    nlohmann::json j;
+    j["mode"] = cfg_.mode;
+    j["concurrency"] = cfg_.concurrency;
+    j["ops"] = all.size();
+    j["ops_per_sec"] = seconds > 0 ? static_cast<double>(all.size()) / seconds : 0;
+    j["p50_ms"] = pct(0.50);
+    j["p99_ms"] = pct(0.99);
+    j["p999_ms"] = pct(0.999);
+    j["errors"] = errors_.load();
+    j["prefill"] = cfg_.prefill;
+    if (!quiet_) std::printf("%s\n", j.dump().c_str());
+  }
+
+  Config cfg_;
+  std::vector<std::unique_ptr<abode::v1::Allocator::Stub>> stubs_;
+  std::unique_ptr<abode::v1::Pools::Stub> pools_;
+  std::vector<Client> clients_;
+  Clock::time_point measure_from_;
+  Clock::time_point stop_at_;
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  int outstanding_ = 0;
+  std::atomic<long long> issued_{0};
+  std::atomic<long long> completed_{0};
+  std::atomic<long long> errors_{0};
+  std::atomic<bool> first_error_{false};
+  unsigned long long pool_size_ = 0;
+  bool quiet_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"abode-bench: concurrent Allocate/Release load against an abode allocator"};
+  Config c;
+  std::string duration = "5s";
+  std::string warmup = "1s";
+  app.add_option("--server", c.server, "allocator HOST:PORT")->envname("ABODE_SERVER")->capture_default_str();
+  app.add_option("--pool", c.pool, "pool to allocate from")->capture_default_str();
+  app.add_option("--create-cidr", c.create_cidr, "(re)create the pool with this CIDR before the run");
+  app.add_option("--mode", c.mode, "allocate | churn")->check(CLI::IsMember({"allocate", "churn"}))->capture_default_str();
+  app.add_option("--concurrency", c.concurrency, "concurrent clients")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--channels", c.channels, "gRPC connections")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--duration", duration, "measured time, e.g. 5s")->capture_default_str();
+  app.add_option("--warmup", warmup, "unmeasured time before it")->capture_default_str();
+  app.add_option("--prefill", c.prefill, "fill this fraction of the pool first (needs --create-cidr)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--count", c.count, "allocate mode: stop after this many allocations");
+  app.add_option("--owner-prefix", c.owner_prefix, "owner key prefix")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    c.duration_s = ParseDuration(duration);
+    c.warmup_s = ParseDuration(warmup);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "--duration/--warmup: expected a number of seconds like 5s\n");
+    return 2;
+  }
+  if (c.count > 0) c.warmup_s = 0;
+  c.channels = std::min(c.channels, c.concurrency);
+  Bench b(c);
+  return b.Run();
+}

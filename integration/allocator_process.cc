@@ -1,0 +1,97 @@
+#include "integration/allocator_process.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace abode::integration {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/abode-it-XXXXXX";
+  const char* p = ::mkdtemp(tmpl);
+  path_ = p ? p : "/tmp/abode-it-fallback";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+AllocatorProcess::AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args)
+    : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)) {
+  port_file_ = data_dir_ + ".port";
+  log_path_ = data_dir_ + ".log";
+}
+
+AllocatorProcess::~AllocatorProcess() { Kill(); }
+
+absl::Status AllocatorProcess::Start(std::chrono::milliseconds timeout) {
+  if (pid_ > 0) return absl::FailedPreconditionError("already running");
+  std::filesystem::remove(port_file_);
+  std::vector<std::string> argv = {binary_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
+                                   "--port-file", port_file_};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  const pid_t pid = ::fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    FILE* log = std::fopen(log_path_.c_str(), "a");
+    if (log != nullptr) {
+      ::dup2(fileno(log), 1);
+      ::dup2(fileno(log), 2);
+    }
+    std::vector<char*> raw;
+    for (auto& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    ::execv(raw[0], raw.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(port_file_);
+    int port = 0;
+    if (in >> port && port > 0) {
+      port_ = port;
+      return absl::OkStatus();
+    }
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("abode-allocator exited before serving; see ", log_path_));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill();
+  return absl::DeadlineExceededError(absl::StrCat("abode-allocator did not serve in time; see ", log_path_));
+}
+
+void AllocatorProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void AllocatorProcess::Stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 500; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill();
+}
+
+}  // namespace abode::integration

@@ -1,0 +1,61 @@
+// Runs an abode-allocator binary as a child process for multi-process tests: start, wait until it serves,
+// kill -9, restart on the same data dir. RAII: the child is killed when the handle goes away.
+#ifndef ABODE_INTEGRATION_ALLOCATOR_PROCESS_H_
+#define ABODE_INTEGRATION_ALLOCATOR_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace abode::integration {
+
+class AllocatorProcess {
+ public:
+  // `binary` is the abode-allocator path; `args` are extra flags after --listen/--data-dir/--port-file.
+  AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args = {});
+  ~AllocatorProcess();
+  AllocatorProcess(const AllocatorProcess&) = delete;
+  AllocatorProcess& operator=(const AllocatorProcess&) = delete;
+
+  // Starts the process and waits (bounded) until it has written its port file.
+  absl::Status Start(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // SIGKILL and reap.
+  void Kill();
+  // SIGTERM, wait for a clean exit (bounded), SIGKILL if it does not come.
+  void Stop();
+  bool running() const { return pid_ > 0; }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  std::string binary_;
+  std::string data_dir_;
+  std::vector<std::string> args_;
+  std::string port_file_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// A temporary directory removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace abode::integration
+
+#endif  // ABODE_INTEGRATION_ALLOCATOR_PROCESS_H_
