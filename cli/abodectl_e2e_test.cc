@@ -1,0 +1,338 @@
+// The real abodectl binary against a real abode-allocator on a loopback port: what an operator sees.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace abode::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Starts `argv` with stdout and stderr sent to files; returns its pid, or -1.
+pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& out_path,
+            const std::filesystem::path& err_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return error == 0 ? pid : -1;
+}
+
+int WaitForExit(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// A port on loopback that nothing listens on: bound, read, and closed again.
+int UnusedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class AbodectlE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    work_dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
+                                          ("abodectl_e2e." + std::to_string(getpid())));
+    std::filesystem::remove_all(*work_dir_);
+    std::filesystem::create_directories(*work_dir_ / "data");
+    const std::filesystem::path port_file = *work_dir_ / "port";
+    server_pid_ = Spawn({ABODE_ALLOCATOR_PATH, "--listen", "127.0.0.1:0", "--data-dir", (*work_dir_ / "data").string(),
+                         "--port-file", port_file.string()},
+                        *work_dir_ / "server.out", *work_dir_ / "server.err");
+    if (server_pid_ < 0) return;
+    // The server writes its port once it serves; a read that matches the one before is a complete write.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::string previous;
+    while (std::chrono::steady_clock::now() < give_up) {
+      int status = 0;
+      if (waitpid(server_pid_, &status, WNOHANG) == server_pid_) {
+        server_pid_ = -1;
+        return;
+      }
+      const std::string port = ReadFile(port_file);
+      const int number = std::atoi(port.c_str());
+      if (number > 0 && port == previous) {
+        server_ = new std::string("127.0.0.1:" + std::to_string(number));
+        return;
+      }
+      previous = port;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  static void TearDownTestSuite() {
+    if (server_pid_ > 0) {
+      kill(server_pid_, SIGTERM);
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      int status = 0;
+      while (waitpid(server_pid_, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > give_up) {
+          kill(server_pid_, SIGKILL);
+          waitpid(server_pid_, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      server_pid_ = -1;
+    }
+    delete server_;
+    server_ = nullptr;
+    if (work_dir_ != nullptr) std::filesystem::remove_all(*work_dir_);
+    delete work_dir_;
+    work_dir_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr) << "abode-allocator did not start; its stderr:\n"
+                                << ReadFile(*work_dir_ / "server.err");
+  }
+
+  // Runs abodectl against the test server.
+  static ProcessResult Abodectl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", *server_});
+    return AbodectlRaw(std::move(args));
+  }
+
+  static ProcessResult AbodectlRaw(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {ABODECTL_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::filesystem::path out_path = *work_dir_ / "abodectl.out";
+    const std::filesystem::path err_path = *work_dir_ / "abodectl.err";
+    ProcessResult result;
+    const pid_t pid = Spawn(argv, out_path, err_path);
+    if (pid < 0) return result;
+    result.exit_code = WaitForExit(pid);
+    result.out = ReadFile(out_path);
+    result.err = ReadFile(err_path);
+    return result;
+  }
+
+  // Runs abodectl with -o json; it must succeed with parsable output.
+  static nlohmann::json Json(std::vector<std::string> args) {
+    args.insert(args.begin(), {"-o", "json"});
+    const ProcessResult result = Abodectl(args);
+    EXPECT_EQ(result.exit_code, 0) << ::testing::PrintToString(args) << "\n" << result.err;
+    return nlohmann::json::parse(result.out, nullptr, /*allow_exceptions=*/false);
+  }
+
+  static void CreatePool(const std::string& name, const std::string& cidr) {
+    const ProcessResult result = Abodectl({"pool", "create", name, "--cidr", cidr});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+  }
+
+  static std::filesystem::path* work_dir_;
+  static std::string* server_;
+  static pid_t server_pid_;
+};
+
+std::filesystem::path* AbodectlE2eTest::work_dir_ = nullptr;
+std::string* AbodectlE2eTest::server_ = nullptr;
+pid_t AbodectlE2eTest::server_pid_ = -1;
+
+TEST_F(AbodectlE2eTest, PoolCreateListGetDelete) {
+  ProcessResult created = Abodectl({"pool", "create", "e2e-pools", "--cidr", "10.77.0.0/24", "--gateway", "10.77.0.1",
+                                    "--exclude", "10.77.0.128/25", "--strategy", "sequential"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("e2e-pools"));
+
+  const nlohmann::json pools = Json({"pool", "list"});
+  ASSERT_TRUE(pools.is_array());
+  bool listed = false;
+  for (const nlohmann::json& pool : pools) {
+    if (pool["name"] == "e2e-pools") {
+      listed = true;
+      EXPECT_TRUE(pool["size"].is_number());
+      EXPECT_EQ(pool["used"], 0);
+    }
+  }
+  EXPECT_TRUE(listed) << pools.dump();
+  const ProcessResult table = Abodectl({"pool", "list"});
+  EXPECT_THAT(table.out, StartsWith("NAME"));
+  EXPECT_THAT(table.out, HasSubstr("UTILIZATION"));
+  EXPECT_THAT(table.out, HasSubstr("10.77.0.0/24"));
+
+  const nlohmann::json pool = Json({"pool", "get", "e2e-pools"});
+  EXPECT_EQ(pool["name"], "e2e-pools");
+  EXPECT_EQ(pool["cidr"], "10.77.0.0/24");
+  EXPECT_EQ(pool["gateway"], "10.77.0.1");
+  EXPECT_EQ(pool["exclude"], nlohmann::json::array({"10.77.0.128/25"}));
+  EXPECT_EQ(pool["strategy"], "sequential");
+  EXPECT_TRUE(pool["size"].is_number());
+  EXPECT_TRUE(pool["free"].is_number());
+  EXPECT_EQ(pool["utilization"], 0.0);
+
+  const ProcessResult deleted = Abodectl({"pool", "delete", "e2e-pools"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  const ProcessResult missing = Abodectl({"pool", "get", "e2e-pools"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, StartsWith("error: NOT_FOUND: "));
+}
+
+TEST_F(AbodectlE2eTest, AllocateIsIdempotentAndARequestedAddressCanBeTaken) {
+  CreatePool("e2e-alloc", "10.78.0.0/24");
+  const nlohmann::json first = Json({"allocate", "--pool", "e2e-alloc", "--owner", "owner-1", "--node", "n1"});
+  const nlohmann::json again = Json({"allocate", "--pool", "e2e-alloc", "--owner", "owner-1", "--node", "n1"});
+  ASSERT_TRUE(first.is_object());
+  EXPECT_EQ(first["address"], again["address"]);
+  EXPECT_EQ(first["owner"], "owner-1");
+  EXPECT_EQ(first["pool"], "e2e-alloc");
+  EXPECT_EQ(first["node"], "n1");
+  EXPECT_EQ(first["prefix_length"], 24);
+  EXPECT_TRUE(first["expire_time"].is_null());
+  EXPECT_TRUE(first["revision"].is_number());
+
+  const ProcessResult taken = Abodectl(
+      {"allocate", "--pool", "e2e-alloc", "--owner", "owner-2", "--address", first["address"].get<std::string>()});
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_THAT(taken.err, StartsWith("error: ALREADY_EXISTS: "));
+  EXPECT_TRUE(taken.out.empty());
+
+  const nlohmann::json used = Json({"pool", "get", "e2e-alloc"});
+  EXPECT_EQ(used["used"], 1);
+  EXPECT_GT(used["utilization"].get<double>(), 0);
+}
+
+TEST_F(AbodectlE2eTest, ReleaseByOwnerAndByAddress) {
+  CreatePool("e2e-release", "10.79.0.0/24");
+  const nlohmann::json by_owner = Json({"allocate", "--pool", "e2e-release", "--owner", "owner-a"});
+  const nlohmann::json released = Json({"release", "--owner", "owner-a"});
+  ASSERT_TRUE(released.is_array());
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0]["address"], by_owner["address"]);
+  EXPECT_EQ(Json({"list", "--owner", "owner-a"}), nlohmann::json::array());
+
+  const nlohmann::json by_address =
+      Json({"allocate", "--pool", "e2e-release", "--owner", "owner-b", "--address", "10.79.0.50"});
+  EXPECT_EQ(by_address["address"], "10.79.0.50");
+  const nlohmann::json released_address = Json({"release", "--address", "10.79.0.50", "--pool", "e2e-release"});
+  ASSERT_EQ(released_address.size(), 1u);
+  EXPECT_EQ(released_address[0]["owner"], "owner-b");
+
+  // Release is idempotent: nothing left, nothing printed but an empty list.
+  EXPECT_EQ(Json({"release", "--owner", "owner-b"}), nlohmann::json::array());
+  const ProcessResult both = Abodectl({"release", "--owner", "x", "--address", "10.79.0.50"});
+  EXPECT_EQ(both.exit_code, 2);
+}
+
+TEST_F(AbodectlE2eTest, ListWithFilters) {
+  CreatePool("e2e-list", "10.80.0.0/24");
+  Json({"allocate", "--pool", "e2e-list", "--owner", "web-1", "--node", "node-1", "--label", "app=web"});
+  Json({"allocate", "--pool", "e2e-list", "--owner", "web-2", "--node", "node-2", "--label", "app=web"});
+  Json({"allocate", "--pool", "e2e-list", "--owner", "db-1", "--node", "node-1", "--label", "app=db", "--label",
+        "tier=data"});
+
+  EXPECT_EQ(Json({"list", "--pool", "e2e-list"}).size(), 3u);
+  const nlohmann::json on_node = Json({"list", "--pool", "e2e-list", "--node", "node-1"});
+  EXPECT_EQ(on_node.size(), 2u);
+  const nlohmann::json db = Json({"list", "--pool", "e2e-list", "--selector", "app=db,tier=data"});
+  ASSERT_EQ(db.size(), 1u);
+  EXPECT_EQ(db[0]["owner"], "db-1");
+  EXPECT_EQ(db[0]["labels"], (nlohmann::json{{"app", "db"}, {"tier", "data"}}));
+  EXPECT_EQ(Json({"list", "--pool", "e2e-list", "--owner", "web-2"}).size(), 1u);
+  EXPECT_EQ(Json({"list", "--pool", "e2e-list", "--limit", "2"}).size(), 2u);
+
+  const ProcessResult table = Abodectl({"list", "--pool", "e2e-list"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_THAT(table.out, StartsWith("ADDRESS"));
+  EXPECT_THAT(table.out, HasSubstr("app=db,tier=data"));
+}
+
+TEST_F(AbodectlE2eTest, HistoryShowsHoldersNewestFirst) {
+  CreatePool("e2e-history", "10.81.0.0/24");
+  Json({"allocate", "--pool", "e2e-history", "--owner", "first", "--address", "10.81.0.7"});
+  Json({"release", "--owner", "first"});
+  Json({"allocate", "--pool", "e2e-history", "--owner", "second", "--address", "10.81.0.7"});
+
+  const nlohmann::json history = Json({"history", "--address", "10.81.0.7", "--pool", "e2e-history"});
+  ASSERT_TRUE(history.is_array());
+  ASSERT_EQ(history.size(), 2u) << history.dump();
+  EXPECT_EQ(history[0]["owner"], "second");
+  EXPECT_TRUE(history[0]["to"].is_null());
+  EXPECT_EQ(history[1]["owner"], "first");
+  EXPECT_TRUE(history[1]["to"].is_string());
+  EXPECT_EQ(history[1]["reason"], "released");
+  EXPECT_EQ(history[1]["address"], "10.81.0.7");
+
+  // At the instant the first holder began, only it held the address.
+  const nlohmann::json then = Json(
+      {"history", "--address", "10.81.0.7", "--pool", "e2e-history", "--at", history[1]["from"].get<std::string>()});
+  ASSERT_EQ(then.size(), 1u) << then.dump();
+  EXPECT_EQ(then[0]["owner"], "first");
+
+  const ProcessResult table = Abodectl({"history", "--address", "10.81.0.7", "--pool", "e2e-history"});
+  EXPECT_THAT(table.out, StartsWith("OWNER"));
+  EXPECT_THAT(table.out, HasSubstr("released"));
+}
+
+TEST(AbodectlE2eNoServerTest, UnreachableServerIsUnavailableWithinTheDeadline) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ("abodectl_e2e_noserver." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid =
+      Spawn({ABODECTL_PATH, "--server", "127.0.0.1:" + std::to_string(UnusedPort()), "--timeout", "3", "pool", "list"},
+            dir / "out", dir / "err");
+  ASSERT_GT(pid, 0);
+  const int exit_code = WaitForExit(pid);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(exit_code, 0);
+  EXPECT_THAT(ReadFile(dir / "err"), StartsWith("error: UNAVAILABLE: "));
+  EXPECT_LT(elapsed, std::chrono::seconds(6));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace abode::cli

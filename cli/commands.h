@@ -1,0 +1,70 @@
+// abodectl's commands. A command is one function that declares its flags on a CLI11 (sub)command and
+// says what to run when the command line selects it; the action gets a Session with the transport and the
+// output. Flags live in state owned by the action, so parsing and running share no globals.
+#ifndef ABODE_CLI_COMMANDS_H_
+#define ABODE_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cli/output.h"
+#include "cli/transport.h"
+
+namespace abode::cli {
+
+// What a running command may use. Both outlive the command.
+struct Session {
+  Transport& transport;
+  Output& output;
+};
+
+// The work of the selected command. A non-OK status is reported as "error: CODE: message", exit code 1.
+using CommandAction = std::function<absl::Status(Session&)>;
+
+// Calls `method` and hands the response to `write(Output&, const Response&)`: the whole of most commands.
+template <typename Request, typename Response, typename Write>
+absl::Status CallAndWrite(Session& session, UnaryMethod<Request, Response> method, const Request& request,
+                          Write write) {
+  absl::StatusOr<Response> response = Call(session.transport, method, request);
+  if (!response.ok()) return response.status();
+  write(session.output, *response);
+  return absl::OkStatus();
+}
+
+// Makes `command`, once parsed, put `action` into `selected`. `check` runs first; it reports usage rules
+// CLI11 cannot express by throwing CLI::ValidationError (a usage error, exit code 2).
+void OnSelected(CLI::App* command, CommandAction& selected, CommandAction action, std::function<void()> check = {});
+
+// A usage rule for OnSelected's `check`: exactly one of `a` and `b` is given. Also marks them exclusive.
+std::function<void()> ExactlyOneOf(CLI::Option* a, CLI::Option* b);
+
+// A flag whose value is one of `choices` (spelled as the keys; help shows "a|b"); stores the mapped value.
+template <typename T>
+CLI::Option* AddChoice(CLI::App* command, const std::string& name, T& target, std::map<std::string, T> choices,
+                       const std::string& description) {
+  std::vector<std::string> names;
+  for (const auto& choice : choices) names.push_back(choice.first);
+  std::string type_name;
+  for (const std::string& choice : names) type_name += (type_name.empty() ? "" : "|") + choice;
+  return command
+      ->add_option_function<std::string>(
+          name, [&target, choices](const std::string& value) { target = choices.at(value); }, description)
+      ->check(CLI::IsMember(names).description(""))
+      ->type_name(type_name);
+}
+
+// Validators for flag values that have a fixed shape.
+CLI::Validator KeyValueValidator();  // key=value with a non-empty key
+CLI::Validator TimeValidator();      // see ParseTimeArgument
+
+// The command groups; each adds its commands under `app`.
+void AddPoolCommands(CLI::App& app, CommandAction& selected);
+void AddAllocationCommands(CLI::App& app, CommandAction& selected);
+
+}  // namespace abode::cli
+
+#endif  // ABODE_CLI_COMMANDS_H_
