@@ -5,8 +5,7 @@
 #include <netinet/in.h>
 
 #include <cstring>
-#include <map>
-#include <tuple>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 
@@ -91,18 +90,20 @@ IpFamily FamilyOf(const ElasticNat& mapping) {
 
 namespace {
 
-absl::Status CheckAddress(absl::string_view what, const std::string& text, IpFamily family,
-                          absl::string_view mapping) {
+// `mapping` names the mapping in the error; it is only called when there is one.
+template <typename Mapping>
+absl::Status CheckAddress(absl::string_view what, const std::string& text, IpFamily family, const Mapping& mapping) {
   absl::StatusOr<IpAddress> parsed = IpAddress::Parse(text);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping, ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " of ", mapping.ToString(), ": ", parsed.status().message()));
   }
   if (parsed->family != family) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " of ", mapping, " is not an ", IpFamilyName(family), " address"));
+        absl::StrCat(what, " of ", mapping.ToString(), " is not an ", IpFamilyName(family), " address"));
   }
   if (parsed->ToString() != text) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping, " is not canonical (expected ",
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping.ToString(), " is not canonical (expected ",
                                                    parsed->ToString(), ")"));
   }
   return absl::OkStatus();
@@ -110,45 +111,70 @@ absl::Status CheckAddress(absl::string_view what, const std::string& text, IpFam
 
 }  // namespace
 
-absl::Status ValidateNatRuleset(const NatRuleset& ruleset) {
-  std::map<std::tuple<IpFamily, std::string, L4Protocol, uint16_t>, const MagicDnat*> magic_keys;
-  for (const MagicDnat& m : ruleset.magic_dnat) {
-    const std::string name = m.ToString();
-    if (absl::Status s = CheckAddress("magic address", m.magic_address, m.family, name); !s.ok()) return s;
-    if (absl::Status s = CheckAddress("target address", m.target_address, m.family, name); !s.ok()) return s;
-    if (m.port == 0 || m.target_port == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("port 0 in magic mapping ", name));
-    }
-    auto [it, inserted] = magic_keys.emplace(std::make_tuple(m.family, m.magic_address, m.protocol, m.port), &m);
-    if (!inserted) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("magic mappings ", it->second->ToString(), " and ", name, " claim the same address and port"));
-    }
+absl::Status ValidateMapping(const MagicDnat& m) {
+  if (absl::Status s = CheckAddress("magic address", m.magic_address, m.family, m); !s.ok()) return s;
+  if (absl::Status s = CheckAddress("target address", m.target_address, m.family, m); !s.ok()) return s;
+  if (m.port == 0 || m.target_port == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("port 0 in magic mapping ", m.ToString()));
   }
-  std::map<std::string, const ElasticNat*> elastic_keys;
-  std::map<std::string, const ElasticNat*> workload_keys;
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMapping(const ElasticNat& e) {
+  absl::StatusOr<IpAddress> elastic = IpAddress::Parse(e.elastic_address);
+  if (!elastic.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("elastic address of ", e.ToString(), ": ", elastic.status().message()));
+  }
+  if (absl::Status s = CheckAddress("elastic address", e.elastic_address, elastic->family, e); !s.ok()) return s;
+  return CheckAddress("workload address", e.workload_address, elastic->family, e);
+}
+
+absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset) {
+  // The sets order magic mappings by (family, magic address, protocol, port) first and elastic mappings by
+  // elastic address first, so two mappings claiming one key are neighbours.
+  const MagicDnat* previous_magic = nullptr;
+  for (const MagicDnat& m : ruleset.magic_dnat) {
+    if (previous_magic != nullptr && previous_magic->family == m.family &&
+        previous_magic->magic_address == m.magic_address && previous_magic->protocol == m.protocol &&
+        previous_magic->port == m.port) {
+      return absl::InvalidArgumentError(absl::StrCat("magic mappings ", previous_magic->ToString(), " and ",
+                                                     m.ToString(), " claim the same address and port"));
+    }
+    previous_magic = &m;
+  }
+  const ElasticNat* previous_elastic = nullptr;
+  std::vector<const ElasticNat*> by_workload;
+  by_workload.reserve(ruleset.elastic_nat.size());
   for (const ElasticNat& e : ruleset.elastic_nat) {
-    const std::string name = e.ToString();
-    absl::StatusOr<IpAddress> elastic = IpAddress::Parse(e.elastic_address);
-    if (!elastic.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("elastic address of ", name, ": ", elastic.status().message()));
-    }
-    if (absl::Status s = CheckAddress("elastic address", e.elastic_address, elastic->family, name); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckAddress("workload address", e.workload_address, elastic->family, name); !s.ok()) {
-      return s;
-    }
-    if (auto [it, inserted] = elastic_keys.emplace(e.elastic_address, &e); !inserted) {
+    if (previous_elastic != nullptr && previous_elastic->elastic_address == e.elastic_address) {
       return absl::InvalidArgumentError(absl::StrCat("elastic address ", e.elastic_address, " is mapped twice: ",
-                                                     it->second->ToString(), " and ", name));
+                                                     previous_elastic->ToString(), " and ", e.ToString()));
     }
-    if (auto [it, inserted] = workload_keys.emplace(e.workload_address, &e); !inserted) {
-      return absl::InvalidArgumentError(absl::StrCat("workload address ", e.workload_address,
-                                                     " is mapped twice: ", it->second->ToString(), " and ", name));
+    previous_elastic = &e;
+    by_workload.push_back(&e);
+  }
+  std::sort(by_workload.begin(), by_workload.end(), [](const ElasticNat* a, const ElasticNat* b) {
+    return a->workload_address < b->workload_address;
+  });
+  for (size_t i = 1; i < by_workload.size(); ++i) {
+    if (by_workload[i - 1]->workload_address == by_workload[i]->workload_address) {
+      return absl::InvalidArgumentError(absl::StrCat("workload address ", by_workload[i]->workload_address,
+                                                     " is mapped twice: ", by_workload[i - 1]->ToString(), " and ",
+                                                     by_workload[i]->ToString()));
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateNatRuleset(const NatRuleset& ruleset) {
+  for (const MagicDnat& m : ruleset.magic_dnat) {
+    if (absl::Status s = ValidateMapping(m); !s.ok()) return s;
+  }
+  for (const ElasticNat& e : ruleset.elastic_nat) {
+    if (absl::Status s = ValidateMapping(e); !s.ok()) return s;
+  }
+  return CheckNatRulesetConflicts(ruleset);
 }
 
 NatRulesetDiff Diff(const NatRuleset& current, const NatRuleset& desired) {

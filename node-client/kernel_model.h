@@ -93,6 +93,12 @@ struct NatRuleset {
 // one workload address per ElasticNat. Returns InvalidArgument naming the first offending mapping.
 absl::Status ValidateNatRuleset(const NatRuleset& ruleset);
 
+// The parts of ValidateNatRuleset, for callers that validate a change incrementally: one mapping on its own, and
+// the key conflicts across a whole ruleset (cheap: no address is parsed).
+absl::Status ValidateMapping(const MagicDnat& mapping);
+absl::Status ValidateMapping(const ElasticNat& mapping);
+absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset);
+
 // Family of an ElasticNat, from its elastic address. REQUIRES: the mapping is valid.
 IpFamily FamilyOf(const ElasticNat& mapping);
 

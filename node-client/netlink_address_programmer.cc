@@ -41,14 +41,16 @@ std::string NlError(int error) { return nl_geterror(error < 0 ? -error : error);
 
 int AddressFamily(IpFamily family) { return family == IpFamily::kIpv4 ? AF_INET : AF_INET6; }
 
-struct DumpState {
-  std::vector<NetlinkAddressProgrammer::KernelAddress>* out;
+// One message of a dump or a notification: an address that exists (RTM_NEWADDR) or no longer does.
+struct AddressEvent {
+  bool exists = true;
+  NetlinkAddressProgrammer::KernelAddress address;
 };
 
 int OnAddressMessage(nl_msg* msg, void* arg) {
-  auto* state = static_cast<DumpState*>(arg);
+  auto* events = static_cast<std::vector<AddressEvent>*>(arg);
   nlmsghdr* header = nlmsg_hdr(msg);
-  if (header->nlmsg_type != RTM_NEWADDR) return NL_SKIP;
+  if (header->nlmsg_type != RTM_NEWADDR && header->nlmsg_type != RTM_DELADDR) return NL_SKIP;
   const auto* ifa = static_cast<const ifaddrmsg*>(nlmsg_data(header));
   nlattr* attrs[IFA_MAX + 1] = {};
   if (nlmsg_parse(header, sizeof(ifaddrmsg), attrs, IFA_MAX, nullptr) < 0) return NL_SKIP;
@@ -58,40 +60,64 @@ int OnAddressMessage(nl_msg* msg, void* arg) {
   if ((ifa->ifa_family != AF_INET || length != 4) && (ifa->ifa_family != AF_INET6 || length != 16)) {
     return NL_SKIP;
   }
-  NetlinkAddressProgrammer::KernelAddress address;
-  address.ifindex = static_cast<int>(ifa->ifa_index);
-  address.address = IpAddress::FromBytes(static_cast<const uint8_t*>(nla_data(local)), length);
-  address.prefix_len = ifa->ifa_prefixlen;
+  AddressEvent event;
+  event.exists = header->nlmsg_type == RTM_NEWADDR;
+  event.address.ifindex = static_cast<int>(ifa->ifa_index);
+  event.address.address = IpAddress::FromBytes(static_cast<const uint8_t*>(nla_data(local)), length);
+  event.address.prefix_len = ifa->ifa_prefixlen;
   if (attrs[IFA_PROTO] != nullptr && nla_len(attrs[IFA_PROTO]) >= 1) {
-    address.protocol = nla_get_u8(attrs[IFA_PROTO]);
+    event.address.protocol = nla_get_u8(attrs[IFA_PROTO]);
   }
-  state->out->push_back(address);
+  events->push_back(event);
   return NL_OK;
+}
+
+// Reads what is queued on `sock` (non-blocking) into `events`. False when notifications were lost or the socket
+// failed: the caller must then resynchronise.
+bool DrainNotifications(nl_sock* sock, nl_cb* cb, std::vector<AddressEvent>& events) {
+  nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, &OnAddressMessage, &events);
+  // Notifications carry no sequence number of ours.
+  nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, [](nl_msg*, void*) { return static_cast<int>(NL_OK); }, nullptr);
+  while (true) {
+    const int n = nl_recvmsgs_report(sock, cb);
+    if (n == -NLE_AGAIN || n == 0) return true;
+    if (n < 0) return false;
+  }
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NetlinkAddressProgrammer>> NetlinkAddressProgrammer::Create() {
   NlSockPtr sock(nl_socket_alloc());
-  if (sock == nullptr) return absl::ResourceExhaustedError("cannot allocate a netlink socket");
+  NlSockPtr events(nl_socket_alloc());
+  if (sock == nullptr || events == nullptr) return absl::ResourceExhaustedError("cannot allocate a netlink socket");
   if (int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0) {
     return absl::UnavailableError(absl::StrCat("cannot connect to rtnetlink: ", NlError(err)));
   }
+  if (int err = nl_connect(events.get(), NETLINK_ROUTE); err < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to rtnetlink: ", NlError(err)));
+  }
+  if (int err = nl_socket_add_memberships(events.get(), RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0); err < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot subscribe to address notifications: ", NlError(err)));
+  }
+  nl_socket_set_nonblocking(events.get());
+  nl_socket_set_buffer_size(events.get(), 4 << 20, 0);  // room for bursts of changes between two calls
   nl_cache* links = nullptr;
   if (int err = rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &links); err < 0) {
     return absl::UnavailableError(absl::StrCat("cannot read the interfaces: ", NlError(err)));
   }
   return std::unique_ptr<NetlinkAddressProgrammer>(
-      new NetlinkAddressProgrammer(std::move(sock), NlCachePtr(links)));
+      new NetlinkAddressProgrammer(std::move(sock), std::move(events), NlCachePtr(links)));
 }
 
-NetlinkAddressProgrammer::NetlinkAddressProgrammer(NlSockPtr sock, NlCachePtr links)
-    : sock_(std::move(sock)), links_(std::move(links)) {}
+NetlinkAddressProgrammer::NetlinkAddressProgrammer(NlSockPtr sock, NlSockPtr events, NlCachePtr links)
+    : sock_(std::move(sock)), events_(std::move(events)), links_(std::move(links)) {}
 
 absl::StatusOr<int> NetlinkAddressProgrammer::InterfaceIndex(const std::string& interface) {
   int index = rtnl_link_name2i(links_.get(), interface.c_str());
   if (index == 0) {
     // Interfaces come and go: refresh once before concluding it is missing.
+    ++round_trips_;
     if (int err = nl_cache_refill(sock_.get(), links_.get()); err < 0) {
       return absl::UnavailableError(absl::StrCat("cannot read the interfaces: ", NlError(err)));
     }
@@ -109,33 +135,68 @@ std::string NetlinkAddressProgrammer::InterfaceName(int ifindex) const {
   return name;
 }
 
-absl::StatusOr<std::vector<NetlinkAddressProgrammer::KernelAddress>> NetlinkAddressProgrammer::Dump(int family) {
-  ifaddrmsg request = {};
-  request.ifa_family = static_cast<uint8_t>(family);
-  if (int err = nl_send_simple(sock_.get(), RTM_GETADDR, NLM_F_DUMP, &request, sizeof(request)); err < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot request the address list: ", NlError(err)));
-  }
-  std::vector<KernelAddress> out;
-  DumpState state{&out};
+absl::Status NetlinkAddressProgrammer::Resync() {
   NlCbPtr cb(nl_cb_alloc(NL_CB_DEFAULT));
   if (cb == nullptr) return absl::ResourceExhaustedError("cannot allocate a netlink callback");
-  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, &OnAddressMessage, &state);
-  if (int err = nl_recvmsgs(sock_.get(), cb.get()); err < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot read the address list: ", NlError(err)));
+  // Notifications queued before the dump only repeat what it will show; later ones are applied on top.
+  std::vector<AddressEvent> stale;
+  DrainNotifications(events_.get(), cb.get(), stale);
+  // A dump that overlaps a change of the address list is flagged as interrupted; it is then simply repeated.
+  constexpr int kAttempts = 5;
+  int err = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    ifaddrmsg request = {};
+    request.ifa_family = AF_UNSPEC;
+    ++round_trips_;
+    if (err = nl_send_simple(sock_.get(), RTM_GETADDR, NLM_F_DUMP, &request, sizeof(request)); err < 0) {
+      return absl::UnavailableError(absl::StrCat("cannot request the address list: ", NlError(err)));
+    }
+    std::vector<AddressEvent> dumped;
+    nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, &OnAddressMessage, &dumped);
+    err = nl_recvmsgs(sock_.get(), cb.get());
+    if (err >= 0) {
+      addresses_.clear();
+      for (const AddressEvent& e : dumped) addresses_.emplace(e.address.address, e.address);
+      synced_ = true;
+      return absl::OkStatus();
+    }
+    if (err != -NLE_DUMP_INTR) break;
   }
-  return out;
+  return absl::UnavailableError(absl::StrCat("cannot read the address list: ", NlError(err)));
+}
+
+absl::Status NetlinkAddressProgrammer::Refresh() {
+  if (!synced_) return Resync();
+  NlCbPtr cb(nl_cb_alloc(NL_CB_DEFAULT));
+  if (cb == nullptr) return absl::ResourceExhaustedError("cannot allocate a netlink callback");
+  std::vector<AddressEvent> events;
+  if (!DrainNotifications(events_.get(), cb.get(), events)) {
+    synced_ = false;
+    return Resync();
+  }
+  for (const AddressEvent& e : events) {
+    auto [first, last] = addresses_.equal_range(e.address.address);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.ifindex == e.address.ifindex && it->second.prefix_len == e.address.prefix_len) {
+        addresses_.erase(it);
+        break;
+      }
+    }
+    if (e.exists) addresses_.emplace(e.address.address, e.address);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<OwnedAddress>> NetlinkAddressProgrammer::ListOwned() {
-  absl::StatusOr<std::vector<KernelAddress>> all = Dump(AF_UNSPEC);
-  if (!all.ok()) return all.status();
+  if (absl::Status s = Refresh(); !s.ok()) return s;
+  ++round_trips_;
   if (int err = nl_cache_refill(sock_.get(), links_.get()); err < 0) {
     return absl::UnavailableError(absl::StrCat("cannot read the interfaces: ", NlError(err)));
   }
   std::vector<OwnedAddress> owned;
-  for (const KernelAddress& a : *all) {
+  for (const auto& [ip, a] : addresses_) {
     if (a.protocol != kAbodeAddressProtocol) continue;
-    owned.push_back(OwnedAddress{InterfaceName(a.ifindex), a.address.ToString(), a.prefix_len});
+    owned.push_back(OwnedAddress{InterfaceName(a.ifindex), ip.ToString(), a.prefix_len});
   }
   std::sort(owned.begin(), owned.end());
   return owned;
@@ -147,16 +208,17 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
   if (!ifindex.ok()) return ifindex.status();
   absl::StatusOr<IpAddress> ip = IpAddress::Parse(address.address);
   if (!ip.ok()) return ip.status();
+  if (absl::Status s = Refresh(); !s.ok()) return s;
 
-  absl::StatusOr<std::vector<KernelAddress>> present = Dump(AddressFamily(ip->family));
-  if (!present.ok()) return present.status();
   bool already_ours = false;
-  for (const KernelAddress& a : *present) {
-    if (a.address != *ip) continue;
+  auto [first, last] = addresses_.equal_range(*ip);
+  for (auto it = first; it != last; ++it) {
+    const KernelAddress& a = it->second;
     if (a.protocol != kAbodeAddressProtocol) {
       return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " is already held on interface ",
                                                         InterfaceName(a.ifindex), " by another owner (protocol ",
-                                                        static_cast<int>(a.protocol), "); not adding it to ", address.interface));
+                                                        static_cast<int>(a.protocol), "); not adding it to ",
+                                                        address.interface));
     }
     if (a.ifindex == *ifindex && a.prefix_len == address.prefix_len) already_ours = true;
   }
@@ -179,6 +241,7 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
       nla_put_u8(msg.get(), IFA_PROTO, kAbodeAddressProtocol) < 0) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot build the request to add ", address.ToString()));
   }
+  ++round_trips_;
   if (int err = nl_send_auto(sock_.get(), msg.get()); err < 0) {
     return absl::UnavailableError(absl::StrCat("cannot send the request to add ", address.ToString(), ": ",
                                                NlError(err)));
@@ -193,6 +256,9 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
     }
     return absl::InternalError(absl::StrCat("cannot add ", address.ToString(), ": ", NlError(err)));
   }
+  // Recorded at once: the kernel announces IPv6 addresses from a work queue, possibly after this returns. The
+  // notification, when it comes, repeats this entry.
+  addresses_.emplace(*ip, KernelAddress{*ifindex, *ip, address.prefix_len, kAbodeAddressProtocol});
   return absl::OkStatus();
 }
 
@@ -203,17 +269,17 @@ absl::Status NetlinkAddressProgrammer::Remove(const OwnedAddress& address) {
   if (!ifindex.ok()) return ifindex.status();
   absl::StatusOr<IpAddress> ip = IpAddress::Parse(address.address);
   if (!ip.ok()) return ip.status();
+  if (absl::Status s = Refresh(); !s.ok()) return s;
 
-  absl::StatusOr<std::vector<KernelAddress>> present = Dump(AddressFamily(ip->family));
-  if (!present.ok()) return present.status();
-  auto it = std::find_if(present->begin(), present->end(), [&](const KernelAddress& a) {
-    return a.ifindex == *ifindex && a.address == *ip && a.prefix_len == address.prefix_len;
+  auto [first, last] = addresses_.equal_range(*ip);
+  auto it = std::find_if(first, last, [&](const auto& entry) {
+    return entry.second.ifindex == *ifindex && entry.second.prefix_len == address.prefix_len;
   });
-  if (it == present->end()) return absl::OkStatus();
-  if (it->protocol != kAbodeAddressProtocol) {
+  if (it == last) return absl::OkStatus();
+  if (it->second.protocol != kAbodeAddressProtocol) {
     return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " on interface ",
                                                       address.interface, " belongs to another owner (protocol ",
-                                                      static_cast<int>(it->protocol), "); not removing it"));
+                                                      static_cast<int>(it->second.protocol), "); not removing it"));
   }
 
   RtnlAddrPtr request(rtnl_addr_alloc());
@@ -227,10 +293,13 @@ absl::Status NetlinkAddressProgrammer::Remove(const OwnedAddress& address) {
                                             NlError(err)));
   }
   rtnl_addr_set_prefixlen(request.get(), address.prefix_len);
+  ++round_trips_;
   if (int err = rtnl_addr_delete(sock_.get(), request.get(), 0); err < 0) {
-    if (err == -NLE_NOADDR || err == -NLE_OBJ_NOTFOUND) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("cannot remove ", address.ToString(), ": ", NlError(err)));
+    if (err != -NLE_NOADDR && err != -NLE_OBJ_NOTFOUND) {
+      return absl::InternalError(absl::StrCat("cannot remove ", address.ToString(), ": ", NlError(err)));
+    }
   }
+  addresses_.erase(it);
   return absl::OkStatus();
 }
 

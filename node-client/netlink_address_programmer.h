@@ -7,10 +7,16 @@
 // limited to 15 characters, must start with the interface name and does not exist for IPv6; remembering the
 // addresses in a local file goes stale when someone else changes the interface. libnl 3.7 does not know
 // IFA_PROTO, so RTM_NEWADDR and the address dump are built and parsed here with libnl's nl_msg API.
+//
+// Every Add() must know whether anyone holds the address on any interface. Rather than dumping all addresses
+// for each call (quadratic when placing many), the programmer keeps a table of the node's addresses: one dump,
+// then the kernel's address notifications (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR), read before each call.
+// If notifications were lost (socket overrun) the table is dumped again.
 #ifndef ABODE_NODE_CLIENT_NETLINK_ADDRESS_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_NETLINK_ADDRESS_PROGRAMMER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -47,6 +53,9 @@ class NetlinkAddressProgrammer final : public AddressProgrammer {
   absl::Status Add(const OwnedAddress& address) override;
   absl::Status Remove(const OwnedAddress& address) override;
 
+  // Kernel round trips made so far (requests and dumps, not notifications): for tests and benchmarks.
+  int64_t round_trips() const { return round_trips_; }
+
   // One address as the kernel reports it.
   struct KernelAddress {
     int ifindex = 0;
@@ -56,15 +65,21 @@ class NetlinkAddressProgrammer final : public AddressProgrammer {
   };
 
  private:
-  NetlinkAddressProgrammer(NlSockPtr sock, NlCachePtr links);
+  NetlinkAddressProgrammer(NlSockPtr sock, NlSockPtr events, NlCachePtr links);
 
   absl::StatusOr<int> InterfaceIndex(const std::string& interface);
   std::string InterfaceName(int ifindex) const;
-  // Dumps the addresses of one family (AF_INET, AF_INET6 or AF_UNSPEC for both).
-  absl::StatusOr<std::vector<KernelAddress>> Dump(int family);
+  // Brings addresses_ up to date: applies pending notifications, or dumps everything when out of sync.
+  absl::Status Refresh();
+  absl::Status Resync();
 
-  NlSockPtr sock_;
+  NlSockPtr sock_;    // requests and dumps
+  NlSockPtr events_;  // address notifications, non-blocking
   NlCachePtr links_;
+  bool synced_ = false;
+  // Every address of the node by address; one address may be held on several interfaces.
+  std::multimap<IpAddress, KernelAddress> addresses_;
+  int64_t round_trips_ = 0;
 };
 
 }  // namespace abode::node

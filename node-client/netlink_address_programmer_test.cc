@@ -125,6 +125,32 @@ TEST_F(NodeKernelAddressTest, ForeignAddressesAreNeitherListedNorTouched) {
   EXPECT_THAT(IpAddr("n0"), HasSubstr("192.0.2.20"));
 }
 
+TEST_F(NodeKernelAddressTest, SeesChangesMadeBySomeoneElseAfterItsFirstLook) {
+  const OwnedAddress ours{"n0", "192.0.2.60", 32};
+  ABODE_ASSERT_OK(programmer_->Add(ours));
+  EXPECT_THAT(Owned(), ElementsAre(ours));
+
+  // Someone removes our address: it is no longer listed, and adding it again really adds it.
+  ABODE_ASSERT_OK(node_->Run("ip addr del 192.0.2.60/32 dev n0"));
+  EXPECT_THAT(Owned(), IsEmpty());
+  ABODE_ASSERT_OK(programmer_->Add(ours));
+  EXPECT_THAT(IpAddr("n0"), HasSubstr("\"local\":\"192.0.2.60\""));
+
+  // Someone takes an address after our first look: it is refused all the same.
+  ABODE_ASSERT_OK(node_->Run("ip addr add 2001:db8::61/64 dev p0 nodad"));
+  absl::Status taken = programmer_->Add({"n0", "2001:db8::61", 128});
+  EXPECT_TRUE(absl::IsFailedPrecondition(taken)) << taken;
+  EXPECT_THAT(taken.message(), HasSubstr("p0"));
+}
+
+TEST_F(NodeKernelAddressTest, PlacingAnAddressCostsOneRoundTrip) {
+  ABODE_ASSERT_OK(programmer_->Add({"n0", "198.51.100.1", 32}));  // first look at the node: one dump
+  const int64_t before = programmer_->round_trips();
+  for (int i = 2; i <= 51; ++i) ABODE_ASSERT_OK(programmer_->Add({"n0", absl::StrCat("198.51.100.", i), 32}));
+  EXPECT_EQ(programmer_->round_trips() - before, 50);
+  EXPECT_EQ(Owned().size(), 51u);
+}
+
 TEST_F(NodeKernelAddressTest, AMissingInterfaceIsNamed) {
   absl::Status status = programmer_->Add({"absent0", "192.0.2.30", 32});
   EXPECT_TRUE(absl::IsNotFound(status)) << status;

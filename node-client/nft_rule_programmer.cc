@@ -22,6 +22,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -131,29 +133,41 @@ IpAddress ReadAddress(const std::string& bytes, size_t length) {
   return IpAddress::FromBytes(reinterpret_cast<const uint8_t*>(bytes.data()), length);
 }
 
+using Element = std::pair<std::string, std::string>;  // key bytes, data bytes
+
+// REQUIRES: the mapping passed ValidateMapping.
+Element MagicElement(const MagicDnat& m) {
+  std::string key;
+  AppendAddress(key, *IpAddress::Parse(m.magic_address));
+  key.push_back(static_cast<char>(L4ProtocolNumber(m.protocol)));
+  key.append(3, '\0');
+  AppendPort(key, m.port);
+  std::string data;
+  AppendAddress(data, *IpAddress::Parse(m.target_address));
+  AppendPort(data, m.target_port);
+  return {std::move(key), std::move(data)};
+}
+
+// The elastic_dnat element of a mapping; its elastic_snat element is the same pair swapped.
+Element ElasticElement(const ElasticNat& e) {
+  std::string elastic;
+  AppendAddress(elastic, *IpAddress::Parse(e.elastic_address));
+  std::string workload;
+  AppendAddress(workload, *IpAddress::Parse(e.workload_address));
+  return {std::move(elastic), std::move(workload)};
+}
+
 // REQUIRES: `desired` passed ValidateNatRuleset.
 std::map<std::string, Elements> DesiredElements(const NatRuleset& desired, IpFamily family) {
   std::map<std::string, Elements> maps = {{kMagicDnat, {}}, {kElasticDnat, {}}, {kElasticSnat, {}}};
   for (const MagicDnat& m : desired.magic_dnat) {
-    if (m.family != family) continue;
-    std::string key;
-    AppendAddress(key, *IpAddress::Parse(m.magic_address));
-    key.push_back(static_cast<char>(L4ProtocolNumber(m.protocol)));
-    key.append(3, '\0');
-    AppendPort(key, m.port);
-    std::string data;
-    AppendAddress(data, *IpAddress::Parse(m.target_address));
-    AppendPort(data, m.target_port);
-    maps[kMagicDnat].emplace(std::move(key), std::move(data));
+    if (m.family == family) maps[kMagicDnat].insert(MagicElement(m));
   }
   for (const ElasticNat& e : desired.elastic_nat) {
     if (FamilyOf(e) != family) continue;
-    std::string elastic;
-    AppendAddress(elastic, *IpAddress::Parse(e.elastic_address));
-    std::string workload;
-    AppendAddress(workload, *IpAddress::Parse(e.workload_address));
-    maps[kElasticDnat].emplace(elastic, workload);
-    maps[kElasticSnat].emplace(workload, elastic);
+    Element element = ElasticElement(e);
+    maps[kElasticSnat].emplace(element.second, element.first);
+    maps[kElasticDnat].insert(std::move(element));
   }
   return maps;
 }
@@ -435,7 +449,7 @@ void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& ta
 
 // Adds (with data) or deletes (keys only) `elements` of map `name`, in messages of bounded size.
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
-                     uint32_t set_id, const std::vector<std::pair<std::string, std::string>>& elements, bool add) {
+                     uint32_t set_id, const std::vector<Element>& elements, bool add) {
   for (size_t start = 0; start < elements.size(); start += kElementsPerMessage) {
     const size_t end = std::min(elements.size(), start + kElementsPerMessage);
     SetPtr s = NewSetObject(l, table, name, set_id);
@@ -737,7 +751,7 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
       set_ids[shape.name] = id;
       AddSetMessage(batch, l, table, shape, id);
       const Elements& elements = want[shape.name];
-      std::vector<std::pair<std::string, std::string>> add(elements.begin(), elements.end());
+      std::vector<Element> add(elements.begin(), elements.end());
       ElementMessages(batch, l, table, shape.name, id, add, /*add=*/true);
       last_apply_.elements_added += static_cast<int>(add.size());
     }
@@ -768,8 +782,8 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
   for (const MapShape& shape : shapes) {
     const Elements& have = observed.sets.at(shape.name).elements;
     const Elements& wanted = want[shape.name];
-    std::vector<std::pair<std::string, std::string>> remove;
-    std::vector<std::pair<std::string, std::string>> add;
+    std::vector<Element> remove;
+    std::vector<Element> add;
     for (const auto& element : have) {
       auto w = wanted.find(element.first);
       if (w == wanted.end() || w->second != element.second) remove.push_back(element);
@@ -853,10 +867,90 @@ absl::Status NftRuleProgrammer::Send(NftBatch& batch) {
   return absl::OkStatus();
 }
 
-absl::Status NftRuleProgrammer::ApplyOnce(const NatRuleset& desired) {
+void NftRuleProgrammer::PlanChange(IpFamily family, const NatRulesetDiff& diff, NftBatch& batch) {
+  const FamilyLayout l = Layout(family);
+  const std::string& table = options_.table_name;
+  std::vector<Element> magic_remove, magic_add, dnat_remove, dnat_add, snat_remove, snat_add;
+  for (const MagicDnat& m : diff.magic_dnat.to_remove) {
+    if (m.family == family) magic_remove.push_back(MagicElement(m));
+  }
+  for (const MagicDnat& m : diff.magic_dnat.to_add) {
+    if (m.family == family) magic_add.push_back(MagicElement(m));
+  }
+  for (const ElasticNat& e : diff.elastic_nat.to_remove) {
+    if (FamilyOf(e) != family) continue;
+    Element element = ElasticElement(e);
+    snat_remove.emplace_back(element.second, element.first);
+    dnat_remove.push_back(std::move(element));
+  }
+  for (const ElasticNat& e : diff.elastic_nat.to_add) {
+    if (FamilyOf(e) != family) continue;
+    Element element = ElasticElement(e);
+    snat_add.emplace_back(element.second, element.first);
+    dnat_add.push_back(std::move(element));
+  }
+  const std::array<std::tuple<const char*, const std::vector<Element>*, const std::vector<Element>*>, 3> maps = {{
+      {kMagicDnat, &magic_remove, &magic_add},
+      {kElasticDnat, &dnat_remove, &dnat_add},
+      {kElasticSnat, &snat_remove, &snat_add},
+  }};
+  for (const auto& [name, remove, add] : maps) {
+    // Deletions first: a key that changes its data is deleted and added again within the batch.
+    ElementMessages(batch, l, table, name, 0, *remove, /*add=*/false);
+    ElementMessages(batch, l, table, name, 0, *add, /*add=*/true);
+    last_apply_.elements_removed += static_cast<int>(remove->size());
+    last_apply_.elements_added += static_cast<int>(add->size());
+  }
+}
+
+void NftRuleProgrammer::Remember(uint32_t generation, NatRuleset ruleset) {
+  absl::StatusOr<uint32_t> now = Generation();
+  if (now.ok() && *now == generation) {
+    committed_ = Committed{generation, std::move(ruleset)};
+  } else {
+    committed_.reset();
+  }
+}
+
+absl::Status NftRuleProgrammer::ApplyOnce(const NatRuleset& desired, bool validated) {
   last_apply_ = ApplyReport{};
   absl::StatusOr<uint32_t> generation = Generation();
   if (!generation.ok()) return generation.status();
+
+  if (committed_.has_value() && committed_->generation == *generation) {
+    // Nothing was committed since our own last batch: the tables hold committed_->ruleset exactly.
+    const NatRulesetDiff diff = Diff(committed_->ruleset, desired);
+    if (!validated) {
+      // Mappings already committed were validated then; conflicts are checked across the whole ruleset.
+      for (const MagicDnat& m : diff.magic_dnat.to_add) {
+        if (absl::Status s = ValidateMapping(m); !s.ok()) return s;
+      }
+      for (const ElasticNat& e : diff.elastic_nat.to_add) {
+        if (absl::Status s = ValidateMapping(e); !s.ok()) return s;
+      }
+      if (absl::Status s = CheckNatRulesetConflicts(desired); !s.ok()) return s;
+    }
+    if (diff.empty()) return absl::OkStatus();
+    NftBatch batch(next_seq_, *generation);
+    PlanChange(IpFamily::kIpv4, diff, batch);
+    PlanChange(IpFamily::kIpv6, diff, batch);
+    last_apply_.messages = batch.messages();
+    Committed committed = *std::exchange(committed_, std::nullopt);
+    if (absl::Status s = Send(batch); !s.ok()) return s;
+    // Brought up to date in place: cheaper than copying `desired` whole.
+    for (const MagicDnat& m : diff.magic_dnat.to_remove) committed.ruleset.magic_dnat.erase(m);
+    for (const ElasticNat& e : diff.elastic_nat.to_remove) committed.ruleset.elastic_nat.erase(e);
+    committed.ruleset.magic_dnat.insert(diff.magic_dnat.to_add.begin(), diff.magic_dnat.to_add.end());
+    committed.ruleset.elastic_nat.insert(diff.elastic_nat.to_add.begin(), diff.elastic_nat.to_add.end());
+    Remember(*generation + 1, std::move(committed.ruleset));
+    return absl::OkStatus();
+  }
+
+  committed_.reset();
+  if (!validated) {
+    if (absl::Status s = ValidateNatRuleset(desired); !s.ok()) return s;
+  }
+  last_apply_.read_kernel = true;
   absl::StatusOr<Observed> observed_v4 = ReadFamily(IpFamily::kIpv4);
   if (!observed_v4.ok()) return observed_v4.status();
   absl::StatusOr<Observed> observed_v6 = ReadFamily(IpFamily::kIpv6);
@@ -865,16 +959,21 @@ absl::Status NftRuleProgrammer::ApplyOnce(const NatRuleset& desired) {
   Plan(IpFamily::kIpv4, desired, *observed_v4, batch);
   Plan(IpFamily::kIpv6, desired, *observed_v6, batch);
   last_apply_.messages = batch.messages();
-  if (batch.messages() == 0) return absl::OkStatus();
-  return Send(batch);
+  if (batch.messages() == 0) {
+    Remember(*generation, desired);
+    return absl::OkStatus();
+  }
+  if (absl::Status s = Send(batch); !s.ok()) return s;
+  Remember(*generation + 1, desired);
+  return absl::OkStatus();
 }
 
 absl::Status NftRuleProgrammer::Apply(const NatRuleset& desired) {
-  if (absl::Status s = ValidateNatRuleset(desired); !s.ok()) return s;
   constexpr int kAttempts = 3;
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    status = ApplyOnce(desired);
+    // A retry follows a refused batch: validation already passed in the first round.
+    status = ApplyOnce(desired, /*validated=*/attempt > 0);
     if (!absl::IsAborted(status)) return status;
   }
   return status;

@@ -16,7 +16,8 @@
 //
 // (ipv6_addr in table ip6.) Apply() reads the tables, computes the difference and sends one nfnetlink batch,
 // tied to the ruleset generation it read so that a concurrent change makes the kernel refuse it (then Apply
-// reads and plans again). The batch also repairs what someone else changed: missing tables, chains or maps are
+// reads and plans again). When the generation shows that nothing was committed since this instance's own last
+// batch, the tables are known without reading them, and a change costs one round trip plus its batch. The batch also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
 // (or that holds objects abode did not create) is rebuilt from scratch within the same batch.
 #ifndef ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
@@ -24,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,8 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   // What the last Apply() did.
   struct ApplyReport {
+    bool read_kernel = false;     // abode's tables were read (false: the ruleset was unchanged since this
+                                  // instance's last commit, so the change was planned from that commit)
     bool batch_sent = false;      // false when the kernel already held the desired state
     int messages = 0;             // netlink messages in the batch, without its begin and end
     int elements_added = 0;       // map elements
@@ -88,7 +92,11 @@ class NftRuleProgrammer final : public RuleProgrammer {
   void Plan(IpFamily family, const NatRuleset& desired, const Observed& observed, NftBatch& batch);
   // One read-plan-send round. Returns Aborted when the kernel refused the batch because the ruleset changed
   // after it was read.
-  absl::Status ApplyOnce(const NatRuleset& desired);
+  absl::Status ApplyOnce(const NatRuleset& desired, bool validated);
+  // Appends to `batch` the element changes of `diff` for one family.
+  void PlanChange(IpFamily family, const NatRulesetDiff& diff, NftBatch& batch);
+  // After a commit based on `generation`: remembers `ruleset` if nobody else committed meanwhile.
+  void Remember(uint32_t generation, NatRuleset ruleset);
 
   Options options_;
   MnlSocketPtr socket_;
@@ -96,6 +104,13 @@ class NftRuleProgrammer final : public RuleProgrammer {
   uint32_t next_seq_ = 1;
   std::vector<char> receive_buffer_;
   ApplyReport last_apply_;
+  // What abode's tables held after this instance's last commit; valid while the ruleset generation is still
+  // `generation`, since any commit by anyone bumps it. Spares reading every map element for each change.
+  struct Committed {
+    uint32_t generation = 0;
+    NatRuleset ruleset;
+  };
+  std::optional<Committed> committed_;
 };
 
 }  // namespace abode::node

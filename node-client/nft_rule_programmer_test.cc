@@ -124,15 +124,23 @@ TEST_F(NodeKernelNftTest, ReapplyingTheSameStateChangesNothing) {
 
   ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
   EXPECT_FALSE(programmer_->last_apply().batch_sent);
+  EXPECT_FALSE(programmer_->last_apply().read_kernel);  // nobody committed since: planned from our own commit
   EXPECT_EQ(programmer_->last_apply().messages, 0);
   EXPECT_EQ(Generation(), generation);
   EXPECT_EQ(Nft("-a list ruleset"), listing);
+
+  // Someone else's commit, even to another table, makes the next round read abode's tables again.
+  Nft("add table ip other");
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  EXPECT_TRUE(programmer_->last_apply().read_kernel);
+  EXPECT_FALSE(programmer_->last_apply().batch_sent);
 
   // A fresh instance recognises the state as well: nothing is remembered outside the kernel.
   std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
   ABODE_ASSERT_OK(restarted->Apply(SampleRuleset()));
   EXPECT_FALSE(restarted->last_apply().batch_sent);
-  EXPECT_EQ(Generation(), generation);
+  EXPECT_TRUE(restarted->last_apply().read_kernel);
+  EXPECT_EQ(Generation(), generation + 1);  // only the foreign table
 }
 
 TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
@@ -154,6 +162,7 @@ TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
   ABODE_ASSERT_OK(programmer_->Apply(desired));
   const NftRuleProgrammer::ApplyReport& report = programmer_->last_apply();
   EXPECT_TRUE(report.batch_sent);
+  EXPECT_FALSE(report.read_kernel);
   EXPECT_TRUE(report.repairs.empty());
   EXPECT_EQ(report.elements_removed, 3);  // magic element + both halves of the elastic mapping
   EXPECT_EQ(report.elements_added, 3);
@@ -168,6 +177,7 @@ TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
 TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
   const NatRuleset desired = SampleRuleset();
   ABODE_ASSERT_OK(programmer_->Apply(desired));
+  ABODE_ASSERT_OK(programmer_->Apply(desired));  // warm: planned from its own commit from here on
   const std::string pristine_chains = Nft("list chain ip abode prerouting") + Nft("list chain ip abode output") +
                                       Nft("list chain ip abode postrouting") + Nft("list chain ip6 abode output");
 
@@ -188,6 +198,7 @@ TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
     SCOPED_TRACE(edit);
     Nft(absl::StrCat("'", edit, "'"));
     ABODE_ASSERT_OK(programmer_->Apply(desired));
+    EXPECT_TRUE(programmer_->last_apply().read_kernel);
     EXPECT_TRUE(programmer_->last_apply().batch_sent);
     ExpectKernelHolds(desired);
     EXPECT_EQ(Nft("list chain ip abode prerouting") + Nft("list chain ip abode output") +
