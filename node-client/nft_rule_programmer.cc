@@ -372,6 +372,7 @@ struct NftRuleProgrammer::Observed {
     Elements elements;
   };
   bool table_exists = false;
+  uint32_t table_flags = 0;  // e.g. NFT_TABLE_F_DORMANT, which would switch every rule off
   std::map<std::string, Chain> chains;
   std::map<std::string, Set> sets;
 };
@@ -543,11 +544,15 @@ absl::StatusOr<NftRuleProgrammer::Observed> NftRuleProgrammer::ReadFamily(IpFami
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     nlmsghdr* request = nftnl_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETTABLE, l.nfproto, NLM_F_ACK, next_seq_++);
     nftnl_table_nlmsg_build_payload(request, t.get());
-    auto on_message = [](const nlmsghdr*, void* context) {
-      *static_cast<bool*>(context) = true;
+    auto on_message = [](const nlmsghdr* m, void* context) {
+      auto* out = static_cast<Observed*>(context);
+      TablePtr found(nftnl_table_alloc());
+      if (nftnl_table_nlmsg_parse(m, found.get()) < 0) return MNL_CB_OK;
+      out->table_exists = true;
+      out->table_flags = nftnl_table_get_u32(found.get(), NFTNL_TABLE_FLAGS);
       return MNL_CB_OK;
     };
-    absl::Status s = Exchange(request, absl::StrCat("read table ", table_text), on_message, &observed.table_exists);
+    absl::Status s = Exchange(request, absl::StrCat("read table ", table_text), on_message, &observed);
     if (absl::IsNotFound(s)) return observed;
     if (!s.ok()) return s;
   }
@@ -710,6 +715,10 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
   std::vector<std::string>& repairs = last_apply_.repairs;
   bool rebuild = false;
   if (observed.table_exists) {
+    if (observed.table_flags != 0) {
+      repairs.push_back(absl::StrCat(table_text, ": table flags 0x", absl::Hex(observed.table_flags)));
+      rebuild = true;
+    }
     for (const MapShape& shape : shapes) {
       auto it = observed.sets.find(shape.name);
       if (it == observed.sets.end()) {

@@ -190,6 +190,7 @@ TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
       "add element ip abode elastic_dnat { 203.0.113.99 : 192.0.2.99 }",
       "delete element ip abode elastic_snat { 192.0.2.10 }",
       "add chain ip abode sneaky",
+      "add table ip abode { flags dormant; }",
       "add set ip6 abode extra { type ipv6_addr; }",
       "flush chain ip6 abode output; delete chain ip6 abode output; add chain ip6 abode output "
       "{ type nat hook output priority 50; }",
@@ -209,6 +210,7 @@ TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
     EXPECT_FALSE(programmer_->last_apply().batch_sent);
   }
   EXPECT_THAT(Nft("list table ip abode"), Not(HasSubstr("sneaky")));
+  EXPECT_THAT(Nft("list table ip abode"), Not(HasSubstr("dormant")));
   EXPECT_THAT(Nft("list table ip6 abode"), Not(HasSubstr("extra")));
 }
 
