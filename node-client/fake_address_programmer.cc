@@ -39,8 +39,7 @@ absl::Status FakeAddressProgrammer::Remove(const OwnedAddress& address) {
   if (absl::Status s = TakeFailure(fail_remove_); !s.ok()) return s;
   if (absl::Status s = ValidateOwnedAddress(address); !s.ok()) return s;
   if (foreign_.count(address) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " on interface ",
-                                                      address.interface,
+    return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " on interface ", address.interface,
                                                       " belongs to another owner; not removing it"));
   }
   if (owned_.erase(address) != 0) ++removes_;

@@ -21,8 +21,8 @@ class FakeRuleProgrammer final : public RuleProgrammer {
   void SetKernelState(NatRuleset state) { state_ = std::move(state); }
 
   const NatRuleset& state() const { return state_; }
-  int applies() const { return applies_; }            // successful Apply() calls
-  int batches() const { return batches_; }            // Apply() calls that changed something
+  int applies() const { return applies_; }  // successful Apply() calls
+  int batches() const { return batches_; }  // Apply() calls that changed something
   int mappings_added() const { return mappings_added_; }
   int mappings_removed() const { return mappings_removed_; }
 

@@ -69,8 +69,8 @@ NatRuleset Mappings(int count) {
                          8080});
   }
   for (int i = 0; i < v4_elastic; ++i) {
-    r.elastic_nat.insert({absl::StrCat("198.19.", i / 250, ".", i % 250 + 1),
-                          absl::StrCat("198.18.", 100 + i / 250, ".", i % 250 + 1)});
+    r.elastic_nat.insert(
+        {absl::StrCat("198.19.", i / 250, ".", i % 250 + 1), absl::StrCat("198.18.", 100 + i / 250, ".", i % 250 + 1)});
   }
   for (int i = 0; i < v6_elastic; ++i) {
     r.elastic_nat.insert({Canonical(absl::StrCat("2001:2::2:", i / 250 + 1, ":", i % 250 + 1)),
@@ -101,17 +101,18 @@ std::string NftScript(const NatRuleset& r) {
       if (!elements.empty()) absl::StrAppend(&text, "    elements = { ", absl::StrJoin(elements, ",\n      "), " }\n");
       return text + "  }\n";
     };
-    const std::string lookups = absl::StrCat("    dnat ", f, " to ", f, " daddr . meta l4proto . th dport map @magic_dnat\n",
-                                             "    dnat ", f, " to ", f, " daddr map @elastic_dnat\n");
-    absl::StrAppend(&script, "table ", f, " abode {\n",
-                    map("magic_dnat", absl::StrCat(addr, " . inet_proto . inet_service : ", addr, " . inet_service"),
-                        magic),
-                    map("elastic_dnat", absl::StrCat(addr, " : ", addr), dnat),
-                    map("elastic_snat", absl::StrCat(addr, " : ", addr), snat),
-                    "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n", lookups,
-                    "  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n", lookups,
-                    "  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
-                    "    snat ", f, " to ", f, " saddr map @elastic_snat\n  }\n}\n");
+    const std::string lookups =
+        absl::StrCat("    dnat ", f, " to ", f, " daddr . meta l4proto . th dport map @magic_dnat\n", "    dnat ", f,
+                     " to ", f, " daddr map @elastic_dnat\n");
+    absl::StrAppend(
+        &script, "table ", f, " abode {\n",
+        map("magic_dnat", absl::StrCat(addr, " . inet_proto . inet_service : ", addr, " . inet_service"), magic),
+        map("elastic_dnat", absl::StrCat(addr, " : ", addr), dnat),
+        map("elastic_snat", absl::StrCat(addr, " : ", addr), snat),
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n", lookups,
+        "  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n", lookups,
+        "  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n", "    snat ", f,
+        " to ", f, " saddr map @elastic_snat\n  }\n}\n");
   }
   return script;
 }
@@ -239,11 +240,13 @@ int Run(int address_count, int mapping_count, int rounds) {
   std::printf("  addresses: one added + one removed      %8.2f ms\n", address_change_ms);
   std::printf("  addresses: list owned (%zu)            %8.2f ms\n", owned->size(), address_list_ms);
   std::printf("  nat: %d mappings, abode full load    %8.1f ms  (rounds: %s)\n", mapping_count, abode_load,
-              absl::StrJoin(abode_ms, " ", [](std::string* out, double v) { absl::StrAppend(out, static_cast<int>(v)); })
-                  .c_str());
+              absl::StrJoin(abode_ms, " ", [](std::string* out, double v) {
+                absl::StrAppend(out, static_cast<int>(v));
+              }).c_str());
   std::printf("  nat: same tables, nft -f              %8.1f ms  (rounds: %s)\n", nft_load,
-              absl::StrJoin(nft_ms, " ", [](std::string* out, double v) { absl::StrAppend(out, static_cast<int>(v)); })
-                  .c_str());
+              absl::StrJoin(nft_ms, " ", [](std::string* out, double v) {
+                absl::StrAppend(out, static_cast<int>(v));
+              }).c_str());
   std::printf("  nat: abode / nft -f                    %8.2f\n", ratio);
   std::printf("  nat: one mapping changed (%d messages)  %8.2f ms\n", change_messages, nat_change_ms);
   std::printf("  nat: no-op apply, warm                  %8.2f ms\n", nat_noop_ms);
@@ -275,8 +278,10 @@ int main(int argc, char** argv) {
   int rounds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    int* slot = flag == "--addresses" ? &addresses : flag == "--mappings" ? &mappings : flag == "--rounds" ? &rounds
-                                                                                                          : nullptr;
+    int* slot = flag == "--addresses"  ? &addresses
+                : flag == "--mappings" ? &mappings
+                : flag == "--rounds"   ? &rounds
+                                       : nullptr;
     if (slot == nullptr || !absl::SimpleAtoi(argv[i + 1], slot) || *slot < 1) {
       std::fprintf(stderr, "usage: %s [--addresses N] [--mappings M] [--rounds R]\n", argv[0]);
       return 2;

@@ -4,8 +4,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -15,9 +15,7 @@ absl::string_view IpFamilyName(IpFamily family) { return family == IpFamily::kIp
 
 absl::string_view L4ProtocolName(L4Protocol protocol) { return protocol == L4Protocol::kTcp ? "tcp" : "udp"; }
 
-uint8_t L4ProtocolNumber(L4Protocol protocol) {
-  return protocol == L4Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
-}
+uint8_t L4ProtocolNumber(L4Protocol protocol) { return protocol == L4Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP; }
 
 absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
   std::string copy(text);  // inet_pton needs a terminated string
@@ -52,9 +50,7 @@ absl::StatusOr<std::string> CanonicalAddress(absl::string_view text) {
   return address->ToString();
 }
 
-std::string OwnedAddress::ToString() const {
-  return absl::StrCat(address, "/", prefix_len, " on ", interface);
-}
+std::string OwnedAddress::ToString() const { return absl::StrCat(address, "/", prefix_len, " on ", interface); }
 
 absl::Status ValidateOwnedAddress(const OwnedAddress& address) {
   if (address.interface.empty() || address.interface.size() >= IFNAMSIZ ||
@@ -78,8 +74,7 @@ absl::Status ValidateOwnedAddress(const OwnedAddress& address) {
 std::string MagicDnat::ToString() const {
   const bool v6 = family == IpFamily::kIpv6;
   return absl::StrCat(IpFamilyName(family), " ", L4ProtocolName(protocol), " ", v6 ? "[" : "", magic_address,
-                      v6 ? "]" : "", ":", port, " -> ", v6 ? "[" : "", target_address, v6 ? "]" : "", ":",
-                      target_port);
+                      v6 ? "]" : "", ":", port, " -> ", v6 ? "[" : "", target_address, v6 ? "]" : "", ":", target_port);
 }
 
 std::string ElasticNat::ToString() const { return absl::StrCat(elastic_address, " <-> ", workload_address); }
@@ -95,16 +90,15 @@ template <typename Mapping>
 absl::Status CheckAddress(absl::string_view what, const std::string& text, IpFamily family, const Mapping& mapping) {
   absl::StatusOr<IpAddress> parsed = IpAddress::Parse(text);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " of ", mapping.ToString(), ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping.ToString(), ": ", parsed.status().message()));
   }
   if (parsed->family != family) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " of ", mapping.ToString(), " is not an ", IpFamilyName(family), " address"));
   }
   if (parsed->ToString() != text) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " of ", mapping.ToString(), " is not canonical (expected ",
-                                                   parsed->ToString(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " of ", mapping.ToString(), " is not canonical (expected ", parsed->ToString(), ")"));
   }
   return absl::OkStatus();
 }
@@ -154,9 +148,8 @@ absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset) {
     previous_elastic = &e;
     by_workload.push_back(&e);
   }
-  std::sort(by_workload.begin(), by_workload.end(), [](const ElasticNat* a, const ElasticNat* b) {
-    return a->workload_address < b->workload_address;
-  });
+  std::sort(by_workload.begin(), by_workload.end(),
+            [](const ElasticNat* a, const ElasticNat* b) { return a->workload_address < b->workload_address; });
   for (size_t i = 1; i < by_workload.size(); ++i) {
     if (by_workload[i - 1]->workload_address == by_workload[i]->workload_address) {
       return absl::InvalidArgumentError(absl::StrCat("workload address ", by_workload[i]->workload_address,

@@ -8,20 +8,20 @@
 #include <cstdint>
 #include <set>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace abode::node {
 
 enum class IpFamily : uint8_t { kIpv4, kIpv6 };
 enum class L4Protocol : uint8_t { kTcp, kUdp };
 
-absl::string_view IpFamilyName(IpFamily family);      // "ip" / "ip6", as nftables names the families
+absl::string_view IpFamilyName(IpFamily family);        // "ip" / "ip6", as nftables names the families
 absl::string_view L4ProtocolName(L4Protocol protocol);  // "tcp" / "udp"
-uint8_t L4ProtocolNumber(L4Protocol protocol);         // IPPROTO_TCP / IPPROTO_UDP
+uint8_t L4ProtocolNumber(L4Protocol protocol);          // IPPROTO_TCP / IPPROTO_UDP
 
 // An IP address in network byte order. Only the first ByteLength() bytes are meaningful; the rest are zero so
 // that the defaulted comparisons are exact.

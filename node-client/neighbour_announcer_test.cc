@@ -63,7 +63,7 @@ class NodeKernelAnnouncerTest : public ::testing::Test {
       slot->emplace(std::move(*ns));
     }
     ABODE_ASSERT_OK(node_->Run(absl::StrCat("ip link add n0 address 02:ab:0d:e0:00:01 type veth peer name p0 netns ",
-                                      peer_->name(), " && ip link set n0 up")));
+                                            peer_->name(), " && ip link set n0 up")));
     ABODE_ASSERT_OK(peer_->Run("ip link set p0 up"));
     ABODE_ASSERT_OK(node_->Inside([&] {
       absl::StatusOr<std::unique_ptr<NeighbourAnnouncer>> announcer = NeighbourAnnouncer::Create();
@@ -79,11 +79,12 @@ class NodeKernelAnnouncerTest : public ::testing::Test {
 
   UniqueFd CaptureOnPeer(uint16_t ethertype) {
     UniqueFd fd;
-    EXPECT_TRUE(peer_->Inside([&] {
-                        absl::StatusOr<UniqueFd> capture = Capture("p0", ethertype);
-                        ASSERT_TRUE(capture.ok()) << capture.status();
-                        fd = std::move(*capture);
-                      })
+    EXPECT_TRUE(peer_
+                    ->Inside([&] {
+                      absl::StatusOr<UniqueFd> capture = Capture("p0", ethertype);
+                      ASSERT_TRUE(capture.ok()) << capture.status();
+                      fd = std::move(*capture);
+                    })
                     .ok());
     return fd;
   }
@@ -142,8 +143,9 @@ TEST_F(NodeKernelAnnouncerTest, UnsolicitedNeighbourAdvertisementReachesTheLink)
 
 TEST_F(NodeKernelAnnouncerTest, PeerNeighbourCacheFollowsTheAnnouncement) {
   // The peer first learns another hardware address for the address, then hears the announcement.
-  ABODE_ASSERT_OK(peer_->Run("ip addr add 192.0.2.1/24 dev p0 && "
-                       "ip neigh replace 192.0.2.51 lladdr 02:00:00:00:00:99 dev p0 nud stale"));
+  ABODE_ASSERT_OK(
+      peer_->Run("ip addr add 192.0.2.1/24 dev p0 && "
+                 "ip neigh replace 192.0.2.51 lladdr 02:00:00:00:00:99 dev p0 nud stale"));
   ABODE_ASSERT_OK(node_->Run("ip addr add 192.0.2.2/24 dev n0"));
   ABODE_ASSERT_OK(addresses_->Add({"n0", "192.0.2.51", 32}));
   ABODE_ASSERT_OK(announcer_->Announce({"n0", "192.0.2.51", 32}));

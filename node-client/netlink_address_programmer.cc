@@ -77,7 +77,8 @@ int OnAddressMessage(nl_msg* msg, void* arg) {
 bool DrainNotifications(nl_sock* sock, nl_cb* cb, std::vector<AddressEvent>& events) {
   nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, &OnAddressMessage, &events);
   // Notifications carry no sequence number of ours.
-  nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, [](nl_msg*, void*) { return static_cast<int>(NL_OK); }, nullptr);
+  nl_cb_set(
+      cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, [](nl_msg*, void*) { return static_cast<int>(NL_OK); }, nullptr);
   while (true) {
     const int n = nl_recvmsgs_report(sock, cb);
     if (n == -NLE_AGAIN || n == 0) return true;
@@ -215,10 +216,9 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
   for (auto it = first; it != last; ++it) {
     const KernelAddress& a = it->second;
     if (a.protocol != kAbodeAddressProtocol) {
-      return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " is already held on interface ",
-                                                        InterfaceName(a.ifindex), " by another owner (protocol ",
-                                                        static_cast<int>(a.protocol), "); not adding it to ",
-                                                        address.interface));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "address ", address.address, " is already held on interface ", InterfaceName(a.ifindex),
+          " by another owner (protocol ", static_cast<int>(a.protocol), "); not adding it to ", address.interface));
     }
     if (a.ifindex == *ifindex && a.prefix_len == address.prefix_len) already_ours = true;
   }
@@ -243,13 +243,13 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
   }
   ++round_trips_;
   if (int err = nl_send_auto(sock_.get(), msg.get()); err < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot send the request to add ", address.ToString(), ": ",
-                                               NlError(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot send the request to add ", address.ToString(), ": ", NlError(err)));
   }
   if (int err = nl_wait_for_ack(sock_.get()); err < 0) {
     if (err == -NLE_EXIST) {
-      return absl::AlreadyExistsError(absl::StrCat("cannot add ", address.ToString(),
-                                                   ": the kernel already holds a conflicting address"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("cannot add ", address.ToString(), ": the kernel already holds a conflicting address"));
     }
     if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND) {
       return absl::NotFoundError(absl::StrCat("interface ", address.interface, " does not exist"));
@@ -277,8 +277,8 @@ absl::Status NetlinkAddressProgrammer::Remove(const OwnedAddress& address) {
   });
   if (it == last) return absl::OkStatus();
   if (it->second.protocol != kAbodeAddressProtocol) {
-    return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " on interface ",
-                                                      address.interface, " belongs to another owner (protocol ",
+    return absl::FailedPreconditionError(absl::StrCat("address ", address.address, " on interface ", address.interface,
+                                                      " belongs to another owner (protocol ",
                                                       static_cast<int>(it->second.protocol), "); not removing it"));
   }
 
@@ -289,8 +289,8 @@ absl::Status NetlinkAddressProgrammer::Remove(const OwnedAddress& address) {
   rtnl_addr_set_ifindex(request.get(), *ifindex);
   rtnl_addr_set_family(request.get(), AddressFamily(ip->family));
   if (int err = rtnl_addr_set_local(request.get(), local.get()); err < 0) {
-    return absl::InternalError(absl::StrCat("cannot build the request to remove ", address.ToString(), ": ",
-                                            NlError(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot build the request to remove ", address.ToString(), ": ", NlError(err)));
   }
   rtnl_addr_set_prefixlen(request.get(), address.prefix_len);
   ++round_trips_;

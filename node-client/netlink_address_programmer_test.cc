@@ -81,7 +81,9 @@ TEST_F(NodeKernelAddressTest, AddsListsAndRemovesBothFamilies) {
 TEST_F(NodeKernelAddressTest, AddingAnOwnedAddressAgainIsANoOp) {
   const OwnedAddress a{"n0", "192.0.2.11", 24};
   ABODE_ASSERT_OK(programmer_->Add(a));
+  const int64_t round_trips = programmer_->round_trips();
   ABODE_ASSERT_OK(programmer_->Add(a));
+  EXPECT_EQ(programmer_->round_trips(), round_trips);  // nothing sent to the kernel
   const std::string listing = IpAddr("n0");
   EXPECT_EQ(listing.find("192.0.2.11"), listing.rfind("192.0.2.11"));
   EXPECT_THAT(Owned(), ElementsAre(a));

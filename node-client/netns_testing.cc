@@ -180,8 +180,8 @@ absl::StatusOr<Datagram> ReceiveUdp(const UniqueFd& socket, std::chrono::millise
   std::array<char, 2048> buffer;
   sockaddr_storage from = {};
   socklen_t from_length = sizeof(from);
-  const ssize_t n = recvfrom(socket.get(), buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from),
-                             &from_length);
+  const ssize_t n =
+      recvfrom(socket.get(), buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_length);
   if (n < 0) return absl::InternalError(absl::StrCat("recvfrom: ", std::strerror(errno)));
   Datagram datagram;
   datagram.payload.assign(buffer.data(), static_cast<size_t>(n));
@@ -191,8 +191,7 @@ absl::StatusOr<Datagram> ReceiveUdp(const UniqueFd& socket, std::chrono::millise
     datagram.source_port = ntohs(in->sin_port);
   } else {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&from);
-    datagram.source_address =
-        IpAddress::FromBytes(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16).ToString();
+    datagram.source_address = IpAddress::FromBytes(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16).ToString();
     datagram.source_port = ntohs(in6->sin6_port);
   }
   return datagram;

@@ -6,10 +6,10 @@
 #include <chrono>
 #include <functional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "unique_fd.h"
 
 namespace abode::node::testing {
@@ -74,17 +74,17 @@ absl::StatusOr<Datagram> ReceiveUdp(const UniqueFd& socket, std::chrono::millise
 }  // namespace abode::node::testing
 
 // In a GoogleTest body or SetUp(): skips the test unless kernel tests may run here.
-#define ABODE_SKIP_UNLESS_KERNEL_TESTS()                                  \
-  do {                                                                    \
-    if (!::abode::node::testing::KernelTestsAllowed()) {                  \
-      GTEST_SKIP() << ::abode::node::testing::kKernelTestsSkipMessage;    \
-    }                                                                     \
+#define ABODE_SKIP_UNLESS_KERNEL_TESTS()                               \
+  do {                                                                 \
+    if (!::abode::node::testing::KernelTestsAllowed()) {               \
+      GTEST_SKIP() << ::abode::node::testing::kKernelTestsSkipMessage; \
+    }                                                                  \
   } while (false)
 
 // In a GoogleTest body: asserts that an absl::Status expression is OK, printing it when not.
-#define ABODE_ASSERT_OK(expr)                 \
-  do {                                        \
-    const ::absl::Status abode_status_ = (expr); \
+#define ABODE_ASSERT_OK(expr)                         \
+  do {                                                \
+    const ::absl::Status abode_status_ = (expr);      \
     ASSERT_TRUE(abode_status_.ok()) << abode_status_; \
   } while (false)
 

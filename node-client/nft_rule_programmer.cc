@@ -509,8 +509,7 @@ absl::Status NftRuleProgrammer::Exchange(nlmsghdr* request, absl::string_view wh
     if (ret == MNL_CB_ERROR) {
       const int error = errno;
       // Whatever is left of this reply would confuse the next exchange.
-      while (recv(mnl_socket_get_fd(socket_.get()), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT) >
-             0) {
+      while (recv(mnl_socket_get_fd(socket_.get()), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT) > 0) {
       }
       if (error == ENOENT) return absl::NotFoundError(absl::StrCat("cannot ", what, ": ", Errno(error)));
       return absl::UnavailableError(absl::StrCat("cannot ", what, ": ", Errno(error)));
@@ -577,7 +576,8 @@ absl::StatusOr<NftRuleProgrammer::Observed> NftRuleProgrammer::ReadFamily(IpFami
       if (out.base) {
         out.hook = nftnl_chain_get_u32(chain.get(), NFTNL_CHAIN_HOOKNUM);
         out.priority = nftnl_chain_get_s32(chain.get(), NFTNL_CHAIN_PRIO);
-        if (nftnl_chain_is_set(chain.get(), NFTNL_CHAIN_TYPE)) out.type = nftnl_chain_get_str(chain.get(), NFTNL_CHAIN_TYPE);
+        if (nftnl_chain_is_set(chain.get(), NFTNL_CHAIN_TYPE))
+          out.type = nftnl_chain_get_str(chain.get(), NFTNL_CHAIN_TYPE);
         if (nftnl_chain_is_set(chain.get(), NFTNL_CHAIN_POLICY)) {
           out.policy = nftnl_chain_get_u32(chain.get(), NFTNL_CHAIN_POLICY);
         }
@@ -704,8 +704,7 @@ absl::StatusOr<NatRuleset> NftRuleProgrammer::Read() {
   return ruleset;
 }
 
-void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const Observed& observed,
-                             NftBatch& batch) {
+void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const Observed& observed, NftBatch& batch) {
   const FamilyLayout l = Layout(family);
   const std::string& table = options_.table_name;
   const std::string table_text = TableName(l, table);
@@ -742,8 +741,8 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
       if (shape == kChains.end()) {
         repairs.push_back(absl::StrCat(table_text, ": foreign chain ", name));
         rebuild = true;
-      } else if (!chain.base || chain.hook != shape->hook || chain.priority != shape->priority ||
-                 chain.type != "nat" || chain.policy != NF_ACCEPT) {
+      } else if (!chain.base || chain.hook != shape->hook || chain.priority != shape->priority || chain.type != "nat" ||
+                 chain.policy != NF_ACCEPT) {
         repairs.push_back(absl::StrCat(table_text, ": chain ", name, " has another hook, priority, type or policy"));
         rebuild = true;
       }
@@ -836,8 +835,8 @@ absl::Status NftRuleProgrammer::Send(NftBatch& batch) {
     const ssize_t n = recv(fd, receive_buffer_.data(), receive_buffer_.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::UnavailableError(absl::StrCat("cannot read the kernel's answer for table ", options_.table_name,
-                                                 ": ", Errno(errno)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the kernel's answer for table ", options_.table_name, ": ", Errno(errno)));
     }
     int left = static_cast<int>(n);
     for (auto* m = reinterpret_cast<nlmsghdr*>(receive_buffer_.data()); mnl_nlmsg_ok(m, left);
@@ -863,15 +862,15 @@ absl::Status NftRuleProgrammer::Send(NftBatch& batch) {
     }
   }
   if (first_error == ERESTART) {
-    return absl::AbortedError(absl::StrCat("the ruleset changed while table ", options_.table_name,
-                                           " was being updated"));
+    return absl::AbortedError(
+        absl::StrCat("the ruleset changed while table ", options_.table_name, " was being updated"));
   }
   if (first_error != 0) {
     return absl::InternalError(absl::StrCat("the kernel refused the nftables batch: ", first_error_text));
   }
   if (expected > 0) {
-    return absl::DeadlineExceededError(absl::StrCat("the kernel did not acknowledge the nftables batch for table ",
-                                                    options_.table_name));
+    return absl::DeadlineExceededError(
+        absl::StrCat("the kernel did not acknowledge the nftables batch for table ", options_.table_name));
   }
   return absl::OkStatus();
 }

@@ -17,9 +17,10 @@
 // (ipv6_addr in table ip6.) Apply() reads the tables, computes the difference and sends one nfnetlink batch,
 // tied to the ruleset generation it read so that a concurrent change makes the kernel refuse it (then Apply
 // reads and plans again). When the generation shows that nothing was committed since this instance's own last
-// batch, the tables are known without reading them, and a change costs one round trip plus its batch. The batch also repairs what someone else changed: missing tables, chains or maps are
+// batch, the tables are known without reading them, and a change costs one round trip plus its batch.
+// A batch planned from a read also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
-// (or that holds objects abode did not create) is rebuilt from scratch within the same batch.
+// (or that holds objects abode did not create, or that was made dormant) is rebuilt within the same batch.
 #ifndef ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 
@@ -55,12 +56,12 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   // What the last Apply() did.
   struct ApplyReport {
-    bool read_kernel = false;     // abode's tables were read (false: the ruleset was unchanged since this
-                                  // instance's last commit, so the change was planned from that commit)
-    bool batch_sent = false;      // false when the kernel already held the desired state
-    int messages = 0;             // netlink messages in the batch, without its begin and end
-    int elements_added = 0;       // map elements
-    int elements_removed = 0;     // map elements
+    bool read_kernel = false;          // abode's tables were read (false: the ruleset was unchanged since this
+                                       // instance's last commit, so the change was planned from that commit)
+    bool batch_sent = false;           // false when the kernel already held the desired state
+    int messages = 0;                  // netlink messages in the batch, without its begin and end
+    int elements_added = 0;            // map elements
+    int elements_removed = 0;          // map elements
     std::vector<std::string> repairs;  // what was found broken and repaired, e.g. "ip abode: chain output edited"
   };
 
@@ -85,8 +86,8 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   absl::StatusOr<Observed> ReadFamily(IpFamily family);
   // Sends one request and hands every reply message to `on_message` until the kernel finishes.
-  absl::Status Exchange(nlmsghdr* request, absl::string_view what,
-                        int (*on_message)(const nlmsghdr*, void*), void* context);
+  absl::Status Exchange(nlmsghdr* request, absl::string_view what, int (*on_message)(const nlmsghdr*, void*),
+                        void* context);
   absl::Status Send(NftBatch& batch);
   // Reads `observed` of one family and appends to `batch` what turns it into `desired`.
   void Plan(IpFamily family, const NatRuleset& desired, const Observed& observed, NftBatch& batch);

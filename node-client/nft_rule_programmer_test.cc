@@ -40,8 +40,8 @@ NatRuleset LargeRuleset(int count) {
     r.magic_dnat.insert({IpFamily::kIpv6, canonical(absl::StrCat("fd00:ec2::", hi, ":", lo)), L4Protocol::kUdp, 53,
                          canonical(absl::StrCat("2001:db8:1::", hi, ":", lo)), 5353});
     r.elastic_nat.insert({absl::StrCat("203.0.", hi, ".", lo), absl::StrCat("10.", hi, ".", lo, ".1")});
-    r.elastic_nat.insert({canonical(absl::StrCat("2001:db8:3::", hi, ":", lo)),
-                          canonical(absl::StrCat("2001:db8:2::", hi, ":", lo))});
+    r.elastic_nat.insert(
+        {canonical(absl::StrCat("2001:db8:3::", hi, ":", lo)), canonical(absl::StrCat("2001:db8:2::", hi, ":", lo))});
   }
   return r;
 }
@@ -61,8 +61,10 @@ class NodeKernelNftTest : public ::testing::Test {
     std::unique_ptr<NftRuleProgrammer> programmer;
     absl::Status entered = node_->Inside([&] {
       absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> created = NftRuleProgrammer::Create();
-      if (created.ok()) programmer = std::move(*created);
-      else ADD_FAILURE() << created.status();
+      if (created.ok())
+        programmer = std::move(*created);
+      else
+        ADD_FAILURE() << created.status();
     });
     EXPECT_TRUE(entered.ok()) << entered;
     return programmer;
@@ -223,8 +225,8 @@ TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {
   Nft("add rule inet abode input tcp dport 22 accept");
   Nft("add table ip6 other6");
   Nft("'add set ip6 other6 s { type ipv6_addr; elements = { 2001:db8::1 } }'");
-  const std::string foreign = Nft("-a list table ip other") + Nft("-a list table inet abode") +
-                              Nft("-a list table ip6 other6");
+  const std::string foreign =
+      Nft("-a list table ip other") + Nft("-a list table inet abode") + Nft("-a list table ip6 other6");
 
   ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
   Nft("add chain ip abode sneaky");  // forces a rebuild of ip abode
@@ -232,8 +234,7 @@ TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {
   ABODE_ASSERT_OK(programmer_->Apply(NatRuleset{}));
   ExpectKernelHolds(NatRuleset{});
 
-  EXPECT_EQ(Nft("-a list table ip other") + Nft("-a list table inet abode") + Nft("-a list table ip6 other6"),
-            foreign);
+  EXPECT_EQ(Nft("-a list table ip other") + Nft("-a list table inet abode") + Nft("-a list table ip6 other6"), foreign);
 }
 
 TEST_F(NodeKernelNftTest, RejectsAnInvalidRulesetWithoutTouchingTheKernel) {
@@ -270,12 +271,31 @@ struct TrafficPlan {
   const char* address_flags;
 };
 
-constexpr TrafficPlan kIpv4Plan = {"ipv4",       IpFamily::kIpv4, "198.51.100.1",    "198.51.100.2", "192.0.2.1",
-                                   "192.0.2.10", "203.0.113.10",  "169.254.169.254", 24,             "0.0.0.0",
-                                   "0.0.0.0/0",  ""};
-constexpr TrafficPlan kIpv6Plan = {"ipv6",           IpFamily::kIpv6, "2001:db8:1::1", "2001:db8:1::2",
-                                   "2001:db8:2::1",  "2001:db8:2::10", "2001:db8:3::10", "fd00:ec2::254",
-                                   64,               "::",            "::/0",          " nodad"};
+constexpr TrafficPlan kIpv4Plan = {.name = "ipv4",
+                                   .family = IpFamily::kIpv4,
+                                   .node_outside = "198.51.100.1",
+                                   .outside = "198.51.100.2",
+                                   .node_inside = "192.0.2.1",
+                                   .workload = "192.0.2.10",
+                                   .elastic = "203.0.113.10",
+                                   .magic = "169.254.169.254",
+                                   .prefix_len = 24,
+                                   .any = "0.0.0.0",
+                                   .default_route = "0.0.0.0/0",
+                                   .address_flags = ""};
+// IPv6 addresses skip duplicate address detection, which would hold them back for a second.
+constexpr TrafficPlan kIpv6Plan = {.name = "ipv6",
+                                   .family = IpFamily::kIpv6,
+                                   .node_outside = "2001:db8:1::1",
+                                   .outside = "2001:db8:1::2",
+                                   .node_inside = "2001:db8:2::1",
+                                   .workload = "2001:db8:2::10",
+                                   .elastic = "2001:db8:3::10",
+                                   .magic = "fd00:ec2::254",
+                                   .prefix_len = 64,
+                                   .any = "::",
+                                   .default_route = "::/0",
+                                   .address_flags = " nodad"};
 
 void PrintTo(const TrafficPlan& plan, std::ostream* out) { *out << plan.name; }
 
@@ -301,18 +321,21 @@ class NodeKernelNftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
          }) {
       ASSERT_TRUE(node_->Run(command).ok()) << node_->Run(command);
     }
-    ASSERT_TRUE(outside_->Run(absl::StrCat("ip link set o-eth up && ip addr add ", p.outside, prefix,
-                                           " dev o-eth && ip route add ", p.elastic, " via ", p.node_outside,
-                                           " && ip route add ", p.magic, " via ", p.node_outside))
+    ASSERT_TRUE(outside_
+                    ->Run(absl::StrCat("ip link set o-eth up && ip addr add ", p.outside, prefix,
+                                       " dev o-eth && ip route add ", p.elastic, " via ", p.node_outside,
+                                       " && ip route add ", p.magic, " via ", p.node_outside))
                     .ok());
-    ASSERT_TRUE(workload_->Run(absl::StrCat("ip link set w-eth up && ip addr add ", p.workload, prefix,
-                                            " dev w-eth && ip route add ", p.default_route, " via ", p.node_inside))
+    ASSERT_TRUE(workload_
+                    ->Run(absl::StrCat("ip link set w-eth up && ip addr add ", p.workload, prefix,
+                                       " dev w-eth && ip route add ", p.default_route, " via ", p.node_inside))
                     .ok());
-    ASSERT_TRUE(node_->Inside([&] {
-                        absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> created = NftRuleProgrammer::Create();
-                        ASSERT_TRUE(created.ok()) << created.status();
-                        programmer_ = std::move(*created);
-                      })
+    ASSERT_TRUE(node_
+                    ->Inside([&] {
+                      absl::StatusOr<std::unique_ptr<NftRuleProgrammer>> created = NftRuleProgrammer::Create();
+                      ASSERT_TRUE(created.ok()) << created.status();
+                      programmer_ = std::move(*created);
+                    })
                     .ok());
     ASSERT_NE(programmer_, nullptr);
     ruleset_.magic_dnat = {{p.family, p.magic, L4Protocol::kUdp, 53, p.outside, 5353}};
@@ -327,8 +350,7 @@ class NodeKernelNftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
                     absl::StatusOr<UniqueFd> bound = testing::BindUdp(address, port);
                     ASSERT_TRUE(bound.ok()) << bound.status();
                     fd = std::move(*bound);
-                  })
-                    .ok());
+                  }).ok());
     return fd;
   }
 
