@@ -7,7 +7,7 @@
 
 namespace abode::storage {
 
-inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaVersion = 2;
 
 // Durability comes from the raft log (fsync on every append), so the materialised database skips fsync.
 inline constexpr char kWriterPragmas[] = R"sql(
@@ -79,6 +79,12 @@ CREATE TABLE history (
 );
 CREATE INDEX history_address ON history (address, network, from_revision);
 CREATE INDEX history_closed ON history (to_ms) WHERE to_revision > 0;
+
+-- Nodes and the addresses they carry (see node_state.h): one deterministic protobuf record per name.
+CREATE TABLE nodes (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE external_addresses (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE elastic_addresses (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE magic_addresses (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
 )sql";
 
 // Column list shared by every query that decodes an allocation row (see rows.h).

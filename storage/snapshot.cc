@@ -9,6 +9,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "storage/address.h"
+#include "storage/node_state.h"
 #include "storage/rows.h"
 #include "storage/schema.h"
 #include "storage/validation.h"
@@ -114,6 +115,7 @@ absl::StatusOr<std::string> DumpSnapshot(Database& db) {
       trailer.set_history(trailer.history() + 1);
     }
   }
+  if (absl::Status s = NodeState::DumpRecords(db, coded, &trailer); !s.ok()) return s;
   rec.Clear();
   *rec.mutable_trailer() = trailer;
   WriteRecord(coded, rec);
@@ -136,6 +138,9 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
   }
   for (const char* table : {"DELETE FROM meta", "DELETE FROM pools", "DELETE FROM allocations", "DELETE FROM history"}) {
     if (absl::Status s = db.Exec(table); !s.ok()) return s;
+  }
+  for (const char* table : NodeState::kTables) {
+    if (absl::Status s = db.Exec(absl::StrCat("DELETE FROM ", table)); !s.ok()) return s;
   }
   auto set_meta = db.Prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
   auto ins_pool = db.Prepare(
@@ -244,14 +249,19 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
       }
       case v1::SnapshotRecord::kTrailer: {
         const auto& t = rec.trailer();
-        if (t.pools() != seen.pools() || t.allocations() != seen.allocations() || t.history() != seen.history()) {
+        if (t.pools() != seen.pools() || t.allocations() != seen.allocations() || t.history() != seen.history() ||
+            !NodeState::CountsMatch(t, seen)) {
           return absl::DataLossError("snapshot: record counts do not match its trailer");
         }
         have_trailer = true;
         break;
       }
-      default:
-        return absl::FailedPreconditionError("snapshot: record of an unknown kind");
+      default: {
+        auto handled = NodeState::LoadRecord(db, rec, &seen);
+        if (!handled.ok()) return handled.status();
+        if (!*handled) return absl::FailedPreconditionError("snapshot: record of an unknown kind");
+        break;
+      }
     }
     if (!have_header) return absl::DataLossError("snapshot: missing header");
   }

@@ -98,7 +98,8 @@ absl::Status StateMachine::PrepareStatements() {
     if (!s.ok()) return s.status();
     *stmt = std::move(*s);
   }
-  return absl::OkStatus();
+  nodes_ = std::make_unique<NodeState>(db_, static_cast<NodeStateHost&>(*this));
+  return nodes_->PrepareStatements();
 }
 
 absl::Status StateMachine::LoadFromDatabase() {
@@ -163,7 +164,7 @@ absl::Status StateMachine::LoadFromDatabase() {
       ++pool->used;
     }
   }
-  return absl::OkStatus();
+  return nodes_->Load();
 }
 
 StateMachine::PoolState* StateMachine::PoolById(int64_t id) {
@@ -214,7 +215,8 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
   outcomes.reserve(static_cast<size_t>(batch.commands_size()));
   for (const v1::Command& cmd : batch.commands()) outcomes.push_back(ApplyCommand(cmd));
 
-  absl::Status s = WriteBatchEnd();
+  absl::Status s = std::exchange(batch_failure_, absl::OkStatus());
+  if (s.ok()) s = WriteBatchEnd();
   if (s.ok()) s = stmts_->commit.Run();
   if (!s.ok()) {
     // The store refused the transaction: undo it and rebuild the in-memory index from what is stored.
@@ -257,10 +259,20 @@ CommandOutcome StateMachine::ApplyCommand(const v1::Command& command) {
     case v1::Command::kExpireAllocations: out = ExpireAllocations(); break;
     case v1::Command::kPruneHistory: out = PruneHistory(command.prune_history()); break;
     case v1::Command::OP_NOT_SET: break;
+    default:
+      if (NodeState::Handles(command)) out = nodes_->Apply(command);
+      break;
   }
+  std::vector<AllocationChange> changes = std::move(allocation_changes_);
+  allocation_changes_.clear();
+  if (absl::Status failed = nodes_->TakeStoreFailure(); !failed.ok() && batch_failure_.ok()) batch_failure_ = failed;
   if (out.ok()) {
+    if (absl::Status s = nodes_->AfterCommand(changes, command.traceparent()); !s.ok() && batch_failure_.ok()) {
+      batch_failure_ = s;
+    }
     if (absl::Status s = stmts_->release_sp.Run(); !s.ok()) return s;
   } else {
+    nodes_->AbortCommand();
     (void)stmts_->rollback_sp.Run();
     (void)stmts_->release_sp.Run();
     revision_ = saved_revision;
@@ -355,6 +367,7 @@ absl::Status StateMachine::FreeAllocation(PoolState& pool, int64_t row_id, const
   if (!addr.ok()) return absl::DataLossError(addr.status().message());
   ++revision_;
   if (absl::Status s = stmts_->delete_alloc.Bind(1, row_id).Run(); !s.ok()) return s;
+  allocation_changes_.push_back(AllocationChange{alloc, false});
   stmts_->close_history.Bind(1, time_ms_)
       .Bind(2, static_cast<int64_t>(revision_))
       .Bind(3, reason)
@@ -515,6 +528,7 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
   a->set_create_time_unix_ms(time_ms_);
   a->set_create_revision(revision_);
   a->set_revision(revision_);
+  allocation_changes_.push_back(AllocationChange{*a, true});
   return result;
 }
 
@@ -651,6 +665,31 @@ CommandOutcome StateMachine::PruneHistory(const v1::PruneHistory& req) {
   v1::CommandResult result;
   result.set_changed(static_cast<uint64_t>(db_.changes()));
   return result;
+}
+
+absl::StatusOr<v1::Allocation> StateMachine::AllocateAddress(const v1::AllocateRequest& req) {
+  CommandOutcome out = Allocate(req);
+  if (!out.ok()) return out.status();
+  return std::move(*out->mutable_allocation());
+}
+
+absl::Status StateMachine::ReleaseOwner(const std::string& owner, const std::string& pool) {
+  v1::ReleaseRequest req;
+  req.set_owner(owner);
+  req.set_pool(pool);
+  return Release(req).status();
+}
+
+const v1::PoolSpec* StateMachine::FindPool(absl::string_view name) const {
+  auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : &it->second.spec;
+}
+
+std::string StateMachine::PoolContaining(const IpAddress& address) const {
+  for (const auto& [name, pool] : pools_) {
+    if (pool.layout.family() == address.family() && pool.layout.cidr().Contains(address)) return name;
+  }
+  return {};
 }
 
 absl::StatusOr<std::string> StateMachine::Snapshot() { return DumpSnapshot(db_); }

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "storage/free_set.h"
+#include "storage/node_state.h"
 #include "storage/pool_layout.h"
 #include "storage/sqlite.h"
 
@@ -38,7 +39,7 @@ struct StateMachineOptions {
   int max_expire_per_command = 20000;
 };
 
-class StateMachine {
+class StateMachine : private NodeStateHost {
  public:
   // Creates an empty store at options.db_path, removing whatever was there: the store is a materialisation
   // of the raft snapshot and log, which are replayed into it after Open.
@@ -64,6 +65,10 @@ class StateMachine {
   // Earliest expiry among allocations with a TTL, if any.
   absl::StatusOr<std::optional<int64_t>> EarliestExpiry();
   const std::string& db_path() const { return options_.db_path; }
+
+  // Assignment changes since the last call and, when nodes or addresses changed, a new view of them.
+  // Called after Apply or Restore by the thread that owns the state machine.
+  NodeStateUpdate TakeNodeStateUpdate() { return nodes_->TakeUpdate(); }
 
  private:
   struct PoolState {
@@ -100,6 +105,15 @@ class StateMachine {
   v1::Pool PoolMessage(const PoolState& pool) const;
   absl::Status WriteBatchEnd();
 
+  // NodeStateHost: what the node commands use of the pools.
+  uint64_t NextRevision() override { return ++revision_; }
+  uint64_t CurrentRevision() const override { return revision_; }
+  int64_t NowMs() const override { return time_ms_; }
+  absl::StatusOr<v1::Allocation> AllocateAddress(const v1::AllocateRequest& req) override;
+  absl::Status ReleaseOwner(const std::string& owner, const std::string& pool) override;
+  const v1::PoolSpec* FindPool(absl::string_view name) const override;
+  std::string PoolContaining(const IpAddress& address) const override;
+
   StateMachineOptions options_;
   Database db_;
   std::unique_ptr<Statements> stmts_;
@@ -108,6 +122,10 @@ class StateMachine {
   int64_t next_pool_id_ = 1;
   uint64_t revision_ = 0;
   int64_t time_ms_ = 0;
+  // Nodes and the addresses they carry; told of every allocation the current command adds or removes.
+  std::unique_ptr<NodeState> nodes_;
+  std::vector<AllocationChange> allocation_changes_;
+  absl::Status batch_failure_;  // a store failure that must roll back the whole batch
 };
 
 }  // namespace abode::storage
