@@ -35,7 +35,10 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& args,
 
   CLI::App app("abodectl: operate the abode address authority", "abodectl");
   app.fallthrough();  // global flags may follow the command
-  app.add_option("--server", global.server, "Allocator address HOST:PORT ($ABODE_SERVER)")->capture_default_str();
+  app.add_option("--server", global.server, "Allocator address HOST:PORT ($ABODE_SERVER)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& server) { return server.empty() ? std::string("must be HOST:PORT") : std::string(); }, ""));
   AddChoice(&app, "-o,--output", global.format, {{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}},
             "Output format (default table)");
   app.add_option("--timeout", timeout_seconds, "Deadline of every call, in seconds")

@@ -364,6 +364,7 @@ TEST_F(AbodectlTest, UsageErrors) {
   ExpectUsageError({"history"}, "--address");
   ExpectUsageError({"history", "--address", "10.0.0.1", "--at", "yesterday"}, "yesterday");
   ExpectUsageError({"-o", "yaml", "pool", "list"}, "yaml");
+  ExpectUsageError({"--server", "", "pool", "list"}, "--server");
   ExpectUsageError({"--timeout", "0", "pool", "list"}, "--timeout");
   ExpectUsageError({"--timeout", "-3", "pool", "list"}, "--timeout");
 }

@@ -1,6 +1,15 @@
 // abodectl's commands. A command is one function that declares its flags on a CLI11 (sub)command and
 // says what to run when the command line selects it; the action gets a Session with the transport and the
 // output. Flags live in state owned by the action, so parsing and running share no globals.
+//
+// Adding a command:
+//   1. api_methods.h: a UnaryMethod constant for its RPC (api_methods_test checks it against the proto).
+//   2. output.h: a Write* function for its response, if no existing one fits (JSON keys are a contract).
+//   3. A function `void FooCommand(CLI::App& parent, CommandAction& selected)` beside its group
+//      (pool_commands.cc, allocation_commands.cc, or a new *_commands.cc whose Add*Commands is listed in
+//      abodectl.cc): add the subcommand and flags, then
+//      OnSelected(command, selected, [request](Session& s) { return CallAndWrite(s, kFoo, *request, &WriteFoo); });
+//   4. abodectl_test.cc: every flag lands in its request field; bad usage exits 2.
 #ifndef ABODE_CLI_COMMANDS_H_
 #define ABODE_CLI_COMMANDS_H_
 
