@@ -329,6 +329,7 @@ class NftBatch {
 
   int messages() const { return messages_; }  // without begin and end
   uint32_t next_seq() const { return next_seq_; }
+  bool IsBegin(uint32_t seq) const { return seq == first_seq_; }
   const std::vector<char>& bytes() const { return buffer_; }
   absl::string_view Describe(uint32_t seq) const {
     if (seq < first_seq_ || seq - first_seq_ >= descriptions_.size()) return "an unknown message";
@@ -502,9 +503,20 @@ absl::Status NftRuleProgrammer::Exchange(nlmsghdr* request, absl::string_view wh
   if (mnl_socket_sendto(socket_.get(), request, request->nlmsg_len) < 0) {
     return absl::UnavailableError(absl::StrCat("cannot send the request to ", what, ": ", Errno(errno)));
   }
+  bool interrupted = false;
   while (true) {
     const ssize_t n = mnl_socket_recvfrom(socket_.get(), receive_buffer_.data(), receive_buffer_.size());
     if (n < 0) return absl::UnavailableError(absl::StrCat("cannot ", what, ": ", Errno(errno)));
+    // A dump that overlapped a commit is flagged. It is read to its end (so that nothing of it is left for the
+    // next exchange) and then reported as Aborted, for the caller to read again.
+    int left = static_cast<int>(n);
+    for (auto* m = reinterpret_cast<nlmsghdr*>(receive_buffer_.data()); mnl_nlmsg_ok(m, left);
+         m = mnl_nlmsg_next(m, &left)) {
+      if (m->nlmsg_flags & NLM_F_DUMP_INTR) {
+        interrupted = true;
+        m->nlmsg_flags &= static_cast<uint16_t>(~NLM_F_DUMP_INTR);
+      }
+    }
     const int ret = mnl_cb_run(receive_buffer_.data(), static_cast<size_t>(n), seq, port_id_, on_message, context);
     if (ret == MNL_CB_ERROR) {
       const int error = errno;
@@ -514,7 +526,10 @@ absl::Status NftRuleProgrammer::Exchange(nlmsghdr* request, absl::string_view wh
       if (error == ENOENT) return absl::NotFoundError(absl::StrCat("cannot ", what, ": ", Errno(error)));
       return absl::UnavailableError(absl::StrCat("cannot ", what, ": ", Errno(error)));
     }
-    if (ret == MNL_CB_STOP) return absl::OkStatus();
+    if (ret == MNL_CB_STOP) {
+      if (interrupted) return absl::AbortedError(absl::StrCat("the ruleset changed while trying to ", what));
+      return absl::OkStatus();
+    }
   }
 }
 
@@ -665,6 +680,16 @@ absl::StatusOr<NftRuleProgrammer::Observed> NftRuleProgrammer::ReadFamily(IpFami
 }
 
 absl::StatusOr<NatRuleset> NftRuleProgrammer::Read() {
+  constexpr int kAttempts = 3;
+  absl::StatusOr<NatRuleset> ruleset;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    ruleset = ReadOnce();
+    if (!absl::IsAborted(ruleset.status())) break;
+  }
+  return ruleset;
+}
+
+absl::StatusOr<NatRuleset> NftRuleProgrammer::ReadOnce() {
   NatRuleset ruleset;
   for (IpFamily family : {IpFamily::kIpv4, IpFamily::kIpv6}) {
     absl::StatusOr<Observed> observed = ReadFamily(family);
@@ -842,8 +867,10 @@ absl::Status NftRuleProgrammer::Send(NftBatch& batch) {
     for (auto* m = reinterpret_cast<nlmsghdr*>(receive_buffer_.data()); mnl_nlmsg_ok(m, left);
          m = mnl_nlmsg_next(m, &left)) {
       if (m->nlmsg_type != NLMSG_ERROR) continue;
-      --expected;
       const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
+      // The kernel refuses a whole batch at its begin message (e.g. ERESTART: the generation moved on); then
+      // nothing else is answered.
+      expected = batch.IsBegin(m->nlmsg_seq) ? 0 : expected - 1;
       if (err->error == 0 || first_error != 0) continue;
       first_error = -err->error;
       first_error_text = absl::StrCat(batch.Describe(m->nlmsg_seq), ": ", Errno(first_error));
@@ -982,6 +1009,7 @@ absl::Status NftRuleProgrammer::Apply(const NatRuleset& desired) {
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     // A retry follows a refused batch: validation already passed in the first round.
     status = ApplyOnce(desired, /*validated=*/attempt > 0);
+    last_apply_.attempts = attempt + 1;
     if (!absl::IsAborted(status)) return status;
   }
   return status;

@@ -58,6 +58,8 @@ class NftRuleProgrammer final : public RuleProgrammer {
   struct ApplyReport {
     bool read_kernel = false;          // abode's tables were read (false: the ruleset was unchanged since this
                                        // instance's last commit, so the change was planned from that commit)
+    int attempts = 0;                  // read-plan-send rounds: more than one when a concurrent commit by someone
+                                       // else made the kernel refuse a batch
     bool batch_sent = false;           // false when the kernel already held the desired state
     int messages = 0;                  // netlink messages in the batch, without its begin and end
     int elements_added = 0;            // map elements
@@ -84,8 +86,11 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   NftRuleProgrammer(Options options, MnlSocketPtr socket);
 
+  // Aborted when a dump overlapped a commit.
   absl::StatusOr<Observed> ReadFamily(IpFamily family);
-  // Sends one request and hands every reply message to `on_message` until the kernel finishes.
+  absl::StatusOr<NatRuleset> ReadOnce();
+  // Sends one request and hands every reply message to `on_message` until the kernel finishes. Aborted when
+  // the reply is a dump that overlapped a commit.
   absl::Status Exchange(nlmsghdr* request, absl::string_view what, int (*on_message)(const nlmsghdr*, void*),
                         void* context);
   absl::Status Send(NftBatch& batch);

@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <iostream>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "netns_testing.h"
@@ -214,6 +217,38 @@ TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
   EXPECT_THAT(Nft("list table ip abode"), Not(HasSubstr("sneaky")));
   EXPECT_THAT(Nft("list table ip abode"), Not(HasSubstr("dormant")));
   EXPECT_THAT(Nft("list table ip6 abode"), Not(HasSubstr("extra")));
+}
+
+TEST_F(NodeKernelNftTest, SurvivesConcurrentCommitsBySomeoneElse) {
+  // Another program commits to its own table over and over while abode applies changes. Each batch of abode's
+  // is tied to the generation it planned from, so a commit in between makes the kernel refuse the batch whole
+  // and Apply plans again; if it is refused every time, Apply says Aborted and nothing was applied.
+  std::atomic<int> commits = 0;
+  std::thread other([&] {
+    for (int i = 0; i < 60; ++i) {
+      node_->Exec(absl::StrCat("nft add table ip other", i % 3, "; nft delete table ip other", i % 3));
+      commits += 2;
+    }
+  });
+  int rounds = 0;
+  int retried = 0;
+  int refused = 0;
+  NatRuleset desired = LargeRuleset(50);
+  while (commits < 120) {
+    ++rounds;
+    desired.elastic_nat.erase(desired.elastic_nat.begin());
+    desired.elastic_nat.insert(
+        {absl::StrCat("203.0.113.", rounds % 250 + 1), absl::StrCat("192.0.2.", rounds % 250 + 1)});
+    absl::Status status = programmer_->Apply(desired);
+    EXPECT_TRUE(status.ok() || absl::IsAborted(status)) << status;
+    if (absl::IsAborted(status)) ++refused;
+    if (programmer_->last_apply().attempts > 1) ++retried;
+  }
+  other.join();
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  ExpectKernelHolds(desired);
+  std::cout << rounds << " applies during 120 foreign commits: " << retried << " planned again, " << refused
+            << " refused three times\n";
 }
 
 TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {

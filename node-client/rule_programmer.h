@@ -14,12 +14,14 @@ class RuleProgrammer {
  public:
   virtual ~RuleProgrammer() = default;
 
-  // The NAT mappings currently in the kernel (empty when abode's rules are absent).
+  // The NAT mappings currently in the kernel (empty when abode's rules are absent). Aborted if others kept
+  // changing the kernel's rules while they were read: retry.
   virtual absl::StatusOr<NatRuleset> Read() = 0;
 
   // Makes the kernel hold exactly `desired`: reads the kernel, computes the difference and commits it in one
   // atomic step, so packets see either the old or the new ruleset. Applying the state already in the kernel
   // changes nothing. InvalidArgument if `desired` fails ValidateNatRuleset; the kernel is then untouched.
+  // Aborted if others kept changing the kernel's rules while this was planned: nothing was applied; retry.
   virtual absl::Status Apply(const NatRuleset& desired) = 0;
 };
 
