@@ -10,7 +10,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-TEST(NodeKernelFakeAddressProgrammerTest, AddsListsAndRemovesOwnedAddresses) {
+TEST(FakeAddressProgrammerTest, AddsListsAndRemovesOwnedAddresses) {
   FakeAddressProgrammer fake;
   fake.AddInterface("eth0");
   const OwnedAddress a{"eth0", "192.0.2.1", 32};
@@ -24,7 +24,7 @@ TEST(NodeKernelFakeAddressProgrammerTest, AddsListsAndRemovesOwnedAddresses) {
   EXPECT_TRUE(fake.ListOwned()->empty());
 }
 
-TEST(NodeKernelFakeAddressProgrammerTest, RefusesForeignAddressesAndMissingInterfaces) {
+TEST(FakeAddressProgrammerTest, RefusesForeignAddressesAndMissingInterfaces) {
   FakeAddressProgrammer fake;
   fake.AddInterface("eth0");
   const OwnedAddress foreign{"eth0", "192.0.2.9", 24};
@@ -39,7 +39,7 @@ TEST(NodeKernelFakeAddressProgrammerTest, RefusesForeignAddressesAndMissingInter
   EXPECT_TRUE(fake.ListOwned()->empty());
 }
 
-TEST(NodeKernelFakeAddressProgrammerTest, InjectedFailuresHappenOnce) {
+TEST(FakeAddressProgrammerTest, InjectedFailuresHappenOnce) {
   FakeAddressProgrammer fake;
   fake.AddInterface("eth0");
   fake.FailNextAdd(absl::UnavailableError("netlink down"));
@@ -53,7 +53,7 @@ TEST(NodeKernelFakeAddressProgrammerTest, InjectedFailuresHappenOnce) {
   EXPECT_EQ(fake.owned().size(), 1u);
 }
 
-TEST(NodeKernelFakeAnnouncerTest, RecordsAnnouncements) {
+TEST(FakeAnnouncerTest, RecordsAnnouncements) {
   FakeAnnouncer fake;
   ASSERT_TRUE(fake.Announce({"eth0", "192.0.2.1", 32}).ok());
   fake.FailNextAnnounce(absl::UnavailableError("link down"));
@@ -61,7 +61,7 @@ TEST(NodeKernelFakeAnnouncerTest, RecordsAnnouncements) {
   EXPECT_THAT(fake.announced(), ElementsAre(OwnedAddress{"eth0", "192.0.2.1", 32}));
 }
 
-TEST(NodeKernelFakeRuleProgrammerTest, AppliesDiffsAndCountsChanges) {
+TEST(FakeRuleProgrammerTest, AppliesDiffsAndCountsChanges) {
   FakeRuleProgrammer fake;
   NatRuleset desired;
   desired.elastic_nat = {{"203.0.113.10", "192.0.2.10"}};
@@ -79,7 +79,7 @@ TEST(NodeKernelFakeRuleProgrammerTest, AppliesDiffsAndCountsChanges) {
   EXPECT_EQ(fake.batches(), 2);
 }
 
-TEST(NodeKernelFakeRuleProgrammerTest, RejectsInvalidRulesetsAndInjectedFailures) {
+TEST(FakeRuleProgrammerTest, RejectsInvalidRulesetsAndInjectedFailures) {
   FakeRuleProgrammer fake;
   NatRuleset bad;
   bad.elastic_nat = {{"203.0.113.10", "192.0.2.10"}, {"203.0.113.10", "192.0.2.11"}};

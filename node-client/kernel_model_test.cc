@@ -9,7 +9,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-TEST(NodeKernelIpAddressTest, ParsesAndPrintsCanonically) {
+TEST(IpAddressTest, ParsesAndPrintsCanonically) {
   absl::StatusOr<IpAddress> v4 = IpAddress::Parse("192.0.2.7");
   ASSERT_TRUE(v4.ok());
   EXPECT_EQ(v4->family, IpFamily::kIpv4);
@@ -26,13 +26,13 @@ TEST(NodeKernelIpAddressTest, ParsesAndPrintsCanonically) {
   EXPECT_FALSE(IpAddress::Parse("").ok());
 }
 
-TEST(NodeKernelIpAddressTest, OrdersByFamilyThenBytes) {
+TEST(IpAddressTest, OrdersByFamilyThenBytes) {
   EXPECT_LT(*IpAddress::Parse("192.0.2.1"), *IpAddress::Parse("192.0.2.2"));
   EXPECT_LT(*IpAddress::Parse("255.255.255.255"), *IpAddress::Parse("::1"));
   EXPECT_EQ(*IpAddress::Parse("::ffff:0:1"), *IpAddress::Parse("::ffff:0:0001"));
 }
 
-TEST(NodeKernelOwnedAddressTest, Validation) {
+TEST(OwnedAddressTest, Validation) {
   EXPECT_TRUE(ValidateOwnedAddress({"eth0", "192.0.2.1", 32}).ok());
   EXPECT_TRUE(ValidateOwnedAddress({"eth0", "2001:db8::1", 128}).ok());
   EXPECT_THAT(ValidateOwnedAddress({"eth0", "192.0.2.1", 33}).message(), HasSubstr("33"));
@@ -42,7 +42,7 @@ TEST(NodeKernelOwnedAddressTest, Validation) {
   EXPECT_EQ(OwnedAddress({"eth0", "192.0.2.1", 32}).ToString(), "192.0.2.1/32 on eth0");
 }
 
-TEST(NodeKernelDiffTest, SetDiffListsAdditionsAndRemovals) {
+TEST(DiffTest, SetDiffListsAdditionsAndRemovals) {
   std::set<int> current = {1, 2, 3, 5};
   std::set<int> desired = {2, 4, 5, 6};
   SetDiff<int> diff = Diff(current, desired);
@@ -53,7 +53,7 @@ TEST(NodeKernelDiffTest, SetDiffListsAdditionsAndRemovals) {
   EXPECT_THAT(Diff(current, std::set<int>{}).to_remove, ElementsAre(1, 2, 3, 5));
 }
 
-TEST(NodeKernelDiffTest, OwnedAddressesDifferByEveryField) {
+TEST(DiffTest, OwnedAddressesDifferByEveryField) {
   std::set<OwnedAddress> current = {{"eth0", "192.0.2.1", 32}, {"eth0", "192.0.2.2", 32}};
   std::set<OwnedAddress> desired = {{"eth1", "192.0.2.1", 32}, {"eth0", "192.0.2.2", 24}};
   SetDiff<OwnedAddress> diff = Diff(current, desired);
@@ -65,7 +65,7 @@ MagicDnat Metadata(uint16_t target_port) {
   return MagicDnat{IpFamily::kIpv4, "169.254.169.254", L4Protocol::kTcp, 80, "198.51.100.2", target_port};
 }
 
-TEST(NodeKernelDiffTest, NatRulesetDiffTreatsAChangedTargetAsRemoveAndAdd) {
+TEST(DiffTest, NatRulesetDiffTreatsAChangedTargetAsRemoveAndAdd) {
   NatRuleset current;
   current.magic_dnat = {Metadata(8080)};
   current.elastic_nat = {{"203.0.113.10", "192.0.2.10"}};
@@ -81,7 +81,7 @@ TEST(NodeKernelDiffTest, NatRulesetDiffTreatsAChangedTargetAsRemoveAndAdd) {
   EXPECT_FALSE(current == desired);
 }
 
-TEST(NodeKernelValidateNatRulesetTest, AcceptsAValidRuleset) {
+TEST(ValidateNatRulesetTest, AcceptsAValidRuleset) {
   NatRuleset r;
   r.magic_dnat = {Metadata(80),
                   {IpFamily::kIpv4, "169.254.169.254", L4Protocol::kUdp, 80, "198.51.100.2", 53},
@@ -91,7 +91,7 @@ TEST(NodeKernelValidateNatRulesetTest, AcceptsAValidRuleset) {
   EXPECT_EQ(FamilyOf(ElasticNat{"2001:db8:3::10", "2001:db8:2::10"}), IpFamily::kIpv6);
 }
 
-TEST(NodeKernelValidateNatRulesetTest, RejectsConflictsAndBadAddresses) {
+TEST(ValidateNatRulesetTest, RejectsConflictsAndBadAddresses) {
   NatRuleset same_key;
   same_key.magic_dnat = {Metadata(80), Metadata(81)};
   EXPECT_THAT(ValidateNatRuleset(same_key).message(), HasSubstr("same address and port"));

@@ -53,7 +53,7 @@ bool SawFrame(const UniqueFd& fd, Match match) {
   return false;
 }
 
-class NodeKernelAnnouncerTest : public ::testing::Test {
+class NeighbourAnnouncerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ABODE_SKIP_UNLESS_KERNEL_TESTS();
@@ -96,7 +96,7 @@ class NodeKernelAnnouncerTest : public ::testing::Test {
   std::unique_ptr<NetlinkAddressProgrammer> addresses_;
 };
 
-TEST_F(NodeKernelAnnouncerTest, GratuitousArpReachesTheLink) {
+TEST_F(NeighbourAnnouncerTest, GratuitousArpReachesTheLink) {
   const OwnedAddress address{"n0", "192.0.2.50", 32};
   ABODE_ASSERT_OK(addresses_->Add(address));
   UniqueFd capture = CaptureOnPeer(ETH_P_ARP);
@@ -115,7 +115,7 @@ TEST_F(NodeKernelAnnouncerTest, GratuitousArpReachesTheLink) {
   })) << "no gratuitous ARP for 192.0.2.50 seen on the peer";
 }
 
-TEST_F(NodeKernelAnnouncerTest, UnsolicitedNeighbourAdvertisementReachesTheLink) {
+TEST_F(NeighbourAnnouncerTest, UnsolicitedNeighbourAdvertisementReachesTheLink) {
   const OwnedAddress address{"n0", "2001:db8::50", 128};
   ABODE_ASSERT_OK(addresses_->Add(address));
   UniqueFd capture = CaptureOnPeer(ETH_P_IPV6);
@@ -141,7 +141,7 @@ TEST_F(NodeKernelAnnouncerTest, UnsolicitedNeighbourAdvertisementReachesTheLink)
   })) << "no unsolicited neighbour advertisement for 2001:db8::50 seen on the peer";
 }
 
-TEST_F(NodeKernelAnnouncerTest, PeerNeighbourCacheFollowsTheAnnouncement) {
+TEST_F(NeighbourAnnouncerTest, PeerNeighbourCacheFollowsTheAnnouncement) {
   // The peer first learns another hardware address for the address, then hears the announcement.
   ABODE_ASSERT_OK(
       peer_->Run("ip addr add 192.0.2.1/24 dev p0 && "
@@ -157,7 +157,7 @@ TEST_F(NodeKernelAnnouncerTest, PeerNeighbourCacheFollowsTheAnnouncement) {
   EXPECT_TRUE(updated) << peer_->Exec("ip neigh show dev p0").output;
 }
 
-TEST_F(NodeKernelAnnouncerTest, NamesAMissingInterface) {
+TEST_F(NeighbourAnnouncerTest, NamesAMissingInterface) {
   absl::Status status = announcer_->Announce({"absent0", "192.0.2.50", 32});
   EXPECT_TRUE(absl::IsNotFound(status)) << status;
   EXPECT_THAT(status.message(), HasSubstr("absent0"));

@@ -18,7 +18,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-class NodeKernelAddressTest : public ::testing::Test {
+class NetlinkAddressProgrammerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ABODE_SKIP_UNLESS_KERNEL_TESTS();
@@ -61,7 +61,7 @@ class NodeKernelAddressTest : public ::testing::Test {
   std::unique_ptr<NetlinkAddressProgrammer> programmer_;
 };
 
-TEST_F(NodeKernelAddressTest, AddsListsAndRemovesBothFamilies) {
+TEST_F(NetlinkAddressProgrammerTest, AddsListsAndRemovesBothFamilies) {
   const OwnedAddress v4{"n0", "192.0.2.10", 32};
   const OwnedAddress v6{"n0", "2001:db8::10", 128};
   ABODE_ASSERT_OK(programmer_->Add(v4));
@@ -78,7 +78,7 @@ TEST_F(NodeKernelAddressTest, AddsListsAndRemovesBothFamilies) {
   ABODE_ASSERT_OK(programmer_->Remove(v4));  // absent: nothing to do
 }
 
-TEST_F(NodeKernelAddressTest, AddingAnOwnedAddressAgainIsANoOp) {
+TEST_F(NetlinkAddressProgrammerTest, AddingAnOwnedAddressAgainIsANoOp) {
   const OwnedAddress a{"n0", "192.0.2.11", 24};
   ABODE_ASSERT_OK(programmer_->Add(a));
   const int64_t round_trips = programmer_->round_trips();
@@ -89,7 +89,7 @@ TEST_F(NodeKernelAddressTest, AddingAnOwnedAddressAgainIsANoOp) {
   EXPECT_THAT(Owned(), ElementsAre(a));
 }
 
-TEST_F(NodeKernelAddressTest, OwnershipIsReadFromTheKernelNotRemembered) {
+TEST_F(NetlinkAddressProgrammerTest, OwnershipIsReadFromTheKernelNotRemembered) {
   const OwnedAddress a{"n0", "2001:db8::11", 64};
   ABODE_ASSERT_OK(programmer_->Add(a));
   std::unique_ptr<NetlinkAddressProgrammer> restarted = NewProgrammer();
@@ -100,7 +100,7 @@ TEST_F(NodeKernelAddressTest, OwnershipIsReadFromTheKernelNotRemembered) {
   EXPECT_THAT(IpAddr("n0"), Not(HasSubstr("2001:db8::11")));
 }
 
-TEST_F(NodeKernelAddressTest, ForeignAddressesAreNeitherListedNorTouched) {
+TEST_F(NetlinkAddressProgrammerTest, ForeignAddressesAreNeitherListedNorTouched) {
   ABODE_ASSERT_OK(node_->Run("ip addr add 192.0.2.20/24 dev n0 && ip addr add 2001:db8::20/64 dev p0 nodad"));
 
   EXPECT_THAT(Owned(), IsEmpty());  // link-local and foreign addresses are not ours
@@ -127,7 +127,7 @@ TEST_F(NodeKernelAddressTest, ForeignAddressesAreNeitherListedNorTouched) {
   EXPECT_THAT(IpAddr("n0"), HasSubstr("192.0.2.20"));
 }
 
-TEST_F(NodeKernelAddressTest, SeesChangesMadeBySomeoneElseAfterItsFirstLook) {
+TEST_F(NetlinkAddressProgrammerTest, SeesChangesMadeBySomeoneElseAfterItsFirstLook) {
   const OwnedAddress ours{"n0", "192.0.2.60", 32};
   ABODE_ASSERT_OK(programmer_->Add(ours));
   EXPECT_THAT(Owned(), ElementsAre(ours));
@@ -145,7 +145,7 @@ TEST_F(NodeKernelAddressTest, SeesChangesMadeBySomeoneElseAfterItsFirstLook) {
   EXPECT_THAT(taken.message(), HasSubstr("p0"));
 }
 
-TEST_F(NodeKernelAddressTest, PlacingAnAddressCostsOneRoundTrip) {
+TEST_F(NetlinkAddressProgrammerTest, PlacingAnAddressCostsOneRoundTrip) {
   ABODE_ASSERT_OK(programmer_->Add({"n0", "198.51.100.1", 32}));  // first look at the node: one dump
   const int64_t before = programmer_->round_trips();
   for (int i = 2; i <= 51; ++i) ABODE_ASSERT_OK(programmer_->Add({"n0", absl::StrCat("198.51.100.", i), 32}));
@@ -153,20 +153,20 @@ TEST_F(NodeKernelAddressTest, PlacingAnAddressCostsOneRoundTrip) {
   EXPECT_EQ(Owned().size(), 51u);
 }
 
-TEST_F(NodeKernelAddressTest, AMissingInterfaceIsNamed) {
+TEST_F(NetlinkAddressProgrammerTest, AMissingInterfaceIsNamed) {
   absl::Status status = programmer_->Add({"absent0", "192.0.2.30", 32});
   EXPECT_TRUE(absl::IsNotFound(status)) << status;
   EXPECT_THAT(status.message(), HasSubstr("absent0"));
   ABODE_ASSERT_OK(programmer_->Remove({"absent0", "192.0.2.30", 32}));  // nothing there to remove
 }
 
-TEST_F(NodeKernelAddressTest, InterfacesCreatedLaterAreFound) {
+TEST_F(NetlinkAddressProgrammerTest, InterfacesCreatedLaterAreFound) {
   ABODE_ASSERT_OK(node_->Run("ip link add late0 type veth peer name late1"));
   ABODE_ASSERT_OK(programmer_->Add({"late0", "198.51.100.40", 32}));
   EXPECT_THAT(Owned(), ElementsAre(OwnedAddress{"late0", "198.51.100.40", 32}));
 }
 
-TEST_F(NodeKernelAddressTest, RejectsMalformedRequests) {
+TEST_F(NetlinkAddressProgrammerTest, RejectsMalformedRequests) {
   EXPECT_TRUE(absl::IsInvalidArgument(programmer_->Add({"n0", "192.0.2.300", 32})));
   EXPECT_TRUE(absl::IsInvalidArgument(programmer_->Add({"n0", "192.0.2.1", 40})));
   EXPECT_TRUE(absl::IsInvalidArgument(programmer_->Remove({"n0", "2001:DB8::1", 64})));

@@ -49,7 +49,7 @@ NatRuleset LargeRuleset(int count) {
   return r;
 }
 
-class NodeKernelNftTest : public ::testing::Test {
+class NftRuleProgrammerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ABODE_SKIP_UNLESS_KERNEL_TESTS();
@@ -97,7 +97,7 @@ class NodeKernelNftTest : public ::testing::Test {
   std::unique_ptr<NftRuleProgrammer> programmer_;
 };
 
-TEST_F(NodeKernelNftTest, CreatesTablesThatNftUnderstands) {
+TEST_F(NftRuleProgrammerTest, CreatesTablesThatNftUnderstands) {
   ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
   ExpectKernelHolds(SampleRuleset());
   EXPECT_TRUE(programmer_->last_apply().batch_sent);
@@ -122,7 +122,7 @@ TEST_F(NodeKernelNftTest, CreatesTablesThatNftUnderstands) {
   EXPECT_THAT(Nft("-j list table ip6 abode"), HasSubstr("\"elastic_snat\""));
 }
 
-TEST_F(NodeKernelNftTest, ReapplyingTheSameStateChangesNothing) {
+TEST_F(NftRuleProgrammerTest, ReapplyingTheSameStateChangesNothing) {
   ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
   const uint32_t generation = Generation();
   const std::string listing = Nft("-a list ruleset");
@@ -148,7 +148,7 @@ TEST_F(NodeKernelNftTest, ReapplyingTheSameStateChangesNothing) {
   EXPECT_EQ(Generation(), generation + 1);  // only the foreign table
 }
 
-TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
+TEST_F(NftRuleProgrammerTest, AChangeTouchesOnlyTheChangedElements) {
   NatRuleset desired = LargeRuleset(300);
   ABODE_ASSERT_OK(programmer_->Apply(desired));
   ExpectKernelHolds(desired);
@@ -179,7 +179,7 @@ TEST_F(NodeKernelNftTest, AChangeTouchesOnlyTheChangedElements) {
             chains);
 }
 
-TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
+TEST_F(NftRuleProgrammerTest, RepairsWhatSomeoneElseChanged) {
   const NatRuleset desired = SampleRuleset();
   ABODE_ASSERT_OK(programmer_->Apply(desired));
   ABODE_ASSERT_OK(programmer_->Apply(desired));  // warm: planned from its own commit from here on
@@ -219,7 +219,7 @@ TEST_F(NodeKernelNftTest, RepairsWhatSomeoneElseChanged) {
   EXPECT_THAT(Nft("list table ip6 abode"), Not(HasSubstr("extra")));
 }
 
-TEST_F(NodeKernelNftTest, SurvivesConcurrentCommitsBySomeoneElse) {
+TEST_F(NftRuleProgrammerTest, SurvivesConcurrentCommitsBySomeoneElse) {
   // Another program commits to its own table over and over while abode applies changes. Each batch of abode's
   // is tied to the generation it planned from, so a commit in between makes the kernel refuse the batch whole
   // and Apply plans again; if it is refused every time, Apply says Aborted and nothing was applied.
@@ -251,7 +251,7 @@ TEST_F(NodeKernelNftTest, SurvivesConcurrentCommitsBySomeoneElse) {
             << " refused three times\n";
 }
 
-TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {
+TEST_F(NftRuleProgrammerTest, LeavesForeignTablesAlone) {
   Nft("add table ip other");
   Nft("'add chain ip other pre { type nat hook prerouting priority -150; }'");
   Nft("add rule ip other pre ip daddr 192.0.2.200 dnat to 198.51.100.200");
@@ -272,7 +272,7 @@ TEST_F(NodeKernelNftTest, LeavesForeignTablesAlone) {
   EXPECT_EQ(Nft("-a list table ip other") + Nft("-a list table inet abode") + Nft("-a list table ip6 other6"), foreign);
 }
 
-TEST_F(NodeKernelNftTest, RejectsAnInvalidRulesetWithoutTouchingTheKernel) {
+TEST_F(NftRuleProgrammerTest, RejectsAnInvalidRulesetWithoutTouchingTheKernel) {
   const uint32_t generation = Generation();
   NatRuleset bad = SampleRuleset();
   bad.elastic_nat.insert({"203.0.113.10", "192.0.2.77"});
@@ -283,7 +283,7 @@ TEST_F(NodeKernelNftTest, RejectsAnInvalidRulesetWithoutTouchingTheKernel) {
   EXPECT_THAT(Nft("list tables"), Not(HasSubstr("abode")));
 }
 
-TEST_F(NodeKernelNftTest, ReadsNothingBeforeTheFirstApply) {
+TEST_F(NftRuleProgrammerTest, ReadsNothingBeforeTheFirstApply) {
   absl::StatusOr<NatRuleset> read = programmer_->Read();
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_TRUE(*read == NatRuleset{});
@@ -334,7 +334,7 @@ constexpr TrafficPlan kIpv6Plan = {.name = "ipv6",
 
 void PrintTo(const TrafficPlan& plan, std::ostream* out) { *out << plan.name; }
 
-class NodeKernelNftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
+class NftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
  protected:
   void SetUp() override {
     ABODE_SKIP_UNLESS_KERNEL_TESTS();
@@ -400,7 +400,7 @@ class NodeKernelNftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
   NatRuleset ruleset_;
 };
 
-TEST_P(NodeKernelNftTrafficTest, MagicDnatReachesTheTargetFromTheNodeAndFromWorkloads) {
+TEST_P(NftTrafficTest, MagicDnatReachesTheTargetFromTheNodeAndFromWorkloads) {
   const TrafficPlan& p = GetParam();
   UniqueFd target = Bind(*outside_, p.any, 5353);
   UniqueFd from_node = Bind(*node_, p.any, 0);
@@ -418,7 +418,7 @@ TEST_P(NodeKernelNftTrafficTest, MagicDnatReachesTheTargetFromTheNodeAndFromWork
   EXPECT_EQ(forwarded->source_address, p.elastic);  // the workload's elastic address applies on the way out
 }
 
-TEST_P(NodeKernelNftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
+TEST_P(NftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
   const TrafficPlan& p = GetParam();
   UniqueFd workload = Bind(*workload_, p.any, 7000);
   UniqueFd outside = Bind(*outside_, p.any, 7001);
@@ -443,7 +443,7 @@ TEST_P(NodeKernelNftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
   EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, NodeKernelNftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),
+INSTANTIATE_TEST_SUITE_P(Families, NftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),
                          [](const ::testing::TestParamInfo<TrafficPlan>& info) { return info.param.name; });
 
 }  // namespace
