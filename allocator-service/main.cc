@@ -1,15 +1,65 @@
 // abode-allocator: the address authority. One process is one replica; with no peers it is a single-voter
-// cluster with its store in --data-dir.
+// cluster with its store in --data-dir. With --peers it is member --id of a replicated cluster (see
+// docs/replication.md).
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "allocator-service/clock.h"
+#include "allocator-service/membership.h"
 #include "allocator-service/server.h"
 #include "spdlog/spdlog.h"
+
+namespace {
+
+// A StatefulSet pod is named NAME-ORDINAL; its member id is ORDINAL + 1 (raft ids start at 1).
+uint64_t IdFromHostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return 0;
+  const std::string host(name);
+  const size_t dash = host.rfind('-');
+  uint64_t ordinal = 0;
+  if (dash == std::string::npos || !absl::SimpleAtoi(host.substr(dash + 1), &ordinal)) return 0;
+  return ordinal + 1;
+}
+
+// Completes the membership options from the flags; an error names the flag.
+absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_given,
+                                 abode::allocator::ServerOptions& options) {
+  using abode::allocator::SplitHostPort;
+  if (peers.empty()) return absl::OkStatus();
+  std::string host;
+  int grpc_port = 0;
+  if (absl::Status s = SplitHostPort(options.listen, "listen", &host, &grpc_port); !s.ok()) return s;
+  auto members = abode::allocator::ParsePeers(peers, grpc_port);
+  if (!members.ok()) return members.status();
+  if (options.raft.id == 0) options.raft.id = IdFromHostname();
+  if (options.raft.id == 0) {
+    return absl::InvalidArgumentError("id: required with --peers (or a hostname ending in -ORDINAL)");
+  }
+  const abode::allocator::Member* self = nullptr;
+  for (const auto& m : *members) {
+    if (m.id == options.raft.id) self = &m;
+  }
+  if (self == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options.raft.id));
+  }
+  if (!raft_listen_given) {
+    int raft_port = 0;
+    if (absl::Status s = SplitHostPort(self->raft_address, "peers", &host, &raft_port); !s.ok()) return s;
+    options.raft.raft_address = absl::StrCat("0.0.0.0:", raft_port);
+  }
+  options.raft.peers = *std::move(members);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"abode-allocator: cluster-wide IP address authority"};
@@ -24,8 +74,33 @@ int main(int argc, char** argv) {
       ->envname("ABODE_DATA_DIR")
       ->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound gRPC port here once serving");
-  app.add_option("--raft-listen", options.raft.raft_address, "raft address HOST:PORT of this member")
-      ->envname("ABODE_RAFT_LISTEN")
+  auto* raft_listen =
+      app.add_option("--raft-listen", options.raft.raft_address,
+                     "where the raft transport listens, IPv4 HOST:PORT (with --peers: 0.0.0.0 and this member's "
+                     "raft port unless given)")
+          ->envname("ABODE_RAFT_LISTEN")
+          ->capture_default_str();
+  std::string peers;
+  options.raft.id = 0;
+  app.add_option("--id", options.raft.id,
+                 "this member's id (> 0); with --peers and no id: the hostname's -ORDINAL suffix + 1")
+      ->envname("ABODE_ID");
+  app.add_option("--peers", peers,
+                 "initial members, ID=RAFT_HOST:PORT[@GRPC_HOST:PORT],...; without @, a member's gRPC port is "
+                 "the --listen port (empty: a single voter)")
+      ->envname("ABODE_PEERS");
+  app.add_flag("--join", options.raft.join, "never bootstrap: wait to be added with `abodectl cluster add`")
+      ->envname("ABODE_JOIN");
+  app.add_option("--election-timeout-ms", options.raft.election_timeout_ms, "raft election timeout")
+      ->envname("ABODE_ELECTION_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--heartbeat-timeout-ms", options.raft.heartbeat_timeout_ms, "raft heartbeat interval")
+      ->envname("ABODE_HEARTBEAT_TIMEOUT_MS")
+      ->capture_default_str();
+  app.add_option("--forward-timeout-ms", options.forward_timeout_ms,
+                 "how long a follower waits for the leader on a forwarded call")
+      ->capture_default_str();
+  app.add_option("--snapshot-trailing", options.raft.snapshot_trailing, "log entries kept after a snapshot")
       ->capture_default_str();
   app.add_option("--snapshot-threshold", options.raft.snapshot_threshold, "log entries between snapshots")
       ->capture_default_str();
@@ -36,6 +111,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
+  if (absl::Status s = ConfigureMembership(peers, raft_listen->count() > 0, options); !s.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if (options.raft.id == 0) options.raft.id = 1;
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);

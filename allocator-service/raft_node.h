@@ -1,6 +1,12 @@
 // A replica's raft node: c-raft with its libuv disk and TCP I/O, running on one loop thread that also owns
 // the state machine. Proposals from any thread are queued, and the loop drains the queue into one log
 // entry per wake-up (group commit): many concurrent callers share one fsync and one SQLite transaction.
+// On a follower the loop sends the drained queue to the leader as one forwarded group instead.
+//
+// Membership: with no peers the node is a single voter that bootstraps itself. With peers, every pristine
+// member bootstraps the same initial configuration (c-raft refuses a second bootstrap once the log holds
+// anything, so restarts never start a second cluster); a member started with `join` never bootstraps and
+// waits to be added by AddMember.
 #ifndef ABODE_ALLOCATOR_SERVICE_RAFT_NODE_H_
 #define ABODE_ALLOCATOR_SERVICE_RAFT_NODE_H_
 
@@ -9,17 +15,39 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "allocator-service/clock.h"
 #include "allocator-service/command_log.h"
+#include "allocator-service/membership.h"
+#include "allocator-service/read_fence.h"
 #include "storage/state_reader.h"
 
 namespace abode::allocator {
 
+// How a follower reaches the leader. Implemented over gRPC (replica_client.h); callbacks may run on any
+// thread and must not block.
+class LeaderLink {
+ public:
+  using Outcomes = std::vector<storage::CommandOutcome>;
+  virtual ~LeaderLink() = default;
+  // Proposes `commands` at the leader; `done` gets one outcome per command, or one error for all.
+  virtual void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
+                       absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) = 0;
+  // Asks the leader for a read index (see ReadIndexResponse in cluster.proto).
+  virtual void ReadIndex(const std::string& leader_grpc_address,
+                         absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) = 0;
+};
+
 struct RaftNodeOptions {
   std::string data_dir;                   // holds raft/ (log, snapshots) and state.db (materialised state)
   uint64_t id = 1;                        // this member's raft id (> 0)
-  std::string raft_address = "127.0.0.1:0";  // raft TCP address; port 0 is fine for a single voter
+  // Where the raft transport listens (IPv4 HOST:PORT). With no peers it is also the member's address.
+  std::string raft_address = "127.0.0.1:0";
+  // The initial configuration, this member included. Empty: a single voter.
+  std::vector<Member> peers;
+  bool join = false;                      // never bootstrap: wait to be added to an existing cluster
+  LeaderLink* leader_link = nullptr;      // required with peers; outlives the node
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned snapshot_threshold = 8192;     // entries between snapshots
@@ -30,15 +58,57 @@ struct RaftNodeOptions {
   Clock* clock = nullptr;                 // required; outlives the node
 };
 
-class RaftNode final : public CommandLog {
+// What a replica knows about the cluster, published by the loop thread.
+struct ClusterView {
+  uint64_t id = 0;
+  std::string role;  // leader | follower | candidate | unavailable
+  uint64_t term = 0;
+  uint64_t leader_id = 0;
+  std::string leader_grpc_address;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t revision = 0;
+  bool ready = false;
+  std::vector<Member> members;  // Member::role: leader | voter | standby | spare
+};
+
+struct StateChecksum {
+  uint64_t applied_index = 0;
+  uint64_t revision = 0;
+  uint64_t checksum = 0;
+  uint64_t allocations = 0;
+};
+
+class RaftNode final : public CommandLog, public ReadFence {
  public:
-  // Opens the data dir, restores the snapshot, replays the log and returns once everything in the log is
-  // applied and this node leads (a single voter). Bootstraps a fresh data dir exactly once.
+  // Opens the data dir, restores the snapshot and starts raft. A single voter returns once everything in
+  // its log is applied and it leads; a cluster member returns once raft runs (it serves as soon as it
+  // knows a leader and has caught up).
   static absl::StatusOr<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options);
   ~RaftNode() override;  // stops the loop; pending proposals fail with UNAVAILABLE
 
+  // CommandLog. The leader proposes; a follower forwards to the leader; with no leader known: UNAVAILABLE.
   void Propose(v1::Command command, Done done) override;
+  // Proposes commands at this node only (the leader's side of forwarding); together in one entry when
+  // they fit. UNAVAILABLE if this node does not lead.
+  void ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones);
 
+  // ReadFence.
+  void Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) override;
+
+  // Leader side of ReadIndex: confirms leadership with a barrier, then yields the applied index.
+  void LocalReadIndex(absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done);
+
+  // Membership and leadership; run by the leader (FAILED_PRECONDITION with the leader's address elsewhere).
+  using ChangeDone = absl::AnyInvocable<void(absl::Status) &&>;
+  void AddMember(const Member& member, bool voter, ChangeDone done);
+  void RemoveMember(uint64_t id, ChangeDone done);
+  void TransferLeadership(uint64_t id, ChangeDone done);
+
+  // Checksum of the state at the applied index, taken on the loop thread between two applies.
+  void Checksum(absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done);
+
+  ClusterView view();  // thread-safe; refreshed by the loop every few milliseconds
   storage::StateReader& reader() { return *reader_; }
 
   struct Stats {

@@ -13,11 +13,17 @@ namespace abode::allocator {
 
 absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
+  if (!options.raft.peers.empty()) {
+    s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms);
+    options.raft.leader_link = s->link_.get();
+  }
   auto node = RaftNode::Start(options.raft);
   if (!node.ok()) return node.status();
   s->node_ = std::move(*node);
-  s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader());
-  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader());
+  s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader(), s->node_.get());
+  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader(), s->node_.get());
+  s->cluster_ = std::make_unique<ClusterService>(*s->node_, s->link_.get());
+  s->replica_ = std::make_unique<ReplicaService>(*s->node_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -26,6 +32,8 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(s->pools_.get());
   builder.RegisterService(s->allocator_.get());
+  builder.RegisterService(s->cluster_.get());
+  builder.RegisterService(s->replica_.get());
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {

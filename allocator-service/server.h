@@ -9,6 +9,8 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "allocator-service/cluster_service.h"
+#include "allocator-service/leader_link.h"
 #include "allocator-service/raft_node.h"
 #include "allocator-service/services.h"
 
@@ -19,6 +21,9 @@ struct ServerOptions {
   RaftNodeOptions raft;
   // Transport security; insecure by default. Pluggable so mTLS can be configured by the caller.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // How this replica reaches the others' gRPC servers (forwarded writes, read indexes); insecure when null.
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  int64_t forward_timeout_ms = 5000;  // a forwarded write or read index waits this long for the leader
 };
 
 class AllocatorServer {
@@ -36,9 +41,12 @@ class AllocatorServer {
  private:
   AllocatorServer() = default;
 
+  std::unique_ptr<GrpcLeaderLink> link_;  // outlives node_
   std::unique_ptr<RaftNode> node_;
   std::unique_ptr<PoolsService> pools_;
   std::unique_ptr<AllocatorService> allocator_;
+  std::unique_ptr<ClusterService> cluster_;
+  std::unique_ptr<ReplicaService> replica_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

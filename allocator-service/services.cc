@@ -41,12 +41,34 @@ grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* ctx, CommandLog& 
   return reactor;
 }
 
-// Answers a read from the reader.
+ReadConsistency RequestedConsistency(grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("abode-read-stale");
+  if (it != md.end() && absl::string_view(it->second.data(), it->second.size()) == "true") {
+    return ReadConsistency::kStale;
+  }
+  return ReadConsistency::kLinearizable;
+}
+
+// Answers a read from the reader once the fence allows it. `read` must not refer to the handler's locals.
 template <typename Response, typename Read>
-grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Response* resp, Read read) {
-  auto result = read();
-  if (result.ok()) *resp = std::move(*result);
-  return Finish(ctx, result.status());
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, ReadFence* fence, Response* resp, Read read) {
+  auto* reactor = ctx->DefaultReactor();
+  auto answer = [reactor, resp, read = std::move(read)](absl::Status fenced) mutable {
+    if (!fenced.ok()) {
+      reactor->Finish(ToGrpcStatus(fenced));
+      return;
+    }
+    auto result = read();
+    if (result.ok()) *resp = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  };
+  if (fence == nullptr) {
+    answer(absl::OkStatus());
+  } else {
+    fence->Await(RequestedConsistency(ctx), std::move(answer));
+  }
+  return reactor;
 }
 
 absl::Status CheckAllocate(const v1::AllocateRequest& req) {
@@ -88,12 +110,12 @@ grpc::ServerUnaryReactor* PoolsService::CreatePool(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* PoolsService::GetPool(grpc::CallbackServerContext* ctx, const v1::GetPoolRequest* req,
                                                 v1::Pool* resp) {
-  return Answer(ctx, resp, [&] { return reader_.GetPool(*req); });
+  return Answer(ctx, fence_, resp, [this, req] { return reader_.GetPool(*req); });
 }
 
 grpc::ServerUnaryReactor* PoolsService::ListPools(grpc::CallbackServerContext* ctx, const v1::ListPoolsRequest* req,
                                                   v1::ListPoolsResponse* resp) {
-  return Answer(ctx, resp, [&] { return reader_.ListPools(*req); });
+  return Answer(ctx, fence_, resp, [this, req] { return reader_.ListPools(*req); });
 }
 
 grpc::ServerUnaryReactor* PoolsService::DeletePool(grpc::CallbackServerContext* ctx,
@@ -142,18 +164,18 @@ grpc::ServerUnaryReactor* AllocatorService::Renew(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AllocatorService::GetAllocation(grpc::CallbackServerContext* ctx,
                                                           const v1::GetAllocationRequest* req,
                                                           v1::GetAllocationResponse* resp) {
-  return Answer(ctx, resp, [&] { return reader_.GetAllocation(*req); });
+  return Answer(ctx, fence_, resp, [this, req] { return reader_.GetAllocation(*req); });
 }
 
 grpc::ServerUnaryReactor* AllocatorService::ListAllocations(grpc::CallbackServerContext* ctx,
                                                             const v1::ListAllocationsRequest* req,
                                                             v1::ListAllocationsResponse* resp) {
-  return Answer(ctx, resp, [&] { return reader_.ListAllocations(*req); });
+  return Answer(ctx, fence_, resp, [this, req] { return reader_.ListAllocations(*req); });
 }
 
 grpc::ServerUnaryReactor* AllocatorService::GetHistory(grpc::CallbackServerContext* ctx,
                                                        const v1::GetHistoryRequest* req, v1::GetHistoryResponse* resp) {
-  return Answer(ctx, resp, [&] { return reader_.GetHistory(*req); });
+  return Answer(ctx, fence_, resp, [this, req] { return reader_.GetHistory(*req); });
 }
 
 }  // namespace abode::allocator

@@ -1,19 +1,23 @@
 // gRPC services of the allocator: the Pools and Allocator APIs on the callback API. Writes become commands
 // proposed to the CommandLog and finish when their outcome comes back; nothing blocks a reactor. Reads
-// run on the StateReader's own SQLite connections.
+// run on the StateReader's own SQLite connections once the ReadFence lets them (linearizable by default;
+// gRPC metadata "abode-read-stale: true" asks for this replica's possibly stale state). Without a fence,
+// reads go straight to the reader.
 #ifndef ABODE_ALLOCATOR_SERVICE_SERVICES_H_
 #define ABODE_ALLOCATOR_SERVICE_SERVICES_H_
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/command_log.h"
+#include "allocator-service/read_fence.h"
 #include "storage/state_reader.h"
 
 namespace abode::allocator {
 
 class PoolsService final : public v1::Pools::CallbackService {
  public:
-  PoolsService(CommandLog& log, storage::StateReader& reader) : log_(log), reader_(reader) {}
+  PoolsService(CommandLog& log, storage::StateReader& reader, ReadFence* fence = nullptr)
+      : log_(log), reader_(reader), fence_(fence) {}
 
   grpc::ServerUnaryReactor* CreatePool(grpc::CallbackServerContext* ctx, const v1::CreatePoolRequest* req,
                                        v1::Pool* resp) override;
@@ -27,11 +31,13 @@ class PoolsService final : public v1::Pools::CallbackService {
  private:
   CommandLog& log_;
   storage::StateReader& reader_;
+  ReadFence* fence_;
 };
 
 class AllocatorService final : public v1::Allocator::CallbackService {
  public:
-  AllocatorService(CommandLog& log, storage::StateReader& reader) : log_(log), reader_(reader) {}
+  AllocatorService(CommandLog& log, storage::StateReader& reader, ReadFence* fence = nullptr)
+      : log_(log), reader_(reader), fence_(fence) {}
 
   grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* ctx, const v1::AllocateRequest* req,
                                      v1::Allocation* resp) override;
@@ -50,6 +56,7 @@ class AllocatorService final : public v1::Allocator::CallbackService {
  private:
   CommandLog& log_;
   storage::StateReader& reader_;
+  ReadFence* fence_;
 };
 
 }  // namespace abode::allocator

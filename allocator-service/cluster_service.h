@@ -1,0 +1,55 @@
+// The Cluster service (status, membership, leadership, checksums) and the replica-to-replica Replica
+// service (forwarded writes, read indexes), over one RaftNode.
+#ifndef ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_
+#define ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_
+
+#include "abode/v1/cluster.grpc.pb.h"
+#include "allocator-service/leader_link.h"
+#include "allocator-service/raft_node.h"
+
+namespace abode::allocator {
+
+class ClusterService final : public v1::Cluster::CallbackService {
+ public:
+  // `link` reaches the leader for membership changes sent to a follower; null for a single voter.
+  ClusterService(RaftNode& node, GrpcLeaderLink* link) : node_(node), link_(link) {}
+
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const v1::ClusterStatusRequest* req,
+                                   v1::ClusterStatus* resp) override;
+  grpc::ServerUnaryReactor* AddMember(grpc::CallbackServerContext* ctx, const v1::AddMemberRequest* req,
+                                      v1::ClusterStatus* resp) override;
+  grpc::ServerUnaryReactor* RemoveMember(grpc::CallbackServerContext* ctx, const v1::RemoveMemberRequest* req,
+                                         v1::ClusterStatus* resp) override;
+  grpc::ServerUnaryReactor* TransferLeadership(grpc::CallbackServerContext* ctx,
+                                               const v1::TransferLeadershipRequest* req,
+                                               v1::ClusterStatus* resp) override;
+  grpc::ServerUnaryReactor* Checksum(grpc::CallbackServerContext* ctx, const v1::ChecksumRequest* req,
+                                     v1::ChecksumResponse* resp) override;
+
+ private:
+  // Runs `change` here when this replica leads, else passes the call on to the leader via `proxy`.
+  template <typename Request, typename Change, typename Proxy>
+  grpc::ServerUnaryReactor* AtLeader(grpc::CallbackServerContext* ctx, const Request* req,
+                                     v1::ClusterStatus* resp, Change change, Proxy proxy);
+  void FillStatus(v1::ClusterStatus* out);
+
+  RaftNode& node_;
+  GrpcLeaderLink* link_;
+};
+
+class ReplicaService final : public v1::Replica::CallbackService {
+ public:
+  explicit ReplicaService(RaftNode& node) : node_(node) {}
+
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,
+                                    v1::ForwardResponse* resp) override;
+  grpc::ServerUnaryReactor* ReadIndex(grpc::CallbackServerContext* ctx, const v1::ReadIndexRequest* req,
+                                      v1::ReadIndexResponse* resp) override;
+
+ private:
+  RaftNode& node_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_

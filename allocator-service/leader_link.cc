@@ -1,0 +1,98 @@
+#include "allocator-service/leader_link.h"
+
+#include <chrono>
+
+#include <grpcpp/create_channel.h>
+
+#include "abode/v1/cluster.grpc.pb.h"
+#include "absl/strings/str_cat.h"
+
+namespace abode::allocator {
+namespace {
+
+// A failed call to the leader. A write whose call timed out may still have been committed; every write
+// abode accepts is safe to retry (Allocate is idempotent per owner), so the caller hears UNAVAILABLE.
+absl::Status LinkError(const grpc::Status& s, const std::string& address, absl::string_view what) {
+  return absl::UnavailableError(
+      absl::StrCat(what, " via the leader at ", address, " failed (", s.error_message(), "); retry"));
+}
+
+template <typename Request, typename Response, typename Done>
+struct Call {
+  grpc::ClientContext ctx;
+  Request req;
+  Response resp;
+  Done done;
+};
+
+}  // namespace
+
+GrpcLeaderLink::GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms)
+    : credentials_(credentials ? std::move(credentials) : grpc::InsecureChannelCredentials()),
+      timeout_ms_(timeout_ms) {}
+
+std::shared_ptr<grpc::Channel> GrpcLeaderLink::Channel(const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& ch = channels_[address];
+  if (ch == nullptr) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    ch = grpc::CreateCustomChannel(address, credentials_, args);
+  }
+  return ch;
+}
+
+void GrpcLeaderLink::Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
+                             absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) {
+  using ForwardCall = Call<v1::ForwardRequest, v1::ForwardResponse,
+                           absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&>>;
+  auto* call = new ForwardCall();
+  call->done = std::move(done);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  const size_t n = commands.size();
+  for (auto& c : commands) *call->req.add_commands() = std::move(c);
+  std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
+  stub->async()->Forward(&call->ctx, &call->req, &call->resp,
+                         [call, n, leader_grpc_address, stub](grpc::Status s) {
+                           if (!s.ok()) {
+                             std::move(call->done)(LinkError(s, leader_grpc_address, "write"));
+                           } else if (static_cast<size_t>(call->resp.outcomes_size()) != n) {
+                             std::move(call->done)(absl::InternalError("the leader answered a different number of outcomes"));
+                           } else {
+                             Outcomes out;
+                             out.reserve(n);
+                             for (auto& o : *call->resp.mutable_outcomes()) {
+                               if (o.code() == 0) {
+                                 out.emplace_back(std::move(*o.mutable_result()));
+                               } else {
+                                 out.emplace_back(absl::Status(static_cast<absl::StatusCode>(o.code()), o.message()));
+                               }
+                             }
+                             std::move(call->done)(std::move(out));
+                           }
+                           delete call;
+                         });
+}
+
+void GrpcLeaderLink::ReadIndex(const std::string& leader_grpc_address,
+                               absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) {
+  using ReadIndexCall = Call<v1::ReadIndexRequest, v1::ReadIndexResponse,
+                             absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>>;
+  auto* call = new ReadIndexCall();
+  call->done = std::move(done);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
+  stub->async()->ReadIndex(&call->ctx, &call->req, &call->resp, [call, leader_grpc_address, stub](grpc::Status s) {
+    if (!s.ok()) {
+      std::move(call->done)(LinkError(s, leader_grpc_address, "read index"));
+    } else {
+      std::move(call->done)(call->resp.index());
+    }
+    delete call;
+  });
+}
+
+}  // namespace abode::allocator

@@ -1,0 +1,328 @@
+#include "integration/cluster_harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <grpcpp/create_channel.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace abode::integration {
+namespace {
+
+// A port the kernel just handed out for 127.0.0.1; free again once the probe socket closes.
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::chrono::system_clock::time_point DeadlineIn(int ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+absl::Status Shell(const std::string& command) {
+  const std::string full = command + " 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (p == nullptr) return absl::InternalError(absl::StrCat("cannot run: ", command));
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  const int rc = ::pclose(p);
+  if (rc != 0) return absl::InternalError(absl::StrCat("`", command, "` failed (", rc, "): ", out));
+  return absl::OkStatus();
+}
+
+ClusterHarness::ClusterHarness(std::string binary, ClusterOptions options)
+    : binary_(std::move(binary)), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<ClusterHarness>> ClusterHarness::Create(std::string binary, ClusterOptions options) {
+  std::unique_ptr<ClusterHarness> h(new ClusterHarness(std::move(binary), options));
+  char tmpl[] = "/tmp/abode-cluster-XXXXXX";
+  const char* root = ::mkdtemp(tmpl);
+  if (root == nullptr) return absl::InternalError("mkdtemp failed");
+  h->root_ = root;
+  h->members_.resize(options.members);
+  const int tag = static_cast<int>(::getpid() % 200) + 20;
+  for (int i = 0; i < options.members; ++i) {
+    auto& m = h->members_[i];
+    m.data_dir = absl::StrCat(h->root_, "/member", i + 1);
+    m.log = absl::StrCat(h->root_, "/member", i + 1, ".log");
+    if (options.network_namespaces) {
+      m.ip = absl::StrCat("10.199.", tag, ".", i + 1);
+      m.netns = absl::StrCat("abode-it-", ::getpid(), "-", i + 1);
+      m.grpc_port = 7443;
+      m.raft_port = 7444;
+    } else {
+      m.ip = "127.0.0.1";
+      m.grpc_port = FreeLoopbackPort();
+      m.raft_port = FreeLoopbackPort();
+    }
+    grpc::ChannelArguments args;
+    // Members come and go during a test: reconnect fast (gRPC waits up to 20 s by default).
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+    m.channel = grpc::CreateCustomChannel(absl::StrCat(m.ip, ":", m.grpc_port), grpc::InsecureChannelCredentials(),
+                                          args);
+  }
+  if (options.network_namespaces) {
+    h->bridge_ = absl::StrCat("abr", ::getpid() % 100000);
+    if (absl::Status s = h->SetUpNamespaces(); !s.ok()) return s;
+  }
+  return h;
+}
+
+ClusterHarness::~ClusterHarness() {
+  for (int i = 0; i < size(); ++i) Kill(i);
+  TearDownNamespaces();
+  std::error_code ec;
+  std::filesystem::remove_all(root_, ec);
+}
+
+absl::Status ClusterHarness::SetUpNamespaces() {
+  namespaces_up_ = true;  // tear down whatever part got made
+  const std::string subnet_host = members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
+  if (absl::Status s = Shell(absl::StrCat("ip link add ", bridge_, " type bridge && ip addr add ", subnet_host,
+                                          "/24 dev ", bridge_, " && ip link set ", bridge_, " up"));
+      !s.ok()) {
+    return s;
+  }
+  for (int i = 0; i < size(); ++i) {
+    const auto& m = members_[i];
+    const std::string host_end = absl::StrCat("avh", ::getpid() % 100000, "-", i + 1);
+    const std::string ns_end = absl::StrCat("avn", ::getpid() % 100000, "-", i + 1);
+    const std::string in_ns = absl::StrCat("ip netns exec ", m.netns, " ");
+    const std::string cmd = absl::StrCat(
+        "ip netns add ", m.netns, " && ip link add ", host_end, " type veth peer name ", ns_end, " && ip link set ",
+        ns_end, " netns ", m.netns, " && ip link set ", host_end, " master ", bridge_, " up && ", in_ns,
+        "ip addr add ", m.ip, "/24 dev ", ns_end, " && ", in_ns, "ip link set ", ns_end, " up && ", in_ns,
+        "ip link set lo up");
+    if (absl::Status s = Shell(cmd); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void ClusterHarness::TearDownNamespaces() {
+  if (!namespaces_up_) return;
+  namespaces_up_ = false;
+  for (int i = 0; i < size(); ++i) {
+    (void)Shell(absl::StrCat("ip netns del ", members_[i].netns));  // removes the veth pair with it
+  }
+  (void)Shell(absl::StrCat("ip link del ", bridge_));
+}
+
+std::string ClusterHarness::grpc_address(int i) const {
+  return absl::StrCat(members_[i].ip, ":", members_[i].grpc_port);
+}
+
+std::string ClusterHarness::Peers() const {
+  std::vector<std::string> parts;
+  for (int i = 0; i < size(); ++i) {
+    const auto& m = members_[i];
+    parts.push_back(absl::StrCat(i + 1, "=", m.ip, ":", m.raft_port, "@", m.ip, ":", m.grpc_port));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+absl::Status ClusterHarness::Start(int i) {
+  auto& m = members_[i];
+  if (m.pid > 0) return absl::FailedPreconditionError("already running");
+  std::vector<std::string> argv;
+  if (!m.netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", m.netns};
+  const std::vector<std::string> own = {
+      binary_,
+      "--id", std::to_string(i + 1),
+      "--listen", absl::StrCat(m.ip, ":", m.grpc_port),
+      "--raft-listen", absl::StrCat(m.ip, ":", m.raft_port),
+      "--peers", Peers(),
+      "--data-dir", m.data_dir,
+      "--election-timeout-ms", std::to_string(options_.election_timeout_ms),
+      "--heartbeat-timeout-ms", std::to_string(options_.heartbeat_timeout_ms),
+      "--snapshot-threshold", std::to_string(options_.snapshot_threshold),
+      "--snapshot-trailing", std::to_string(options_.snapshot_trailing),
+      "--forward-timeout-ms", "2000",
+  };
+  argv.insert(argv.end(), own.begin(), own.end());
+  const pid_t pid = ::fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    FILE* log = std::fopen(m.log.c_str(), "a");
+    if (log != nullptr) {
+      ::dup2(fileno(log), 1);
+      ::dup2(fileno(log), 2);
+    }
+    std::vector<char*> raw;
+    for (auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
+    raw.push_back(nullptr);
+    ::execv(raw[0], raw.data());
+    ::_exit(127);
+  }
+  m.pid = pid;
+  // Serving once the Cluster service answers.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Status(i, 500).ok()) return absl::OkStatus();
+    int status = 0;
+    if (::waitpid(m.pid, &status, WNOHANG) == m.pid) {
+      m.pid = -1;
+      return absl::InternalError(absl::StrCat("member ", i + 1, " exited before serving; see ", m.log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("member ", i + 1, " did not serve in time; see ", m.log));
+}
+
+absl::Status ClusterHarness::StartAll() {
+  for (int i = 0; i < size(); ++i) {
+    if (absl::Status s = Start(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void ClusterHarness::Kill(int i) {
+  auto& m = members_[i];
+  if (m.pid <= 0) return;
+  ::kill(m.pid, SIGKILL);
+  int status = 0;
+  ::waitpid(m.pid, &status, 0);
+  m.pid = -1;
+}
+
+void ClusterHarness::Wipe(int i) {
+  std::error_code ec;
+  std::filesystem::remove_all(members_[i].data_dir, ec);
+}
+
+absl::StatusOr<v1::ClusterStatus> ClusterHarness::Status(int i, int timeout_ms) {
+  auto stub = v1::Cluster::NewStub(members_[i].channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout_ms));
+  v1::ClusterStatus out;
+  grpc::Status s = stub->Status(&ctx, v1::ClusterStatusRequest(), &out);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return out;
+}
+
+absl::StatusOr<v1::ChecksumResponse> ClusterHarness::Checksum(int i, int timeout_ms) {
+  auto stub = v1::Cluster::NewStub(members_[i].channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout_ms));
+  v1::ChecksumResponse out;
+  grpc::Status s = stub->Checksum(&ctx, v1::ChecksumRequest(), &out);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return out;
+}
+
+absl::StatusOr<int> ClusterHarness::WaitForLeader(std::chrono::milliseconds timeout, std::vector<int> among) {
+  if (among.empty()) {
+    for (int i = 0; i < size(); ++i) {
+      if (running(i)) among.push_back(i);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::map<uint64_t, int> votes;
+    int leader = -1;
+    bool all_ready = true;
+    for (int i : among) {
+      auto st = Status(i, 500);
+      if (!st.ok() || !st->ready() || st->leader_id() == 0) {
+        all_ready = false;
+        last = st.ok() ? absl::StrCat("member ", i + 1, " role ", st->role(), " ready ", st->ready())
+                       : std::string(st.status().message());
+        break;
+      }
+      votes[st->leader_id()]++;
+      if (st->role() == "leader") leader = i;
+    }
+    if (all_ready && votes.size() == 1 && leader >= 0 && votes.begin()->first == static_cast<uint64_t>(leader + 1)) {
+      return leader;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("no agreed leader in time (last: ", last, ")"));
+}
+
+absl::StatusOr<v1::ChecksumResponse> ClusterHarness::WaitConverged(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<v1::ChecksumResponse> sums;
+    bool ok = true;
+    for (int i = 0; i < size() && ok; ++i) {
+      if (!running(i)) continue;
+      auto c = Checksum(i);
+      if (!c.ok()) {
+        ok = false;
+        last = std::string(c.status().message());
+      } else {
+        sums.push_back(*c);
+      }
+    }
+    if (ok && !sums.empty()) {
+      bool same = true;
+      for (const auto& c : sums) {
+        same = same && c.applied_index() == sums[0].applied_index() && c.checksum() == sums[0].checksum();
+      }
+      if (same) return sums[0];
+      // Equal index must mean equal state: that is the check that matters.
+      for (const auto& a : sums) {
+        for (const auto& b : sums) {
+          if (a.applied_index() == b.applied_index() && a.checksum() != b.checksum()) {
+            return absl::DataLossError(absl::StrCat("members ", a.member_id(), " and ", b.member_id(),
+                                                    " differ at applied index ", a.applied_index()));
+          }
+        }
+      }
+      last = "applied indexes differ";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("members did not converge in time (last: ", last, ")"));
+}
+
+absl::Status ClusterHarness::Isolate(int i) {
+  if (members_[i].netns.empty()) return absl::FailedPreconditionError("Isolate needs network namespaces");
+  std::vector<std::string> others;
+  for (int j = 0; j < size(); ++j) {
+    if (j != i) others.push_back(members_[j].ip);
+  }
+  const std::string set = absl::StrCat("{ ", absl::StrJoin(others, ", "), " }");
+  const std::string nft = absl::StrCat("ip netns exec ", members_[i].netns, " nft ");
+  return Shell(absl::StrCat(nft, "add table inet abode_cut && ", nft,
+                            "'add chain inet abode_cut in { type filter hook input priority -10; }' && ", nft,
+                            "'add chain inet abode_cut out { type filter hook output priority -10; }' && ", nft,
+                            "'add rule inet abode_cut in ip saddr ", set, " drop' && ", nft,
+                            "'add rule inet abode_cut out ip daddr ", set, " drop'"));
+}
+
+absl::Status ClusterHarness::Heal(int i) {
+  return Shell(absl::StrCat("ip netns exec ", members_[i].netns, " nft delete table inet abode_cut"));
+}
+
+}  // namespace abode::integration
