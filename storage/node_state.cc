@@ -796,7 +796,8 @@ void NodeState::Recompute(absl::string_view traceparent) {
       ext->set_address(x->address());
       ext->set_prefix_length(x->prefix_length());
       ext->set_pool(x->spec().pool());
-      want[a.id()] = {x->node(), std::move(a)};
+      const std::string id = a.id();
+      want[id] = {x->node(), std::move(a)};
     }
     for (auto& [name, e] : elastics_) {
       const Workload* w = ElasticTarget(*e);
@@ -821,7 +822,8 @@ void NodeState::Recompute(absl::string_view traceparent) {
       el->set_pool(e->spec().pool());
       el->set_workload_address(addr);
       el->set_workload_owner(owner);
-      want[a.id()] = {node, std::move(a)};
+      const std::string id = a.id();
+      want[id] = {node, std::move(a)};
     }
     for (auto it = claim_node_.begin(); it != claim_node_.end();) {
       auto w = want.find(it->first);

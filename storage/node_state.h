@@ -73,6 +73,13 @@ struct NodeStateUpdate {
   std::shared_ptr<const NodeStateView> view;   // null when the objects did not change
 };
 
+// Receives every NodeStateUpdate, on the thread that applies batches. Must not block.
+class NodeStateSink {
+ public:
+  virtual ~NodeStateSink() = default;
+  virtual void Publish(NodeStateUpdate update) = 0;
+};
+
 class NodeState {
  public:
   NodeState(Database& db, NodeStateHost& host);

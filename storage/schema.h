@@ -1,5 +1,6 @@
-// The SQLite schema of the materialised state. The database is rebuilt from the raft snapshot and log on
-// every start, so a schema change needs no in-place migration: bump kSchemaVersion with the change.
+// The SQLite schema of the materialised state. A database whose schema version (PRAGMA user_version) differs
+// from kSchemaVersion is rebuilt from the raft snapshot and log instead of migrated in place: bump
+// kSchemaVersion with every change.
 #ifndef ABODE_STORAGE_SCHEMA_H_
 #define ABODE_STORAGE_SCHEMA_H_
 
@@ -9,10 +10,12 @@ namespace abode::storage {
 
 inline constexpr uint32_t kSchemaVersion = 2;
 
-// Durability comes from the raft log (fsync on every append), so the materialised database skips fsync.
+// Durability comes from the raft log (fsync on every append). The materialised database only has to stay
+// consistent across a crash or power loss (WAL with synchronous=NORMAL: no fsync per commit), because it
+// records the raft index it reflects and start-up replays the log from there.
 inline constexpr char kWriterPragmas[] = R"sql(
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = OFF;
+PRAGMA synchronous = NORMAL;
 PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -65536;
 PRAGMA mmap_size = 0;

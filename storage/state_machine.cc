@@ -38,7 +38,31 @@ StateMachine::StateMachine(StateMachineOptions options, Database db)
 
 StateMachine::~StateMachine() = default;
 
+namespace {
+
+// The schema version of an existing database file, or 0 if there is none or it cannot be read.
+int64_t ExistingSchemaVersion(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0) return 0;
+  auto db = Database::Open(path, /*read_only=*/false);
+  if (!db.ok()) return 0;
+  auto stmt = db->Prepare("PRAGMA user_version");
+  if (!stmt.ok()) return 0;
+  auto row = stmt->Step();
+  return row.ok() && *row ? stmt->Int(0) : 0;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMachineOptions& options) {
+  if (options.reuse_existing && ExistingSchemaVersion(options.db_path) == kSchemaVersion) {
+    auto db = Database::Open(options.db_path, /*read_only=*/false);
+    if (!db.ok()) return db.status();
+    if (absl::Status s = db->Exec(kWriterPragmas); !s.ok()) return s;
+    std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
+    if (absl::Status s = sm->PrepareStatements(); !s.ok()) return s;
+    if (absl::Status s = sm->LoadFromDatabase(); !s.ok()) return s;
+    return sm;
+  }
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     const std::string p = options.db_path + suffix;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
@@ -49,6 +73,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMach
   if (!db.ok()) return db.status();
   if (absl::Status s = db->Exec(kWriterPragmas); !s.ok()) return s;
   if (absl::Status s = db->Exec(kSchema); !s.ok()) return s;
+  if (absl::Status s = db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)); !s.ok()) return s;
   std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
   if (absl::Status s = sm->PrepareStatements(); !s.ok()) return s;
   return sm;
@@ -107,6 +132,7 @@ absl::Status StateMachine::LoadFromDatabase() {
   pool_names_.clear();
   next_pool_id_ = 1;
   revision_ = 0;
+  raft_index_ = 0;
   time_ms_ = 0;
   {
     auto stmt = db_.Prepare("SELECT key, value FROM meta");
@@ -117,6 +143,7 @@ absl::Status StateMachine::LoadFromDatabase() {
       if (!*row) break;
       if (stmt->Text(0) == "revision") revision_ = static_cast<uint64_t>(stmt->Int(1));
       if (stmt->Text(0) == "time_ms") time_ms_ = stmt->Int(1);
+      if (stmt->Text(0) == "raft_index") raft_index_ = static_cast<uint64_t>(stmt->Int(1));
     }
   }
   {
@@ -200,7 +227,7 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::ApplyEncoded(absl::str
   return Apply(batch);
 }
 
-absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::CommandBatch& batch) {
+absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::CommandBatch& batch, uint64_t raft_index) {
   if (batch.format_version() != kCommandFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat("command batch: format version ", batch.format_version(),
                                                       " is not supported (this build applies ",
@@ -217,6 +244,9 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
 
   absl::Status s = std::exchange(batch_failure_, absl::OkStatus());
   if (s.ok()) s = WriteBatchEnd();
+  if (s.ok() && raft_index != 0) {
+    s = stmts_->set_meta.Bind(1, "raft_index").Bind(2, static_cast<int64_t>(raft_index)).Run();
+  }
   if (s.ok()) s = stmts_->commit.Run();
   if (!s.ok()) {
     // The store refused the transaction: undo it and rebuild the in-memory index from what is stored.
@@ -228,6 +258,7 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
     }
     return s;
   }
+  if (raft_index != 0) raft_index_ = raft_index;
   return outcomes;
 }
 
@@ -694,9 +725,12 @@ std::string StateMachine::PoolContaining(const IpAddress& address) const {
 
 absl::StatusOr<std::string> StateMachine::Snapshot() { return DumpSnapshot(db_); }
 
-absl::Status StateMachine::Restore(absl::string_view snapshot) {
+absl::Status StateMachine::Restore(absl::string_view snapshot, uint64_t raft_index) {
   if (absl::Status s = stmts_->begin.Run(); !s.ok()) return s;
   absl::Status s = LoadSnapshot(db_, snapshot);
+  if (s.ok() && raft_index != 0) {
+    s = stmts_->set_meta.Bind(1, "raft_index").Bind(2, static_cast<int64_t>(raft_index)).Run();
+  }
   // Build memory from the new rows before committing them: rows that do not form a valid state (an
   // allocation outside its pool, say) refuse the snapshot instead of replacing the state.
   if (s.ok()) s = LoadFromDatabase();

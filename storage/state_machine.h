@@ -32,7 +32,11 @@ inline constexpr uint32_t kCommandFormatVersion = 1;
 using CommandOutcome = absl::StatusOr<v1::CommandResult>;
 
 struct StateMachineOptions {
-  std::string db_path;  // the materialised database; replaced on Open
+  std::string db_path;  // the materialised database
+  // Reopen an existing database of this schema version instead of starting empty. The raft node sets this
+  // when its log is not pristine: the database then already reflects the log up to raft_index(), and
+  // start-up skips what it holds instead of rebuilding it.
+  bool reuse_existing = false;
   // Allocation TTLs above this are refused (10 years).
   int64_t max_ttl_seconds = int64_t{10} * 365 * 24 * 3600;
   // At most this many allocations are reclaimed by one ExpireAllocations command.
@@ -41,8 +45,9 @@ struct StateMachineOptions {
 
 class StateMachine : private NodeStateHost {
  public:
-  // Creates an empty store at options.db_path, removing whatever was there: the store is a materialisation
-  // of the raft snapshot and log, which are replayed into it after Open.
+  // Opens the store at options.db_path: the existing one when options.reuse_existing and its schema
+  // version matches, otherwise an empty one (removing whatever was there). The store is a materialisation
+  // of the raft snapshot and log; raft_index() says how much of the log it already reflects.
   static absl::StatusOr<std::unique_ptr<StateMachine>> Open(const StateMachineOptions& options);
 
   StateMachine(const StateMachine&) = delete;
@@ -51,16 +56,19 @@ class StateMachine : private NodeStateHost {
 
   // Applies one batch in one transaction and returns one outcome per command, in order. A non-OK return
   // means the batch itself was refused (unknown format version) or the store failed; nothing was applied.
-  absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch);
+  // `raft_index` (if not 0) is the log index of the batch; it is recorded in the same transaction.
+  absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t raft_index = 0);
   // Decodes and applies a serialized CommandBatch (a raft log entry).
   absl::StatusOr<std::vector<CommandOutcome>> ApplyEncoded(absl::string_view entry);
 
   // Serialises the whole state (see snapshot.proto). Deterministic: equal states give equal bytes.
   absl::StatusOr<std::string> Snapshot();
   // Replaces the whole state with a snapshot. On error the previous state is kept.
-  absl::Status Restore(absl::string_view snapshot);
+  absl::Status Restore(absl::string_view snapshot, uint64_t raft_index = 0);
 
   uint64_t revision() const { return revision_; }
+  // The raft log index the store reflects (0 if unknown).
+  uint64_t raft_index() const { return raft_index_; }
   int64_t time_ms() const { return time_ms_; }
   // Earliest expiry among allocations with a TTL, if any.
   absl::StatusOr<std::optional<int64_t>> EarliestExpiry();
@@ -122,6 +130,7 @@ class StateMachine : private NodeStateHost {
   int64_t next_pool_id_ = 1;
   uint64_t revision_ = 0;
   int64_t time_ms_ = 0;
+  uint64_t raft_index_ = 0;
   // Nodes and the addresses they carry; told of every allocation the current command adds or removes.
   std::unique_ptr<NodeState> nodes_;
   std::vector<AllocationChange> allocation_changes_;

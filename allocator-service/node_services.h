@@ -1,0 +1,105 @@
+// gRPC services for nodes and the addresses they carry: Nodes (the WatchAssignments stream, GetNode,
+// ListNodes), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
+// CommandLog; reads come from the watch hub's published view, so every replica can answer them.
+#ifndef ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
+#define ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
+
+#include "abode/v1/nodes.grpc.pb.h"
+#include "allocator-service/command_log.h"
+#include "allocator-service/node_registry.h"
+#include "allocator-service/watch_hub.h"
+
+namespace abode::allocator {
+
+class NodesService final : public v1::Nodes::CallbackService {
+ public:
+  NodesService(WatchHub& hub, NodeRegistry& registry) : hub_(hub), registry_(registry) {}
+
+  grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
+      grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* GetNode(grpc::CallbackServerContext* ctx, const v1::GetNodeRequest* req,
+                                    v1::Node* resp) override;
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
+                                      v1::ListNodesResponse* resp) override;
+
+ private:
+  v1::Node Describe(const v1::Node& stored);
+
+  WatchHub& hub_;
+  NodeRegistry& registry_;
+};
+
+class ExternalAddressesService final : public v1::ExternalAddresses::CallbackService {
+ public:
+  ExternalAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+
+  grpc::ServerUnaryReactor* CreateExternalAddress(grpc::CallbackServerContext* ctx,
+                                                  const v1::CreateExternalAddressRequest* req,
+                                                  v1::ExternalAddress* resp) override;
+  grpc::ServerUnaryReactor* GetExternalAddress(grpc::CallbackServerContext* ctx,
+                                               const v1::GetExternalAddressRequest* req,
+                                               v1::ExternalAddress* resp) override;
+  grpc::ServerUnaryReactor* ListExternalAddresses(grpc::CallbackServerContext* ctx,
+                                                  const v1::ListExternalAddressesRequest* req,
+                                                  v1::ListExternalAddressesResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteExternalAddress(grpc::CallbackServerContext* ctx,
+                                                  const v1::DeleteExternalAddressRequest* req,
+                                                  v1::DeleteAddressResponse* resp) override;
+
+ private:
+  CommandLog& log_;
+  WatchHub& hub_;
+};
+
+class ElasticAddressesService final : public v1::ElasticAddresses::CallbackService {
+ public:
+  ElasticAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+
+  grpc::ServerUnaryReactor* CreateElasticAddress(grpc::CallbackServerContext* ctx,
+                                                 const v1::CreateElasticAddressRequest* req,
+                                                 v1::ElasticAddress* resp) override;
+  grpc::ServerUnaryReactor* GetElasticAddress(grpc::CallbackServerContext* ctx,
+                                              const v1::GetElasticAddressRequest* req,
+                                              v1::ElasticAddress* resp) override;
+  grpc::ServerUnaryReactor* ListElasticAddresses(grpc::CallbackServerContext* ctx,
+                                                 const v1::ListElasticAddressesRequest* req,
+                                                 v1::ListElasticAddressesResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteElasticAddress(grpc::CallbackServerContext* ctx,
+                                                 const v1::DeleteElasticAddressRequest* req,
+                                                 v1::DeleteAddressResponse* resp) override;
+  grpc::ServerUnaryReactor* AssociateElasticAddress(grpc::CallbackServerContext* ctx,
+                                                    const v1::AssociateElasticAddressRequest* req,
+                                                    v1::ElasticAddress* resp) override;
+  grpc::ServerUnaryReactor* DisassociateElasticAddress(grpc::CallbackServerContext* ctx,
+                                                       const v1::DisassociateElasticAddressRequest* req,
+                                                       v1::ElasticAddress* resp) override;
+
+ private:
+  CommandLog& log_;
+  WatchHub& hub_;
+};
+
+class MagicAddressesService final : public v1::MagicAddresses::CallbackService {
+ public:
+  MagicAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+
+  grpc::ServerUnaryReactor* CreateMagicAddress(grpc::CallbackServerContext* ctx,
+                                               const v1::CreateMagicAddressRequest* req,
+                                               v1::MagicAddress* resp) override;
+  grpc::ServerUnaryReactor* GetMagicAddress(grpc::CallbackServerContext* ctx, const v1::GetMagicAddressRequest* req,
+                                            v1::MagicAddress* resp) override;
+  grpc::ServerUnaryReactor* ListMagicAddresses(grpc::CallbackServerContext* ctx,
+                                               const v1::ListMagicAddressesRequest* req,
+                                               v1::ListMagicAddressesResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteMagicAddress(grpc::CallbackServerContext* ctx,
+                                               const v1::DeleteMagicAddressRequest* req,
+                                               v1::DeleteAddressResponse* resp) override;
+
+ private:
+  CommandLog& log_;
+  WatchHub& hub_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_

@@ -1,0 +1,383 @@
+// Nodes and address services over real gRPC: a server on port 0 with a FakeClock, and simulated node
+// clients on WatchAssignments streams.
+#include <stdlib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <grpcpp/create_channel.h>
+#include <gtest/gtest.h>
+
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/nodes.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "allocator-service/clock.h"
+#include "allocator-service/server.h"
+
+namespace abode::allocator {
+namespace {
+
+using Stream = grpc::ClientReaderWriter<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>;
+
+// A simulated node client: keeps the desired state it was sent, by assignment id.
+class NodeClient {
+ public:
+  NodeClient(v1::Nodes::Stub& stub, const std::string& name, std::map<std::string, std::string> labels = {},
+             uint64_t resume = 0, bool observe_only = false)
+      : name_(name) {
+    stream_ = stub.WatchAssignments(&ctx_);
+    v1::WatchAssignmentsRequest start;
+    start.mutable_start()->set_node(name);
+    start.mutable_start()->set_resume_revision(resume);
+    if (!observe_only) {
+      start.mutable_start()->mutable_registration()->set_name(name);
+      for (auto& [k, v] : labels) (*start.mutable_start()->mutable_registration()->mutable_labels())[k] = v;
+    }
+    stream_->Write(start);
+    reader_ = std::thread([this] {
+      v1::WatchAssignmentsResponse r;
+      while (stream_->Read(&r)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (r.snapshot()) state_.clear();
+        for (const auto& a : r.assignments()) state_[a.id()] = a;
+        for (const auto& id : r.removed()) state_.erase(id);
+        messages_.push_back(r);
+        cv_.notify_all();
+      }
+    });
+  }
+  ~NodeClient() { Close(); }
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    stream_->WritesDone();
+    ctx_.TryCancel();
+    reader_.join();
+  }
+  void Heartbeat() {
+    v1::WatchAssignmentsRequest r;
+    r.mutable_heartbeat();
+    stream_->Write(r);
+  }
+  void Report(const std::string& id, uint64_t revision, v1::AssignmentState state, const std::string& message) {
+    v1::WatchAssignmentsRequest r;
+    auto* s = r.mutable_status()->add_statuses();
+    s->set_id(id);
+    s->set_revision(revision);
+    s->set_state(state);
+    s->set_message(message);
+    stream_->Write(r);
+  }
+  // Waits (up to 10 s of real time) until `pred` holds for the state.
+  bool WaitFor(const std::function<bool(const std::map<std::string, v1::Assignment>&)>& pred) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return pred(state_); });
+  }
+  bool WaitMessages(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return messages_.size() >= n; });
+  }
+  std::map<std::string, v1::Assignment> state() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_;
+  }
+  std::vector<v1::WatchAssignmentsResponse> messages() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return messages_;
+  }
+
+ private:
+  std::string name_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<Stream> stream_;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, v1::Assignment> state_;
+  std::vector<v1::WatchAssignmentsResponse> messages_;
+  bool closed_ = false;
+};
+
+bool Has(const std::map<std::string, v1::Assignment>& s, const std::string& id) { return s.count(id) > 0; }
+
+class NodeServicesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/abode-nodes-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.raft.data_dir = dir_ + "/data";
+    o.raft.clock = &clock_;
+    o.node_lease_ms = 3000;
+    o.node_sweep_interval_ms = 3'600'000;  // tests sweep explicitly
+    auto s = AllocatorServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    pools_ = v1::Pools::NewStub(ch);
+    alloc_ = v1::Allocator::NewStub(ch);
+    nodes_ = v1::Nodes::NewStub(ch);
+    ext_ = v1::ExternalAddresses::NewStub(ch);
+    eip_ = v1::ElasticAddresses::NewStub(ch);
+    magic_ = v1::MagicAddresses::NewStub(ch);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
+    grpc::ClientContext ctx;
+    v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name(name);
+    req.mutable_pool()->set_cidr(cidr);
+    req.mutable_pool()->set_purpose(purpose);
+    v1::Pool out;
+    ASSERT_TRUE(pools_->CreatePool(&ctx, req, &out).ok());
+  }
+  grpc::Status Workload(const std::string& owner, const std::string& node, const std::string& app) {
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool("pods");
+    req.set_owner(owner);
+    req.set_node(node);
+    (*req.mutable_labels())["app"] = app;
+    v1::Allocation out;
+    return alloc_->Allocate(&ctx, req, &out);
+  }
+  void Release(const std::string& owner) {
+    grpc::ClientContext ctx;
+    v1::ReleaseRequest req;
+    req.set_owner(owner);
+    v1::ReleaseResponse out;
+    ASSERT_TRUE(alloc_->Release(&ctx, req, &out).ok());
+  }
+  grpc::Status External(const std::string& name, const std::string& selector, v1::ExternalAddress* out,
+                        const std::string& address = "") {
+    grpc::ClientContext ctx;
+    v1::CreateExternalAddressRequest req;
+    req.mutable_address()->set_name(name);
+    req.mutable_address()->set_pool("ext");
+    req.mutable_address()->set_node_selector(selector);
+    req.mutable_address()->set_address(address);
+    return ext_->CreateExternalAddress(&ctx, req, out);
+  }
+  grpc::Status Magic(const std::string& name, const std::string& address, v1::MagicAddress* out) {
+    grpc::ClientContext ctx;
+    v1::CreateMagicAddressRequest req;
+    req.mutable_address()->set_name(name);
+    req.mutable_address()->set_address(address);
+    req.mutable_address()->set_label_selector("app=agent");
+    auto* p = req.mutable_address()->add_ports();
+    p->set_protocol(v1::PROTOCOL_UDP);
+    p->set_port(8125);
+    return magic_->CreateMagicAddress(&ctx, req, out);
+  }
+  // Registration is a command: wait until the node is ready in the replicated state.
+  void WaitReady(const std::string& name, bool ready) {
+    for (int i = 0; i < 1000; ++i) {
+      grpc::ClientContext ctx;
+      v1::GetNodeRequest req;
+      req.set_name(name);
+      v1::Node n;
+      if (nodes_->GetNode(&ctx, req, &n).ok() && n.ready() == ready) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FAIL() << name << " never became " << (ready ? "ready" : "not ready");
+  }
+
+  void WaitHeartbeat(const std::string& name, int64_t at) {
+    for (int i = 0; i < 1000; ++i) {
+      grpc::ClientContext ctx;
+      v1::GetNodeRequest req;
+      req.set_name(name);
+      v1::Node n;
+      if (nodes_->GetNode(&ctx, req, &n).ok() && n.last_heartbeat_unix_ms() == at) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FAIL() << name << ": heartbeat at " << at << " never arrived";
+  }
+
+  std::string dir_;
+  FakeClock clock_{1'700'000'000'000};
+  std::unique_ptr<AllocatorServer> server_;
+  std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<v1::Allocator::Stub> alloc_;
+  std::unique_ptr<v1::Nodes::Stub> nodes_;
+  std::unique_ptr<v1::ExternalAddresses::Stub> ext_;
+  std::unique_ptr<v1::ElasticAddresses::Stub> eip_;
+  std::unique_ptr<v1::MagicAddresses::Stub> magic_;
+};
+
+TEST_F(NodeServicesTest, ExternalPlacementFailoverOnLeaseExpiryAndNoFlapBack) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  NodeClient n1(*nodes_, "n1", {{"edge", "yes"}});
+  NodeClient n2(*nodes_, "n2", {{"edge", "yes"}});
+  WaitReady("n1", true);
+  WaitReady("n2", true);
+  v1::ExternalAddress a, b;
+  ASSERT_TRUE(External("a", "edge=yes", &a).ok());
+  ASSERT_TRUE(External("b", "edge=yes", &b).ok());
+  EXPECT_NE(a.node(), b.node()) << "placed evenly";
+  ASSERT_TRUE(n1.WaitFor([](auto& s) { return s.size() == 1; }));
+  ASSERT_TRUE(n2.WaitFor([](auto& s) { return s.size() == 1; }));
+  const v1::Assignment on_n1 = n1.state().begin()->second;
+  EXPECT_EQ(on_n1.external().prefix_length(), 24);
+
+  // n1 stops heartbeating; n2 goes on. The lease runs out on the injected clock.
+  clock_.Advance(2000);
+  n2.Heartbeat();
+  clock_.Advance(1500);
+  n2.Heartbeat();
+  WaitHeartbeat("n2", clock_.NowUnixMs());  // heartbeats travel asynchronously
+  server_->node_registry().Sweep();
+  ASSERT_TRUE(n2.WaitFor([](auto& s) { return s.size() == 2; })) << "claim moved to n2";
+  ASSERT_TRUE(n1.WaitFor([](auto& s) { return s.empty(); }));
+  WaitReady("n1", false);
+
+  // n1 recovers: ready again, but it does not take its claim back.
+  n1.Heartbeat();
+  WaitReady("n1", true);
+  server_->node_registry().Sweep();
+  v1::ExternalAddress c;
+  ASSERT_TRUE(External("c", "edge=yes", &c).ok());
+  EXPECT_EQ(c.node(), "n1") << "new claims go to the least-loaded node";
+  ASSERT_TRUE(n1.WaitFor([](auto& s) { return s.size() == 1 && Has(s, "external/c"); }));
+  EXPECT_EQ(n2.state().size(), 2u);
+}
+
+TEST_F(NodeServicesTest, BadInputNamesTheField) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  v1::ExternalAddress x;
+  auto outside = External("x", "", &x, "198.51.100.7");
+  EXPECT_EQ(outside.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(outside.error_message().find("address.address"), std::string::npos) << outside.error_message();
+  v1::MagicAddress m;
+  auto not_ll = Magic("m", "10.0.0.1", &m);
+  EXPECT_EQ(not_ll.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto collides = Magic("m", "169.254.0.1", &m);
+  EXPECT_EQ(collides.error_code(), grpc::StatusCode::OK);
+  Pool("ll", "169.254.9.0/24", v1::POOL_PURPOSE_WORKLOAD);
+  auto in_pool = Magic("m2", "169.254.9.9", &m);
+  EXPECT_EQ(in_pool.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::ClientContext ctx;
+  v1::AssociateElasticAddressRequest req;
+  req.set_name("missing");
+  req.mutable_association()->set_owner("x");
+  v1::ElasticAddress e;
+  EXPECT_EQ(eip_->AssociateElasticAddress(&ctx, req, &e).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(NodeServicesTest, ElasticAssociationFollowsARecreatedWorkload) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+  NodeClient n1(*nodes_, "n1");
+  NodeClient n2(*nodes_, "n2");
+  ASSERT_TRUE(Workload("web-0", "n1", "web").ok());
+  {
+    grpc::ClientContext ctx;
+    v1::CreateElasticAddressRequest req;
+    req.mutable_address()->set_name("eip");
+    req.mutable_address()->set_pool("ext");
+    v1::ElasticAddress e;
+    ASSERT_TRUE(eip_->CreateElasticAddress(&ctx, req, &e).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::AssociateElasticAddressRequest req;
+  req.set_name("eip");
+  req.mutable_association()->set_label_selector("app=web");
+  v1::ElasticAddress e;
+  ASSERT_TRUE(eip_->AssociateElasticAddress(&ctx, req, &e).ok());
+  EXPECT_EQ(e.node(), "n1");
+  ASSERT_TRUE(n1.WaitFor([](auto& s) {
+    return Has(s, "elastic/eip") && s.at("elastic/eip").elastic().workload_address() == "10.1.0.1";
+  }));
+  Release("web-0");
+  ASSERT_TRUE(n1.WaitFor([](auto& s) { return s.empty(); }));
+  ASSERT_TRUE(Workload("web-0b", "n2", "web").ok());
+  ASSERT_TRUE(n2.WaitFor([](auto& s) {
+    return Has(s, "elastic/eip") && s.at("elastic/eip").elastic().workload_owner() == "web-0b";
+  }));
+}
+
+TEST_F(NodeServicesTest, MagicTargetIsLocalAndStable) {
+  Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+  NodeClient n1(*nodes_, "n1");
+  NodeClient n2(*nodes_, "n2");
+  WaitReady("n1", true);
+  WaitReady("n2", true);
+  ASSERT_TRUE(Workload("agent-1", "n1", "agent").ok());
+  ASSERT_TRUE(Workload("agent-2", "n2", "agent").ok());
+  v1::MagicAddress m;
+  ASSERT_TRUE(Magic("dd", "169.254.210.210", &m).ok());
+  auto target = [](const std::string& owner) {
+    return [owner](auto& s) { return Has(s, "magic/dd") && s.at("magic/dd").magic().target_owner() == owner; };
+  };
+  ASSERT_TRUE(n1.WaitFor(target("agent-1")));
+  ASSERT_TRUE(n2.WaitFor(target("agent-2")));
+  const size_t before = n1.messages().size();
+  ASSERT_TRUE(Workload("agent-1b", "n1", "agent").ok());  // a second, younger local match
+  ASSERT_TRUE(Workload("web", "n1", "web").ok());
+  Release("agent-2");
+  ASSERT_TRUE(n2.WaitFor(target("")));  // drop: no local agent
+  server_->watch_hub().Flush();
+  EXPECT_EQ(n1.messages().size(), before) << "n1's target must not be reshuffled";
+  Release("agent-1");
+  ASSERT_TRUE(n1.WaitFor(target("agent-1b")));
+}
+
+TEST_F(NodeServicesTest, StreamSnapshotDeltaResumeAndStatus) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  uint64_t last = 0;
+  {
+    NodeClient n1(*nodes_, "n1");
+    ASSERT_TRUE(n1.WaitMessages(1));
+    EXPECT_TRUE(n1.messages()[0].snapshot());
+    EXPECT_EQ(n1.messages()[0].lease_ms(), 3000);
+    WaitReady("n1", true);
+    v1::ExternalAddress a;
+    ASSERT_TRUE(External("a", "", &a).ok());
+    ASSERT_TRUE(n1.WaitFor([](auto& s) { return Has(s, "external/a"); }));
+    auto msgs = n1.messages();
+    EXPECT_FALSE(msgs.back().snapshot());
+    for (size_t i = 1; i < msgs.size(); ++i) EXPECT_GT(msgs[i].revision(), msgs[i - 1].revision());
+    last = msgs.back().revision();
+    n1.Report("external/a", n1.state().at("external/a").revision(), v1::ASSIGNMENT_STATE_ERROR, "no uplink");
+    for (int i = 0; i < 1000; ++i) {
+      grpc::ClientContext ctx;
+      v1::GetNodeRequest req;
+      req.set_name("n1");
+      v1::Node n;
+      ASSERT_TRUE(nodes_->GetNode(&ctx, req, &n).ok());
+      if (n.statuses_size() == 1) {
+        EXPECT_EQ(n.statuses(0).message(), "no uplink");
+        EXPECT_EQ(n.statuses(0).state(), v1::ASSIGNMENT_STATE_ERROR);
+        EXPECT_EQ(n.assignments_size(), 1);
+        EXPECT_TRUE(n.connected());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  v1::ExternalAddress b;
+  ASSERT_TRUE(External("b", "", &b).ok());  // while n1 is away
+  NodeClient resumed(*nodes_, "n1", {}, last);
+  ASSERT_TRUE(resumed.WaitMessages(1));
+  const auto first = resumed.messages()[0];
+  EXPECT_FALSE(first.snapshot()) << "resumed without a full resend";
+  ASSERT_EQ(first.assignments_size(), 1);
+  EXPECT_EQ(first.assignments(0).id(), "external/b");
+  NodeClient fresh(*nodes_, "n1", {}, 0, /*observe_only=*/true);
+  ASSERT_TRUE(fresh.WaitMessages(1));
+  EXPECT_TRUE(fresh.messages()[0].snapshot());
+  EXPECT_EQ(fresh.messages()[0].assignments_size(), 2);
+}
+
+}  // namespace
+}  // namespace abode::allocator

@@ -1,0 +1,182 @@
+#include "allocator-service/watch_hub.h"
+
+#include <utility>
+
+namespace abode::allocator {
+
+WatchHub::WatchHub(WatchHubOptions options)
+    : options_(options), view_(std::make_shared<storage::NodeStateView>()), thread_([this] { FanOut(); }) {}
+
+WatchHub::~WatchHub() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  thread_.join();
+}
+
+void WatchHub::Publish(storage::NodeStateUpdate update) {
+  if (update.view) {
+    std::lock_guard<std::mutex> lock(view_mu_);
+    view_ = update.view;
+  }
+  if (update.changes.empty() && !update.view) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (update.revision <= revision_) return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    queue_.push_back(std::move(update));
+    ++published_;
+  }
+  queue_cv_.notify_one();
+}
+
+std::shared_ptr<const storage::NodeStateView> WatchHub::view() {
+  std::lock_guard<std::mutex> lock(view_mu_);
+  return view_;
+}
+
+uint64_t WatchHub::revision() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return revision_;
+}
+
+std::vector<v1::Assignment> WatchHub::Assignments(const std::string& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Assignment> out;
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return out;
+  for (const auto& [id, a] : it->second.assignments) out.push_back(a);
+  return out;
+}
+
+void WatchHub::Flush() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  const uint64_t target = published_;
+  queue_cv_.wait(lock, [&] { return applied_ >= target || stopping_; });
+}
+
+void WatchHub::FanOut() {
+  for (;;) {
+    std::deque<storage::NodeStateUpdate> work;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) return;
+      work.swap(queue_);
+    }
+    std::vector<Watcher*> wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& u : work) Apply(u, &wake);
+    }
+    {
+      std::lock_guard<std::mutex> lock(notify_mu_);
+      std::sort(wake.begin(), wake.end());
+      wake.erase(std::unique(wake.begin(), wake.end()), wake.end());
+      // A watcher unsubscribed since is not in `wake` any more: Unsubscribe removes it under notify_mu_.
+      for (Watcher* w : wake) w->Notify();
+    }
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      applied_ += work.size();
+    }
+    queue_cv_.notify_all();
+  }
+}
+
+void WatchHub::Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
+  if (update.revision > revision_) revision_ = update.revision;
+  if (update.changes.empty()) return;
+  Batch batch;
+  batch.revision = revision_;
+  batch.changes = update.changes.size();
+  for (v1::AssignmentChange& c : update.changes) {
+    NodeEntry& entry = nodes_[c.node()];
+    if (c.has_assignment()) {
+      entry.assignments[c.id()] = c.assignment();
+    } else {
+      entry.assignments.erase(c.id());
+    }
+    if (entry.last_change != revision_) {
+      entry.last_change = revision_;
+      wake->insert(wake->end(), entry.watchers.begin(), entry.watchers.end());
+    }
+    std::string node = c.node();
+    batch.by_node[node].push_back(std::move(c));
+  }
+  retained_changes_ += batch.changes;
+  batches_.push_back(std::move(batch));
+  while (!batches_.empty() &&
+         (batches_.size() > options_.retained_batches || retained_changes_ > options_.retained_changes)) {
+    retained_changes_ -= batches_.front().changes;
+    retained_after_ = batches_.front().revision;
+    batches_.pop_front();
+  }
+}
+
+void WatchHub::Subscribe(const std::string& node, Watcher* watcher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  nodes_[node].watchers.insert(watcher);
+}
+
+void WatchHub::Unsubscribe(const std::string& node, Watcher* watcher) {
+  std::lock_guard<std::mutex> notify(notify_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  it->second.watchers.erase(watcher);
+  if (it->second.watchers.empty() && it->second.assignments.empty() && it->second.last_change == 0) nodes_.erase(it);
+}
+
+v1::WatchAssignmentsResponse WatchHub::SnapshotOf(const NodeEntry* entry) {
+  v1::WatchAssignmentsResponse out;
+  out.set_revision(revision_);
+  out.set_snapshot(true);
+  if (entry != nullptr) {
+    for (const auto& [id, a] : entry->assignments) *out.add_assignments() = a;
+  }
+  return out;
+}
+
+std::optional<v1::WatchAssignmentsResponse> WatchHub::Next(const std::string& node, uint64_t* after, bool first) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(node);
+  const NodeEntry* entry = it == nodes_.end() ? nullptr : &it->second;
+  const uint64_t last_change = entry ? entry->last_change : 0;
+  const bool resumable = *after > 0 && *after <= revision_ && (*after >= retained_after_ || last_change <= *after);
+  if (!resumable) {
+    if (!first && *after >= revision_) return std::nullopt;
+    *after = revision_;
+    return SnapshotOf(entry);
+  }
+  if (last_change <= *after) {
+    *after = revision_;
+    if (!first) return std::nullopt;
+    v1::WatchAssignmentsResponse synced;  // nothing missed: an empty delta at the current revision
+    synced.set_revision(revision_);
+    return synced;
+  }
+  // Coalesce the retained changes after *after, in order: the last word on each id wins.
+  std::map<std::string, const v1::AssignmentChange*> latest;
+  for (auto b = batches_.rbegin(); b != batches_.rend() && b->revision > *after; ++b) {
+    auto n = b->by_node.find(node);
+    if (n == b->by_node.end()) continue;
+    for (auto c = n->second.rbegin(); c != n->second.rend(); ++c) latest.emplace(c->id(), &*c);
+  }
+  v1::WatchAssignmentsResponse out;
+  out.set_revision(revision_);
+  for (const auto& [id, c] : latest) {
+    if (c->has_assignment()) {
+      *out.add_assignments() = c->assignment();
+    } else {
+      out.add_removed(id);
+    }
+  }
+  *after = revision_;
+  return out;
+}
+
+}  // namespace abode::allocator

@@ -1,0 +1,111 @@
+// A replica's watch hub: the node assignments derived by the state machine, per node, and a bounded window of
+// recent changes, so that every replica can serve WatchAssignments streams and resume them by revision.
+//
+// The raft loop thread only enqueues each applied batch's update (Publish); a fan-out thread applies it to
+// the hub and wakes the watchers of the nodes it touched. Watchers pull their next message (Next) from their
+// own threads, so the loop thread never does per-watcher work.
+//
+// Thread safety: thread-safe.
+#ifndef ABODE_ALLOCATOR_SERVICE_WATCH_HUB_H_
+#define ABODE_ALLOCATOR_SERVICE_WATCH_HUB_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "abode/v1/nodes.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "storage/node_state.h"
+
+namespace abode::allocator {
+
+struct WatchHubOptions {
+  size_t retained_batches = 4096;    // applied batches kept for resume
+  size_t retained_changes = 200000;  // and at most this many assignment changes in them
+};
+
+class WatchHub final : public storage::NodeStateSink {
+ public:
+  // Told when its node may have a new message. Called from the hub's fan-out thread; must not block.
+  class Watcher {
+   public:
+    virtual ~Watcher() = default;
+    virtual void Notify() = 0;
+  };
+
+  explicit WatchHub(WatchHubOptions options = {});
+  ~WatchHub() override;  // REQUIRES: no watcher is subscribed
+
+  // The loop thread: O(1) apart from swapping in the published view.
+  void Publish(storage::NodeStateUpdate update) override;
+
+  // The latest view of nodes and addresses; never null.
+  std::shared_ptr<const storage::NodeStateView> view();
+  // What `node` must carry now, by assignment id.
+  std::vector<v1::Assignment> Assignments(const std::string& node);
+  uint64_t revision();
+
+  void Subscribe(const std::string& node, Watcher* watcher);
+  // After it returns, `watcher` is never notified again.
+  void Unsubscribe(const std::string& node, Watcher* watcher);
+
+  // The next message for a watcher of `node` that holds the state at `*after` (0: nothing). first: the
+  // stream's first message (always returned: a snapshot, or the deltas since *after when they are still
+  // retained). Otherwise returns nothing when the node has nothing new. Advances *after.
+  std::optional<v1::WatchAssignmentsResponse> Next(const std::string& node, uint64_t* after, bool first);
+
+  // Waits until every update published so far reached the hub (tests and benchmarks).
+  void Flush();
+
+ private:
+  struct Batch {
+    uint64_t revision = 0;
+    absl::flat_hash_map<std::string, std::vector<v1::AssignmentChange>> by_node;
+    size_t changes = 0;
+  };
+  struct NodeEntry {
+    std::map<std::string, v1::Assignment> assignments;
+    uint64_t last_change = 0;
+    std::set<Watcher*> watchers;
+  };
+
+  void FanOut();
+  void Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::WatchAssignmentsResponse SnapshotOf(const NodeEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const WatchHubOptions options_;
+
+  std::mutex view_mu_;
+  std::shared_ptr<const storage::NodeStateView> view_ ABSL_GUARDED_BY(view_mu_);
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<storage::NodeStateUpdate> queue_ ABSL_GUARDED_BY(queue_mu_);
+  uint64_t published_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  uint64_t applied_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  std::mutex mu_;
+  uint64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t retained_after_ ABSL_GUARDED_BY(mu_) = 0;  // deltas can be served to watchers at or after this
+  size_t retained_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, NodeEntry, std::less<>> nodes_ ABSL_GUARDED_BY(mu_);
+
+  // Held while notifying, so that Unsubscribe can wait for a notification in flight.
+  std::mutex notify_mu_;
+  std::thread thread_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_WATCH_HUB_H_
