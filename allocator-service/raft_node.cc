@@ -15,15 +15,20 @@ extern "C" {
 #include <atomic>
 #include <chrono>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
 
+#include "abode/v1/snapshot.pb.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "spdlog/spdlog.h"
 
 namespace abode::allocator {
@@ -32,7 +37,105 @@ namespace {
 struct Proposal {
   v1::Command command;
   CommandLog::Done done;
+  bool local = false;  // forwarded to us: propose here or fail, never forward again
 };
+
+using Task = absl::AnyInvocable<void() &&>;
+
+// Runs completions off the raft loop, so that reads waiting for a fence never block raft.
+class OffLoop {
+ public:
+  explicit OffLoop(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  OffLoop(const OffLoop&) = delete;
+  OffLoop& operator=(const OffLoop&) = delete;
+  ~OffLoop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Post(Task task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      std::move(task)();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> tasks_;  // guarded by mu_; drained before the threads stop
+  bool stopping_ = false;   // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// FNV-1a, 64 bits: stable across processes and builds, unlike absl::Hash.
+uint64_t Fnv1a64(absl::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// The allocation count from a snapshot's trailer (its last record).
+uint64_t SnapshotAllocations(absl::string_view snap) {
+  constexpr size_t kHeader = 12;  // magic + format version
+  if (snap.size() < kHeader) return 0;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(snap.data()) + kHeader,
+                                            static_cast<int>(snap.size() - kHeader));
+  in.SetTotalBytesLimit(INT32_MAX);
+  v1::SnapshotRecord last;
+  uint32_t len = 0;
+  while (in.ReadVarint32(&len)) {
+    const void* data = nullptr;
+    int size = 0;
+    if (!in.GetDirectBufferPointer(&data, &size) || size < static_cast<int>(len)) return 0;
+    if (static_cast<int>(len) == size) {
+      if (!last.ParseFromArray(data, static_cast<int>(len))) return 0;
+    }
+    if (!in.Skip(static_cast<int>(len))) return 0;
+  }
+  return last.has_trailer() ? last.trailer().allocations() : 0;
+}
+
+const char* RoleName(int role) {
+  switch (role) {
+    case RAFT_VOTER: return "voter";
+    case RAFT_STANDBY: return "standby";
+    case RAFT_SPARE: return "spare";
+  }
+  return "unknown";
+}
+
+const char* StateName(int state) {
+  switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+  }
+  return "unavailable";
+}
 
 // One log entry proposed by this node and waiting to be committed.
 struct InFlight {
@@ -137,7 +240,7 @@ absl::Status RaftError(int rv, absl::string_view what, const char* detail) {
 
 class RaftNode::Loop {
  public:
-  explicit Loop(RaftNodeOptions options) : options_(std::move(options)) {
+  explicit Loop(RaftNodeOptions options) : options_(std::move(options)), off_loop_(2) {
     std::random_device rd;
     proposal_base_ = (uint64_t{rd()} << 32 | rd()) & ~uint64_t{0xffffffff};
   }
@@ -158,6 +261,21 @@ class RaftNode::Loop {
   absl::Status Start() {
     if (options_.clock == nullptr) return absl::InvalidArgumentError("clock: required");
     if (options_.id == 0) return absl::InvalidArgumentError("id: must be greater than 0");
+    if (!options_.peers.empty()) {
+      if (options_.leader_link == nullptr) return absl::InvalidArgumentError("leader_link: required with peers");
+      bool found = false;
+      for (const Member& m : options_.peers) {
+        if (m.id == options_.id) {
+          self_address_ = ConfigurationAddress(m);
+          found = true;
+        }
+      }
+      if (!found) {
+        return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options_.id));
+      }
+    } else {
+      self_address_ = options_.raft_address;
+    }
     if (absl::Status s = MakeDir(options_.data_dir); !s.ok()) return s;
     if (absl::Status s = lock_.Acquire(options_.data_dir); !s.ok()) return s;
     const std::string raft_dir = options_.data_dir + "/raft";
@@ -177,30 +295,90 @@ class RaftNode::Loop {
     ready_ = &ready;
     auto ready_future = ready.get_future();
     thread_ = std::thread([this, raft_dir] { Run(raft_dir); });
-    absl::Status s = ready_future.get();
-    return s;
+    return ready_future.get();
   }
 
-  void Propose(v1::Command command, Done done) {
+  bool single_voter() const { return options_.peers.empty(); }
+  LeaderLink* leader_link() const { return options_.leader_link; }
+
+  void Enqueue(Proposal p) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!stopping_ && running_) {
-        queue_.push_back(Proposal{std::move(command), std::move(done)});
-        if (queue_.size() == 1) uv_async_send(&wakeup_);
+        queue_.push_back(std::move(p));
+        if (queue_.size() == 1 && tasks_.empty()) uv_async_send(&wakeup_);
         return;
       }
     }
-    std::move(done)(absl::UnavailableError("allocator is shutting down"));
+    std::move(p.done)(absl::UnavailableError("allocator is shutting down"));
   }
 
-  storage::StateMachine& state_machine() { return *sm_; }
-  const RaftNodeOptions& options() const { return options_; }
+  void EnqueueLocal(std::vector<v1::Command> commands, std::vector<Done> dones) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopping_ && running_) {
+        const bool was_empty = queue_.empty() && tasks_.empty();
+        for (size_t i = 0; i < commands.size(); ++i) {
+          queue_.push_back(Proposal{std::move(commands[i]), std::move(dones[i]), true});
+        }
+        if (was_empty) uv_async_send(&wakeup_);
+        return;
+      }
+    }
+    for (auto& d : dones) std::move(d)(absl::UnavailableError("allocator is shutting down"));
+  }
+
+  // Runs `task` on the loop thread; `if_stopped` instead when the loop no longer runs.
+  void RunOnLoop(Task task, Task if_stopped) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopping_ && running_) {
+        tasks_.push_back({std::move(task), std::move(if_stopped)});
+        if (tasks_.size() == 1 && queue_.empty()) uv_async_send(&wakeup_);
+        return;
+      }
+    }
+    std::move(if_stopped)();
+  }
+
+  void PostOffLoop(Task task) { off_loop_.Post(std::move(task)); }
+
+  ClusterView view() {
+    std::lock_guard<std::mutex> lock(view_mu_);
+    return view_;
+  }
+
+  // Highest index whose effects the local state holds (see state_index_).
+  uint64_t local_index() const {
+    return std::max(state_index_.load(std::memory_order_acquire), last_applied_.load(std::memory_order_acquire));
+  }
+
+  // Loop thread: a linearizable-read fence. `done` gets the index reads must wait for.
+  void AddFence(absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      std::move(done)(absl::UnavailableError("this replica stopped leading; retry"));
+      return;
+    }
+    fences_.push_back(std::move(done));
+  }
+
+  // Loop thread: `done` runs (off the loop) once the local state holds `index`.
+  void AddIndexWaiter(uint64_t index, absl::AnyInvocable<void(absl::Status) &&> done) {
+    if (local_index() >= index) {
+      PostOffLoop([d = std::move(done)]() mutable { std::move(d)(absl::OkStatus()); });
+      return;
+    }
+    index_waiters_.emplace(index, std::move(done));
+  }
+
+  void ChangeMembership(int op, Member member, bool voter, RaftNode::ChangeDone done);
+  void TakeChecksum(absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done);
 
   RaftNode::Stats stats() {
     RaftNode::Stats s;
     s.entries = entries_.load();
     s.commands = commands_.load();
-    s.applied_index = applied_index_.load();
+    s.applied_index = last_applied_.load();
     s.revision = revision_.load();
     return s;
   }
@@ -220,6 +398,8 @@ class RaftNode::Loop {
     wakeup_.data = this;
     uv_timer_init(&loop_, &housekeeping_);
     housekeeping_.data = this;
+    uv_timer_init(&loop_, &tick_);
+    tick_.data = this;
 
     absl::Status s = InitRaft(raft_dir);
     if (!s.ok()) {
@@ -235,6 +415,8 @@ class RaftNode::Loop {
     }
     uv_timer_start(&housekeeping_, &Loop::OnHousekeeping, options_.housekeeping_interval_ms,
                    options_.housekeeping_interval_ms);
+    uv_timer_start(&tick_, &Loop::OnTick, 0, kTickMs);
+    if (!single_voter()) SetReady(absl::OkStatus());
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Whatever raft did not call back about was not committed as far as its callers can know.
     for (auto& [id, f] : inflight_) {
@@ -242,7 +424,20 @@ class RaftNode::Loop {
       delete f;
     }
     inflight_.clear();
+    FailFences(absl::UnavailableError("allocator is shutting down"));
+    for (auto& [index, d] : index_waiters_) std::move(d)(absl::UnavailableError("allocator is shutting down"));
+    index_waiters_.clear();
     uv_loop_close(&loop_);
+  }
+
+  // The TCP transport connects to the raft part of a configuration address ("RAFT@GRPC").
+  static int ConnectRaftPart(struct raft_uv_transport* t, struct raft_uv_connect* req, raft_id id,
+                             const char* address, raft_uv_connect_cb cb) {
+    // raft_uv owns t->data; the transport is the first member of a holder that knows its loop.
+    auto* self = reinterpret_cast<TransportHolder*>(t)->loop;
+    auto& stored = self->connect_addresses_[address];
+    if (stored == nullptr) stored = std::make_unique<std::string>(RaftPart(address));
+    return self->tcp_connect_(t, req, id, stored->c_str(), cb);
   }
 
   absl::Status InitRaft(const std::string& raft_dir) {
@@ -252,16 +447,25 @@ class RaftNode::Loop {
     fsm_.snapshot = &Loop::FsmSnapshot;
     fsm_.restore = &Loop::FsmRestore;
 
+    transport_holder_.loop = this;
     int rv = raft_uv_tcp_init(&transport_, &loop_);
     if (rv != 0) return RaftError(rv, "raft transport", transport_.errmsg);
     transport_initialised_ = true;
+    tcp_connect_ = transport_.connect;
+    transport_.connect = &Loop::ConnectRaftPart;
+    if (!single_voter()) {
+      rv = raft_uv_tcp_set_bind_address(&transport_, options_.raft_address.c_str());
+      if (rv != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("raft-listen: cannot bind \"", options_.raft_address, "\" (IPv4 HOST:PORT expected)"));
+      }
+    }
     rv = raft_uv_init(&io_, &loop_, raft_dir.c_str(), &transport_);
     if (rv != 0) return RaftError(rv, absl::StrCat("raft storage in ", raft_dir), io_.errmsg);
-    rv = raft_init(&raft_, &io_, &fsm_, options_.id, options_.raft_address.c_str());
-    if (rv != 0) {
-      raft_uv_close(&io_);
-      return RaftError(rv, "raft init", raft_.errmsg);
-    }
+    io_initialised_ = true;
+    raft_uv_set_connect_retry_delay(&io_, 200);
+    rv = raft_init(&raft_, &io_, &fsm_, options_.id, self_address_.c_str());
+    if (rv != 0) return RaftError(rv, "raft init", raft_.errmsg);
     raft_initialised_ = true;
     raft_.data = this;
     raft_set_election_timeout(&raft_, options_.election_timeout_ms);
@@ -271,31 +475,43 @@ class RaftNode::Loop {
     raft_set_pre_vote(&raft_, true);
 
     // Bootstrapping is refused (RAFT_CANTBOOTSTRAP) once the log holds anything: a restarted member never
-    // starts a second cluster.
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    raft_configuration_add(&conf, options_.id, options_.raft_address.c_str(), RAFT_VOTER);
-    rv = raft_bootstrap(&raft_, &conf);
-    raft_configuration_close(&conf);
-    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) return CloseWithError(RaftError(rv, "raft bootstrap", raft_.errmsg));
-    if (rv == 0) spdlog::info("bootstrapped a new single-member cluster in {}", raft_dir);
+    // starts a second cluster. Pristine members all write the same initial configuration.
+    if (!options_.join) {
+      struct raft_configuration conf;
+      raft_configuration_init(&conf);
+      if (single_voter()) {
+        raft_configuration_add(&conf, options_.id, self_address_.c_str(), RAFT_VOTER);
+      } else {
+        for (const Member& m : options_.peers) {
+          raft_configuration_add(&conf, m.id, ConfigurationAddress(m).c_str(), RAFT_VOTER);
+        }
+      }
+      rv = raft_bootstrap(&raft_, &conf);
+      raft_configuration_close(&conf);
+      if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) return RaftError(rv, "raft bootstrap", raft_.errmsg);
+      if (rv == 0) {
+        spdlog::info("bootstrapped a new {}-member cluster in {}", single_voter() ? 1 : options_.peers.size(),
+                     raft_dir);
+      }
+    }
 
     rv = raft_start(&raft_);
-    if (rv != 0) return CloseWithError(RaftError(rv, "raft start", raft_.errmsg));
+    if (rv != 0) return RaftError(rv, "raft start", raft_.errmsg);
+    // A snapshot restored at start holds everything up to its index.
+    state_index_.store(raft_last_applied(&raft_), std::memory_order_release);
+    last_applied_.store(raft_last_applied(&raft_), std::memory_order_release);
+    if (!single_voter()) return absl::OkStatus();
     if (raft_state(&raft_) != RAFT_LEADER) {
-      return CloseWithError(absl::UnavailableError("raft: this single voter did not become leader"));
+      return absl::UnavailableError("raft: this single voter did not become leader");
     }
     // Everything already in the log is applied once a barrier after it is.
     barrier_.data = this;
-    rv = raft_barrier(&raft_, &barrier_, &Loop::OnBarrier);
-    if (rv != 0) return CloseWithError(RaftError(rv, "raft barrier", raft_.errmsg));
+    rv = raft_barrier(&raft_, &barrier_, &Loop::OnStartBarrier);
+    if (rv != 0) return RaftError(rv, "raft barrier", raft_.errmsg);
     return absl::OkStatus();
   }
 
-  // The caller (Run) closes raft and the loop handles.
-  static absl::Status CloseWithError(absl::Status s) { return s; }
-
-  static void OnBarrier(struct raft_barrier* req, int status) {
+  static void OnStartBarrier(struct raft_barrier* req, int status) {
     auto* self = static_cast<Loop*>(req->data);
     if (status != 0) {
       self->SetReady(RaftError(status, "raft barrier", nullptr));
@@ -303,31 +519,75 @@ class RaftNode::Loop {
     }
     spdlog::info("state restored: applied index {}, revision {}", raft_last_applied(&self->raft_),
                  self->sm_->revision());
+    self->leader_ready_term_ = self->raft_.current_term;
     self->SetReady(absl::OkStatus());
   }
 
   static void OnWakeup(uv_async_t* handle) {
     auto* self = static_cast<Loop*>(handle->data);
     std::vector<Proposal> batch;
+    std::vector<std::pair<Task, Task>> tasks;
     bool stopping;
     {
       std::lock_guard<std::mutex> lock(self->mu_);
       batch.swap(self->queue_);
+      tasks.swap(self->tasks_);
       stopping = self->stopping_;
       if (stopping) self->running_ = false;
     }
     if (stopping) {
       for (auto& p : batch) std::move(p.done)(absl::UnavailableError("allocator is shutting down"));
+      for (auto& t : tasks) std::move(t.second)();
       self->BeginClose();
       return;
     }
+    for (auto& t : tasks) std::move(t.first)();
     self->ProposeAll(batch);
+    self->IssueFenceBarrier();
+  }
+
+  // One barrier confirms leadership for every fence queued since the last one.
+  struct FenceBarrier {
+    struct raft_barrier req{};
+    Loop* owner = nullptr;
+    std::vector<absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>> dones;
+  };
+
+  void IssueFenceBarrier() {
+    if (fences_.empty()) return;
+    auto* b = new FenceBarrier();
+    b->owner = this;
+    b->dones.swap(fences_);
+    b->req.data = b;
+    const int rv = raft_barrier(&raft_, &b->req, &Loop::OnFenceBarrier);
+    if (rv != 0) {
+      for (auto& d : b->dones) std::move(d)(RaftError(rv, "read barrier", raft_.errmsg));
+      delete b;
+    }
+  }
+
+  static void OnFenceBarrier(struct raft_barrier* req, int status) {
+    auto* b = static_cast<FenceBarrier*>(req->data);
+    if (status != 0) {
+      for (auto& d : b->dones) {
+        std::move(d)(absl::UnavailableError(absl::StrCat("leadership not confirmed: ", raft_strerror(status))));
+      }
+    } else {
+      const uint64_t index = b->owner->state_index_.load(std::memory_order_acquire);
+      for (auto& d : b->dones) std::move(d)(index);
+    }
+    delete b;
+  }
+
+  void FailFences(const absl::Status& s) {
+    for (auto& d : fences_) std::move(d)(s);
+    fences_.clear();
   }
 
   void ProposeAll(std::vector<Proposal>& proposals) {
     if (proposals.empty()) return;
     if (raft_state(&raft_) != RAFT_LEADER) {
-      for (auto& p : proposals) std::move(p.done)(absl::UnavailableError("this replica is not the raft leader"));
+      Forward(proposals);
       return;
     }
     for (size_t start = 0; start < proposals.size(); start += options_.max_batch_commands) {
@@ -359,6 +619,49 @@ class RaftNode::Loop {
     }
   }
 
+  // A follower sends what it was asked to write to the leader, as one group per wake-up.
+  void Forward(std::vector<Proposal>& proposals) {
+    raft_id leader_id = 0;
+    const char* leader_address = nullptr;
+    raft_leader(&raft_, &leader_id, &leader_address);
+    std::vector<v1::Command> commands;
+    auto dones = std::make_shared<std::vector<Done>>();
+    for (auto& p : proposals) {
+      if (p.local) {
+        std::move(p.done)(absl::UnavailableError("this replica is no longer the raft leader; retry"));
+        continue;
+      }
+      if (leader_id == 0 || leader_id == options_.id || single_voter()) {
+        std::move(p.done)(absl::UnavailableError(
+            "no raft leader is known to this replica (an election is under way or a quorum is unreachable)"));
+        continue;
+      }
+      commands.push_back(std::move(p.command));
+      dones->push_back(std::move(p.done));
+    }
+    if (commands.empty()) return;
+    const Member leader = MemberFromConfiguration(leader_id, leader_address);
+    if (leader.grpc_address.empty()) {
+      for (auto& d : *dones) {
+        std::move(d)(absl::UnavailableError(absl::StrCat("leader ", leader_id, " has no gRPC address")));
+      }
+      return;
+    }
+    options_.leader_link->Forward(
+        leader.grpc_address, std::move(commands),
+        [dones](absl::StatusOr<LeaderLink::Outcomes> outcomes) mutable {
+          for (size_t i = 0; i < dones->size(); ++i) {
+            if (!outcomes.ok()) {
+              std::move((*dones)[i])(outcomes.status());
+            } else if (i >= outcomes->size()) {
+              std::move((*dones)[i])(absl::InternalError("the leader answered fewer outcomes than commands"));
+            } else {
+              std::move((*dones)[i])(std::move((*outcomes)[i]));
+            }
+          }
+        });
+  }
+
   static void OnApplied(struct raft_apply* req, int status, void* /*result*/) {
     auto* f = static_cast<InFlight*>(req->data);
     f->owner->inflight_.erase(f->proposal_id);
@@ -385,7 +688,8 @@ class RaftNode::Loop {
     const uint64_t index = raft_last_applied(&self->raft_) + 1;
     if (index <= self->sm_->raft_index()) {
       // Replayed at start-up: the reopened database already holds this entry.
-      self->applied_index_.store(index, std::memory_order_relaxed);
+      self->state_index_.store(index, std::memory_order_release);
+      self->last_applied_.store(index, std::memory_order_release);
       return 0;
     }
     auto outcomes = self->sm_->Apply(batch, index);
@@ -395,14 +699,25 @@ class RaftNode::Loop {
       spdlog::critical("cannot apply raft entry: {}", outcomes.status().ToString());
       std::abort();
     }
-    self->applied_index_.store(index, std::memory_order_relaxed);
+    self->state_index_.store(index, std::memory_order_release);
+    self->last_applied_.store(index, std::memory_order_release);
     self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
     auto it = self->inflight_.find(batch.proposal_id());
     if (it != self->inflight_.end()) {
       it->second->outcomes = std::move(*outcomes);
       it->second->applied = true;
     }
+    self->WakeIndexWaiters();
     return 0;
+  }
+
+  void WakeIndexWaiters() {
+    const uint64_t have = local_index();
+    while (!index_waiters_.empty() && index_waiters_.begin()->first <= have) {
+      auto d = std::move(index_waiters_.begin()->second);
+      index_waiters_.erase(index_waiters_.begin());
+      PostOffLoop([d = std::move(d)]() mutable { std::move(d)(absl::OkStatus()); });
+    }
   }
 
   static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
@@ -441,7 +756,71 @@ class RaftNode::Loop {
     }
     raft_free(buf->base);
     self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
+    // raft sets the applied index to the snapshot's once this returns; the next tick records it.
+    self->restored_ = true;
+    spdlog::info("installed a snapshot at revision {}", self->sm_->revision());
     return 0;
+  }
+
+  static void OnTick(uv_timer_t* t) { static_cast<Loop*>(t->data)->Tick(); }
+
+  // Publishes what this replica knows, confirms a new leadership with a barrier, wakes index waiters.
+  void Tick() {
+    const uint64_t applied = raft_last_applied(&raft_);
+    last_applied_.store(applied, std::memory_order_release);
+    if (restored_) {
+      restored_ = false;
+      state_index_.store(std::max(state_index_.load(), applied), std::memory_order_release);
+    }
+    WakeIndexWaiters();
+
+    const int state = raft_state(&raft_);
+    const uint64_t term = raft_.current_term;
+    if (state == RAFT_LEADER && leader_barrier_term_ != term) {
+      leader_barrier_term_ = term;
+      auto* b = new struct raft_barrier();
+      b->data = this;
+      if (raft_barrier(&raft_, b, &Loop::OnLeaderBarrier) != 0) {
+        delete b;
+        leader_barrier_term_ = 0;
+      }
+    }
+    if (state != RAFT_LEADER) FailFences(absl::UnavailableError("this replica stopped leading; retry"));
+
+    raft_id leader_id = 0;
+    const char* leader_address = nullptr;
+    raft_leader(&raft_, &leader_id, &leader_address);
+    if (leader_id != 0 && state == RAFT_FOLLOWER && applied >= raft_.commit_index) caught_up_ = true;
+
+    ClusterView v;
+    v.id = options_.id;
+    v.role = StateName(state);
+    v.term = term;
+    v.leader_id = leader_id;
+    if (leader_id != 0 && leader_address != nullptr) {
+      v.leader_grpc_address = MemberFromConfiguration(leader_id, leader_address).grpc_address;
+    }
+    v.commit_index = raft_.commit_index;
+    v.applied_index = applied;
+    v.revision = revision_.load(std::memory_order_relaxed);
+    v.ready = state == RAFT_LEADER ? leader_ready_term_ == term : (leader_id != 0 && caught_up_);
+    for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+      const struct raft_server& s = raft_.configuration.servers[i];
+      Member m = MemberFromConfiguration(s.id, s.address);
+      m.role = s.id == leader_id ? "leader" : RoleName(s.role);
+      v.members.push_back(std::move(m));
+    }
+    std::lock_guard<std::mutex> lock(view_mu_);
+    view_ = std::move(v);
+  }
+
+  static void OnLeaderBarrier(struct raft_barrier* req, int status) {
+    auto* self = static_cast<Loop*>(req->data);
+    if (status == 0) {
+      self->leader_ready_term_ = self->raft_.current_term;
+      spdlog::info("leading term {} from applied index {}", self->raft_.current_term, raft_last_applied(&self->raft_));
+    }
+    delete req;
   }
 
   static void OnHousekeeping(uv_timer_t* t) {
@@ -458,6 +837,7 @@ class RaftNode::Loop {
         expire_pending_ = true;
         std::vector<Proposal> p(1);
         p[0].command.mutable_expire_allocations();
+        p[0].local = true;
         p[0].done = [this](storage::CommandOutcome o) {
           expire_pending_ = false;
           if (o.ok() && o->changed() > 0) spdlog::info("reclaimed {} expired allocations", o->changed());
@@ -469,6 +849,7 @@ class RaftNode::Loop {
       last_prune_ms_ = now;
       std::vector<Proposal> p(1);
       p[0].command.mutable_prune_history()->set_older_than_unix_ms(now - options_.history_retention_ms);
+      p[0].local = true;
       p[0].done = [](storage::CommandOutcome) {};
       ProposeAll(p);
     }
@@ -476,10 +857,13 @@ class RaftNode::Loop {
 
   void BeginClose() {
     uv_timer_stop(&housekeeping_);
+    uv_timer_stop(&tick_);
     if (raft_initialised_) {
       raft_close(&raft_, &Loop::OnRaftClosed);
     } else {
+      if (io_initialised_) raft_uv_close(&io_);
       if (transport_initialised_) raft_uv_tcp_close(&transport_);
+      io_initialised_ = false;
       transport_initialised_ = false;
       CloseHandles();
     }
@@ -489,6 +873,7 @@ class RaftNode::Loop {
     auto* self = static_cast<Loop*>(r->data);
     raft_uv_close(&self->io_);
     raft_uv_tcp_close(&self->transport_);
+    self->io_initialised_ = false;
     self->transport_initialised_ = false;
     self->raft_initialised_ = false;
     self->CloseHandles();
@@ -497,9 +882,13 @@ class RaftNode::Loop {
   void CloseHandles() {
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   }
 
+  static constexpr uint64_t kTickMs = 5;
+
   RaftNodeOptions options_;
+  std::string self_address_;  // this member's configuration address
   DirLock lock_;
   std::unique_ptr<storage::StateMachine> sm_;
   std::thread thread_;
@@ -507,31 +896,181 @@ class RaftNode::Loop {
 
   std::mutex mu_;
   std::vector<Proposal> queue_;  // guarded by mu_
+  std::vector<std::pair<Task, Task>> tasks_;  // guarded by mu_: (task, what to do if the loop stopped)
   bool stopping_ = false;        // guarded by mu_
   bool running_ = false;         // guarded by mu_
+
+  std::mutex view_mu_;
+  ClusterView view_;  // guarded by view_mu_
 
   // Loop-thread state.
   uv_loop_t loop_{};
   uv_async_t wakeup_{};
   uv_timer_t housekeeping_{};
-  raft_uv_transport transport_{};
+  uv_timer_t tick_{};
+  struct TransportHolder {
+    raft_uv_transport transport{};
+    Loop* loop = nullptr;
+  };
+  TransportHolder transport_holder_;
+  raft_uv_transport& transport_ = transport_holder_.transport;
+  decltype(raft_uv_transport::connect) tcp_connect_ = nullptr;
+  std::map<std::string, std::unique_ptr<std::string>> connect_addresses_;  // stable C strings for connect
   raft_io io_{};
   raft_fsm fsm_{};
   struct raft raft_{};
   struct raft_barrier barrier_{};
   bool raft_initialised_ = false;
+  bool io_initialised_ = false;
   bool transport_initialised_ = false;
   absl::flat_hash_map<uint64_t, InFlight*> inflight_;
+  std::vector<absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>> fences_;
+  std::multimap<uint64_t, absl::AnyInvocable<void(absl::Status) &&>> index_waiters_;
   uint64_t proposal_base_ = 0;
   uint64_t proposal_seq_ = 0;
   bool expire_pending_ = false;
   int64_t last_prune_ms_ = 0;
+  uint64_t leader_barrier_term_ = 0;  // term in which the leadership barrier was issued
+  uint64_t leader_ready_term_ = 0;    // term whose leadership barrier was applied
+  bool caught_up_ = false;            // as a follower, applied all it knew to be committed at least once
+  bool restored_ = false;
 
   std::atomic<uint64_t> entries_{0};
   std::atomic<uint64_t> commands_{0};
-  std::atomic<uint64_t> applied_index_{0};
+  // Index of the newest entry that changed the state (a command batch or an installed snapshot). Entries
+  // after it up to the applied index are barriers and configuration changes, which leave the state alone.
+  std::atomic<uint64_t> state_index_{0};
+  std::atomic<uint64_t> last_applied_{0};
   std::atomic<uint64_t> revision_{0};
+
+  OffLoop off_loop_;  // last: its threads stop before the rest goes
 };
+
+// Membership operations, on the loop thread.
+namespace {
+constexpr int kOpAdd = 1;
+constexpr int kOpRemove = 2;
+constexpr int kOpTransfer = 3;
+
+struct Change {
+  struct raft_change change{};
+  struct raft_transfer transfer{};
+  RaftNode::ChangeDone done;
+  struct raft* raft = nullptr;
+  uint64_t id = 0;
+  bool voter = true;
+};
+
+absl::Status ChangeStatus(int status, absl::string_view what) {
+  if (status == 0) return absl::OkStatus();
+  if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) {
+    return absl::UnavailableError(absl::StrCat(what, ": leadership changed; retry"));
+  }
+  if (status == RAFT_CANTCHANGE) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": another membership change is in progress"));
+  }
+  if (status == RAFT_DUPLICATEID || status == RAFT_DUPLICATEADDRESS) {
+    return absl::AlreadyExistsError(absl::StrCat(what, ": ", raft_strerror(status)));
+  }
+  if (status == RAFT_BADID || status == RAFT_NOTFOUND) {
+    return absl::NotFoundError(absl::StrCat(what, ": no such member"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(what, ": ", raft_strerror(status)));
+}
+
+void OnAssigned(struct raft_change* req, int status) {
+  auto* c = static_cast<Change*>(req->data);
+  std::move(c->done)(ChangeStatus(status, "promote member"));
+  delete c;
+}
+
+void OnAdded(struct raft_change* req, int status) {
+  auto* c = static_cast<Change*>(req->data);
+  if (status != 0) {
+    std::move(c->done)(ChangeStatus(status, "add member"));
+    delete c;
+    return;
+  }
+  // Promotion waits for the new member to catch up with the log (c-raft's catch-up rounds).
+  const int rv = raft_assign(c->raft, &c->change, c->id, c->voter ? RAFT_VOTER : RAFT_STANDBY, &OnAssigned);
+  if (rv != 0) {
+    std::move(c->done)(ChangeStatus(rv, "promote member"));
+    delete c;
+  }
+}
+
+void OnRemoved(struct raft_change* req, int status) {
+  auto* c = static_cast<Change*>(req->data);
+  std::move(c->done)(ChangeStatus(status, "remove member"));
+  delete c;
+}
+
+void OnTransferred(struct raft_transfer* req) {
+  auto* c = static_cast<Change*>(req->data);
+  raft_id leader = 0;
+  const char* address = nullptr;
+  raft_leader(c->raft, &leader, &address);
+  if (leader == c->raft->id && raft_state(c->raft) == RAFT_LEADER) {
+    std::move(c->done)(absl::UnavailableError("transfer leadership: the target did not take over in time"));
+  } else {
+    std::move(c->done)(absl::OkStatus());
+  }
+  delete c;
+}
+}  // namespace
+
+void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNode::ChangeDone done) {
+  if (raft_state(&raft_) != RAFT_LEADER) {
+    std::move(done)(absl::UnavailableError("this replica is not the raft leader; retry"));
+    return;
+  }
+  auto* c = new Change();
+  c->done = std::move(done);
+  c->raft = &raft_;
+  c->id = member.id;
+  c->voter = voter;
+  c->change.data = c;
+  c->transfer.data = c;
+  int rv = 0;
+  const char* what = "";
+  switch (op) {
+    case kOpAdd: {
+      what = "add member";
+      const std::string address = ConfigurationAddress(member);
+      rv = raft_add(&raft_, &c->change, member.id, address.c_str(), &OnAdded);
+      break;
+    }
+    case kOpRemove:
+      what = "remove member";
+      rv = raft_remove(&raft_, &c->change, member.id, &OnRemoved);
+      break;
+    case kOpTransfer:
+      what = "transfer leadership";
+      rv = raft_transfer(&raft_, &c->transfer, member.id, &OnTransferred);
+      break;
+  }
+  if (rv != 0) {
+    std::move(c->done)(ChangeStatus(rv, what));
+    delete c;
+  }
+}
+
+void RaftNode::Loop::TakeChecksum(absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
+  // Between two applies the writer's connection holds exactly the state at the applied index.
+  StateChecksum c;
+  c.applied_index = raft_last_applied(&raft_);
+  c.revision = sm_->revision();
+  auto snap = sm_->Snapshot();
+  if (!snap.ok()) {
+    std::move(done)(snap.status());
+    return;
+  }
+  PostOffLoop([c, snap = std::move(*snap), done = std::move(done)]() mutable {
+    c.checksum = Fnv1a64(snap);
+    c.allocations = SnapshotAllocations(snap);
+    std::move(done)(c);
+  });
+}
 
 RaftNode::RaftNode(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
 RaftNode::~RaftNode() {
@@ -549,7 +1088,108 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions&
   return node;
 }
 
-void RaftNode::Propose(v1::Command command, Done done) { loop_->Propose(std::move(command), std::move(done)); }
+void RaftNode::Propose(v1::Command command, Done done) {
+  loop_->Enqueue(Proposal{std::move(command), std::move(done), false});
+}
+
+void RaftNode::ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones) {
+  loop_->EnqueueLocal(std::move(commands), std::move(dones));
+}
+
+void RaftNode::Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) {
+  // A single voter's configuration never changes under it: its applied state is the committed state.
+  if (loop_->single_voter()) {
+    std::move(done)(absl::OkStatus());
+    return;
+  }
+  const ClusterView v = view();
+  if (consistency == ReadConsistency::kStale) {
+    if (v.ready) {
+      std::move(done)(absl::OkStatus());
+    } else if (v.leader_id == 0) {
+      std::move(done)(absl::UnavailableError("no raft leader is known to this replica"));
+    } else {
+      std::move(done)(absl::UnavailableError("this replica has not caught up with the leader yet"));
+    }
+    return;
+  }
+  if (v.leader_id == 0) {
+    std::move(done)(absl::UnavailableError(
+        "no raft leader is known to this replica (an election is under way or a quorum is unreachable)"));
+    return;
+  }
+  Loop* loop = loop_.get();
+  auto wait_for = [loop](uint64_t index, absl::AnyInvocable<void(absl::Status) &&> done) {
+    if (loop->local_index() >= index) {
+      std::move(done)(absl::OkStatus());
+      return;
+    }
+    auto shared = std::make_shared<absl::AnyInvocable<void(absl::Status) &&>>(std::move(done));
+    loop->RunOnLoop([loop, index, shared] { loop->AddIndexWaiter(index, std::move(*shared)); },
+                    [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+  };
+  if (v.role == "leader") {
+    auto shared = std::make_shared<absl::AnyInvocable<void(absl::Status) &&>>(std::move(done));
+    loop->RunOnLoop(
+        [loop, shared] {
+          loop->AddFence([loop, shared](absl::StatusOr<uint64_t> index) {
+            // Everything up to the barrier is applied here already: the read may go ahead, off the loop.
+            loop->PostOffLoop([shared, s = index.status()]() mutable { std::move(*shared)(s); });
+          });
+        },
+        [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+    return;
+  }
+  loop->leader_link()->ReadIndex(
+      v.leader_grpc_address, [wait_for, done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
+        if (!index.ok()) {
+          std::move(done)(index.status());
+          return;
+        }
+        wait_for(*index, std::move(done));
+      });
+}
+
+void RaftNode::LocalReadIndex(absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) {
+  Loop* loop = loop_.get();
+  auto shared = std::make_shared<absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>>(std::move(done));
+  loop->RunOnLoop([loop, shared] { loop->AddFence(std::move(*shared)); },
+                  [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+}
+
+namespace {
+void QueueChange(RaftNode::Loop* loop, int op, Member member, bool voter, RaftNode::ChangeDone done) {
+  auto shared = std::make_shared<RaftNode::ChangeDone>(std::move(done));
+  loop->RunOnLoop([loop, op, member = std::move(member), voter,
+                   shared] { loop->ChangeMembership(op, member, voter, std::move(*shared)); },
+                  [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+}
+}  // namespace
+
+void RaftNode::AddMember(const Member& member, bool voter, ChangeDone done) {
+  QueueChange(loop_.get(), kOpAdd, member, voter, std::move(done));
+}
+
+void RaftNode::RemoveMember(uint64_t id, ChangeDone done) {
+  Member m;
+  m.id = id;
+  QueueChange(loop_.get(), kOpRemove, std::move(m), true, std::move(done));
+}
+
+void RaftNode::TransferLeadership(uint64_t id, ChangeDone done) {
+  Member m;
+  m.id = id;
+  QueueChange(loop_.get(), kOpTransfer, std::move(m), true, std::move(done));
+}
+
+void RaftNode::Checksum(absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
+  Loop* loop = loop_.get();
+  auto shared = std::make_shared<absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&>>(std::move(done));
+  loop->RunOnLoop([loop, shared] { loop->TakeChecksum(std::move(*shared)); },
+                  [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+}
+
+ClusterView RaftNode::view() { return loop_->view(); }
 
 RaftNode::Stats RaftNode::stats() { return loop_->stats(); }
 
