@@ -413,6 +413,7 @@ class RaftNode::Loop {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = true;
     }
+    PublishNodeState();  // what a reopened database already holds
     uv_timer_start(&housekeeping_, &Loop::OnHousekeeping, options_.housekeeping_interval_ms,
                    options_.housekeeping_interval_ms);
     uv_timer_start(&tick_, &Loop::OnTick, 0, kTickMs);
@@ -702,6 +703,7 @@ class RaftNode::Loop {
     self->state_index_.store(index, std::memory_order_release);
     self->last_applied_.store(index, std::memory_order_release);
     self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
+    self->PublishNodeState();
     auto it = self->inflight_.find(batch.proposal_id());
     if (it != self->inflight_.end()) {
       it->second->outcomes = std::move(*outcomes);
@@ -718,6 +720,12 @@ class RaftNode::Loop {
       index_waiters_.erase(index_waiters_.begin());
       PostOffLoop([d = std::move(d)]() mutable { std::move(d)(absl::OkStatus()); });
     }
+  }
+
+  // Hands the node-state changes of what was just applied to the watch hub (which only enqueues them).
+  void PublishNodeState() {
+    storage::NodeStateUpdate update = sm_->TakeNodeStateUpdate();
+    if (options_.node_state_sink != nullptr) options_.node_state_sink->Publish(std::move(update));
   }
 
   static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
@@ -756,6 +764,7 @@ class RaftNode::Loop {
     }
     raft_free(buf->base);
     self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
+    self->PublishNodeState();
     // raft sets the applied index to the snapshot's once this returns; the next tick records it.
     self->restored_ = true;
     spdlog::info("installed a snapshot at revision {}", self->sm_->revision());

@@ -56,6 +56,9 @@ struct RaftNodeOptions {
   int64_t housekeeping_interval_ms = 1000;  // how often the leader looks for expired allocations
   int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;  // 0 keeps history forever
   Clock* clock = nullptr;                 // required; outlives the node
+  // Told of the node-state changes (assignments, nodes and addresses) after every apply and restore, on the
+  // loop thread. Optional; outlives the node.
+  storage::NodeStateSink* node_state_sink = nullptr;
 };
 
 // What a replica knows about the cluster, published by the loop thread.

@@ -17,9 +17,18 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
     s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms);
     options.raft.leader_link = s->link_.get();
   }
+  s->hub_ = std::make_unique<WatchHub>();
+  options.raft.node_state_sink = s->hub_.get();
   auto node = RaftNode::Start(options.raft);
   if (!node.ok()) return node.status();
   s->node_ = std::move(*node);
+  s->registry_ = std::make_unique<NodeRegistry>(
+      *s->node_, *s->hub_,
+      NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock});
+  s->nodes_ = std::make_unique<NodesService>(*s->hub_, *s->registry_);
+  s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
+  s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
+  s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);
   s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader(), s->node_.get());
   s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader(), s->node_.get());
   s->cluster_ = std::make_unique<ClusterService>(*s->node_, s->link_.get());
@@ -32,6 +41,10 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(s->pools_.get());
   builder.RegisterService(s->allocator_.get());
+  builder.RegisterService(s->nodes_.get());
+  builder.RegisterService(s->externals_.get());
+  builder.RegisterService(s->elastics_.get());
+  builder.RegisterService(s->magics_.get());
   builder.RegisterService(s->cluster_.get());
   builder.RegisterService(s->replica_.get());
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
@@ -52,6 +65,7 @@ void AllocatorServer::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
+  if (registry_) registry_->Stop();
   node_.reset();
 }
 

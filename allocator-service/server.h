@@ -11,7 +11,10 @@
 #include "absl/status/statusor.h"
 #include "allocator-service/cluster_service.h"
 #include "allocator-service/leader_link.h"
+#include "allocator-service/node_registry.h"
+#include "allocator-service/node_services.h"
 #include "allocator-service/raft_node.h"
+#include "allocator-service/watch_hub.h"
 #include "allocator-service/services.h"
 
 namespace abode::allocator {
@@ -24,6 +27,10 @@ struct ServerOptions {
   // How this replica reaches the others' gRPC servers (forwarded writes, read indexes); insecure when null.
   std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   int64_t forward_timeout_ms = 5000;  // a forwarded write or read index waits this long for the leader
+  // Node leases: a node not heard from for node_lease_ms is marked not ready (checked every
+  // node_sweep_interval_ms against raft.clock).
+  int64_t node_lease_ms = 5000;
+  int64_t node_sweep_interval_ms = 200;
 };
 
 class AllocatorServer {
@@ -34,6 +41,8 @@ class AllocatorServer {
 
   int port() const { return port_; }
   RaftNode& node() { return *node_; }
+  WatchHub& watch_hub() { return *hub_; }
+  NodeRegistry& node_registry() { return *registry_; }
   // Stops accepting calls, lets in-flight calls finish (up to a short grace period), stops raft.
   void Shutdown();
   void Wait() { server_->Wait(); }
@@ -42,7 +51,13 @@ class AllocatorServer {
   AllocatorServer() = default;
 
   std::unique_ptr<GrpcLeaderLink> link_;  // outlives node_
+  std::unique_ptr<WatchHub> hub_;  // outlives node_ and every stream
   std::unique_ptr<RaftNode> node_;
+  std::unique_ptr<NodeRegistry> registry_;
+  std::unique_ptr<NodesService> nodes_;
+  std::unique_ptr<ExternalAddressesService> externals_;
+  std::unique_ptr<ElasticAddressesService> elastics_;
+  std::unique_ptr<MagicAddressesService> magics_;
   std::unique_ptr<PoolsService> pools_;
   std::unique_ptr<AllocatorService> allocator_;
   std::unique_ptr<ClusterService> cluster_;
