@@ -1,0 +1,241 @@
+#include "assignment_stream.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <thread>
+
+namespace abode::node {
+namespace {
+
+using ::testing::ElementsAre;
+
+// A scripted stream: the test pushes server messages and ends it; everything written is recorded.
+class FakeStream {
+ public:
+  bool Write(const v1::WatchAssignmentsRequest& request) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_ || ended_) return false;
+    written_.push_back(request);
+    cv_.notify_all();
+    return true;
+  }
+  bool Read(v1::WatchAssignmentsResponse* response) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return cancelled_ || !to_read_.empty() || ended_; });
+    if (cancelled_ || to_read_.empty()) return false;
+    *response = to_read_.front();
+    to_read_.pop_front();
+    return true;
+  }
+  void Cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+  void Push(v1::WatchAssignmentsResponse response) {
+    std::lock_guard<std::mutex> lock(mu_);
+    to_read_.push_back(std::move(response));
+    cv_.notify_all();
+  }
+  void End() {  // the server goes away
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+  // Waits (bounded) until `predicate(written)` holds.
+  bool WaitWritten(const std::function<bool(const std::vector<v1::WatchAssignmentsRequest>&)>& predicate) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return predicate(written_); });
+  }
+  std::vector<v1::WatchAssignmentsRequest> written() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return written_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::WatchAssignmentsResponse> to_read_;
+  std::vector<v1::WatchAssignmentsRequest> written_;
+  bool cancelled_ = false;
+  bool ended_ = false;
+};
+
+class FakeConnection final : public WatchConnection {
+ public:
+  explicit FakeConnection(std::shared_ptr<FakeStream> stream) : stream_(std::move(stream)) {}
+  bool Write(const v1::WatchAssignmentsRequest& request) override { return stream_->Write(request); }
+  bool Read(v1::WatchAssignmentsResponse* response) override { return stream_->Read(response); }
+  void Cancel() override { stream_->Cancel(); }
+  absl::Status Finish() override { return absl::UnavailableError("stream ended"); }
+
+ private:
+  std::shared_ptr<FakeStream> stream_;
+};
+
+class FakeTransport final : public WatchTransport {
+ public:
+  absl::StatusOr<std::unique_ptr<WatchConnection>> Open(const std::string& endpoint) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    opened_.push_back(endpoint);
+    cv_.notify_all();
+    if (endpoint.starts_with("down")) return absl::UnavailableError("connection refused");
+    streams_.push_back(std::make_shared<FakeStream>());
+    return std::unique_ptr<WatchConnection>(new FakeConnection(streams_.back()));
+  }
+  // Waits (bounded) for the n-th stream (0-based) to be opened.
+  std::shared_ptr<FakeStream> WaitStream(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(30), [&] { return streams_.size() > n; })) return nullptr;
+    return streams_[n];
+  }
+  std::vector<std::string> opened() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return opened_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> opened_;
+  std::vector<std::shared_ptr<FakeStream>> streams_;
+};
+
+class RecordingSink final : public AssignmentSink {
+ public:
+  std::vector<v1::AssignmentStatus> OnUpdate(const v1::WatchAssignmentsResponse& update) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    updates_.push_back(update);
+    revision_ = update.revision();
+    v1::AssignmentStatus status;
+    status.set_id("update/" + std::to_string(update.revision()));
+    status.set_state(v1::ASSIGNMENT_STATE_OK);
+    return {status};
+  }
+  std::vector<v1::AssignmentStatus> AllStatuses() override {
+    v1::AssignmentStatus status;
+    status.set_id("all");
+    return {status};
+  }
+  uint64_t AppliedRevision() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return revision_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<v1::WatchAssignmentsResponse> updates_;
+  uint64_t revision_ = 0;
+};
+
+v1::WatchAssignmentsResponse Message(uint64_t revision, bool snapshot, int64_t lease_ms = 0) {
+  v1::WatchAssignmentsResponse r;
+  r.set_revision(revision);
+  r.set_snapshot(snapshot);
+  r.set_lease_ms(lease_ms);
+  return r;
+}
+
+AssignmentStreamOptions Options(std::vector<std::string> endpoints) {
+  AssignmentStreamOptions options;
+  options.registration.set_name("node-a");
+  (*options.registration.mutable_labels())["zone"] = "z1";
+  options.endpoints = std::move(endpoints);
+  options.initial_backoff = std::chrono::milliseconds(10);
+  options.max_backoff = std::chrono::milliseconds(40);
+  return options;
+}
+
+TEST(ParseEndpointsTest, AcceptsListsAndRefusesMalformedEntries) {
+  EXPECT_THAT(*ParseEndpoints("a:1, b:2"), ElementsAre("a:1", "b:2"));
+  EXPECT_THAT(*ParseEndpoints("[::1]:7000"), ElementsAre("[::1]:7000"));
+  EXPECT_FALSE(ParseEndpoints("").ok());
+  EXPECT_FALSE(ParseEndpoints("host").ok());
+  EXPECT_FALSE(ParseEndpoints("host:").ok());
+}
+
+TEST(AssignmentStreamClientTest, RegistersHeartbeatsReportsAndResumesOnTheNextEndpoint) {
+  FakeTransport transport;
+  RecordingSink sink;
+  AssignmentStreamClient client(Options({"down:1", "a:1", "b:1"}), &transport, &sink);
+  std::thread runner([&] { client.Run(); });
+
+  // The first endpoint refuses; the second gets the start with the registration.
+  std::shared_ptr<FakeStream> first = transport.WaitStream(0);
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->WaitWritten([](const auto& w) { return !w.empty(); }));
+  const v1::WatchStart start = first->written()[0].start();
+  EXPECT_EQ(start.node(), "node-a");
+  EXPECT_EQ(start.resume_revision(), 0u);
+  EXPECT_EQ(start.registration().labels().at("zone"), "z1");
+
+  // Snapshot with a 30 ms lease: statuses (the full set), then heartbeats at a fraction of the lease.
+  first->Push(Message(7, true, 30));
+  ASSERT_TRUE(first->WaitWritten([](const auto& w) {
+    int heartbeats = 0;
+    for (const auto& r : w) heartbeats += r.has_heartbeat();
+    return heartbeats >= 2;
+  }));
+  first->Push(Message(8, false));
+  ASSERT_TRUE(first->WaitWritten([](const auto& w) {
+    for (const auto& r : w) {
+      if (r.has_status() && r.status().statuses(0).id() == "update/8") return true;
+    }
+    return false;
+  }));
+  bool reported_all = false;
+  for (const auto& r : first->written()) reported_all |= r.has_status() && r.status().statuses(0).id() == "all";
+  EXPECT_TRUE(reported_all);
+
+  // The allocator goes away: the client moves on and resumes from revision 8.
+  first->End();
+  std::shared_ptr<FakeStream> second = transport.WaitStream(1);
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(second->WaitWritten([](const auto& w) { return !w.empty(); }));
+  EXPECT_EQ(second->written()[0].start().resume_revision(), 8u);
+  second->Push(Message(8, false, 5000));
+  ASSERT_TRUE(second->WaitWritten([](const auto& w) { return w.size() >= 2; }));
+  EXPECT_EQ(client.established_streams(), 2);
+
+  client.Stop();
+  runner.join();
+  const auto opened = transport.opened();
+  ASSERT_GE(opened.size(), 3u);
+  EXPECT_THAT(std::vector<std::string>(opened.begin(), opened.begin() + 3), ElementsAre("down:1", "a:1", "b:1"));
+}
+
+TEST(AssignmentStreamClientTest, StopEndsAnOpenStreamAndRunReturns) {
+  FakeTransport transport;
+  RecordingSink sink;
+  AssignmentStreamClient client(Options({"a:1"}), &transport, &sink);
+  std::thread runner([&] { client.Run(); });
+  std::shared_ptr<FakeStream> stream = transport.WaitStream(0);
+  ASSERT_NE(stream, nullptr);
+  stream->Push(Message(3, true, 5000));
+  ASSERT_TRUE(stream->WaitWritten([](const auto& w) { return w.size() >= 2; }));
+  client.Stop();
+  runner.join();  // returns: the blocked Read was cancelled
+  EXPECT_EQ(transport.opened().size(), 1u);
+}
+
+TEST(AssignmentStreamClientTest, KeepsRetryingWhileNoAllocatorAnswers) {
+  FakeTransport transport;
+  RecordingSink sink;
+  AssignmentStreamClient client(Options({"down:1", "down:2"}), &transport, &sink);
+  std::thread runner([&] { client.Run(); });
+  for (int i = 0; i < 3000 && transport.opened().size() < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  client.Stop();
+  runner.join();
+  const auto opened = transport.opened();
+  ASSERT_GE(opened.size(), 6u);
+  EXPECT_THAT(std::vector<std::string>(opened.begin(), opened.begin() + 4),
+              ElementsAre("down:1", "down:2", "down:1", "down:2"));
+  EXPECT_EQ(client.established_streams(), 0);
+}
+
+}  // namespace
+}  // namespace abode::node

@@ -1,0 +1,141 @@
+// abode-node: makes the allocator's decisions for this node real in its kernel. Streams the node's assignments
+// from any allocator endpoint, reconciles addresses and NAT mappings on every update and every
+// --resync-interval, and reports per-assignment status. SIGTERM/SIGINT end it without removing anything: the
+// next start adopts what is in the kernel.
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "assignment_stream.h"
+#include "kernel_model.h"
+#include "neighbour_announcer.h"
+#include "netlink_address_programmer.h"
+#include "nft_rule_programmer.h"
+#include "reconciler.h"
+
+namespace abode::node {
+namespace {
+
+// The node's interfaces and their addresses, as registered with the allocator.
+void AddInterfaceFacts(v1::NodeSpec& spec) {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return;
+  std::map<std::string, v1::NodeInterface> interfaces;
+  for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
+    if (it->ifa_name == nullptr || (it->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    v1::NodeInterface& interface = interfaces[it->ifa_name];
+    interface.set_name(it->ifa_name);
+    if (it->ifa_addr == nullptr || it->ifa_netmask == nullptr) continue;
+    const int family = it->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    const uint8_t* address = family == AF_INET
+                                 ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(it->ifa_addr)->sin_addr)
+                                 : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(it->ifa_addr)->sin6_addr);
+    const uint8_t* mask =
+        family == AF_INET ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(it->ifa_netmask)->sin_addr)
+                          : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(it->ifa_netmask)->sin6_addr);
+    const size_t length = family == AF_INET ? 4 : 16;
+    int prefix = 0;
+    for (size_t i = 0; i < length; ++i) prefix += __builtin_popcount(mask[i]);
+    interface.add_addresses(absl::StrCat(IpAddress::FromBytes(address, length).ToString(), "/", prefix));
+  }
+  ::freeifaddrs(list);
+  for (auto& [name, interface] : interfaces) *spec.add_interfaces() = std::move(interface);
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"abode-node: makes abode's address assignments real in this node's kernel"};
+  std::string node_name = std::getenv("NODE_NAME") != nullptr ? std::getenv("NODE_NAME") : "";
+  std::string allocator = std::getenv("ABODE_ALLOCATOR") != nullptr ? std::getenv("ABODE_ALLOCATOR") : "";
+  ReconcilerOptions reconciler_options;
+  double resync_seconds = 30;
+  std::vector<std::string> labels;
+  std::string log_level = "info";
+  app.add_option("--node", node_name, "this node's name (default: $NODE_NAME)");
+  app.add_option("--allocator", allocator, "allocator endpoints host:port[,host:port...] (default: $ABODE_ALLOCATOR)");
+  app.add_option("--uplink-interface", reconciler_options.uplink_interface,
+                 "interface that carries external and elastic addresses");
+  app.add_option("--magic-interface", reconciler_options.magic_interface,
+                 "local interface that carries magic addresses (e.g. the pod bridge)");
+  app.add_option("--resync-interval", resync_seconds, "seconds between full reconciles with the kernel")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--label", labels, "node label key=value (repeatable), matched by external node selectors");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (node_name.empty()) {
+    spdlog::error("--node (or NODE_NAME) is required");
+    return 2;
+  }
+  absl::StatusOr<std::vector<std::string>> endpoints = ParseEndpoints(allocator);
+  if (!endpoints.ok()) {
+    spdlog::error("--allocator (or ABODE_ALLOCATOR): {}", std::string(endpoints.status().message()));
+    return 2;
+  }
+  AssignmentStreamOptions stream_options;
+  stream_options.endpoints = *endpoints;
+  stream_options.registration.set_name(node_name);
+  for (const std::string& label : labels) {
+    const size_t eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      spdlog::error("--label {}: want key=value", label);
+      return 2;
+    }
+    (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  AddInterfaceFacts(stream_options.registration);
+
+  // Signals are taken synchronously by the main thread; every thread created below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto addresses = NetlinkAddressProgrammer::Create();
+  auto rules = NftRuleProgrammer::Create();
+  auto announcer = NeighbourAnnouncer::Create();
+  for (const absl::Status& s : {addresses.status(), rules.status(), announcer.status()}) {
+    if (!s.ok()) {
+      spdlog::error("opening kernel interfaces: {}", s.ToString());
+      return 1;
+    }
+  }
+  Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get());
+  std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport();
+  AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
+  spdlog::info("abode-node {} starting: allocator {}, uplink '{}', magic interface '{}'", node_name, allocator,
+               reconciler_options.uplink_interface, reconciler_options.magic_interface);
+  std::thread stream_thread([&] { stream.Run(); });
+
+  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(resync_seconds));
+  timespec timeout{static_cast<time_t>(interval.count() / 1000000000), static_cast<long>(interval.count() % 1000000000)};
+  while (true) {
+    const int signal = sigtimedwait(&signals, nullptr, &timeout);
+    if (signal == SIGTERM || signal == SIGINT) {
+      spdlog::info("signal {}: stopping, leaving addresses and rules in place", signal);
+      break;
+    }
+    if (signal < 0 && errno == EAGAIN) stream.Report(reconciler.Resync());
+  }
+  stream.Stop();
+  stream_thread.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace abode::node
+
+int main(int argc, char** argv) { return abode::node::Main(argc, argv); }

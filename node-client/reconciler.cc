@@ -1,0 +1,279 @@
+#include "reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace abode::node {
+namespace {
+
+// What one assignment asks of the kernel.
+struct Plan {
+  std::optional<OwnedAddress> address;
+  bool announce = false;  // external and elastic: tell the link's neighbours after placing it
+  std::vector<MagicDnat> magic;
+  std::optional<ElasticNat> elastic;
+  std::string error;  // non-empty: the assignment cannot be made real
+};
+
+int FullPrefix(const std::string& canonical) { return canonical.find(':') == std::string::npos ? 32 : 128; }
+
+Plan PlanAddress(const std::string& interface, const char* flag, const std::string& address, int prefix_length,
+                 Plan plan) {
+  if (interface.empty()) {
+    plan.error = absl::StrCat("no ", flag, " configured on this node");
+    return plan;
+  }
+  absl::StatusOr<std::string> canonical = CanonicalAddress(address);
+  if (!canonical.ok()) {
+    plan.error = std::string(canonical.status().message());
+    return plan;
+  }
+  OwnedAddress owned{interface, *canonical, prefix_length > 0 ? prefix_length : FullPrefix(*canonical)};
+  if (absl::Status valid = ValidateOwnedAddress(owned); !valid.ok()) {
+    plan.error = std::string(valid.message());
+    return plan;
+  }
+  plan.address = std::move(owned);
+  return plan;
+}
+
+Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options) {
+  Plan plan;
+  switch (assignment.kind_case()) {
+    case v1::Assignment::kExternal: {
+      const auto& external = assignment.external();
+      plan.announce = true;
+      return PlanAddress(options.uplink_interface, "--uplink-interface", external.address(),
+                         external.prefix_length(), std::move(plan));
+    }
+    case v1::Assignment::kElastic: {
+      const auto& elastic = assignment.elastic();
+      plan.announce = true;
+      plan = PlanAddress(options.uplink_interface, "--uplink-interface", elastic.address(), elastic.prefix_length(),
+                         std::move(plan));
+      if (!plan.error.empty() || elastic.workload_address().empty()) return plan;
+      absl::StatusOr<std::string> workload = CanonicalAddress(elastic.workload_address());
+      if (!workload.ok()) {
+        plan.error = std::string(workload.status().message());
+        return plan;
+      }
+      ElasticNat nat{plan.address->address, *workload};
+      if (absl::Status valid = ValidateMapping(nat); !valid.ok()) {
+        plan.error = std::string(valid.message());
+        return plan;
+      }
+      plan.elastic = std::move(nat);
+      return plan;
+    }
+    case v1::Assignment::kMagic: {
+      const auto& magic = assignment.magic();
+      // A magic address is one host address on the local interface, whatever its range.
+      plan = PlanAddress(options.magic_interface, "--magic-interface", magic.address(), 0, std::move(plan));
+      // No target (policy drop): the address is carried and has no mapping, so nothing answers on it.
+      if (!plan.error.empty() || magic.target_address().empty()) return plan;
+      absl::StatusOr<std::string> target = CanonicalAddress(magic.target_address());
+      if (!target.ok()) {
+        plan.error = std::string(target.status().message());
+        return plan;
+      }
+      const IpFamily family = FullPrefix(plan.address->address) == 32 ? IpFamily::kIpv4 : IpFamily::kIpv6;
+      for (const v1::PortMapping& port : magic.ports()) {
+        MagicDnat dnat{family, plan.address->address, L4Protocol::kTcp, static_cast<uint16_t>(port.port()), *target,
+                       static_cast<uint16_t>(port.target_port() != 0 ? port.target_port() : port.port())};
+        if (port.protocol() == v1::PROTOCOL_UDP) {
+          dnat.protocol = L4Protocol::kUdp;
+        } else if (port.protocol() != v1::PROTOCOL_TCP) {
+          plan.error = absl::StrCat("port ", port.port(), ": protocol ", v1::Protocol_Name(port.protocol()),
+                                    " is not supported by abode-node");
+          return plan;
+        }
+        if (port.port() > 65535 || port.target_port() > 65535) {
+          plan.error = absl::StrCat("port ", port.port(), ": out of range");
+          return plan;
+        }
+        if (absl::Status valid = ValidateMapping(dnat); !valid.ok()) {
+          plan.error = std::string(valid.message());
+          return plan;
+        }
+        plan.magic.push_back(std::move(dnat));
+      }
+      return plan;
+    }
+    case v1::Assignment::KIND_NOT_SET:
+      break;
+  }
+  plan.error = "assignment of an unknown kind (newer allocator?)";
+  return plan;
+}
+
+bool SameStatus(const v1::AssignmentStatus& a, const v1::AssignmentStatus& b) {
+  return a.revision() == b.revision() && a.state() == b.state() && a.message() == b.message();
+}
+
+}  // namespace
+
+Reconciler::Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, RuleProgrammer* rules,
+                       Announcer* announcer)
+    : options_(std::move(options)), addresses_(addresses), rules_(rules), announcer_(announcer) {}
+
+std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignmentsResponse& update) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (update.snapshot()) {
+    desired_.clear();
+    have_snapshot_ = true;
+  }
+  for (const std::string& id : update.removed()) desired_.erase(id);
+  for (const v1::Assignment& assignment : update.assignments()) desired_[assignment.id()] = assignment;
+  revision_ = std::max(revision_, update.revision());
+  if (!have_snapshot_) {
+    // A resumed stream after a restart of this process cannot happen (the revision starts at 0), so a delta
+    // before any snapshot means the allocator answered a resume: the desired state is still unknown.
+    return {};
+  }
+  return ReconcileLocked();
+}
+
+std::vector<v1::AssignmentStatus> Reconciler::Resync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!have_snapshot_) return {};
+  return ReconcileLocked();
+}
+
+std::vector<v1::AssignmentStatus> Reconciler::AllStatuses() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::AssignmentStatus> all;
+  for (const auto& [id, status] : statuses_) all.push_back(status);
+  return all;
+}
+
+uint64_t Reconciler::AppliedRevision() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return have_snapshot_ ? revision_ : 0;
+}
+
+Reconciler::Counters Reconciler::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
+  ++counters_.reconciles;
+  std::map<std::string, Plan> plans;
+  for (const auto& [id, assignment] : desired_) plans.emplace(id, PlanFor(assignment, options_));
+  auto fail = [&](const std::string& id, const std::string& message) {
+    Plan& plan = plans[id];
+    if (plan.error.empty()) plan.error = message;
+  };
+
+  // Addresses: remove what abode owns and nobody wants any more, then place what is missing.
+  std::map<OwnedAddress, std::string> wanted;  // address -> assignment id
+  std::vector<std::pair<std::string, std::string>> duplicates;
+  for (const auto& [id, plan] : plans) {
+    if (!plan.error.empty() || !plan.address) continue;
+    auto [it, inserted] = wanted.emplace(*plan.address, id);
+    if (!inserted) duplicates.emplace_back(id, absl::StrCat(plan.address->ToString(), " is also assigned by ", it->second));
+  }
+  for (const auto& [id, message] : duplicates) fail(id, message);
+  absl::StatusOr<std::vector<OwnedAddress>> owned = addresses_->ListOwned();
+  if (!owned.ok()) {
+    // The kernel's view is unknown: change nothing this round.
+    spdlog::error("listing abode's addresses: {}", owned.status().ToString());
+    for (const auto& [id, plan] : plans) fail(id, absl::StrCat("listing addresses: ", owned.status().message()));
+  } else {
+    std::set<OwnedAddress> present(owned->begin(), owned->end());
+    for (const OwnedAddress& address : present) {
+      if (wanted.count(address) > 0) continue;
+      if (absl::Status removed = addresses_->Remove(address); !removed.ok()) {
+        spdlog::error("removing {}: {}", address.ToString(), removed.ToString());
+      } else {
+        ++counters_.addresses_removed;
+        spdlog::info("removed {}", address.ToString());
+      }
+    }
+    for (const auto& [address, id] : wanted) {
+      if (present.count(address) > 0) continue;
+      if (absl::Status added = addresses_->Add(address); !added.ok()) {
+        spdlog::error("{}: placing {}: {}", id, address.ToString(), added.ToString());
+        fail(id, absl::StrCat("placing ", address.ToString(), ": ", added.message()));
+        continue;
+      }
+      ++counters_.addresses_added;
+      spdlog::info("{}: placed {}", id, address.ToString());
+      if (plans[id].announce) {
+        // The address is carried either way; a lost announcement only delays what the neighbours learn.
+        if (absl::Status announced = announcer_->Announce(address); !announced.ok()) {
+          spdlog::warn("{}: announcing {}: {}", id, address.ToString(), announced.ToString());
+        } else {
+          ++counters_.announcements;
+        }
+      }
+    }
+  }
+
+  // NAT: the mappings of every assignment whose address is in place, in one atomic apply.
+  NatRuleset ruleset;
+  std::set<std::tuple<IpFamily, std::string, L4Protocol, uint16_t>> magic_keys;
+  std::set<std::string> elastic_keys;  // elastic and workload addresses
+  std::vector<std::string> with_nat;
+  for (auto& [id, plan] : plans) {
+    if (!plan.error.empty() || (plan.magic.empty() && !plan.elastic)) continue;
+    std::string conflict;
+    for (const MagicDnat& dnat : plan.magic) {
+      if (magic_keys.count({dnat.family, dnat.magic_address, dnat.protocol, dnat.port}) > 0) {
+        conflict = absl::StrCat(dnat.ToString(), " conflicts with another assignment");
+      }
+    }
+    if (plan.elastic && (elastic_keys.count(plan.elastic->elastic_address) > 0 ||
+                         elastic_keys.count(plan.elastic->workload_address) > 0)) {
+      conflict = absl::StrCat(plan.elastic->ToString(), " conflicts with another assignment");
+    }
+    if (!conflict.empty()) {
+      spdlog::error("{}: {}", id, conflict);
+      plan.error = conflict;
+      continue;
+    }
+    for (const MagicDnat& dnat : plan.magic) {
+      magic_keys.insert({dnat.family, dnat.magic_address, dnat.protocol, dnat.port});
+      ruleset.magic_dnat.insert(dnat);
+    }
+    if (plan.elastic) {
+      elastic_keys.insert(plan.elastic->elastic_address);
+      elastic_keys.insert(plan.elastic->workload_address);
+      ruleset.elastic_nat.insert(*plan.elastic);
+    }
+    with_nat.push_back(id);
+  }
+  absl::Status applied = rules_->Apply(ruleset);
+  for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
+  if (!applied.ok()) {
+    spdlog::error("applying NAT mappings: {}", applied.ToString());
+    for (const std::string& id : with_nat) fail(id, absl::StrCat("applying NAT mappings: ", applied.message()));
+  }
+
+  // Statuses: report what changed.
+  std::vector<v1::AssignmentStatus> changed;
+  std::map<std::string, v1::AssignmentStatus> statuses;
+  for (const auto& [id, plan] : plans) {
+    v1::AssignmentStatus status;
+    status.set_id(id);
+    status.set_revision(desired_.at(id).revision());
+    status.set_state(plan.error.empty() ? v1::ASSIGNMENT_STATE_OK : v1::ASSIGNMENT_STATE_ERROR);
+    status.set_message(plan.error);
+    auto previous = statuses_.find(id);
+    if (previous == statuses_.end() || !SameStatus(previous->second, status)) {
+      if (!plan.error.empty()) spdlog::error("{} (revision {}): {}", id, status.revision(), plan.error);
+      changed.push_back(status);
+    }
+    statuses.emplace(id, std::move(status));
+  }
+  statuses_ = std::move(statuses);
+  return changed;
+}
+
+}  // namespace abode::node

@@ -1,0 +1,74 @@
+// Turns the node's desired state (assignments from the allocator) into the kernel model and makes the kernel
+// hold it: external and elastic addresses on the uplink, magic addresses on the magic interface, magic DNAT and
+// elastic DNAT/SNAT in abode's NAT tables.
+//
+// Every reconcile reads the kernel through the programmers and changes only the difference, so a restart or a
+// resync of an unchanged state removes and re-adds nothing. An assignment that cannot be made real (missing
+// interface, address held by someone else, kernel refusal, unsupported protocol) gets an ERROR status and a
+// log line; the rest keeps being served. Nothing is removed before the first snapshot arrives, and a lost
+// allocator changes nothing: the last desired state stays applied.
+#ifndef ABODE_NODE_CLIENT_RECONCILER_H_
+#define ABODE_NODE_CLIENT_RECONCILER_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "abode/v1/nodes.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "address_programmer.h"
+#include "assignment_stream.h"
+#include "rule_programmer.h"
+
+namespace abode::node {
+
+struct ReconcilerOptions {
+  std::string uplink_interface;  // external and elastic addresses
+  std::string magic_interface;   // magic addresses
+};
+
+// Thread safety: all methods may be called from any thread; calls are serialised.
+class Reconciler final : public AssignmentSink {
+ public:
+  // The programmers and the announcer are not owned and must outlive the reconciler.
+  Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, RuleProgrammer* rules, Announcer* announcer);
+
+  // AssignmentSink: applies a snapshot or delta to the desired state, then reconciles.
+  std::vector<v1::AssignmentStatus> OnUpdate(const v1::WatchAssignmentsResponse& update) override;
+  std::vector<v1::AssignmentStatus> AllStatuses() override;
+  uint64_t AppliedRevision() override;
+
+  // Reconciles the kernel with the desired state as it stands (periodic resync, repair of others' edits).
+  // Before the first snapshot the desired state is unknown and nothing is done. Returns the statuses that changed.
+  std::vector<v1::AssignmentStatus> Resync();
+
+  // What the reconciles so far changed in the kernel (for tests and logs).
+  struct Counters {
+    int64_t reconciles = 0;
+    int64_t addresses_added = 0;
+    int64_t addresses_removed = 0;
+    int64_t announcements = 0;
+  };
+  Counters counters() const;
+
+ private:
+  std::vector<v1::AssignmentStatus> ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const ReconcilerOptions options_;
+  AddressProgrammer* const addresses_;
+  RuleProgrammer* const rules_;
+  Announcer* const announcer_;
+
+  mutable std::mutex mu_;
+  bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, v1::Assignment> desired_ ABSL_GUARDED_BY(mu_);       // by id
+  std::map<std::string, v1::AssignmentStatus> statuses_ ABSL_GUARDED_BY(mu_);  // by id, of desired_ only
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace abode::node
+
+#endif  // ABODE_NODE_CLIENT_RECONCILER_H_

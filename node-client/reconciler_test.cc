@@ -1,0 +1,216 @@
+#include "reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake_address_programmer.h"
+#include "fake_rule_programmer.h"
+
+namespace abode::node {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+v1::Assignment External(const std::string& name, const std::string& address, uint64_t revision = 1) {
+  v1::Assignment a;
+  a.set_id("external/" + name);
+  a.set_revision(revision);
+  a.mutable_external()->set_name(name);
+  a.mutable_external()->set_address(address);
+  a.mutable_external()->set_prefix_length(24);
+  return a;
+}
+
+v1::Assignment Elastic(const std::string& name, const std::string& address, const std::string& workload) {
+  v1::Assignment a;
+  a.set_id("elastic/" + name);
+  a.set_revision(2);
+  a.mutable_elastic()->set_name(name);
+  a.mutable_elastic()->set_address(address);
+  a.mutable_elastic()->set_prefix_length(24);
+  a.mutable_elastic()->set_workload_address(workload);
+  return a;
+}
+
+v1::Assignment Magic(const std::string& name, const std::string& address, const std::string& target,
+                     v1::Protocol protocol = v1::PROTOCOL_UDP) {
+  v1::Assignment a;
+  a.set_id("magic/" + name);
+  a.set_revision(3);
+  a.mutable_magic()->set_name(name);
+  a.mutable_magic()->set_address(address);
+  auto* port = a.mutable_magic()->add_ports();
+  port->set_protocol(protocol);
+  port->set_port(8125);
+  a.mutable_magic()->set_target_address(target);
+  return a;
+}
+
+v1::WatchAssignmentsResponse Snapshot(uint64_t revision, std::vector<v1::Assignment> assignments) {
+  v1::WatchAssignmentsResponse r;
+  r.set_revision(revision);
+  r.set_snapshot(true);
+  for (auto& a : assignments) *r.add_assignments() = std::move(a);
+  return r;
+}
+
+std::map<std::string, v1::AssignmentStatus> ById(const std::vector<v1::AssignmentStatus>& statuses) {
+  std::map<std::string, v1::AssignmentStatus> out;
+  for (const auto& s : statuses) out[s.id()] = s;
+  return out;
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() {
+    addresses_.AddInterface("eth0");
+    addresses_.AddInterface("abode0");
+  }
+  Reconciler Make() { return Reconciler({"eth0", "abode0"}, &addresses_, &rules_, &announcer_); }
+
+  FakeAddressProgrammer addresses_;
+  FakeRuleProgrammer rules_;
+  FakeAnnouncer announcer_;
+};
+
+TEST_F(ReconcilerTest, SnapshotPlacesAddressesMappingsAndAnnouncesUplinkAddresses) {
+  Reconciler reconciler = Make();
+  auto changed = ById(reconciler.OnUpdate(Snapshot(
+      7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
+          Magic("dd", "169.254.210.210", "10.1.1.7")})));
+  ASSERT_EQ(changed.size(), 3u);
+  for (const auto& [id, status] : changed) EXPECT_EQ(status.state(), v1::ASSIGNMENT_STATE_OK) << id;
+  EXPECT_EQ(changed["magic/dd"].revision(), 3u);
+  EXPECT_THAT(addresses_.owned(),
+              ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}, OwnedAddress{"eth0", "203.0.113.10", 24},
+                          OwnedAddress{"eth0", "203.0.113.11", 24}));
+  EXPECT_THAT(announcer_.announced(),
+              ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}, OwnedAddress{"eth0", "203.0.113.11", 24}));
+  EXPECT_THAT(rules_.state().magic_dnat,
+              ElementsAre(MagicDnat{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}));
+  EXPECT_THAT(rules_.state().elastic_nat, ElementsAre(ElasticNat{"203.0.113.11", "10.1.1.5"}));
+  EXPECT_EQ(reconciler.AppliedRevision(), 7u);
+}
+
+TEST_F(ReconcilerTest, RestartAndResyncOfAnUnchangedStateChangeNothing) {
+  const auto snapshot = Snapshot(7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
+                                     Magic("dd", "169.254.210.210", "10.1.1.7")});
+  {
+    Reconciler first = Make();
+    first.OnUpdate(snapshot);
+  }
+  const int adds = addresses_.adds();
+  const int batches = rules_.batches();
+  const size_t announcements = announcer_.announced().size();
+
+  Reconciler restarted = Make();  // a new process adopting the kernel as it is
+  EXPECT_THAT(restarted.Resync(), IsEmpty());  // no snapshot yet: nothing is touched
+  auto statuses = restarted.OnUpdate(snapshot);
+  EXPECT_EQ(statuses.size(), 3u);  // reported once by the new process
+  EXPECT_THAT(restarted.Resync(), IsEmpty());
+  EXPECT_EQ(addresses_.adds(), adds);
+  EXPECT_EQ(addresses_.removes(), 0);
+  EXPECT_EQ(rules_.batches(), batches);
+  EXPECT_EQ(rules_.mappings_removed(), 0);
+  EXPECT_EQ(announcer_.announced().size(), announcements);
+  EXPECT_EQ(restarted.counters().addresses_added, 0);
+}
+
+TEST_F(ReconcilerTest, DeltasChangeOnlyTheDifference) {
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10"), Magic("dd", "169.254.210.210", "10.1.1.7")}));
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(9);
+  delta.add_removed("external/web");
+  *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");  // the agent was replaced
+  auto changed = reconciler.OnUpdate(delta);
+  EXPECT_EQ(addresses_.removes(), 1);
+  EXPECT_EQ(addresses_.adds(), 2);  // nothing re-added
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
+  EXPECT_THAT(rules_.state().magic_dnat,
+              ElementsAre(MagicDnat{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.8", 8125}));
+  EXPECT_EQ(rules_.mappings_removed(), 1);
+  EXPECT_EQ(reconciler.AppliedRevision(), 9u);
+  EXPECT_THAT(reconciler.AllStatuses(), testing::SizeIs(1));
+}
+
+TEST_F(ReconcilerTest, PerAssignmentErrorsBecomeStatusesAndTheRestIsServed) {
+  addresses_.AddForeignAddress({"eth0", "203.0.113.20", 24});
+  Reconciler reconciler({"eth0", "missing0"}, &addresses_, &rules_, &announcer_);
+  auto changed = ById(reconciler.OnUpdate(
+      Snapshot(7, {External("web", "203.0.113.10"), External("taken", "203.0.113.20"),
+                   Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("sctp", "169.254.1.1", "10.1.1.9",
+                                                                     v1::PROTOCOL_SCTP)})));
+  EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(changed["external/taken"].state(), v1::ASSIGNMENT_STATE_ERROR);
+  EXPECT_THAT(changed["external/taken"].message(), HasSubstr("203.0.113.20"));
+  EXPECT_EQ(changed["magic/dd"].state(), v1::ASSIGNMENT_STATE_ERROR);
+  EXPECT_THAT(changed["magic/dd"].message(), HasSubstr("missing0"));
+  EXPECT_EQ(changed["magic/sctp"].state(), v1::ASSIGNMENT_STATE_ERROR);
+  EXPECT_THAT(changed["magic/sctp"].message(), HasSubstr("SCTP"));
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}));
+  EXPECT_TRUE(rules_.state().magic_dnat.empty());  // no mapping for an assignment whose address is missing
+
+  // Unchanged errors are not reported again; a resync retries them.
+  EXPECT_THAT(reconciler.Resync(), IsEmpty());
+}
+
+TEST_F(ReconcilerTest, AKernelRefusalOfTheRulesFailsOnlyAssignmentsWithMappings) {
+  Reconciler reconciler = Make();
+  rules_.FailNextApply(absl::PermissionDeniedError("nf_tables: operation not permitted"));
+  auto changed = ById(reconciler.OnUpdate(
+      Snapshot(7, {External("web", "203.0.113.10"), Magic("dd", "169.254.210.210", "10.1.1.7")})));
+  EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(changed["magic/dd"].state(), v1::ASSIGNMENT_STATE_ERROR);
+  EXPECT_THAT(changed["magic/dd"].message(), HasSubstr("not permitted"));
+  // The next resync succeeds and reports the recovery.
+  auto recovered = ById(reconciler.Resync());
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered["magic/dd"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(rules_.state().magic_dnat.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, MagicWithoutTargetCarriesTheAddressWithoutMapping) {
+  Reconciler reconciler = Make();
+  auto changed = reconciler.OnUpdate(Snapshot(4, {Magic("dd", "169.254.210.210", "")}));
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
+  EXPECT_TRUE(rules_.state().magic_dnat.empty());
+  EXPECT_TRUE(announcer_.announced().empty());  // magic addresses stay local
+}
+
+TEST_F(ReconcilerTest, NothingIsRemovedBeforeTheFirstSnapshotNorWhileTheAllocatorIsAway) {
+  // Left by a previous run.
+  ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.10", 24}).ok());
+  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}});
+  Reconciler reconciler = Make();
+  // A resumed delta (no snapshot) does not reveal the desired state either.
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(3);
+  reconciler.OnUpdate(delta);
+  reconciler.Resync();
+  EXPECT_EQ(addresses_.removes(), 0);
+  EXPECT_EQ(rules_.applies(), 0);
+
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
+  EXPECT_EQ(rules_.mappings_removed(), 1);  // the snapshot no longer wants the mapping
+  // The allocator goes away: resyncs keep serving the last desired state.
+  for (int i = 0; i < 5; ++i) reconciler.Resync();
+  EXPECT_EQ(addresses_.removes(), 0);
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}));
+}
+
+TEST_F(ReconcilerTest, ResyncRepairsAnAddressRemovedByOthersAndAnnouncesItAgain) {
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
+  ASSERT_TRUE(addresses_.Remove({"eth0", "203.0.113.10", 24}).ok());
+  reconciler.Resync();
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}));
+  EXPECT_EQ(announcer_.announced().size(), 2u);
+}
+
+}  // namespace
+}  // namespace abode::node
