@@ -8,7 +8,7 @@
 
 namespace abode::storage {
 
-inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kSchemaVersion = 3;
 
 // Durability comes from the raft log (fsync on every append). The materialised database only has to stay
 // consistent across a crash or power loss (WAL with synchronous=NORMAL: no fsync per commit), because it
@@ -66,7 +66,8 @@ CREATE INDEX allocations_pool ON allocations (pool_id);
 CREATE INDEX allocations_node ON allocations (node) WHERE node <> '';
 CREATE INDEX allocations_expire ON allocations (expire_ms) WHERE expire_ms > 0;
 
--- Who held which address from when to when. An open entry (to_revision = 0) is the current holder.
+-- Who held which address from when to when, for holdings that ended. The current holder of an address is
+-- its allocation row; readers present it as an open entry (to_revision = 0).
 CREATE TABLE history (
   id INTEGER PRIMARY KEY,
   network TEXT NOT NULL,

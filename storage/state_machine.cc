@@ -30,7 +30,7 @@ struct StateMachine::Statements {
   Statement insert_pool, delete_pool, update_pool;
   Statement insert_alloc, delete_alloc, update_alloc_lease;
   Statement alloc_by_owner_pool, alloc_by_owner, alloc_by_address, alloc_by_pool, alloc_expired, min_expiry;
-  Statement insert_history, close_history, prune_history;
+  Statement insert_history, prune_history;
 };
 
 StateMachine::StateMachine(StateMachineOptions options, Database db)
@@ -112,10 +112,7 @@ absl::Status StateMachine::PrepareStatements() {
       {&stmts_->min_expiry, "SELECT MIN(expire_ms) FROM allocations WHERE expire_ms > 0"},
       {&stmts_->insert_history,
        "INSERT INTO history (network, address, pool, owner, node, from_ms, to_ms, from_revision, to_revision, "
-       "end_reason) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0, '')"},
-      {&stmts_->close_history,
-       "UPDATE history SET to_ms = ?, to_revision = ?, end_reason = ? "
-       "WHERE network = ? AND address = ? AND to_revision = 0"},
+       "end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
       {&stmts_->prune_history, "DELETE FROM history WHERE to_revision > 0 AND to_ms < ?"},
   };
   for (const auto& [stmt, sql] : all) {
@@ -399,12 +396,18 @@ absl::Status StateMachine::FreeAllocation(PoolState& pool, int64_t row_id, const
   ++revision_;
   if (absl::Status s = stmts_->delete_alloc.Bind(1, row_id).Run(); !s.ok()) return s;
   allocation_changes_.push_back(AllocationChange{alloc, false});
-  stmts_->close_history.Bind(1, time_ms_)
-      .Bind(2, static_cast<int64_t>(revision_))
-      .Bind(3, reason)
-      .Bind(4, pool.spec.network())
-      .BindBlob(5, addr->ToBytes());
-  return stmts_->close_history.Run();
+  // History holds ended holdings; the current holder is the allocation row itself.
+  stmts_->insert_history.Bind(1, pool.spec.network())
+      .BindBlob(2, addr->ToBytes())
+      .Bind(3, pool.spec.name())
+      .Bind(4, alloc.owner())
+      .Bind(5, alloc.node())
+      .Bind(6, alloc.create_time_unix_ms())
+      .Bind(7, time_ms_)
+      .Bind(8, static_cast<int64_t>(alloc.create_revision()))
+      .Bind(9, static_cast<int64_t>(revision_))
+      .Bind(10, reason);
+  return stmts_->insert_history.Run();
 }
 
 CommandOutcome StateMachine::DeletePool(const v1::DeletePoolRequest& req) {
@@ -530,14 +533,6 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
       .Bind(10, static_cast<int64_t>(revision_))
       .Bind(11, static_cast<int64_t>(revision_));
   if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) return s;
-  stmts_->insert_history.Bind(1, pool.spec.network())
-      .BindBlob(2, bytes)
-      .Bind(3, pool.spec.name())
-      .Bind(4, req.owner())
-      .Bind(5, req.node())
-      .Bind(6, time_ms_)
-      .Bind(7, static_cast<int64_t>(revision_));
-  if (absl::Status s = stmts_->insert_history.Run(); !s.ok()) return s;
 
   pool.free.Take(value);
   ++pool.used;

@@ -92,6 +92,48 @@ absl::Status CollectAllocations(Statement& stmt, const absl::flat_hash_map<int64
   }
 }
 
+// Appends the allocations holding `addr` (narrowed like the history query) as open history entries.
+absl::Status AddCurrentHolders(Database& db, const IpAddress& addr, const v1::GetHistoryRequest& req,
+                               google::protobuf::RepeatedPtrField<v1::HistoryEntry>* out) {
+  auto pools = AllPools(db);
+  if (!pools.ok()) return pools.status();
+  std::vector<std::string> networks;
+  if (!req.network().empty()) {
+    networks.push_back(req.network());
+  } else {
+    for (const auto& [id, p] : *pools) {
+      if (std::find(networks.begin(), networks.end(), p.pool.spec().network()) == networks.end()) {
+        networks.push_back(p.pool.spec().network());
+      }
+    }
+  }
+  auto stmt = db.Prepare(absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a WHERE a.network = ? AND a.address = ?"));
+  if (!stmt.ok()) return stmt.status();
+  for (const std::string& net : networks) {
+    stmt->Bind(1, net).BindBlob(2, addr.ToBytes());
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = pools->find(RowPoolId(*stmt, 0));
+      v1::Allocation a;
+      AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, &a);
+      if (!req.pool().empty() && a.pool() != req.pool()) continue;
+      if (req.at_time_unix_ms() != 0 && a.create_time_unix_ms() > req.at_time_unix_ms()) continue;
+      v1::HistoryEntry* e = out->Add();
+      e->set_network(a.network());
+      e->set_pool(a.pool());
+      e->set_address(a.address());
+      e->set_owner(a.owner());
+      e->set_node(a.node());
+      e->set_from_time_unix_ms(a.create_time_unix_ms());
+      e->set_from_revision(a.create_revision());
+    }
+    stmt->Reset();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 class StateReader::Lease {
@@ -328,12 +370,19 @@ absl::StatusOr<v1::GetHistoryResponse> StateReader::GetHistory(const v1::GetHist
   }
   stmt->Bind(i++, static_cast<int64_t>(limit));
   v1::GetHistoryResponse out;
+  // The current holders first: they are allocation rows, shown as open entries.
+  if (absl::Status s = AddCurrentHolders(lease.db(), *addr, req, out.mutable_entries()); !s.ok()) return s;
   for (;;) {
     auto row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     HistoryFromRow(*stmt, 0, out.add_entries());
   }
+  std::stable_sort(out.mutable_entries()->begin(), out.mutable_entries()->end(),
+                   [](const v1::HistoryEntry& a, const v1::HistoryEntry& b) {
+                     return a.from_revision() > b.from_revision();
+                   });
+  while (out.entries_size() > limit) out.mutable_entries()->RemoveLast();
   return out;
 }
 
