@@ -1,0 +1,557 @@
+// abode-node end to end: a real abode-allocator and two real abode-node processes, each node in its own network
+// namespace with an uplink to an "outside" namespace (one L2 segment) and a pod bridge with pods behind it.
+//
+//   test process (private netns): bridge ctl  10.213.<k>.1  <- abode-allocator listens here
+//        | veth ctl0                                   | veth ctl0
+//   node-a: up0 203.0.113.10/24, pbr0 10.1.1.1/24     node-b: up0 203.0.113.11/24, pbr0 10.1.2.1/24
+//        | pods 10.1.1.x                                  | pods 10.1.2.x
+//   outside: bridge lan0 203.0.113.1/24 with both nodes' uplinks
+//
+// The test process moves itself into a private network namespace first, so nothing it builds is visible in the
+// machine's own namespace. Needs root; skips without it unless CI is set.
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/nodes.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "absl/strings/str_cat.h"
+#include "netns_testing.h"
+
+namespace abode::node {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testing::BindUdp;
+using testing::ReceiveUdp;
+using testing::RunCommand;
+using testing::ScopedNetns;
+using testing::SendUdp;
+
+// A child process, killed (SIGKILL) and reaped when the handle goes away.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { Signal(SIGKILL); }
+
+  absl::Status Start(std::vector<std::string> argv, const std::string& log_path) {
+    const pid_t pid = ::fork();
+    if (pid < 0) return absl::InternalError("fork failed");
+    if (pid == 0) {
+      FILE* log = std::fopen(log_path.c_str(), "a");
+      if (log != nullptr) {
+        ::dup2(fileno(log), 1);
+        ::dup2(fileno(log), 2);
+      }
+      std::vector<char*> raw;
+      for (auto& a : argv) raw.push_back(a.data());
+      raw.push_back(nullptr);
+      ::execv(raw[0], raw.data());
+      ::_exit(127);
+    }
+    pid_ = pid;
+    return absl::OkStatus();
+  }
+  // Sends `signal` and reaps the process. Returns its wait status.
+  int Signal(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Moves the whole test process into a private network namespace (once, before any thread exists), so the
+// control bridge and the allocator's listener never appear in the machine's own namespace.
+absl::Status EnterPrivateNetns() {
+  static absl::Status status = [] {
+    if (::unshare(CLONE_NEWNET) != 0) return absl::InternalError(absl::StrCat("unshare: ", std::strerror(errno)));
+    const auto r = RunCommand("ip link set lo up");
+    if (r.exit_code != 0) return absl::InternalError(r.output);
+    return absl::OkStatus();
+  }();
+  return status;
+}
+
+struct NodeHandle {
+  std::string name;
+  std::optional<ScopedNetns> ns;
+  std::string pod_prefix;  // "10.1.1."
+  std::unique_ptr<ChildProcess> agent;
+  std::string log;
+};
+
+class NodeE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ABODE_SKIP_UNLESS_KERNEL_TESTS();
+    ASSERT_TRUE(EnterPrivateNetns().ok());
+    static int cluster = 0;
+    const int k = ++cluster;
+    ctl_prefix_ = absl::StrCat("10.213.", k, ".");
+    ctl_bridge_ = absl::StrCat("ctl", k);
+    dir_ = absl::StrCat("/tmp/abode-node-e2e-", ::getpid(), "-", k);
+    std::filesystem::create_directories(dir_);
+    Sh(absl::StrCat("ip link add ", ctl_bridge_, " type bridge && ip addr add ", ctl_prefix_, "1/24 dev ",
+                    ctl_bridge_, " && ip link set ", ctl_bridge_, " up"));
+
+    auto outside = ScopedNetns::Create("outside");
+    ASSERT_TRUE(outside.ok()) << outside.status();
+    outside_.emplace(std::move(*outside));
+    Ok(outside_->Run("ip link set lo up && ip link add lan0 type bridge && ip addr add 203.0.113.1/24 dev lan0 && "
+                     "ip link set lan0 up"));
+    for (int i = 0; i < 2; ++i) {
+      NodeHandle& node = nodes_[i];
+      node.name = i == 0 ? "node-a" : "node-b";
+      node.pod_prefix = absl::StrCat("10.1.", i + 1, ".");
+      node.log = absl::StrCat(dir_, "/", node.name, ".log");
+      auto ns = ScopedNetns::Create(i == 0 ? "na" : "nb");
+      ASSERT_TRUE(ns.ok()) << ns.status();
+      node.ns.emplace(std::move(*ns));
+      const std::string& n = node.ns->name();
+      const std::string port = absl::StrCat("port", i);
+      const std::string ctl = absl::StrCat(ctl_bridge_, "n", i);
+      Sh(absl::StrCat("ip link add ", ctl, " type veth peer name ctl0 netns ", n, " && ip link set ", ctl,
+                      " master ", ctl_bridge_, " up"));
+      ASSERT_TRUE(outside_->Run(absl::StrCat("ip link add ", port, " type veth peer name up0 netns ", n, " && ip link set ",
+                                    port, " master lan0 up")).ok());
+      Ok(node.ns->Run(absl::StrCat(
+          "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 && ip addr add ", ctl_prefix_, i + 2,
+          "/24 dev ctl0 && ip link set ctl0 up && ip addr add 203.0.113.1", i, "/24 dev up0 && ip link set up0 up && ",
+          "ip link add pbr0 type bridge && ip addr add ", node.pod_prefix, "1/24 dev pbr0 && ip link set pbr0 up")));
+    }
+
+    allocator_log_ = dir_ + "/allocator.log";
+    const std::string port_file = dir_ + "/allocator.port";
+    ASSERT_TRUE(allocator_
+                    .Start({ABODE_ALLOCATOR_BIN, "--listen", ctl_prefix_ + "1:0", "--data-dir", dir_ + "/data",
+                            "--port-file", port_file, "--node-lease-ms", "1500", "--log-level", "warn"},
+                           allocator_log_)
+                    .ok());
+    int port = 0;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(60); port == 0 && Clock::now() < deadline;) {
+      std::ifstream in(port_file);
+      if (!(in >> port)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_GT(port, 0) << "allocator did not start, see " << allocator_log_;
+    endpoint_ = absl::StrCat(ctl_prefix_, "1:", port);
+    auto channel = grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials());
+    pools_ = v1::Pools::NewStub(channel);
+    alloc_ = v1::Allocator::NewStub(channel);
+    nodes_api_ = v1::Nodes::NewStub(channel);
+    magic_ = v1::MagicAddresses::NewStub(channel);
+    elastic_ = v1::ElasticAddresses::NewStub(channel);
+    external_ = v1::ExternalAddresses::NewStub(channel);
+    CreatePool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+    CreatePool("public", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+    for (NodeHandle& node : nodes_) StartAgent(node);
+  }
+
+  void TearDown() override {
+    for (NodeHandle& node : nodes_) node.agent.reset();
+    allocator_.Signal(SIGKILL);
+    pods_.clear();
+    for (NodeHandle& node : nodes_) node.ns.reset();
+    outside_.reset();
+    if (!ctl_bridge_.empty()) RunCommand("ip link del " + ctl_bridge_);
+    if (!HasFailure() && !dir_.empty()) std::filesystem::remove_all(dir_);
+    if (HasFailure()) std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+  }
+
+  void Sh(const std::string& command) {
+    const auto r = RunCommand(command);
+    ASSERT_EQ(r.exit_code, 0) << command << ": " << r.output;
+  }
+  void Ok(const absl::Status& status) { ASSERT_TRUE(status.ok()) << status; }
+
+  static std::chrono::system_clock::time_point Deadline() {
+    return std::chrono::system_clock::now() + std::chrono::seconds(10);
+  }
+  void CreatePool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name(name);
+    req.mutable_pool()->set_cidr(cidr);
+    req.mutable_pool()->set_purpose(purpose);
+    v1::Pool pool;
+    const grpc::Status s = pools_->CreatePool(&ctx, req, &pool);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  void StartAgent(NodeHandle& node) {
+    node.agent = std::make_unique<ChildProcess>();
+    ASSERT_TRUE(node.agent
+                    ->Start({"/usr/sbin/ip", "netns", "exec", node.ns->name(), ABODE_NODE_BIN, "--node", node.name,
+                             "--allocator", endpoint_, "--uplink-interface", "up0", "--magic-interface", "pbr0",
+                             "--resync-interval", "2", "--log-level", "debug"},
+                            node.log)
+                    .ok());
+  }
+
+  // A pod namespace behind `node`'s bridge with address prefix + host, allocated with `labels`.
+  const ScopedNetns& AddPod(NodeHandle& node, int host, const std::string& owner,
+                            std::map<std::string, std::string> labels) {
+    auto ns = ScopedNetns::Create("pod");
+    EXPECT_TRUE(ns.ok()) << ns.status();
+    pods_.push_back(std::make_unique<ScopedNetns>(std::move(*ns)));
+    const ScopedNetns& pod = *pods_.back();
+    const std::string address = absl::StrCat(node.pod_prefix, host);
+    const std::string veth = absl::StrCat("p", host);
+    Ok(node.ns->Run(absl::StrCat("ip link add ", veth, " type veth peer name eth0 netns ", pod.name(),
+                                 " && ip link set ", veth, " master pbr0 up")));
+    Ok(pod.Run(absl::StrCat("ip link set lo up && ip addr add ", address, "/24 dev eth0 && ip link set eth0 up && ",
+                            "ip route add default via ", node.pod_prefix, "1")));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::AllocateRequest req;
+    req.set_pool("pods");
+    req.set_owner(owner);
+    req.set_address(address);
+    req.set_node(node.name);
+    for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
+    v1::Allocation allocation;
+    const grpc::Status s = alloc_->Allocate(&ctx, req, &allocation);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return pod;
+  }
+
+  // A UDP socket bound in `ns`.
+  static UniqueFd Udp(const ScopedNetns& ns, const std::string& address, uint16_t port) {
+    UniqueFd fd;
+    EXPECT_TRUE(ns.Inside([&] {
+                    auto bound = BindUdp(address, port);
+                    EXPECT_TRUE(bound.ok()) << bound.status();
+                    if (bound.ok()) fd = std::move(*bound);
+                  }).ok());
+    return fd;
+  }
+
+  // Sends `payload` from a fresh socket in `from` (a new source port: no conntrack entry of an earlier flow
+  // applies) until `receiver` gets it. Bounded: returns the datagram or nothing after `limit`.
+  std::optional<testing::Datagram> SendUntilReceived(const ScopedNetns& from, const std::string& address,
+                                                     uint16_t port, const UniqueFd& receiver,
+                                                     const std::string& payload,
+                                                     std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      UniqueFd sender = Udp(from, "0.0.0.0", 0);
+      EXPECT_TRUE(SendUdp(sender, address, port, payload).ok());
+      while (true) {
+        auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
+        if (!got.ok()) break;
+        if (got->payload == payload) return *got;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Payloads received by `receiver` within a short bounded wait.
+  static std::vector<std::string> Drain(const UniqueFd& receiver) {
+    std::vector<std::string> payloads;
+    while (true) {
+      auto got = ReceiveUdp(receiver, std::chrono::milliseconds(200));
+      if (!got.ok()) return payloads;
+      payloads.push_back(got->payload);
+    }
+  }
+
+  std::string ctl_prefix_, ctl_bridge_, dir_, allocator_log_, endpoint_;
+  std::optional<ScopedNetns> outside_;
+  NodeHandle nodes_[2];
+  std::vector<std::unique_ptr<ScopedNetns>> pods_;
+  ChildProcess allocator_;
+  std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<v1::Allocator::Stub> alloc_;
+  std::unique_ptr<v1::Nodes::Stub> nodes_api_;
+  std::unique_ptr<v1::MagicAddresses::Stub> magic_;
+  std::unique_ptr<v1::ElasticAddresses::Stub> elastic_;
+  std::unique_ptr<v1::ExternalAddresses::Stub> external_;
+};
+
+TEST_F(NodeE2eTest, MagicAddressReachesTheAgentOnTheSameNodeAndFollowsItsReplacement) {
+  const ScopedNetns& app_a = AddPod(nodes_[0], 20, "pod/app-a", {{"app", "web"}});
+  const ScopedNetns& agent_a = AddPod(nodes_[0], 10, "pod/agent-a", {{"app", "dd-agent"}});
+  const ScopedNetns& app_b = AddPod(nodes_[1], 20, "pod/app-b", {{"app", "web"}});
+  const ScopedNetns& agent_b = AddPod(nodes_[1], 10, "pod/agent-b", {{"app", "dd-agent"}});
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateMagicAddressRequest req;
+    req.mutable_address()->set_name("dd");
+    req.mutable_address()->set_address("169.254.210.210");
+    auto* port = req.mutable_address()->add_ports();
+    port->set_protocol(v1::PROTOCOL_UDP);
+    port->set_port(8125);
+    req.mutable_address()->set_label_selector("app=dd-agent");
+    v1::MagicAddress created;
+    const grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  UniqueFd agent_a_socket = Udp(agent_a, "0.0.0.0", 8125);
+  UniqueFd agent_b_socket = Udp(agent_b, "0.0.0.0", 8125);
+
+  auto got_a = SendUntilReceived(app_a, "169.254.210.210", 8125, agent_a_socket, "from-app-a");
+  ASSERT_TRUE(got_a.has_value()) << "node A's agent never got app A's datagram; see " << nodes_[0].log;
+  EXPECT_EQ(got_a->source_address, "10.1.1.20");
+  auto got_b = SendUntilReceived(app_b, "169.254.210.210", 8125, agent_b_socket, "from-app-b");
+  ASSERT_TRUE(got_b.has_value()) << "node B's agent never got app B's datagram; see " << nodes_[1].log;
+  // Neither agent saw the other node's app.
+  for (const std::string& p : Drain(agent_b_socket)) EXPECT_NE(p, "from-app-a");
+  for (const std::string& p : Drain(agent_a_socket)) EXPECT_NE(p, "from-app-b");
+
+  // Replace node A's agent: the new pod exists first, then the old allocation is released.
+  const ScopedNetns& agent_a2 = AddPod(nodes_[0], 11, "pod/agent-a2", {{"app", "dd-agent"}});
+  UniqueFd agent_a2_socket = Udp(agent_a2, "0.0.0.0", 8125);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::ReleaseRequest req;
+    req.set_owner("pod/agent-a");
+    v1::ReleaseResponse released;
+    const grpc::Status s = alloc_->Release(&ctx, req, &released);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  const auto acknowledged = Clock::now();
+  auto got_a2 = SendUntilReceived(app_a, "169.254.210.210", 8125, agent_a2_socket, "to-new-agent",
+                                  std::chrono::seconds(10));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - acknowledged);
+  ASSERT_TRUE(got_a2.has_value()) << "the new agent never got traffic; see " << nodes_[0].log;
+  std::printf("magic address followed the replaced agent %.1f ms after the release was acknowledged\n",
+              elapsed.count() / 1000.0);
+  EXPECT_LE(elapsed, std::chrono::milliseconds(1000));
+}
+
+TEST_F(NodeE2eTest, ElasticAddressReachesThePodAndIsItsSourceOutside) {
+  const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateElasticAddressRequest req;
+    req.mutable_address()->set_name("db");
+    req.mutable_address()->set_pool("public");
+    req.mutable_address()->set_address("203.0.113.101");
+    v1::ElasticAddress created;
+    grpc::Status s = elastic_->CreateElasticAddress(&ctx, req, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    grpc::ClientContext ctx2;
+    ctx2.set_deadline(Deadline());
+    v1::AssociateElasticAddressRequest assoc;
+    assoc.set_name("db");
+    assoc.mutable_association()->set_owner("pod/db");
+    s = elastic_->AssociateElasticAddress(&ctx2, assoc, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  UniqueFd pod_socket = Udp(db, "0.0.0.0", 9000);
+  auto inbound = SendUntilReceived(*outside_, "203.0.113.101", 9000, pod_socket, "inbound");
+  ASSERT_TRUE(inbound.has_value()) << "outside never reached the pod; see " << nodes_[0].log;
+  EXPECT_EQ(inbound->source_address, "203.0.113.1");
+
+  UniqueFd outside_socket = Udp(*outside_, "203.0.113.1", 9001);
+  auto outbound = SendUntilReceived(db, "203.0.113.1", 9001, outside_socket, "outbound");
+  ASSERT_TRUE(outbound.has_value());
+  EXPECT_EQ(outbound->source_address, "203.0.113.101");
+}
+
+
+// Creates elastic address `name` at `address` associated with `owner`.
+void CreateElastic(v1::ElasticAddresses::Stub* stub, const std::string& address, const std::string& owner) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::CreateElasticAddressRequest req;
+  req.mutable_address()->set_name("db");
+  req.mutable_address()->set_pool("public");
+  req.mutable_address()->set_address(address);
+  v1::ElasticAddress created;
+  grpc::Status s = stub->CreateElasticAddress(&ctx, req, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::AssociateElasticAddressRequest assoc;
+  assoc.set_name("db");
+  assoc.mutable_association()->set_owner(owner);
+  s = stub->AssociateElasticAddress(&ctx2, assoc, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+bool LogContains(const std::string& path, const std::string& text) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
+  const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateElastic(elastic_.get(), "203.0.113.101", "pod/db");
+  UniqueFd pod_socket = Udp(db, "0.0.0.0", 9000);
+  ASSERT_TRUE(SendUntilReceived(*outside_, "203.0.113.101", 9000, pod_socket, "warm-up").has_value());
+
+  // Watch node A's addresses and nf_tables ruleset for any change while abode-node restarts.
+  const std::string address_events = dir_ + "/ip-monitor.log";
+  const std::string nft_events = dir_ + "/nft-monitor.log";
+  ChildProcess ip_monitor, nft_monitor;
+  // IPv4 only: this scenario's addresses are IPv4, and IPv6 link-local DAD on the fresh links is kernel noise.
+  Ok(ip_monitor.Start({"/usr/sbin/ip", "-4", "-n", nodes_[0].ns->name(), "monitor", "address"}, address_events));
+  Ok(nft_monitor.Start({"/usr/sbin/ip", "netns", "exec", nodes_[0].ns->name(), "/usr/sbin/nft", "monitor"},
+                       nft_events));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let both monitors subscribe
+  const std::string addresses_before = nodes_[0].ns->Exec("ip -4 -o addr show dev up0; ip -4 -o addr show dev pbr0").output;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  UniqueFd sender = Udp(*outside_, "0.0.0.0", 0);
+  std::thread traffic([&] {
+    while (!stop.load()) {
+      if (SendUdp(sender, "203.0.113.101", 9000, "steady").ok()) sent.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  int received = 0;
+  std::thread receiver([&] {
+    while (true) {
+      auto got = ReceiveUdp(pod_socket, std::chrono::milliseconds(500));
+      if (!got.ok()) {
+        if (stop.load()) return;
+        continue;
+      }
+      received += got->payload == "steady";
+    }
+  });
+
+  EXPECT_EQ(WEXITSTATUS(nodes_[0].agent->Signal(SIGTERM)), 0);
+  nodes_[0].log += ".restarted";
+  StartAgent(nodes_[0]);
+  // Wait (bounded) for the new process to take its snapshot, then for at least one periodic resync (2 s).
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!LogContains(nodes_[0].log, "stream open") && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(LogContains(nodes_[0].log, "stream open")) << nodes_[0].log;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  stop.store(true);
+  traffic.join();
+  receiver.join();
+  ip_monitor.Signal(SIGKILL);
+  nft_monitor.Signal(SIGKILL);
+
+  EXPECT_EQ(ReadAll(address_events), "") << "addresses changed during the restart";
+  EXPECT_EQ(ReadAll(nft_events), "") << "nf_tables changed during the restart";
+  EXPECT_EQ(nodes_[0].ns->Exec("ip -4 -o addr show dev up0; ip -4 -o addr show dev pbr0").output, addresses_before);
+  EXPECT_FALSE(LogContains(nodes_[0].log, "placed ")) << "the restarted process placed an address again";
+  std::printf("restart under traffic: %d datagrams sent, %d received\n", sent.load(), received);
+  EXPECT_EQ(received, sent.load());
+}
+
+TEST_F(NodeE2eTest, ExternalAddressFailsOverToTheOtherNodeWithGratuitousArp) {
+  // Both nodes ready before the claim is placed.
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::ListNodesResponse list;
+    int ready = 0;
+    if (nodes_api_->ListNodes(&ctx, v1::ListNodesRequest(), &list).ok()) {
+      for (const auto& n : list.nodes()) ready += n.ready();
+    }
+    if (ready == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  v1::ExternalAddress external;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateExternalAddressRequest req;
+    req.mutable_address()->set_name("web");
+    req.mutable_address()->set_pool("public");
+    req.mutable_address()->set_address("203.0.113.100");
+    const grpc::Status s = external_->CreateExternalAddress(&ctx, req, &external);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  const int first = external.node() == "node-a" ? 0 : 1;
+  ASSERT_EQ(external.node(), nodes_[first].name);
+  NodeHandle& serving = nodes_[first];
+  NodeHandle& standby = nodes_[1 - first];
+  UniqueFd serving_socket = Udp(*serving.ns, "0.0.0.0", 7000);
+  UniqueFd standby_socket = Udp(*standby.ns, "0.0.0.0", 7000);
+  ASSERT_TRUE(SendUntilReceived(*outside_, "203.0.113.100", 7000, serving_socket, "before").has_value())
+      << serving.log;
+
+  // Listen for ARP on the outside segment before the failover.
+  UniqueFd arp;
+  Ok(outside_->Inside([&] {
+    arp = UniqueFd(::socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)));
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ARP);
+    sll.sll_ifindex = static_cast<int>(if_nametoindex("lan0"));
+    ASSERT_EQ(::bind(arp.get(), reinterpret_cast<sockaddr*>(&sll), sizeof(sll)), 0);
+    timeval tv{0, 200000};
+    ::setsockopt(arp.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }));
+  std::string standby_mac = standby.ns->Exec("cat /sys/class/net/up0/address").output;
+  standby_mac = standby_mac.substr(0, 17);
+
+  EXPECT_EQ(WEXITSTATUS(serving.agent->Signal(SIGTERM)), 0);
+  Ok(serving.ns->Run("ip link set up0 down"));
+  const auto stopped = Clock::now();
+  auto after = SendUntilReceived(*outside_, "203.0.113.100", 7000, standby_socket, "after", std::chrono::seconds(30));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stopped);
+  ASSERT_TRUE(after.has_value()) << "the standby never answered; see " << standby.log;
+  std::printf("external address failover: outside reached the standby %lld ms after the serving agent stopped "
+              "(node lease 1500 ms)\n", static_cast<long long>(elapsed.count()));
+
+  // A gratuitous ARP request from the standby's uplink: sender and target address both the external address.
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    uint8_t frame[128];
+    const ssize_t n = ::recv(arp.get(), frame, sizeof(frame), 0);
+    if (n < 28) {
+      if (n < 0) break;  // nothing more queued
+      continue;
+    }
+    char mac[18];
+    std::snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", frame[8], frame[9], frame[10], frame[11],
+                  frame[12], frame[13]);
+    char spa[INET_ADDRSTRLEN], tpa[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, frame + 14, spa, sizeof(spa));
+    inet_ntop(AF_INET, frame + 24, tpa, sizeof(tpa));
+    seen = std::string(spa) == "203.0.113.100" && std::string(tpa) == "203.0.113.100" && standby_mac == mac;
+  }
+  EXPECT_TRUE(seen) << "no gratuitous ARP for 203.0.113.100 from " << standby_mac;
+}
+
+}  // namespace
+}  // namespace abode::node
