@@ -2,6 +2,7 @@
 // cluster with its store in --data-dir. With --peers it is member --id of a replicated cluster (see
 // docs/replication.md).
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -107,6 +108,11 @@ int main(int argc, char** argv) {
   app.add_option("--history-retention-hours", options.raft.history_retention_ms,
                  "keep address history this long (0: forever)")
       ->transform([](std::string v) { return std::to_string(std::stoll(v) * 3600 * 1000); });
+  app.add_option("--node-lease-ms", options.node_lease_ms,
+                 "a node client not heard from for this long is marked not ready")
+      ->envname("ABODE_NODE_LEASE_MS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -123,6 +129,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // Every node client holds a connection (5,000 nodes by design): take the hard limit on open files.
+  if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
 
   abode::allocator::SystemClock clock;
   options.raft.clock = &clock;
