@@ -526,6 +526,14 @@ absl::StatusOr<v1::CommandResult> NodeState::Disassociate(const v1::Disassociate
 
 // ------------------------------------------------------------------------------------- magic addresses
 
+std::optional<std::pair<std::string, std::string>> NodeState::MagicInside(const Prefix& cidr) const {
+  for (const auto& [name, m] : magics_) {
+    auto ip = IpAddress::Parse(m->spec().address(), "address");
+    if (ip.ok() && ip->family() == cidr.family() && cidr.Contains(*ip)) return std::make_pair(name, m->spec().address());
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<v1::CommandResult> NodeState::CreateMagic(const v1::CreateMagicAddressRequest& req) {
   v1::MagicAddressSpec spec = req.address();
   if (absl::Status s = ValidateName(spec.name(), "address.name", false); !s.ok()) return s;

@@ -104,6 +104,10 @@ class NodeState {
 
   NodeStateUpdate TakeUpdate();
 
+  // A magic address inside `cidr` (its name, and its address), if any: pools and magic addresses never
+  // share an address.
+  std::optional<std::pair<std::string, std::string>> MagicInside(const Prefix& cidr) const;
+
   // Snapshot support (see snapshot.cc): rows in name order, and the records they come back from.
   static absl::Status DumpRecords(Database& db, google::protobuf::io::CodedOutputStream& out,
                                   v1::SnapshotTrailer* counts);

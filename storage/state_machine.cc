@@ -341,6 +341,11 @@ CommandOutcome StateMachine::CreatePool(const v1::CreatePoolRequest& req) {
           Q(spec.network().empty() ? "default" : spec.network()), "; use another range or network"));
     }
   }
+  if (auto magic = nodes_->MagicInside(layout->cidr())) {
+    return absl::FailedPreconditionError(absl::StrCat("pool.cidr: ", spec.cidr(), " contains magic address ",
+                                                      Q(magic->first), " (", magic->second,
+                                                      "); delete it or use another range"));
+  }
   ++revision_;
   PoolState p;
   p.id = next_pool_id_;

@@ -357,6 +357,32 @@ TEST_F(StateMachineTest, OverlappingPoolsInOneNetworkAreRefused) {
   EXPECT_THAT(Msg(both.status()), HasSubstr("\"high\""));
 }
 
+TEST_F(StateMachineTest, APoolContainingAMagicAddressIsRefused) {
+  v1::Command magic;
+  auto* m = magic.mutable_create_magic_address()->mutable_address();
+  m->set_name("dd-agent");
+  m->set_address("169.254.210.210");
+  m->set_label_selector("app=dd-agent");
+  auto* port = m->add_ports();
+  port->set_protocol(v1::PROTOCOL_UDP);
+  port->set_port(8125);
+  ASSERT_TRUE(Run(magic).ok());
+  const uint64_t rev = sm_->revision();
+
+  CommandOutcome covering = Run(CreatePool(Spec("ll", "169.254.0.0/16")));
+  EXPECT_EQ(covering.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(covering.status()), HasSubstr("magic address \"dd-agent\" (169.254.210.210)"));
+  EXPECT_THAT(Msg(covering.status()), HasSubstr("pool.cidr"));
+  // In any network: a magic address is reached on every node, whatever the network.
+  EXPECT_EQ(Run(CreatePool(Spec("ll-blue", "169.254.210.0/24", "blue"))).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sm_->revision(), rev);
+
+  // Beside it, and in the other family, pools are fine.
+  MustCreate(Spec("ll-low", "169.254.1.0/24"));
+  MustCreate(Spec("v6", "fe80::/64"));
+}
+
 TEST_F(StateMachineTest, InvalidSpecIsRefusedAndLeavesNoTrace) {
   CommandOutcome r = Run(CreatePool(Spec("pods", "10.0.0.1/24")));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
