@@ -16,6 +16,9 @@ namespace {
 void AddCommands(CLI::App& app, CommandAction& selected) {
   AddPoolCommands(app, selected);
   AddAllocationCommands(app, selected);
+  AddClusterCommands(app, selected);
+  AddAddressCommands(app, selected);
+  AddNodeCommands(app, selected);
 }
 
 std::string UsageError(const CLI::App& app, const std::string& reason) {
@@ -77,7 +80,7 @@ int RunAbodectl(const std::vector<std::string>& args, const std::optional<std::s
     if (!parsed.invocation) return parsed.exit_code;
     std::unique_ptr<Transport> transport = dial(parsed.invocation->global);
     Output output(parsed.invocation->global.format, out);
-    Session session{*transport, output};
+    Session session{*transport, output, parsed.invocation->global.timeout};
     const absl::Status status = parsed.invocation->action(session);
     out.flush();
     if (!status.ok()) {

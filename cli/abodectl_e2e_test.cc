@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -317,6 +319,110 @@ TEST_F(AbodectlE2eTest, HistoryShowsHoldersNewestFirst) {
   EXPECT_THAT(table.out, HasSubstr("released"));
 }
 
+TEST_F(AbodectlE2eTest, ClusterStatusOnASingleNodeShowsItLeading) {
+  const nlohmann::json status = Json({"cluster", "status"});
+  ASSERT_TRUE(status.is_object()) << status.dump();
+  ASSERT_EQ(status["members"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["role"], "leader");
+  EXPECT_GT(status["leader_id"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(status["leader_id"], status["member_id"]);
+  EXPECT_EQ(status["members"][0]["id"], status["leader_id"]);
+  EXPECT_EQ(status["members"][0]["role"], "leader");
+  EXPECT_TRUE(status["members"][0]["address"].is_string());
+  EXPECT_GE(status["commit_index"].get<std::uint64_t>(), status["applied_index"].get<std::uint64_t>());
+
+  const ProcessResult table = Abodectl({"cluster", "status"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr(": leader, term "));
+  EXPECT_THAT(table.out, HasSubstr("*"));
+
+  const nlohmann::json checksum = Json({"cluster", "checksum"});
+  EXPECT_EQ(checksum["member_id"], status["member_id"]);
+  EXPECT_EQ(checksum["checksum"].get<std::string>().size(), 16u);
+}
+
+TEST_F(AbodectlE2eTest, ExternalAddressCreateListDelete) {
+  ASSERT_EQ(Abodectl({"pool", "create", "e2e-public", "--cidr", "203.0.113.0/24", "--purpose", "external"}).exit_code,
+            0);
+  const nlohmann::json created = Json({"external", "create", "e2e-web", "--pool", "e2e-public", "--address",
+                                       "203.0.113.7", "--node-selector", "edge=true"});
+  EXPECT_EQ(created["name"], "e2e-web");
+  EXPECT_EQ(created["address"], "203.0.113.7");
+  EXPECT_EQ(created["pool"], "e2e-public");
+  EXPECT_EQ(created["node_selector"], "edge=true");
+  EXPECT_TRUE(created["node"].is_null());  // no ready node carries the edge label
+
+  const nlohmann::json listed = Json({"external", "list"});
+  ASSERT_TRUE(listed.is_array());
+  bool found = false;
+  for (const nlohmann::json& address : listed) found = found || address["name"] == "e2e-web";
+  EXPECT_TRUE(found) << listed.dump();
+  const ProcessResult table = Abodectl({"external", "list"});
+  EXPECT_THAT(table.out, StartsWith("NAME"));
+  EXPECT_THAT(table.out, HasSubstr("203.0.113.7"));
+
+  const ProcessResult deleted = Abodectl({"external", "delete", "e2e-web"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "external address \"e2e-web\" deleted\n");
+  const ProcessResult missing = Abodectl({"external", "get", "e2e-web"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, StartsWith("error: NOT_FOUND: "));
+}
+
+TEST_F(AbodectlE2eTest, MagicAddressOutsideLinkLocalIsRefused) {
+  const ProcessResult refused = Abodectl(
+      {"magic", "create", "e2e-magic", "--address", "10.0.0.1", "--port", "8125/udp", "--selector", "app=dd-agent"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, StartsWith("error: INVALID_ARGUMENT: "));
+  EXPECT_THAT(refused.err, HasSubstr("link-local"));
+  EXPECT_TRUE(refused.out.empty());
+}
+
+TEST_F(AbodectlE2eTest, ElasticAddressAssociatedWithAnAllocation) {
+  ASSERT_EQ(Abodectl({"pool", "create", "e2e-eip", "--cidr", "198.51.100.0/24", "--purpose", "external"}).exit_code, 0);
+  CreatePool("e2e-eip-pods", "10.82.0.0/24");
+  const nlohmann::json workload =
+      Json({"allocate", "--pool", "e2e-eip-pods", "--owner", "e2e-eip-workload", "--node", "n1"});
+  const nlohmann::json created = Json({"elastic", "create", "e2e-eip-1", "--pool", "e2e-eip"});
+  EXPECT_EQ(created["name"], "e2e-eip-1");
+  EXPECT_TRUE(created["association"].is_null());
+
+  const nlohmann::json associated = Json({"elastic", "associate", "e2e-eip-1", "--owner", "e2e-eip-workload"});
+  EXPECT_EQ(associated["association"]["owner"], "e2e-eip-workload");
+  const nlohmann::json got = Json({"elastic", "get", "e2e-eip-1"});
+  EXPECT_EQ(got["address"], created["address"]);
+  EXPECT_EQ(got["association"]["owner"], "e2e-eip-workload");
+  EXPECT_EQ(got["workload_address"], workload["address"]);
+  EXPECT_EQ(got["workload_owner"], "e2e-eip-workload");
+  EXPECT_EQ(got["node"], "n1");
+
+  const ProcessResult table = Abodectl({"elastic", "get", "e2e-eip-1"});
+  EXPECT_THAT(table.out, HasSubstr("owner e2e-eip-workload"));
+}
+
+TEST_F(AbodectlE2eTest, NodesList) {
+  const nlohmann::json nodes = Json({"nodes"});
+  EXPECT_TRUE(nodes.is_array()) << nodes.dump();
+  const ProcessResult table = Abodectl({"nodes", "list"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, StartsWith("NAME"));
+  EXPECT_THAT(table.out, HasSubstr("CARRIES"));
+}
+
+TEST_F(AbodectlE2eTest, WatchPrintsTheSnapshotFirst) {
+  const ProcessResult watched = Abodectl({"watch", "--count", "1", "--node", "n1"});
+  EXPECT_EQ(watched.exit_code, 0) << watched.err;
+  EXPECT_THAT(watched.out, StartsWith("revision "));
+  EXPECT_THAT(watched.out, HasSubstr(" snapshot "));
+  EXPECT_EQ(std::count(watched.out.begin(), watched.out.end(), '\n'), 1);
+
+  const nlohmann::json line = Json({"watch", "--count", "1", "--node", "n1"});
+  EXPECT_EQ(line["snapshot"], true);
+  EXPECT_TRUE(line["revision"].is_number());
+  EXPECT_GT(line["lease_ms"].get<std::int64_t>(), 0);
+  EXPECT_TRUE(line["assignments"].is_array());
+}
+
 TEST(AbodectlE2eNoServerTest, UnreachableServerIsUnavailableWithinTheDeadline) {
   const std::filesystem::path dir =
       std::filesystem::path(::testing::TempDir()) / ("abodectl_e2e_noserver." + std::to_string(getpid()));
@@ -331,6 +437,22 @@ TEST(AbodectlE2eNoServerTest, UnreachableServerIsUnavailableWithinTheDeadline) {
   EXPECT_NE(exit_code, 0);
   EXPECT_THAT(ReadFile(dir / "err"), StartsWith("error: UNAVAILABLE: "));
   EXPECT_LT(elapsed, std::chrono::seconds(6));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AbodectlE2eNoServerTest, EndlessWatchOfAnUnreachableServerFailsWithinTheTimeout) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ("abodectl_e2e_nowatch." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = Spawn({ABODECTL_PATH, "--server", "127.0.0.1:" + std::to_string(UnusedPort()), "--timeout", "2",
+                           "watch", "--node", "n1"},
+                          dir / "out", dir / "err");
+  ASSERT_GT(pid, 0);
+  const int exit_code = WaitForExit(pid);
+  EXPECT_EQ(exit_code, 1);
+  EXPECT_THAT(ReadFile(dir / "err"), StartsWith("error: UNAVAILABLE: "));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   std::filesystem::remove_all(dir);
 }
 

@@ -7,8 +7,8 @@
 
 #include <sstream>
 
+#include "cli/abodectl_fixture.h"
 #include "cli/api_methods.h"
-#include "cli/fake_transport.h"
 
 namespace abode::cli {
 namespace {
@@ -18,57 +18,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-// Forwards to a fake the test keeps, since the dialer hands its transport to RunAbodectl.
-class ForwardingTransport final : public Transport {
- public:
-  explicit ForwardingTransport(Transport& target) : target_(target) {}
-  absl::Status Call(std::string_view method, const google::protobuf::Message& request,
-                    google::protobuf::Message& response) override {
-    return target_.Call(method, request, response);
-  }
-
- private:
-  Transport& target_;
-};
-
-struct Result {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-class AbodectlTest : public ::testing::Test {
- protected:
-  Result Run(const std::vector<std::string>& args, const std::optional<std::string>& server_from_env = std::nullopt) {
-    std::ostringstream out;
-    std::ostringstream err;
-    const int exit_code = RunAbodectl(
-        args, server_from_env,
-        [this](const GlobalOptions& global) {
-          dialed_ = global;
-          return std::make_unique<ForwardingTransport>(fake_);
-        },
-        out, err);
-    return {exit_code, out.str(), err.str()};
-  }
-
-  // Runs a command line that must be refused as usage, before any call.
-  void ExpectUsageError(const std::vector<std::string>& args, const std::string& reason) {
-    SCOPED_TRACE(::testing::PrintToString(args));
-    const Result result = Run(args);
-    EXPECT_EQ(result.exit_code, kExitUsage);
-    EXPECT_THAT(result.err, HasSubstr("error: "));
-    EXPECT_THAT(result.err, HasSubstr(reason));
-    EXPECT_THAT(result.err, HasSubstr("Usage:"));
-    EXPECT_THAT(result.out, IsEmpty());
-    EXPECT_THAT(fake_.calls(), IsEmpty());
-    EXPECT_FALSE(dialed_.has_value());
-  }
-
-  FakeTransport fake_;
-  std::optional<GlobalOptions> dialed_;
-};
 
 v1::Allocation SomeAllocation(const std::string& address, const std::string& owner) {
   v1::Allocation allocation;

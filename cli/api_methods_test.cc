@@ -4,16 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 namespace abode::cli {
 namespace {
 
-// A method path names a method of the generated service whose request and response are the C++ types
-// the UnaryMethod promises.
-template <typename Request, typename Response>
-void ExpectMatchesDescriptor(UnaryMethod<Request, Response> method) {
-  SCOPED_TRACE(std::string(method.path));
-  const std::string path(method.path);
+// A method path names a method of the generated service whose request and response are the C++ types the
+// UnaryMethod or StreamMethod promises, and which streams in both directions exactly when it is a StreamMethod.
+void ExpectMethod(std::string_view method_path, const google::protobuf::Descriptor* request,
+                  const google::protobuf::Descriptor* response, bool streaming) {
+  SCOPED_TRACE(std::string(method_path));
+  const std::string path(method_path);
   ASSERT_EQ(path.front(), '/');
   const auto slash = path.find('/', 1);
   ASSERT_NE(slash, std::string::npos);
@@ -22,10 +23,20 @@ void ExpectMatchesDescriptor(UnaryMethod<Request, Response> method) {
   ASSERT_NE(service, nullptr);
   const auto* descriptor = service->FindMethodByName(path.substr(slash + 1));
   ASSERT_NE(descriptor, nullptr);
-  EXPECT_EQ(descriptor->input_type(), Request::descriptor());
-  EXPECT_EQ(descriptor->output_type(), Response::descriptor());
-  EXPECT_FALSE(descriptor->client_streaming());
-  EXPECT_FALSE(descriptor->server_streaming());
+  EXPECT_EQ(descriptor->input_type(), request);
+  EXPECT_EQ(descriptor->output_type(), response);
+  EXPECT_EQ(descriptor->client_streaming(), streaming);
+  EXPECT_EQ(descriptor->server_streaming(), streaming);
+}
+
+template <typename Request, typename Response>
+void ExpectMatchesDescriptor(UnaryMethod<Request, Response> method) {
+  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), /*streaming=*/false);
+}
+
+template <typename Request, typename Response>
+void ExpectMatchesDescriptor(StreamMethod<Request, Response> method) {
+  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), /*streaming=*/true);
 }
 
 TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
@@ -39,6 +50,28 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kGetAllocation);
   ExpectMatchesDescriptor(kListAllocations);
   ExpectMatchesDescriptor(kGetHistory);
+  ExpectMatchesDescriptor(kClusterStatus);
+  ExpectMatchesDescriptor(kAddMember);
+  ExpectMatchesDescriptor(kRemoveMember);
+  ExpectMatchesDescriptor(kTransferLeadership);
+  ExpectMatchesDescriptor(kChecksum);
+  ExpectMatchesDescriptor(kGetNode);
+  ExpectMatchesDescriptor(kListNodes);
+  ExpectMatchesDescriptor(kWatchAssignments);
+  ExpectMatchesDescriptor(kCreateExternalAddress);
+  ExpectMatchesDescriptor(kGetExternalAddress);
+  ExpectMatchesDescriptor(kListExternalAddresses);
+  ExpectMatchesDescriptor(kDeleteExternalAddress);
+  ExpectMatchesDescriptor(kCreateElasticAddress);
+  ExpectMatchesDescriptor(kGetElasticAddress);
+  ExpectMatchesDescriptor(kListElasticAddresses);
+  ExpectMatchesDescriptor(kDeleteElasticAddress);
+  ExpectMatchesDescriptor(kAssociateElasticAddress);
+  ExpectMatchesDescriptor(kDisassociateElasticAddress);
+  ExpectMatchesDescriptor(kCreateMagicAddress);
+  ExpectMatchesDescriptor(kGetMagicAddress);
+  ExpectMatchesDescriptor(kListMagicAddresses);
+  ExpectMatchesDescriptor(kDeleteMagicAddress);
 }
 
 TEST(ApiMethodsTest, GrpcStatusMapsOntoTheSameAbslCode) {

@@ -6,14 +6,17 @@
 //   1. api_methods.h: a UnaryMethod constant for its RPC (api_methods_test checks it against the proto).
 //   2. output.h: a Write* function for its response, if no existing one fits (JSON keys are a contract).
 //   3. A function `void FooCommand(CLI::App& parent, CommandAction& selected)` beside its group
-//      (pool_commands.cc, allocation_commands.cc, or a new *_commands.cc whose Add*Commands is listed in
-//      abodectl.cc): add the subcommand and flags, then
+//      (pool_commands.cc, allocation_commands.cc, cluster_commands.cc, address_commands.cc, node_commands.cc,
+//      or a new *_commands.cc whose Add*Commands is listed in abodectl.cc): add the subcommand and flags, then
 //      OnSelected(command, selected, [request](Session& s) { return CallAndWrite(s, kFoo, *request, &WriteFoo); });
-//   4. abodectl_test.cc: every flag lands in its request field; bad usage exits 2.
+//   4. A test beside its group's (abodectl_test.cc, *_commands_test.cc): every flag lands in its request
+//      field; bad usage exits 2.
+// A streaming RPC is a StreamMethod used through OpenStream (see `watch` in node_commands.cc).
 #ifndef ABODE_CLI_COMMANDS_H_
 #define ABODE_CLI_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,10 +28,11 @@
 
 namespace abode::cli {
 
-// What a running command may use. Both outlive the command.
+// What a running command may use. Transport and output outlive the command.
 struct Session {
   Transport& transport;
   Output& output;
+  std::chrono::milliseconds timeout;  // --timeout, which the transport applies to unary calls itself
 };
 
 // The work of the selected command. A non-OK status is reported as "error: CODE: message", exit code 1.
@@ -73,6 +77,9 @@ CLI::Validator TimeValidator();      // see ParseTimeArgument
 // The command groups; each adds its commands under `app`.
 void AddPoolCommands(CLI::App& app, CommandAction& selected);
 void AddAllocationCommands(CLI::App& app, CommandAction& selected);
+void AddClusterCommands(CLI::App& app, CommandAction& selected);
+void AddAddressCommands(CLI::App& app, CommandAction& selected);
+void AddNodeCommands(CLI::App& app, CommandAction& selected);
 
 }  // namespace abode::cli
 

@@ -18,40 +18,47 @@ bool IsPlainDecimal(std::string_view text) {
   return true;
 }
 
-void Indent(std::string& out, int depth) { out.append(static_cast<std::size_t>(depth) * 2, ' '); }
+// Pretty output puts every member and element on a line of its own, indented by depth; compact output is one line.
+struct Layout {
+  bool pretty;
 
-void Write(const nlohmann::json& value, int depth, std::string& out);
+  void Break(std::string& out, int depth) const {
+    if (!pretty) return;
+    out += '\n';
+    out.append(static_cast<std::size_t>(depth) * 2, ' ');
+  }
+};
 
-// Writes an object's members or an array's elements, one per line, between `open` and `close`.
+void Write(const nlohmann::json& value, int depth, const Layout& layout, std::string& out);
+
+// Writes an object's members or an array's elements between `open` and `close`.
 template <typename Items, typename WriteItem>
-void WriteContainer(const Items& items, char open, char close, int depth, std::string& out, WriteItem write_item) {
+void WriteContainer(const Items& items, char open, char close, int depth, const Layout& layout, std::string& out,
+                    WriteItem write_item) {
   out += open;
   bool first = true;
   for (const auto& item : items) {
-    out += first ? "\n" : ",\n";
+    if (!first) out += ',';
     first = false;
-    Indent(out, depth + 1);
+    layout.Break(out, depth + 1);
     write_item(item);
   }
-  if (!first) {
-    out += '\n';
-    Indent(out, depth);
-  }
+  if (!first) layout.Break(out, depth);
   out += close;
 }
 
-void Write(const nlohmann::json& value, int depth, std::string& out) {
+void Write(const nlohmann::json& value, int depth, const Layout& layout, std::string& out) {
   switch (value.type()) {
     case nlohmann::json::value_t::object:
-      WriteContainer(value.items(), '{', '}', depth, out, [&](const auto& member) {
+      WriteContainer(value.items(), '{', '}', depth, layout, out, [&](const auto& member) {
         out += nlohmann::json(member.key()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        out += ": ";
-        Write(member.value(), depth + 1, out);
+        out += layout.pretty ? ": " : ":";
+        Write(member.value(), depth + 1, layout, out);
       });
       return;
     case nlohmann::json::value_t::array:
-      WriteContainer(value, '[', ']', depth, out,
-                     [&](const nlohmann::json& element) { Write(element, depth + 1, out); });
+      WriteContainer(value, '[', ']', depth, layout, out,
+                     [&](const nlohmann::json& element) { Write(element, depth + 1, layout, out); });
       return;
     case nlohmann::json::value_t::binary: {
       const auto& bytes = value.get_binary();
@@ -79,7 +86,13 @@ nlohmann::json DecimalNumber(std::string_view digits) {
 
 std::string DumpJson(const nlohmann::json& value) {
   std::string out;
-  Write(value, 0, out);
+  Write(value, 0, Layout{.pretty = true}, out);
+  return out;
+}
+
+std::string DumpJsonLine(const nlohmann::json& value) {
+  std::string out;
+  Write(value, 0, Layout{.pretty = false}, out);
   return out;
 }
 

@@ -18,6 +18,9 @@ nlohmann::json DecimalNumber(std::string_view digits);
 // Pretty-prints `value` (two-space indent, keys in sorted order, invalid UTF-8 replaced), no trailing newline.
 std::string DumpJson(const nlohmann::json& value);
 
+// The same text on one line without spaces (JSON Lines), no trailing newline.
+std::string DumpJsonLine(const nlohmann::json& value);
+
 }  // namespace abode::cli
 
 #endif  // ABODE_CLI_JSON_TEXT_H_

@@ -39,6 +39,16 @@ TEST(JsonTextTest, PrettyPrintsLikeNlohmann) {
   EXPECT_EQ(DumpJson(value), value.dump(2));
 }
 
+TEST(JsonTextTest, OneLineLikeNlohmannCompact) {
+  const nlohmann::json value = {
+      {"b", nlohmann::json::array({1, "x", nullptr})},
+      {"a", {{"k", true}}},
+      {"e", nlohmann::json::object()},
+      {"big", DecimalNumber("1208925819614629174706176")},
+  };
+  EXPECT_EQ(DumpJsonLine(value), R"({"a":{"k":true},"b":[1,"x",null],"big":1208925819614629174706176,"e":{}})");
+}
+
 TEST(JsonTextTest, InvalidUtf8IsReplacedNotThrown) {
   const std::string text = DumpJson(nlohmann::json("bad \xff byte"));
   EXPECT_EQ(text, "\"bad \xEF\xBF\xBD byte\"");

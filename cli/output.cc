@@ -15,24 +15,37 @@ namespace {
 
 constexpr std::string_view kNone = "-";
 
+std::map<std::string, std::string> SortedLabels(const google::protobuf::Map<std::string, std::string>& labels) {
+  return {labels.begin(), labels.end()};
+}
+
+}  // namespace
+
 nlohmann::json StringOrNull(const std::string& text) {
   return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
 }
 
 std::string OrNone(const std::string& text) { return text.empty() ? std::string(kNone) : text; }
 
-std::map<std::string, std::string> SortedLabels(const google::protobuf::Map<std::string, std::string>& labels) {
-  return {labels.begin(), labels.end()};
+nlohmann::json TimeOrNull(std::int64_t unix_ms) {
+  return unix_ms == 0 ? nlohmann::json(nullptr) : nlohmann::json(FormatUnixMillis(unix_ms));
 }
 
-template <typename Message>
-nlohmann::json JsonArray(const Repeated<Message>& items, nlohmann::json (*to_json)(const Message&)) {
-  nlohmann::json array = nlohmann::json::array();
-  for (const Message& item : items) array.push_back(to_json(item));
-  return array;
+nlohmann::json LabelsJson(const google::protobuf::Map<std::string, std::string>& labels) {
+  return nlohmann::json(SortedLabels(labels));
 }
 
-}  // namespace
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& labels) {
+  return absl::StrJoin(SortedLabels(labels), ",", absl::PairFormatter("="));
+}
+
+std::string DetailLines(const std::vector<std::pair<std::string_view, std::string>>& fields) {
+  std::string text;
+  for (const auto& [field, value] : fields) {
+    text.append(field).append(field.size() < 13 ? 13 - field.size() : 1, ' ').append(value).append("\n");
+  }
+  return text;
+}
 
 Table::Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
 
@@ -105,13 +118,11 @@ nlohmann::json AllocationJson(const v1::Allocation& allocation) {
       {"owner", allocation.owner()},
       {"pool", allocation.pool()},
       {"node", allocation.node()},
-      {"labels", nlohmann::json(SortedLabels(allocation.labels()))},
+      {"labels", LabelsJson(allocation.labels())},
       {"revision", allocation.revision()},
       {"network", allocation.network()},
       {"prefix_length", allocation.prefix_length()},
-      {"expire_time", allocation.expire_time_unix_ms() == 0
-                          ? nlohmann::json(nullptr)
-                          : nlohmann::json(FormatUnixMillis(allocation.expire_time_unix_ms()))},
+      {"expire_time", TimeOrNull(allocation.expire_time_unix_ms())},
   };
 }
 
@@ -143,7 +154,7 @@ std::string PoolDetail(const v1::Pool& pool) {
   if (!spec.range_start().empty() || !spec.range_end().empty()) {
     range = absl::StrCat(OrNone(spec.range_start()), " - ", OrNone(spec.range_end()));
   }
-  const std::pair<std::string_view, std::string> fields[] = {
+  return DetailLines({
       {"NAME", spec.name()},
       {"NETWORK", OrNone(spec.network())},
       {"CIDR", spec.cidr()},
@@ -156,18 +167,13 @@ std::string PoolDetail(const v1::Pool& pool) {
       {"USED", absl::StrCat(pool.used())},
       {"FREE", pool.free()},
       {"UTILIZATION", FormatPercent(UtilizationPercent(pool.used(), pool.size()))},
-  };
-  std::string text;
-  for (const auto& [field, value] : fields) {
-    text.append(field).append(13 - field.size(), ' ').append(value).append("\n");
-  }
-  return text;
+  });
 }
 
 std::string AllocationsTable(const Repeated<v1::Allocation>& allocations) {
   Table table({"ADDRESS", "POOL", "OWNER", "NODE", "LABELS", "EXPIRES"});
   for (const v1::Allocation& allocation : allocations) {
-    const std::string labels = absl::StrJoin(SortedLabels(allocation.labels()), ",", absl::PairFormatter("="));
+    const std::string labels = LabelsText(allocation.labels());
     table.AddRow({allocation.address(), allocation.pool(), allocation.owner(), OrNone(allocation.node()),
                   OrNone(labels),
                   allocation.expire_time_unix_ms() == 0 ? std::string(kNone)
@@ -193,6 +199,11 @@ void Output::Write(const std::function<nlohmann::json()>& json, const std::funct
   } else {
     out_ << table();
   }
+}
+
+void Output::WriteLine(const std::function<nlohmann::json()>& json, const std::function<std::string()>& text) {
+  out_ << (format_ == OutputFormat::kJson ? DumpJsonLine(json()) : text()) << '\n';
+  out_.flush();
 }
 
 void WritePool(Output& output, const v1::Pool& pool) {

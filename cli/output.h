@@ -3,11 +3,13 @@
 #ifndef ABODE_CLI_OUTPUT_H_
 #define ABODE_CLI_OUTPUT_H_
 
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "abode/v1/allocator.pb.h"
@@ -32,6 +34,26 @@ class Table {
  private:
   std::vector<std::vector<std::string>> rows_;
 };
+
+// Shared by the writers of every resource.
+nlohmann::json StringOrNull(const std::string& text);  // null for ""
+std::string OrNone(const std::string& text);           // "-" for "", in tables
+// RFC3339, or null for 0 (unset).
+nlohmann::json TimeOrNull(std::int64_t unix_ms);
+// Labels as a JSON object / as "k=v,k2=v2" sorted by key.
+nlohmann::json LabelsJson(const google::protobuf::Map<std::string, std::string>& labels);
+std::string LabelsText(const google::protobuf::Map<std::string, std::string>& labels);
+
+template <typename Message>
+nlohmann::json JsonArray(const google::protobuf::RepeatedPtrField<Message>& items,
+                         nlohmann::json (*to_json)(const Message&)) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const Message& item : items) array.push_back(to_json(item));
+  return array;
+}
+
+// "FIELD" then the value at column 14, one line each: the detail view of one object.
+std::string DetailLines(const std::vector<std::pair<std::string_view, std::string>>& fields);
 
 // "lowest" / "sequential", as spelled on the command line.
 std::string StrategyName(v1::AllocationStrategy strategy);
@@ -62,6 +84,8 @@ class Output {
   Output(OutputFormat format, std::ostream& out) : format_(format), out_(out) {}
 
   void Write(const std::function<nlohmann::json()>& json, const std::function<std::string()>& table);
+  // One record of a stream: a JSON line, or `text` and a newline. Flushed, so a reader sees it at once.
+  void WriteLine(const std::function<nlohmann::json()>& json, const std::function<std::string()>& text);
 
  private:
   OutputFormat format_;

@@ -1,5 +1,6 @@
-// The one way abodectl talks to the server: a unary call by method path, with a deadline, whose gRPC status
-// comes back as an absl::Status. Commands use the typed `Call` below; tests substitute a fake Transport.
+// How abodectl talks to the server: a unary call by method path, with a deadline, whose gRPC status comes back
+// as an absl::Status; and, for `watch`, one bidirectional stream. Commands use the typed `Call` below; tests
+// substitute a fake Transport.
 #ifndef ABODE_CLI_TRANSPORT_H_
 #define ABODE_CLI_TRANSPORT_H_
 
@@ -9,9 +10,12 @@
 #include <grpcpp/impl/codegen/proto_utils.h>  // SerializationTraits for protobuf messages
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,6 +29,37 @@ struct UnaryMethod {
   std::string_view path;
 };
 
+// A bidirectional-streaming RPC of the public API, typed by the messages each side sends.
+template <typename Request, typename Response>
+struct StreamMethod {
+  std::string_view path;
+};
+
+// How long a stream may live and when the caller wants it to end.
+struct StreamOptions {
+  // Deadline of the whole stream from when it opens; none: it may run until stopped.
+  std::optional<std::chrono::milliseconds> deadline;
+  // Bound on the wait for the first message, so a stream that never gets going fails like a unary call.
+  std::chrono::milliseconds first_message_timeout{10'000};
+  // Polled while waiting (a few times a second); once true the stream is cancelled and reads end.
+  std::function<bool()> stop_requested;
+};
+
+// One open bidirectional stream. Operations run one at a time, each blocking until it completes.
+class Stream {
+ public:
+  virtual ~Stream() = default;
+
+  // Sends `request`; false once the stream is broken (Finish says why).
+  virtual bool Write(const google::protobuf::Message& request) = 0;
+  // Waits for the next message; false at the end of the stream, including after a stop.
+  // REQUIRES: `response` is of the method's response type.
+  virtual bool Read(google::protobuf::Message& response) = 0;
+  // The stream's final status, mapped like Transport::Call's. CANCELLED after a stop. Call once, after Read
+  // returned false or to abandon the stream.
+  virtual absl::Status Finish() = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -33,6 +68,9 @@ class Transport {
   // maps one to one onto absl::StatusCode. REQUIRES: `response` is of the method's response type.
   virtual absl::Status Call(std::string_view method, const google::protobuf::Message& request,
                             google::protobuf::Message& response) = 0;
+
+  // Opens a bidirectional stream to `method`. Failures to connect surface from its first Read or Write.
+  virtual std::unique_ptr<Stream> OpenStream(std::string_view method, StreamOptions options) = 0;
 };
 
 template <typename Request, typename Response>
@@ -44,12 +82,19 @@ absl::StatusOr<Response> Call(Transport& transport, UnaryMethod<Request, Respons
   return response;
 }
 
+template <typename Request, typename Response>
+std::unique_ptr<Stream> OpenStream(Transport& transport, StreamMethod<Request, Response> method,
+                                   StreamOptions options) {
+  return transport.OpenStream(method.path, std::move(options));
+}
+
 // Converts a gRPC status to the absl::Status with the same code and message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Transport over a gRPC channel. Every call gets its own deadline of `timeout` from when it starts.
 // A call whose deadline passes without the channel ever connecting fails UNAVAILABLE, not
 // DEADLINE_EXCEEDED: the server was not reached, so nothing can have happened there.
+// Streams follow the same rule at their deadline (StreamOptions.deadline or first_message_timeout).
 // Thread-compatible: one call at a time per instance.
 class GrpcTransport final : public Transport {
  public:
@@ -57,6 +102,7 @@ class GrpcTransport final : public Transport {
 
   absl::Status Call(std::string_view method, const google::protobuf::Message& request,
                     google::protobuf::Message& response) override;
+  std::unique_ptr<Stream> OpenStream(std::string_view method, StreamOptions options) override;
 
  private:
   std::shared_ptr<grpc::Channel> channel_;
