@@ -326,6 +326,24 @@ TEST_F(NodeE2eTest, MagicAddressReachesTheAgentOnTheSameNodeAndFollowsItsReplace
   for (const std::string& p : Drain(agent_b_socket)) EXPECT_NE(p, "from-app-a");
   for (const std::string& p : Drain(agent_a_socket)) EXPECT_NE(p, "from-app-b");
 
+  // A statsd client that keeps sending from one socket (one source port): its flow has a conntrack entry.
+  UniqueFd steady_sender = Udp(app_a, "0.0.0.0", 0);
+  std::atomic<bool> stop{false};
+  std::thread steady([&] {
+    while (!stop.load()) {
+      SendUdp(steady_sender, "169.254.210.210", 8125, "steady").IgnoreError();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  auto receive_steady = [](const UniqueFd& receiver, std::chrono::seconds limit) {
+    for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
+      auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
+      if (got.ok() && got->payload == "steady") return true;
+    }
+    return false;
+  };
+  const bool old_agent_got_steady = receive_steady(agent_a_socket, std::chrono::seconds(10));
+
   // Replace node A's agent: the new pod exists first, then the old allocation is released.
   const ScopedNetns& agent_a2 = AddPod(nodes_[0], 11, "pod/agent-a2", {{"app", "dd-agent"}});
   UniqueFd agent_a2_socket = Udp(agent_a2, "0.0.0.0", 8125);
@@ -339,13 +357,21 @@ TEST_F(NodeE2eTest, MagicAddressReachesTheAgentOnTheSameNodeAndFollowsItsReplace
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   const auto acknowledged = Clock::now();
+  // The established flow moves to the new agent (its conntrack entry was deleted with the old mapping).
+  const bool new_agent_got_steady = receive_steady(agent_a2_socket, std::chrono::seconds(20));
+  const auto steady_elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - acknowledged);
+  stop.store(true);
+  steady.join();
+  ASSERT_TRUE(old_agent_got_steady) << "the old agent never got the one-socket client's traffic";
+  ASSERT_TRUE(new_agent_got_steady) << "the one-socket client stayed on the old agent; see " << nodes_[0].log;
+  std::printf("one-socket UDP flow reached the replaced agent %.1f ms after the release was acknowledged\n",
+              steady_elapsed.count() / 1000.0);
+  EXPECT_LE(steady_elapsed, std::chrono::milliseconds(1000));
+
+  // A new flow (fresh socket) reaches the new agent too.
   auto got_a2 = SendUntilReceived(app_a, "169.254.210.210", 8125, agent_a2_socket, "to-new-agent",
                                   std::chrono::seconds(10));
-  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - acknowledged);
-  ASSERT_TRUE(got_a2.has_value()) << "the new agent never got traffic; see " << nodes_[0].log;
-  std::printf("magic address followed the replaced agent %.1f ms after the release was acknowledged\n",
-              elapsed.count() / 1000.0);
-  EXPECT_LE(elapsed, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(got_a2.has_value()) << "the new agent never got traffic from a new flow; see " << nodes_[0].log;
 }
 
 TEST_F(NodeE2eTest, ElasticAddressReachesThePodAndIsItsSourceOutside) {

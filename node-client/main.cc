@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "assignment_stream.h"
+#include "ctnetlink_conntrack_flusher.h"
 #include "kernel_model.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
@@ -106,13 +107,14 @@ int Main(int argc, char** argv) {
   auto addresses = NetlinkAddressProgrammer::Create();
   auto rules = NftRuleProgrammer::Create();
   auto announcer = NeighbourAnnouncer::Create();
-  for (const absl::Status& s : {addresses.status(), rules.status(), announcer.status()}) {
+  auto conntrack = CtnetlinkConntrackFlusher::Create();
+  for (const absl::Status& s : {addresses.status(), rules.status(), announcer.status(), conntrack.status()}) {
     if (!s.ok()) {
       spdlog::error("opening kernel interfaces: {}", s.ToString());
       return 1;
     }
   }
-  Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get());
+  Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
   std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport();
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
   spdlog::info("abode-node {} starting: allocator {}, uplink '{}', magic interface '{}'", node_name, allocator,

@@ -119,8 +119,12 @@ bool SameStatus(const v1::AssignmentStatus& a, const v1::AssignmentStatus& b) {
 }  // namespace
 
 Reconciler::Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, RuleProgrammer* rules,
-                       Announcer* announcer)
-    : options_(std::move(options)), addresses_(addresses), rules_(rules), announcer_(announcer) {}
+                       Announcer* announcer, ConntrackFlusher* conntrack)
+    : options_(std::move(options)),
+      addresses_(addresses),
+      rules_(rules),
+      announcer_(announcer),
+      conntrack_(conntrack) {}
 
 std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignmentsResponse& update) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -249,11 +253,24 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     }
     with_nat.push_back(id);
   }
+  if (!applied_) {
+    // The first apply of this process replaces what the kernel holds, whoever put it there.
+    absl::StatusOr<NatRuleset> current = rules_->Read();
+    for (int attempt = 1; absl::IsAborted(current.status()) && attempt < 3; ++attempt) current = rules_->Read();
+    if (current.ok()) {
+      applied_ = std::move(*current);
+    } else {
+      spdlog::warn("reading NAT mappings: {}; flows of mappings replaced now keep their old translation",
+                   current.status().ToString());
+    }
+  }
   absl::Status applied = rules_->Apply(ruleset);
   for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
   if (!applied.ok()) {
     spdlog::error("applying NAT mappings: {}", applied.ToString());
     for (const std::string& id : with_nat) fail(id, absl::StrCat("applying NAT mappings: ", applied.message()));
+  } else {
+    FlushReplacedFlowsLocked(ruleset);
   }
 
   // Statuses: report what changed.
@@ -274,6 +291,32 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
   }
   statuses_ = std::move(statuses);
   return changed;
+}
+
+void Reconciler::FlushReplacedFlowsLocked(const NatRuleset& applied) {
+  if (applied_) {
+    // A changed target shows as the old mapping removed and the new one added.
+    const NatRulesetDiff diff = Diff(*applied_, applied);
+    for (const MagicDnat& mapping : diff.magic_dnat.to_remove) {
+      for (ConntrackFilter& flows : FlowsTranslatedBy(mapping)) pending_flush_.insert(std::move(flows));
+    }
+    for (const ElasticNat& mapping : diff.elastic_nat.to_remove) {
+      for (ConntrackFilter& flows : FlowsTranslatedBy(mapping)) pending_flush_.insert(std::move(flows));
+    }
+  }
+  applied_ = applied;
+  if (pending_flush_.empty()) return;
+  const std::vector<ConntrackFilter> filters(pending_flush_.begin(), pending_flush_.end());
+  absl::StatusOr<int> deleted = conntrack_->Flush(filters);
+  if (!deleted.ok()) {
+    // The mappings are in place; only established flows still use the old ones. Retried at the next reconcile.
+    spdlog::error("deleting conntrack entries of replaced NAT mappings: {}", deleted.status().ToString());
+    return;
+  }
+  counters_.conntrack_entries_deleted += *deleted;
+  for (const ConntrackFilter& flows : filters) spdlog::info("deleted conntrack entries of {}", flows.ToString());
+  spdlog::info("{} conntrack entries of replaced NAT mappings deleted", *deleted);
+  pending_flush_.clear();
 }
 
 }  // namespace abode::node

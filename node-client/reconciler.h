@@ -5,7 +5,9 @@
 // Every reconcile reads the kernel through the programmers and changes only the difference, so a restart or a
 // resync of an unchanged state removes and re-adds nothing. An assignment that cannot be made real (missing
 // interface, address held by someone else, kernel refusal, unsupported protocol) gets an ERROR status and a
-// log line; the rest keeps being served. Nothing is removed before the first snapshot arrives, and a lost
+// log line; the rest keeps being served. After a NAT change the conntrack entries of every mapping that changed
+// or went away are deleted, so established flows follow the new mapping at their next packet; unchanged mappings
+// keep their flows. Nothing is removed before the first snapshot arrives, and a lost
 // allocator changes nothing: the last desired state stays applied.
 #ifndef ABODE_NODE_CLIENT_RECONCILER_H_
 #define ABODE_NODE_CLIENT_RECONCILER_H_
@@ -13,6 +15,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "address_programmer.h"
 #include "assignment_stream.h"
+#include "conntrack_flusher.h"
 #include "rule_programmer.h"
 
 namespace abode::node {
@@ -32,8 +37,9 @@ struct ReconcilerOptions {
 // Thread safety: all methods may be called from any thread; calls are serialised.
 class Reconciler final : public AssignmentSink {
  public:
-  // The programmers and the announcer are not owned and must outlive the reconciler.
-  Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, RuleProgrammer* rules, Announcer* announcer);
+  // The programmers, the announcer and the flusher are not owned and must outlive the reconciler.
+  Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, RuleProgrammer* rules, Announcer* announcer,
+             ConntrackFlusher* conntrack);
 
   // AssignmentSink: applies a snapshot or delta to the desired state, then reconciles.
   std::vector<v1::AssignmentStatus> OnUpdate(const v1::WatchAssignmentsResponse& update) override;
@@ -50,16 +56,20 @@ class Reconciler final : public AssignmentSink {
     int64_t addresses_added = 0;
     int64_t addresses_removed = 0;
     int64_t announcements = 0;
+    int64_t conntrack_entries_deleted = 0;
   };
   Counters counters() const;
 
  private:
   std::vector<v1::AssignmentStatus> ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes the conntrack entries of the mappings that `applied` no longer holds as they were.
+  void FlushReplacedFlowsLocked(const NatRuleset& applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ReconcilerOptions options_;
   AddressProgrammer* const addresses_;
   RuleProgrammer* const rules_;
   Announcer* const announcer_;
+  ConntrackFlusher* const conntrack_;
 
   mutable std::mutex mu_;
   bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
@@ -67,6 +77,11 @@ class Reconciler final : public AssignmentSink {
   std::map<std::string, v1::Assignment> desired_ ABSL_GUARDED_BY(mu_);       // by id
   std::map<std::string, v1::AssignmentStatus> statuses_ ABSL_GUARDED_BY(mu_);  // by id, of desired_ only
   Counters counters_ ABSL_GUARDED_BY(mu_);
+  // The NAT mappings last applied (read from the kernel before the first apply of this process), to know which
+  // mappings an apply replaced or removed.
+  std::optional<NatRuleset> applied_ ABSL_GUARDED_BY(mu_);
+  // Flows still to delete because a flush failed; retried at the next reconcile.
+  std::set<ConntrackFilter> pending_flush_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace abode::node

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_address_programmer.h"
+#include "fake_conntrack_flusher.h"
 #include "fake_rule_programmer.h"
 
 namespace abode::node {
@@ -68,11 +69,12 @@ class ReconcilerTest : public ::testing::Test {
     addresses_.AddInterface("eth0");
     addresses_.AddInterface("abode0");
   }
-  Reconciler Make() { return Reconciler({"eth0", "abode0"}, &addresses_, &rules_, &announcer_); }
+  Reconciler Make() { return Reconciler({"eth0", "abode0"}, &addresses_, &rules_, &announcer_, &conntrack_); }
 
   FakeAddressProgrammer addresses_;
   FakeRuleProgrammer rules_;
   FakeAnnouncer announcer_;
+  FakeConntrackFlusher conntrack_;
 };
 
 TEST_F(ReconcilerTest, SnapshotPlacesAddressesMappingsAndAnnouncesUplinkAddresses) {
@@ -116,6 +118,7 @@ TEST_F(ReconcilerTest, RestartAndResyncOfAnUnchangedStateChangeNothing) {
   EXPECT_EQ(rules_.mappings_removed(), 0);
   EXPECT_EQ(announcer_.announced().size(), announcements);
   EXPECT_EQ(restarted.counters().addresses_added, 0);
+  EXPECT_EQ(conntrack_.calls(), 0);  // no flow of an unchanged mapping is touched
 }
 
 TEST_F(ReconcilerTest, DeltasChangeOnlyTheDifference) {
@@ -138,7 +141,7 @@ TEST_F(ReconcilerTest, DeltasChangeOnlyTheDifference) {
 
 TEST_F(ReconcilerTest, PerAssignmentErrorsBecomeStatusesAndTheRestIsServed) {
   addresses_.AddForeignAddress({"eth0", "203.0.113.20", 24});
-  Reconciler reconciler({"eth0", "missing0"}, &addresses_, &rules_, &announcer_);
+  Reconciler reconciler({"eth0", "missing0"}, &addresses_, &rules_, &announcer_, &conntrack_);
   auto changed = ById(reconciler.OnUpdate(
       Snapshot(7, {External("web", "203.0.113.10"), External("taken", "203.0.113.20"),
                    Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("sctp", "169.254.1.1", "10.1.1.9",
@@ -210,6 +213,76 @@ TEST_F(ReconcilerTest, ResyncRepairsAnAddressRemovedByOthersAndAnnouncesItAgain)
   reconciler.Resync();
   EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}));
   EXPECT_EQ(announcer_.announced().size(), 2u);
+}
+
+ConntrackFilter MagicFlows(const std::string& address) {
+  return {IpFamily::kIpv4, "", address, L4Protocol::kUdp, 8125, ""};
+}
+ConntrackFilter ElasticInboundFlows(const std::string& elastic) { return {IpFamily::kIpv4, "", elastic, {}, 0, ""}; }
+ConntrackFilter ElasticOutboundFlows(const std::string& workload, const std::string& elastic) {
+  return {IpFamily::kIpv4, workload, "", {}, 0, elastic};
+}
+
+TEST_F(ReconcilerTest, ConntrackIsFlushedExactlyForChangedAndRemovedMappings) {
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(
+      Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("md", "169.254.1.1", "10.1.1.9"),
+                   Elastic("db", "203.0.113.11", "10.1.1.5"), Elastic("web", "203.0.113.12", "10.1.1.6")}));
+  EXPECT_EQ(conntrack_.calls(), 0);  // only additions: no flow used them yet
+  reconciler.Resync();
+  EXPECT_EQ(conntrack_.calls(), 0);
+
+  // The agent behind "dd" is replaced and "db" moves to another workload; "md" and "web" stay as they are.
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(8);
+  *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");
+  *delta.add_assignments() = Elastic("db", "203.0.113.11", "10.1.1.15");
+  reconciler.OnUpdate(delta);
+  EXPECT_EQ(conntrack_.calls(), 1);  // one flush after the one NAT apply
+  EXPECT_THAT(conntrack_.flushed(),
+              testing::UnorderedElementsAre(MagicFlows("169.254.210.210"), ElasticInboundFlows("203.0.113.11"),
+                                            ElasticOutboundFlows("10.1.1.5", "203.0.113.11")));
+
+  // Removed mappings: "md" loses its target (policy drop), "web" is deleted.
+  conntrack_.Clear();
+  v1::WatchAssignmentsResponse removal;
+  removal.set_revision(9);
+  removal.add_removed("elastic/web");
+  *removal.add_assignments() = Magic("md", "169.254.1.1", "");
+  reconciler.OnUpdate(removal);
+  EXPECT_THAT(conntrack_.flushed(),
+              testing::UnorderedElementsAre(MagicFlows("169.254.1.1"), ElasticInboundFlows("203.0.113.12"),
+                                            ElasticOutboundFlows("10.1.1.6", "203.0.113.12")));
+
+  // Resyncs and a repeated snapshot of the same state flush nothing.
+  const int calls = conntrack_.calls();
+  reconciler.Resync();
+  reconciler.OnUpdate(Snapshot(9, {Magic("dd", "169.254.210.210", "10.1.1.8"), Magic("md", "169.254.1.1", ""),
+                                   Elastic("db", "203.0.113.11", "10.1.1.15")}));
+  EXPECT_EQ(conntrack_.calls(), calls);
+}
+
+TEST_F(ReconcilerTest, ARestartedProcessFlushesMappingsItReplacesInTheKernel) {
+  // Left by the previous process; the agent was replaced while abode-node was down.
+  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}});
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.8")}));
+  EXPECT_THAT(conntrack_.flushed(), ElementsAre(MagicFlows("169.254.210.210")));
+}
+
+TEST_F(ReconcilerTest, AFailedFlushIsRetriedAtTheNextReconcile) {
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7")}));
+  conntrack_.FailNextFlush(absl::PermissionDeniedError("ctnetlink: operation not permitted"));
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(8);
+  *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");
+  reconciler.OnUpdate(delta);
+  EXPECT_EQ(conntrack_.calls(), 0);
+  reconciler.Resync();
+  EXPECT_THAT(conntrack_.flushed(), ElementsAre(MagicFlows("169.254.210.210")));
+  reconciler.Resync();
+  EXPECT_EQ(conntrack_.calls(), 1);
 }
 
 }  // namespace
