@@ -182,7 +182,12 @@ absl::StatusOr<int> CtnetlinkConntrackFlusher::Flush(const std::vector<Conntrack
     }
     if (of_family.empty()) continue;
     absl::StatusOr<std::vector<Entry>> entries = List(family);
-    if (!entries.ok()) return entries.status();
+    if (!entries.ok()) {
+      std::string selected = of_family.front()->filter->ToString();
+      if (of_family.size() > 1) absl::StrAppend(&selected, " and ", of_family.size() - 1, " more");
+      return absl::Status(entries.status().code(),
+                          absl::StrCat("flushing conntrack entries of ", selected, ": ", entries.status().message()));
+    }
     for (const Entry& entry : *entries) {
       const ParsedFilter* match = nullptr;
       for (const ParsedFilter* p : of_family) {
