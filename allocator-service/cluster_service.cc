@@ -182,4 +182,12 @@ grpc::ServerUnaryReactor* ReplicaService::ReadIndex(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* ReplicaService::RelayLiveness(grpc::CallbackServerContext* ctx,
+                                                        const v1::RelayLivenessRequest* req,
+                                                        v1::RelayLivenessResponse* /*resp*/) {
+  // A replica that no longer leads still records it: it relays everything to the next leader anyway.
+  registry_.Relayed(*req);
+  return Finish(ctx, absl::OkStatus());
+}
+
 }  // namespace abode::allocator

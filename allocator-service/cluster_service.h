@@ -1,10 +1,11 @@
 // The Cluster service (status, membership, leadership, checksums) and the replica-to-replica Replica
-// service (forwarded writes, read indexes), over one RaftNode.
+// service (forwarded writes, read indexes, relayed node liveness), over one RaftNode.
 #ifndef ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_
 #define ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_
 
 #include "abode/v1/cluster.grpc.pb.h"
 #include "allocator-service/leader_link.h"
+#include "allocator-service/node_registry.h"
 #include "allocator-service/raft_node.h"
 
 namespace abode::allocator {
@@ -39,15 +40,19 @@ class ClusterService final : public v1::Cluster::CallbackService {
 
 class ReplicaService final : public v1::Replica::CallbackService {
  public:
-  explicit ReplicaService(RaftNode& node) : node_(node) {}
+  // `registry` takes the node liveness followers relay; it outlives the service.
+  ReplicaService(RaftNode& node, NodeRegistry& registry) : node_(node), registry_(registry) {}
 
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,
                                     v1::ForwardResponse* resp) override;
   grpc::ServerUnaryReactor* ReadIndex(grpc::CallbackServerContext* ctx, const v1::ReadIndexRequest* req,
                                       v1::ReadIndexResponse* resp) override;
+  grpc::ServerUnaryReactor* RelayLiveness(grpc::CallbackServerContext* ctx, const v1::RelayLivenessRequest* req,
+                                          v1::RelayLivenessResponse* resp) override;
 
  private:
   RaftNode& node_;
+  NodeRegistry& registry_;
 };
 
 }  // namespace abode::allocator

@@ -95,4 +95,18 @@ void GrpcLeaderLink::ReadIndex(const std::string& leader_grpc_address,
   });
 }
 
+void GrpcLeaderLink::RelayLiveness(const std::string& leader_grpc_address, v1::RelayLivenessRequest relay,
+                                   absl::AnyInvocable<void(absl::Status) &&> done) {
+  using RelayCall = Call<v1::RelayLivenessRequest, v1::RelayLivenessResponse, absl::AnyInvocable<void(absl::Status) &&>>;
+  auto* call = new RelayCall();
+  call->done = std::move(done);
+  call->req = std::move(relay);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
+  stub->async()->RelayLiveness(&call->ctx, &call->req, &call->resp, [call, leader_grpc_address, stub](grpc::Status s) {
+    std::move(call->done)(s.ok() ? absl::OkStatus() : LinkError(s, leader_grpc_address, "node liveness relay"));
+    delete call;
+  });
+}
+
 }  // namespace abode::allocator

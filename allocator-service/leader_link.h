@@ -10,6 +10,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include "abode/v1/cluster.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "allocator-service/raft_node.h"
 
@@ -24,6 +25,10 @@ class GrpcLeaderLink final : public LeaderLink {
                absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) override;
   void ReadIndex(const std::string& leader_grpc_address,
                  absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) override;
+
+  // Hands node liveness heard on this follower to the leader (Replica.RelayLiveness).
+  void RelayLiveness(const std::string& leader_grpc_address, v1::RelayLivenessRequest relay,
+                     absl::AnyInvocable<void(absl::Status) &&> done);
 
   // Thread-safe; one channel per address for the life of the link.
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);

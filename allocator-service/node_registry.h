@@ -1,14 +1,15 @@
-// Node liveness on the replica that hears from the nodes: heartbeats, open streams and reported assignment
-// status live in memory here and are never replicated. Only readiness transitions become commands: when a
-// ready node's lease runs out the registry proposes MarkNodeNotReady (and the state machine moves what it
+// Node liveness: heartbeats, open streams and reported assignment status live in memory and are never
+// replicated. Only readiness transitions become commands, and only the raft leader decides them: when a
+// ready node's lease runs out it proposes MarkNodeNotReady (and the state machine moves what the node
 // served); when a node that is not ready is heard from again it proposes RegisterNode.
 //
-// Today every node streams to the one replica, which leads. With several replicas, followers forward
-// Heartbeat / ReportStatus to the leader (the same calls), and a new leader starts every ready node with
-// a full lease from the moment it took over.
+// Nodes stream to any replica. A follower relays what its streams hear (heartbeats, connections, status
+// reports) to the leader in one batch per sweep interval, so the leader knows every node. A replica that
+// becomes leader starts every node with a full lease from that moment (or from the node's registration,
+// if later) before it expires anything.
 //
-// Thread safety: thread-safe. Expiry decisions read the injected Clock; a sweep runs every
-// sweep_interval_ms of real time and can be run directly (Sweep) by tests.
+// Thread safety: thread-safe. Expiry decisions read the injected Clock; a sweep (expiry on the leader, the
+// relay on a follower) runs every sweep_interval_ms of real time and can be run directly (Sweep) by tests.
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 
@@ -16,43 +17,69 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "abode/v1/cluster.pb.h"
 #include "abode/v1/nodes.pb.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "allocator-service/clock.h"
 #include "allocator-service/command_log.h"
 #include "allocator-service/watch_hub.h"
 
 namespace abode::allocator {
 
+// Who leads, and how a follower reaches the leader with what its streams heard. Implemented over the raft
+// node and the Replica service (server.cc); a single voter needs none (it always leads).
+class LeaderLiveness {
+ public:
+  struct Leader {
+    bool self = false;    // this replica leads (and has applied its term's first entry)
+    std::string address;  // the leader's gRPC address when another replica leads; empty when unknown
+    uint64_t member_id = 0;  // this replica's id
+  };
+  virtual ~LeaderLiveness() = default;
+  virtual Leader Current() = 0;  // thread-safe
+  // Sends `relay` to the leader at `address`; `done` runs once, on any thread, and must not block.
+  virtual void Relay(const std::string& address, v1::RelayLivenessRequest relay,
+                     absl::AnyInvocable<void(absl::Status) &&> done) = 0;
+};
+
 struct NodeRegistryOptions {
   int64_t lease_ms = 5000;           // a node not heard from for this long is not ready
-  int64_t sweep_interval_ms = 200;   // real time between lease checks
+  int64_t sweep_interval_ms = 200;   // real time between lease checks (and between a follower's relays)
   Clock* clock = nullptr;            // required; outlives the registry
+  LeaderLiveness* leadership = nullptr;  // null: this replica always leads; else outlives the registry
 };
 
 class NodeRegistry {
  public:
   NodeRegistry(CommandLog& log, WatchHub& hub, NodeRegistryOptions options);
   ~NodeRegistry();  // Stop()
-  void Stop();      // stops sweeping; idempotent
+  void Stop();      // stops sweeping and waits for a relay in flight; idempotent
 
   int64_t lease_ms() const { return options_.lease_ms; }
+  LeaderLiveness::Leader leader();
 
-  // A node client opened its stream: registers it (labels, interfaces) and starts its lease.
+  // A node client opened its stream here: registers it (labels, interfaces) and starts its lease.
   void Connect(const v1::NodeSpec& spec);
   void Disconnect(const std::string& node);
   void Heartbeat(const std::string& node);
   void ReportStatus(const std::string& node, const v1::AssignmentStatusReport& report);
+  // The leader's side of a follower's relay.
+  void Relayed(const v1::RelayLivenessRequest& relay);
 
-  // Adds what only this replica knows (heartbeat, connection, statuses) to a node from the view.
+  // Adds what is known in memory (last heartbeat, connection, statuses) to a node from the view.
   void Fill(v1::Node* node);
 
-  // Proposes the readiness transitions that are due now.
+  // On the leader, proposes the readiness transitions that are due now; on a follower, relays what its
+  // streams heard since the last relay.
   void Sweep();
 
  private:
@@ -60,25 +87,45 @@ class NodeRegistry {
     v1::NodeSpec spec;
     bool has_spec = false;
     int64_t last_heartbeat_ms = 0;
-    int streams = 0;
+    int streams = 0;       // open on this replica
     bool pending = false;  // a readiness command is in flight
+    bool recheck = false;  // heard from while it was: decide again once it is applied
     std::map<std::string, v1::AssignmentStatus> statuses;
+    // A follower's relay state: what the leader has not been told yet.
+    bool heard_unrelayed = false;
+    std::set<std::string> unrelayed_statuses;
+    bool relayed_connected = false;
+    // The leader's knowledge of streams on other replicas: member id -> connected there.
+    std::map<uint64_t, bool> remote_connected;
   };
 
   void Propose(const std::string& node, v1::Command command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RegisterIfNotReady(const std::string& node, Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RegisterIfNotReady(const std::string& node, Entry& entry, const storage::NodeStateView& view)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Proposes what Propose queued; unlocks `lock` first.
   void SendOutbox(std::unique_lock<std::mutex>& lock);
+  void Expire(const storage::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A follower's next relay (marked in flight), or nothing to send now.
+  std::optional<v1::RelayLivenessRequest> TakeRelay(const LeaderLiveness::Leader& leader, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Connected(const Entry& e, int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   CommandLog& log_;
   WatchHub& hub_;
   const NodeRegistryOptions options_;
-  const int64_t start_ms_;
 
   std::mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::pair<std::string, v1::Command>> outbox_ ABSL_GUARDED_BY(mu_);
+  // Leadership as the last sweep saw it.
+  bool leading_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t lead_since_ms_ ABSL_GUARDED_BY(mu_) = 0;  // leases run at least from here
+  std::map<uint64_t, int64_t> member_seen_ms_ ABSL_GUARDED_BY(mu_);  // leader: last relay per member
+  // Follower: the leader the last successful relay went to (empty: resend everything next time).
+  std::string relayed_to_ ABSL_GUARDED_BY(mu_);
+  bool relaying_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_relay_ms_ ABSL_GUARDED_BY(mu_) = 0;
   std::condition_variable cv_;
   std::thread thread_;
 };

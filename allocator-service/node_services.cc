@@ -1,5 +1,7 @@
 #include "allocator-service/node_services.h"
 
+#include <chrono>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -174,6 +176,47 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
 
 // ------------------------------------------------------------------------------------------------ Nodes
 
+namespace {
+
+// A node read passed on to the leader; the leader answers from its own memory ("abode-read-stale").
+struct LeaderRead {
+  grpc::ClientContext ctx;
+  std::unique_ptr<v1::Nodes::Stub> stub;
+};
+
+template <typename Request, typename Response, typename Call>
+grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, GrpcLeaderLink& link,
+                                       const std::string& leader, const Request* req, Response* resp, Call call) {
+  auto* reactor = ctx->DefaultReactor();
+  auto* read = new LeaderRead();
+  read->stub = v1::Nodes::NewStub(link.Channel(leader));
+  read->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(link.timeout_ms()));
+  read->ctx.AddMetadata("abode-read-stale", "true");
+  call(read->stub->async(), &read->ctx, req, resp, [reactor, read, leader](grpc::Status s) {
+    if (!s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                    s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
+      s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat("reading nodes at the leader ", leader, " failed (", s.error_message(), "); retry"));
+    }
+    reactor->Finish(s);
+    delete read;
+  });
+  return reactor;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> NodesService::LeaderFor(grpc::CallbackServerContext* ctx) {
+  if (link_ == nullptr) return std::string();
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("abode-read-stale");
+  if (it != md.end() && absl::string_view(it->second.data(), it->second.size()) == "true") return std::string();
+  const LeaderLiveness::Leader leader = registry_.leader();
+  if (leader.self) return std::string();
+  if (leader.address.empty()) return absl::UnavailableError("no leader is known to this replica; retry");
+  return leader.address;
+}
+
 WatchReactorBase* NodesService::WatchAssignments(grpc::CallbackServerContext* /*ctx*/) {
   return new WatchReactor(hub_, registry_);
 }
@@ -187,8 +230,15 @@ v1::Node NodesService::Describe(const v1::Node& stored) {
 
 grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx, const v1::GetNodeRequest* req,
                                                 v1::Node* resp) {
-  auto view = hub_.view();
   if (req->name().empty()) return Done(ctx, absl::InvalidArgumentError("name: must not be empty"));
+  auto leader = LeaderFor(ctx);
+  if (!leader.ok()) return Done(ctx, leader.status());
+  if (!leader->empty()) {
+    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+      stub->GetNode(c, q, r, std::move(done));
+    });
+  }
+  auto view = hub_.view();
   auto it = view->nodes.find(req->name());
   if (it == view->nodes.end()) {
     return Done(ctx, absl::NotFoundError(absl::StrCat("name: node \"", req->name(), "\" not found")));
@@ -201,6 +251,13 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
                                                   v1::ListNodesResponse* resp) {
   auto selector = storage::ParseLabelSelector(req->label_selector(), "label_selector");
   if (!selector.ok()) return Done(ctx, selector.status());
+  auto leader = LeaderFor(ctx);
+  if (!leader.ok()) return Done(ctx, leader.status());
+  if (!leader->empty()) {
+    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+      stub->ListNodes(c, q, r, std::move(done));
+    });
+  }
   auto view = hub_.view();
   for (const auto& [name, node] : view->nodes) {
     const auto& labels = node->spec().labels();

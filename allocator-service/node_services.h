@@ -6,14 +6,19 @@
 
 #include "abode/v1/nodes.grpc.pb.h"
 #include "allocator-service/command_log.h"
+#include "allocator-service/leader_link.h"
 #include "allocator-service/node_registry.h"
 #include "allocator-service/watch_hub.h"
 
 namespace abode::allocator {
 
+// GetNode/ListNodes on a follower are passed to the leader, which knows every node's liveness (unless the
+// call carries "abode-read-stale: true": then the follower answers with what its own streams heard).
 class NodesService final : public v1::Nodes::CallbackService {
  public:
-  NodesService(WatchHub& hub, NodeRegistry& registry) : hub_(hub), registry_(registry) {}
+  // `link` reaches the leader from a follower; null for a single voter.
+  NodesService(WatchHub& hub, NodeRegistry& registry, GrpcLeaderLink* link = nullptr)
+      : hub_(hub), registry_(registry), link_(link) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
       grpc::CallbackServerContext* ctx) override;
@@ -24,9 +29,12 @@ class NodesService final : public v1::Nodes::CallbackService {
 
  private:
   v1::Node Describe(const v1::Node& stored);
+  // The leader's gRPC address when this call must be answered there; empty to answer here.
+  absl::StatusOr<std::string> LeaderFor(grpc::CallbackServerContext* ctx);
 
   WatchHub& hub_;
   NodeRegistry& registry_;
+  GrpcLeaderLink* link_;
 };
 
 class ExternalAddressesService final : public v1::ExternalAddresses::CallbackService {

@@ -10,6 +10,32 @@
 #include "spdlog/spdlog.h"
 
 namespace abode::allocator {
+namespace {
+
+// Leadership as the raft node sees it; relays go over the Replica service.
+class RaftLeaderLiveness final : public LeaderLiveness {
+ public:
+  RaftLeaderLiveness(RaftNode& node, GrpcLeaderLink& link) : node_(node), link_(link) {}
+
+  Leader Current() override {
+    const ClusterView v = node_.view();
+    Leader out;
+    out.member_id = v.id;
+    out.self = v.role == "leader" && v.ready;
+    if (v.leader_id != 0 && v.leader_id != v.id) out.address = v.leader_grpc_address;
+    return out;
+  }
+  void Relay(const std::string& address, v1::RelayLivenessRequest relay,
+             absl::AnyInvocable<void(absl::Status) &&> done) override {
+    link_.RelayLiveness(address, std::move(relay), std::move(done));
+  }
+
+ private:
+  RaftNode& node_;
+  GrpcLeaderLink& link_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
@@ -22,17 +48,19 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   auto node = RaftNode::Start(options.raft);
   if (!node.ok()) return node.status();
   s->node_ = std::move(*node);
+  if (s->link_ != nullptr) s->leadership_ = std::make_unique<RaftLeaderLiveness>(*s->node_, *s->link_);
   s->registry_ = std::make_unique<NodeRegistry>(
       *s->node_, *s->hub_,
-      NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock});
-  s->nodes_ = std::make_unique<NodesService>(*s->hub_, *s->registry_);
+      NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock,
+                          s->leadership_.get()});
+  s->nodes_ = std::make_unique<NodesService>(*s->hub_, *s->registry_, s->link_.get());
   s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
   s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
   s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);
   s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader(), s->node_.get());
   s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader(), s->node_.get());
   s->cluster_ = std::make_unique<ClusterService>(*s->node_, s->link_.get());
-  s->replica_ = std::make_unique<ReplicaService>(*s->node_);
+  s->replica_ = std::make_unique<ReplicaService>(*s->node_, *s->registry_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -53,6 +53,7 @@ class AllocatorServer {
   std::unique_ptr<GrpcLeaderLink> link_;  // outlives node_
   std::unique_ptr<WatchHub> hub_;  // outlives node_ and every stream
   std::unique_ptr<RaftNode> node_;
+  std::unique_ptr<LeaderLiveness> leadership_;  // with peers; outlives registry_
   std::unique_ptr<NodeRegistry> registry_;
   std::unique_ptr<NodesService> nodes_;
   std::unique_ptr<ExternalAddressesService> externals_;

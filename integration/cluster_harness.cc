@@ -167,6 +167,10 @@ absl::Status ClusterHarness::Start(int i) {
       "--forward-timeout-ms", "2000",
   };
   argv.insert(argv.end(), own.begin(), own.end());
+  if (options_.node_lease_ms > 0) {
+    argv.push_back("--node-lease-ms");
+    argv.push_back(std::to_string(options_.node_lease_ms));
+  }
   const pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {

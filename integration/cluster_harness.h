@@ -27,6 +27,7 @@ struct ClusterOptions {
   int heartbeat_timeout_ms = 60;
   int snapshot_threshold = 8192;
   int snapshot_trailing = 2048;
+  int node_lease_ms = 0;  // --node-lease-ms; 0: the allocator's default
 };
 
 class ClusterHarness {

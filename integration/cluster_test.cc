@@ -1,9 +1,11 @@
 // A replicated allocator cluster of real abode-allocator processes: forwarding, linearizable and stale
-// reads, leader kill -9 under load, wiped-member rejoin by snapshot, all-members restart, and a minority
-// partition in network namespaces.
+// reads, leader kill -9 under load, wiped-member rejoin by snapshot, all-members restart, node leases
+// decided by the leader for nodes streaming to followers, and a minority partition in network namespaces.
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -17,6 +19,7 @@
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/cluster.grpc.pb.h"
+#include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "integration/cluster_harness.h"
 
@@ -317,6 +320,180 @@ TEST(ClusterTest, NewLeaderServesWithinThreeSecondsOfKill9) {
   std::printf("write served %lld ms after kill -9 of the leader (%d tries)\n", static_cast<long long>(took.count()),
               tries);
   EXPECT_LE(took.count(), 3000);
+}
+
+// A node client streaming to one member: registers, heartbeats every `heartbeat_ms` until closed, and can
+// report an assignment status.
+class StreamingNode {
+ public:
+  StreamingNode(std::shared_ptr<grpc::Channel> channel, const std::string& name, int heartbeat_ms)
+      : stub_(v1::Nodes::NewStub(std::move(channel))) {
+    stream_ = stub_->WatchAssignments(&ctx_);
+    v1::WatchAssignmentsRequest start;
+    start.mutable_start()->set_node(name);
+    start.mutable_start()->mutable_registration()->set_name(name);
+    stream_->Write(start);
+    reader_ = std::thread([this] {
+      v1::WatchAssignmentsResponse r;
+      while (stream_->Read(&r)) {
+      }
+    });
+    heartbeats_ = std::thread([this, heartbeat_ms] {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!cv_.wait_for(lock, milliseconds(heartbeat_ms), [this] { return closed_; })) {
+        v1::WatchAssignmentsRequest hb;
+        hb.mutable_heartbeat();
+        stream_->Write(hb);
+      }
+    });
+  }
+  ~StreamingNode() { Close(); }
+  void Report(const std::string& id, const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    v1::WatchAssignmentsRequest r;
+    auto* s = r.mutable_status()->add_statuses();
+    s->set_id(id);
+    s->set_revision(1);
+    s->set_state(v1::ASSIGNMENT_STATE_ERROR);
+    s->set_message(message);
+    stream_->Write(r);
+  }
+  // Ends the stream the way a node client that dies does: no more heartbeats, connection gone.
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    cv_.notify_all();
+    heartbeats_.join();
+    ctx_.TryCancel();
+    reader_.join();
+  }
+
+ private:
+  std::unique_ptr<v1::Nodes::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>> stream_;
+  std::mutex mu_;  // writes
+  std::condition_variable cv_;
+  bool closed_ = false;
+  std::thread reader_, heartbeats_;
+};
+
+absl::StatusOr<v1::Node> GetNode(ClusterHarness& c, int member, const std::string& name, bool stale = false) {
+  auto stub = v1::Nodes::NewStub(c.channel(member));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(5000));
+  if (stale) ctx.AddMetadata("abode-read-stale", "true");
+  v1::GetNodeRequest req;
+  req.set_name(name);
+  v1::Node out;
+  grpc::Status s = stub->GetNode(&ctx, req, &out);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return out;
+}
+
+// Polls member `member` until `pred` holds for the node (up to `limit`).
+bool WaitNode(ClusterHarness& c, int member, const std::string& name, const std::function<bool(const v1::Node&)>& pred,
+              milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    auto n = GetNode(c, member, name);
+    if (n.ok() && pred(*n)) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(ClusterTest, NodeLeasesAreDecidedByTheLeaderForNodesStreamingToFollowers) {
+  ClusterOptions o;
+  o.node_lease_ms = 1500;
+  auto c = MakeCluster(o);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->StartAll().ok());
+  auto leader = c->WaitForLeader(seconds(30));
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int follower = (*leader + 1) % c->size();
+  const int other = (*leader + 2) % c->size();
+
+  // A node streams to a follower and heartbeats every lease/3: it becomes ready and stays ready over
+  // several leases, on every member's view (readiness is replicated: one registration, no transitions).
+  StreamingNode node(c->channel(follower), "edge-1", 500);
+  ASSERT_TRUE(WaitNode(*c, *leader, "edge-1", [](const v1::Node& n) { return n.ready() && n.connected(); },
+                       seconds(30)));
+  auto registered = GetNode(*c, *leader, "edge-1");
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  std::this_thread::sleep_for(milliseconds(3 * o.node_lease_ms));
+  for (int m = 0; m < c->size(); ++m) {
+    auto n = GetNode(*c, m, "edge-1");
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_TRUE(n->ready()) << "member " << m + 1;
+    EXPECT_EQ(n->revision(), registered->revision()) << "member " << m + 1 << ": readiness changed meanwhile";
+    EXPECT_TRUE(n->connected()) << "member " << m + 1;
+    EXPECT_GT(n->last_heartbeat_unix_ms(), 0) << "member " << m + 1;
+  }
+
+  // A status reported on the follower's stream is visible on every member.
+  node.Report("magic/dd-agent", "no route to the agent");
+  for (int m = 0; m < c->size(); ++m) {
+    EXPECT_TRUE(WaitNode(*c, m, "edge-1",
+                         [](const v1::Node& n) {
+                           return n.statuses_size() == 1 && n.statuses(0).id() == "magic/dd-agent" &&
+                                  n.statuses(0).message() == "no route to the agent";
+                         },
+                         seconds(10)))
+        << "member " << m + 1;
+  }
+
+  // The stream dies: the leader expires the lease; the followers only learn it from the log.
+  node.Close();
+  EXPECT_TRUE(WaitNode(*c, other, "edge-1", [](const v1::Node& n) { return !n.ready() && !n.connected(); },
+                       seconds(30)));
+  EXPECT_EQ(Count(Slurp(c->log_path(*leader)), "node edge-1: lease expired"), 1u);
+  EXPECT_EQ(Count(Slurp(c->log_path(follower)), "node edge-1: lease expired"), 0u);
+  EXPECT_EQ(Count(Slurp(c->log_path(other)), "node edge-1: lease expired"), 0u);
+}
+
+TEST(ClusterTest, ANewLeaderGivesNodesStreamingToFollowersAFullLease) {
+  ClusterOptions o;
+  o.node_lease_ms = 1500;
+  auto c = MakeCluster(o);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->StartAll().ok());
+  auto leader = c->WaitForLeader(seconds(30));
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int follower = (*leader + 1) % c->size();
+
+  StreamingNode node(c->channel(follower), "edge-2", 500);
+  ASSERT_TRUE(WaitNode(*c, follower, "edge-2", [](const v1::Node& n) { return n.ready(); }, seconds(30)));
+  node.Report("external/web", "address busy");
+  ASSERT_TRUE(WaitNode(*c, *leader, "edge-2", [](const v1::Node& n) { return n.statuses_size() == 1; }, seconds(10)));
+  auto before = GetNode(*c, follower, "edge-2");
+  ASSERT_TRUE(before.ok()) << before.status();
+
+  // The leader dies. Whoever leads next hears the node through the surviving follower's relays (or its own
+  // stream) and keeps it ready: no transition over several leases.
+  c->Kill(*leader);
+  auto next = c->WaitForLeader(seconds(30));
+  ASSERT_TRUE(next.ok()) << next.status();
+  std::this_thread::sleep_for(milliseconds(3 * o.node_lease_ms));
+  auto after = GetNode(*c, follower, "edge-2");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->ready());
+  EXPECT_EQ(after->revision(), before->revision()) << "readiness changed across the leader change";
+  EXPECT_TRUE(after->connected());
+  ASSERT_EQ(after->statuses_size(), 1) << "the new leader was told the node's statuses";
+  EXPECT_EQ(after->statuses(0).message(), "address busy");
+
+  node.Close();
+  EXPECT_TRUE(WaitNode(*c, *next, "edge-2", [](const v1::Node& n) { return !n.ready(); }, seconds(30)));
 }
 
 TEST(ClusterTest, NoQuorumAnswersUnavailableWithinTheDeadline) {
