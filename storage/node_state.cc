@@ -286,32 +286,47 @@ absl::StatusOr<v1::Allocation> NodeState::AllocateExternal(const std::string& ow
   return a;
 }
 
-absl::StatusOr<v1::CommandResult> NodeState::CreateExternal(const v1::CreateExternalAddressRequest& req) {
-  const v1::ExternalAddressSpec& spec = req.address();
+template <typename Object>
+absl::StatusOr<NodeState::NewAddress<Object>> NodeState::PrepareAddress(const decltype(Object().spec())& spec,
+                                                                        const Objects<Object>& stored,
+                                                                        absl::string_view kind,
+                                                                        absl::string_view owner_prefix,
+                                                                        const std::function<absl::Status()>& check) {
   if (absl::Status s = ValidateName(spec.name(), "address.name", false); !s.ok()) return s;
   if (absl::Status s = ValidateName(spec.pool(), "address.pool", false); !s.ok()) return s;
-  if (auto sel = ParseLabelSelector(spec.node_selector(), "address.node_selector"); !sel.ok()) return sel.status();
+  if (absl::Status s = check(); !s.ok()) return s;
   if (!spec.address().empty()) {
     if (auto a = IpAddress::Parse(spec.address(), "address.address"); !a.ok()) return a.status();
   }
-  if (auto it = externals_.find(spec.name()); it != externals_.end()) {
-    if (Serialize(it->second->spec()) == Serialize(spec)) {
-      v1::CommandResult same;
-      *same.mutable_external_address() = *it->second;
-      return same;
-    }
-    return absl::AlreadyExistsError(absl::StrCat("address.name: external address ", Q(spec.name()), " already exists"));
+  if (auto it = stored.find(spec.name()); it != stored.end()) {
+    if (Serialize(it->second->spec()) == Serialize(spec)) return NewAddress<Object>{*it->second, true};
+    return absl::AlreadyExistsError(absl::StrCat("address.name: ", kind, " ", Q(spec.name()), " already exists"));
   }
-  auto alloc = AllocateExternal(absl::StrCat(kExternalOwner, spec.name()), spec.pool(), spec.address(), "address");
+  auto alloc = AllocateExternal(absl::StrCat(owner_prefix, spec.name()), spec.pool(), spec.address(), "address");
   if (!alloc.ok()) return alloc.status();
-  v1::ExternalAddress x;
-  *x.mutable_spec() = spec;
-  x.set_address(alloc->address());
-  x.set_prefix_length(alloc->prefix_length());
-  x.set_network(alloc->network());
-  x.set_create_revision(host_.CurrentRevision());
-  x.set_create_time_unix_ms(host_.NowMs());
-  x.set_revision(host_.CurrentRevision());
+  NewAddress<Object> out;
+  *out.object.mutable_spec() = spec;
+  out.object.set_address(alloc->address());
+  out.object.set_prefix_length(alloc->prefix_length());
+  out.object.set_network(alloc->network());
+  out.object.set_create_revision(host_.CurrentRevision());
+  out.object.set_create_time_unix_ms(host_.NowMs());
+  out.object.set_revision(host_.CurrentRevision());
+  return out;
+}
+
+absl::StatusOr<v1::CommandResult> NodeState::CreateExternal(const v1::CreateExternalAddressRequest& req) {
+  const v1::ExternalAddressSpec& spec = req.address();
+  auto prepared = PrepareAddress<v1::ExternalAddress>(spec, externals_, "external address", kExternalOwner, [&] {
+    return ParseLabelSelector(spec.node_selector(), "address.node_selector").status();
+  });
+  if (!prepared.ok()) return prepared.status();
+  if (prepared->existing) {
+    v1::CommandResult same;
+    *same.mutable_external_address() = std::move(prepared->object);
+    return same;
+  }
+  const v1::ExternalAddress& x = prepared->object;
   Objects<v1::ExternalAddress> next = externals_;
   next[spec.name()] = Share(x);
   for (auto& m : PlanPlacement(nodes_, next)) {
@@ -352,29 +367,15 @@ absl::StatusOr<v1::CommandResult> NodeState::DeleteExternal(const v1::DeleteExte
 
 absl::StatusOr<v1::CommandResult> NodeState::CreateElastic(const v1::CreateElasticAddressRequest& req) {
   const v1::ElasticAddressSpec& spec = req.address();
-  if (absl::Status s = ValidateName(spec.name(), "address.name", false); !s.ok()) return s;
-  if (absl::Status s = ValidateName(spec.pool(), "address.pool", false); !s.ok()) return s;
-  if (!spec.address().empty()) {
-    if (auto a = IpAddress::Parse(spec.address(), "address.address"); !a.ok()) return a.status();
+  auto prepared = PrepareAddress<v1::ElasticAddress>(spec, elastics_, "elastic address", kElasticOwner,
+                                                     [] { return absl::OkStatus(); });
+  if (!prepared.ok()) return prepared.status();
+  if (prepared->existing) {
+    v1::CommandResult same;
+    *same.mutable_elastic_address() = std::move(prepared->object);
+    return same;
   }
-  if (auto it = elastics_.find(spec.name()); it != elastics_.end()) {
-    if (Serialize(it->second->spec()) == Serialize(spec)) {
-      v1::CommandResult same;
-      *same.mutable_elastic_address() = *it->second;
-      return same;
-    }
-    return absl::AlreadyExistsError(absl::StrCat("address.name: elastic address ", Q(spec.name()), " already exists"));
-  }
-  auto alloc = AllocateExternal(absl::StrCat(kElasticOwner, spec.name()), spec.pool(), spec.address(), "address");
-  if (!alloc.ok()) return alloc.status();
-  v1::ElasticAddress e;
-  *e.mutable_spec() = spec;
-  e.set_address(alloc->address());
-  e.set_prefix_length(alloc->prefix_length());
-  e.set_network(alloc->network());
-  e.set_create_revision(host_.CurrentRevision());
-  e.set_create_time_unix_ms(host_.NowMs());
-  e.set_revision(host_.CurrentRevision());
+  v1::ElasticAddress& e = prepared->object;
   if (absl::Status s = WriteRow(kElastics, spec.name(), e); !s.ok()) return s;
   elastics_[spec.name()] = Share(e);
   view_dirty_ = true;

@@ -15,6 +15,7 @@
 #define ABODE_STORAGE_NODE_STATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -143,6 +144,21 @@ class NodeState {
   // Allocates the address of an external or elastic address in an external pool.
   absl::StatusOr<v1::Allocation> AllocateExternal(const std::string& owner, const std::string& pool,
                                                   const std::string& address, absl::string_view field);
+  // What creating an external or elastic address starts with: the object to store, or the one already
+  // stored when a create is retried with the same spec (`existing`).
+  template <typename Object>
+  struct NewAddress {
+    Object object;
+    bool existing = false;
+  };
+  // The steps external and elastic addresses share: check the spec (`check` runs after the name and pool
+  // checks), answer a retried create with the stored object, refuse another spec under the same name, and
+  // hold the address as an allocation of `owner_prefix` + name in the spec's external pool.
+  template <typename Object>
+  absl::StatusOr<NewAddress<Object>> PrepareAddress(const decltype(Object().spec())& spec,
+                                                    const Objects<Object>& stored, absl::string_view kind,
+                                                    absl::string_view owner_prefix,
+                                                    const std::function<absl::Status()>& check);
   // Serving nodes for every external address given these nodes: claims whose node is still ready and
   // matching stay; the others go to the eligible node serving the fewest (then the lowest name).
   std::vector<v1::ExternalAddress> PlanPlacement(const Objects<v1::Node>& nodes,
