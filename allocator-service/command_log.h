@@ -14,10 +14,10 @@ class CommandLog {
   using Done = absl::AnyInvocable<void(storage::CommandOutcome) &&>;
   virtual ~CommandLog() = default;
 
-  // Thread-safe. `done` runs exactly once, on the log's thread (or, for a write a follower forwarded to the
-  // leader, on the thread that received the leader's answer): with the command's outcome after it was
-  // committed durably and applied, or with UNAVAILABLE if it could not be committed (no leader, no quorum,
-  // shutdown). It must not block.
+  // Thread-safe. `done` runs exactly once: with the command's outcome after it was committed durably and
+  // applied (on a completion thread, never the raft loop; for a write a follower forwarded to the leader, on
+  // the thread that received the leader's answer), or with UNAVAILABLE if it could not be committed (no
+  // leader, no quorum, shutdown; on any thread, the caller's included). It must not block.
   virtual void Propose(v1::Command command, Done done) = 0;
 };
 

@@ -28,6 +28,7 @@ extern "C" {
 #include "abode/v1/snapshot.pb.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "allocator-service/raft_codec.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "spdlog/spdlog.h"
 
@@ -38,6 +39,9 @@ struct Proposal {
   v1::Command command;
   CommandLog::Done done;
   bool local = false;  // forwarded to us: propose here or fail, never forward again
+  // The loop's own housekeeping: `done` runs on the loop thread and may touch the loop's state. Everyone
+  // else's `done` runs on a completion thread, so that answering callers never holds up raft.
+  bool on_loop = false;
 };
 
 using Task = absl::AnyInvocable<void() &&>;
@@ -143,6 +147,7 @@ struct InFlight {
   class RaftNode::Loop* owner = nullptr;
   uint64_t proposal_id = 0;
   std::vector<CommandLog::Done> dones;
+  std::vector<bool> on_loop;  // per done: see Proposal::on_loop
   std::vector<storage::CommandOutcome> outcomes;
   bool applied = false;
 };
@@ -177,59 +182,6 @@ class DirLock {
  private:
   int fd_ = -1;
 };
-
-// Log entry framing: an 8-byte little-endian payload length, the serialized CommandBatch, zero padding to
-// a multiple of 8 bytes. c-raft's segment writer requires 8-byte multiples; the length makes the padding
-// unambiguous. The CommandBatch carries its own format version.
-raft_buffer EncodeEntry(const v1::CommandBatch& batch) {
-  const size_t payload = batch.ByteSizeLong();
-  raft_buffer buf;
-  buf.len = 8 + ((payload + 7) & ~size_t{7});
-  buf.base = raft_calloc(1, buf.len);
-  auto* p = static_cast<uint8_t*>(buf.base);
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>((uint64_t{payload} >> (8 * i)) & 0xff);
-  batch.SerializeWithCachedSizesToArray(p + 8);
-  return buf;
-}
-
-absl::Status DecodeEntry(const raft_buffer& buf, v1::CommandBatch* batch) {
-  if (buf.len < 8) return absl::DataLossError("entry shorter than its header");
-  const auto* p = static_cast<const uint8_t*>(buf.base);
-  uint64_t payload = 0;
-  for (int i = 0; i < 8; ++i) payload |= uint64_t{p[i]} << (8 * i);
-  if (payload > buf.len - 8) return absl::DataLossError("entry length exceeds the entry");
-  if (!batch->ParseFromArray(p + 8, static_cast<int>(payload))) return absl::DataLossError("unreadable command batch");
-  return absl::OkStatus();
-}
-
-// Snapshot framing: the magic "ABODERIX", the 8-byte little-endian raft index the snapshot was taken at,
-// then the state snapshot (storage/snapshot.h). The index lets a replica whose database is already past the
-// snapshot skip restoring it. A buffer without the frame is a bare state snapshot (index unknown).
-constexpr char kSnapshotFrameMagic[8] = {'A', 'B', 'O', 'D', 'E', 'R', 'I', 'X'};
-
-raft_buffer FrameSnapshot(uint64_t raft_index, const std::string& state) {
-  raft_buffer buf;
-  buf.len = 16 + state.size();
-  buf.base = raft_malloc(buf.len);
-  auto* p = static_cast<uint8_t*>(buf.base);
-  std::memcpy(p, kSnapshotFrameMagic, 8);
-  for (int i = 0; i < 8; ++i) p[8 + i] = static_cast<uint8_t>((raft_index >> (8 * i)) & 0xff);
-  std::memcpy(p + 16, state.data(), state.size());
-  return buf;
-}
-
-struct SnapshotFrame {
-  uint64_t raft_index = 0;
-  absl::string_view state;
-};
-
-SnapshotFrame UnframeSnapshot(const raft_buffer& buf) {
-  const auto* p = static_cast<const char*>(buf.base);
-  if (buf.len < 16 || std::memcmp(p, kSnapshotFrameMagic, 8) != 0) return {0, absl::string_view(p, buf.len)};
-  uint64_t index = 0;
-  for (int i = 0; i < 8; ++i) index |= uint64_t{static_cast<uint8_t>(p[8 + i])} << (8 * i);
-  return {index, absl::string_view(p + 16, buf.len - 16)};
-}
 
 absl::Status RaftError(int rv, absl::string_view what, const char* detail) {
   return absl::UnavailableError(absl::StrCat(what, ": ", raft_strerror(rv), detail && *detail ? ": " : "",
@@ -603,6 +555,7 @@ class RaftNode::Loop {
       for (size_t i = start; i < end; ++i) {
         *batch.add_commands() = std::move(proposals[i].command);
         f->dones.push_back(std::move(proposals[i].done));
+        f->on_loop.push_back(proposals[i].on_loop);
       }
       raft_buffer buf = EncodeEntry(batch);
       f->req.data = f;
@@ -663,19 +616,34 @@ class RaftNode::Loop {
         });
   }
 
+  // Answers everyone who waited for this entry: the loop's own callers at once, all others together in one
+  // task on a completion thread (responding to gRPC callers costs more than applying the entry).
   static void OnApplied(struct raft_apply* req, int status, void* /*result*/) {
-    auto* f = static_cast<InFlight*>(req->data);
+    std::unique_ptr<InFlight> f(static_cast<InFlight*>(req->data));
     f->owner->inflight_.erase(f->proposal_id);
+    std::vector<storage::CommandOutcome> outcomes;
+    outcomes.reserve(f->dones.size());
     for (size_t i = 0; i < f->dones.size(); ++i) {
       if (status != 0) {
-        std::move(f->dones[i])(absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status))));
+        outcomes.emplace_back(absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status))));
       } else if (!f->applied || i >= f->outcomes.size()) {
-        std::move(f->dones[i])(absl::InternalError("committed but its outcome was lost"));
+        outcomes.emplace_back(absl::InternalError("committed but its outcome was lost"));
       } else {
-        std::move(f->dones[i])(std::move(f->outcomes[i]));
+        outcomes.push_back(std::move(f->outcomes[i]));
       }
     }
-    delete f;
+    std::vector<std::pair<Done, storage::CommandOutcome>> off_loop;
+    for (size_t i = 0; i < f->dones.size(); ++i) {
+      if (f->on_loop[i]) {
+        std::move(f->dones[i])(std::move(outcomes[i]));
+      } else {
+        off_loop.emplace_back(std::move(f->dones[i]), std::move(outcomes[i]));
+      }
+    }
+    if (off_loop.empty()) return;
+    f->owner->PostOffLoop([off_loop = std::move(off_loop)]() mutable {
+      for (auto& [done, outcome] : off_loop) std::move(done)(std::move(outcome));
+    });
   }
 
   static int FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
@@ -847,6 +815,7 @@ class RaftNode::Loop {
         std::vector<Proposal> p(1);
         p[0].command.mutable_expire_allocations();
         p[0].local = true;
+        p[0].on_loop = true;
         p[0].done = [this](storage::CommandOutcome o) {
           expire_pending_ = false;
           if (o.ok() && o->changed() > 0) spdlog::info("reclaimed {} expired allocations", o->changed());
@@ -859,6 +828,7 @@ class RaftNode::Loop {
       std::vector<Proposal> p(1);
       p[0].command.mutable_prune_history()->set_older_than_unix_ms(now - options_.history_retention_ms);
       p[0].local = true;
+      p[0].on_loop = true;
       p[0].done = [](storage::CommandOutcome) {};
       ProposeAll(p);
     }
@@ -1098,7 +1068,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions&
 }
 
 void RaftNode::Propose(v1::Command command, Done done) {
-  loop_->Enqueue(Proposal{std::move(command), std::move(done), false});
+  loop_->Enqueue(Proposal{std::move(command), std::move(done), false, false});
 }
 
 void RaftNode::ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones) {
