@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/temp_dir_for_test.h"
 #include "storage/state_machine.h"
 
 namespace abode::storage {
@@ -23,19 +24,11 @@ constexpr int64_t kT0 = 1'700'000'000'000;
 
 class NodeStateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "abode-nodes-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    sm_ = OpenMachine("a.db");
-  }
-  void TearDown() override {
-    sm_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { sm_ = OpenMachine("a.db"); }
+  void TearDown() override { sm_.reset(); }
   std::unique_ptr<StateMachine> OpenMachine(const std::string& name) {
     StateMachineOptions o;
-    o.db_path = dir_ + "/" + name;
+    o.db_path = dir_.File(name);
     auto sm = StateMachine::Open(o);
     EXPECT_TRUE(sm.ok()) << sm.status();
     return std::move(*sm);
@@ -131,7 +124,7 @@ class NodeStateTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  TempDir dir_;
   int views_ = 0;
   int64_t now_ = kT0;
   std::unique_ptr<StateMachine> sm_;

@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMach
     std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
     if (absl::Status s = sm->PrepareStatements(); !s.ok()) return s;
     if (absl::Status s = sm->LoadFromDatabase(); !s.ok()) return s;
+    if (absl::Status s = sm->StartCheckpointer(); !s.ok()) return s;
     return sm;
   }
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
@@ -76,7 +77,15 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMach
   if (absl::Status s = db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)); !s.ok()) return s;
   std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
   if (absl::Status s = sm->PrepareStatements(); !s.ok()) return s;
+  if (absl::Status s = sm->StartCheckpointer(); !s.ok()) return s;
   return sm;
+}
+
+absl::Status StateMachine::StartCheckpointer() {
+  auto c = WalCheckpointer::Start(db_, options_.db_path);
+  if (!c.ok()) return c.status();
+  checkpointer_ = std::move(*c);
+  return absl::OkStatus();
 }
 
 absl::Status StateMachine::PrepareStatements() {

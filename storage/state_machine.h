@@ -24,6 +24,7 @@
 #include "storage/node_state.h"
 #include "storage/pool_layout.h"
 #include "storage/sqlite.h"
+#include "storage/wal_checkpointer.h"
 
 namespace abode::storage {
 
@@ -94,6 +95,8 @@ class StateMachine : private NodeStateHost {
 
   explicit StateMachine(StateMachineOptions options, Database db);
   absl::Status PrepareStatements();
+  // Moves WAL checkpoints off the applying thread (see wal_checkpointer.h).
+  absl::Status StartCheckpointer();
   absl::Status LoadFromDatabase();
 
   CommandOutcome ApplyCommand(const v1::Command& command);
@@ -124,6 +127,7 @@ class StateMachine : private NodeStateHost {
 
   StateMachineOptions options_;
   Database db_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // after db_: detaches from it before it closes
   std::unique_ptr<Statements> stmts_;
   std::map<std::string, PoolState, std::less<>> pools_;  // by name
   absl::flat_hash_map<int64_t, std::string> pool_names_;  // id -> name

@@ -19,6 +19,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
+#include "storage/temp_dir_for_test.h"
 #include "storage/snapshot.h"
 
 namespace abode::storage {
@@ -29,26 +30,6 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 constexpr int64_t kT0 = 1'700'000'000'000;
-
-// A fresh directory under the test temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "abode-storage-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << tmpl;
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(absl::string_view name) const { return absl::StrCat(path_, "/", name); }
-
- private:
-  std::string path_;
-};
 
 struct SqliteHandle {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
