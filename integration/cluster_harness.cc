@@ -1,6 +1,7 @@
 #include "integration/cluster_harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -15,6 +17,7 @@
 
 #include <grpcpp/create_channel.h>
 
+#include "abode/v1/pools.grpc.pb.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -42,7 +45,87 @@ std::chrono::system_clock::time_point DeadlineIn(int ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
 
+// Starts `argv` (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to `out` and
+// `err` (one file when they are the same). Returns its pid, or -1.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  std::vector<char*> raw;
+  for (const auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
+  raw.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // The child of a threaded process: async-signal-safe calls only until exec.
+  const int in_fd = ::open("/dev/null", O_RDONLY);
+  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int err_fd = err == out ? out_fd : ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (in_fd >= 0) ::dup2(in_fd, 0);
+  if (out_fd >= 0) ::dup2(out_fd, 1);
+  if (err_fd >= 0) ::dup2(err_fd, 2);
+  ::execv(raw[0], raw.data());
+  ::_exit(127);
+}
+
 }  // namespace
+
+std::string Slurp(const std::string& path) {
+  std::string text;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return text;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv) {
+  ProcessResult result;
+  char out_tmpl[] = "/tmp/abode-run-out-XXXXXX";
+  char err_tmpl[] = "/tmp/abode-run-err-XXXXXX";
+  const int out_fd = ::mkstemp(out_tmpl);
+  const int err_fd = ::mkstemp(err_tmpl);
+  if (out_fd >= 0) ::close(out_fd);
+  if (err_fd >= 0) ::close(err_fd);
+  if (out_fd >= 0 && err_fd >= 0) {
+    const pid_t pid = Spawn(argv, out_tmpl, err_tmpl);
+    int status = 0;
+    pid_t waited = -1;
+    if (pid > 0) {
+      do {
+        waited = ::waitpid(pid, &status, 0);
+      } while (waited < 0 && errno == EINTR);
+    }
+    if (waited == pid) {
+      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+    result.out = Slurp(out_tmpl);
+    result.err = Slurp(err_tmpl);
+  }
+  ::unlink(out_tmpl);
+  ::unlink(err_tmpl);
+  return result;
+}
+
+grpc::Status CreatePool(ClusterHarness& c, int member, const std::string& name, const std::string& cidr) {
+  auto stub = v1::Pools::NewStub(c.channel(member));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(5000));
+  v1::CreatePoolRequest req;
+  req.mutable_pool()->set_name(name);
+  req.mutable_pool()->set_cidr(cidr);
+  v1::Pool out;
+  return stub->CreatePool(&ctx, req, &out);
+}
+
+grpc::Status Allocate(ClusterHarness& c, int member, const std::string& pool, const std::string& owner,
+                      v1::Allocation* out, int timeout_ms) {
+  auto stub = v1::Allocator::NewStub(c.channel(member));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout_ms));
+  v1::AllocateRequest req;
+  req.set_pool(pool);
+  req.set_owner(owner);
+  return stub->Allocate(&ctx, req, out);
+}
 
 absl::Status Shell(const std::string& command) {
   const std::string full = command + " 2>&1";
@@ -65,35 +148,44 @@ absl::StatusOr<std::unique_ptr<ClusterHarness>> ClusterHarness::Create(std::stri
   const char* root = ::mkdtemp(tmpl);
   if (root == nullptr) return absl::InternalError("mkdtemp failed");
   h->root_ = root;
-  h->members_.resize(options.members);
-  const int tag = static_cast<int>(::getpid() % 200) + 20;
-  for (int i = 0; i < options.members; ++i) {
-    auto& m = h->members_[i];
-    m.data_dir = absl::StrCat(h->root_, "/member", i + 1);
-    m.log = absl::StrCat(h->root_, "/member", i + 1, ".log");
-    if (options.network_namespaces) {
-      m.ip = absl::StrCat("10.199.", tag, ".", i + 1);
-      m.netns = absl::StrCat("abode-it-", ::getpid(), "-", i + 1);
-      m.grpc_port = 7443;
-      m.raft_port = 7444;
-    } else {
-      m.ip = "127.0.0.1";
-      m.grpc_port = FreeLoopbackPort();
-      m.raft_port = FreeLoopbackPort();
-    }
-    grpc::ChannelArguments args;
-    // Members come and go during a test: reconnect fast (gRPC waits up to 20 s by default).
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-    m.channel = grpc::CreateCustomChannel(absl::StrCat(m.ip, ":", m.grpc_port), grpc::InsecureChannelCredentials(),
-                                          args);
-  }
+  for (int i = 0; i < options.members; ++i) h->AddMemberSlot();
   if (options.network_namespaces) {
     h->bridge_ = absl::StrCat("abr", ::getpid() % 100000);
     if (absl::Status s = h->SetUpNamespaces(); !s.ok()) return s;
   }
   return h;
+}
+
+void ClusterHarness::AddMemberSlot() {
+  const int i = size();
+  members_.emplace_back();
+  auto& m = members_.back();
+  m.data_dir = absl::StrCat(root_, "/member", i + 1);
+  m.log = absl::StrCat(root_, "/member", i + 1, ".log");
+  if (options_.network_namespaces) {
+    const int tag = static_cast<int>(::getpid() % 200) + 20;
+    m.ip = absl::StrCat("10.199.", tag, ".", i + 1);
+    m.netns = absl::StrCat("abode-it-", ::getpid(), "-", i + 1);
+    m.grpc_port = 7443;
+    m.raft_port = 7444;
+  } else {
+    m.ip = "127.0.0.1";
+    m.grpc_port = FreeLoopbackPort();
+    m.raft_port = FreeLoopbackPort();
+  }
+  grpc::ChannelArguments args;
+  // Members come and go during a test: reconnect fast (gRPC waits up to 20 s by default).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  m.channel = grpc::CreateCustomChannel(absl::StrCat(m.ip, ":", m.grpc_port), grpc::InsecureChannelCredentials(), args);
+}
+
+absl::StatusOr<int> ClusterHarness::AddJoiner() {
+  if (options_.network_namespaces) return absl::UnimplementedError("joining members run on loopback only");
+  AddMemberSlot();
+  members_.back().join = true;
+  return size() - 1;
 }
 
 ClusterHarness::~ClusterHarness() {
@@ -139,11 +231,18 @@ std::string ClusterHarness::grpc_address(int i) const {
   return absl::StrCat(members_[i].ip, ":", members_[i].grpc_port);
 }
 
+std::string ClusterHarness::raft_address(int i) const {
+  return absl::StrCat(members_[i].ip, ":", members_[i].raft_port);
+}
+
+std::string ClusterHarness::PeerEntry(int i) const {
+  return absl::StrCat(i + 1, "=", raft_address(i), "@", grpc_address(i));
+}
+
 std::string ClusterHarness::Peers() const {
   std::vector<std::string> parts;
   for (int i = 0; i < size(); ++i) {
-    const auto& m = members_[i];
-    parts.push_back(absl::StrCat(i + 1, "=", m.ip, ":", m.raft_port, "@", m.ip, ":", m.grpc_port));
+    if (!members_[i].join) parts.push_back(PeerEntry(i));
   }
   return absl::StrJoin(parts, ",");
 }
@@ -158,7 +257,8 @@ absl::Status ClusterHarness::Start(int i) {
       "--id", std::to_string(i + 1),
       "--listen", absl::StrCat(m.ip, ":", m.grpc_port),
       "--raft-listen", absl::StrCat(m.ip, ":", m.raft_port),
-      "--peers", Peers(),
+      // A joining member needs only its own entry: where it listens.
+      "--peers", m.join ? PeerEntry(i) : Peers(),
       "--data-dir", m.data_dir,
       "--election-timeout-ms", std::to_string(options_.election_timeout_ms),
       "--heartbeat-timeout-ms", std::to_string(options_.heartbeat_timeout_ms),
@@ -171,24 +271,16 @@ absl::Status ClusterHarness::Start(int i) {
     argv.push_back("--node-lease-ms");
     argv.push_back(std::to_string(options_.node_lease_ms));
   }
-  const pid_t pid = ::fork();
+  if (m.join) argv.push_back("--join");
+  const pid_t pid = Spawn(argv, m.log, m.log);
   if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    FILE* log = std::fopen(m.log.c_str(), "a");
-    if (log != nullptr) {
-      ::dup2(fileno(log), 1);
-      ::dup2(fileno(log), 2);
-    }
-    std::vector<char*> raw;
-    for (auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
-    raw.push_back(nullptr);
-    ::execv(raw[0], raw.data());
-    ::_exit(127);
-  }
   m.pid = pid;
   // Serving once the Cluster service answers.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
+    // A call that fails fast leaves reconnecting to gRPC's backup poller, which runs every 5 s; waiting on
+    // the channel drives the connection attempts instead.
+    m.channel->WaitForConnected(DeadlineIn(250));
     if (Status(i, 500).ok()) return absl::OkStatus();
     int status = 0;
     if (::waitpid(m.pid, &status, WNOHANG) == m.pid) {
@@ -272,14 +364,20 @@ absl::StatusOr<int> ClusterHarness::WaitForLeader(std::chrono::milliseconds time
   return absl::DeadlineExceededError(absl::StrCat("no agreed leader in time (last: ", last, ")"));
 }
 
-absl::StatusOr<v1::ChecksumResponse> ClusterHarness::WaitConverged(std::chrono::milliseconds timeout) {
+absl::StatusOr<v1::ChecksumResponse> ClusterHarness::WaitConverged(std::chrono::milliseconds timeout,
+                                                                   std::vector<int> among) {
+  if (among.empty()) {
+    for (int i = 0; i < size(); ++i) {
+      if (running(i)) among.push_back(i);
+    }
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
     std::vector<v1::ChecksumResponse> sums;
     bool ok = true;
-    for (int i = 0; i < size() && ok; ++i) {
-      if (!running(i)) continue;
+    for (int i : among) {
+      if (!ok) break;
       auto c = Checksum(i);
       if (!c.ok()) {
         ok = false;

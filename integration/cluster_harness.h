@@ -15,6 +15,7 @@
 
 #include <grpcpp/channel.h>
 
+#include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/cluster.grpc.pb.h"
 #include "absl/status/statusor.h"
 
@@ -42,10 +43,15 @@ class ClusterHarness {
   // Members are numbered 0..size-1; member i has raft id i + 1.
   absl::Status Start(int i);
   absl::Status StartAll();
+  // Makes room for one more member, started (by Start) with --join: it never bootstraps and waits to be
+  // added with Cluster.AddMember. It is not in the initial configuration the other members bootstrap.
+  // Returns its member number. Loopback only.
+  absl::StatusOr<int> AddJoiner();
   void Kill(int i);   // SIGKILL
   void Wipe(int i);   // removes the member's data dir; REQUIRES: not running
   bool running(int i) const { return members_[i].pid > 0; }
   std::string grpc_address(int i) const;
+  std::string raft_address(int i) const;
   std::shared_ptr<grpc::Channel> channel(int i) const { return members_[i].channel; }
   const std::string& log_path(int i) const { return members_[i].log; }
 
@@ -54,8 +60,9 @@ class ClusterHarness {
   // Polls until a running member reports itself leader and ready, and every other running member in
   // `among` (all running members when empty) agrees and is ready. Returns the leader's member number.
   absl::StatusOr<int> WaitForLeader(std::chrono::milliseconds timeout, std::vector<int> among = {});
-  // Polls until the running members report the same applied index and equal checksums at it.
-  absl::StatusOr<v1::ChecksumResponse> WaitConverged(std::chrono::milliseconds timeout);
+  // Polls until the running members in `among` (all running members when empty) report the same applied
+  // index and equal checksums at it.
+  absl::StatusOr<v1::ChecksumResponse> WaitConverged(std::chrono::milliseconds timeout, std::vector<int> among = {});
 
   // Network namespaces only: drop all traffic between member i and the other members (the test process
   // still reaches it), and undo that.
@@ -71,6 +78,7 @@ class ClusterHarness {
     int grpc_port = 0;
     int raft_port = 0;
     pid_t pid = -1;
+    bool join = false;  // started with --join; not in the initial configuration
     std::shared_ptr<grpc::Channel> channel;
   };
 
@@ -78,6 +86,8 @@ class ClusterHarness {
   absl::Status SetUpNamespaces();
   void TearDownNamespaces();
   std::string Peers() const;
+  std::string PeerEntry(int i) const;
+  void AddMemberSlot();  // data dir, ports and channel of the next member
 
   std::string binary_;
   ClusterOptions options_;
@@ -89,6 +99,22 @@ class ClusterHarness {
 
 // Runs a shell command; OK when it exits 0, else an error holding its output.
 absl::Status Shell(const std::string& command);
+
+// A program run to its end (argv[0] is its path), with what it wrote to stdout and stderr.
+struct ProcessResult {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+};
+ProcessResult RunProcess(const std::vector<std::string>& argv);
+
+// The whole text of a file ("" when it cannot be read).
+std::string Slurp(const std::string& path);
+
+// Client calls the cluster tests share, against member `member`.
+grpc::Status CreatePool(ClusterHarness& c, int member, const std::string& name, const std::string& cidr);
+grpc::Status Allocate(ClusterHarness& c, int member, const std::string& pool, const std::string& owner,
+                      v1::Allocation* out, int timeout_ms = 3000);
 
 }  // namespace abode::integration
 

@@ -7,11 +7,9 @@
 #include <condition_variable>
 #include <functional>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
@@ -20,7 +18,6 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/cluster.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
-#include "abode/v1/pools.grpc.pb.h"
 #include "integration/cluster_harness.h"
 
 namespace abode::integration {
@@ -31,28 +28,6 @@ using std::chrono::seconds;
 
 std::chrono::system_clock::time_point DeadlineIn(int ms) {
   return std::chrono::system_clock::now() + milliseconds(ms);
-}
-
-grpc::Status CreatePool(ClusterHarness& c, int member, const std::string& name, const std::string& cidr) {
-  auto stub = v1::Pools::NewStub(c.channel(member));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(5000));
-  v1::CreatePoolRequest req;
-  req.mutable_pool()->set_name(name);
-  req.mutable_pool()->set_cidr(cidr);
-  v1::Pool out;
-  return stub->CreatePool(&ctx, req, &out);
-}
-
-grpc::Status Allocate(ClusterHarness& c, int member, const std::string& pool, const std::string& owner,
-                      v1::Allocation* out, int timeout_ms = 3000) {
-  auto stub = v1::Allocator::NewStub(c.channel(member));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(timeout_ms));
-  v1::AllocateRequest req;
-  req.set_pool(pool);
-  req.set_owner(owner);
-  return stub->Allocate(&ctx, req, out);
 }
 
 grpc::Status GetByOwner(ClusterHarness& c, int member, const std::string& owner, v1::GetAllocationResponse* out,
@@ -94,13 +69,6 @@ absl::StatusOr<std::map<std::string, std::string>> AllAllocations(ClusterHarness
     token = resp.next_page_token();
   } while (!token.empty());
   return out;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::unique_ptr<ClusterHarness> MakeCluster(ClusterOptions o) {
