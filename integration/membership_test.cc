@@ -1,0 +1,369 @@
+// Membership changes on a cluster of real abode-allocator processes: a member started with --join is added
+// through a follower and caught up by snapshot install; a follower and then the leader are removed; bad
+// requests are refused with precise codes naming the field; `abodectl cluster add|remove` end to end.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "abode/v1/cluster.grpc.pb.h"
+#include "integration/cluster_harness.h"
+
+namespace abode::integration {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A promotion waits for the new member to catch up, by snapshot install here.
+constexpr int kChangeTimeoutMs = 30000;
+
+grpc::Status AddMember(ClusterHarness& c, int via, uint64_t id, const std::string& raft_address,
+                       const std::string& grpc_address, v1::ClusterStatus* out) {
+  auto stub = v1::Cluster::NewStub(c.channel(via));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(kChangeTimeoutMs));
+  v1::AddMemberRequest req;
+  req.set_id(id);
+  req.set_raft_address(raft_address);
+  req.set_grpc_address(grpc_address);
+  return stub->AddMember(&ctx, req, out);
+}
+
+grpc::Status RemoveMember(ClusterHarness& c, int via, uint64_t id, v1::ClusterStatus* out) {
+  auto stub = v1::Cluster::NewStub(c.channel(via));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(kChangeTimeoutMs));
+  v1::RemoveMemberRequest req;
+  req.set_id(id);
+  return stub->RemoveMember(&ctx, req, out);
+}
+
+std::set<uint64_t> MemberIds(const v1::ClusterStatus& st) {
+  std::set<uint64_t> ids;
+  for (const auto& m : st.members()) ids.insert(m.id());
+  return ids;
+}
+
+// Raft ids of members numbered `members` (member i has id i + 1).
+std::set<uint64_t> Ids(const std::vector<int>& members) {
+  std::set<uint64_t> ids;
+  for (int i : members) ids.insert(static_cast<uint64_t>(i) + 1);
+  return ids;
+}
+
+// Every member listed with the addresses the harness gave it; one of them, the leader the status names,
+// leads, and every other member is a voter.
+bool VotersWithTheirLeader(const ClusterHarness& c, const v1::ClusterStatus& st) {
+  if (MemberIds(st).count(st.leader_id()) == 0) return false;
+  for (const auto& m : st.members()) {
+    const int i = static_cast<int>(m.id()) - 1;
+    if (i < 0 || i >= c.size()) return false;
+    if (m.grpc_address() != c.grpc_address(i) || m.raft_address() != c.raft_address(i)) return false;
+    if (m.role() != (m.id() == st.leader_id() ? "leader" : "voter")) return false;
+  }
+  return true;
+}
+
+// Polls member `i` until its status lists exactly the members `ids`: voters and their leader.
+absl::StatusOr<v1::ClusterStatus> WaitForMembers(ClusterHarness& c, int i, const std::set<uint64_t>& ids) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  std::string last = "no answer";
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto st = c.Status(i, 1000);
+    if (st.ok() && MemberIds(*st) == ids && VotersWithTheirLeader(c, *st)) return *st;
+    last = st.ok() ? st->ShortDebugString() : std::string(st.status().message());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("member ", i + 1, " did not list the expected members (last: ", last, ")"));
+}
+
+std::unique_ptr<ClusterHarness> StartCluster(ClusterOptions o, int* leader) {
+  auto h = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);
+  EXPECT_TRUE(h.ok()) << h.status();
+  if (!h.ok()) return nullptr;
+  const absl::Status started = (*h)->StartAll();
+  EXPECT_TRUE(started.ok()) << started;
+  if (!started.ok()) return nullptr;
+  auto l = (*h)->WaitForLeader(seconds(30));
+  EXPECT_TRUE(l.ok()) << l.status();
+  if (!l.ok()) return nullptr;
+  *leader = *l;
+  return std::move(*h);
+}
+
+// Allocates in pool "p" through `member` (a follower forwards to the leader). A loaded machine may hold an
+// election meanwhile: retried while UNAVAILABLE, which is safe as Allocate is idempotent per owner.
+grpc::Status AllocateIn(ClusterHarness& c, int member, const std::string& owner) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  for (;;) {
+    v1::Allocation a;
+    const grpc::Status s = Allocate(c, member, "p", owner, &a, 5000);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || std::chrono::steady_clock::now() > deadline) return s;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+}
+
+// One write through each of `members`.
+void ExpectWritesThrough(ClusterHarness& c, const std::vector<int>& members, const std::string& tag) {
+  for (int i : members) {
+    const grpc::Status s = AllocateIn(c, i, tag + "-" + std::to_string(i + 1));
+    EXPECT_TRUE(s.ok()) << tag << " via member " << i + 1 << ": " << s.error_message();
+  }
+}
+
+TEST(MembershipTest, JoiningMemberAddedThroughAFollowerCatchesUpBySnapshotInstall) {
+  ClusterOptions o;
+  o.snapshot_threshold = 64;  // the log is compacted far past anything a new member could replay
+  o.snapshot_trailing = 16;
+  int leader = -1;
+  auto c = StartCluster(o, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.20.0.0/16").ok());
+  for (int i = 0; i < 300; ++i) {
+    const grpc::Status s = AllocateIn(*c, i % 3, "m-" + std::to_string(i));
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  auto joiner = c->AddJoiner();
+  ASSERT_TRUE(joiner.ok()) << joiner.status();
+  const uint64_t joiner_id = *joiner + 1;
+  ASSERT_TRUE(c->Start(*joiner).ok());
+  // Until it is added, a joining member has no configuration and knows no leader: it bootstrapped nothing.
+  auto alone = c->Status(*joiner);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->members_size(), 0) << alone->ShortDebugString();
+  EXPECT_EQ(alone->leader_id(), 0u);
+  EXPECT_FALSE(alone->ready());
+  EXPECT_EQ(Slurp(c->log_path(*joiner)).find("bootstrapped"), std::string::npos);
+
+  // Sent to a follower, the change is carried out by the leader, which answers with the new configuration.
+  auto current = c->WaitForLeader(seconds(30), {0, 1, 2});
+  ASSERT_TRUE(current.ok()) << current.status();
+  const int follower = (*current + 1) % 3;
+  v1::ClusterStatus added;
+  const grpc::Status s = AddMember(*c, follower, joiner_id, c->raft_address(*joiner), c->grpc_address(*joiner), &added);
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_NE(added.member_id(), static_cast<uint64_t>(follower + 1)) << "answered by the follower itself";
+  EXPECT_EQ(added.role(), "leader");
+  EXPECT_EQ(added.leader_id(), added.member_id());
+  EXPECT_EQ(MemberIds(added), (std::set<uint64_t>{1, 2, 3, 4})) << added.ShortDebugString();
+  EXPECT_TRUE(VotersWithTheirLeader(*c, added)) << added.ShortDebugString();
+
+  auto sum = c->WaitConverged(seconds(60));
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 300u);
+  EXPECT_NE(Slurp(c->log_path(*joiner)).find("installed a snapshot"), std::string::npos)
+      << "the new member caught up without a snapshot install";
+  for (int i = 0; i < c->size(); ++i) {
+    auto st = WaitForMembers(*c, i, {1, 2, 3, 4});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  // The new member serves: a write through it is forwarded, and it applies it like every other member.
+  ExpectWritesThrough(*c, {*joiner}, "via-new-member");
+  auto after = c->WaitConverged(seconds(60));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->allocations(), 301u);
+}
+
+TEST(MembershipTest, RemovedFollowerAndThenRemovedLeaderLeaveAWorkingCluster) {
+  ClusterOptions o;
+  o.members = 4;
+  int leader = -1;
+  auto c = StartCluster(o, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.21.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2, 3}, "before");
+
+  // A follower, removed through another follower: the answer no longer lists it, nor does any remaining
+  // member's status; the remaining three commit writes.
+  const int victim = (leader + 1) % 4;
+  v1::ClusterStatus removed;
+  grpc::Status s = RemoveMember(*c, (leader + 2) % 4, victim + 1, &removed);
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_EQ(removed.role(), "leader") << "answered by the leader";
+  EXPECT_EQ(MemberIds(removed).count(victim + 1), 0u) << removed.ShortDebugString();
+  std::vector<int> remaining;
+  for (int i = 0; i < 4; ++i) {
+    if (i != victim) remaining.push_back(i);
+  }
+  for (int i : remaining) {
+    auto st = WaitForMembers(*c, i, Ids(remaining));
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ExpectWritesThrough(*c, remaining, "after-follower-removal");
+  auto sum = c->WaitConverged(seconds(60), remaining);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 7u);
+
+  // The leader, removed through itself: it steps down once the change commits; the other two elect a
+  // leader between them and commit writes. The removed leader no longer leads and takes no writes.
+  auto current = c->WaitForLeader(seconds(30), remaining);
+  ASSERT_TRUE(current.ok()) << current.status();
+  leader = *current;
+  s = RemoveMember(*c, leader, leader + 1, &removed);
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_EQ(MemberIds(removed).count(leader + 1), 0u) << removed.ShortDebugString();
+  std::vector<int> rest;
+  for (int i : remaining) {
+    if (i != leader) rest.push_back(i);
+  }
+  auto next = c->WaitForLeader(seconds(30), rest);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_NE(*next, leader);
+  for (int i : rest) {
+    auto st = WaitForMembers(*c, i, Ids(rest));
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ExpectWritesThrough(*c, rest, "after-leader-removal");
+  auto old = c->Status(leader);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_NE(old->role(), "leader") << old->ShortDebugString();
+  v1::Allocation a;
+  s = Allocate(*c, leader, "p", "via-removed-leader", &a);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  sum = c->WaitConverged(seconds(60), rest);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 9u);
+}
+
+// The code and the start of the message, which names the field.
+void ExpectRefused(const grpc::Status& s, grpc::StatusCode code, const std::string& field) {
+  EXPECT_EQ(s.error_code(), code) << s.error_message();
+  EXPECT_EQ(s.error_message().rfind(field + ": ", 0), 0u) << s.error_message();
+}
+
+TEST(MembershipTest, BadChangesAreRefusedWithPreciseCodesNamingTheField) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  const int follower = (leader + 1) % 3;
+  const std::string free_raft = "127.0.0.1:1";  // never dialled: every request below is refused
+  const std::string free_grpc = "127.0.0.1:2";
+  for (int via : {leader, follower}) {
+    SCOPED_TRACE("via member " + std::to_string(via + 1) + (via == leader ? " (leader)" : " (follower)"));
+    v1::ClusterStatus out;
+    ExpectRefused(AddMember(*c, via, 0, free_raft, free_grpc, &out), grpc::StatusCode::INVALID_ARGUMENT, "id");
+    ExpectRefused(AddMember(*c, via, 2, free_raft, free_grpc, &out), grpc::StatusCode::ALREADY_EXISTS, "id");
+    ExpectRefused(AddMember(*c, via, 9, c->raft_address(0), free_grpc, &out), grpc::StatusCode::ALREADY_EXISTS,
+                  "raft_address");
+    ExpectRefused(AddMember(*c, via, 9, free_raft, c->grpc_address(1), &out), grpc::StatusCode::ALREADY_EXISTS,
+                  "grpc_address");
+    for (const char* bad : {"", "no-port", ":7444", "127.0.0.1:99999", "127.0.0.1:0", "::1:7444"}) {
+      ExpectRefused(AddMember(*c, via, 9, bad, free_grpc, &out), grpc::StatusCode::INVALID_ARGUMENT, "raft_address");
+      ExpectRefused(AddMember(*c, via, 9, free_raft, bad, &out), grpc::StatusCode::INVALID_ARGUMENT, "grpc_address");
+    }
+    ExpectRefused(RemoveMember(*c, via, 0, &out), grpc::StatusCode::INVALID_ARGUMENT, "id");
+    ExpectRefused(RemoveMember(*c, via, 9, &out), grpc::StatusCode::NOT_FOUND, "id");
+  }
+  // Nothing changed: the same three voters everywhere, and the cluster commits.
+  for (int i = 0; i < 3; ++i) {
+    auto st = WaitForMembers(*c, i, {1, 2, 3});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ASSERT_TRUE(CreatePool(*c, follower, "p", "10.22.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "after-refusals");
+}
+
+// abodectl against member `via`, with `-o json` when `json`.
+ProcessResult Abodectl(ClusterHarness& c, int via, std::vector<std::string> args, bool json = true) {
+  std::vector<std::string> argv = {ABODECTL_BIN, "--server", c.grpc_address(via), "--timeout", "30"};
+  if (json) argv.insert(argv.end(), {"-o", "json"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv);
+}
+
+// The members of `abodectl cluster add|remove -o json` output, id -> role.
+std::map<uint64_t, std::string> JsonMembers(const nlohmann::json& status) {
+  std::map<uint64_t, std::string> out;
+  if (!status.is_object() || !status["members"].is_array()) return out;
+  for (const auto& m : status["members"]) out[m["id"].get<uint64_t>()] = m["role"].get<std::string>();
+  return out;
+}
+
+TEST(MembershipTest, AbodectlClusterAddAndRemove) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.23.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "before");
+  auto joiner = c->AddJoiner();
+  ASSERT_TRUE(joiner.ok()) << joiner.status();
+  ASSERT_TRUE(c->Start(*joiner).ok());
+  auto current = c->WaitForLeader(seconds(30), {0, 1, 2});
+  ASSERT_TRUE(current.ok()) << current.status();
+  const int follower = (*current + 1) % 3;
+  const std::string address = c->raft_address(*joiner) + "@" + c->grpc_address(*joiner);
+
+  ProcessResult r = Abodectl(*c, follower, {"cluster", "add", "4", address});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json added = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(added.is_object()) << r.out;
+  EXPECT_EQ(added["role"], "leader") << "answered by the leader";
+  std::map<uint64_t, std::string> expected = {{1, "voter"}, {2, "voter"}, {3, "voter"}, {4, "voter"}};
+  if (added["leader_id"].is_number()) expected[added["leader_id"].get<uint64_t>()] = "leader";
+  auto members = JsonMembers(added);
+  EXPECT_EQ(members, expected) << r.out;
+  for (const auto& m : added["members"]) {
+    if (m["id"] == 4) {
+      EXPECT_EQ(m["address"], address);
+    }
+  }
+  auto sum = c->WaitConverged(seconds(60));
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 3u);
+
+  // Errors: exit 1, the code name and the field on stderr, nothing on stdout.
+  struct Refusal {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const std::vector<Refusal> refusals = {
+      {{"cluster", "add", "4", "127.0.0.1:1@127.0.0.1:2"}, "error: ALREADY_EXISTS: id: "},
+      {{"cluster", "add", "5", address}, "error: ALREADY_EXISTS: raft_address: "},
+      {{"cluster", "add", "5", "no-port@127.0.0.1:2"}, "error: INVALID_ARGUMENT: raft_address: "},
+      {{"cluster", "add", "5", "127.0.0.1:1@127.0.0.1:0"}, "error: INVALID_ARGUMENT: grpc_address: "},
+      {{"cluster", "remove", "9"}, "error: NOT_FOUND: id: "},
+  };
+  for (const Refusal& refusal : refusals) {
+    r = Abodectl(*c, follower, refusal.args);
+    EXPECT_EQ(r.exit_code, 1) << refusal.args[1] << " " << refusal.args[2] << ": " << r.err;
+    EXPECT_EQ(r.err.rfind(refusal.error, 0), 0u) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  // What abodectl refuses itself, before any call: a usage error (exit 2).
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"cluster", "add", "0", address}, {"cluster", "add", "5", "127.0.0.1:1"}, {"cluster", "remove", "0"}}) {
+    r = Abodectl(*c, follower, args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  }
+
+  // Removed again through the member itself (it passes the call to the leader): the answer lists the
+  // other three, and so does every one of them.
+  r = Abodectl(*c, *joiner, {"cluster", "remove", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json removed = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_EQ(removed["role"], "leader") << r.out;
+  members = JsonMembers(removed);
+  EXPECT_EQ(members.size(), 3u) << r.out;
+  EXPECT_EQ(members.count(4), 0u) << r.out;
+  for (int i = 0; i < 3; ++i) {
+    auto st = WaitForMembers(*c, i, {1, 2, 3});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  r = Abodectl(*c, follower, {"cluster", "status"}, /*json=*/false);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find(c->grpc_address(*joiner)), std::string::npos) << r.out;
+  ExpectWritesThrough(*c, {0, 1, 2}, "after");
+}
+
+}  // namespace
+}  // namespace abode::integration
