@@ -12,6 +12,7 @@ extern "C" {
 #include <raft/uv.h>
 }
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -29,6 +30,7 @@ extern "C" {
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "allocator-service/raft_codec.h"
+#include "storage/snapshot.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "spdlog/spdlog.h"
 
@@ -394,10 +396,12 @@ class RaftNode::Loop {
   }
 
   absl::Status InitRaft(const std::string& raft_dir) {
-    fsm_.version = 1;
+    fsm_.version = 3;
     fsm_.data = this;
     fsm_.apply = &Loop::FsmApply;
     fsm_.snapshot = &Loop::FsmSnapshot;
+    fsm_.snapshot_async = &Loop::FsmSnapshotAsync;
+    fsm_.snapshot_finalize = &Loop::FsmSnapshotFinalize;
     fsm_.restore = &Loop::FsmRestore;
 
     transport_holder_.loop = this;
@@ -417,6 +421,10 @@ class RaftNode::Loop {
     if (rv != 0) return RaftError(rv, absl::StrCat("raft storage in ", raft_dir), io_.errmsg);
     io_initialised_ = true;
     raft_uv_set_connect_retry_delay(&io_, 200);
+    // libraft 0.15's libuv I/O implements async_work (a libuv worker) but still reports version 1, and
+    // raft_init accepts asynchronous snapshots only from version 2 on, the version that added the method.
+    if (io_.async_work == nullptr) return absl::InternalError("raft storage: this libraft has no async_work");
+    io_.version = std::max(io_.version, 2);
     rv = raft_init(&raft_, &io_, &fsm_, options_.id, self_address_.c_str());
     if (rv != 0) return RaftError(rv, "raft init", raft_.errmsg);
     raft_initialised_ = true;
@@ -696,18 +704,52 @@ class RaftNode::Loop {
     if (options_.node_state_sink != nullptr) options_.node_state_sink->Publish(std::move(update));
   }
 
+  // Snapshots never stop the loop for longer than one read: FsmSnapshot (loop thread) pins the state at the
+  // applied index, FsmSnapshotAsync (a libuv worker) serialises the pinned state while the loop goes on
+  // applying, and FsmSnapshotFinalize (loop thread, once raft stored the snapshot or gave up) frees it.
   static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
     auto* self = static_cast<Loop*>(fsm->data);
-    auto snap = self->sm_->Snapshot();
+    auto pinned = storage::PinnedState::Pin(self->sm_->db_path());
+    if (!pinned.ok()) {
+      spdlog::error("snapshot: cannot pin the state: {}", pinned.status().ToString());
+      return RAFT_IOERR;
+    }
+    self->snapshot_pin_ = std::move(*pinned);
+    self->snapshot_index_ = raft_last_applied(&self->raft_);
+    self->snapshot_revision_ = self->sm_->revision();
+    *bufs = nullptr;
+    *n_bufs = 0;
+    return 0;
+  }
+
+  static int FsmSnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+    auto* self = static_cast<Loop*>(fsm->data);
+    // Until FsmSnapshotFinalize only this worker touches the pin and the two values below.
+    const auto started = std::chrono::steady_clock::now();
+    auto snap = self->snapshot_pin_->Dump();
     if (!snap.ok()) {
       spdlog::error("snapshot failed: {}", snap.status().ToString());
       return RAFT_IOERR;
     }
     auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
-    *out = FrameSnapshot(raft_last_applied(&self->raft_), *snap);
+    *out = FrameSnapshot(self->snapshot_index_, *snap);
     *bufs = out;
     *n_bufs = 1;
-    spdlog::info("snapshot taken at revision {} ({} bytes)", self->sm_->revision(), out->len);
+    spdlog::info("snapshot taken at raft index {}, revision {} ({} bytes, {} ms off the loop)", self->snapshot_index_,
+                 self->snapshot_revision_, out->len,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    return 0;
+  }
+
+  static int FsmSnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+    auto* self = static_cast<Loop*>(fsm->data);
+    if (*bufs != nullptr) {
+      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+      raft_free(*bufs);
+    }
+    *bufs = nullptr;
+    *n_bufs = 0;
+    self->snapshot_pin_.reset();
     return 0;
   }
 
@@ -897,6 +939,10 @@ class RaftNode::Loop {
   std::map<std::string, std::unique_ptr<std::string>> connect_addresses_;  // stable C strings for connect
   raft_io io_{};
   raft_fsm fsm_{};
+  // The state being serialised for a snapshot (see FsmSnapshot), and where it stands.
+  std::unique_ptr<storage::PinnedState> snapshot_pin_;
+  uint64_t snapshot_index_ = 0;
+  uint64_t snapshot_revision_ = 0;
   struct raft raft_{};
   struct raft_barrier barrier_{};
   bool raft_initialised_ = false;
@@ -1035,18 +1081,25 @@ void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNod
 }
 
 void RaftNode::Loop::TakeChecksum(absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
-  // Between two applies the writer's connection holds exactly the state at the applied index.
+  // Between two applies the store holds exactly the state at the applied index: pin it here, serialise and
+  // hash it off the loop.
   StateChecksum c;
   c.applied_index = raft_last_applied(&raft_);
   c.revision = sm_->revision();
-  auto snap = sm_->Snapshot();
-  if (!snap.ok()) {
-    std::move(done)(snap.status());
+  auto pinned = storage::PinnedState::Pin(sm_->db_path());
+  if (!pinned.ok()) {
+    std::move(done)(pinned.status());
     return;
   }
-  PostOffLoop([c, snap = std::move(*snap), done = std::move(done)]() mutable {
-    c.checksum = Fnv1a64(snap);
-    c.allocations = SnapshotAllocations(snap);
+  PostOffLoop([c, pinned = std::move(*pinned), done = std::move(done)]() mutable {
+    auto snap = pinned->Dump();
+    pinned.reset();
+    if (!snap.ok()) {
+      std::move(done)(snap.status());
+      return;
+    }
+    c.checksum = Fnv1a64(*snap);
+    c.allocations = SnapshotAllocations(*snap);
     std::move(done)(c);
   });
 }

@@ -39,6 +39,10 @@ absl::StatusOr<int64_t> MetaValue(Database& db, absl::string_view key) {
 absl::StatusOr<std::string> DumpSnapshot(Database& db) {
   if (absl::Status s = db.Exec("BEGIN"); !s.ok()) return s;
   absl::Cleanup end = [&db] { (void)db.Exec("COMMIT"); };
+  return DumpSnapshotInTransaction(db);
+}
+
+absl::StatusOr<std::string> DumpSnapshotInTransaction(Database& db) {
 
   std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
   const uint32_t version = kSnapshotFormatVersion;
@@ -267,5 +271,22 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
   }
   return set_used->Run();
 }
+
+absl::StatusOr<std::unique_ptr<PinnedState>> PinnedState::Pin(const std::string& db_path) {
+  auto db = Database::Open(db_path, /*read_only=*/true);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<PinnedState> p(new PinnedState(std::move(*db)));
+  if (absl::Status s = p->db_.Exec("BEGIN"); !s.ok()) return s;
+  p->open_ = true;
+  // A WAL read transaction takes its view at its first read, not at BEGIN.
+  if (absl::Status s = p->db_.Exec("SELECT count(*) FROM meta"); !s.ok()) return s;
+  return p;
+}
+
+PinnedState::~PinnedState() {
+  if (open_) (void)db_.Exec("COMMIT");
+}
+
+absl::StatusOr<std::string> PinnedState::Dump() { return DumpSnapshotInTransaction(db_); }
 
 }  // namespace abode::storage

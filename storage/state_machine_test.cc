@@ -903,6 +903,30 @@ TEST_F(StateMachineTest, RestoredMachineAssignsTheSamePoolIds) {
   EXPECT_EQ(Snap(*sm_), Snap(*restored));
 }
 
+TEST_F(StateMachineTest, PinnedStateDumpsTheStateAtThePinWhileTheWriterGoesOn) {
+  MustCreate(Spec("pods", "10.0.0.0/24"));
+  MustAllocate("pods", "a");
+  const std::string at_pin = Snap(*sm_);
+  auto pinned = PinnedState::Pin(dir_.File("state.db"));
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  // The writer commits more, enough to pass a WAL checkpoint threshold, while the pin is held.
+  for (int i = 0; i < 300; ++i) MustAllocate("pods", "later-" + std::to_string(i % 200));
+  ASSERT_TRUE(Run(ReleaseOwner("a")).ok());
+  const std::string now = Snap(*sm_);
+  ASSERT_NE(now, at_pin);
+
+  auto dumped = (*pinned)->Dump();
+  ASSERT_TRUE(dumped.ok()) << dumped.status();
+  EXPECT_EQ(*dumped, at_pin);
+  auto again = (*pinned)->Dump();  // the view holds for as long as the pin
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, at_pin);
+  pinned->reset();
+  EXPECT_EQ(Snap(*sm_), now);
+
+  EXPECT_FALSE(PinnedState::Pin(dir_.File("missing.db")).ok());
+}
+
 TEST_F(StateMachineTest, BadSnapshotsAreRefusedAndTheStateIsKept) {
   MustCreate(Spec("pods", "10.0.0.0/24"));
   MustAllocate("pods", "a");
