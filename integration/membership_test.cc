@@ -2,6 +2,7 @@
 // through a follower and caught up by snapshot install; a follower and then the leader are removed; bad
 // requests are refused with precise codes naming the field; `abodectl cluster add|remove` end to end.
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -208,12 +209,34 @@ TEST(MembershipTest, RemovedFollowerAndThenRemovedLeaderLeaveAWorkingCluster) {
   auto current = c->WaitForLeader(seconds(30), remaining);
   ASSERT_TRUE(current.ok()) << current.status();
   leader = *current;
-  s = RemoveMember(*c, leader, leader + 1, &removed);
-  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
-  EXPECT_EQ(MemberIds(removed).count(leader + 1), 0u) << removed.ShortDebugString();
   std::vector<int> rest;
   for (int i : remaining) {
     if (i != leader) rest.push_back(i);
+  }
+  s = RemoveMember(*c, leader, leader + 1, &removed);
+  if (s.ok()) {
+    EXPECT_EQ(MemberIds(removed).count(leader + 1), 0u) << removed.ShortDebugString();
+  } else {
+    // The new majority is the other two alone. A member started a moment ago may not have its raft
+    // connection to the leader yet (libraft 0.15 listens with a backlog of 1: a dropped SYN is sent again
+    // after 1 s); then the leader cannot reach that majority, steps down before the change commits and
+    // says so. The caller retries through a remaining member: OK, or NOT_FOUND once the change (already in
+    // their logs) committed under the next leader.
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    EXPECT_NE(s.error_message().find("leadership changed; retry"), std::string::npos) << s.error_message();
+    const std::string first = s.error_message();
+    const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+    int attempt = 0;
+    for (;; ++attempt) {
+      s = RemoveMember(*c, rest[attempt % 2], leader + 1, &removed);
+      if (s.ok() || s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << s.error_message();
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    std::printf("removing the leader: \"%s\"; retry %d through the others: %s\n", first.c_str(), attempt + 1,
+                s.ok() ? "OK" : s.error_message().c_str());
+    EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::NOT_FOUND) << s.error_code() << ": "
+                                                                         << s.error_message();
   }
   auto next = c->WaitForLeader(seconds(30), rest);
   ASSERT_TRUE(next.ok()) << next.status();
