@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -458,6 +459,7 @@ class RaftNode::Loop {
 
     rv = raft_start(&raft_);
     if (rv != 0) return RaftError(rv, "raft start", raft_.errmsg);
+    WidenListenBacklog();
     // A snapshot restored at start holds everything up to its index.
     state_index_.store(raft_last_applied(&raft_), std::memory_order_release);
     last_applied_.store(raft_last_applied(&raft_), std::memory_order_release);
@@ -781,6 +783,24 @@ class RaftNode::Loop {
     return 0;
   }
 
+  // libraft 0.15's TCP transport listens with a backlog of 1: members connecting at the same moment (a
+  // restart, a new leader) have their SYNs dropped and retry only after 1 s, 3 s, ... Listening again on the
+  // same socket only changes the backlog.
+  void WidenListenBacklog() {
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (h->type != UV_TCP) return;
+          uv_os_fd_t fd;
+          if (uv_fileno(h, &fd) != 0) return;
+          int listening = 0;
+          socklen_t len = sizeof(listening);
+          if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) return;
+          if (::listen(fd, SOMAXCONN) != 0) spdlog::warn("raft transport: cannot widen the listen backlog: {}", strerror(errno));
+        },
+        nullptr);
+  }
+
   static void OnTick(uv_timer_t* t) { static_cast<Loop*>(t->data)->Tick(); }
 
   // Publishes what this replica knows, confirms a new leadership with a barrier, wakes index waiters.
@@ -984,6 +1004,7 @@ struct Change {
   struct raft* raft = nullptr;
   uint64_t id = 0;
   bool voter = true;
+  absl::Status promote_failure;  // why the promotion failed, while the half-added member is removed again
 };
 
 absl::Status ChangeStatus(int status, absl::string_view what) {
@@ -1003,10 +1024,33 @@ absl::Status ChangeStatus(int status, absl::string_view what) {
   return absl::FailedPreconditionError(absl::StrCat(what, ": ", raft_strerror(status)));
 }
 
+void OnRolledBack(struct raft_change* req, int status) {
+  auto* c = static_cast<Change*>(req->data);
+  if (status != 0) {
+    spdlog::warn("member {} could not be promoted and stays a spare: removing it failed: {}", c->id,
+                 raft_strerror(status));
+  }
+  std::move(c->done)(c->promote_failure);
+  delete c;
+}
+
+// A member that was added but could not be promoted (unreachable, say) would otherwise stay behind as a
+// spare, and a retried AddMember would find its id taken: remove it again before answering.
 void OnAssigned(struct raft_change* req, int status) {
   auto* c = static_cast<Change*>(req->data);
-  std::move(c->done)(ChangeStatus(status, "promote member"));
-  delete c;
+  if (status == 0 || status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) {
+    std::move(c->done)(ChangeStatus(status, "promote member"));
+    delete c;
+    return;
+  }
+  c->promote_failure = absl::Status(ChangeStatus(status, "promote member").code(),
+                                    absl::StrCat("promote member: ", raft_strerror(status),
+                                                 "; the member was removed again, add it once it is reachable"));
+  if (raft_remove(c->raft, &c->change, c->id, &OnRolledBack) != 0) {
+    spdlog::warn("member {} could not be promoted and stays a spare", c->id);
+    std::move(c->done)(ChangeStatus(status, "promote member"));
+    delete c;
+  }
 }
 
 void OnAdded(struct raft_change* req, int status) {
@@ -1061,6 +1105,21 @@ void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNod
   switch (op) {
     case kOpAdd: {
       what = "add member";
+      // c-raft compares whole configuration addresses (RAFT@GRPC); a second member on a raft or gRPC address
+      // already taken would be accepted, and one on the leader's own raft address crashes c-raft.
+      for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+        const raft_server& s = raft_.configuration.servers[i];
+        const Member existing = MemberFromConfiguration(s.id, s.address);
+        absl::string_view field;
+        if (existing.raft_address == member.raft_address) field = "raft_address";
+        if (existing.grpc_address == member.grpc_address) field = "grpc_address";
+        if (s.id != member.id && !field.empty()) {
+          std::move(c->done)(absl::AlreadyExistsError(
+              absl::StrCat(field, ": member ", s.id, " already uses this address")));
+          delete c;
+          return;
+        }
+      }
       const std::string address = ConfigurationAddress(member);
       rv = raft_add(&raft_, &c->change, member.id, address.c_str(), &OnAdded);
       break;

@@ -295,6 +295,29 @@ TEST(MembershipTest, BadChangesAreRefusedWithPreciseCodesNamingTheField) {
   ExpectWritesThrough(*c, {0, 1, 2}, "after-refusals");
 }
 
+TEST(MembershipTest, AnUnreachableMemberIsRefusedAndLeavesNoSpareBehind) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  // Nothing listens on these ports: the member is added, cannot be caught up, and the promotion fails.
+  const std::string nobody_raft = "127.0.0.1:1";
+  const std::string nobody_grpc = "127.0.0.1:2";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    SCOPED_TRACE("attempt " + std::to_string(attempt + 1));
+    v1::ClusterStatus out;
+    const grpc::Status s = AddMember(*c, leader, 7, nobody_raft, nobody_grpc, &out);
+    // The second attempt meets the same failure, not ALREADY_EXISTS: the first left nothing behind.
+    ASSERT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_NE(s.error_message().find("removed again"), std::string::npos) << s.error_message();
+    for (int i = 0; i < 3; ++i) {
+      auto st = WaitForMembers(*c, i, {1, 2, 3});
+      EXPECT_TRUE(st.ok()) << st.status();
+    }
+  }
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.23.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "after-unreachable");
+}
+
 // abodectl against member `via`, with `-o json` when `json`.
 ProcessResult Abodectl(ClusterHarness& c, int via, std::vector<std::string> args, bool json = true) {
   std::vector<std::string> argv = {ABODECTL_BIN, "--server", c.grpc_address(via), "--timeout", "30"};
