@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,9 +39,13 @@ absl::Status AllocatorProcess::Start(std::chrono::milliseconds timeout) {
   std::vector<std::string> argv = {binary_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
                                    "--port-file", port_file_};
   argv.insert(argv.end(), args_.begin(), args_.end());
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    // Dies with the test even when the test is killed before its destructors run.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     FILE* log = std::fopen(log_path_.c_str(), "a");
     if (log != nullptr) {
       ::dup2(fileno(log), 1);

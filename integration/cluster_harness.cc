@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,9 +52,13 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const 
   std::vector<char*> raw;
   for (const auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
   raw.push_back(nullptr);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
-  // The child of a threaded process: async-signal-safe calls only until exec.
+  // The child of a threaded process: async-signal-safe calls only until exec. It dies with the test, also
+  // when the test is killed before the harness can stop it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
   const int in_fd = ::open("/dev/null", O_RDONLY);
   const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   const int err_fd = err == out ? out_fd : ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

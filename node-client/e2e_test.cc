@@ -15,6 +15,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,9 +57,12 @@ class ChildProcess {
   ~ChildProcess() { Signal(SIGKILL); }
 
   absl::Status Start(std::vector<std::string> argv, const std::string& log_path) {
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) return absl::InternalError("fork failed");
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the test, even a killed one
+      if (::getppid() != parent) ::_exit(127);
       FILE* log = std::fopen(log_path.c_str(), "a");
       if (log != nullptr) {
         ::dup2(fileno(log), 1);
