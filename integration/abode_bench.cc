@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
@@ -56,6 +58,7 @@ class Bench;
 struct Client {
   Bench* bench = nullptr;
   abode::v1::Allocator::Stub* stub = nullptr;
+  grpc::GenericStub* generic = nullptr;
   int index = 0;
   long long seq = 0;
   std::unique_ptr<grpc::ClientContext> ctx;
@@ -63,6 +66,8 @@ struct Client {
   abode::v1::Allocation alloc_resp;
   abode::v1::ReleaseRequest release_req;
   abode::v1::ReleaseResponse release_resp;
+  grpc::ByteBuffer health_req;  // an empty grpc.health.v1.HealthCheckRequest
+  grpc::ByteBuffer health_resp;
   Clock::time_point started;
   std::vector<float> latencies_ms;  // measured allocations only
 };
@@ -77,6 +82,7 @@ class Bench {
       args.SetInt("abode.bench.channel", i);  // distinct args: one connection per channel
       auto ch = grpc::CreateCustomChannel(cfg_.server, grpc::InsecureChannelCredentials(), args);
       stubs_.push_back(abode::v1::Allocator::NewStub(ch));
+      generic_stubs_.push_back(std::make_unique<grpc::GenericStub>(ch));
       if (i == 0) pools_ = abode::v1::Pools::NewStub(ch);
     }
     if (!cfg_.create_cidr.empty() && !CreatePool()) return 1;
@@ -88,6 +94,9 @@ class Bench {
       c.bench = this;
       c.index = i;
       c.stub = stubs_[static_cast<size_t>(i % cfg_.channels)].get();
+      c.generic = generic_stubs_[static_cast<size_t>(i % cfg_.channels)].get();
+      grpc::Slice empty;
+      c.health_req = grpc::ByteBuffer(&empty, 1);
       c.latencies_ms.reserve(200000);
     }
     const auto t0 = Clock::now();
@@ -115,7 +124,7 @@ class Bench {
     c.alloc_req.set_pool(cfg_.pool);
     c.alloc_req.set_owner(cfg_.owner_prefix + "/" + std::to_string(c.index) + "/" + std::to_string(c.seq++));
     c.started = Clock::now();
-    c.stub->async()->Allocate(c.ctx.get(), &c.alloc_req, &c.alloc_resp, [this, &c](grpc::Status s) {
+    auto on_done = [this, &c](grpc::Status s) {
       const auto now = Clock::now();
       if (!s.ok()) {
         errors_.fetch_add(1);
@@ -131,7 +140,14 @@ class Bench {
       } else {
         StartAllocate(c);
       }
-    });
+    };
+    if (cfg_.mode == "health") {
+      // The gRPC floor: the standard health check, answered by gRPC itself, through the same client loop.
+      c.generic->UnaryCall(c.ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &c.health_req,
+                           &c.health_resp, std::move(on_done));
+    } else {
+      c.stub->async()->Allocate(c.ctx.get(), &c.alloc_req, &c.alloc_resp, std::move(on_done));
+    }
   }
 
   void StartRelease(Client& c) {
@@ -218,6 +234,7 @@ class Bench {
 
   Config cfg_;
   std::vector<std::unique_ptr<abode::v1::Allocator::Stub>> stubs_;
+  std::vector<std::unique_ptr<grpc::GenericStub>> generic_stubs_;
   std::unique_ptr<abode::v1::Pools::Stub> pools_;
   std::vector<Client> clients_;
   Clock::time_point measure_from_;
@@ -246,7 +263,8 @@ int main(int argc, char** argv) {
   app.add_option("--server", c.server, "allocator HOST:PORT")->envname("ABODE_SERVER")->capture_default_str();
   app.add_option("--pool", c.pool, "pool to allocate from")->capture_default_str();
   app.add_option("--create-cidr", c.create_cidr, "(re)create the pool with this CIDR before the run");
-  app.add_option("--mode", c.mode, "allocate | churn")->check(CLI::IsMember({"allocate", "churn"}))->capture_default_str();
+  app.add_option("--mode", c.mode, "allocate | churn | health (gRPC health checks: the floor of a unary call)")
+      ->check(CLI::IsMember({"allocate", "churn", "health"}))->capture_default_str();
   app.add_option("--concurrency", c.concurrency, "concurrent clients")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--channels", c.channels, "gRPC connections")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--duration", duration, "measured time, e.g. 5s")->capture_default_str();

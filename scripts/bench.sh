@@ -28,6 +28,8 @@ probe=$( { dd if=/dev/zero of="$WORK/probe" bs=4k count=500 oflag=direct,dsync c
 echo "disk probe (500 x 4 KiB direct+dsync writes): $probe"
 
 start
+echo "== 64 clients, gRPC health checks (the floor of a unary call on this machine, same client loop)"
+"$BENCH" --server "$SERVER" --mode health --concurrency 64 --duration 5s | tail -1
 echo "== 64 clients, Allocate, /12 pool"
 "$BENCH" --server "$SERVER" --pool wide --create-cidr 10.0.0.0/12 --concurrency 64 --duration 5s | tail -1
 echo "== 1 client, Allocate"
