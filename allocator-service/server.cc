@@ -76,6 +76,14 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   builder.RegisterService(s->cluster_.get());
   builder.RegisterService(s->replica_.get());
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  // Node clients hold long-lived streams and ping (HTTP/2 keepalive) to find out an allocator that stopped
+  // answering while its TCP connection stays up. Accept their pings, also between messages, without
+  // counting them as abuse; ping node clients too, so streams of vanished nodes are closed.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::FailedPreconditionError(absl::StrCat("listen: cannot serve gRPC on ", options.listen));

@@ -35,6 +35,8 @@ class GrpcWatchConnection final : public WatchConnection {
 
 class GrpcWatchTransport final : public WatchTransport {
  public:
+  explicit GrpcWatchTransport(GrpcWatchTransportOptions options) : options_(options) {}
+
   absl::StatusOr<std::unique_ptr<WatchConnection>> Open(const std::string& endpoint) override {
     auto it = stubs_.find(endpoint);
     if (it == stubs_.end()) {
@@ -43,6 +45,10 @@ class GrpcWatchTransport final : public WatchTransport {
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options_.keepalive_time_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options_.keepalive_timeout_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
       auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
       it = stubs_.emplace(endpoint, v1::Nodes::NewStub(channel)).first;
     }
@@ -50,12 +56,15 @@ class GrpcWatchTransport final : public WatchTransport {
   }
 
  private:
+  const GrpcWatchTransportOptions options_;
   std::map<std::string, std::unique_ptr<v1::Nodes::Stub>> stubs_;
 };
 
 }  // namespace
 
-std::unique_ptr<WatchTransport> NewGrpcWatchTransport() { return std::make_unique<GrpcWatchTransport>(); }
+std::unique_ptr<WatchTransport> NewGrpcWatchTransport(GrpcWatchTransportOptions options) {
+  return std::make_unique<GrpcWatchTransport>(options);
+}
 
 absl::StatusOr<std::vector<std::string>> ParseEndpoints(const std::string& text) {
   std::vector<std::string> endpoints;

@@ -42,7 +42,15 @@ class WatchTransport {
 };
 
 // Insecure gRPC channels, one per endpoint, reconnecting quickly (200 ms .. 5 s) when an allocator comes back.
-std::unique_ptr<WatchTransport> NewGrpcWatchTransport();
+struct GrpcWatchTransportOptions {
+  // HTTP/2 keepalive: ping after this long without an answer from the allocator, and give the connection up
+  // (the stream fails, the client moves to the next endpoint) when a ping is not answered in time. This is
+  // what finds an allocator that stopped answering while its TCP connection stays up (a frozen process, a
+  // dead peer behind a stateful middlebox).
+  int keepalive_time_ms = 10'000;
+  int keepalive_timeout_ms = 5'000;
+};
+std::unique_ptr<WatchTransport> NewGrpcWatchTransport(GrpcWatchTransportOptions options = {});
 
 // What consumes the stream. Called from the stream client's thread.
 class AssignmentSink {

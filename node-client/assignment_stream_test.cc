@@ -2,9 +2,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <chrono>
 #include <deque>
 #include <thread>
+
+#include "integration/allocator_process.h"
 
 namespace abode::node {
 namespace {
@@ -235,6 +239,40 @@ TEST(AssignmentStreamClientTest, KeepsRetryingWhileNoAllocatorAnswers) {
   EXPECT_THAT(std::vector<std::string>(opened.begin(), opened.begin() + 4),
               ElementsAre("down:1", "down:2", "down:1", "down:2"));
   EXPECT_EQ(client.established_streams(), 0);
+}
+
+// A frozen allocator (SIGSTOP: its TCP connections stay up and the kernel still acknowledges what the client
+// sends, but nothing answers) is found out by HTTP/2 keepalive, and the client moves to the next endpoint.
+TEST(GrpcWatchTransportTest, KeepaliveMovesOnFromAnAllocatorThatStoppedAnswering) {
+  integration::TempDir dir;
+  integration::AllocatorProcess frozen(ABODE_ALLOCATOR_BIN, dir.path() + "/frozen");
+  integration::AllocatorProcess alive(ABODE_ALLOCATOR_BIN, dir.path() + "/alive");
+  ASSERT_TRUE(frozen.Start().ok());
+  ASSERT_TRUE(alive.Start().ok());
+  GrpcWatchTransportOptions transport_options;
+  transport_options.keepalive_time_ms = 300;
+  transport_options.keepalive_timeout_ms = 600;
+  std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
+  RecordingSink sink;
+  AssignmentStreamClient client(Options({frozen.address(), alive.address()}), transport.get(), &sink);
+  std::thread runner([&] { client.Run(); });
+  auto wait_for_streams = [&](int64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (client.established_streams() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return client.established_streams();
+  };
+  // Streaming from the first allocator, with keepalive pings going both ways; the allocator accepts them.
+  ASSERT_EQ(wait_for_streams(1), 1);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // several ping intervals
+  EXPECT_EQ(client.established_streams(), 1) << "the allocator refused the client's keepalive pings";
+
+  ASSERT_EQ(::kill(frozen.pid(), SIGSTOP), 0);
+  EXPECT_EQ(wait_for_streams(2), 2) << "the client did not give up the frozen allocator";
+  ASSERT_EQ(::kill(frozen.pid(), SIGCONT), 0);
+  client.Stop();
+  runner.join();
 }
 
 }  // namespace

@@ -71,6 +71,15 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--label", labels, "node label key=value (repeatable), matched by external node selectors");
+  GrpcWatchTransportOptions transport_options;
+  app.add_option("--keepalive-time-ms", transport_options.keepalive_time_ms,
+                 "ping the allocator after this long without a message from it")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3'600'000));
+  app.add_option("--keepalive-timeout-ms", transport_options.keepalive_timeout_ms,
+                 "move to the next allocator when a ping is not answered within this")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600'000));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -115,7 +124,7 @@ int Main(int argc, char** argv) {
     }
   }
   Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
-  std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport();
+  std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
   spdlog::info("abode-node {} starting: allocator {}, uplink '{}', magic interface '{}'", node_name, allocator,
                reconciler_options.uplink_interface, reconciler_options.magic_interface);
