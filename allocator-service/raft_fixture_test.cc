@@ -1,9 +1,7 @@
-// abode's state machine and entry/snapshot codec replicated by c-raft inside its deterministic in-memory
-// cluster (raft/fixture.h): simulated time, network and disks, so a lost leader, a partition or a snapshot
-// install costs milliseconds of real time and runs the same way every time.
-//
-// The raft_fsm below glues storage::StateMachine to c-raft the way raft_node.cc does: DecodeEntry, then
-// Apply at raft_last_applied() + 1; snapshots framed with the last applied index; restores unframed.
+// abode's replicated state machine (ReplicatedFsm over storage::StateMachine, with the entry and snapshot
+// codec) run by c-raft inside its deterministic in-memory cluster (raft/fixture.h): simulated time, network
+// and disks, so a lost leader, a partition or a snapshot install costs milliseconds of real time and runs
+// the same way every time. The raft_fsm is the one the raft node runs.
 extern "C" {
 #include <raft.h>
 #include <raft/fixture.h>
@@ -25,6 +23,7 @@ extern "C" {
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "allocator-service/raft_codec.h"
+#include "allocator-service/replicated_fsm.h"
 #include "gtest/gtest.h"
 #include "storage/state_machine.h"
 #include "storage/state_reader.h"
@@ -39,8 +38,9 @@ constexpr char kPool[] = "pods";
 // Simulated milliseconds a step loop may run before the test gives up on it.
 constexpr unsigned kPatienceMs = 20'000;
 
-// One replica's state machine behind a raft_fsm (version 1), glued as raft_node.cc glues it.
-class Replica {
+// One replica: its state machine behind the same ReplicatedFsm the raft node runs (snapshots serialised at
+// once: the fixture's I/O has no libuv worker), observed the way the node observes it.
+class Replica final : public ReplicatedFsm::Observer {
  public:
   static absl::StatusOr<std::unique_ptr<Replica>> Open(const std::string& db_path) {
     storage::StateMachineOptions options;
@@ -53,15 +53,18 @@ class Replica {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
-  raft_fsm* fsm() { return &fsm_; }
+  raft_fsm* fsm() { return fsm_.fsm(); }
   // The raft instance this fsm serves; set once the fixture has created it.
-  void Attach(raft* r) { raft_ = r; }
+  void Attach(raft* r) {
+    raft_ = r;
+    fsm_.Attach(r);
+  }
   storage::StateMachine& sm() { return *sm_; }
 
-  int snapshots_taken() const { return snapshots_taken_; }
-  int restores() const { return restores_; }
+  uint64_t snapshots_taken() const { return fsm_.stats().snapshots; }
+  uint64_t restores() const { return fsm_.stats().restores; }
   uint64_t restored_index() const { return restored_index_; }  // frame index of the last restore
-  int refused_entries() const { return refused_entries_; }
+  uint64_t refused_entries() const { return fsm_.stats().refused_entries; }
 
   // What applying one proposal here produced: its log index and one outcome per command.
   struct Applied {
@@ -73,77 +76,31 @@ class Replica {
     return it == applied_.end() ? nullptr : &it->second;
   }
 
+  // ReplicatedFsm::Observer.
+  void OnApplied(uint64_t index, uint64_t proposal_id, std::vector<storage::CommandOutcome> outcomes,
+                 bool replayed) override {
+    // Every entry reaches the state machine once, in log order, and nothing is replayed here (no restarts).
+    EXPECT_FALSE(replayed) << "raft server " << raft_->id << " index " << index;
+    EXPECT_EQ(index, sm_->raft_index()) << "raft server " << raft_->id;
+    applied_[proposal_id] = Applied{index, std::move(outcomes)};
+  }
+  void OnApplyFailed(uint64_t index, const absl::Status& status) override {
+    // The raft node stops the process here; a test reports it.
+    ADD_FAILURE() << "raft server " << raft_->id << " cannot apply index " << index << ": " << status;
+  }
+  void OnRestored(uint64_t raft_index, bool installed) override {
+    if (installed) restored_index_ = raft_index;
+  }
+
  private:
-  explicit Replica(std::unique_ptr<storage::StateMachine> sm) : sm_(std::move(sm)) {
-    fsm_.version = 1;
-    fsm_.data = this;
-    fsm_.apply = &Replica::FsmApply;
-    fsm_.snapshot = &Replica::FsmSnapshot;
-    fsm_.restore = &Replica::FsmRestore;
-  }
-
-  static int FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
-    auto* self = static_cast<Replica*>(fsm->data);
-    *result = nullptr;
-    v1::CommandBatch batch;
-    if (!DecodeEntry(*buf, &batch).ok()) {
-      ++self->refused_entries_;
-      return RAFT_MALFORMED;
-    }
-    const uint64_t index = raft_last_applied(self->raft_) + 1;
-    // Every entry reaches the state machine once, in log order.
-    EXPECT_GT(index, self->sm_->raft_index()) << "raft server " << self->raft_->id;
-    auto outcomes = self->sm_->Apply(batch, index);
-    if (!outcomes.ok()) {
-      // raft_node.cc stops the process here; a test reports it.
-      ADD_FAILURE() << "raft server " << self->raft_->id << " cannot apply index " << index << ": "
-                    << outcomes.status();
-      return RAFT_MALFORMED;
-    }
-    self->applied_[batch.proposal_id()] = Applied{index, std::move(*outcomes)};
-    return 0;
-  }
-
-  static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
-    auto* self = static_cast<Replica*>(fsm->data);
-    auto snap = self->sm_->Snapshot();
-    if (!snap.ok()) {
-      ADD_FAILURE() << "snapshot: " << snap.status();
-      return RAFT_IOERR;
-    }
-    auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
-    *out = FrameSnapshot(raft_last_applied(self->raft_), *snap);
-    *bufs = out;
-    *n_bufs = 1;
-    ++self->snapshots_taken_;
-    return 0;
-  }
-
-  static int FsmRestore(raft_fsm* fsm, raft_buffer* buf) {
-    auto* self = static_cast<Replica*>(fsm->data);
-    const SnapshotFrame frame = UnframeSnapshot(*buf);
-    if (frame.raft_index != 0 && frame.raft_index <= self->sm_->raft_index()) {
-      raft_free(buf->base);  // the state is already past this snapshot
-      return 0;
-    }
-    if (absl::Status s = self->sm_->Restore(frame.state, frame.raft_index); !s.ok()) {
-      ADD_FAILURE() << "restore: " << s;
-      return RAFT_MALFORMED;
-    }
-    raft_free(buf->base);
-    ++self->restores_;
-    self->restored_index_ = frame.raft_index;
-    return 0;
-  }
+  explicit Replica(std::unique_ptr<storage::StateMachine> sm)
+      : sm_(std::move(sm)), fsm_(sm_.get(), this, /*asynchronous_snapshots=*/false) {}
 
   std::unique_ptr<storage::StateMachine> sm_;
-  raft_fsm fsm_{};
+  ReplicatedFsm fsm_;
   raft* raft_ = nullptr;
   std::map<uint64_t, Applied> applied_;  // by proposal id
-  int snapshots_taken_ = 0;
-  int restores_ = 0;
   uint64_t restored_index_ = 0;
-  int refused_entries_ = 0;
 };
 
 // ---- commands ----

@@ -31,6 +31,7 @@ extern "C" {
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "allocator-service/raft_codec.h"
+#include "allocator-service/replicated_fsm.h"
 #include "storage/snapshot.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "spdlog/spdlog.h"
@@ -193,7 +194,7 @@ absl::Status RaftError(int rv, absl::string_view what, const char* detail) {
 
 }  // namespace
 
-class RaftNode::Loop {
+class RaftNode::Loop final : public ReplicatedFsm::Observer {
  public:
   explicit Loop(RaftNodeOptions options) : options_(std::move(options)), off_loop_(2) {
     std::random_device rd;
@@ -397,13 +398,7 @@ class RaftNode::Loop {
   }
 
   absl::Status InitRaft(const std::string& raft_dir) {
-    fsm_.version = 3;
-    fsm_.data = this;
-    fsm_.apply = &Loop::FsmApply;
-    fsm_.snapshot = &Loop::FsmSnapshot;
-    fsm_.snapshot_async = &Loop::FsmSnapshotAsync;
-    fsm_.snapshot_finalize = &Loop::FsmSnapshotFinalize;
-    fsm_.restore = &Loop::FsmRestore;
+    fsm_ = std::make_unique<ReplicatedFsm>(sm_.get(), this, /*asynchronous_snapshots=*/true);
 
     transport_holder_.loop = this;
     int rv = raft_uv_tcp_init(&transport_, &loop_);
@@ -426,9 +421,10 @@ class RaftNode::Loop {
     // raft_init accepts asynchronous snapshots only from version 2 on, the version that added the method.
     if (io_.async_work == nullptr) return absl::InternalError("raft storage: this libraft has no async_work");
     io_.version = std::max(io_.version, 2);
-    rv = raft_init(&raft_, &io_, &fsm_, options_.id, self_address_.c_str());
+    rv = raft_init(&raft_, &io_, fsm_->fsm(), options_.id, self_address_.c_str());
     if (rv != 0) return RaftError(rv, "raft init", raft_.errmsg);
     raft_initialised_ = true;
+    fsm_->Attach(&raft_);
     raft_.data = this;
     raft_set_election_timeout(&raft_, options_.election_timeout_ms);
     raft_set_heartbeat_timeout(&raft_, options_.heartbeat_timeout_ms);
@@ -656,39 +652,35 @@ class RaftNode::Loop {
     });
   }
 
-  static int FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
-    auto* self = static_cast<Loop*>(fsm->data);
-    *result = nullptr;
-    v1::CommandBatch batch;
-    if (absl::Status s = DecodeEntry(*buf, &batch); !s.ok()) {
-      spdlog::critical("refusing to apply raft entry: {}", s.ToString());
-      return RAFT_MALFORMED;
-    }
-    const uint64_t index = raft_last_applied(&self->raft_) + 1;
-    if (index <= self->sm_->raft_index()) {
-      // Replayed at start-up: the reopened database already holds this entry.
-      self->state_index_.store(index, std::memory_order_release);
-      self->last_applied_.store(index, std::memory_order_release);
-      return 0;
-    }
-    auto outcomes = self->sm_->Apply(batch, index);
-    if (!outcomes.ok()) {
-      // Going on would let this replica diverge from the others. Stop; a restart rebuilds the state from
-      // the log, and an entry from a newer release needs this replica upgraded.
-      spdlog::critical("cannot apply raft entry: {}", outcomes.status().ToString());
-      std::abort();
-    }
-    self->state_index_.store(index, std::memory_order_release);
-    self->last_applied_.store(index, std::memory_order_release);
-    self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
-    self->PublishNodeState();
-    auto it = self->inflight_.find(batch.proposal_id());
-    if (it != self->inflight_.end()) {
-      it->second->outcomes = std::move(*outcomes);
+  // ReplicatedFsm::Observer.
+  void OnApplied(uint64_t index, uint64_t proposal_id, std::vector<storage::CommandOutcome> outcomes,
+                 bool replayed) override {
+    state_index_.store(index, std::memory_order_release);
+    last_applied_.store(index, std::memory_order_release);
+    if (replayed) return;
+    revision_.store(sm_->revision(), std::memory_order_relaxed);
+    PublishNodeState();
+    auto it = inflight_.find(proposal_id);
+    if (it != inflight_.end()) {
+      it->second->outcomes = std::move(outcomes);
       it->second->applied = true;
     }
-    self->WakeIndexWaiters();
-    return 0;
+    WakeIndexWaiters();
+  }
+
+  void OnApplyFailed(uint64_t index, const absl::Status& status) override {
+    // Going on would let this replica diverge from the others. Stop; a restart rebuilds the state from the
+    // log, and an entry from a newer release needs this replica upgraded.
+    spdlog::critical("cannot apply raft entry {}: {}", index, status.ToString());
+    std::abort();
+  }
+
+  void OnRestored(uint64_t /*raft_index*/, bool installed) override {
+    revision_.store(sm_->revision(), std::memory_order_relaxed);
+    if (!installed) return;
+    PublishNodeState();
+    // raft sets the applied index to the snapshot's once the restore returns; the next tick records it.
+    restored_ = true;
   }
 
   void WakeIndexWaiters() {
@@ -704,83 +696,6 @@ class RaftNode::Loop {
   void PublishNodeState() {
     storage::NodeStateUpdate update = sm_->TakeNodeStateUpdate();
     if (options_.node_state_sink != nullptr) options_.node_state_sink->Publish(std::move(update));
-  }
-
-  // Snapshots never stop the loop for longer than one read: FsmSnapshot (loop thread) pins the state at the
-  // applied index, FsmSnapshotAsync (a libuv worker) serialises the pinned state while the loop goes on
-  // applying, and FsmSnapshotFinalize (loop thread, once raft stored the snapshot or gave up) frees it.
-  static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
-    auto* self = static_cast<Loop*>(fsm->data);
-    auto pinned = storage::PinnedState::Pin(self->sm_->db_path());
-    if (!pinned.ok()) {
-      spdlog::error("snapshot: cannot pin the state: {}", pinned.status().ToString());
-      return RAFT_IOERR;
-    }
-    self->snapshot_pin_ = std::move(*pinned);
-    self->snapshot_index_ = raft_last_applied(&self->raft_);
-    self->snapshot_revision_ = self->sm_->revision();
-    *bufs = nullptr;
-    *n_bufs = 0;
-    return 0;
-  }
-
-  static int FsmSnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
-    auto* self = static_cast<Loop*>(fsm->data);
-    // Until FsmSnapshotFinalize only this worker touches the pin and the two values below.
-    const auto started = std::chrono::steady_clock::now();
-    auto snap = self->snapshot_pin_->Dump();
-    if (!snap.ok()) {
-      spdlog::error("snapshot failed: {}", snap.status().ToString());
-      return RAFT_IOERR;
-    }
-    auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
-    *out = FrameSnapshot(self->snapshot_index_, *snap);
-    *bufs = out;
-    *n_bufs = 1;
-    spdlog::info("snapshot taken at raft index {}, revision {} ({} bytes, {} ms off the loop)", self->snapshot_index_,
-                 self->snapshot_revision_, out->len,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
-    return 0;
-  }
-
-  static int FsmSnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
-    auto* self = static_cast<Loop*>(fsm->data);
-    if (*bufs != nullptr) {
-      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
-      raft_free(*bufs);
-    }
-    *bufs = nullptr;
-    *n_bufs = 0;
-    self->snapshot_pin_.reset();
-    return 0;
-  }
-
-  static int FsmRestore(raft_fsm* fsm, raft_buffer* buf) {
-    auto* self = static_cast<Loop*>(fsm->data);
-    const auto started = std::chrono::steady_clock::now();
-    const SnapshotFrame frame = UnframeSnapshot(*buf);
-    if (frame.raft_index != 0 && frame.raft_index <= self->sm_->raft_index()) {
-      // Start-up with a reopened database that is already past this snapshot.
-      spdlog::info("state.db already reflects raft index {} (snapshot at {}): not restoring",
-                   self->sm_->raft_index(), frame.raft_index);
-      raft_free(buf->base);
-      self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
-      return 0;
-    }
-    absl::Status s = self->sm_->Restore(frame.state, frame.raft_index);
-    spdlog::info("snapshot of {} bytes restored in {} ms", buf->len,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
-    if (!s.ok()) {
-      spdlog::error("snapshot restore failed: {}", s.ToString());
-      return RAFT_MALFORMED;
-    }
-    raft_free(buf->base);
-    self->revision_.store(self->sm_->revision(), std::memory_order_relaxed);
-    self->PublishNodeState();
-    // raft sets the applied index to the snapshot's once this returns; the next tick records it.
-    self->restored_ = true;
-    spdlog::info("installed a snapshot at revision {}", self->sm_->revision());
-    return 0;
   }
 
   // libraft 0.15's TCP transport listens with a backlog of 1: members connecting at the same moment (a
@@ -958,11 +873,7 @@ class RaftNode::Loop {
   decltype(raft_uv_transport::connect) tcp_connect_ = nullptr;
   std::map<std::string, std::unique_ptr<std::string>> connect_addresses_;  // stable C strings for connect
   raft_io io_{};
-  raft_fsm fsm_{};
-  // The state being serialised for a snapshot (see FsmSnapshot), and where it stands.
-  std::unique_ptr<storage::PinnedState> snapshot_pin_;
-  uint64_t snapshot_index_ = 0;
-  uint64_t snapshot_revision_ = 0;
+  std::unique_ptr<ReplicatedFsm> fsm_;  // over sm_; raft calls it on this loop (snapshots also on a worker)
   struct raft raft_{};
   struct raft_barrier barrier_{};
   bool raft_initialised_ = false;

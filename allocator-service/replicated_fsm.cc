@@ -1,0 +1,119 @@
+#include "allocator-service/replicated_fsm.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "allocator-service/raft_codec.h"
+#include "spdlog/spdlog.h"
+
+namespace abode::allocator {
+
+ReplicatedFsm::ReplicatedFsm(storage::StateMachine* sm, Observer* observer, bool asynchronous_snapshots)
+    : sm_(sm), observer_(observer) {
+  fsm_.version = 3;
+  fsm_.data = this;
+  fsm_.apply = &ReplicatedFsm::Apply;
+  fsm_.snapshot = &ReplicatedFsm::Snapshot;
+  fsm_.restore = &ReplicatedFsm::Restore;
+  fsm_.snapshot_finalize = &ReplicatedFsm::SnapshotFinalize;
+  fsm_.snapshot_async = asynchronous_snapshots ? &ReplicatedFsm::SnapshotAsync : nullptr;
+}
+
+int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
+  auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  *result = nullptr;
+  v1::CommandBatch batch;
+  if (absl::Status s = DecodeEntry(*buf, &batch); !s.ok()) {
+    spdlog::critical("refusing to apply raft entry: {}", s.ToString());
+    ++self->stats_.refused_entries;
+    return RAFT_MALFORMED;
+  }
+  const uint64_t index = raft_last_applied(self->raft_) + 1;
+  if (index <= self->sm_->raft_index()) {
+    // Replayed at start-up: the reopened database already holds this entry.
+    self->observer_->OnApplied(index, batch.proposal_id(), {}, /*replayed=*/true);
+    return 0;
+  }
+  auto outcomes = self->sm_->Apply(batch, index);
+  if (!outcomes.ok()) {
+    self->observer_->OnApplyFailed(index, outcomes.status());
+    return RAFT_MALFORMED;
+  }
+  self->observer_->OnApplied(index, batch.proposal_id(), std::move(*outcomes), /*replayed=*/false);
+  return 0;
+}
+
+int ReplicatedFsm::Snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  *bufs = nullptr;
+  *n_bufs = 0;
+  auto pinned = storage::PinnedState::Pin(self->sm_->db_path());
+  if (!pinned.ok()) {
+    spdlog::error("snapshot: cannot pin the state: {}", pinned.status().ToString());
+    return RAFT_IOERR;
+  }
+  self->pin_ = std::move(*pinned);
+  self->pin_index_ = raft_last_applied(self->raft_);
+  self->pin_revision_ = self->sm_->revision();
+  if (self->fsm_.snapshot_async != nullptr) return 0;
+  return SnapshotAsync(fsm, bufs, n_bufs);  // no worker: serialise here
+}
+
+int ReplicatedFsm::SnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  const auto started = std::chrono::steady_clock::now();
+  auto snap = self->pin_->Dump();
+  if (!snap.ok()) {
+    spdlog::error("snapshot failed: {}", snap.status().ToString());
+    return RAFT_IOERR;
+  }
+  auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+  *out = FrameSnapshot(self->pin_index_, *snap);
+  *bufs = out;
+  *n_bufs = 1;
+  ++self->stats_.snapshots;
+  spdlog::info("snapshot taken at raft index {}, revision {} ({} bytes in {} ms)", self->pin_index_,
+               self->pin_revision_, out->len,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  return 0;
+}
+
+int ReplicatedFsm::SnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  if (*bufs != nullptr) {
+    for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+  }
+  *bufs = nullptr;
+  *n_bufs = 0;
+  self->pin_.reset();
+  return 0;
+}
+
+int ReplicatedFsm::Restore(raft_fsm* fsm, raft_buffer* buf) {
+  auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  const auto started = std::chrono::steady_clock::now();
+  const SnapshotFrame frame = UnframeSnapshot(*buf);
+  if (frame.raft_index != 0 && frame.raft_index <= self->sm_->raft_index()) {
+    // Start-up with a reopened database that is already past this snapshot.
+    spdlog::info("state.db already reflects raft index {} (snapshot at {}): not restoring", self->sm_->raft_index(),
+                 frame.raft_index);
+    raft_free(buf->base);
+    self->observer_->OnRestored(frame.raft_index, /*installed=*/false);
+    return 0;
+  }
+  if (absl::Status s = self->sm_->Restore(frame.state, frame.raft_index); !s.ok()) {
+    spdlog::error("snapshot restore failed: {}", s.ToString());
+    return RAFT_MALFORMED;
+  }
+  spdlog::info("snapshot of {} bytes restored in {} ms", buf->len,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  raft_free(buf->base);
+  ++self->stats_.restores;
+  self->observer_->OnRestored(frame.raft_index, /*installed=*/true);
+  spdlog::info("installed a snapshot at revision {}", self->sm_->revision());
+  return 0;
+}
+
+}  // namespace abode::allocator

@@ -1,0 +1,81 @@
+// abode's state machine as c-raft sees it: a struct raft_fsm (version 3) over storage::StateMachine.
+//
+// - apply: decodes the entry (raft_codec.h) and applies it at its raft index, raft_last_applied() + 1. An
+//   entry the reopened store already holds (start-up replay) is skipped. An unreadable entry is refused
+//   (RAFT_MALFORMED), which halts apply on this replica rather than letting it diverge.
+// - snapshot: pins the state at the applied index on the raft loop (one read); with asynchronous snapshots a
+//   libuv worker serialises the pinned state while the loop goes on applying, otherwise the loop does it
+//   at once; snapshot_finalize releases the pin and the buffers once raft has stored the snapshot.
+// - restore: unframes the snapshot and restores it, or skips it when the store is already past it.
+//
+// The raft node and the in-memory fixture tests run this same code.
+#ifndef ABODE_ALLOCATOR_SERVICE_REPLICATED_FSM_H_
+#define ABODE_ALLOCATOR_SERVICE_REPLICATED_FSM_H_
+
+extern "C" {
+#include <raft.h>
+}
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "storage/snapshot.h"
+#include "storage/state_machine.h"
+
+namespace abode::allocator {
+
+class ReplicatedFsm {
+ public:
+  // Told what apply and restore did, on the thread raft calls the fsm on (the loop).
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // The entry at `index` is in the store: applied now with `outcomes` (one per command), or, when
+    // `replayed`, already held by the reopened store (no outcomes).
+    virtual void OnApplied(uint64_t index, uint64_t proposal_id, std::vector<storage::CommandOutcome> outcomes,
+                           bool replayed) = 0;
+    // The store failed to apply a decodable entry. Going on would let this replica diverge.
+    virtual void OnApplyFailed(uint64_t index, const absl::Status& status) = 0;
+    // A snapshot taken at `raft_index` was restored (`installed`), or skipped because the store is past it.
+    virtual void OnRestored(uint64_t raft_index, bool installed) = 0;
+  };
+
+  struct Stats {
+    uint64_t snapshots = 0;        // snapshots serialised
+    uint64_t restores = 0;         // snapshots installed
+    uint64_t refused_entries = 0;  // entries that could not be decoded
+  };
+
+  // `sm` and `observer` outlive the fsm. With `asynchronous_snapshots` the raft_io must offer async_work.
+  ReplicatedFsm(storage::StateMachine* sm, Observer* observer, bool asynchronous_snapshots);
+  ReplicatedFsm(const ReplicatedFsm&) = delete;
+  ReplicatedFsm& operator=(const ReplicatedFsm&) = delete;
+
+  raft_fsm* fsm() { return &fsm_; }
+  void Attach(raft* r) { raft_ = r; }  // the raft instance this fsm serves, before it starts
+  Stats stats() const { return stats_; }  // the loop thread's view
+
+ private:
+  static int Apply(raft_fsm* fsm, const raft_buffer* buf, void** result);
+  static int Snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs);
+  static int SnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs);
+  static int SnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs);
+  static int Restore(raft_fsm* fsm, raft_buffer* buf);
+
+  storage::StateMachine* const sm_;
+  Observer* const observer_;
+  raft_fsm fsm_{};
+  raft* raft_ = nullptr;
+  // The state being serialised for a snapshot, and where it stands. Between Snapshot and SnapshotFinalize
+  // only the worker running SnapshotAsync touches them.
+  std::unique_ptr<storage::PinnedState> pin_;
+  uint64_t pin_index_ = 0;
+  uint64_t pin_revision_ = 0;
+  Stats stats_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_REPLICATED_FSM_H_
