@@ -4,8 +4,13 @@
 //   test process (private netns): bridge ctl  10.213.<k>.1  <- abode-allocator listens here
 //        | veth ctl0                                   | veth ctl0
 //   node-a: up0 203.0.113.10/24, pbr0 10.1.1.1/24     node-b: up0 203.0.113.11/24, pbr0 10.1.2.1/24
-//        | pods 10.1.1.x                                  | pods 10.1.2.x
-//   outside: bridge lan0 203.0.113.1/24 with both nodes' uplinks
+//           up0 2001:db8:113::10/64                            up0 2001:db8:113::11/64
+//           pbr0 fd00:1:0:1::1/64                             pbr0 fd00:1:0:2::1/64
+//        | pods 10.1.1.x, fd00:1:0:1::x, fe80::x       | pods 10.1.2.x, fd00:1:0:2::x, fe80::x
+//   outside: bridge lan0 203.0.113.1/24, 2001:db8:113::1/64 with both nodes' uplinks
+//
+// Every pod is dual-stack (an allocation in "pods" and one in "pods6" under the same owner), so each scenario
+// that matters for both families runs once per `Family`. IPv6 addresses are added with `nodad`.
 //
 // The test process moves itself into a private network namespace first, so nothing it builds is visible in the
 // machine's own namespace. Needs root; skips without it unless CI is set.
@@ -103,10 +108,56 @@ absl::Status EnterPrivateNetns() {
   return status;
 }
 
+// The addresses one IP family uses in these scenarios.
+struct Family {
+  bool ipv6;
+  const char* pod_pool;       // workload pool holding every pod's address of this family
+  const char* external_pool;  // external pool of the outside segment
+  const char* magic;          // a link-local magic address
+  const char* elastic;        // an address of `external_pool`
+  const char* outside;        // the outside namespace's address on the uplinks' segment
+
+  // Pod `host` behind node `node` (0 or 1).
+  std::string Pod(int node, int host) const {
+    return ipv6 ? absl::StrCat("fd00:1:0:", node + 1, "::", host) : absl::StrCat("10.1.", node + 1, ".", host);
+  }
+  // The source address of that pod's datagrams to the magic address: for a link-local destination IPv6 source
+  // selection picks the pod's link-local address (RFC 6724 rule 2), which the test sets to fe80::<host>.
+  std::string MagicSource(int node, int host) const { return ipv6 ? absl::StrCat("fe80::", host) : Pod(node, host); }
+};
+constexpr Family kIpv4{false, "pods", "public", "169.254.210.210", "203.0.113.101", "203.0.113.1"};
+constexpr Family kIpv6{true, "pods6", "public6", "fe80::a9fe:d2d2", "2001:db8:113::101", "2001:db8:113::1"};
+
+// The wildcard address of `address`'s family.
+std::string AnyAddress(const std::string& address) {
+  return address.find(':') == std::string::npos ? "0.0.0.0" : "::";
+}
+
+// Creates elastic address "db" at `address` of `pool`, associated with `owner`.
+void CreateElastic(v1::ElasticAddresses::Stub* stub, const std::string& pool, const std::string& address,
+                   const std::string& owner) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::CreateElasticAddressRequest req;
+  req.mutable_address()->set_name("db");
+  req.mutable_address()->set_pool(pool);
+  req.mutable_address()->set_address(address);
+  v1::ElasticAddress created;
+  grpc::Status s = stub->CreateElasticAddress(&ctx, req, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::AssociateElasticAddressRequest assoc;
+  assoc.set_name("db");
+  assoc.mutable_association()->set_owner(owner);
+  s = stub->AssociateElasticAddress(&ctx2, assoc, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
 struct NodeHandle {
   std::string name;
   std::optional<ScopedNetns> ns;
-  std::string pod_prefix;  // "10.1.1."
+  int index = 0;
   std::unique_ptr<ChildProcess> agent;
   std::string log;
 };
@@ -129,11 +180,11 @@ class NodeE2eTest : public ::testing::Test {
     ASSERT_TRUE(outside.ok()) << outside.status();
     outside_.emplace(std::move(*outside));
     Ok(outside_->Run("ip link set lo up && ip link add lan0 type bridge && ip addr add 203.0.113.1/24 dev lan0 && "
-                     "ip link set lan0 up"));
+                     "ip addr add 2001:db8:113::1/64 dev lan0 nodad && ip link set lan0 up"));
     for (int i = 0; i < 2; ++i) {
       NodeHandle& node = nodes_[i];
       node.name = i == 0 ? "node-a" : "node-b";
-      node.pod_prefix = absl::StrCat("10.1.", i + 1, ".");
+      node.index = i;
       node.log = absl::StrCat(dir_, "/", node.name, ".log");
       auto ns = ScopedNetns::Create(i == 0 ? "na" : "nb");
       ASSERT_TRUE(ns.ok()) << ns.status();
@@ -146,9 +197,14 @@ class NodeE2eTest : public ::testing::Test {
       ASSERT_TRUE(outside_->Run(absl::StrCat("ip link add ", port, " type veth peer name up0 netns ", n, " && ip link set ",
                                     port, " master lan0 up")).ok());
       Ok(node.ns->Run(absl::StrCat(
-          "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 && ip addr add ", ctl_prefix_, i + 2,
-          "/24 dev ctl0 && ip link set ctl0 up && ip addr add 203.0.113.1", i, "/24 dev up0 && ip link set up0 up && ",
-          "ip link add pbr0 type bridge && ip addr add ", node.pod_prefix, "1/24 dev pbr0 && ip link set pbr0 up")));
+          "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 && ip addr add ",
+          ctl_prefix_, i + 2, "/24 dev ctl0 && ip link set ctl0 up && ip addr add 203.0.113.1", i,
+          "/24 dev up0 && ip addr add 2001:db8:113::1", i, "/64 dev up0 nodad && ip link set up0 up && ",
+          // The pod bridge's link-local address is usable at once, as on a node whose bridge is long up: while
+          // it is tentative the node cannot solicit its pods' neighbours (no source), for a second or two.
+          "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 && ",
+          "ip link add pbr0 type bridge && ip addr add ", kIpv4.Pod(i, 1), "/24 dev pbr0 && ip addr add ",
+          kIpv6.Pod(i, 1), "/64 dev pbr0 nodad && ip link set pbr0 up")));
     }
 
     allocator_log_ = dir_ + "/allocator.log";
@@ -174,6 +230,8 @@ class NodeE2eTest : public ::testing::Test {
     external_ = v1::ExternalAddresses::NewStub(channel);
     CreatePool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
     CreatePool("public", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+    CreatePool("pods6", "fd00:1::/48", v1::POOL_PURPOSE_WORKLOAD);
+    CreatePool("public6", "2001:db8:113::/64", v1::POOL_PURPOSE_EXTERNAL);
     for (NodeHandle& node : nodes_) StartAgent(node);
   }
 
@@ -219,30 +277,35 @@ class NodeE2eTest : public ::testing::Test {
                     .ok());
   }
 
-  // A pod namespace behind `node`'s bridge with address prefix + host, allocated with `labels`.
+  // A dual-stack pod namespace behind `node`'s bridge: kIpv4.Pod() and kIpv6.Pod() (each allocated under `owner`
+  // with `labels` in its family's pool), and link-local fe80::<host>.
   const ScopedNetns& AddPod(NodeHandle& node, int host, const std::string& owner,
                             std::map<std::string, std::string> labels) {
     auto ns = ScopedNetns::Create("pod");
     EXPECT_TRUE(ns.ok()) << ns.status();
     pods_.push_back(std::make_unique<ScopedNetns>(std::move(*ns)));
     const ScopedNetns& pod = *pods_.back();
-    const std::string address = absl::StrCat(node.pod_prefix, host);
     const std::string veth = absl::StrCat("p", host);
     Ok(node.ns->Run(absl::StrCat("ip link add ", veth, " type veth peer name eth0 netns ", pod.name(),
                                  " && ip link set ", veth, " master pbr0 up")));
-    Ok(pod.Run(absl::StrCat("ip link set lo up && ip addr add ", address, "/24 dev eth0 && ip link set eth0 up && ",
-                            "ip route add default via ", node.pod_prefix, "1")));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::AllocateRequest req;
-    req.set_pool("pods");
-    req.set_owner(owner);
-    req.set_address(address);
-    req.set_node(node.name);
-    for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
-    v1::Allocation allocation;
-    const grpc::Status s = alloc_->Allocate(&ctx, req, &allocation);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    Ok(pod.Run(absl::StrCat("ip link set lo up && ip link set eth0 addrgenmode none && ip addr add ",
+                            kIpv4.Pod(node.index, host), "/24 dev eth0 && ip addr add ", kIpv6.Pod(node.index, host),
+                            "/64 dev eth0 nodad && ip addr add ", kIpv6.MagicSource(node.index, host),
+                            "/64 dev eth0 nodad && ip link set eth0 up && ip route add default via ",
+                            kIpv4.Pod(node.index, 1), " && ip -6 route add default via ", kIpv6.Pod(node.index, 1))));
+    for (const Family* family : {&kIpv4, &kIpv6}) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline());
+      v1::AllocateRequest req;
+      req.set_pool(family->pod_pool);
+      req.set_owner(owner);
+      req.set_address(family->Pod(node.index, host));
+      req.set_node(node.name);
+      for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
+      v1::Allocation allocation;
+      const grpc::Status s = alloc_->Allocate(&ctx, req, &allocation);
+      EXPECT_TRUE(s.ok()) << family->pod_pool << ": " << s.error_message();
+    }
     return pod;
   }
 
@@ -265,7 +328,7 @@ class NodeE2eTest : public ::testing::Test {
                                                      std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     const auto deadline = Clock::now() + limit;
     while (Clock::now() < deadline) {
-      UniqueFd sender = Udp(from, "0.0.0.0", 0);
+      UniqueFd sender = Udp(from, AnyAddress(address), 0);
       EXPECT_TRUE(SendUdp(sender, address, port, payload).ok());
       while (true) {
         auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
@@ -286,6 +349,103 @@ class NodeE2eTest : public ::testing::Test {
     }
   }
 
+  // Scenario shared by both families: the magic address reaches the agent on the sending pod's own node, and an
+  // established flow follows the agent's replacement within 1 s of the release's acknowledgement.
+  void ExpectMagicAddressReachesTheLocalAgentAndFollowsItsReplacement(const Family& f) {
+    const std::string any = AnyAddress(f.magic);
+    const ScopedNetns& app_a = AddPod(nodes_[0], 20, "pod/app-a", {{"app", "web"}});
+    const ScopedNetns& agent_a = AddPod(nodes_[0], 10, "pod/agent-a", {{"app", "dd-agent"}});
+    const ScopedNetns& app_b = AddPod(nodes_[1], 20, "pod/app-b", {{"app", "web"}});
+    const ScopedNetns& agent_b = AddPod(nodes_[1], 10, "pod/agent-b", {{"app", "dd-agent"}});
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline());
+      v1::CreateMagicAddressRequest req;
+      req.mutable_address()->set_name("dd");
+      req.mutable_address()->set_address(f.magic);
+      auto* port = req.mutable_address()->add_ports();
+      port->set_protocol(v1::PROTOCOL_UDP);
+      port->set_port(8125);
+      req.mutable_address()->set_label_selector("app=dd-agent");
+      v1::MagicAddress created;
+      const grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &created);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+    UniqueFd agent_a_socket = Udp(agent_a, any, 8125);
+    UniqueFd agent_b_socket = Udp(agent_b, any, 8125);
+
+    auto got_a = SendUntilReceived(app_a, f.magic, 8125, agent_a_socket, "from-app-a");
+    ASSERT_TRUE(got_a.has_value()) << "node A's agent never got app A's datagram; see " << nodes_[0].log;
+    EXPECT_EQ(got_a->source_address, f.MagicSource(0, 20));
+    auto got_b = SendUntilReceived(app_b, f.magic, 8125, agent_b_socket, "from-app-b");
+    ASSERT_TRUE(got_b.has_value()) << "node B's agent never got app B's datagram; see " << nodes_[1].log;
+    // Neither agent saw the other node's app.
+    for (const std::string& p : Drain(agent_b_socket)) EXPECT_NE(p, "from-app-a");
+    for (const std::string& p : Drain(agent_a_socket)) EXPECT_NE(p, "from-app-b");
+
+    // A statsd client that keeps sending from one socket (one source port): its flow has a conntrack entry.
+    UniqueFd steady_sender = Udp(app_a, any, 0);
+    std::atomic<bool> stop{false};
+    std::thread steady([&] {
+      while (!stop.load()) {
+        SendUdp(steady_sender, f.magic, 8125, "steady").IgnoreError();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    auto receive_steady = [](const UniqueFd& receiver, std::chrono::seconds limit) {
+      for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
+        auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
+        if (got.ok() && got->payload == "steady") return true;
+      }
+      return false;
+    };
+    const bool old_agent_got_steady = receive_steady(agent_a_socket, std::chrono::seconds(10));
+
+    // Replace node A's agent: the new pod exists first, then the old allocation is released.
+    const ScopedNetns& agent_a2 = AddPod(nodes_[0], 11, "pod/agent-a2", {{"app", "dd-agent"}});
+    UniqueFd agent_a2_socket = Udp(agent_a2, any, 8125);
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline());
+      v1::ReleaseRequest req;
+      req.set_owner("pod/agent-a");
+      v1::ReleaseResponse released;
+      const grpc::Status s = alloc_->Release(&ctx, req, &released);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+    const auto acknowledged = Clock::now();
+    // The established flow moves to the new agent (its conntrack entry was deleted with the old mapping).
+    const bool new_agent_got_steady = receive_steady(agent_a2_socket, std::chrono::seconds(20));
+    const auto steady_elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - acknowledged);
+    stop.store(true);
+    steady.join();
+    ASSERT_TRUE(old_agent_got_steady) << "the old agent never got the one-socket client's traffic";
+    ASSERT_TRUE(new_agent_got_steady) << "the one-socket client stayed on the old agent; see " << nodes_[0].log;
+    std::printf("%s one-socket UDP flow reached the replaced agent %.1f ms after the release was acknowledged\n",
+                f.ipv6 ? "IPv6" : "IPv4", steady_elapsed.count() / 1000.0);
+    EXPECT_LE(steady_elapsed, std::chrono::milliseconds(1000));
+
+    // A new flow (fresh socket) reaches the new agent too.
+    auto got_a2 = SendUntilReceived(app_a, f.magic, 8125, agent_a2_socket, "to-new-agent",
+                                    std::chrono::seconds(10));
+    ASSERT_TRUE(got_a2.has_value()) << "the new agent never got traffic from a new flow; see " << nodes_[0].log;
+  }
+
+  // Scenario shared by both families: the elastic address is DNATed to the pod and is its source outside.
+  void ExpectElasticAddressReachesThePodAndIsItsSourceOutside(const Family& f) {
+    const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+    CreateElastic(elastic_.get(), f.external_pool, f.elastic, "pod/db");
+    UniqueFd pod_socket = Udp(db, AnyAddress(f.elastic), 9000);
+    auto inbound = SendUntilReceived(*outside_, f.elastic, 9000, pod_socket, "inbound");
+    ASSERT_TRUE(inbound.has_value()) << "outside never reached the pod; see " << nodes_[0].log;
+    EXPECT_EQ(inbound->source_address, f.outside);
+
+    UniqueFd outside_socket = Udp(*outside_, f.outside, 9001);
+    auto outbound = SendUntilReceived(db, f.outside, 9001, outside_socket, "outbound");
+    ASSERT_TRUE(outbound.has_value()) << "the pod never reached outside; see " << nodes_[0].log;
+    EXPECT_EQ(outbound->source_address, f.elastic);
+  }
+
   std::string ctl_prefix_, ctl_bridge_, dir_, allocator_log_, endpoint_;
   std::optional<ScopedNetns> outside_;
   NodeHandle nodes_[2];
@@ -300,134 +460,19 @@ class NodeE2eTest : public ::testing::Test {
 };
 
 TEST_F(NodeE2eTest, MagicAddressReachesTheAgentOnTheSameNodeAndFollowsItsReplacement) {
-  const ScopedNetns& app_a = AddPod(nodes_[0], 20, "pod/app-a", {{"app", "web"}});
-  const ScopedNetns& agent_a = AddPod(nodes_[0], 10, "pod/agent-a", {{"app", "dd-agent"}});
-  const ScopedNetns& app_b = AddPod(nodes_[1], 20, "pod/app-b", {{"app", "web"}});
-  const ScopedNetns& agent_b = AddPod(nodes_[1], 10, "pod/agent-b", {{"app", "dd-agent"}});
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::CreateMagicAddressRequest req;
-    req.mutable_address()->set_name("dd");
-    req.mutable_address()->set_address("169.254.210.210");
-    auto* port = req.mutable_address()->add_ports();
-    port->set_protocol(v1::PROTOCOL_UDP);
-    port->set_port(8125);
-    req.mutable_address()->set_label_selector("app=dd-agent");
-    v1::MagicAddress created;
-    const grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &created);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-  UniqueFd agent_a_socket = Udp(agent_a, "0.0.0.0", 8125);
-  UniqueFd agent_b_socket = Udp(agent_b, "0.0.0.0", 8125);
+  ExpectMagicAddressReachesTheLocalAgentAndFollowsItsReplacement(kIpv4);
+}
 
-  auto got_a = SendUntilReceived(app_a, "169.254.210.210", 8125, agent_a_socket, "from-app-a");
-  ASSERT_TRUE(got_a.has_value()) << "node A's agent never got app A's datagram; see " << nodes_[0].log;
-  EXPECT_EQ(got_a->source_address, "10.1.1.20");
-  auto got_b = SendUntilReceived(app_b, "169.254.210.210", 8125, agent_b_socket, "from-app-b");
-  ASSERT_TRUE(got_b.has_value()) << "node B's agent never got app B's datagram; see " << nodes_[1].log;
-  // Neither agent saw the other node's app.
-  for (const std::string& p : Drain(agent_b_socket)) EXPECT_NE(p, "from-app-a");
-  for (const std::string& p : Drain(agent_a_socket)) EXPECT_NE(p, "from-app-b");
-
-  // A statsd client that keeps sending from one socket (one source port): its flow has a conntrack entry.
-  UniqueFd steady_sender = Udp(app_a, "0.0.0.0", 0);
-  std::atomic<bool> stop{false};
-  std::thread steady([&] {
-    while (!stop.load()) {
-      SendUdp(steady_sender, "169.254.210.210", 8125, "steady").IgnoreError();
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
-  auto receive_steady = [](const UniqueFd& receiver, std::chrono::seconds limit) {
-    for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
-      auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
-      if (got.ok() && got->payload == "steady") return true;
-    }
-    return false;
-  };
-  const bool old_agent_got_steady = receive_steady(agent_a_socket, std::chrono::seconds(10));
-
-  // Replace node A's agent: the new pod exists first, then the old allocation is released.
-  const ScopedNetns& agent_a2 = AddPod(nodes_[0], 11, "pod/agent-a2", {{"app", "dd-agent"}});
-  UniqueFd agent_a2_socket = Udp(agent_a2, "0.0.0.0", 8125);
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::ReleaseRequest req;
-    req.set_owner("pod/agent-a");
-    v1::ReleaseResponse released;
-    const grpc::Status s = alloc_->Release(&ctx, req, &released);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-  const auto acknowledged = Clock::now();
-  // The established flow moves to the new agent (its conntrack entry was deleted with the old mapping).
-  const bool new_agent_got_steady = receive_steady(agent_a2_socket, std::chrono::seconds(20));
-  const auto steady_elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - acknowledged);
-  stop.store(true);
-  steady.join();
-  ASSERT_TRUE(old_agent_got_steady) << "the old agent never got the one-socket client's traffic";
-  ASSERT_TRUE(new_agent_got_steady) << "the one-socket client stayed on the old agent; see " << nodes_[0].log;
-  std::printf("one-socket UDP flow reached the replaced agent %.1f ms after the release was acknowledged\n",
-              steady_elapsed.count() / 1000.0);
-  EXPECT_LE(steady_elapsed, std::chrono::milliseconds(1000));
-
-  // A new flow (fresh socket) reaches the new agent too.
-  auto got_a2 = SendUntilReceived(app_a, "169.254.210.210", 8125, agent_a2_socket, "to-new-agent",
-                                  std::chrono::seconds(10));
-  ASSERT_TRUE(got_a2.has_value()) << "the new agent never got traffic from a new flow; see " << nodes_[0].log;
+TEST_F(NodeE2eTest, Ipv6MagicAddressReachesTheAgentOnTheSameNodeAndFollowsItsReplacement) {
+  ExpectMagicAddressReachesTheLocalAgentAndFollowsItsReplacement(kIpv6);
 }
 
 TEST_F(NodeE2eTest, ElasticAddressReachesThePodAndIsItsSourceOutside) {
-  const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::CreateElasticAddressRequest req;
-    req.mutable_address()->set_name("db");
-    req.mutable_address()->set_pool("public");
-    req.mutable_address()->set_address("203.0.113.101");
-    v1::ElasticAddress created;
-    grpc::Status s = elastic_->CreateElasticAddress(&ctx, req, &created);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    grpc::ClientContext ctx2;
-    ctx2.set_deadline(Deadline());
-    v1::AssociateElasticAddressRequest assoc;
-    assoc.set_name("db");
-    assoc.mutable_association()->set_owner("pod/db");
-    s = elastic_->AssociateElasticAddress(&ctx2, assoc, &created);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-  UniqueFd pod_socket = Udp(db, "0.0.0.0", 9000);
-  auto inbound = SendUntilReceived(*outside_, "203.0.113.101", 9000, pod_socket, "inbound");
-  ASSERT_TRUE(inbound.has_value()) << "outside never reached the pod; see " << nodes_[0].log;
-  EXPECT_EQ(inbound->source_address, "203.0.113.1");
-
-  UniqueFd outside_socket = Udp(*outside_, "203.0.113.1", 9001);
-  auto outbound = SendUntilReceived(db, "203.0.113.1", 9001, outside_socket, "outbound");
-  ASSERT_TRUE(outbound.has_value());
-  EXPECT_EQ(outbound->source_address, "203.0.113.101");
+  ExpectElasticAddressReachesThePodAndIsItsSourceOutside(kIpv4);
 }
 
-
-// Creates elastic address `name` at `address` associated with `owner`.
-void CreateElastic(v1::ElasticAddresses::Stub* stub, const std::string& address, const std::string& owner) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::CreateElasticAddressRequest req;
-  req.mutable_address()->set_name("db");
-  req.mutable_address()->set_pool("public");
-  req.mutable_address()->set_address(address);
-  v1::ElasticAddress created;
-  grpc::Status s = stub->CreateElasticAddress(&ctx, req, &created);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  grpc::ClientContext ctx2;
-  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::AssociateElasticAddressRequest assoc;
-  assoc.set_name("db");
-  assoc.mutable_association()->set_owner(owner);
-  s = stub->AssociateElasticAddress(&ctx2, assoc, &created);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+TEST_F(NodeE2eTest, Ipv6ElasticAddressReachesThePodAndIsItsSourceOutside) {
+  ExpectElasticAddressReachesThePodAndIsItsSourceOutside(kIpv6);
 }
 
 bool LogContains(const std::string& path, const std::string& text) {
@@ -446,7 +491,7 @@ std::string ReadAll(const std::string& path) {
 
 TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
   const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
-  CreateElastic(elastic_.get(), "203.0.113.101", "pod/db");
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
   UniqueFd pod_socket = Udp(db, "0.0.0.0", 9000);
   ASSERT_TRUE(SendUntilReceived(*outside_, "203.0.113.101", 9000, pod_socket, "warm-up").has_value());
 
