@@ -6,8 +6,6 @@
 #include <memory>
 #include <utility>
 
-#include <grpcpp/alarm.h>
-
 #include "absl/strings/str_cat.h"
 #include "allocator-service/grpc_status.h"
 
@@ -27,77 +25,6 @@ absl::Status CheckAddress(const std::string& address, absl::string_view field) {
   if (port == 0) return absl::InvalidArgumentError(absl::StrCat(field, ": port must not be 0"));
   return absl::OkStatus();
 }
-
-// Refusals the leader gives before asking raft, naming the field. Raft stays the authority (a change racing
-// this check is still refused, without a field), but it names no field and compares whole "RAFT@GRPC"
-// strings, so it would take a second member on a raft or gRPC address already in use.
-absl::Status CheckNewMember(const ClusterView& v, const Member& m) {
-  for (const Member& e : v.members) {
-    if (e.id == m.id) {
-      return absl::AlreadyExistsError(absl::StrCat("id: member ", m.id, " is already in the cluster (", e.role, " at ",
-                                                   ConfigurationAddress(e), ")"));
-    }
-    if (e.raft_address == m.raft_address) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("raft_address: \"", m.raft_address, "\" is already member ", e.id, "'s"));
-    }
-    if (e.grpc_address == m.grpc_address) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("grpc_address: \"", m.grpc_address, "\" is already member ", e.id, "'s"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckMember(const ClusterView& v, uint64_t id) {
-  for (const Member& e : v.members) {
-    if (e.id == id) return absl::OkStatus();
-  }
-  return absl::NotFoundError(absl::StrCat("id: member ", id, " is not in the cluster"));
-}
-
-// The raft loop publishes the view every few milliseconds, so right after a change commits the view may
-// still show the configuration before it. ViewWait passes a successful change on once the view shows it
-// (polling on a timer, never blocking a thread), or after kViewPolls polls regardless: a caller is answered
-// with the configuration it made.
-constexpr auto kViewPollInterval = std::chrono::milliseconds(5);
-constexpr int kViewPolls = 200;
-
-class ViewWait {
- public:
-  using Shown = std::function<bool(const ClusterView&)>;
-
-  // A ChangeDone that hands a success to `done` once `shown` holds, and any error at once.
-  static RaftNode::ChangeDone Wrap(RaftNode& node, Shown shown, RaftNode::ChangeDone done) {
-    return [&node, shown = std::move(shown), done = std::move(done)](absl::Status s) mutable {
-      if (!s.ok()) {
-        std::move(done)(s);
-        return;
-      }
-      (new ViewWait(node, std::move(shown), std::move(done)))->Poll();
-    };
-  }
-
- private:
-  ViewWait(RaftNode& node, Shown shown, RaftNode::ChangeDone done)
-      : node_(node), shown_(std::move(shown)), done_(std::move(done)) {}
-
-  void Poll() {
-    if (++polls_ > kViewPolls || shown_(node_.view())) {
-      std::move(done_)(absl::OkStatus());
-      delete this;  // also the alarm whose callback may be running: gRPC holds it until the callback returns
-      return;
-    }
-    alarm_ = std::make_unique<grpc::Alarm>();
-    alarm_->Set(std::chrono::system_clock::now() + kViewPollInterval, [this](bool) { Poll(); });
-  }
-
-  RaftNode& node_;
-  const Shown shown_;
-  RaftNode::ChangeDone done_;
-  int polls_ = 0;
-  std::unique_ptr<grpc::Alarm> alarm_;
-};
 
 // A membership call passed on to the leader.
 template <typename Request>
@@ -173,21 +100,7 @@ grpc::ServerUnaryReactor* ClusterService::AddMember(grpc::CallbackServerContext*
   m.grpc_address = req->grpc_address();
   const bool voter = !req->non_voting();
   return AtLeader(
-      ctx, req, resp,
-      [this, m, voter](RaftNode::ChangeDone done) {
-        if (absl::Status s = CheckNewMember(node_.view(), m); !s.ok()) {
-          std::move(done)(s);
-          return;
-        }
-        const std::string role = voter ? "voter" : "standby";
-        auto shown = [id = m.id, role](const ClusterView& v) {
-          for (const Member& e : v.members) {
-            if (e.id == id) return e.role == role;
-          }
-          return false;
-        };
-        node_.AddMember(m, voter, ViewWait::Wrap(node_, std::move(shown), std::move(done)));
-      },
+      ctx, req, resp, [this, m, voter](RaftNode::ChangeDone done) { node_.AddMember(m, voter, std::move(done)); },
       [](v1::Cluster::Stub* stub, grpc::ClientContext* c, const v1::AddMemberRequest* r, v1::ClusterStatus* out,
          std::function<void(grpc::Status)> cb) { stub->async()->AddMember(c, r, out, std::move(cb)); });
 }
@@ -197,15 +110,7 @@ grpc::ServerUnaryReactor* ClusterService::RemoveMember(grpc::CallbackServerConte
   if (req->id() == 0) return Finish(ctx, absl::InvalidArgumentError("id: must be greater than 0"));
   const uint64_t id = req->id();
   return AtLeader(
-      ctx, req, resp,
-      [this, id](RaftNode::ChangeDone done) {
-        if (absl::Status s = CheckMember(node_.view(), id); !s.ok()) {
-          std::move(done)(s);
-          return;
-        }
-        auto shown = [id](const ClusterView& v) { return CheckMember(v, id).code() == absl::StatusCode::kNotFound; };
-        node_.RemoveMember(id, ViewWait::Wrap(node_, std::move(shown), std::move(done)));
-      },
+      ctx, req, resp, [this, id](RaftNode::ChangeDone done) { node_.RemoveMember(id, std::move(done)); },
       [](v1::Cluster::Stub* stub, grpc::ClientContext* c, const v1::RemoveMemberRequest* r, v1::ClusterStatus* out,
          std::function<void(grpc::Status)> cb) { stub->async()->RemoveMember(c, r, out, std::move(cb)); });
 }

@@ -627,23 +627,16 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
   static void OnApplied(struct raft_apply* req, int status, void* /*result*/) {
     std::unique_ptr<InFlight> f(static_cast<InFlight*>(req->data));
     f->owner->inflight_.erase(f->proposal_id);
-    std::vector<storage::CommandOutcome> outcomes;
-    outcomes.reserve(f->dones.size());
-    for (size_t i = 0; i < f->dones.size(); ++i) {
-      if (status != 0) {
-        outcomes.emplace_back(absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status))));
-      } else if (!f->applied || i >= f->outcomes.size()) {
-        outcomes.emplace_back(absl::InternalError("committed but its outcome was lost"));
-      } else {
-        outcomes.push_back(std::move(f->outcomes[i]));
-      }
-    }
     std::vector<std::pair<Done, storage::CommandOutcome>> off_loop;
     for (size_t i = 0; i < f->dones.size(); ++i) {
+      storage::CommandOutcome outcome =
+          status != 0 ? absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status)))
+          : !f->applied || i >= f->outcomes.size() ? absl::InternalError("committed but its outcome was lost")
+                                                   : std::move(f->outcomes[i]);
       if (f->on_loop[i]) {
-        std::move(f->dones[i])(std::move(outcomes[i]));
+        std::move(f->dones[i])(std::move(outcome));
       } else {
-        off_loop.emplace_back(std::move(f->dones[i]), std::move(outcomes[i]));
+        off_loop.emplace_back(std::move(f->dones[i]), std::move(outcome));
       }
     }
     if (off_loop.empty()) return;
@@ -745,7 +738,19 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     const char* leader_address = nullptr;
     raft_leader(&raft_, &leader_id, &leader_address);
     if (leader_id != 0 && state == RAFT_FOLLOWER && applied >= raft_.commit_index) caught_up_ = true;
+    PublishView();
+  }
 
+ public:
+  // Publishes what this replica knows to view(): on every tick, and as soon as a membership change is done
+  // so that its caller's answer shows it.
+  void PublishView() {
+    const int state = raft_state(&raft_);
+    const uint64_t term = raft_.current_term;
+    const uint64_t applied = raft_last_applied(&raft_);
+    raft_id leader_id = 0;
+    const char* leader_address = nullptr;
+    raft_leader(&raft_, &leader_id, &leader_address);
     ClusterView v;
     v.id = options_.id;
     v.role = StateName(state);
@@ -767,6 +772,8 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     std::lock_guard<std::mutex> lock(view_mu_);
     view_ = std::move(v);
   }
+
+ private:
 
   static void OnLeaderBarrier(struct raft_barrier* req, int status) {
     auto* self = static_cast<Loop*>(req->data);
@@ -913,6 +920,7 @@ struct Change {
   struct raft_transfer transfer{};
   RaftNode::ChangeDone done;
   struct raft* raft = nullptr;
+  RaftNode::Loop* loop = nullptr;
   uint64_t id = 0;
   bool voter = true;
   absl::Status promote_failure;  // why the promotion failed, while the half-added member is removed again
@@ -935,12 +943,41 @@ absl::Status ChangeStatus(int status, absl::string_view what) {
   return absl::FailedPreconditionError(absl::StrCat(what, ": ", raft_strerror(status)));
 }
 
+bool InConfiguration(const raft_configuration& conf, uint64_t id) {
+  for (unsigned i = 0; i < conf.n; ++i) {
+    if (conf.servers[i].id == id) return true;
+  }
+  return false;
+}
+
+// Refusals naming the field, checked against the configuration raft holds. Raft itself names no field and
+// compares whole "RAFT@GRPC" strings: it would take a second member on a raft or gRPC address already in
+// use, and one on the leader's own raft address crashes it.
+absl::Status CheckNewMember(const raft_configuration& conf, const Member& m) {
+  for (unsigned i = 0; i < conf.n; ++i) {
+    const raft_server& s = conf.servers[i];
+    const Member e = MemberFromConfiguration(s.id, s.address);
+    if (e.id == m.id) {
+      return absl::AlreadyExistsError(absl::StrCat("id: member ", m.id, " is already in the cluster (",
+                                                   RoleName(s.role), " at ", ConfigurationAddress(e), ")"));
+    }
+    if (e.raft_address == m.raft_address) {
+      return absl::AlreadyExistsError(absl::StrCat("raft_address: \"", m.raft_address, "\" is already member ", e.id, "'s"));
+    }
+    if (e.grpc_address == m.grpc_address) {
+      return absl::AlreadyExistsError(absl::StrCat("grpc_address: \"", m.grpc_address, "\" is already member ", e.id, "'s"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void OnRolledBack(struct raft_change* req, int status) {
   auto* c = static_cast<Change*>(req->data);
   if (status != 0) {
     spdlog::warn("member {} could not be promoted and stays a spare: removing it failed: {}", c->id,
                  raft_strerror(status));
   }
+  c->loop->PublishView();
   std::move(c->done)(c->promote_failure);
   delete c;
 }
@@ -950,6 +987,7 @@ void OnRolledBack(struct raft_change* req, int status) {
 void OnAssigned(struct raft_change* req, int status) {
   auto* c = static_cast<Change*>(req->data);
   if (status == 0 || status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) {
+    if (status == 0) c->loop->PublishView();  // the answer shows the member in its new role
     std::move(c->done)(ChangeStatus(status, "promote member"));
     delete c;
     return;
@@ -981,6 +1019,7 @@ void OnAdded(struct raft_change* req, int status) {
 
 void OnRemoved(struct raft_change* req, int status) {
   auto* c = static_cast<Change*>(req->data);
+  if (status == 0) c->loop->PublishView();  // the answer no longer shows the member
   std::move(c->done)(ChangeStatus(status, "remove member"));
   delete c;
 }
@@ -1007,6 +1046,7 @@ void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNod
   auto* c = new Change();
   c->done = std::move(done);
   c->raft = &raft_;
+  c->loop = this;
   c->id = member.id;
   c->voter = voter;
   c->change.data = c;
@@ -1016,20 +1056,10 @@ void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNod
   switch (op) {
     case kOpAdd: {
       what = "add member";
-      // c-raft compares whole configuration addresses (RAFT@GRPC); a second member on a raft or gRPC address
-      // already taken would be accepted, and one on the leader's own raft address crashes c-raft.
-      for (unsigned i = 0; i < raft_.configuration.n; ++i) {
-        const raft_server& s = raft_.configuration.servers[i];
-        const Member existing = MemberFromConfiguration(s.id, s.address);
-        absl::string_view field;
-        if (existing.raft_address == member.raft_address) field = "raft_address";
-        if (existing.grpc_address == member.grpc_address) field = "grpc_address";
-        if (s.id != member.id && !field.empty()) {
-          std::move(c->done)(absl::AlreadyExistsError(
-              absl::StrCat(field, ": member ", s.id, " already uses this address")));
-          delete c;
-          return;
-        }
+      if (absl::Status refused = CheckNewMember(raft_.configuration, member); !refused.ok()) {
+        std::move(c->done)(refused);
+        delete c;
+        return;
       }
       const std::string address = ConfigurationAddress(member);
       rv = raft_add(&raft_, &c->change, member.id, address.c_str(), &OnAdded);
@@ -1037,6 +1067,11 @@ void RaftNode::Loop::ChangeMembership(int op, Member member, bool voter, RaftNod
     }
     case kOpRemove:
       what = "remove member";
+      if (!InConfiguration(raft_.configuration, member.id)) {
+        std::move(c->done)(absl::NotFoundError(absl::StrCat("id: member ", member.id, " is not in the cluster")));
+        delete c;
+        return;
+      }
       rv = raft_remove(&raft_, &c->change, member.id, &OnRemoved);
       break;
     case kOpTransfer:
