@@ -121,8 +121,10 @@ class Bench {
     }
     c.ctx = std::make_unique<grpc::ClientContext>();
     c.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    c.alloc_req.set_pool(cfg_.pool);
-    c.alloc_req.set_owner(cfg_.owner_prefix + "/" + std::to_string(c.index) + "/" + std::to_string(c.seq++));
+    if (cfg_.mode != "health") {
+      c.alloc_req.set_pool(cfg_.pool);
+      c.alloc_req.set_owner(cfg_.owner_prefix + "/" + std::to_string(c.index) + "/" + std::to_string(c.seq++));
+    }
     c.started = Clock::now();
     auto on_done = [this, &c](grpc::Status s) {
       const auto now = Clock::now();
