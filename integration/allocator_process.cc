@@ -1,5 +1,6 @@
 #include "integration/allocator_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -25,6 +26,27 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  std::vector<char*> raw;
+  for (const auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
+  raw.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // The child of a threaded process: async-signal-safe calls only until exec. It dies with the test, also
+  // when the test is killed before the harness can stop it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  const int in_fd = ::open("/dev/null", O_RDONLY);
+  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int err_fd = err == out ? out_fd : ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (in_fd >= 0) ::dup2(in_fd, 0);
+  if (out_fd >= 0) ::dup2(out_fd, 1);
+  if (err_fd >= 0) ::dup2(err_fd, 2);
+  ::execv(raw[0], raw.data());
+  ::_exit(127);
+}
+
 AllocatorProcess::AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args)
     : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)) {
   port_file_ = data_dir_ + ".port";
@@ -39,24 +61,8 @@ absl::Status AllocatorProcess::Start(std::chrono::milliseconds timeout) {
   std::vector<std::string> argv = {binary_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
                                    "--port-file", port_file_};
   argv.insert(argv.end(), args_.begin(), args_.end());
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
+  const pid_t pid = SpawnProcess(argv, log_path_, log_path_);
   if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    // Dies with the test even when the test is killed before its destructors run.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    FILE* log = std::fopen(log_path_.c_str(), "a");
-    if (log != nullptr) {
-      ::dup2(fileno(log), 1);
-      ::dup2(fileno(log), 2);
-    }
-    std::vector<char*> raw;
-    for (auto& a : argv) raw.push_back(a.data());
-    raw.push_back(nullptr);
-    ::execv(raw[0], raw.data());
-    ::_exit(127);
-  }
   pid_ = pid;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -13,6 +13,11 @@
 
 namespace abode::integration {
 
+// Starts `argv` (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to `out` and
+// `err` (one file when they are the same). The child dies with the calling process, also when that is
+// killed before it can stop the child. Returns its pid, or -1.
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out, const std::string& err);
+
 class AllocatorProcess {
  public:
   // `binary` is the abode-allocator path; `args` are extra flags after --listen/--data-dir/--port-file.

@@ -1,11 +1,9 @@
 #include "integration/cluster_harness.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +19,7 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "integration/allocator_process.h"
 
 namespace abode::integration {
 namespace {
@@ -46,29 +45,6 @@ std::chrono::system_clock::time_point DeadlineIn(int ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
 
-// Starts `argv` (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to `out` and
-// `err` (one file when they are the same). Returns its pid, or -1.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
-  std::vector<char*> raw;
-  for (const auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));
-  raw.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  // The child of a threaded process: async-signal-safe calls only until exec. It dies with the test, also
-  // when the test is killed before the harness can stop it.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  const int in_fd = ::open("/dev/null", O_RDONLY);
-  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  const int err_fd = err == out ? out_fd : ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (in_fd >= 0) ::dup2(in_fd, 0);
-  if (out_fd >= 0) ::dup2(out_fd, 1);
-  if (err_fd >= 0) ::dup2(err_fd, 2);
-  ::execv(raw[0], raw.data());
-  ::_exit(127);
-}
-
 }  // namespace
 
 std::string Slurp(const std::string& path) {
@@ -91,7 +67,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv) {
   if (out_fd >= 0) ::close(out_fd);
   if (err_fd >= 0) ::close(err_fd);
   if (out_fd >= 0 && err_fd >= 0) {
-    const pid_t pid = Spawn(argv, out_tmpl, err_tmpl);
+    const pid_t pid = SpawnProcess(argv, out_tmpl, err_tmpl);
     int status = 0;
     pid_t waited = -1;
     if (pid > 0) {
@@ -277,7 +253,7 @@ absl::Status ClusterHarness::Start(int i) {
     argv.push_back(std::to_string(options_.node_lease_ms));
   }
   if (m.join) argv.push_back("--join");
-  const pid_t pid = Spawn(argv, m.log, m.log);
+  const pid_t pid = SpawnProcess(argv, m.log, m.log);
   if (pid < 0) return absl::InternalError("fork failed");
   m.pid = pid;
   // Serving once the Cluster service answers.

@@ -20,7 +20,6 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +40,7 @@
 #include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "absl/strings/str_cat.h"
+#include "integration/allocator_process.h"
 #include "netns_testing.h"
 
 namespace abode::node {
@@ -62,23 +62,8 @@ class ChildProcess {
   ~ChildProcess() { Signal(SIGKILL); }
 
   absl::Status Start(std::vector<std::string> argv, const std::string& log_path) {
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
+    const pid_t pid = integration::SpawnProcess(argv, log_path, log_path);
     if (pid < 0) return absl::InternalError("fork failed");
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the test, even a killed one
-      if (::getppid() != parent) ::_exit(127);
-      FILE* log = std::fopen(log_path.c_str(), "a");
-      if (log != nullptr) {
-        ::dup2(fileno(log), 1);
-        ::dup2(fileno(log), 2);
-      }
-      std::vector<char*> raw;
-      for (auto& a : argv) raw.push_back(a.data());
-      raw.push_back(nullptr);
-      ::execv(raw[0], raw.data());
-      ::_exit(127);
-    }
     pid_ = pid;
     return absl::OkStatus();
   }
