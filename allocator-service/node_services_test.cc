@@ -367,6 +367,9 @@ TEST_F(NodeServicesTest, StreamSnapshotDeltaResumeAndStatus) {
   }
   v1::ExternalAddress b;
   ASSERT_TRUE(External("b", "", &b).ok());  // while n1 is away
+  // The hub takes in applied changes on its fan-out thread; let it catch up so that the resumed stream's
+  // first message is the delta that carries b.
+  server_->watch_hub().Flush();
   NodeClient resumed(*nodes_, "n1", {}, last);
   ASSERT_TRUE(resumed.WaitMessages(1));
   const auto first = resumed.messages()[0];
