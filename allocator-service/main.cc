@@ -7,14 +7,18 @@
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "allocator-service/clock.h"
+#include "allocator-service/leader_link.h"
 #include "allocator-service/membership.h"
+#include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
 #include "spdlog/spdlog.h"
 
@@ -59,6 +63,56 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
   }
   options.raft.peers = *std::move(members);
   return absl::OkStatus();
+}
+
+// Waits up to `ms` for SIGINT or SIGTERM (blocked, see main); true when one came.
+bool SignalWithin(const sigset_t& signals, int64_t ms) {
+  timespec t{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1'000'000};
+  return sigtimedwait(&signals, nullptr, &t) > 0;
+}
+
+// A member with an empty data dir whose cluster already runs leaves the configuration before it starts, so
+// that it never votes on a log it no longer holds, and is added back once serving (see rejoin.h). Returns
+// false when a signal ended the wait; sets `add_self` when the member must add itself back.
+bool PrepareRejoin(abode::allocator::Rejoin& rejoin, abode::allocator::ServerOptions& options,
+                   const sigset_t& signals, bool* add_self) {
+  using abode::allocator::Rejoin;
+  const std::string& dir = options.raft.data_dir;
+  *add_self = abode::allocator::RejoinPending(dir);
+  if (!*add_self && abode::allocator::RaftLogIsPristine(dir)) {
+    std::string why;
+    switch (rejoin.Probe(&why)) {
+      case Rejoin::Plan::kBootstrap:
+        spdlog::info("empty data dir: starting as a member of a new cluster ({})", why);
+        break;
+      case Rejoin::Plan::kAwaitAdd:
+        spdlog::warn("empty data dir and a running cluster that does not list member {} ({}): waiting to be "
+                     "added (abodectl cluster add)",
+                     options.raft.id, why);
+        options.raft.join = true;
+        break;
+      case Rejoin::Plan::kRejoin: {
+        spdlog::warn("empty data dir and a running cluster ({}): leaving the configuration before rejoining, "
+                     "so that this member does not vote before it holds the log again",
+                     why);
+        for (;;) {
+          absl::Status s = rejoin.TryRemoveSelf();
+          if (s.ok()) break;
+          spdlog::warn("rejoin: {} (retrying; the remaining voters must reach a quorum)", s.ToString());
+          if (SignalWithin(signals, 1000)) return false;
+        }
+        if (absl::Status s = abode::allocator::MarkRejoinPending(dir); !s.ok()) {
+          spdlog::error("rejoin: {}", s.ToString());
+        }
+        spdlog::info("member {} left the configuration; it starts empty and asks to be added back",
+                     options.raft.id);
+        *add_self = true;
+        break;
+      }
+    }
+  }
+  if (*add_self) options.raft.join = true;
+  return true;
 }
 
 }  // namespace
@@ -139,6 +193,17 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &lim);
   }
 
+  std::unique_ptr<abode::allocator::GrpcLeaderLink> peer_link;
+  std::unique_ptr<abode::allocator::Rejoin> rejoin;
+  bool add_self = false;
+  if (!options.raft.peers.empty() && !options.raft.join) {
+    peer_link = std::make_unique<abode::allocator::GrpcLeaderLink>(options.peer_credentials,
+                                                                   options.forward_timeout_ms);
+    rejoin = std::make_unique<abode::allocator::Rejoin>(
+        *peer_link, abode::allocator::Rejoin::Options{.self_id = options.raft.id, .peers = options.raft.peers});
+    if (!PrepareRejoin(*rejoin, options, signals, &add_self)) return 0;
+  }
+
   abode::allocator::SystemClock clock;
   options.raft.clock = &clock;
   auto server = abode::allocator::AllocatorServer::Start(options);
@@ -153,9 +218,29 @@ int main(int argc, char** argv) {
     { std::ofstream(tmp) << (*server)->port() << "\n"; }
     std::rename(tmp.c_str(), port_file.c_str());
   }
+  std::thread adder;
+  if (add_self) {
+    adder = std::thread([&] {
+      for (;;) {
+        absl::Status s = rejoin->TryAddSelf();
+        if (s.ok()) {
+          if (absl::Status c = abode::allocator::ClearRejoinPending(options.raft.data_dir); !c.ok()) {
+            spdlog::error("rejoin: {}", c.ToString());
+          }
+          spdlog::info("member {} is in the cluster configuration again", options.raft.id);
+          return;
+        }
+        if (absl::IsCancelled(s)) return;
+        spdlog::warn("rejoin: {} (retrying)", s.ToString());
+        if (!rejoin->Pause(1000)) return;
+      }
+    });
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  if (rejoin != nullptr) rejoin->Cancel();
+  if (adder.joinable()) adder.join();
   (*server)->Shutdown();
   return 0;
 }

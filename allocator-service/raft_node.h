@@ -6,7 +6,8 @@
 // Membership: with no peers the node is a single voter that bootstraps itself. With peers, every pristine
 // member bootstraps the same initial configuration (c-raft refuses a second bootstrap once the log holds
 // anything, so restarts never start a second cluster); a member started with `join` never bootstraps and
-// waits to be added by AddMember.
+// waits to be added by AddMember. (abode-allocator starts a pristine member in join mode when its cluster
+// already runs, see rejoin.h.)
 #ifndef ABODE_ALLOCATOR_SERVICE_RAFT_NODE_H_
 #define ABODE_ALLOCATOR_SERVICE_RAFT_NODE_H_
 

@@ -229,6 +229,11 @@ std::string ClusterHarness::Peers() const {
 }
 
 absl::Status ClusterHarness::Start(int i) {
+  if (absl::Status s = Spawn(i); !s.ok()) return s;
+  return AwaitServing(i);
+}
+
+absl::Status ClusterHarness::Spawn(int i) {
   auto& m = members_[i];
   if (m.pid > 0) return absl::FailedPreconditionError("already running");
   std::vector<std::string> argv;
@@ -256,8 +261,14 @@ absl::Status ClusterHarness::Start(int i) {
   const pid_t pid = SpawnProcess(argv, m.log, m.log);
   if (pid < 0) return absl::InternalError("fork failed");
   m.pid = pid;
+  return absl::OkStatus();
+}
+
+absl::Status ClusterHarness::AwaitServing(int i, std::chrono::milliseconds timeout) {
+  auto& m = members_[i];
+  if (m.pid <= 0) return absl::FailedPreconditionError(absl::StrCat("member ", i + 1, " is not running"));
   // Serving once the Cluster service answers.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     // A call that fails fast leaves reconnecting to gRPC's backup poller, which runs every 5 s; waiting on
     // the channel drives the connection attempts instead.
@@ -273,9 +284,15 @@ absl::Status ClusterHarness::Start(int i) {
   return absl::DeadlineExceededError(absl::StrCat("member ", i + 1, " did not serve in time; see ", m.log));
 }
 
+// All at once, as a StatefulSet with parallel pod management starts them: every member finds the others
+// pristine and bootstraps. (A member started after the others formed the cluster rejoins instead: it leaves
+// the configuration and is added back, see allocator-service/rejoin.h.)
 absl::Status ClusterHarness::StartAll() {
   for (int i = 0; i < size(); ++i) {
-    if (absl::Status s = Start(i); !s.ok()) return s;
+    if (absl::Status s = Spawn(i); !s.ok()) return s;
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (absl::Status s = AwaitServing(i); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

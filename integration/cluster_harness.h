@@ -41,8 +41,10 @@ class ClusterHarness {
 
   int size() const { return static_cast<int>(members_.size()); }
   // Members are numbered 0..size-1; member i has raft id i + 1.
-  absl::Status Start(int i);
+  absl::Status Start(int i);  // Spawn, then AwaitServing
   absl::Status StartAll();
+  absl::Status Spawn(int i);  // starts the process and returns at once
+  absl::Status AwaitServing(int i, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Makes room for one more member, started (by Start) with --join: it never bootstraps and waits to be
   // added with Cluster.AddMember. It is not in the initial configuration the other members bootstrap.
   // Returns its member number. Loopback only.
@@ -54,6 +56,7 @@ class ClusterHarness {
   std::string raft_address(int i) const;
   std::shared_ptr<grpc::Channel> channel(int i) const { return members_[i].channel; }
   const std::string& log_path(int i) const { return members_[i].log; }
+  const std::string& data_dir(int i) const { return members_[i].data_dir; }
 
   absl::StatusOr<v1::ClusterStatus> Status(int i, int timeout_ms = 2000);
   absl::StatusOr<v1::ChecksumResponse> Checksum(int i, int timeout_ms = 5000);

@@ -263,6 +263,45 @@ void ExpectRefused(const grpc::Status& s, grpc::StatusCode code, const std::stri
   EXPECT_EQ(s.error_message().rfind(field + ": ", 0), 0u) << s.error_message();
 }
 
+// A member the operator removed, then wiped and started again, finds a running cluster that does not list
+// it: it does not add itself back (that would undo the operator's removal) but waits, as with --join, until
+// the operator adds it; then it is caught up and votes again.
+TEST(MembershipTest, AWipedMemberTheOperatorRemovedWaitsToBeAdded) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.24.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "before");
+  const int victim = (leader + 1) % 3;
+  v1::ClusterStatus out;
+  grpc::Status s = RemoveMember(*c, leader, victim + 1, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  c->Kill(victim);
+  c->Wipe(victim);
+  ASSERT_TRUE(c->Start(victim).ok());
+  EXPECT_NE(Slurp(c->log_path(victim)).find("waiting to be added"), std::string::npos);
+  std::this_thread::sleep_for(seconds(2));
+  std::vector<int> rest;
+  for (int i = 0; i < 3; ++i) {
+    if (i != victim) rest.push_back(i);
+  }
+  for (int i : rest) {
+    auto st = WaitForMembers(*c, i, Ids(rest));
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+
+  s = AddMember(*c, leader, victim + 1, c->raft_address(victim), c->grpc_address(victim), &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  for (int i = 0; i < 3; ++i) {
+    auto st = WaitForMembers(*c, i, {1, 2, 3});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ExpectWritesThrough(*c, {0, 1, 2}, "after");
+  auto sum = c->WaitConverged(seconds(60));
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 6u);
+}
+
 TEST(MembershipTest, BadChangesAreRefusedWithPreciseCodesNamingTheField) {
   int leader = -1;
   auto c = StartCluster({}, &leader);
