@@ -73,11 +73,11 @@ absl::string_view Statement::Blob(int col) const {
   return absl::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_.get(), col)));
 }
 
-absl::StatusOr<Database> Database::Open(const std::string& path, bool read_only) {
+absl::StatusOr<Database> Database::Open(const std::string& path, bool read_only, const char* vfs) {
   sqlite3* raw = nullptr;
   const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   Database db;
   db.db_.reset(raw);
   if (rc != SQLITE_OK) return SqliteError(raw, rc, absl::StrCat("open ", path));

@@ -50,7 +50,8 @@ class Statement {
 // One SQLite connection.
 class Database {
  public:
-  static absl::StatusOr<Database> Open(const std::string& path, bool read_only);
+  // `vfs`: the name of a registered SQLite VFS, or null for the default one.
+  static absl::StatusOr<Database> Open(const std::string& path, bool read_only, const char* vfs = nullptr);
 
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<Statement> Prepare(absl::string_view sql);

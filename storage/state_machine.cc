@@ -12,6 +12,7 @@
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/validation.h"
+#include "storage/wal_batching_vfs.h"
 
 namespace abode::storage {
 namespace {
@@ -55,7 +56,7 @@ int64_t ExistingSchemaVersion(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMachineOptions& options) {
   if (options.reuse_existing && ExistingSchemaVersion(options.db_path) == kSchemaVersion) {
-    auto db = Database::Open(options.db_path, /*read_only=*/false);
+    auto db = Database::Open(options.db_path, /*read_only=*/false, WalBatchingVfsName());
     if (!db.ok()) return db.status();
     if (absl::Status s = db->Exec(kWriterPragmas); !s.ok()) return s;
     std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
@@ -70,7 +71,8 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMach
       return absl::InternalError(absl::StrCat("remove ", p, ": ", strerror(errno)));
     }
   }
-  auto db = Database::Open(options.db_path, /*read_only=*/false);
+  // The writer commits through the WAL-batching VFS: one write per commit (see wal_batching_vfs.h).
+  auto db = Database::Open(options.db_path, /*read_only=*/false, WalBatchingVfsName());
   if (!db.ok()) return db.status();
   if (absl::Status s = db->Exec(kWriterPragmas); !s.ok()) return s;
   if (absl::Status s = db->Exec(kSchema); !s.ok()) return s;
