@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "spdlog/spdlog.h"
+#include "storage/thread_name.h"
 
 namespace abode::allocator {
 
@@ -17,6 +18,7 @@ NodeRegistry::NodeRegistry(CommandLog& log, WatchHub& hub, NodeRegistryOptions o
     lead_since_ms_ = options_.clock->NowUnixMs();
   }
   thread_ = std::thread([this] {
+    storage::NameThisThread("abode-nodes");
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       cv_.wait_for(lock, std::chrono::milliseconds(options_.sweep_interval_ms));

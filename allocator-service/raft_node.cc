@@ -33,6 +33,7 @@ extern "C" {
 #include "allocator-service/raft_codec.h"
 #include "allocator-service/replicated_fsm.h"
 #include "storage/snapshot.h"
+#include "storage/thread_name.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "spdlog/spdlog.h"
 
@@ -54,7 +55,12 @@ using Task = absl::AnyInvocable<void() &&>;
 class OffLoop {
  public:
   explicit OffLoop(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        storage::NameThisThread("abode-answer");
+        Run();
+      });
+    }
   }
   OffLoop(const OffLoop&) = delete;
   OffLoop& operator=(const OffLoop&) = delete;
@@ -250,7 +256,10 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     std::promise<absl::Status> ready;
     ready_ = &ready;
     auto ready_future = ready.get_future();
-    thread_ = std::thread([this, raft_dir] { Run(raft_dir); });
+    thread_ = std::thread([this, raft_dir] {
+      storage::NameThisThread("abode-raft");
+      Run(raft_dir);
+    });
     return ready_future.get();
   }
 

@@ -2,10 +2,15 @@
 
 #include <utility>
 
+#include "storage/thread_name.h"
+
 namespace abode::allocator {
 
 WatchHub::WatchHub(WatchHubOptions options)
-    : options_(options), view_(std::make_shared<storage::NodeStateView>()), thread_([this] { FanOut(); }) {}
+    : options_(options), view_(std::make_shared<storage::NodeStateView>()), thread_([this] {
+        storage::NameThisThread("abode-watch");
+        FanOut();
+      }) {}
 
 WatchHub::~WatchHub() {
   {

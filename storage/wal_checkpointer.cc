@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "storage/thread_name.h"
+
 namespace abode::storage {
 namespace {
 
@@ -18,7 +20,10 @@ absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(Database
   std::unique_ptr<WalCheckpointer> c(new WalCheckpointer(writer, std::move(*own), threshold_pages));
   // Replaces the writer's automatic checkpoints (which SQLite implements with this same hook).
   sqlite3_wal_hook(writer.handle(), &WalCheckpointer::OnCommit, c.get());
-  c->thread_ = std::thread([p = c.get()] { p->Run(); });
+  c->thread_ = std::thread([p = c.get()] {
+    NameThisThread("abode-ckpt");
+    p->Run();
+  });
   return c;
 }
 
