@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "abode/v1/cluster.grpc.pb.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace abode::allocator {
@@ -123,12 +124,13 @@ Rejoin::Plan Rejoin::Probe(std::string* why) {
 }
 
 template <typename Request, typename Method>
-absl::Status Rejoin::Change(const char* what, const Request& req, Method method, grpc::StatusCode already_done) {
+absl::Status Rejoin::Change(const char* what, const Request& req, Method method, grpc::StatusCode already_done,
+                            int64_t timeout_ms) {
   absl::Status last = absl::UnavailableError("no other member to ask");
   for (const Member& m : options_.peers) {
     if (m.id == options_.self_id) continue;
     grpc::ClientContext ctx;
-    ctx.set_deadline(In(options_.change_timeout_ms));
+    ctx.set_deadline(In(timeout_ms));
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (cancelled_) return absl::CancelledError(absl::StrCat(what, ": cancelled"));
@@ -141,7 +143,11 @@ absl::Status Rejoin::Change(const char* what, const Request& req, Method method,
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_ = nullptr;
     }
-    if (s.ok() || s.error_code() == already_done) return absl::OkStatus();
+    // The membership checks name the field: only an answer about this member's id means "already done"
+    // (another ALREADY_EXISTS, a raft address taken by another member say, is a configuration error).
+    if (s.ok() || (s.error_code() == already_done && absl::StartsWith(s.error_message(), "id:"))) {
+      return absl::OkStatus();
+    }
     last = absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                         absl::StrCat(what, " through member ", m.id, ": ", s.error_message()));
   }
@@ -151,7 +157,8 @@ absl::Status Rejoin::Change(const char* what, const Request& req, Method method,
 absl::Status Rejoin::TryRemoveSelf() {
   v1::RemoveMemberRequest req;
   req.set_id(options_.self_id);
-  return Change("remove this member", req, &v1::Cluster::Stub::RemoveMember, grpc::StatusCode::NOT_FOUND);
+  return Change("remove this member", req, &v1::Cluster::Stub::RemoveMember, grpc::StatusCode::NOT_FOUND,
+                options_.remove_timeout_ms);
 }
 
 absl::Status Rejoin::TryAddSelf() {
@@ -159,7 +166,8 @@ absl::Status Rejoin::TryAddSelf() {
   req.set_id(options_.self_id);
   req.set_raft_address(self_.raft_address);
   req.set_grpc_address(self_.grpc_address);
-  return Change("add this member", req, &v1::Cluster::Stub::AddMember, grpc::StatusCode::ALREADY_EXISTS);
+  return Change("add this member", req, &v1::Cluster::Stub::AddMember, grpc::StatusCode::ALREADY_EXISTS,
+                options_.add_timeout_ms);
 }
 
 void Rejoin::Cancel() {

@@ -43,8 +43,9 @@ class Rejoin {
   struct Options {
     uint64_t self_id = 0;
     std::vector<Member> peers;           // the --peers list, this member included
-    int64_t status_timeout_ms = 2000;    // per Status call while probing
-    int64_t change_timeout_ms = 120'000;  // per membership change (an add waits for the catch-up)
+    int64_t status_timeout_ms = 2000;   // per Status call while probing
+    int64_t remove_timeout_ms = 10'000;  // per RemoveMember call
+    int64_t add_timeout_ms = 120'000;    // per AddMember call (it waits for the catch-up, a snapshot say)
   };
 
   enum class Plan {
@@ -70,7 +71,8 @@ class Rejoin {
 
  private:
   template <typename Request, typename Method>
-  absl::Status Change(const char* what, const Request& req, Method method, grpc::StatusCode already_done);
+  absl::Status Change(const char* what, const Request& req, Method method, grpc::StatusCode already_done,
+                      int64_t timeout_ms);
 
   GrpcLeaderLink& link_;
   const Options options_;
