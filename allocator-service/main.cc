@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -65,6 +66,8 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
   return absl::OkStatus();
 }
 
+constexpr int64_t kMaxRejoinWaitMs = 30'000;  // between attempts to leave or rejoin the configuration
+
 // Waits up to `ms` for SIGINT or SIGTERM (blocked, see main); true when one came.
 bool SignalWithin(const sigset_t& signals, int64_t ms) {
   timespec t{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1'000'000};
@@ -95,11 +98,12 @@ bool PrepareRejoin(abode::allocator::Rejoin& rejoin, abode::allocator::ServerOpt
         spdlog::warn("empty data dir and a running cluster ({}): leaving the configuration before rejoining, "
                      "so that this member does not vote before it holds the log again",
                      why);
-        for (;;) {
+        for (int64_t wait_ms = 1000;; wait_ms = std::min<int64_t>(2 * wait_ms, kMaxRejoinWaitMs)) {
           absl::Status s = rejoin.TryRemoveSelf();
           if (s.ok()) break;
-          spdlog::warn("rejoin: {} (retrying; the remaining voters must reach a quorum)", s.ToString());
-          if (SignalWithin(signals, 1000)) return false;
+          spdlog::warn("rejoin: {} (retrying in {} s; the remaining voters must reach a quorum)", s.ToString(),
+                       wait_ms / 1000);
+          if (SignalWithin(signals, wait_ms)) return false;
         }
         if (absl::Status s = abode::allocator::MarkRejoinPending(dir); !s.ok()) {
           spdlog::error("rejoin: {}", s.ToString());
@@ -221,7 +225,7 @@ int main(int argc, char** argv) {
   std::thread adder;
   if (add_self) {
     adder = std::thread([&] {
-      for (;;) {
+      for (int64_t wait_ms = 1000;; wait_ms = std::min<int64_t>(2 * wait_ms, kMaxRejoinWaitMs)) {
         absl::Status s = rejoin->TryAddSelf();
         if (s.ok()) {
           if (absl::Status c = abode::allocator::ClearRejoinPending(options.raft.data_dir); !c.ok()) {
@@ -231,8 +235,8 @@ int main(int argc, char** argv) {
           return;
         }
         if (absl::IsCancelled(s)) return;
-        spdlog::warn("rejoin: {} (retrying)", s.ToString());
-        if (!rejoin->Pause(1000)) return;
+        spdlog::warn("rejoin: {} (retrying in {} s)", s.ToString(), wait_ms / 1000);
+        if (!rejoin->Pause(wait_ms)) return;
       }
     });
   }
