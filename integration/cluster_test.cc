@@ -1,10 +1,16 @@
 // A replicated allocator cluster of real abode-allocator processes: forwarding, linearizable and stale
 // reads, leader kill -9 under load, wiped-member rejoin by snapshot, all-members restart, node leases
 // decided by the leader for nodes streaming to followers, and a minority partition in network namespaces.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <cstdlib>
 #include <filesystem>
@@ -602,6 +608,70 @@ TEST(ClusterTest, WipedMemberDoesNotVoteBeforeItIsAddedBack) {
   ASSERT_TRUE(now.ok()) << now.status();
   ExpectVoterAgain(*c, *now, victim);
   ExpectConsistent(*c, "p", acked);
+}
+
+// The raft sockets of a member (its listener, the connections it accepted and the ones it opened), each with
+// its TCP_NODELAY setting, copied out of the running process with pidfd_getfd (the test is its parent).
+std::vector<std::pair<std::string, int>> RaftSocketsNoDelay(ClusterHarness& c, int i) {
+  std::set<int> raft_ports;
+  for (int m = 0; m < c.size(); ++m) {
+    const std::string a = c.raft_address(m);
+    raft_ports.insert(std::stoi(a.substr(a.rfind(':') + 1)));
+  }
+  const std::string own = c.raft_address(i);
+  const int own_port = std::stoi(own.substr(own.rfind(':') + 1));
+  std::vector<std::pair<std::string, int>> out;
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, c.pid(i), 0));
+  if (pidfd < 0) {
+    ADD_FAILURE() << "pidfd_open: " << std::strerror(errno);
+    return out;
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(absl::StrCat("/proc/", c.pid(i), "/fd"))) {
+    const int target = std::stoi(entry.path().filename().string());
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, target, 0));
+    if (fd < 0) continue;
+    sockaddr_in local{}, peer{};
+    socklen_t len = sizeof(local);
+    int type = 0;
+    socklen_t type_len = sizeof(type);
+    const bool tcp4 = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 && type == SOCK_STREAM &&
+                      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 && local.sin_family == AF_INET;
+    if (tcp4) {
+      len = sizeof(peer);
+      const bool connected = ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0;
+      const int local_port = ntohs(local.sin_port);
+      const int peer_port = connected ? ntohs(peer.sin_port) : 0;
+      // Listener and accepted connections on its own raft port; connections it opened to another's.
+      if (local_port == own_port || (connected && raft_ports.count(peer_port) > 0)) {
+        int nodelay = -1;
+        socklen_t n = sizeof(nodelay);
+        ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &n);
+        out.emplace_back(absl::StrCat("fd ", target, " ", local_port, (connected ? absl::StrCat("->", peer_port) : " (listening)")),
+                         nodelay);
+      }
+    }
+    ::close(fd);
+  }
+  ::close(pidfd);
+  return out;
+}
+
+// libraft's transport leaves Nagle's algorithm on; with one-way connections and delayed acknowledgements
+// that held raft messages back by up to 40 ms. Every raft socket of every member sends without that delay.
+TEST(ClusterTest, RaftConnectionsDisableNagle) {
+  auto c = MakeCluster({});
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->StartAll().ok());
+  auto leader = c->WaitForLeader(seconds(30));
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  ASSERT_TRUE(CreatePool(*c, *leader, "p", "10.15.0.0/16").ok());
+  for (int i = 0; i < c->size(); ++i) {
+    const auto sockets = RaftSocketsNoDelay(*c, i);
+    // A listener and a connection each way with the leader; the leader has both with every member.
+    const size_t expected = i == *leader ? 1u + 2u * static_cast<size_t>(c->size() - 1) : 3u;
+    EXPECT_GE(sockets.size(), expected) << "member " << i + 1;
+    for (const auto& [what, nodelay] : sockets) EXPECT_EQ(nodelay, 1) << "member " << i + 1 << ": " << what;
+  }
 }
 
 TEST(ClusterTest, AllMembersRestartKeepsTheClusterAndItsState) {
