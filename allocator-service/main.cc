@@ -86,7 +86,11 @@ bool PrepareRejoin(abode::allocator::Rejoin& rejoin, abode::allocator::ServerOpt
     std::string why;
     switch (rejoin.Probe(&why)) {
       case Rejoin::Plan::kBootstrap:
-        spdlog::info("empty data dir: starting as a member of a new cluster ({})", why);
+        if (options.raft.join) {
+          spdlog::info("empty data dir: waiting to be added ({})", why);
+        } else {
+          spdlog::info("empty data dir: starting as a member of a new cluster ({})", why);
+        }
         break;
       case Rejoin::Plan::kAwaitAdd:
         spdlog::warn("empty data dir and a running cluster that does not list member {} ({}): waiting to be "
@@ -200,7 +204,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<abode::allocator::GrpcLeaderLink> peer_link;
   std::unique_ptr<abode::allocator::Rejoin> rejoin;
   bool add_self = false;
-  if (!options.raft.peers.empty() && !options.raft.join) {
+  // Any member that knows others to ask, --join ones included: a wiped member that had been added with
+  // --join is listed as a voter just the same.
+  if (options.raft.peers.size() > 1) {
     peer_link = std::make_unique<abode::allocator::GrpcLeaderLink>(options.peer_credentials,
                                                                    options.forward_timeout_ms);
     rejoin = std::make_unique<abode::allocator::Rejoin>(

@@ -243,8 +243,8 @@ absl::Status ClusterHarness::Spawn(int i) {
       "--id", std::to_string(i + 1),
       "--listen", absl::StrCat(m.ip, ":", m.grpc_port),
       "--raft-listen", absl::StrCat(m.ip, ":", m.raft_port),
-      // A joining member needs only its own entry: where it listens.
-      "--peers", m.join ? PeerEntry(i) : Peers(),
+      // A joining member's own entry (where it listens), then the initial members (whom it may ask).
+      "--peers", m.join ? absl::StrCat(PeerEntry(i), ",", Peers()) : Peers(),
       "--data-dir", m.data_dir,
       "--election-timeout-ms", std::to_string(options_.election_timeout_ms),
       "--heartbeat-timeout-ms", std::to_string(options_.heartbeat_timeout_ms),

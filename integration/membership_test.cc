@@ -263,6 +263,36 @@ void ExpectRefused(const grpc::Status& s, grpc::StatusCode code, const std::stri
   EXPECT_EQ(s.error_message().rfind(field + ": ", 0), 0u) << s.error_message();
 }
 
+// A member that joined later (--join) and was then wiped is listed as a voter like any other: started again
+// with an empty data dir, it leaves the configuration and adds itself back instead of voting at once.
+TEST(MembershipTest, AWipedMemberThatHadJoinedLeavesAndIsAddedBack) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.25.0.0/16").ok());
+  auto joiner = c->AddJoiner();
+  ASSERT_TRUE(joiner.ok()) << joiner.status();
+  ASSERT_TRUE(c->Start(*joiner).ok());
+  EXPECT_NE(Slurp(c->log_path(*joiner)).find("waiting to be added"), std::string::npos);
+  v1::ClusterStatus out;
+  grpc::Status s = AddMember(*c, leader, *joiner + 1, c->raft_address(*joiner), c->grpc_address(*joiner), &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ExpectWritesThrough(*c, {0, 1, 2, 3}, "before");
+
+  c->Kill(*joiner);
+  c->Wipe(*joiner);
+  ASSERT_TRUE(c->Start(*joiner).ok());
+  EXPECT_NE(Slurp(c->log_path(*joiner)).find("left the configuration"), std::string::npos);
+  for (int i = 0; i < c->size(); ++i) {
+    auto st = WaitForMembers(*c, i, {1, 2, 3, 4});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ExpectWritesThrough(*c, {0, 1, 2, 3}, "after");
+  auto sum = c->WaitConverged(seconds(60));
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), 8u);
+}
+
 // A member the operator removed, then wiped and started again, finds a running cluster that does not list
 // it: it does not add itself back (that would undo the operator's removal) but waits, as with --join, until
 // the operator adds it; then it is caught up and votes again.
