@@ -19,6 +19,7 @@
 #include "allocator-service/clock.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/membership.h"
+#include "allocator-service/raft_node.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
 #include "spdlog/spdlog.h"

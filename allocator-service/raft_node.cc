@@ -247,8 +247,7 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     sm_options.db_path = options_.data_dir + "/state.db";
     // A database is only as good as the log it was built from: reuse it only next to a raft log that has
     // been started before (a wiped or new raft dir rebuilds it from scratch).
-    sm_options.reuse_existing = ::access((raft_dir + "/metadata1").c_str(), F_OK) == 0 ||
-                                ::access((raft_dir + "/metadata2").c_str(), F_OK) == 0;
+    sm_options.reuse_existing = !RaftLogIsPristine(options_.data_dir);
     auto sm = storage::StateMachine::Open(sm_options);
     if (!sm.ok()) return sm.status();
     sm_ = std::move(*sm);
@@ -1143,6 +1142,11 @@ RaftNode::RaftNode(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
 RaftNode::~RaftNode() {
   reader_.reset();
   loop_.reset();
+}
+
+bool RaftLogIsPristine(const std::string& data_dir) {
+  return ::access((data_dir + "/raft/metadata1").c_str(), F_OK) != 0 &&
+         ::access((data_dir + "/raft/metadata2").c_str(), F_OK) != 0;
 }
 
 absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options) {

@@ -83,6 +83,10 @@ struct StateChecksum {
   uint64_t allocations = 0;
 };
 
+// True when `data_dir` holds no raft log yet: c-raft writes its metadata files the first time it starts on a
+// directory. Such a member has never started (or was wiped).
+bool RaftLogIsPristine(const std::string& data_dir);
+
 class RaftNode final : public CommandLog, public ReadFence {
  public:
   // Opens the data dir, restores the snapshot and starts raft. A single voter returns once everything in

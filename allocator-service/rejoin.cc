@@ -19,8 +19,6 @@ namespace {
 
 constexpr char kMarker[] = "/rejoin-pending";
 
-bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
@@ -39,12 +37,7 @@ std::chrono::system_clock::time_point In(int64_t ms) {
 
 }  // namespace
 
-bool RaftLogIsPristine(const std::string& data_dir) {
-  // c-raft writes its metadata files the first time it starts on a directory.
-  return !Exists(data_dir + "/raft/metadata1") && !Exists(data_dir + "/raft/metadata2");
-}
-
-bool RejoinPending(const std::string& data_dir) { return Exists(data_dir + kMarker); }
+bool RejoinPending(const std::string& data_dir) { return ::access((data_dir + kMarker).c_str(), F_OK) == 0; }
 
 absl::Status MarkRejoinPending(const std::string& data_dir) {
   if (::mkdir(data_dir.c_str(), 0755) != 0 && errno != EEXIST) return Errno(absl::StrCat("mkdir ", data_dir));

@@ -30,9 +30,6 @@
 
 namespace abode::allocator {
 
-// True when `data_dir` holds no raft log yet (the member has never started).
-bool RaftLogIsPristine(const std::string& data_dir);
-
 // The marker of a rejoin under way (see above).
 bool RejoinPending(const std::string& data_dir);
 absl::Status MarkRejoinPending(const std::string& data_dir);  // durable before it returns
