@@ -168,6 +168,9 @@ int main(int argc, char** argv) {
   app.add_option("--forward-timeout-ms", options.forward_timeout_ms,
                  "how long a follower waits for the leader on a forwarded call")
       ->capture_default_str();
+  app.add_option("--max-inflight-entries", options.raft.max_inflight_entries,
+                 "log entries the leader keeps in flight before holding new commands for the next one (0: no limit)")
+      ->capture_default_str();
   app.add_option("--snapshot-trailing", options.raft.snapshot_trailing, "log entries kept after a snapshot")
       ->capture_default_str();
   app.add_option("--snapshot-threshold", options.raft.snapshot_threshold, "log entries between snapshots")

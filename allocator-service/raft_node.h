@@ -54,6 +54,9 @@ struct RaftNodeOptions {
   unsigned snapshot_threshold = 8192;     // entries between snapshots
   unsigned snapshot_trailing = 2048;      // entries kept after a snapshot
   size_t max_batch_commands = 2048;       // commands per log entry
+  // Log entries the leader keeps proposed but not yet applied; proposals arriving meanwhile wait and go out
+  // together in the next entry. 0: no limit (one entry per wake-up of the loop).
+  size_t max_inflight_entries = 1;
   int64_t housekeeping_interval_ms = 1000;  // how often the leader looks for expired allocations
   int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;  // 0 keeps history forever
   Clock* clock = nullptr;                 // required; outlives the node
@@ -122,6 +125,7 @@ class RaftNode final : public CommandLog, public ReadFence {
   struct Stats {
     uint64_t entries = 0;   // log entries proposed by this node
     uint64_t commands = 0;  // commands inside them
+    uint64_t most_inflight_entries = 0;  // the most entries this node had proposed and not yet applied at once
     uint64_t applied_index = 0;
     uint64_t revision = 0;
   };

@@ -41,6 +41,7 @@ class ServerTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.raft.housekeeping_interval_ms = 20;
     if (snapshot_threshold_ != 0) o.raft.snapshot_threshold = snapshot_threshold_;
+    o.raft.max_inflight_entries = max_inflight_entries_;
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
@@ -74,7 +75,29 @@ class ServerTest : public ::testing::Test {
     return alloc_->Allocate(&ctx, req, out);
   }
 
+  // `threads` clients at once, each allocating `per_thread` addresses one after another; returns the addresses
+  // handed out.
+  std::vector<std::string> AllocateFromThreads(const std::string& pool, int threads, int per_thread) {
+    std::vector<std::vector<std::string>> got(static_cast<size_t>(threads));
+    std::vector<std::thread> running;
+    for (int t = 0; t < threads; ++t) {
+      running.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          v1::Allocation a;
+          if (Allocate(pool, pool + "-" + std::to_string(t) + "-" + std::to_string(i), &a).ok()) {
+            got[static_cast<size_t>(t)].push_back(a.address());
+          }
+        }
+      });
+    }
+    for (auto& th : running) th.join();
+    std::vector<std::string> all;
+    for (const auto& v : got) all.insert(all.end(), v.begin(), v.end());
+    return all;
+  }
+
   unsigned snapshot_threshold_ = 0;
+  size_t max_inflight_entries_ = RaftNodeOptions{}.max_inflight_entries;
   TempDir dir_;
   FakeClock clock_{1'700'000'000'000};
   std::unique_ptr<AllocatorServer> server_;
@@ -274,28 +297,42 @@ TEST_F(ServerTest, ConcurrentClientsNeverShareAnAddress) {
   ASSERT_TRUE(CreatePool("busy", "10.5.0.0/20").ok());
   constexpr int kThreads = 8;
   constexpr int kPerThread = 100;
-  std::vector<std::vector<std::string>> got(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        v1::Allocation a;
-        if (Allocate("busy", "t" + std::to_string(t) + "-" + std::to_string(i), &a).ok()) {
-          got[static_cast<size_t>(t)].push_back(a.address());
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  std::set<std::string> unique;
-  size_t total = 0;
-  for (const auto& v : got) {
-    total += v.size();
-    unique.insert(v.begin(), v.end());
-  }
-  EXPECT_EQ(total, static_cast<size_t>(kThreads * kPerThread));
-  EXPECT_EQ(unique.size(), total);
+  const std::vector<std::string> got = AllocateFromThreads("busy", kThreads, kPerThread);
+  EXPECT_EQ(got.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), got.size());
   EXPECT_GE(server_->node().stats().commands, static_cast<uint64_t>(kThreads * kPerThread + 1));
+}
+
+// Allocations from many clients at once, with at most one log entry in flight: the commands that arrive
+// while it is written wait and go out together, every caller is answered, and no address is shared.
+TEST_F(ServerTest, CommandsArrivingWhileAnEntryIsInFlightGoOutTogether) {
+  ASSERT_EQ(max_inflight_entries_, 1u);  // the default
+  ASSERT_TRUE(CreatePool("storm", "10.6.0.0/20").ok());
+  const RaftNode::Stats before = server_->node().stats();
+  constexpr int kThreads = 32;
+  constexpr int kPerThread = 40;
+  const std::vector<std::string> got = AllocateFromThreads("storm", kThreads, kPerThread);
+  EXPECT_EQ(got.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), got.size());
+  const RaftNode::Stats after = server_->node().stats();
+  EXPECT_EQ(after.most_inflight_entries, 1u);
+  const uint64_t entries = after.entries - before.entries;
+  const uint64_t commands = after.commands - before.commands;
+  EXPECT_EQ(commands, static_cast<uint64_t>(kThreads * kPerThread));
+  // 32 callers, each waiting for its answer before asking again: entries carry several commands each.
+  EXPECT_LE(entries * 2, commands) << entries << " entries for " << commands << " commands";
+}
+
+// With no limit, each wake-up of the loop proposes an entry, and several can be in flight at once.
+TEST_F(ServerTest, InflightEntriesCanBeUnlimited) {
+  server_.reset();
+  max_inflight_entries_ = 0;
+  StartServer();
+  ASSERT_TRUE(CreatePool("free", "10.7.0.0/20").ok());
+  EXPECT_EQ(AllocateFromThreads("free", 32, 20).size(), 32u * 20u);
+  // The same storm as above without the limit puts several entries in flight at once: the limit is what
+  // kept it to one there.
+  EXPECT_GT(server_->node().stats().most_inflight_entries, 1u);
 }
 
 TEST_F(ServerTest, HealthServiceReportsServing) {
