@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "allocator-service/raft_codec.h"
+#include "google/protobuf/arena.h"
 #include "spdlog/spdlog.h"
 
 namespace abode::allocator {
@@ -23,7 +24,9 @@ ReplicatedFsm::ReplicatedFsm(storage::StateMachine* sm, Observer* observer, bool
 int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
   *result = nullptr;
-  v1::CommandBatch batch;
+  // The decoded batch lives only for this call: one arena instead of an allocation per field and command.
+  google::protobuf::Arena arena;
+  v1::CommandBatch& batch = *google::protobuf::Arena::CreateMessage<v1::CommandBatch>(&arena);
   if (absl::Status s = DecodeEntry(*buf, &batch); !s.ok()) {
     spdlog::critical("refusing to apply raft entry: {}", s.ToString());
     ++self->stats_.refused_entries;

@@ -26,12 +26,16 @@ void WatchHub::Publish(storage::NodeStateUpdate update) {
     std::lock_guard<std::mutex> lock(view_mu_);
     view_ = update.view;
   }
-  if (update.changes.empty() && !update.view) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (update.revision <= revision_) return;
-  }
+  const bool revision_only = update.changes.empty() && !update.view;
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
+    if (revision_only && queue_.empty() && applied_ == published_) {
+      // Nothing is queued or being fanned out, and a bare revision wakes no watcher: record it here instead
+      // of waking the fan-out thread for every entry that touched no node.
+      std::lock_guard<std::mutex> state(mu_);
+      if (update.revision > revision_) revision_ = update.revision;
+      return;
+    }
     queue_.push_back(std::move(update));
     ++published_;
   }
