@@ -454,6 +454,35 @@ CommandOutcome StateMachine::DeletePool(const v1::DeletePoolRequest& req) {
   return result;
 }
 
+// The answer to an Allocate whose owner already holds an address in `pool` (or the error that kept it from
+// finding out); nothing when the owner holds none.
+std::optional<CommandOutcome> StateMachine::HeldByOwner(const v1::AllocateRequest& req, PoolState& pool,
+                                                        const std::optional<IpAddress>& wanted) {
+  stmts_->alloc_by_owner_pool.Bind(1, req.owner()).Bind(2, pool.id);
+  auto existing = QueryAllocations(stmts_->alloc_by_owner_pool);
+  if (!existing.ok()) return CommandOutcome(existing.status());
+  if (existing->empty()) return std::nullopt;
+  auto& [id, a] = existing->front();
+  if (wanted && wanted->ToString() != a.address()) {
+    return CommandOutcome(absl::FailedPreconditionError(
+        absl::StrCat("address: owner ", Q(req.owner()), " already holds ", a.address(), " in pool ",
+                     Q(pool.spec.name()), "; release it before asking for ", wanted->ToString())));
+  }
+  const int64_t ttl = req.ttl_seconds() > 0 ? req.ttl_seconds() : a.ttl_seconds();
+  if (ttl > 0) {
+    // A retry is a sign of life: it renews the lease.
+    ++revision_;
+    a.set_ttl_seconds(ttl);
+    a.set_expire_time_unix_ms(time_ms_ + ttl * 1000);
+    a.set_revision(revision_);
+    stmts_->update_alloc_lease.Bind(1, ttl).Bind(2, a.expire_time_unix_ms()).Bind(3, static_cast<int64_t>(revision_)).Bind(4, id);
+    if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return CommandOutcome(s);
+  }
+  v1::CommandResult result;
+  *result.mutable_allocation() = std::move(a);
+  return CommandOutcome(std::move(result));
+}
+
 CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
   if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
   if (absl::Status s = ValidateNodeName(req.node(), "node"); !s.ok()) return s;
@@ -481,34 +510,11 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
     wanted = *a;
   }
 
-  // Idempotency: the owner already holds an address in this pool.
-  stmts_->alloc_by_owner_pool.Bind(1, req.owner()).Bind(2, pool.id);
-  auto existing = QueryAllocations(stmts_->alloc_by_owner_pool);
-  if (!existing.ok()) return existing.status();
-  if (!existing->empty()) {
-    auto& [id, a] = existing->front();
-    if (wanted && wanted->ToString() != a.address()) {
-      return absl::FailedPreconditionError(absl::StrCat("address: owner ", Q(req.owner()), " already holds ",
-                                                        a.address(), " in pool ", Q(pool.spec.name()),
-                                                        "; release it before asking for ", wanted->ToString()));
-    }
-    const int64_t ttl = req.ttl_seconds() > 0 ? req.ttl_seconds() : a.ttl_seconds();
-    if (ttl > 0) {
-      // A retry is a sign of life: it renews the lease.
-      ++revision_;
-      a.set_ttl_seconds(ttl);
-      a.set_expire_time_unix_ms(time_ms_ + ttl * 1000);
-      a.set_revision(revision_);
-      stmts_->update_alloc_lease.Bind(1, ttl).Bind(2, a.expire_time_unix_ms()).Bind(3, static_cast<int64_t>(revision_)).Bind(4, id);
-      if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return s;
-    }
-    v1::CommandResult result;
-    *result.mutable_allocation() = std::move(a);
-    return result;
-  }
-
+  // Idempotency: the owner already holds an address in this pool. Asking for an address looks first; otherwise
+  // the insert below finds out (UNIQUE (owner, pool_id)), which spares the common case a lookup.
   u128 value = 0;
   if (wanted) {
+    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
     if (!pool.free.Contains(wanted->value())) {
       stmts_->alloc_by_address.Bind(1, pool.spec.network()).BindBlob(2, wanted->ToBytes());
       auto holder = QueryAllocations(stmts_->alloc_by_address);
@@ -527,6 +533,7 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
       next = pool.free.Lowest();
     }
     if (!next) {
+      if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);  // a retry, even when full
       return absl::ResourceExhaustedError(absl::StrCat("pool ", Q(pool.spec.name()), " is full: all ",
                                                        U128ToString(pool.layout.size()), " addresses are allocated"));
     }
@@ -548,7 +555,12 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
       .Bind(9, time_ms_)
       .Bind(10, static_cast<int64_t>(revision_))
       .Bind(11, static_cast<int64_t>(revision_));
-  if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) return s;
+  if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) {
+    --revision_;  // nothing was written
+    if (wanted) return s;
+    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
+    return s;
+  }
 
   pool.free.Take(value);
   ++pool.used;

@@ -103,6 +103,8 @@ class StateMachine : private NodeStateHost {
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req);
   CommandOutcome Allocate(const v1::AllocateRequest& req);
+  std::optional<CommandOutcome> HeldByOwner(const v1::AllocateRequest& req, PoolState& pool,
+                                            const std::optional<IpAddress>& wanted);
   CommandOutcome Release(const v1::ReleaseRequest& req);
   CommandOutcome Renew(const v1::RenewRequest& req);
   CommandOutcome ExpireAllocations();

@@ -442,6 +442,27 @@ TEST_F(StateMachineTest, AllocateIsIdempotentPerOwnerAndPool) {
   CommandOutcome moved = Run(Allocate("pods", "k8s/uid-1/eth0", "10.0.0.77"));
   EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(Msg(moved.status()), HasSubstr("already holds 10.0.0.1"));
+
+  // Retries in one batch, after other owners: each answers the held address, costs no address of the pool
+  // and no revision, and the next new owner gets the next free address.
+  const uint64_t before = sm_->revision();
+  auto batch = ApplyAll({Allocate("pods", "k8s/uid-1/eth0"), Allocate("pods", "k8s/uid-2/eth0"),
+                         Allocate("pods", "k8s/uid-2/eth0"), Allocate("pods", "k8s/uid-1/eth0")});
+  ASSERT_EQ(batch.size(), 4u);
+  for (const auto& r : batch) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(batch[0]->allocation().address(), "10.0.0.1");
+  EXPECT_EQ(batch[1]->allocation().address(), "10.0.0.2");
+  EXPECT_EQ(batch[2]->allocation().address(), "10.0.0.2");
+  EXPECT_EQ(batch[3]->allocation().address(), "10.0.0.1");
+  EXPECT_EQ(sm_->revision(), before + 1);
+  EXPECT_EQ(MustAllocate("pods", "k8s/uid-3/eth0").address(), "10.0.0.3");
+
+  // A retry in a pool that has filled up since is still answered with the held address.
+  MustCreate(Spec("tiny", "10.2.0.0/30"));  // 10.2.0.1 and 10.2.0.2
+  EXPECT_EQ(MustAllocate("tiny", "a").address(), "10.2.0.1");
+  EXPECT_EQ(MustAllocate("tiny", "b").address(), "10.2.0.2");
+  EXPECT_EQ(MustAllocate("tiny", "a").address(), "10.2.0.1");
+  EXPECT_EQ(Run(Allocate("tiny", "c")).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(StateMachineTest, RequestedAddress) {
