@@ -454,6 +454,19 @@ CommandOutcome StateMachine::DeletePool(const v1::DeletePoolRequest& req) {
   return result;
 }
 
+// Restarts the lease of allocation `id` (held as `a`) for `ttl_seconds`, or for its own TTL when that is 0.
+// An allocation without a TTL has no lease: nothing changes.
+absl::Status StateMachine::RenewLease(int64_t id, int64_t ttl_seconds, v1::Allocation& a) {
+  const int64_t ttl = ttl_seconds > 0 ? ttl_seconds : a.ttl_seconds();
+  if (ttl <= 0) return absl::OkStatus();
+  ++revision_;
+  a.set_ttl_seconds(ttl);
+  a.set_expire_time_unix_ms(time_ms_ + ttl * 1000);
+  a.set_revision(revision_);
+  stmts_->update_alloc_lease.Bind(1, ttl).Bind(2, a.expire_time_unix_ms()).Bind(3, static_cast<int64_t>(revision_)).Bind(4, id);
+  return stmts_->update_alloc_lease.Run();
+}
+
 // The answer to an Allocate whose owner already holds an address in `pool` (or the error that kept it from
 // finding out); nothing when the owner holds none.
 std::optional<CommandOutcome> StateMachine::HeldByOwner(const v1::AllocateRequest& req, PoolState& pool,
@@ -468,16 +481,8 @@ std::optional<CommandOutcome> StateMachine::HeldByOwner(const v1::AllocateReques
         absl::StrCat("address: owner ", Q(req.owner()), " already holds ", a.address(), " in pool ",
                      Q(pool.spec.name()), "; release it before asking for ", wanted->ToString())));
   }
-  const int64_t ttl = req.ttl_seconds() > 0 ? req.ttl_seconds() : a.ttl_seconds();
-  if (ttl > 0) {
-    // A retry is a sign of life: it renews the lease.
-    ++revision_;
-    a.set_ttl_seconds(ttl);
-    a.set_expire_time_unix_ms(time_ms_ + ttl * 1000);
-    a.set_revision(revision_);
-    stmts_->update_alloc_lease.Bind(1, ttl).Bind(2, a.expire_time_unix_ms()).Bind(3, static_cast<int64_t>(revision_)).Bind(4, id);
-    if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return CommandOutcome(s);
-  }
+  // A retry is a sign of life: it renews the lease.
+  if (absl::Status s = RenewLease(id, req.ttl_seconds(), a); !s.ok()) return CommandOutcome(s);
   v1::CommandResult result;
   *result.mutable_allocation() = std::move(a);
   return CommandOutcome(std::move(result));
@@ -679,15 +684,7 @@ CommandOutcome StateMachine::Renew(const v1::RenewRequest& req) {
   }
   v1::CommandResult result;
   for (auto& [id, a] : *found) {
-    const int64_t ttl = req.ttl_seconds() > 0 ? req.ttl_seconds() : a.ttl_seconds();
-    if (ttl > 0) {
-      ++revision_;
-      a.set_ttl_seconds(ttl);
-      a.set_expire_time_unix_ms(time_ms_ + ttl * 1000);
-      a.set_revision(revision_);
-      stmts_->update_alloc_lease.Bind(1, ttl).Bind(2, a.expire_time_unix_ms()).Bind(3, static_cast<int64_t>(revision_)).Bind(4, id);
-      if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return s;
-    }
+    if (absl::Status s = RenewLease(id, req.ttl_seconds(), a); !s.ok()) return s;
     *result.mutable_renew()->add_allocations() = std::move(a);
   }
   return result;

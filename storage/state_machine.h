@@ -103,6 +103,7 @@ class StateMachine : private NodeStateHost {
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req);
   CommandOutcome Allocate(const v1::AllocateRequest& req);
+  absl::Status RenewLease(int64_t id, int64_t ttl_seconds, v1::Allocation& a);
   std::optional<CommandOutcome> HeldByOwner(const v1::AllocateRequest& req, PoolState& pool,
                                             const std::optional<IpAddress>& wanted);
   CommandOutcome Release(const v1::ReleaseRequest& req);
