@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -154,6 +155,14 @@ void ClusterHarness::AddMemberSlot() {
     m.grpc_port = FreeLoopbackPort();
     m.raft_port = FreeLoopbackPort();
   }
+  m.host = !options_.host_names        ? m.ip
+           : options_.network_namespaces ? absl::StrCat("abode-", i + 1, ".abode.test")
+                                        : "localhost";
+  ConnectChannel(i);
+}
+
+void ClusterHarness::ConnectChannel(int i) {
+  auto& m = members_[i];
   grpc::ChannelArguments args;
   // Members come and go during a test: reconnect fast (gRPC waits up to 20 s by default).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -176,6 +185,9 @@ ClusterHarness::~ClusterHarness() {
   std::filesystem::remove_all(root_, ec);
 }
 
+// Member i's veth pair: `avh...` on the bridge, `avn...` in its namespace.
+std::string ClusterHarness::VethEnd(const char* side, int i) { return absl::StrCat(side, ::getpid() % 100000, "-", i + 1); }
+
 absl::Status ClusterHarness::SetUpNamespaces() {
   namespaces_up_ = true;  // tear down whatever part got made
   const std::string subnet_host = members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
@@ -186,8 +198,8 @@ absl::Status ClusterHarness::SetUpNamespaces() {
   }
   for (int i = 0; i < size(); ++i) {
     const auto& m = members_[i];
-    const std::string host_end = absl::StrCat("avh", ::getpid() % 100000, "-", i + 1);
-    const std::string ns_end = absl::StrCat("avn", ::getpid() % 100000, "-", i + 1);
+    const std::string host_end = VethEnd("avh", i);
+    const std::string ns_end = VethEnd("avn", i);
     const std::string in_ns = absl::StrCat("ip netns exec ", m.netns, " ");
     const std::string cmd = absl::StrCat(
         "ip netns add ", m.netns, " && ip link add ", host_end, " type veth peer name ", ns_end, " && ip link set ",
@@ -196,24 +208,68 @@ absl::Status ClusterHarness::SetUpNamespaces() {
         "ip link set lo up");
     if (absl::Status s = Shell(cmd); !s.ok()) return s;
   }
+  return options_.host_names ? WriteHostsFiles() : absl::OkStatus();
+}
+
+absl::Status ClusterHarness::WriteHostsFiles() {
+  std::string hosts = "127.0.0.1 localhost\n";
+  for (const auto& m : members_) absl::StrAppend(&hosts, m.ip, " ", m.host, "\n");
+  for (const auto& m : members_) {
+    const std::string dir = absl::StrCat("/etc/netns/", m.netns);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    // Rewritten in place: `ip netns exec` bind-mounts this very file over /etc/hosts, so a running member
+    // sees new contents only in the same file (a file renamed over it would stay unseen). A member that
+    // reads it half-written finds no answer and keeps its last one until the next lookup.
+    const std::string path = dir + "/hosts";
+    std::ofstream out(path, std::ios::trunc);
+    out << hosts;
+    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
   return absl::OkStatus();
+}
+
+absl::Status ClusterHarness::Readdress(int i) {
+  if (!options_.network_namespaces || !options_.host_names) {
+    return absl::FailedPreconditionError("readdressing needs network namespaces and host names");
+  }
+  auto& m = members_[i];
+  if (m.pid > 0) return absl::FailedPreconditionError("member is running");
+  const std::string old_ip = m.ip;
+  const std::string prefix = old_ip.substr(0, old_ip.rfind('.') + 1);
+  m.ip = absl::StrCat(prefix, std::stoi(old_ip.substr(prefix.size())) + 100);
+  const std::string ns_end = VethEnd("avn", i);
+  const std::string in_ns = absl::StrCat("ip netns exec ", m.netns, " ");
+  if (absl::Status s = Shell(absl::StrCat(in_ns, "ip addr flush dev ", ns_end, " && ", in_ns, "ip addr add ", m.ip,
+                                          "/24 dev ", ns_end));
+      !s.ok()) {
+    return s;
+  }
+  ConnectChannel(i);
+  return WriteHostsFiles();
 }
 
 void ClusterHarness::TearDownNamespaces() {
   if (!namespaces_up_) return;
   namespaces_up_ = false;
   for (int i = 0; i < size(); ++i) {
-    (void)Shell(absl::StrCat("ip netns del ", members_[i].netns));  // removes the veth pair with it
+    // The pair goes with the namespace too, but only once the kernel gets round to freeing the namespace:
+    // deleting it first frees the names for the next harness in this process at once.
+    (void)Shell(absl::StrCat("ip link del ", VethEnd("avh", i)));
+    (void)Shell(absl::StrCat("ip netns del ", members_[i].netns));
+    std::error_code ec;
+    std::filesystem::remove_all(absl::StrCat("/etc/netns/", members_[i].netns), ec);
   }
   (void)Shell(absl::StrCat("ip link del ", bridge_));
 }
 
 std::string ClusterHarness::grpc_address(int i) const {
-  return absl::StrCat(members_[i].ip, ":", members_[i].grpc_port);
+  return absl::StrCat(members_[i].host, ":", members_[i].grpc_port);
 }
 
 std::string ClusterHarness::raft_address(int i) const {
-  return absl::StrCat(members_[i].ip, ":", members_[i].raft_port);
+  return absl::StrCat(members_[i].host, ":", members_[i].raft_port);
 }
 
 std::string ClusterHarness::PeerEntry(int i) const {

@@ -29,6 +29,10 @@ struct ClusterOptions {
   int snapshot_threshold = 8192;
   int snapshot_trailing = 2048;
   int node_lease_ms = 0;  // --node-lease-ms; 0: the allocator's default
+  // Members know each other by host name, as a StatefulSet's members do by their DNS names: "localhost" on
+  // loopback; with network namespaces, abode-N.abode.test from a hosts file in every member's namespace
+  // (/etc/netns/NAMESPACE/hosts, which `ip netns exec` puts over /etc/hosts).
+  bool host_names = false;
 };
 
 class ClusterHarness {
@@ -72,12 +76,16 @@ class ClusterHarness {
   // still reaches it), and undo that.
   absl::Status Isolate(int i);
   absl::Status Heal(int i);
+  // Network namespaces with host names only: moves member i to a new IP address and updates every hosts file,
+  // as when a StatefulSet's pod is rescheduled (same name, new address). REQUIRES: member i is not running.
+  absl::Status Readdress(int i);
 
  private:
   struct MemberProcess {
     std::string data_dir;
     std::string log;
     std::string ip;
+    std::string host;  // how the other members know it: the IP, or a name with ClusterOptions::host_names
     std::string netns;
     int grpc_port = 0;
     int raft_port = 0;
@@ -92,6 +100,9 @@ class ClusterHarness {
   std::string Peers() const;
   std::string PeerEntry(int i) const;
   void AddMemberSlot();  // data dir, ports and channel of the next member
+  absl::Status WriteHostsFiles();
+  static std::string VethEnd(const char* side, int i);
+  void ConnectChannel(int i);
 
   std::string binary_;
   ClusterOptions options_;

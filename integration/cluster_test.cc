@@ -610,9 +610,15 @@ TEST(ClusterTest, WipedMemberDoesNotVoteBeforeItIsAddedBack) {
   ExpectConsistent(*c, "p", acked);
 }
 
+struct RaftSocket {
+  std::string what;
+  int nodelay = -1;           // TCP_NODELAY
+  unsigned user_timeout = 0;  // TCP_USER_TIMEOUT, ms
+};
+
 // The raft sockets of a member (its listener, the connections it accepted and the ones it opened), each with
-// its TCP_NODELAY setting, copied out of the running process with pidfd_getfd (the test is its parent).
-std::vector<std::pair<std::string, int>> RaftSocketsNoDelay(ClusterHarness& c, int i) {
+// its settings, copied out of the running process with pidfd_getfd (the test is its parent).
+std::vector<RaftSocket> RaftSockets(ClusterHarness& c, int i) {
   std::set<int> raft_ports;
   for (int m = 0; m < c.size(); ++m) {
     const std::string a = c.raft_address(m);
@@ -620,7 +626,7 @@ std::vector<std::pair<std::string, int>> RaftSocketsNoDelay(ClusterHarness& c, i
   }
   const std::string own = c.raft_address(i);
   const int own_port = std::stoi(own.substr(own.rfind(':') + 1));
-  std::vector<std::pair<std::string, int>> out;
+  std::vector<RaftSocket> out;
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, c.pid(i), 0));
   if (pidfd < 0) {
     ADD_FAILURE() << "pidfd_open: " << std::strerror(errno);
@@ -643,11 +649,12 @@ std::vector<std::pair<std::string, int>> RaftSocketsNoDelay(ClusterHarness& c, i
       const int peer_port = connected ? ntohs(peer.sin_port) : 0;
       // Listener and accepted connections on its own raft port; connections it opened to another's.
       if (local_port == own_port || (connected && raft_ports.count(peer_port) > 0)) {
-        int nodelay = -1;
-        socklen_t n = sizeof(nodelay);
-        ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &n);
-        out.emplace_back(absl::StrCat("fd ", target, " ", local_port, (connected ? absl::StrCat("->", peer_port) : " (listening)")),
-                         nodelay);
+        RaftSocket& r = out.emplace_back();
+        r.what = absl::StrCat("fd ", target, " ", local_port, (connected ? absl::StrCat("->", peer_port) : " (listening)"));
+        socklen_t n = sizeof(r.nodelay);
+        ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &r.nodelay, &n);
+        n = sizeof(r.user_timeout);
+        ::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &r.user_timeout, &n);
       }
     }
     ::close(fd);
@@ -658,7 +665,9 @@ std::vector<std::pair<std::string, int>> RaftSocketsNoDelay(ClusterHarness& c, i
 
 // libraft's transport leaves Nagle's algorithm on; with one-way connections and delayed acknowledgements
 // that held raft messages back by up to 40 ms. Every raft socket of every member sends without that delay.
-TEST(ClusterTest, RaftConnectionsDisableNagle) {
+// Every raft socket sends small messages at once (no Nagle delay) and gives up on a peer that stops
+// acknowledging after three election timeouts (a deleted pod's address answers nothing, not even a reset).
+TEST(ClusterTest, RaftSocketsDisableNagleAndGiveUpOnSilentPeers) {
   auto c = MakeCluster({});
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->StartAll().ok());
@@ -666,11 +675,15 @@ TEST(ClusterTest, RaftConnectionsDisableNagle) {
   ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, *leader, "p", "10.15.0.0/16").ok());
   for (int i = 0; i < c->size(); ++i) {
-    const auto sockets = RaftSocketsNoDelay(*c, i);
+    const auto sockets = RaftSockets(*c, i);
     // A listener and a connection each way with the leader; the leader has both with every member.
     const size_t expected = i == *leader ? 1u + 2u * static_cast<size_t>(c->size() - 1) : 3u;
     EXPECT_GE(sockets.size(), expected) << "member " << i + 1;
-    for (const auto& [what, nodelay] : sockets) EXPECT_EQ(nodelay, 1) << "member " << i + 1 << ": " << what;
+    for (const auto& r : sockets) {
+      EXPECT_EQ(r.nodelay, 1) << "member " << i + 1 << ": " << r.what;
+      EXPECT_EQ(r.user_timeout, 3u * static_cast<unsigned>(ClusterOptions{}.election_timeout_ms))
+          << "member " << i + 1 << ": " << r.what;
+    }
   }
 }
 
@@ -712,6 +725,74 @@ TEST(ClusterTest, AllMembersRestartKeepsTheClusterAndItsState) {
   EXPECT_EQ(acked.count(a.address()), 0u);
 }
 
+// Starts every member, waits for a leader, creates pool "p" on `cidr` and allocates owner "before" in it.
+// Returns the leader.
+absl::StatusOr<int> StartWithOneAllocation(ClusterHarness& c, const std::string& cidr, v1::Allocation* before) {
+  if (absl::Status s = c.StartAll(); !s.ok()) return s;
+  auto leader = c.WaitForLeader(seconds(30));
+  if (!leader.ok()) return leader.status();
+  if (grpc::Status s = CreatePool(c, *leader, "p", cidr); !s.ok()) return absl::InternalError(s.error_message());
+  if (grpc::Status s = Allocate(c, *leader, "p", "before", before); !s.ok()) return absl::InternalError(s.error_message());
+  return leader;
+}
+
+// Members given by host name, as a StatefulSet names them: the names are resolved (off the raft loop), a
+// leader is elected, and a write through a follower, forwarded by name, commits on every member.
+TEST(ClusterTest, MembersKnownByHostNameFormACluster) {
+  ClusterOptions o;
+  o.host_names = true;
+  auto c = MakeCluster(o);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->StartAll().ok());
+  auto leader = c->WaitForLeader(seconds(30));
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  auto st = c->Status(*leader);
+  ASSERT_TRUE(st.ok()) << st.status();
+  for (const auto& m : st->members()) EXPECT_EQ(m.raft_address().rfind("localhost:", 0), 0u) << m.raft_address();
+  const int follower = (*leader + 1) % c->size();
+  ASSERT_TRUE(CreatePool(*c, follower, "named", "10.21.0.0/16").ok());
+  v1::Allocation a;
+  ASSERT_TRUE(Allocate(*c, follower, "named", "by-name", &a).ok());
+  ExpectConsistent(*c, "named", {{"by-name", a.address()}});
+}
+
+// A rescheduled StatefulSet pod keeps its name and gets a new address. The other members find it again by
+// name: once it is back, a quorum that needs it commits.
+TEST(ClusterDnsTest, AMemberThatMovedToANewAddressIsFoundByName) {
+  if (::geteuid() != 0) {
+    if (std::getenv("CI") != nullptr) FAIL() << "the DNS test needs root (network namespaces) in CI";
+    GTEST_SKIP() << "needs root for network namespaces; runs in CI";
+  }
+  ClusterOptions o;
+  o.network_namespaces = true;
+  o.host_names = true;
+  auto h = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ClusterHarness& c = **h;
+  v1::Allocation a;
+  auto leader = StartWithOneAllocation(c, "10.22.0.0/16", &a);
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  std::map<std::string, std::string> acked = {{"before", a.address()}};
+
+  const int moved = (*leader + 1) % c.size();
+  const int other = (*leader + 2) % c.size();
+  c.Kill(moved);
+  ASSERT_TRUE(c.Readdress(moved).ok());
+  ASSERT_TRUE(c.Start(moved).ok());
+  // Without the third member, every commit needs the moved one.
+  c.Kill(other);
+  auto now_leading = c.WaitForLeader(seconds(60));
+  ASSERT_TRUE(now_leading.ok()) << now_leading.status();
+  grpc::Status s;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    s = Allocate(c, *now_leading, "p", "after", &a, 5000);
+    if (s.ok()) break;
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  acked["after"] = a.address();
+  ExpectConsistent(c, "p", acked);
+}
+
 // Each member in its own network namespace; the leader is cut off from the other two with nftables.
 TEST(ClusterPartitionTest, IsolatedLeaderCannotCommitAndConvergesWhenHealed) {
   if (::geteuid() != 0) {
@@ -723,12 +804,9 @@ TEST(ClusterPartitionTest, IsolatedLeaderCannotCommitAndConvergesWhenHealed) {
   auto h = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);
   ASSERT_TRUE(h.ok()) << h.status();
   ClusterHarness& c = **h;
-  ASSERT_TRUE(c.StartAll().ok());
-  auto leader = c.WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
-  ASSERT_TRUE(CreatePool(c, *leader, "p", "10.13.0.0/16").ok());
   v1::Allocation a;
-  ASSERT_TRUE(Allocate(c, *leader, "p", "before", &a).ok());
+  auto leader = StartWithOneAllocation(c, "10.13.0.0/16", &a);
+  ASSERT_TRUE(leader.ok()) << leader.status();
 
   const int cut = *leader;
   ASSERT_TRUE(c.Isolate(cut).ok());

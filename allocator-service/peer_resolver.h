@@ -1,0 +1,61 @@
+// Turns the host names in raft member addresses into IPv4 addresses without blocking the raft loop.
+//
+// libraft's TCP transport connects only to IPv4 literals, but a StatefulSet's members are known by stable DNS
+// names (abode-allocator-0.abode-allocator.NAMESPACE.svc) whose addresses change when a pod is rescheduled. The
+// raft loop must never wait for DNS: a lookup can take seconds when the cluster DNS is slow, and a loop that
+// stalls that long loses its leadership. So the loop only reads answers this resolver already has; a thread of
+// its own asks the system resolver (getaddrinfo) for every name it was asked about, at once for a new name
+// and again every `refresh_interval` after, so a moved pod is found again. A name not yet resolved makes the
+// connection attempt fail; libraft retries it shortly. When a lookup fails, the last good answer stays in use.
+#ifndef ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
+#define ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+
+namespace abode::allocator {
+
+class PeerResolver {
+ public:
+  // Host name -> IPv4 address (dotted quad). The kernel of the resolver, replaceable in tests.
+  using ResolveFn = std::function<absl::StatusOr<std::string>(const std::string& host)>;
+  static absl::StatusOr<std::string> SystemResolve(const std::string& host);  // getaddrinfo, AF_INET
+
+  explicit PeerResolver(ResolveFn resolve = &PeerResolver::SystemResolve,
+                        std::chrono::milliseconds refresh_interval = std::chrono::seconds(1));
+  ~PeerResolver();
+  PeerResolver(const PeerResolver&) = delete;
+  PeerResolver& operator=(const PeerResolver&) = delete;
+
+  // `host_port` (HOST:PORT) with HOST as an IPv4 literal, never blocking. An IPv4 literal is returned as it is;
+  // a name gets its latest answer, or nothing while it has none yet (it is looked up now).
+  std::optional<std::string> Lookup(const std::string& host_port);
+
+ private:
+  struct Entry {
+    std::optional<std::string> address;  // the last good answer
+    std::string last_error;              // of the last lookup; empty when it succeeded
+    bool wanted_now = true;              // look up before the next scheduled round
+  };
+  void Run();
+
+  const ResolveFn resolve_;
+  const std::chrono::milliseconds refresh_interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Entry> hosts_;  // guarded by mu_
+  bool stopping_ = false;               // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
