@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Runs deploy/allocator.yaml's StatefulSet the way Kubernetes would, without Kubernetes: three members, each
+# in a network namespace of its own (its pod network) and a UTS namespace of its own (its pod hostname,
+# abode-allocator-N), started with the container's command and environment taken from the manifest, and
+# finding each other by the DNS names of the manifest's ABODE_PEERS (from a hosts file in each namespace,
+# which `ip netns exec` puts over /etc/hosts). Checks that they bootstrap one cluster and elect a leader,
+# that each member's raft id is its ordinal + 1, and that a write through one member is read on another.
+# Also checks that every flag deploy/node.yaml passes to abode-node exists.
+#
+# Usage: deploy/statefulset_test.sh BUILD_DIR. Needs root (network namespaces); without root it is skipped
+# (exit 77) unless CI is set.
+set -euo pipefail
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+MANIFEST=$HERE/allocator.yaml
+ALLOC=$BUILD/allocator-service/abode-allocator
+CTL=$BUILD/cli/abodectl
+NODE=$BUILD/node-client/abode-node
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# --- deploy/node.yaml: every flag it passes exists.
+flags=$(sed -n 's/^ *- "\(--[a-z-]*\)=.*"$/\1/p' "$HERE/node.yaml")
+[ -n "$flags" ] || fail "no flags found in deploy/node.yaml"
+for flag in $flags; do
+  "$NODE" --help | grep -q -- "$flag" || fail "deploy/node.yaml passes $flag, which abode-node does not take"
+done
+echo "node.yaml: flags known to abode-node:" $flags
+
+if [ "$(id -u)" != 0 ]; then
+  [ -n "${CI:-}" ] && fail "needs root (network namespaces) in CI"
+  echo "SKIP: needs root for network namespaces; runs in CI"
+  exit 77
+fi
+
+# --- The allocator container's environment, from the manifest: `- name: X` followed by `value: "Y"`.
+declare -A ENV
+name=""
+while IFS= read -r line; do
+  if [[ $line =~ ^[[:space:]]*-[[:space:]]name:[[:space:]]*(ABODE_[A-Z_]+)[[:space:]]*$ ]]; then
+    name=${BASH_REMATCH[1]}
+  elif [[ -n $name && $line =~ ^[[:space:]]*value:[[:space:]]*\"?([^\"]*)\"?[[:space:]]*$ ]]; then
+    ENV[$name]=${BASH_REMATCH[1]}
+    name=""
+  fi
+done < "$MANIFEST"
+for k in ABODE_LISTEN ABODE_DATA_DIR ABODE_PEERS; do [ -n "${ENV[$k]:-}" ] || fail "no $k in $MANIFEST"; done
+REPLICAS=$(sed -n 's/^  replicas: \([0-9]*\)$/\1/p' "$MANIFEST")
+STS=$(awk '/^kind: StatefulSet/ {s=1} s && /^  name:/ {print $2; exit}' "$MANIFEST")
+GRPC_PORT=${ENV[ABODE_LISTEN]##*:}
+echo "manifest: StatefulSet $STS, $REPLICAS replicas, ABODE_PEERS=${ENV[ABODE_PEERS]}"
+
+# Member N's DNS name, from ABODE_PEERS (id N+1).
+HOSTS=()
+IFS=',' read -r -a PEERS <<< "${ENV[ABODE_PEERS]}"
+[ "${#PEERS[@]}" = "$REPLICAS" ] || fail "ABODE_PEERS lists ${#PEERS[@]} members for $REPLICAS replicas"
+for p in "${PEERS[@]}"; do
+  id=${p%%=*}; addr=${p#*=}; host=${addr%:*}
+  [ "${host%%.*}" = "$STS-$((id - 1))" ] || fail "member $id is $host, not pod $STS-$((id - 1)) of the StatefulSet"
+  HOSTS[$((id - 1))]=$host
+done
+
+WORK=$(mktemp -d /tmp/abode-sts-XXXXXX)
+TAG=$(( $$ % 200 + 20 ))
+SUBNET=10.198.$TAG
+BR=asb$(( $$ % 100000 ))
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for i in $(seq 0 $((REPLICAS - 1))); do
+    ip link del "ash$$-$i" 2>/dev/null || true
+    ip netns del "abode-sts-$$-$i" 2>/dev/null || true
+    rm -rf "/etc/netns/abode-sts-$$-$i"
+  done
+  ip link del "$BR" 2>/dev/null || true
+  [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ip link add "$BR" type bridge && ip addr add "$SUBNET.254/24" dev "$BR" && ip link set "$BR" up
+HOSTS_FILE="127.0.0.1 localhost"$'\n'
+for i in $(seq 0 $((REPLICAS - 1))); do HOSTS_FILE+="$SUBNET.$((i + 1)) ${HOSTS[$i]}"$'\n'; done
+for i in $(seq 0 $((REPLICAS - 1))); do
+  ns=abode-sts-$$-$i
+  ip netns add "$ns"
+  ip link add "ash$$-$i" type veth peer name "asn$$-$i"
+  ip link set "asn$$-$i" netns "$ns"
+  ip link set "ash$$-$i" master "$BR" up
+  ip netns exec "$ns" ip addr add "$SUBNET.$((i + 1))/24" dev "asn$$-$i"
+  ip netns exec "$ns" ip link set "asn$$-$i" up
+  ip netns exec "$ns" ip link set lo up
+  mkdir -p "/etc/netns/$ns" && printf '%s' "$HOSTS_FILE" > "/etc/netns/$ns/hosts"
+done
+
+# --- Start the pods together (podManagementPolicy: Parallel). The volume is a folder of the test.
+for i in $(seq 0 $((REPLICAS - 1))); do
+  envs=()
+  for k in "${!ENV[@]}"; do envs+=("$k=${ENV[$k]}"); done
+  envs+=("ABODE_DATA_DIR=$WORK/data-$i")
+  ip netns exec "abode-sts-$$-$i" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$STS-$i" \
+    env "${envs[@]}" "$ALLOC" >"$WORK/member-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+
+status() { "$CTL" --server "$SUBNET.$(($1 + 1)):$GRPC_PORT" --timeout 2 cluster status -o json 2>/dev/null; }
+leader=""
+for _ in $(seq 1 300); do
+  leader=$(status 0 | sed -n 's/.*"leader_id": *"\{0,1\}\([1-9][0-9]*\).*/\1/p' | head -1 || true)
+  [ -n "$leader" ] && break
+  sleep 0.1
+done
+[ -n "$leader" ] || { tail -n 20 "$WORK"/member-*.log >&2; fail "no leader elected"; }
+echo "leader: member $leader"
+for i in $(seq 0 $((REPLICAS - 1))); do
+  st=$(status "$i") || fail "member $i does not answer"
+  echo "$st" | grep -q "\"member_id\": *\"\{0,1\}$((i + 1))\"\{0,1\}," || fail "pod $STS-$i is not member $((i + 1)): $st"
+  [ "$(echo "$st" | grep -o '"raft_address"' | wc -l)" = "$REPLICAS" ] || fail "member $i does not list $REPLICAS members"
+done
+echo "ids from ordinals: ok"
+
+writer=$(( leader % REPLICAS ))  # a follower: ids are 1-based, members 0-based
+reader=$(( (writer + 1) % REPLICAS ))
+ctl() { "$CTL" --server "$SUBNET.$(($1 + 1)):$GRPC_PORT" --timeout 10 "${@:2}"; }
+ctl "$writer" pool create pods --cidr 10.244.0.0/16 >/dev/null || fail "pool create through member $writer"
+addr=$(ctl "$writer" allocate --pool pods --owner k8s/uid-1/eth0 -o json | sed -n 's/.*"address": *"\([^"]*\)".*/\1/p')
+[ -n "$addr" ] || fail "allocate through member $writer"
+got=$(ctl "$reader" get --owner k8s/uid-1/eth0 -o json | sed -n 's/.*"address": *"\([^"]*\)".*/\1/p')
+[ "$got" = "$addr" ] || fail "member $reader reads '$got', member $writer allocated '$addr'"
+echo "write through member $writer ($addr) read on member $reader: ok"
+echo PASS
