@@ -106,8 +106,10 @@ absl::Status StateMachine::PrepareStatements() {
        "VALUES (?, ?, ?, ?, 0, x'', ?, ?)"},
       {&stmts_->delete_pool, "DELETE FROM pools WHERE id = ?"},
       {&stmts_->update_pool, "UPDATE pools SET used = ?, cursor = ? WHERE id = ?"},
+      // OR FAIL: SQLite checks a row's constraints before it writes any of it, so a refused single-row insert
+      // leaves nothing behind, and without OR ABORT's statement journal every insert costs less.
       {&stmts_->insert_alloc,
-       "INSERT INTO allocations (pool_id, network, address, owner, node, labels, ttl_s, expire_ms, create_ms, "
+       "INSERT OR FAIL INTO allocations (pool_id, network, address, owner, node, labels, ttl_s, expire_ms, create_ms, "
        "create_revision, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
       {&stmts_->delete_alloc, "DELETE FROM allocations WHERE id = ?"},
       {&stmts_->update_alloc_lease, "UPDATE allocations SET ttl_s = ?, expire_ms = ?, revision = ? WHERE id = ?"},
