@@ -11,11 +11,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "allocator-service/clock.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/membership.h"
@@ -64,6 +67,34 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
     options.raft.raft_address = absl::StrCat("0.0.0.0:", raft_port);
   }
   options.raft.peers = *std::move(members);
+  return absl::OkStatus();
+}
+
+// --recover IDS: the members of --peers with those ids become the whole configuration.
+absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptions& options) {
+  if (options.raft.peers.empty()) return absl::InvalidArgumentError("recover: needs --peers (the members' addresses)");
+  std::vector<abode::allocator::Member> keep;
+  for (absl::string_view item : absl::StrSplit(ids, ',', absl::SkipWhitespace())) {
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(item), &id) || id == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("recover: \"", item, "\" is not a member id"));
+    }
+    const abode::allocator::Member* m = nullptr;
+    for (const auto& p : options.raft.peers) {
+      if (p.id == id) m = &p;
+    }
+    if (m == nullptr) return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " is not in --peers"));
+    for (const auto& k : keep) {
+      if (k.id == id) return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " twice"));
+    }
+    keep.push_back(*m);
+  }
+  if (keep.empty()) return absl::InvalidArgumentError("recover: no member ids given");
+  if (absl::Status s = abode::allocator::RecoverConfiguration(options.raft.data_dir, options.raft.id, keep); !s.ok()) {
+    return s;
+  }
+  spdlog::warn("recover: the raft configuration in {} is now {} member(s); the others must rejoin", options.raft.data_dir,
+               keep.size());
   return absl::OkStatus();
 }
 
@@ -183,6 +214,10 @@ int main(int argc, char** argv) {
       ->envname("ABODE_NODE_LEASE_MS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  std::string recover;
+  app.add_option("--recover", recover,
+                 "disaster recovery: make the members with these ids (comma-separated, from --peers, this one "
+                 "among them) the whole configuration, then exit; see docs/replication.md");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -192,6 +227,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  if (!recover.empty()) {
+    absl::Status s = Recover(recover, options);
+    std::fprintf(s.ok() ? stdout : stderr, "abode-allocator: %s\n",
+                 s.ok() ? "recovered; start this member, then add the others back (see docs/replication.md)"
+                        : std::string(s.message()).c_str());
+    return s.ok() ? 0 : 1;
+  }
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);

@@ -1198,6 +1198,57 @@ bool RaftLogIsPristine(const std::string& data_dir) {
          ::access((data_dir + "/raft/metadata2").c_str(), F_OK) != 0;
 }
 
+absl::Status RecoverConfiguration(const std::string& data_dir, uint64_t id, const std::vector<Member>& members) {
+  if (RaftLogIsPristine(data_dir)) {
+    return absl::FailedPreconditionError(absl::StrCat("recover: ", data_dir, " holds no raft log to recover"));
+  }
+  const Member* self = nullptr;
+  for (const Member& m : members) {
+    if (m.id == id) self = &m;
+  }
+  if (self == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("recover: this member (id ", id, ") must be in the new configuration"));
+  }
+  DirLock lock;  // refuses while this member runs
+  if (absl::Status s = lock.Acquire(data_dir); !s.ok()) return s;
+
+  // raft_recover only needs the disk half of c-raft (the transport is never started); its I/O is synchronous.
+  uv_loop_t loop;
+  if (const int rv = uv_loop_init(&loop); rv != 0) return absl::InternalError(absl::StrCat("uv loop: ", uv_strerror(rv)));
+  struct raft_uv_transport transport {};
+  struct raft_io io {};
+  struct raft r {};
+  struct raft_fsm fsm {};  // never called: nothing is applied
+  fsm.version = 1;
+  absl::Status result;
+  int rv = raft_uv_tcp_init(&transport, &loop);
+  const bool transport_up = rv == 0;
+  bool io_up = false;
+  if (rv == 0) {
+    rv = raft_uv_init(&io, &loop, (data_dir + "/raft").c_str(), &transport);
+    io_up = rv == 0;
+  }
+  if (rv != 0) {
+    result = RaftError(rv, "recover: raft storage", transport_up ? io.errmsg : transport.errmsg);
+  } else if (rv = raft_init(&r, &io, &fsm, id, ConfigurationAddress(*self).c_str()); rv != 0) {
+    result = RaftError(rv, "recover: raft init", r.errmsg);
+  } else {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const Member& m : members) raft_configuration_add(&conf, m.id, ConfigurationAddress(m).c_str(), RAFT_VOTER);
+    rv = raft_recover(&r, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) result = RaftError(rv, "recover", r.errmsg);
+    raft_close(&r, [](struct raft*) {});
+    uv_run(&loop, UV_RUN_DEFAULT);  // until raft and its I/O are closed
+  }
+  if (io_up) raft_uv_close(&io);
+  if (transport_up) raft_uv_tcp_close(&transport);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return result;
+}
+
 absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options) {
   auto loop = std::make_unique<Loop>(options);
   if (absl::Status s = loop->Start(); !s.ok()) return s;

@@ -90,6 +90,12 @@ struct StateChecksum {
 // directory. Such a member has never started (or was wiped).
 bool RaftLogIsPristine(const std::string& data_dir);
 
+// Disaster recovery after a majority of the members is lost for good: appends to the raft log in `data_dir`
+// a configuration of `members` alone (c-raft's raft_recover), so that they can elect a leader without the
+// lost ones. REQUIRES: no member is running; run it once, on the survivor with the newest log (highest term,
+// then longest log), which must be among `members`. See docs/replication.md.
+absl::Status RecoverConfiguration(const std::string& data_dir, uint64_t id, const std::vector<Member>& members);
+
 class RaftNode final : public CommandLog, public ReadFence {
  public:
   // Opens the data dir, restores the snapshot and starts raft. A single voter returns once everything in

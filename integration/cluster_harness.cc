@@ -292,6 +292,20 @@ absl::Status ClusterHarness::Start(int i) {
 absl::Status ClusterHarness::Spawn(int i) {
   auto& m = members_[i];
   if (m.pid > 0) return absl::FailedPreconditionError("already running");
+  const pid_t pid = SpawnProcess(Argv(i), m.log, m.log);
+  if (pid < 0) return absl::InternalError("fork failed");
+  m.pid = pid;
+  return absl::OkStatus();
+}
+
+ProcessResult ClusterHarness::RunOnce(int i, const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = Argv(i);
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return RunProcess(argv);
+}
+
+std::vector<std::string> ClusterHarness::Argv(int i) const {
+  const auto& m = members_[i];
   std::vector<std::string> argv;
   if (!m.netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", m.netns};
   const std::vector<std::string> own = {
@@ -314,10 +328,7 @@ absl::Status ClusterHarness::Spawn(int i) {
     argv.push_back(std::to_string(options_.node_lease_ms));
   }
   if (m.join) argv.push_back("--join");
-  const pid_t pid = SpawnProcess(argv, m.log, m.log);
-  if (pid < 0) return absl::InternalError("fork failed");
-  m.pid = pid;
-  return absl::OkStatus();
+  return argv;
 }
 
 absl::Status ClusterHarness::AwaitServing(int i, std::chrono::milliseconds timeout) {

@@ -35,6 +35,14 @@ struct ClusterOptions {
   bool host_names = false;
 };
 
+// A program run to its end (argv[0] is its path), with what it wrote to stdout and stderr.
+struct ProcessResult {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+};
+ProcessResult RunProcess(const std::vector<std::string>& argv);
+
 class ClusterHarness {
  public:
   // Creates data dirs (and namespaces); starts nothing.
@@ -48,6 +56,8 @@ class ClusterHarness {
   absl::Status Start(int i);  // Spawn, then AwaitServing
   absl::Status StartAll();
   absl::Status Spawn(int i);  // starts the process and returns at once
+  // Runs member i's binary with its usual flags and `extra` to its end (a one-off command such as --recover).
+  ProcessResult RunOnce(int i, const std::vector<std::string>& extra);
   absl::Status AwaitServing(int i, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Makes room for one more member, started (by Start) with --join: it never bootstraps and waits to be
   // added with Cluster.AddMember. It is not in the initial configuration the other members bootstrap.
@@ -98,6 +108,7 @@ class ClusterHarness {
   absl::Status SetUpNamespaces();
   void TearDownNamespaces();
   std::string Peers() const;
+  std::vector<std::string> Argv(int i) const;
   std::string PeerEntry(int i) const;
   void AddMemberSlot();  // data dir, ports and channel of the next member
   absl::Status WriteHostsFiles();
@@ -114,14 +125,6 @@ class ClusterHarness {
 
 // Runs a shell command; OK when it exits 0, else an error holding its output.
 absl::Status Shell(const std::string& command);
-
-// A program run to its end (argv[0] is its path), with what it wrote to stdout and stderr.
-struct ProcessResult {
-  int exit_code = -1;  // 128 + signal when killed by one
-  std::string out;
-  std::string err;
-};
-ProcessResult RunProcess(const std::vector<std::string>& argv);
 
 // The whole text of a file ("" when it cannot be read).
 std::string Slurp(const std::string& path);

@@ -120,6 +120,19 @@ void ExpectWritesThrough(ClusterHarness& c, const std::vector<int>& members, con
   }
 }
 
+// All three members list each other as voters with one leader; a write through each commits, and the
+// replicas converge on `allocations` allocations (the writes included).
+void ExpectWholeClusterAgain(ClusterHarness& c, uint64_t allocations) {
+  for (int i = 0; i < 3; ++i) {
+    auto st = WaitForMembers(c, i, {1, 2, 3});
+    EXPECT_TRUE(st.ok()) << st.status();
+  }
+  ExpectWritesThrough(c, {0, 1, 2}, "after");
+  auto sum = c.WaitConverged(seconds(60));
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(sum->allocations(), allocations);
+}
+
 TEST(MembershipTest, JoiningMemberAddedThroughAFollowerCatchesUpBySnapshotInstall) {
   ClusterOptions o;
   o.snapshot_threshold = 64;  // the log is compacted far past anything a new member could replay
@@ -322,14 +335,59 @@ TEST(MembershipTest, AWipedMemberTheOperatorRemovedWaitsToBeAdded) {
 
   s = AddMember(*c, leader, victim + 1, c->raft_address(victim), c->grpc_address(victim), &out);
   ASSERT_TRUE(s.ok()) << s.error_message();
+  ExpectWholeClusterAgain(*c, 6);
+}
+
+// Two of three members are lost for good (their data dirs gone) while all are down: no quorum can ever form
+// again. The operator makes the survivor the whole configuration (--recover), starts it, and adds the other
+// two back, which start empty and wait to be added. Everything the cluster acknowledged is still there.
+TEST(MembershipTest, AfterLosingAMajorityTheSurvivorIsRecoveredAndTheOthersAddedBack) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.26.0.0/16").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "before");
+  ASSERT_TRUE(c->WaitConverged(seconds(30)).ok());
+  const int survivor = (leader + 1) % 3;
+  std::vector<int> lost;
   for (int i = 0; i < 3; ++i) {
-    auto st = WaitForMembers(*c, i, {1, 2, 3});
-    EXPECT_TRUE(st.ok()) << st.status();
+    c->Kill(i);
+    if (i != survivor) lost.push_back(i);
   }
-  ExpectWritesThrough(*c, {0, 1, 2}, "after");
-  auto sum = c->WaitConverged(seconds(60));
-  ASSERT_TRUE(sum.ok()) << sum.status();
-  EXPECT_EQ(sum->allocations(), 6u);
+  for (int i : lost) c->Wipe(i);
+
+  // Refused: an id outside --peers, a configuration without this member, a member with no log.
+  const std::string self = std::to_string(survivor + 1);
+  const std::string other = std::to_string(lost[0] + 1);
+  ProcessResult r = c->RunOnce(survivor, {"--recover", "9"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("id 9 is not in --peers"), std::string::npos) << r.err;
+  r = c->RunOnce(survivor, {"--recover", other});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("must be in the new configuration"), std::string::npos) << r.err;
+  r = c->RunOnce(lost[0], {"--recover", other});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("holds no raft log"), std::string::npos) << r.err;
+
+  r = c->RunOnce(survivor, {"--recover", self});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(c->Start(survivor).ok());
+  auto alone = WaitForMembers(*c, survivor, {static_cast<uint64_t>(survivor + 1)});
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ExpectWritesThrough(*c, {survivor}, "recovered");
+  // Running members refuse a recovery: the data dir is locked.
+  r = c->RunOnce(survivor, {"--recover", self});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+
+  for (int i : lost) {
+    ASSERT_TRUE(c->Start(i).ok());
+    EXPECT_NE(Slurp(c->log_path(i)).find("waiting to be added"), std::string::npos);
+    v1::ClusterStatus out;
+    grpc::Status s = AddMember(*c, survivor, i + 1, c->raft_address(i), c->grpc_address(i), &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ExpectWholeClusterAgain(*c, 7);  // 3 before, 1 on the survivor alone, 3 after
 }
 
 TEST(MembershipTest, BadChangesAreRefusedWithPreciseCodesNamingTheField) {
