@@ -393,6 +393,8 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
       delete f;
     }
     inflight_.clear();
+    for (auto& p : held_) std::move(p.done)(absl::UnavailableError("allocator shut down before proposing"));
+    held_.clear();
     FailFences(absl::UnavailableError("allocator is shutting down"));
     for (auto& [index, d] : index_waiters_) std::move(d)(absl::UnavailableError("allocator is shutting down"));
     index_waiters_.clear();
