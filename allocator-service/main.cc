@@ -214,6 +214,10 @@ int main(int argc, char** argv) {
       ->envname("ABODE_NODE_LEASE_MS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  bool log_state = false;
+  app.add_flag("--log-state", log_state,
+               "print this member's raft log state (term, last index and its term) as JSON and exit; the member "
+               "must be stopped (to pick the survivor for --recover)");
   std::string recover;
   app.add_option("--recover", recover,
                  "disaster recovery: make the members with these ids (comma-separated, from --peers, this one "
@@ -227,6 +231,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  if (log_state) {
+    auto st = abode::allocator::ReadRaftLogState(options.raft.data_dir, options.raft.id);
+    if (!st.ok()) {
+      std::fprintf(stderr, "abode-allocator: %s\n", std::string(st.status().message()).c_str());
+      return 1;
+    }
+    std::printf("{\"id\": %llu, \"term\": %llu, \"voted_for\": %llu, \"last_index\": %llu, \"last_term\": %llu, "
+                "\"snapshot_index\": %llu}\n",
+                static_cast<unsigned long long>(options.raft.id), static_cast<unsigned long long>(st->term),
+                static_cast<unsigned long long>(st->voted_for), static_cast<unsigned long long>(st->last_index),
+                static_cast<unsigned long long>(st->last_term), static_cast<unsigned long long>(st->snapshot_index));
+    return 0;
+  }
   if (!recover.empty()) {
     absl::Status s = Recover(recover, options);
     std::fprintf(s.ok() ? stdout : stderr, "abode-allocator: %s\n",

@@ -90,6 +90,16 @@ struct StateChecksum {
 // directory. Such a member has never started (or was wiped).
 bool RaftLogIsPristine(const std::string& data_dir);
 
+// What a member's raft log holds, read while the member is down (to pick the survivor to recover).
+struct RaftLogState {
+  uint64_t term = 0;            // the member's current term
+  uint64_t voted_for = 0;       // in that term; 0: none
+  uint64_t last_index = 0;      // of the newest entry (or of the snapshot, when no entry follows it)
+  uint64_t last_term = 0;       // the term of that entry
+  uint64_t snapshot_index = 0;  // 0: no snapshot
+};
+absl::StatusOr<RaftLogState> ReadRaftLogState(const std::string& data_dir, uint64_t id);
+
 // Disaster recovery after a majority of the members is lost for good: appends to the raft log in `data_dir`
 // a configuration of `members` alone (c-raft's raft_recover), so that they can elect a leader without the
 // lost ones. REQUIRES: no member is running; run it once, on the survivor with the newest log (highest term,

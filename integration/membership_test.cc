@@ -347,7 +347,8 @@ TEST(MembershipTest, AfterLosingAMajorityTheSurvivorIsRecoveredAndTheOthersAdded
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(CreatePool(*c, leader, "p", "10.26.0.0/16").ok());
   ExpectWritesThrough(*c, {0, 1, 2}, "before");
-  ASSERT_TRUE(c->WaitConverged(seconds(30)).ok());
+  auto converged = c->WaitConverged(seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged.status();
   const int survivor = (leader + 1) % 3;
   std::vector<int> lost;
   for (int i = 0; i < 3; ++i) {
@@ -369,8 +370,26 @@ TEST(MembershipTest, AfterLosingAMajorityTheSurvivorIsRecoveredAndTheOthersAdded
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("holds no raft log"), std::string::npos) << r.err;
 
+  // The survivor's log, read while it is down: it holds everything the cluster had applied.
+  auto log_state = [&](int i) -> nlohmann::json {
+    const ProcessResult st = c->RunOnce(i, {"--log-state"});
+    EXPECT_EQ(st.exit_code, 0) << st.err;
+    return st.exit_code == 0 ? nlohmann::json::parse(st.out) : nlohmann::json::object();
+  };
+  const nlohmann::json before = log_state(survivor);
+  ASSERT_TRUE(before.contains("last_index")) << before.dump();
+  EXPECT_EQ(before["id"].get<uint64_t>(), static_cast<uint64_t>(survivor + 1));
+  EXPECT_GE(before["last_index"].get<uint64_t>(), converged->applied_index());
+  EXPECT_GE(before["term"].get<uint64_t>(), before["last_term"].get<uint64_t>());
+  EXPECT_GE(before["last_term"].get<uint64_t>(), 1u);
+  r = c->RunOnce(lost[0], {"--log-state"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("holds no raft log"), std::string::npos) << r.err;
+
   r = c->RunOnce(survivor, {"--recover", self});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The new configuration is one more entry in the log.
+  EXPECT_EQ(log_state(survivor)["last_index"].get<uint64_t>(), before["last_index"].get<uint64_t>() + 1);
   ASSERT_TRUE(c->Start(survivor).ok());
   auto alone = WaitForMembers(*c, survivor, {static_cast<uint64_t>(survivor + 1)});
   ASSERT_TRUE(alone.ok()) << alone.status();
