@@ -54,10 +54,7 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
   if (options.raft.id == 0) {
     return absl::InvalidArgumentError("id: required with --peers (or a hostname ending in -ORDINAL)");
   }
-  const abode::allocator::Member* self = nullptr;
-  for (const auto& m : *members) {
-    if (m.id == options.raft.id) self = &m;
-  }
+  const abode::allocator::Member* self = abode::allocator::FindMember(*members, options.raft.id);
   if (self == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options.raft.id));
   }
@@ -79,13 +76,10 @@ absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptio
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(item), &id) || id == 0) {
       return absl::InvalidArgumentError(absl::StrCat("recover: \"", item, "\" is not a member id"));
     }
-    const abode::allocator::Member* m = nullptr;
-    for (const auto& p : options.raft.peers) {
-      if (p.id == id) m = &p;
-    }
+    const abode::allocator::Member* m = abode::allocator::FindMember(options.raft.peers, id);
     if (m == nullptr) return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " is not in --peers"));
-    for (const auto& k : keep) {
-      if (k.id == id) return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " twice"));
+    if (abode::allocator::FindMember(keep, id) != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " twice"));
     }
     keep.push_back(*m);
   }

@@ -45,6 +45,13 @@ absl::Status SplitHostPort(absl::string_view address, absl::string_view field, s
   return absl::OkStatus();
 }
 
+const Member* FindMember(const std::vector<Member>& members, uint64_t id) {
+  for (const Member& m : members) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
 absl::StatusOr<std::vector<Member>> ParsePeers(absl::string_view spec, int default_grpc_port) {
   std::vector<Member> out;
   std::set<uint64_t> ids;

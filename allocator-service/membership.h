@@ -21,6 +21,9 @@ struct Member {
   std::string role;          // filled in by status reports only
 };
 
+// The member with `id` in `members`, or null.
+const Member* FindMember(const std::vector<Member>& members, uint64_t id);
+
 // "RAFT@GRPC" as stored in the raft configuration.
 std::string ConfigurationAddress(const Member& m);
 // The inverse; an address without "@" is a raft address with no known gRPC address.

@@ -228,16 +228,11 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     if (options_.id == 0) return absl::InvalidArgumentError("id: must be greater than 0");
     if (!options_.peers.empty()) {
       if (options_.leader_link == nullptr) return absl::InvalidArgumentError("leader_link: required with peers");
-      bool found = false;
-      for (const Member& m : options_.peers) {
-        if (m.id == options_.id) {
-          self_address_ = ConfigurationAddress(m);
-          found = true;
-        }
-      }
-      if (!found) {
+      const Member* self = FindMember(options_.peers, options_.id);
+      if (self == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options_.id));
       }
+      self_address_ = ConfigurationAddress(*self);
     } else {
       self_address_ = options_.raft_address;
     }
@@ -393,8 +388,6 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
       delete f;
     }
     inflight_.clear();
-    for (auto& p : held_) std::move(p.done)(absl::UnavailableError("allocator shut down before proposing"));
-    held_.clear();
     FailFences(absl::UnavailableError("allocator is shutting down"));
     for (auto& [index, d] : index_waiters_) std::move(d)(absl::UnavailableError("allocator is shutting down"));
     index_waiters_.clear();
@@ -1307,10 +1300,7 @@ absl::StatusOr<RaftLogState> ReadRaftLogState(const std::string& data_dir, uint6
 }
 
 absl::Status RecoverConfiguration(const std::string& data_dir, uint64_t id, const std::vector<Member>& members) {
-  const Member* self = nullptr;
-  for (const Member& m : members) {
-    if (m.id == id) self = &m;
-  }
+  const Member* self = FindMember(members, id);
   if (self == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("recover: this member (id ", id, ") must be in the new configuration"));
   }

@@ -60,9 +60,7 @@ absl::Status ClearRejoinPending(const std::string& data_dir) {
 }
 
 Rejoin::Rejoin(GrpcLeaderLink& link, Options options) : link_(link), options_(std::move(options)) {
-  for (const Member& m : options_.peers) {
-    if (m.id == options_.self_id) self_ = m;
-  }
+  if (const Member* self = FindMember(options_.peers, options_.self_id)) self_ = *self;
 }
 
 Rejoin::Plan Rejoin::Probe(std::string* why) {
