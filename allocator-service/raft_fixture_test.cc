@@ -287,7 +287,7 @@ class RaftFixtureTest : public ::testing::Test {
   // Allocations in server i's database, read as a client would, by owner.
   std::map<std::string, v1::Allocation> StoredAllocations(unsigned i) {
     std::map<std::string, v1::Allocation> out;
-    auto reader = storage::StateReader::Open(replicas_[i]->sm().db_path());
+    auto reader = storage::StateReader::Open(replicas_[i]->sm().db_path(), replicas_[i]->sm().owner_index());
     EXPECT_TRUE(reader.ok()) << reader.status();
     if (!reader.ok()) return out;
     v1::ListAllocationsRequest req;

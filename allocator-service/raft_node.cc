@@ -35,6 +35,7 @@ extern "C" {
 #include "allocator-service/peer_resolver.h"
 #include "allocator-service/raft_codec.h"
 #include "allocator-service/replicated_fsm.h"
+#include "storage/fnv.h"
 #include "storage/snapshot.h"
 #include "storage/thread_name.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -104,16 +105,6 @@ class OffLoop {
   bool stopping_ = false;   // guarded by mu_
   std::vector<std::thread> threads_;
 };
-
-// FNV-1a, 64 bits: stable across processes and builds, unlike absl::Hash.
-uint64_t Fnv1a64(absl::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 // The allocation count from a snapshot's trailer (its last record).
 uint64_t SnapshotAllocations(absl::string_view snap) {
@@ -222,6 +213,9 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     if (wake) uv_async_send(&wakeup_);
     if (thread_.joinable()) thread_.join();
   }
+
+  // The state machine's owner index, which the StateReader shares. Set once Start has succeeded.
+  std::shared_ptr<storage::OwnerIndex> owner_index() const { return sm_->owner_index(); }
 
   absl::Status Start() {
     if (options_.clock == nullptr) return absl::InvalidArgumentError("clock: required");
@@ -1176,7 +1170,7 @@ void RaftNode::Loop::TakeChecksum(absl::AnyInvocable<void(absl::StatusOr<StateCh
       std::move(done)(snap.status());
       return;
     }
-    c.checksum = Fnv1a64(*snap);
+    c.checksum = storage::Fnv1a64(*snap);
     c.allocations = SnapshotAllocations(*snap);
     std::move(done)(c);
   });
@@ -1326,7 +1320,7 @@ absl::Status RecoverConfiguration(const std::string& data_dir, uint64_t id, cons
 absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options) {
   auto loop = std::make_unique<Loop>(options);
   if (absl::Status s = loop->Start(); !s.ok()) return s;
-  auto reader = storage::StateReader::Open(options.data_dir + "/state.db");
+  auto reader = storage::StateReader::Open(options.data_dir + "/state.db", loop->owner_index());
   if (!reader.ok()) return reader.status();
   std::unique_ptr<RaftNode> node(new RaftNode(std::move(loop)));
   node->reader_ = std::move(*reader);

@@ -64,7 +64,7 @@ std::shared_ptr<const T> Share(T value) {
 struct NodeState::Statements {
   Statement upsert[4];
   Statement remove[4];
-  Statement scan_all, scan_owner;
+  Statement scan_all, scan_id;
 };
 
 NodeState::NodeState(Database& db, NodeStateHost& host) : db_(db), host_(host) {}
@@ -87,9 +87,9 @@ absl::Status NodeState::PrepareStatements() {
   auto all = db_.Prepare(scan);
   if (!all.ok()) return all.status();
   stmts_->scan_all = std::move(*all);
-  auto owner = db_.Prepare(absl::StrCat(scan, " WHERE a.owner = ?"));
-  if (!owner.ok()) return owner.status();
-  stmts_->scan_owner = std::move(*owner);
+  auto by_id = db_.Prepare(absl::StrCat(scan, " WHERE a.id = ?"));
+  if (!by_id.ok()) return by_id.status();
+  stmts_->scan_id = std::move(*by_id);
   return absl::OkStatus();
 }
 
@@ -429,24 +429,14 @@ absl::StatusOr<v1::CommandResult> NodeState::Associate(const v1::AssociateElasti
   if (!elastic_ip.ok()) return absl::DataLossError(elastic_ip.status().message());
 
   // Resolve against the stored allocations: exactly one workload allocation of the address's family.
-  Statement& stmt = assoc.owner().empty() ? stmts_->scan_all : stmts_->scan_owner;
-  if (!assoc.owner().empty()) stmt.Bind(1, assoc.owner());
   std::vector<v1::Allocation> found;
-  for (;;) {
-    auto row = stmt.Step();
-    if (!row.ok()) {
-      stmt.Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    v1::Allocation a;
-    AllocationFromRow(stmt, 0, PoolFacts{std::string(stmt.Text(kAllocationColumnCount)), 0, ""}, &a);
-    if (!IsWorkloadPool(a.pool())) continue;
+  absl::Status scanned = ForEachAllocation(assoc.owner(), [&](v1::Allocation a) {
+    if (!IsWorkloadPool(a.pool())) return;
     auto ip = IpAddress::Parse(a.address(), "address");
-    if (!ip.ok() || ip->family() != elastic_ip->family()) continue;
+    if (!ip.ok() || ip->family() != elastic_ip->family()) return;
     if (!assoc.owner().empty() || SelectorMatches(sel, LabelMap(a.labels()))) found.push_back(std::move(a));
-  }
-  stmt.Reset();
+  });
+  if (!scanned.ok()) return scanned;
   const std::string what = assoc.owner().empty() ? absl::StrCat("association.label_selector: ", Q(assoc.label_selector()))
                                                  : absl::StrCat("association.owner: ", Q(assoc.owner()));
   const char* family = elastic_ip->family() == Family::kV4 ? "IPv4" : "IPv6";
@@ -684,23 +674,30 @@ void NodeState::MarkWorkloadDirty(const Workload& w) {
   }
 }
 
-absl::Status NodeState::ScanAllocations(const std::string& only_owner) {
-  Statement& stmt = only_owner.empty() ? stmts_->scan_all : stmts_->scan_owner;
-  if (!only_owner.empty()) stmt.Bind(1, only_owner);
-  std::vector<v1::Allocation> add;
-  for (;;) {
-    auto row = stmt.Step();
-    if (!row.ok()) {
-      stmt.Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    v1::Allocation a;
-    AllocationFromRow(stmt, 0, PoolFacts{std::string(stmt.Text(kAllocationColumnCount)), 0, ""}, &a);
-    if (!IsWorkloadPool(a.pool()) || workloads_.count({a.pool(), a.owner()}) || !Relevant(a)) continue;
-    add.push_back(std::move(a));
+absl::Status NodeState::ForEachAllocation(const std::string& only_owner,
+                                          absl::FunctionRef<void(v1::Allocation)> visit) {
+  auto drain = [&](Statement& stmt) {
+    return stmt.EachRow([&] {
+      v1::Allocation a;
+      AllocationFromRow(stmt, 0, PoolFacts{std::string(stmt.Text(kAllocationColumnCount)), 0, ""}, &a);
+      if (only_owner.empty() || a.owner() == only_owner) visit(std::move(a));
+    });
+  };
+  if (only_owner.empty()) return drain(stmts_->scan_all);
+  for (int64_t id : host_.RowsOfOwner(only_owner)) {
+    stmts_->scan_id.Bind(1, id);
+    if (absl::Status s = drain(stmts_->scan_id); !s.ok()) return s;
   }
-  stmt.Reset();
+  return absl::OkStatus();
+}
+
+absl::Status NodeState::ScanAllocations(const std::string& only_owner) {
+  std::vector<v1::Allocation> add;
+  absl::Status scanned = ForEachAllocation(only_owner, [&](v1::Allocation a) {
+    if (!IsWorkloadPool(a.pool()) || workloads_.count({a.pool(), a.owner()}) || !Relevant(a)) return;
+    add.push_back(std::move(a));
+  });
+  if (!scanned.ok()) return scanned;
   for (const auto& a : add) Track(a);
   return absl::OkStatus();
 }

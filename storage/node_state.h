@@ -27,6 +27,7 @@
 #include "abode/v1/commands.pb.h"
 #include "abode/v1/nodes.pb.h"
 #include "abode/v1/snapshot.pb.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -49,6 +50,8 @@ class NodeStateHost {
   virtual const v1::PoolSpec* FindPool(absl::string_view name) const = 0;
   // A pool (any network) whose CIDR contains the address; empty if none.
   virtual std::string PoolContaining(const IpAddress& address) const = 0;
+  // Allocation rows that may belong to `owner` (a superset: check each row's owner), in row order.
+  virtual std::vector<int64_t> RowsOfOwner(absl::string_view owner) const = 0;
 };
 
 // One allocation added or removed by a command, as seen by NodeState.
@@ -174,6 +177,8 @@ class NodeState {
   void PruneTracked();
   // Tracks every stored workload allocation that is relevant now (after a selector or owner was added).
   absl::Status ScanAllocations(const std::string& only_owner);
+  // Visits the stored allocations (only those of `only_owner`, if set), with their pool names.
+  absl::Status ForEachAllocation(const std::string& only_owner, absl::FunctionRef<void(v1::Allocation)> visit);
   bool IsWorkloadPool(const std::string& pool) const;
   void MarkWorkloadDirty(const Workload& w);
 

@@ -8,7 +8,7 @@
 
 namespace abode::storage {
 
-inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kSchemaVersion = 4;
 
 // Durability comes from the raft log (fsync on every append). The materialised database only has to stay
 // consistent across a crash or power loss (WAL with synchronous=NORMAL: no fsync per commit), because it
@@ -45,7 +45,8 @@ CREATE TABLE pools (
   create_time_ms INTEGER NOT NULL
 );
 
--- One address has at most one holder per network; one owner holds at most one address per pool.
+-- One address has at most one holder per network. One owner holds at most one address per pool: the state
+-- machine's in-memory owner index (owner_index.h) keeps that, as no SQLite index is kept on owner.
 CREATE TABLE allocations (
   id INTEGER PRIMARY KEY,
   pool_id INTEGER NOT NULL,
@@ -59,8 +60,7 @@ CREATE TABLE allocations (
   create_ms INTEGER NOT NULL,
   create_revision INTEGER NOT NULL,
   revision INTEGER NOT NULL,
-  UNIQUE (network, address),
-  UNIQUE (owner, pool_id)
+  UNIQUE (network, address)
 );
 CREATE INDEX allocations_pool ON allocations (pool_id);
 CREATE INDEX allocations_node ON allocations (node) WHERE node <> '';

@@ -56,6 +56,20 @@ absl::Status Statement::Run() {
   return absl::OkStatus();
 }
 
+absl::Status Statement::EachRow(absl::FunctionRef<void()> row) {
+  for (;;) {
+    auto more = Step();
+    if (!more.ok()) {
+      Reset();
+      return more.status();
+    }
+    if (!*more) break;
+    row();
+  }
+  Reset();
+  return absl::OkStatus();
+}
+
 void Statement::Reset() {
   sqlite3_reset(stmt_.get());
   sqlite3_clear_bindings(stmt_.get());

@@ -9,6 +9,7 @@
 #include <string>
 #include "absl/strings/string_view.h"
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -36,6 +37,8 @@ class Statement {
   absl::StatusOr<bool> Step();
   // Steps to completion, expecting no rows; resets the statement.
   absl::Status Run();
+  // Steps to completion, calling `row` at each row; resets the statement (also after an error).
+  absl::Status EachRow(absl::FunctionRef<void()> row);
   void Reset();
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
@@ -57,6 +60,7 @@ class Database {
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
   sqlite3* handle() const { return db_.get(); }
   int64_t changes() const { return sqlite3_changes64(db_.get()); }
+  int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }
 
  private:
   std::unique_ptr<sqlite3, SqliteCloser> db_;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,12 +31,14 @@ struct StateMachine::Statements {
   Statement set_meta;
   Statement insert_pool, delete_pool, update_pool;
   Statement insert_alloc, delete_alloc, update_alloc_lease;
-  Statement alloc_by_owner_pool, alloc_by_owner, alloc_by_address, alloc_by_pool, alloc_expired, min_expiry;
+  Statement alloc_by_id, alloc_by_address, alloc_by_pool, alloc_expired, min_expiry;
   Statement insert_history, prune_history;
 };
 
 StateMachine::StateMachine(StateMachineOptions options, Database db)
-    : options_(std::move(options)), db_(std::move(db)) {}
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      owners_(options_.owner_index ? options_.owner_index : std::make_shared<OwnerIndex>()) {}
 
 StateMachine::~StateMachine() = default;
 
@@ -61,6 +64,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const StateMach
     if (absl::Status s = db->Exec(kWriterPragmas); !s.ok()) return s;
     std::unique_ptr<StateMachine> sm(new StateMachine(options, std::move(*db)));
     if (absl::Status s = sm->PrepareStatements(); !s.ok()) return s;
+    absl::MutexLock lock(&sm->owners_->mutex());
     if (absl::Status s = sm->LoadFromDatabase(); !s.ok()) return s;
     if (absl::Status s = sm->StartCheckpointer(); !s.ok()) return s;
     return sm;
@@ -113,9 +117,7 @@ absl::Status StateMachine::PrepareStatements() {
        "create_revision, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
       {&stmts_->delete_alloc, "DELETE FROM allocations WHERE id = ?"},
       {&stmts_->update_alloc_lease, "UPDATE allocations SET ttl_s = ?, expire_ms = ?, revision = ? WHERE id = ?"},
-      {&stmts_->alloc_by_owner_pool,
-       absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.owner = ? AND a.pool_id = ?")},
-      {&stmts_->alloc_by_owner, absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.owner = ? ORDER BY a.pool_id")},
+      {&stmts_->alloc_by_id, absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.id = ?")},
       {&stmts_->alloc_by_address,
        absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.network = ? AND a.address = ?")},
       {&stmts_->alloc_by_pool, absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.pool_id = ? ORDER BY a.id")},
@@ -138,6 +140,8 @@ absl::Status StateMachine::PrepareStatements() {
 }
 
 absl::Status StateMachine::LoadFromDatabase() {
+  owners_->mutex().AssertHeld();
+  owners_->Clear();
   pools_.clear();
   pool_names_.clear();
   next_pool_id_ = 1;
@@ -186,7 +190,7 @@ absl::Status StateMachine::LoadFromDatabase() {
     }
   }
   {
-    auto stmt = db_.Prepare("SELECT pool_id, address FROM allocations");
+    auto stmt = db_.Prepare("SELECT pool_id, address, id, owner FROM allocations");
     if (!stmt.ok()) return stmt.status();
     for (;;) {
       auto row = stmt->Step();
@@ -199,9 +203,47 @@ absl::Status StateMachine::LoadFromDatabase() {
                                                 " is not a free address of its pool"));
       }
       ++pool->used;
+      if (absl::Status s = AddToOwnerIndex(stmt->Text(3), stmt->Int(2), pool->id); !s.ok()) return s;
     }
   }
   return nodes_->Load();
+}
+
+// Adds a stored row to the owner index, refusing a second row of one owner in one pool (no SQLite constraint
+// stands guard over that; a snapshot could carry one).
+absl::Status StateMachine::AddToOwnerIndex(absl::string_view owner, int64_t row_id, int64_t pool_id) {
+  auto held = AllocationsOfOwner(owner, pool_id);
+  if (!held.ok()) return held.status();
+  if (!held->empty()) {
+    return absl::DataLossError(absl::StrCat("owner ", Q(owner), " holds two allocations in pool ", pool_id, " (rows ",
+                                            held->front().first, " and ", row_id, ")"));
+  }
+  owners_->Add(owner, row_id, pool_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> StateMachine::AllocationsOfOwner(
+    absl::string_view owner, int64_t pool_id) {
+  std::vector<std::pair<int64_t, v1::Allocation>> out;
+  OwnerIndex::Rows candidates = owners_->Find(owner, pool_id);
+  std::sort(candidates.begin(), candidates.end(), [](const OwnerIndex::Row& a, const OwnerIndex::Row& b) {
+    return std::tie(a.pool_id, a.row_id) < std::tie(b.pool_id, b.row_id);
+  });
+  for (const OwnerIndex::Row& r : candidates) {
+    stmts_->alloc_by_id.Bind(1, r.row_id);
+    auto rows = QueryAllocations(stmts_->alloc_by_id);
+    if (!rows.ok()) return rows.status();
+    for (auto& row : *rows) {
+      if (row.second.owner() == owner) out.push_back(std::move(row));  // not another owner of the same hash
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> StateMachine::RowsOfOwner(absl::string_view owner) const {
+  std::vector<int64_t> out;
+  for (const OwnerIndex::Row& r : owners_->Find(owner)) out.push_back(r.row_id);
+  return out;
 }
 
 StateMachine::PoolState* StateMachine::PoolById(int64_t id) {
@@ -243,6 +285,8 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
                                                       " is not supported (this build applies ",
                                                       kCommandFormatVersion, ")"));
   }
+  // Readers of the owner index must not see it ahead of what is committed (see owner_index.h).
+  absl::MutexLock lock(&owners_->mutex());
   if (absl::Status s = stmts_->begin.Run(); !s.ok()) return s;
   const uint64_t start_revision = revision_;
   const int64_t start_time = time_ms_;
@@ -397,13 +441,7 @@ CommandOutcome StateMachine::CreatePool(const v1::CreatePoolRequest& req) {
 
 absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> StateMachine::QueryAllocations(Statement& stmt) {
   std::vector<std::pair<int64_t, v1::Allocation>> out;
-  for (;;) {
-    auto row = stmt.Step();
-    if (!row.ok()) {
-      stmt.Reset();
-      return row.status();
-    }
-    if (!*row) break;
+  absl::Status s = stmt.EachRow([&] {
     const PoolState* pool = PoolById(RowPoolId(stmt, 0));
     PoolFacts facts;
     if (pool != nullptr) {
@@ -413,8 +451,8 @@ absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> StateMachine::Qu
     v1::Allocation a;
     AllocationFromRow(stmt, 0, facts, &a);
     out.emplace_back(RowId(stmt, 0), std::move(a));
-  }
-  stmt.Reset();
+  });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -458,6 +496,7 @@ CommandOutcome StateMachine::DeletePool(const v1::DeletePoolRequest& req) {
   v1::CommandResult result;
   result.mutable_delete_pool()->set_released(held->size());
   result.mutable_delete_pool()->set_revision(revision_);
+  for (const auto& [id, a] : *held) owners_->Remove(a.owner(), id);
   pool_names_.erase(p.id);
   pools_.erase(pools_.find(req.name()));
   // The next id follows from the stored rows alone (highest + 1), as LoadFromDatabase computes it after a
@@ -484,8 +523,7 @@ absl::Status StateMachine::RenewLease(int64_t id, int64_t ttl_seconds, v1::Alloc
 // finding out); nothing when the owner holds none.
 std::optional<CommandOutcome> StateMachine::HeldByOwner(const v1::AllocateRequest& req, PoolState& pool,
                                                         const std::optional<IpAddress>& wanted) {
-  stmts_->alloc_by_owner_pool.Bind(1, req.owner()).Bind(2, pool.id);
-  auto existing = QueryAllocations(stmts_->alloc_by_owner_pool);
+  auto existing = AllocationsOfOwner(req.owner(), pool.id);
   if (!existing.ok()) return CommandOutcome(existing.status());
   if (existing->empty()) return std::nullopt;
   auto& [id, a] = existing->front();
@@ -528,11 +566,13 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
     wanted = *a;
   }
 
-  // Idempotency: the owner already holds an address in this pool. Asking for an address looks first; otherwise
-  // the insert below finds out (UNIQUE (owner, pool_id)), which spares the common case a lookup.
+  // Idempotency: the owner already holds an address in this pool. The owner index answers a new owner (the
+  // common case) without touching SQLite.
+  if (!owners_->Find(req.owner(), pool.id).empty()) {
+    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
+  }
   u128 value = 0;
   if (wanted) {
-    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
     if (!pool.free.Contains(wanted->value())) {
       stmts_->alloc_by_address.Bind(1, pool.spec.network()).BindBlob(2, wanted->ToBytes());
       auto holder = QueryAllocations(stmts_->alloc_by_address);
@@ -551,7 +591,6 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
       next = pool.free.Lowest();
     }
     if (!next) {
-      if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);  // a retry, even when full
       return absl::ResourceExhaustedError(absl::StrCat("pool ", Q(pool.spec.name()), " is full: all ",
                                                        U128ToString(pool.layout.size()), " addresses are allocated"));
     }
@@ -575,11 +614,10 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
       .Bind(11, static_cast<int64_t>(revision_));
   if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) {
     --revision_;  // nothing was written
-    if (wanted) return s;
-    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
     return s;
   }
 
+  owners_->Add(req.owner(), db_.last_insert_rowid(), pool.id);
   pool.free.Take(value);
   ++pool.used;
   pool.cursor = value;
@@ -617,10 +655,7 @@ CommandOutcome StateMachine::Release(const v1::ReleaseRequest& req) {
   std::vector<std::pair<int64_t, v1::Allocation>> victims;
   if (!req.owner().empty()) {
     if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-    Statement& stmt = only_pool ? stmts_->alloc_by_owner_pool : stmts_->alloc_by_owner;
-    stmt.Bind(1, req.owner());
-    if (only_pool) stmt.Bind(2, only_pool->id);
-    auto found = QueryAllocations(stmt);
+    auto found = AllocationsOfOwner(req.owner(), only_pool ? only_pool->id : 0);
     if (!found.ok()) return found.status();
     victims = std::move(*found);
   } else {
@@ -662,13 +697,16 @@ CommandOutcome StateMachine::Release(const v1::ReleaseRequest& req) {
     if (pool == nullptr) return absl::InternalError(absl::StrCat("allocation of ", a.address(), " has no pool"));
     if (absl::Status s = FreeAllocation(*pool, id, a, "released"); !s.ok()) return s;
     gives.emplace_back(pool, IpAddress::Parse(a.address(), "address")->value());
-    a.set_revision(revision_);
-    *result.mutable_release()->add_released() = std::move(a);
   }
-  for (auto& [pool, v] : gives) {
+  for (size_t i = 0; i < victims.size(); ++i) {
+    auto& [id, a] = victims[i];
+    auto& [pool, v] = gives[i];
     pool->free.Give(v);
     --pool->used;
     pool->dirty = true;
+    owners_->Remove(a.owner(), id);
+    a.set_revision(revision_);
+    *result.mutable_release()->add_released() = std::move(a);
   }
   result.mutable_release()->set_revision(revision_);
   return result;
@@ -686,10 +724,7 @@ CommandOutcome StateMachine::Renew(const v1::RenewRequest& req) {
     if (!p.ok()) return p.status();
     only_pool = *p;
   }
-  Statement& stmt = only_pool ? stmts_->alloc_by_owner_pool : stmts_->alloc_by_owner;
-  stmt.Bind(1, req.owner());
-  if (only_pool) stmt.Bind(2, only_pool->id);
-  auto found = QueryAllocations(stmt);
+  auto found = AllocationsOfOwner(req.owner(), only_pool ? only_pool->id : 0);
   if (!found.ok()) return found.status();
   if (found->empty()) {
     return absl::NotFoundError(absl::StrCat("owner: ", Q(req.owner()), " holds no allocation",
@@ -714,10 +749,12 @@ CommandOutcome StateMachine::ExpireAllocations() {
     if (absl::Status s = FreeAllocation(it->second, id, a, "expired"); !s.ok()) return s;
     gives.emplace_back(&it->second, IpAddress::Parse(a.address(), "address")->value());
   }
-  for (auto& [pool, v] : gives) {
+  for (size_t i = 0; i < gives.size(); ++i) {
+    auto& [pool, v] = gives[i];
     pool->free.Give(v);
     --pool->used;
     pool->dirty = true;
+    owners_->Remove((*found)[i].second.owner(), (*found)[i].first);
   }
   v1::CommandResult result;
   result.set_changed(found->size());
@@ -759,6 +796,7 @@ std::string StateMachine::PoolContaining(const IpAddress& address) const {
 absl::StatusOr<std::string> StateMachine::Snapshot() { return DumpSnapshot(db_); }
 
 absl::Status StateMachine::Restore(absl::string_view snapshot, uint64_t raft_index) {
+  absl::MutexLock lock(&owners_->mutex());
   if (absl::Status s = stmts_->begin.Run(); !s.ok()) return s;
   absl::Status s = LoadSnapshot(db_, snapshot);
   if (s.ok() && raft_index != 0) {

@@ -2,10 +2,11 @@
 // per-pool free-space index. Every replica runs one; given the same log they reach byte-identical state.
 //
 // Apply never reads the clock, randomness or the environment: time comes from the batch, stamped by the
-// leader. Each batch is one SQLite transaction; each command inside it is a savepoint, so a refused command
-// leaves nothing behind while its neighbours still apply.
+// leader. Each batch is one SQLite transaction; each command inside it that may write more than once is a
+// savepoint, so a refused command leaves nothing behind while its neighbours still apply.
 //
-// Thread safety: not thread-safe. The raft loop thread owns it. Readers use StateReader connections.
+// Thread safety: not thread-safe. The raft loop thread owns it. Readers use StateReader connections and
+// share the owner index (owner_index.h), which the state machine changes only while holding its mutex.
 #ifndef ABODE_STORAGE_STATE_MACHINE_H_
 #define ABODE_STORAGE_STATE_MACHINE_H_
 
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "storage/free_set.h"
 #include "storage/node_state.h"
+#include "storage/owner_index.h"
 #include "storage/pool_layout.h"
 #include "storage/sqlite.h"
 #include "storage/wal_checkpointer.h"
@@ -42,6 +44,8 @@ struct StateMachineOptions {
   int64_t max_ttl_seconds = int64_t{10} * 365 * 24 * 3600;
   // At most this many allocations are reclaimed by one ExpireAllocations command.
   int max_expire_per_command = 20000;
+  // The index of owners to rows, shared with the StateReader (a new one if null; see owner_index()).
+  std::shared_ptr<OwnerIndex> owner_index;
 };
 
 class StateMachine : private NodeStateHost {
@@ -74,6 +78,8 @@ class StateMachine : private NodeStateHost {
   // Earliest expiry among allocations with a TTL, if any.
   absl::StatusOr<std::optional<int64_t>> EarliestExpiry();
   const std::string& db_path() const { return options_.db_path; }
+  // Which rows each owner holds: what a StateReader needs to answer owner queries consistently.
+  const std::shared_ptr<OwnerIndex>& owner_index() const { return owners_; }
 
   // Assignment changes since the last call and, when nodes or addresses changed, a new view of them.
   // Called after Apply or Restore by the thread that owns the state machine.
@@ -114,6 +120,10 @@ class StateMachine : private NodeStateHost {
   // Frees one allocation row (already read into `alloc`): deletes it, closes its history entry.
   absl::Status FreeAllocation(PoolState& pool, int64_t row_id, const v1::Allocation& alloc, absl::string_view reason);
   absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> QueryAllocations(Statement& stmt);
+  // The allocations `owner` holds (in pool `pool_id` only, if not 0), by pool id, then row id.
+  absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> AllocationsOfOwner(absl::string_view owner,
+                                                                                     int64_t pool_id);
+  absl::Status AddToOwnerIndex(absl::string_view owner, int64_t row_id, int64_t pool_id);
   PoolState* PoolById(int64_t id);
   absl::StatusOr<PoolState*> PoolByName(absl::string_view name, absl::string_view field);
   v1::Pool PoolMessage(const PoolState& pool) const;
@@ -126,12 +136,14 @@ class StateMachine : private NodeStateHost {
   absl::StatusOr<v1::Allocation> AllocateAddress(const v1::AllocateRequest& req) override;
   absl::Status ReleaseOwner(const std::string& owner, const std::string& pool) override;
   const v1::PoolSpec* FindPool(absl::string_view name) const override;
+  std::vector<int64_t> RowsOfOwner(absl::string_view owner) const override;
   std::string PoolContaining(const IpAddress& address) const override;
 
   StateMachineOptions options_;
   Database db_;
   std::unique_ptr<WalCheckpointer> checkpointer_;  // after db_: detaches from it before it closes
   std::unique_ptr<Statements> stmts_;
+  std::shared_ptr<OwnerIndex> owners_;  // changed only while its mutex is held (see owner_index.h)
   std::map<std::string, PoolState, std::less<>> pools_;  // by name
   absl::flat_hash_map<int64_t, std::string> pool_names_;  // id -> name
   int64_t next_pool_id_ = 1;

@@ -840,6 +840,78 @@ TEST_F(StateMachineTest, AFailedCommandLeavesNoTraceAndItsNeighboursApply) {
   EXPECT_EQ(sm_->revision(), clean->revision());
 }
 
+// ---- the owner index ----
+
+uint64_t EveryOwnerCollides(absl::string_view) { return 42; }
+
+TEST_F(StateMachineTest, OwnersWhoseKeysHashAlikeKeepTheirOwnAllocations) {
+  StateMachineOptions opts;
+  opts.db_path = dir_.File("collide.db");
+  opts.owner_index = std::make_shared<OwnerIndex>(&EveryOwnerCollides);
+  auto sm = StateMachine::Open(opts);
+  ASSERT_TRUE(sm.ok()) << sm.status();
+  StateMachine& m = **sm;
+  ApplyTo(m, {CreatePool(Spec("pods", "10.0.0.0/24")), CreatePool(Spec("more", "10.1.0.0/24"))}, kT0);
+  auto out = ApplyTo(m, {Allocate("pods", "a"), Allocate("pods", "b"), Allocate("more", "b"), Allocate("pods", "c")},
+                     kT0 + 1);
+  ASSERT_THAT(out, SizeIs(4));
+  for (const auto& o : out) ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(out[0]->allocation().address(), "10.0.0.1");
+  EXPECT_EQ(out[1]->allocation().address(), "10.0.0.2");
+  EXPECT_EQ(out[3]->allocation().address(), "10.0.0.3");
+
+  // A retry finds its own address, not another owner's; asking for another address names its own.
+  out = ApplyTo(m, {Allocate("pods", "c"), Allocate("pods", "a", "10.0.0.9"), Allocate("pods", "d")}, kT0 + 2);
+  ASSERT_TRUE(out[0].ok());
+  EXPECT_EQ(out[0]->allocation().address(), "10.0.0.3");
+  EXPECT_EQ(out[1].status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(out[1].status().message(), HasSubstr("already holds 10.0.0.1"));
+  ASSERT_TRUE(out[2].ok());
+  EXPECT_EQ(out[2]->allocation().address(), "10.0.0.4");
+
+  // Release and renew by owner touch that owner's allocations only, in every pool it holds one.
+  out = ApplyTo(m, {ReleaseOwner("b"), Renew("c", 60), ReleaseOwner("nobody")}, kT0 + 3);
+  ASSERT_TRUE(out[0].ok()) << out[0].status();
+  ASSERT_THAT(out[0]->release().released(), SizeIs(2));
+  EXPECT_EQ(out[0]->release().released(0).pool(), "pods");
+  EXPECT_EQ(out[0]->release().released(1).pool(), "more");
+  ASSERT_TRUE(out[1].ok()) << out[1].status();
+  ASSERT_THAT(out[1]->renew().allocations(), SizeIs(1));
+  EXPECT_EQ(out[1]->renew().allocations(0).owner(), "c");
+  ASSERT_TRUE(out[2].ok());
+  EXPECT_THAT(out[2]->release().released(), IsEmpty());
+
+  // The freed address goes to the next new owner; the others keep theirs.
+  out = ApplyTo(m, {Allocate("pods", "e"), Allocate("pods", "a")}, kT0 + 4);
+  EXPECT_EQ(out[0]->allocation().address(), "10.0.0.2");
+  EXPECT_EQ(out[1]->allocation().address(), "10.0.0.1");
+}
+
+TEST_F(StateMachineTest, TheOwnerIndexIsRebuiltWhenTheStoreIsReopened) {
+  MustCreate(Spec("pods", "10.0.0.0/24"));
+  const v1::Allocation a = MustAllocate("pods", "a");
+  MustAllocate("pods", "b");
+  const uint64_t revision = sm_->revision();
+  sm_.reset();
+
+  StateMachineOptions opts;
+  opts.db_path = dir_.File("state.db");
+  opts.reuse_existing = true;
+  auto sm = StateMachine::Open(opts);
+  ASSERT_TRUE(sm.ok()) << sm.status();
+  sm_ = std::move(*sm);
+  EXPECT_EQ(sm_->revision(), revision);
+  CommandOutcome retry = Run(Allocate("pods", "a"));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->allocation().address(), a.address());
+  EXPECT_EQ(sm_->revision(), revision) << "a retry changes nothing";
+  CommandOutcome released = Run(ReleaseOwner("b", "pods"));
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_THAT(released->release().released(), SizeIs(1));
+  absl::ReaderMutexLock lock(&sm_->owner_index()->mutex());
+  EXPECT_EQ(sm_->owner_index()->rows(), 1u);
+}
+
 // ---- scale ----
 
 TEST_F(StateMachineTest, HugePoolsAllocateWithoutEnumeration) {
@@ -1011,6 +1083,19 @@ TEST_F(StateMachineTest, BadSnapshotsAreRefusedAndTheStateIsKept) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(Snap(*other), before) << "a refused snapshot must leave the previous state";
   EXPECT_EQ(other->revision(), 2u);
+
+  // Well-formed but inconsistent: one owner holding two addresses of one pool.
+  std::vector<v1::SnapshotRecord> twice = records;
+  v1::SnapshotRecord second = records[2];
+  ASSERT_TRUE(second.has_allocation());
+  second.mutable_allocation()->set_id(99);
+  second.mutable_allocation()->mutable_allocation()->set_address("10.0.0.77");
+  twice.insert(twice.begin() + 3, second);
+  twice.back().mutable_trailer()->set_allocations(twice.back().trailer().allocations() + 1);
+  const absl::Status dup = other->Restore(EncodeRecords(good.substr(0, 12), twice));
+  EXPECT_EQ(dup.code(), absl::StatusCode::kDataLoss) << dup;
+  EXPECT_THAT(dup.message(), HasSubstr("holds two allocations"));
+  EXPECT_EQ(Snap(*other), before);
 
   // The re-encoding itself is faithful, and the machine still works after all those refusals.
   EXPECT_EQ(EncodeRecords(good.substr(0, 12), records), good);

@@ -134,6 +134,25 @@ absl::Status AddCurrentHolders(Database& db, const IpAddress& addr, const v1::Ge
   return absl::OkStatus();
 }
 
+// Reads all pools: the first read of a transaction, which fixes its snapshot. When an owner's rows are
+// wanted, that read happens while sharing the owner index's mutex, so the rows found in the index (set in
+// `owned`) are those of the snapshot.
+absl::StatusOr<absl::flat_hash_map<int64_t, PoolRow>> PinSnapshot(Database& db, const OwnerIndex& owners,
+                                                                  const std::string& owner, OwnerIndex::Rows* owned) {
+  if (owner.empty()) return AllPools(db);
+  absl::ReaderMutexLock lock(&owners.mutex());
+  auto pools = AllPools(db);
+  if (pools.ok()) *owned = owners.Find(owner);
+  return pools;
+}
+
+// " AND a.id IN (?, ?, ...)" for `n` ids.
+std::string IdsIn(size_t n) {
+  std::string out = " AND a.id IN (";
+  for (size_t i = 0; i < n; ++i) absl::StrAppend(&out, i == 0 ? "?" : ", ?");
+  return absl::StrCat(out, ")");
+}
+
 }  // namespace
 
 class StateReader::Lease {
@@ -150,8 +169,10 @@ class StateReader::Lease {
   std::unique_ptr<Database> db_;
 };
 
-absl::StatusOr<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_path) {
-  std::unique_ptr<StateReader> r(new StateReader(db_path));
+absl::StatusOr<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_path,
+                                                               std::shared_ptr<OwnerIndex> owners) {
+  if (owners == nullptr) return absl::InvalidArgumentError("state reader: the owner index is missing");
+  std::unique_ptr<StateReader> r(new StateReader(db_path, std::move(owners)));
   auto first = r->Acquire();  // fail early if the database is not there
   if (!first.ok()) return first.status();
   r->Return(std::move(*first));
@@ -225,8 +246,12 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
   if (req.owner().empty() == req.address().empty()) {
     return absl::InvalidArgumentError("owner, address: set exactly one of owner or address");
   }
+  if (!req.owner().empty()) {
+    if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  }
   ABODE_READ_TXN(lease);
-  auto pools = AllPools(lease.db());
+  OwnerIndex::Rows owned;
+  auto pools = PinSnapshot(lease.db(), *owners_, req.owner(), &owned);
   if (!pools.ok()) return pools.status();
   const PoolRow* only = nullptr;
   if (!req.pool().empty()) {
@@ -236,14 +261,17 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
   v1::GetAllocationResponse out;
   const std::string cols = kAllocationColumns;
   if (!req.owner().empty()) {
-    if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-    auto stmt = lease.db().Prepare(
-        absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.owner = ?", only ? " AND a.pool_id = ?" : "",
-                     " ORDER BY a.pool_id"));
-    if (!stmt.ok()) return stmt.status();
-    stmt->Bind(1, req.owner());
-    if (only) stmt->Bind(2, only->id);
-    if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+    if (!owned.empty()) {
+      auto stmt = lease.db().Prepare(absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.owner = ?",
+                                                  only ? " AND a.pool_id = ?" : "", IdsIn(owned.size()),
+                                                  " ORDER BY a.pool_id"));
+      if (!stmt.ok()) return stmt.status();
+      int i = 1;
+      stmt->Bind(i++, req.owner());
+      if (only) stmt->Bind(i++, only->id);
+      for (const OwnerIndex::Row& r : owned) stmt->Bind(i++, r.row_id);
+      if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+    }
   } else {
     auto addr = IpAddress::Parse(req.address(), "address");
     if (!addr.ok()) return addr.status();
@@ -304,7 +332,8 @@ absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v
   if (!selector.ok()) return selector.status();
 
   ABODE_READ_TXN(lease);
-  auto pools = AllPools(lease.db());
+  OwnerIndex::Rows owned;
+  auto pools = PinSnapshot(lease.db(), *owners_, req.owner(), &owned);
   if (!pools.ok()) return pools.status();
   const PoolRow* only = nullptr;
   if (!req.pool().empty()) {
@@ -313,7 +342,8 @@ absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v
   }
   std::string sql = absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a WHERE a.id > ?");
   if (only) absl::StrAppend(&sql, " AND a.pool_id = ?");
-  if (!req.owner().empty()) absl::StrAppend(&sql, " AND a.owner = ?");
+  // An owner without rows matches nothing: "a.id IN ()" is not SQL, and "a.id < 0" is never true.
+  if (!req.owner().empty()) absl::StrAppend(&sql, " AND a.owner = ?", owned.empty() ? " AND a.id < 0" : IdsIn(owned.size()));
   if (!req.node().empty()) absl::StrAppend(&sql, " AND a.node = ?");
   absl::StrAppend(&sql, " ORDER BY a.id");
   auto stmt = lease.db().Prepare(sql);
@@ -321,7 +351,10 @@ absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v
   int i = 1;
   stmt->Bind(i++, after);
   if (only) stmt->Bind(i++, only->id);
-  if (!req.owner().empty()) stmt->Bind(i++, req.owner());
+  if (!req.owner().empty()) {
+    stmt->Bind(i++, req.owner());
+    for (const OwnerIndex::Row& r : owned) stmt->Bind(i++, r.row_id);
+  }
   if (!req.node().empty()) stmt->Bind(i++, req.node());
 
   v1::ListAllocationsResponse out;

@@ -1,5 +1,6 @@
 // Read-only queries over the materialised state, on connections of their own so that readers never wait
-// for the writer (WAL) and never touch the state machine's memory. Thread-safe.
+// for the writer (WAL). Of the state machine's memory they use only the owner index, to find an owner's rows
+// (see owner_index.h). Thread-safe.
 #ifndef ABODE_STORAGE_STATE_READER_H_
 #define ABODE_STORAGE_STATE_READER_H_
 
@@ -12,6 +13,7 @@
 #include "abode/v1/pools.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "storage/owner_index.h"
 #include "storage/sqlite.h"
 
 namespace abode::storage {
@@ -19,7 +21,9 @@ namespace abode::storage {
 class StateReader {
  public:
   // REQUIRES: the state machine has created the database at db_path.
-  static absl::StatusOr<std::unique_ptr<StateReader>> Open(const std::string& db_path);
+  // `owners` is the state machine's owner index (StateMachine::owner_index()).
+  static absl::StatusOr<std::unique_ptr<StateReader>> Open(const std::string& db_path,
+                                                           std::shared_ptr<OwnerIndex> owners);
 
   absl::StatusOr<v1::Pool> GetPool(const v1::GetPoolRequest& req);
   absl::StatusOr<v1::ListPoolsResponse> ListPools(const v1::ListPoolsRequest& req);
@@ -31,11 +35,13 @@ class StateReader {
  private:
   class Lease;  // a pooled connection, returned on destruction
 
-  explicit StateReader(std::string db_path) : db_path_(std::move(db_path)) {}
+  StateReader(std::string db_path, std::shared_ptr<OwnerIndex> owners)
+      : db_path_(std::move(db_path)), owners_(std::move(owners)) {}
   absl::StatusOr<std::unique_ptr<Database>> Acquire();
   void Return(std::unique_ptr<Database> db);
 
   const std::string db_path_;
+  const std::shared_ptr<OwnerIndex> owners_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Database>> idle_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,10 +2,13 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,7 +55,7 @@ class StateReaderTest : public ::testing::Test {
     auto sm = StateMachine::Open(opts);
     ASSERT_TRUE(sm.ok()) << sm.status();
     sm_ = std::move(*sm);
-    auto reader = StateReader::Open(opts.db_path);
+    auto reader = StateReader::Open(opts.db_path, sm_->owner_index());
     ASSERT_TRUE(reader.ok()) << reader.status();
     reader_ = std::move(*reader);
   }
@@ -104,7 +107,64 @@ class StateReaderTest : public ::testing::Test {
   int64_t now_ = kT0;
 };
 
-TEST_F(StateReaderTest, OpenNeedsTheDatabase) { EXPECT_FALSE(StateReader::Open(dir_.File("missing.db")).ok()); }
+// The owner index lives in the state machine's memory, the rows in SQLite: a reader must see the two at the
+// same commit. Every batch here releases the owner's address and allocates it a new one, so after every
+// commit the owner holds exactly one; a reader pairing the index of one commit with rows of another would
+// find none (or two).
+TEST_F(StateReaderTest, OwnerLookupsSeeTheIndexAndTheRowsOfOneCommit) {
+  CreatePool(Spec("pods", "10.0.0.0/16"));
+  Allocate("pods", "moving");
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::vector<std::string> failures;
+  std::mutex failures_mu;
+  auto fail = [&](std::string what) {
+    std::lock_guard<std::mutex> lock(failures_mu);
+    if (failures.size() < 5) failures.push_back(std::move(what));
+  };
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      while (!done.load()) {
+        if (t == 0) {
+          v1::GetAllocationRequest req;
+          req.set_owner("moving");
+          auto got = reader_->GetAllocation(req);
+          if (!got.ok() || got->allocations_size() != 1) {
+            fail(got.ok() ? absl::StrCat(got->allocations_size(), " allocations") : got.status().ToString());
+          }
+        } else {
+          v1::ListAllocationsRequest req;
+          req.set_owner("moving");
+          auto got = reader_->ListAllocations(req);
+          if (!got.ok() || got->allocations_size() != 1) {
+            fail(got.ok() ? absl::StrCat(got->allocations_size(), " listed") : got.status().ToString());
+          }
+        }
+        reads.fetch_add(1);
+      }
+    });
+  }
+  v1::CommandBatch b;
+  b.set_format_version(kCommandFormatVersion);
+  b.add_commands()->mutable_release()->set_owner("moving");
+  v1::AllocateRequest* again = b.add_commands()->mutable_allocate();
+  again->set_pool("pods");
+  again->set_owner("moving");
+  for (int i = 0; i < 3000 && (i < 300 || reads.load() < 2000); ++i) {
+    b.set_time_unix_ms(now_ + i);
+    auto r = sm_->Apply(b);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE((*r)[1].ok()) << (*r)[1].status();
+  }
+  done.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_THAT(failures, IsEmpty());
+  EXPECT_GT(reads.load(), 100);
+}
+
+TEST_F(StateReaderTest, OpenNeedsTheDatabase) { EXPECT_FALSE(StateReader::Open(dir_.File("missing.db"), sm_->owner_index()).ok());
+  EXPECT_FALSE(StateReader::Open(dir_.File("state.db"), nullptr).ok()); }
 
 TEST_F(StateReaderTest, GetPoolAndListPoolsCount) {
   v1::PoolSpec pods = Spec("pods", "10.0.0.0/24", "red");
