@@ -55,7 +55,8 @@ if [ "$QUICK" != "--quick" ]; then
   awk -v t0="$t0" -v t1="$t1" -v rss="$rss" -v base="$base" 'BEGIN {
     printf "{\"restart_to_serving_s\": %.2f, \"rss_kib\": %d, \"empty_rss_kib\": %d, \"bytes_per_allocation\": %d}\n",
       t1 - t0, rss, base, rss * 1024 / 1000000 }'
+  # New owners (the loading run used the default prefix): the same owners again would be idempotent retries.
   echo "== 64 clients, Allocate, on top of 1,000,000 allocations"
-  "$BENCH" --server "$SERVER" --pool big --concurrency 64 --duration 5s | tail -1
+  "$BENCH" --server "$SERVER" --pool big --owner-prefix ontop --concurrency 64 --duration 5s | tail -1
   stop
 fi
