@@ -35,7 +35,6 @@ extern "C" {
 #include "allocator-service/peer_resolver.h"
 #include "allocator-service/raft_codec.h"
 #include "allocator-service/replicated_fsm.h"
-#include "storage/fnv.h"
 #include "storage/snapshot.h"
 #include "storage/thread_name.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -105,6 +104,16 @@ class OffLoop {
   bool stopping_ = false;   // guarded by mu_
   std::vector<std::thread> threads_;
 };
+
+// FNV-1a, 64 bits: stable across processes and builds, unlike absl::Hash.
+uint64_t Fnv1a64(absl::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
 
 // The allocation count from a snapshot's trailer (its last record).
 uint64_t SnapshotAllocations(absl::string_view snap) {
@@ -1170,7 +1179,7 @@ void RaftNode::Loop::TakeChecksum(absl::AnyInvocable<void(absl::StatusOr<StateCh
       std::move(done)(snap.status());
       return;
     }
-    c.checksum = storage::Fnv1a64(*snap);
+    c.checksum = Fnv1a64(*snap);
     c.allocations = SnapshotAllocations(*snap);
     std::move(done)(c);
   });

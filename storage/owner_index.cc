@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "storage/fnv.h"
+#include "absl/hash/hash.h"
 
 namespace abode::storage {
 
-uint64_t OwnerIndex::DefaultHash(absl::string_view owner) { return Fnv1a64(owner); }
+uint64_t OwnerIndex::DefaultHash(absl::string_view owner) { return absl::HashOf(owner); }
 
 void OwnerIndex::Add(absl::string_view owner, int64_t row_id, int64_t pool_id) {
   auto& rows = by_hash_[hash_(owner)];
