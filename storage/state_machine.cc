@@ -697,6 +697,7 @@ CommandOutcome StateMachine::Release(const v1::ReleaseRequest& req) {
     if (pool == nullptr) return absl::InternalError(absl::StrCat("allocation of ", a.address(), " has no pool"));
     if (absl::Status s = FreeAllocation(*pool, id, a, "released"); !s.ok()) return s;
     gives.emplace_back(pool, IpAddress::Parse(a.address(), "address")->value());
+    a.set_revision(revision_);
   }
   for (size_t i = 0; i < victims.size(); ++i) {
     auto& [id, a] = victims[i];
@@ -705,7 +706,6 @@ CommandOutcome StateMachine::Release(const v1::ReleaseRequest& req) {
     --pool->used;
     pool->dirty = true;
     owners_->Remove(a.owner(), id);
-    a.set_revision(revision_);
     *result.mutable_release()->add_released() = std::move(a);
   }
   result.mutable_release()->set_revision(revision_);

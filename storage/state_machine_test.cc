@@ -875,6 +875,9 @@ TEST_F(StateMachineTest, OwnersWhoseKeysHashAlikeKeepTheirOwnAllocations) {
   ASSERT_THAT(out[0]->release().released(), SizeIs(2));
   EXPECT_EQ(out[0]->release().released(0).pool(), "pods");
   EXPECT_EQ(out[0]->release().released(1).pool(), "more");
+  // Each release is a change of its own.
+  EXPECT_EQ(out[0]->release().released(1).revision(), out[0]->release().released(0).revision() + 1);
+  EXPECT_EQ(out[0]->release().revision(), out[0]->release().released(1).revision());
   ASSERT_TRUE(out[1].ok()) << out[1].status();
   ASSERT_THAT(out[1]->renew().allocations(), SizeIs(1));
   EXPECT_EQ(out[1]->renew().allocations(0).owner(), "c");
