@@ -10,6 +10,12 @@ namespace abode::storage {
 
 inline constexpr uint32_t kSchemaVersion = 4;
 
+// The version of the state a snapshot carries (its records and what they mean), in each snapshot's header.
+// A snapshot of a newer state version is refused. It changes only when the state does, not with the SQLite
+// indexes above (version 4 dropped an index and kept the state of version 3), so that members of one cluster
+// keep exchanging snapshots across a rolling upgrade.
+inline constexpr uint32_t kStateVersion = 3;
+
 // Durability comes from the raft log (fsync on every append). The materialised database only has to stay
 // consistent across a crash or power loss (WAL with synchronous=NORMAL: no fsync per commit), because it
 // records the raft index it reflects and start-up replays the log from there.

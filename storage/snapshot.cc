@@ -59,7 +59,7 @@ absl::StatusOr<std::string> DumpSnapshotInTransaction(Database& db) {
   if (!time.ok()) return time.status();
   rec.mutable_header()->set_revision(static_cast<uint64_t>(*revision));
   rec.mutable_header()->set_time_unix_ms(*time);
-  rec.mutable_header()->set_schema_version(kSchemaVersion);
+  rec.mutable_header()->set_schema_version(kStateVersion);
   WriteRecord(coded, rec);
 
   v1::SnapshotTrailer trailer;
@@ -182,9 +182,9 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
     in.PopLimit(limit);
     switch (rec.record_case()) {
       case v1::SnapshotRecord::kHeader: {
-        if (rec.header().schema_version() > kSchemaVersion) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("snapshot: schema version ", rec.header().schema_version(), " is newer than this build"));
+        if (rec.header().schema_version() > kStateVersion) {
+          return absl::FailedPreconditionError(absl::StrCat("snapshot: state version ", rec.header().schema_version(),
+                                                            " is newer than this build's ", kStateVersion));
         }
         have_header = true;
         if (absl::Status s = set_meta->Bind(1, "revision").Bind(2, static_cast<int64_t>(rec.header().revision())).Run();
