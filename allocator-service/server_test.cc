@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <set>
@@ -15,6 +16,8 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/clock.h"
+#include "storage/schema.h"
+#include "storage/sqlite.h"
 
 namespace abode::allocator {
 namespace {
@@ -253,7 +256,7 @@ TEST_F(ServerTest, RestartRecoversAcknowledgedState) {
 }
 
 // state.db is a materialisation: reopened when it matches the log, rebuilt from snapshot + log when it is
-// gone. Both paths must give the same state, across snapshots (threshold 16 entries here).
+// gone or of another schema version. Both paths must give the same state, across snapshots (threshold 16 entries here).
 TEST_F(ServerTest, StateDbIsReusedOrRebuiltToTheSameState) {
   server_.reset();
   snapshot_threshold_ = 16;
@@ -291,6 +294,32 @@ TEST_F(ServerTest, StateDbIsReusedOrRebuiltToTheSameState) {
   v1::Allocation next;
   ASSERT_TRUE(Allocate("rebuild", "after-rebuild", &next).ok());
   EXPECT_EQ(next.address(), "10.6.0.101");
+
+  // An upgrade: a database of an older schema version (3 kept an SQLite index on owners) is rebuilt, and
+  // the owners are found again: a retry answers with the address the owner holds.
+  server_.reset();
+  {
+    auto db = storage::Database::Open(dir_.path() + "/data/state.db", /*read_only=*/false);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(db->Exec("PRAGMA user_version = 3").ok());
+  }
+  StartServer();
+  {
+    auto db = storage::Database::Open(dir_.path() + "/data/state.db", /*read_only=*/true);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto version = db->Prepare("PRAGMA user_version");
+    ASSERT_TRUE(version.ok());
+    auto row = version->Step();
+    ASSERT_TRUE(row.ok() && *row);
+    EXPECT_EQ(version->Int(0), storage::kSchemaVersion) << "rebuilt in the current schema";
+  }
+  auto after = list();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), after.begin()));
+  v1::Allocation retry;
+  ASSERT_TRUE(Allocate("rebuild", "o-5", &retry).ok());
+  EXPECT_EQ(retry.address(), addrs[5]);
+  EXPECT_EQ(list(), after) << "a retry changes nothing";
 }
 
 TEST_F(ServerTest, ConcurrentClientsNeverShareAnAddress) {
