@@ -28,6 +28,16 @@
 #include "integration/cluster_harness.h"
 
 namespace abode::integration {
+
+// In a test body: without root, fails under CI (which runs as root) and skips elsewhere.
+#define ABODE_REQUIRE_ROOT(ci_failure, skip_reason)             \
+  do {                                                          \
+    if (::geteuid() != 0) {                                     \
+      if (std::getenv("CI") != nullptr) FAIL() << (ci_failure); \
+      GTEST_SKIP() << (skip_reason);                            \
+    }                                                           \
+  } while (false)
+
 namespace {
 
 using std::chrono::milliseconds;
@@ -759,10 +769,8 @@ TEST(ClusterTest, MembersKnownByHostNameFormACluster) {
 // A rescheduled StatefulSet pod keeps its name and gets a new address. The other members find it again by
 // name: once it is back, a quorum that needs it commits.
 TEST(ClusterDnsTest, AMemberThatMovedToANewAddressIsFoundByName) {
-  if (::geteuid() != 0) {
-    if (std::getenv("CI") != nullptr) FAIL() << "the DNS test needs root (network namespaces) in CI";
-    GTEST_SKIP() << "needs root for network namespaces; runs in CI";
-  }
+  ABODE_REQUIRE_ROOT("the DNS test needs root (network namespaces) in CI",
+                     "needs root for network namespaces; runs in CI");
   ClusterOptions o;
   o.network_namespaces = true;
   o.host_names = true;
@@ -795,10 +803,8 @@ TEST(ClusterDnsTest, AMemberThatMovedToANewAddressIsFoundByName) {
 
 // Each member in its own network namespace; the leader is cut off from the other two with nftables.
 TEST(ClusterPartitionTest, IsolatedLeaderCannotCommitAndConvergesWhenHealed) {
-  if (::geteuid() != 0) {
-    if (std::getenv("CI") != nullptr) FAIL() << "the partition test needs root (network namespaces) in CI";
-    GTEST_SKIP() << "needs root for network namespaces and nftables; runs in CI";
-  }
+  ABODE_REQUIRE_ROOT("the partition test needs root (network namespaces) in CI",
+                     "needs root for network namespaces and nftables; runs in CI");
   ClusterOptions o;
   o.network_namespaces = true;
   auto h = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);

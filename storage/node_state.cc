@@ -64,7 +64,7 @@ std::shared_ptr<const T> Share(T value) {
 struct NodeState::Statements {
   Statement upsert[4];
   Statement remove[4];
-  Statement scan_all, scan_id;
+  Statement scan_all;
 };
 
 NodeState::NodeState(Database& db, NodeStateHost& host) : db_(db), host_(host) {}
@@ -87,9 +87,6 @@ absl::Status NodeState::PrepareStatements() {
   auto all = db_.Prepare(scan);
   if (!all.ok()) return all.status();
   stmts_->scan_all = std::move(*all);
-  auto by_id = db_.Prepare(absl::StrCat(scan, " WHERE a.id = ?"));
-  if (!by_id.ok()) return by_id.status();
-  stmts_->scan_id = std::move(*by_id);
   return absl::OkStatus();
 }
 
@@ -676,19 +673,18 @@ void NodeState::MarkWorkloadDirty(const Workload& w) {
 
 absl::Status NodeState::ForEachAllocation(const std::string& only_owner,
                                           absl::FunctionRef<void(v1::Allocation)> visit) {
-  auto drain = [&](Statement& stmt) {
-    return stmt.EachRow([&] {
-      v1::Allocation a;
-      AllocationFromRow(stmt, 0, PoolFacts{std::string(stmt.Text(kAllocationColumnCount)), 0, ""}, &a);
-      if (only_owner.empty() || a.owner() == only_owner) visit(std::move(a));
-    });
-  };
-  if (only_owner.empty()) return drain(stmts_->scan_all);
-  for (int64_t id : host_.RowsOfOwner(only_owner)) {
-    stmts_->scan_id.Bind(1, id);
-    if (absl::Status s = drain(stmts_->scan_id); !s.ok()) return s;
+  if (!only_owner.empty()) {
+    auto owned = host_.OwnerAllocations(only_owner);
+    if (!owned.ok()) return owned.status();
+    for (auto& a : *owned) visit(std::move(a));
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  Statement& stmt = stmts_->scan_all;
+  return stmt.EachRow([&] {
+    v1::Allocation a;
+    AllocationFromRow(stmt, 0, PoolFacts{std::string(stmt.Text(kAllocationColumnCount)), 0, ""}, &a);
+    visit(std::move(a));
+  });
 }
 
 absl::Status NodeState::ScanAllocations(const std::string& only_owner) {

@@ -50,8 +50,8 @@ class NodeStateHost {
   virtual const v1::PoolSpec* FindPool(absl::string_view name) const = 0;
   // A pool (any network) whose CIDR contains the address; empty if none.
   virtual std::string PoolContaining(const IpAddress& address) const = 0;
-  // Allocation rows that may belong to `owner` (a superset: check each row's owner), in row order.
-  virtual std::vector<int64_t> RowsOfOwner(absl::string_view owner) const = 0;
+  // The allocations `owner` holds, in every pool.
+  virtual absl::StatusOr<std::vector<v1::Allocation>> OwnerAllocations(absl::string_view owner) = 0;
 };
 
 // One allocation added or removed by a command, as seen by NodeState.

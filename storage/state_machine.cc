@@ -240,9 +240,11 @@ absl::StatusOr<std::vector<std::pair<int64_t, v1::Allocation>>> StateMachine::Al
   return out;
 }
 
-std::vector<int64_t> StateMachine::RowsOfOwner(absl::string_view owner) const {
-  std::vector<int64_t> out;
-  for (const OwnerIndex::Row& r : owners_->Find(owner)) out.push_back(r.row_id);
+absl::StatusOr<std::vector<v1::Allocation>> StateMachine::OwnerAllocations(absl::string_view owner) {
+  auto rows = AllocationsOfOwner(owner, 0);
+  if (!rows.ok()) return rows.status();
+  std::vector<v1::Allocation> out;
+  for (auto& [id, a] : *rows) out.push_back(std::move(a));
   return out;
 }
 
@@ -568,9 +570,7 @@ CommandOutcome StateMachine::Allocate(const v1::AllocateRequest& req) {
 
   // Idempotency: the owner already holds an address in this pool. The owner index answers a new owner (the
   // common case) without touching SQLite.
-  if (!owners_->Find(req.owner(), pool.id).empty()) {
-    if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
-  }
+  if (auto held = HeldByOwner(req, pool, wanted)) return std::move(*held);
   u128 value = 0;
   if (wanted) {
     if (!pool.free.Contains(wanted->value())) {

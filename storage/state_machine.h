@@ -136,7 +136,7 @@ class StateMachine : private NodeStateHost {
   absl::StatusOr<v1::Allocation> AllocateAddress(const v1::AllocateRequest& req) override;
   absl::Status ReleaseOwner(const std::string& owner, const std::string& pool) override;
   const v1::PoolSpec* FindPool(absl::string_view name) const override;
-  std::vector<int64_t> RowsOfOwner(absl::string_view owner) const override;
+  absl::StatusOr<std::vector<v1::Allocation>> OwnerAllocations(absl::string_view owner) override;
   std::string PoolContaining(const IpAddress& address) const override;
 
   StateMachineOptions options_;
