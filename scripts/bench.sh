@@ -28,10 +28,13 @@ probe=$( { dd if=/dev/zero of="$WORK/probe" bs=4k count=500 oflag=direct,dsync c
 echo "disk probe (500 x 4 KiB direct+dsync writes): $probe"
 
 start
+# abode-bench's clients share one gRPC connection unless --channels says otherwise (as ghz does by default).
 echo "== 64 clients, gRPC health checks (the floor of a unary call on this machine, same client loop)"
 "$BENCH" --server "$SERVER" --mode health --concurrency 64 --duration 5s | tail -1
 echo "== 64 clients, Allocate, /12 pool"
 "$BENCH" --server "$SERVER" --pool wide --create-cidr 10.0.0.0/12 --concurrency 64 --duration 5s | tail -1
+echo "== 64 clients over 8 connections, Allocate, /12 pool"
+"$BENCH" --server "$SERVER" --pool wide8 --create-cidr 10.16.0.0/12 --concurrency 64 --channels 8 --duration 5s | tail -1
 echo "== 1 client, Allocate"
 "$BENCH" --server "$SERVER" --pool single --create-cidr 10.64.0.0/12 --concurrency 1 --duration 5s | tail -1
 echo "== 64 clients, Allocate+Release churn, empty /16"
