@@ -73,10 +73,14 @@ std::string IpAddress::ToString() const {
     return absl::StrCat("::", absl::Hex(static_cast<uint16_t>(value_ >> 16)), ":",
                         absl::Hex(static_cast<uint16_t>(value_)));
   }
+  if (family_ == Family::kV4) {
+    // Dotted quad without inet_ntop, which formats through sprintf: this runs for every allocation applied.
+    const auto octet = [this](int shift) { return static_cast<uint32_t>((value_ >> shift) & 0xff); };
+    return absl::StrCat(octet(24), ".", octet(16), ".", octet(8), ".", octet(0));
+  }
   const std::string bytes = ToBytes();
   char buf[INET6_ADDRSTRLEN];
-  const int af = family_ == Family::kV4 ? AF_INET : AF_INET6;
-  if (inet_ntop(af, bytes.data(), buf, sizeof(buf)) == nullptr) return "?";
+  if (inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf)) == nullptr) return "?";
   return buf;
 }
 

@@ -27,6 +27,8 @@ TEST(IpAddressTest, ParsesAndFormatsIpv4) {
   EXPECT_EQ(a->ToString(), "10.1.2.3");
   EXPECT_EQ(RoundTrip("0.0.0.0"), "0.0.0.0");
   EXPECT_EQ(RoundTrip("255.255.255.255"), "255.255.255.255");
+  EXPECT_EQ(RoundTrip("1.20.0.255"), "1.20.0.255");
+  EXPECT_EQ(RoundTrip("192.168.100.7"), "192.168.100.7");
   EXPECT_EQ(IpAddress::Parse("255.255.255.255", "a")->value(), u128{0xffffffff});
 }
 
