@@ -198,8 +198,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--snapshot-trailing", options.raft.snapshot_trailing, "log entries kept after a snapshot")
       ->capture_default_str();
-  app.add_option("--snapshot-threshold", options.raft.snapshot_threshold, "log entries between snapshots")
+  app.add_option("--snapshot-threshold", options.raft.snapshot_threshold, "least log entries between snapshots")
       ->capture_default_str();
+  app.add_option("--snapshot-log-ratio", options.raft.snapshot_log_ratio,
+                 "log bytes between snapshots per byte of the last snapshot, so that a large state is not "
+                 "serialised more often than it changes (0: exactly --snapshot-threshold entries)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--history-retention-hours", options.raft.history_retention_ms,
                  "keep address history this long (0: forever)")
       ->transform([](std::string v) { return std::to_string(std::stoll(v) * 3600 * 1000); });

@@ -61,6 +61,7 @@ class Replica final : public ReplicatedFsm::Observer {
   }
   storage::StateMachine& sm() { return *sm_; }
 
+  void Pace(unsigned min_entries, double log_ratio) { fsm_.Pace(min_entries, log_ratio); }
   uint64_t snapshots_taken() const { return fsm_.stats().snapshots; }
   uint64_t restores() const { return fsm_.stats().restores; }
   uint64_t restored_index() const { return restored_index_; }  // frame index of the last restore
@@ -482,6 +483,37 @@ TEST_F(RaftFixtureTest, FollowerBehindACompactedLogCatchesUpFromASnapshot) {
   ExpectIdentical();
   ExpectConfirmedAllocationsHeld();
   EXPECT_EQ(StoredAllocations(2).size(), 20u + 400u + 1u);
+}
+
+TEST_F(RaftFixtureTest, PacedSnapshotsComeLessOftenAsTheStateGrows) {
+  for (unsigned i = 0; i < kServers; ++i) {
+    raft_set_snapshot_threshold(server(i), 16);
+    raft_set_snapshot_trailing(server(i), 8);
+    replicas_[i]->Pace(16, 0.5);
+  }
+  CommitBase(0, 2);
+  // 1,600 entries of one allocation each, applied ten at a time (raft looks at the threshold after each
+  // round of applying): 100 snapshots at a fixed 16 entries.
+  for (int round = 0; round < 160; ++round) {
+    ProposeAllocations(0, "paced", round * 10, 10, 1);
+    ASSERT_TRUE(StepUntilApplied({0, 1, 2}, raft_last_index(server(0))));
+  }
+  // Raft is told the paced threshold once each replica has stored its latest snapshot: half of that
+  // snapshot's bytes in entries of one allocation, far above the minimum by now.
+  ASSERT_TRUE(StepUntil([&] {
+    for (unsigned i = 0; i < kServers; ++i) {
+      if (server(i)->snapshot.threshold <= 200) return false;
+    }
+    return true;
+  }));
+  for (unsigned i = 0; i < kServers; ++i) {
+    // The log between snapshots grew with the state: far fewer snapshots than 100, and still several.
+    const uint64_t taken = replicas_[i]->snapshots_taken();
+    EXPECT_GE(taken, 4u) << "raft server " << i + 1;
+    EXPECT_LE(taken, 30u) << "raft server " << i + 1;
+  }
+  ExpectIdentical();
+  ExpectConfirmedAllocationsHeld();
 }
 
 TEST_F(RaftFixtureTest, AnEntryTheCodecCannotReadIsNeverApplied) {

@@ -51,7 +51,10 @@ struct RaftNodeOptions {
   LeaderLink* leader_link = nullptr;      // required with peers; outlives the node
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
-  unsigned snapshot_threshold = 8192;     // entries between snapshots
+  unsigned snapshot_threshold = 8192;     // least log entries between snapshots
+  // Log bytes between snapshots per byte of the last snapshot (snapshot_pacer.h); 0: snapshot_threshold
+  // entries exactly.
+  double snapshot_log_ratio = 0.5;
   unsigned snapshot_trailing = 2048;      // entries kept after a snapshot
   size_t max_batch_commands = 2048;       // commands per log entry
   // Log entries the leader keeps proposed but not yet applied; proposals arriving meanwhile wait and go out

@@ -24,6 +24,10 @@ ReplicatedFsm::ReplicatedFsm(storage::StateMachine* sm, Observer* observer, bool
 int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
   *result = nullptr;
+  if (self->pacer_) {
+    self->pacer_->OnEntry(buf->len);
+    self->Repace();
+  }
   // The decoded batch lives only for this call: one arena instead of an allocation per field and command.
   google::protobuf::Arena arena;
   v1::CommandBatch& batch = *google::protobuf::Arena::CreateMessage<v1::CommandBatch>(&arena);
@@ -82,8 +86,23 @@ int ReplicatedFsm::SnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n
   return 0;
 }
 
+void ReplicatedFsm::Repace() {
+  const unsigned threshold = pacer_->threshold();
+  if (threshold == paced_threshold_ || raft_ == nullptr) return;
+  raft_set_snapshot_threshold(raft_, threshold);
+  paced_threshold_ = threshold;
+}
+
 int ReplicatedFsm::SnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
+  if (*bufs != nullptr && self->pacer_) {
+    size_t bytes = 0;
+    for (unsigned i = 0; i < *n_bufs; ++i) bytes += (*bufs)[i].len;
+    self->pacer_->OnSnapshot(bytes);
+    self->Repace();
+    spdlog::info("next snapshot after {} log entries (entries average {:.0f} bytes)", self->paced_threshold_,
+                 self->pacer_->mean_entry_bytes());
+  }
   if (*bufs != nullptr) {
     for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
     raft_free(*bufs);
@@ -98,6 +117,10 @@ int ReplicatedFsm::Restore(raft_fsm* fsm, raft_buffer* buf) {
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
   const auto started = std::chrono::steady_clock::now();
   const SnapshotFrame frame = UnframeSnapshot(*buf);
+  if (self->pacer_) {
+    self->pacer_->OnSnapshot(buf->len);
+    self->Repace();
+  }
   if (frame.raft_index != 0 && frame.raft_index <= self->sm_->raft_index()) {
     // Start-up with a reopened database that is already past this snapshot.
     spdlog::info("state.db already reflects raft index {} (snapshot at {}): not restoring", self->sm_->raft_index(),

@@ -18,9 +18,11 @@ extern "C" {
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "allocator-service/snapshot_pacer.h"
 #include "storage/snapshot.h"
 #include "storage/state_machine.h"
 
@@ -55,6 +57,9 @@ class ReplicatedFsm {
 
   raft_fsm* fsm() { return &fsm_; }
   void Attach(raft* r) { raft_ = r; }  // the raft instance this fsm serves, before it starts
+  // Paces snapshots from now on (see snapshot_pacer.h): sets raft's snapshot threshold as entries are applied
+  // and snapshots taken or restored. Without it the threshold stays what the caller set.
+  void Pace(unsigned min_entries, double log_ratio) { pacer_.emplace(min_entries, log_ratio); }
   Stats stats() const { return stats_; }  // the loop thread's view
 
  private:
@@ -63,6 +68,7 @@ class ReplicatedFsm {
   static int SnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs);
   static int SnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs);
   static int Restore(raft_fsm* fsm, raft_buffer* buf);
+  void Repace();
 
   storage::StateMachine* const sm_;
   Observer* const observer_;
@@ -74,6 +80,8 @@ class ReplicatedFsm {
   uint64_t pin_index_ = 0;
   uint64_t pin_revision_ = 0;
   Stats stats_;
+  std::optional<SnapshotPacer> pacer_;  // loop thread only
+  unsigned paced_threshold_ = 0;        // what raft was last told
 };
 
 }  // namespace abode::allocator

@@ -44,6 +44,7 @@ class ServerTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.raft.housekeeping_interval_ms = 20;
     if (snapshot_threshold_ != 0) o.raft.snapshot_threshold = snapshot_threshold_;
+    o.raft.snapshot_log_ratio = snapshot_log_ratio_;
     o.raft.max_inflight_entries = max_inflight_entries_;
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -100,6 +101,7 @@ class ServerTest : public ::testing::Test {
   }
 
   unsigned snapshot_threshold_ = 0;
+  double snapshot_log_ratio_ = 0;  // a fixed threshold: tests choose when snapshots happen
   size_t max_inflight_entries_ = RaftNodeOptions{}.max_inflight_entries;
   TempDir dir_;
   FakeClock clock_{1'700'000'000'000};
@@ -257,6 +259,37 @@ TEST_F(ServerTest, RestartRecoversAcknowledgedState) {
 
 // state.db is a materialisation: reopened when it matches the log, rebuilt from snapshot + log when it is
 // gone or of another schema version. Both paths must give the same state, across snapshots (threshold 16 entries here).
+// With snapshot pacing (the default), the log kept since the last snapshot grows with the state instead of
+// staying at the threshold; without it, snapshots follow every `threshold` entries.
+TEST_F(ServerTest, SnapshotsArePacedByTheSizeOfTheState) {
+  for (const double ratio : {0.0, 0.5}) {
+    SCOPED_TRACE(ratio);
+    server_.reset();
+    std::filesystem::remove_all(dir_.path() + "/data");
+    snapshot_threshold_ = 16;
+    snapshot_log_ratio_ = ratio;
+    StartServer();
+    ASSERT_TRUE(CreatePool("paced", "10.60.0.0/16").ok());
+    for (int i = 0; i < 1100; ++i) {  // one allocation per log entry
+      v1::Allocation a;
+      ASSERT_TRUE(Allocate("paced", "paced-" + std::to_string(i), &a).ok());
+    }
+    server_.reset();
+    auto log = ReadRaftLogState(dir_.path() + "/data", 1);
+    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_GT(log->snapshot_index, 0u);
+    // A fixed threshold leaves at most 16 entries after the last snapshot (+2: one may still be in flight
+    // when the server stops). Paced, the threshold is ~half a snapshot's bytes in entries by now: hundreds of
+    // entries, the last snapshot at ~750 of ~1,100 entries here.
+    const uint64_t since_snapshot = log->last_index - log->snapshot_index;
+    if (ratio == 0) {
+      EXPECT_LE(since_snapshot, 16u + 2u);
+    } else {
+      EXPECT_GT(since_snapshot, 16u + 2u) << "snapshot at " << log->snapshot_index << " of " << log->last_index;
+    }
+  }
+}
+
 TEST_F(ServerTest, StateDbIsReusedOrRebuiltToTheSameState) {
   server_.reset();
   snapshot_threshold_ = 16;

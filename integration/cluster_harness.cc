@@ -320,6 +320,7 @@ std::vector<std::string> ClusterHarness::Argv(int i) const {
       "--heartbeat-timeout-ms", std::to_string(options_.heartbeat_timeout_ms),
       "--snapshot-threshold", std::to_string(options_.snapshot_threshold),
       "--snapshot-trailing", std::to_string(options_.snapshot_trailing),
+      "--snapshot-log-ratio", std::to_string(options_.snapshot_log_ratio),
       "--forward-timeout-ms", "2000",
   };
   argv.insert(argv.end(), own.begin(), own.end());

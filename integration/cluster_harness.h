@@ -28,6 +28,9 @@ struct ClusterOptions {
   int heartbeat_timeout_ms = 60;
   int snapshot_threshold = 8192;
   int snapshot_trailing = 2048;
+  // The allocator's default (0.5) paces snapshots by the size of the state; the tests that lower the
+  // threshold want snapshots exactly that often, so a fixed threshold unless a test asks.
+  double snapshot_log_ratio = 0;
   int node_lease_ms = 0;  // --node-lease-ms; 0: the allocator's default
   // Members know each other by host name, as a StatefulSet's members do by their DNS names: "localhost" on
   // loopback; with network namespaces, abode-N.abode.test from a hosts file in every member's namespace

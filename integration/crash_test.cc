@@ -34,8 +34,9 @@ std::chrono::system_clock::time_point Deadline(int ms) {
 
 TEST(CrashTest, AcknowledgedAllocationsSurviveKill9AndNoAddressHasTwoOwners) {
   TempDir dir;
-  // Small snapshot threshold so crashes also land around snapshots and log compaction.
-  AllocatorProcess server(ABODE_ALLOCATOR_BIN, dir.path() + "/data", {"--snapshot-threshold", "64"});
+  // A small, fixed snapshot threshold so crashes also land around snapshots and log compaction.
+  AllocatorProcess server(ABODE_ALLOCATOR_BIN, dir.path() + "/data",
+                          {"--snapshot-threshold", "64", "--snapshot-log-ratio", "0"});
   ASSERT_TRUE(server.Start().ok()) << server.log_path();
   {
     Client c(server.address());

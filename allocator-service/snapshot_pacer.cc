@@ -1,0 +1,25 @@
+#include "allocator-service/snapshot_pacer.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace abode::allocator {
+
+namespace {
+// Weight of each new entry in the running mean: about the last thousand entries count.
+constexpr double kMeanWeight = 1.0 / 1024;
+}  // namespace
+
+void SnapshotPacer::OnEntry(size_t bytes) {
+  const double b = static_cast<double>(bytes);
+  mean_entry_bytes_ = mean_entry_bytes_ == 0 ? b : mean_entry_bytes_ + (b - mean_entry_bytes_) * kMeanWeight;
+}
+
+unsigned SnapshotPacer::threshold() const {
+  if (log_ratio_ <= 0 || snapshot_bytes_ == 0 || mean_entry_bytes_ < 1) return min_entries_;
+  const double entries = static_cast<double>(snapshot_bytes_) * log_ratio_ / mean_entry_bytes_;
+  const double most = static_cast<double>(std::numeric_limits<unsigned>::max());
+  return std::max(min_entries_, static_cast<unsigned>(std::min(entries, most)));
+}
+
+}  // namespace abode::allocator

@@ -1,0 +1,55 @@
+#include "allocator-service/snapshot_pacer.h"
+
+#include <limits>
+
+#include <gtest/gtest.h>
+
+namespace abode::allocator {
+namespace {
+
+TEST(SnapshotPacerTest, ASmallStateKeepsTheMinimum) {
+  SnapshotPacer p(8192, 0.5);
+  EXPECT_EQ(p.threshold(), 8192u);  // nothing seen yet
+  p.OnEntry(1000);
+  EXPECT_EQ(p.threshold(), 8192u);  // no snapshot yet
+  p.OnSnapshot(1'000'000);          // half of it is 500 entries of 1,000 bytes: below the minimum
+  EXPECT_EQ(p.threshold(), 8192u);
+}
+
+TEST(SnapshotPacerTest, TheLogBetweenSnapshotsGrowsWithTheState) {
+  SnapshotPacer p(8192, 0.5);
+  p.OnEntry(1000);
+  p.OnSnapshot(100'000'000);  // 50 MB of log between snapshots: 50,000 entries of 1,000 bytes
+  EXPECT_EQ(p.threshold(), 50'000u);
+  p.OnSnapshot(200'000'000);
+  EXPECT_EQ(p.threshold(), 100'000u);
+  p.OnSnapshot(10'000'000);  // the state shrank (pools deleted): back to the minimum
+  EXPECT_EQ(p.threshold(), 8192u);
+}
+
+TEST(SnapshotPacerTest, EntrySizesAreARunningMeanThatFollowsTheWorkload) {
+  SnapshotPacer p(1, 1.0);
+  p.OnSnapshot(1'000'000);
+  p.OnEntry(1000);
+  EXPECT_EQ(p.threshold(), 1000u);
+  for (int i = 0; i < 20000; ++i) p.OnEntry(100);  // entries became ten times smaller
+  EXPECT_NEAR(p.mean_entry_bytes(), 100.0, 1.0);
+  EXPECT_NEAR(static_cast<double>(p.threshold()), 10'000.0, 100.0);
+}
+
+TEST(SnapshotPacerTest, ARatioOfZeroKeepsTheFixedThreshold) {
+  SnapshotPacer p(64, 0);
+  p.OnEntry(10);
+  p.OnSnapshot(1'000'000'000);
+  EXPECT_EQ(p.threshold(), 64u);
+}
+
+TEST(SnapshotPacerTest, HugeRatiosSaturateInsteadOfOverflowing) {
+  SnapshotPacer p(8192, 1e12);
+  p.OnEntry(1);
+  p.OnSnapshot(size_t{1} << 40);
+  EXPECT_EQ(p.threshold(), std::numeric_limits<unsigned>::max());
+}
+
+}  // namespace
+}  // namespace abode::allocator
