@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -203,7 +204,17 @@ int main(int argc, char** argv) {
   app.add_option("--snapshot-log-ratio", options.raft.snapshot_log_ratio,
                  "log bytes between snapshots per byte of the last snapshot, so that a large state is not "
                  "serialised more often than it changes (0: exactly --snapshot-threshold entries)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            double r = -1;
+            try {
+              r = std::stod(v);
+            } catch (const std::exception&) {
+            }
+            return std::isfinite(r) && r >= 0 ? "" : "expected a finite number >= 0, got " + v;
+          },
+          "RATIO"))
+      ->capture_default_str();
   app.add_option("--history-retention-hours", options.raft.history_retention_ms,
                  "keep address history this long (0: forever)")
       ->transform([](std::string v) { return std::to_string(std::stoll(v) * 3600 * 1000); });

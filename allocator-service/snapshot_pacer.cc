@@ -16,10 +16,12 @@ void SnapshotPacer::OnEntry(size_t bytes) {
 }
 
 unsigned SnapshotPacer::threshold() const {
-  if (log_ratio_ <= 0 || snapshot_bytes_ == 0 || mean_entry_bytes_ < 1) return min_entries_;
+  // Written so that a ratio that is not a positive number (NaN included) keeps the minimum.
+  if (!(log_ratio_ > 0) || snapshot_bytes_ == 0 || !(mean_entry_bytes_ >= 1)) return min_entries_;
   const double entries = static_cast<double>(snapshot_bytes_) * log_ratio_ / mean_entry_bytes_;
-  const double most = static_cast<double>(std::numeric_limits<unsigned>::max());
-  return std::max(min_entries_, static_cast<unsigned>(std::min(entries, most)));
+  constexpr unsigned kMost = std::numeric_limits<unsigned>::max();
+  if (!(entries < static_cast<double>(kMost))) return kMost;
+  return std::max(min_entries_, static_cast<unsigned>(entries));
 }
 
 }  // namespace abode::allocator

@@ -44,6 +44,13 @@ TEST(SnapshotPacerTest, ARatioOfZeroKeepsTheFixedThreshold) {
   EXPECT_EQ(p.threshold(), 64u);
 }
 
+TEST(SnapshotPacerTest, ARatioThatIsNotANumberKeepsTheFixedThreshold) {
+  SnapshotPacer p(64, std::numeric_limits<double>::quiet_NaN());
+  p.OnEntry(10);
+  p.OnSnapshot(1'000'000);
+  EXPECT_EQ(p.threshold(), 64u);
+}
+
 TEST(SnapshotPacerTest, HugeRatiosSaturateInsteadOfOverflowing) {
   SnapshotPacer p(8192, 1e12);
   p.OnEntry(1);
