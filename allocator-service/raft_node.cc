@@ -20,6 +20,7 @@ extern "C" {
 #include <chrono>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -195,6 +196,25 @@ class DirLock {
  private:
   int fd_ = -1;
 };
+
+// Binds an IPv4 HOST:PORT the way libuv does (SO_REUSEADDR) and returns the system's reason when that fails.
+absl::Status CheckListenAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  sockaddr_in a{};
+  if (colon == std::string::npos ||
+      uv_ip4_addr(address.substr(0, colon).c_str(), std::atoi(address.c_str() + colon + 1), &a) != 0) {
+    return absl::OkStatus();  // not IPv4 HOST:PORT: raft_uv_tcp_set_bind_address refuses those already
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::OkStatus();
+  const int one = 1;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int rv = ::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a));
+  const int err = errno;
+  ::close(fd);
+  if (rv == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("raft-listen: cannot listen on ", address, ": ", strerror(err)));
+}
 
 absl::Status RaftError(int rv, absl::string_view what, const char* detail) {
   return absl::UnavailableError(absl::StrCat(what, ": ", raft_strerror(rv), detail && *detail ? ": " : "",
@@ -472,7 +492,13 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     }
 
     rv = raft_start(&raft_);
-    if (rv != 0) return RaftError(rv, "raft start", raft_.errmsg);
+    if (rv != 0) {
+      // Starting includes listening on the raft address, and c-raft then reports only "I/O error".
+      if (!single_voter()) {
+        if (absl::Status s = CheckListenAddress(options_.raft_address); !s.ok()) return s;
+      }
+      return RaftError(rv, "raft start", raft_.errmsg);
+    }
     WidenListenBacklog();
     TuneSockets();
     // A snapshot restored at start holds everything up to its index.

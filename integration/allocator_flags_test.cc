@@ -1,4 +1,10 @@
-// abode-allocator's command line: bad values are refused before anything starts, naming the flag.
+// abode-allocator's command line: bad values are refused before anything starts, naming the flag, and an
+// address it cannot listen on is named with the system's reason.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -22,6 +28,29 @@ TEST(AllocatorFlagsTest, BadSnapshotPacingIsRefusedNamingTheFlag) {
                                       dir.path() + "/data", "--snapshot-threshold", "many"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--snapshot-threshold"), std::string::npos) << r.err;
+}
+
+TEST(AllocatorFlagsTest, ARaftPortInUseIsNamedWithTheReason) {
+  // Holds a listening socket on a loopback port for the allocator to collide with.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+
+  TempDir dir;
+  const std::string peers = "1=" + taken + "@127.0.0.1:1,2=127.0.0.1:2@127.0.0.1:3";
+  const ProcessResult r = RunProcess({ABODE_ALLOCATOR_BIN, "--id", "1", "--listen", "127.0.0.1:0", "--raft-listen",
+                                      taken, "--peers", peers, "--data-dir", dir.path() + "/data"});
+  ::close(fd);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("raft-listen: cannot listen on " + taken + ": Address already in use"), std::string::npos)
+      << r.err;
 }
 
 }  // namespace

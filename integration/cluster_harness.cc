@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
@@ -25,21 +26,38 @@
 namespace abode::integration {
 namespace {
 
-// A port the kernel just handed out for 127.0.0.1; free again once the probe socket closes.
-int FreeLoopbackPort() {
+// Binds a probe socket to 127.0.0.1:`port` (0: the kernel picks) and returns the port it got, or 0.
+int ProbeLoopbackPort(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
+  a.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof(a);
-  int port = 0;
+  int got = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
+    got = ntohs(a.sin_port);
   }
   ::close(fd);
-  return port;
+  return got;
+}
+
+// A free port on 127.0.0.1 for a member to listen on later. Picked at random below the kernel's ephemeral
+// range: the kernel hands ports from that range to every outgoing connection (and the tests running beside
+// this one make many), and one of them could take the port before the member binds it.
+int FreeLoopbackPort() {
+  int ephemeral_low = 32768;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  range >> ephemeral_low;
+  if (ephemeral_low > 2048) {
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(ephemeral_low / 2, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (const int port = ProbeLoopbackPort(pick(rng)); port != 0) return port;
+    }
+  }
+  return ProbeLoopbackPort(0);
 }
 
 std::chrono::system_clock::time_point DeadlineIn(int ms) {
@@ -355,7 +373,44 @@ absl::Status ClusterHarness::AwaitServing(int i, std::chrono::milliseconds timeo
 // All at once, as a StatefulSet with parallel pod management starts them: every member finds the others
 // pristine and bootstraps. (A member started after the others formed the cluster rejoins instead: it leaves
 // the configuration and is added back, see allocator-service/rejoin.h.)
+// On loopback, a fresh cluster whose member could not listen (a port taken meanwhile by another process)
+// starts again afresh on other ports.
 absl::Status ClusterHarness::StartAll() {
+  bool fresh = !options_.network_namespaces;
+  for (const auto& m : members_) {
+    std::error_code ec;
+    if (std::filesystem::exists(m.data_dir, ec) && !std::filesystem::is_empty(m.data_dir, ec)) fresh = false;
+  }
+  absl::Status status;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      for (int i = 0; i < size(); ++i) {
+        Kill(i);
+        std::filesystem::remove_all(members_[i].data_dir);
+        members_[i].grpc_port = FreeLoopbackPort();
+        members_[i].raft_port = FreeLoopbackPort();
+        ConnectChannel(i);
+      }
+    }
+    std::vector<size_t> logged;
+    for (const auto& m : members_) logged.push_back(Slurp(m.log).size());
+    status = StartAllOnce();
+    if (status.ok()) return status;
+    std::fprintf(stderr, "cluster start, attempt %d: %s\n", attempt + 1, std::string(status.message()).c_str());
+    bool port_taken = false;
+    for (int i = 0; i < size(); ++i) {
+      const std::string log = Slurp(members_[i].log);
+      const std::string since = log.substr(std::min(logged[static_cast<size_t>(i)], log.size()));
+      for (const char* refusal : {"cannot listen on", "cannot serve gRPC on"}) {
+        if (since.find(refusal) != std::string::npos) port_taken = true;
+      }
+    }
+    if (!fresh || !port_taken) return status;
+  }
+  return status;
+}
+
+absl::Status ClusterHarness::StartAllOnce() {
   for (int i = 0; i < size(); ++i) {
     if (absl::Status s = Spawn(i); !s.ok()) return s;
   }

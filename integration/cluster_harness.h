@@ -94,6 +94,7 @@ class ClusterHarness {
   absl::Status Readdress(int i);
 
  private:
+  absl::Status StartAllOnce();
   struct MemberProcess {
     std::string data_dir;
     std::string log;
