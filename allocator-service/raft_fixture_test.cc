@@ -61,7 +61,8 @@ class Replica final : public ReplicatedFsm::Observer {
   }
   storage::StateMachine& sm() { return *sm_; }
 
-  void Pace(unsigned min_entries, double log_ratio) { fsm_.Pace(min_entries, log_ratio); }
+  void Pace(unsigned min_entries, double log_ratio, double stagger) { fsm_.Pace(min_entries, log_ratio, stagger); }
+  uint64_t last_snapshot_index() const { return fsm_.stats().last_snapshot_index; }
   uint64_t snapshots_taken() const { return fsm_.stats().snapshots; }
   uint64_t restores() const { return fsm_.stats().restores; }
   uint64_t restored_index() const { return restored_index_; }  // frame index of the last restore
@@ -489,7 +490,7 @@ TEST_F(RaftFixtureTest, PacedSnapshotsComeLessOftenAsTheStateGrows) {
   for (unsigned i = 0; i < kServers; ++i) {
     raft_set_snapshot_threshold(server(i), 16);
     raft_set_snapshot_trailing(server(i), 8);
-    replicas_[i]->Pace(16, 0.5);
+    replicas_[i]->Pace(16, 0.5, SnapshotPacer::StaggerFor(i + 1));
   }
   CommitBase(0, 2);
   // 1,600 entries of one allocation each, applied ten at a time (raft looks at the threshold after each
@@ -512,6 +513,10 @@ TEST_F(RaftFixtureTest, PacedSnapshotsComeLessOftenAsTheStateGrows) {
     EXPECT_GE(taken, 4u) << "raft server " << i + 1;
     EXPECT_LE(taken, 30u) << "raft server " << i + 1;
   }
+  // Staggered: no two replicas took their latest snapshot at the same index.
+  EXPECT_NE(replicas_[0]->last_snapshot_index(), replicas_[1]->last_snapshot_index());
+  EXPECT_NE(replicas_[0]->last_snapshot_index(), replicas_[2]->last_snapshot_index());
+  EXPECT_NE(replicas_[1]->last_snapshot_index(), replicas_[2]->last_snapshot_index());
   ExpectIdentical();
   ExpectConfirmedAllocationsHeld();
 }

@@ -462,7 +462,9 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     if (rv != 0) return RaftError(rv, "raft init", raft_.errmsg);
     raft_initialised_ = true;
     fsm_->Attach(&raft_);
-    if (options_.snapshot_log_ratio > 0) fsm_->Pace(options_.snapshot_threshold, options_.snapshot_log_ratio);
+    if (options_.snapshot_log_ratio > 0) {
+      fsm_->Pace(options_.snapshot_threshold, options_.snapshot_log_ratio, SnapshotPacer::StaggerFor(options_.id));
+    }
     raft_.data = this;
     raft_set_election_timeout(&raft_, options_.election_timeout_ms);
     raft_set_heartbeat_timeout(&raft_, options_.heartbeat_timeout_ms);

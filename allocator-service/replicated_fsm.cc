@@ -62,6 +62,7 @@ int ReplicatedFsm::Snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs
   }
   self->pin_ = std::move(*pinned);
   self->pin_index_ = raft_last_applied(self->raft_);
+  self->stats_.last_snapshot_index = self->pin_index_;
   self->pin_revision_ = self->sm_->revision();
   if (self->fsm_.snapshot_async != nullptr) return 0;
   return SnapshotAsync(fsm, bufs, n_bufs);  // no worker: serialise here

@@ -48,6 +48,7 @@ class ReplicatedFsm {
     uint64_t snapshots = 0;        // snapshots serialised
     uint64_t restores = 0;         // snapshots installed
     uint64_t refused_entries = 0;  // entries that could not be decoded
+    uint64_t last_snapshot_index = 0;  // raft index of the latest snapshot taken here
   };
 
   // `sm` and `observer` outlive the fsm. With `asynchronous_snapshots` the raft_io must offer async_work.
@@ -59,7 +60,7 @@ class ReplicatedFsm {
   void Attach(raft* r) { raft_ = r; }  // the raft instance this fsm serves, before it starts
   // Paces snapshots from now on (see snapshot_pacer.h): sets raft's snapshot threshold as entries are applied
   // and snapshots taken or restored. Without it the threshold stays what the caller set.
-  void Pace(unsigned min_entries, double log_ratio) { pacer_.emplace(min_entries, log_ratio); }
+  void Pace(unsigned min_entries, double log_ratio, double stagger) { pacer_.emplace(min_entries, log_ratio, stagger); }
   Stats stats() const { return stats_; }  // the loop thread's view
 
  private:

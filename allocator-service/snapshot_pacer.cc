@@ -17,11 +17,14 @@ void SnapshotPacer::OnEntry(size_t bytes) {
 
 unsigned SnapshotPacer::threshold() const {
   // Written so that a ratio that is not a positive number (NaN included) keeps the minimum.
-  if (!(log_ratio_ > 0) || snapshot_bytes_ == 0 || !(mean_entry_bytes_ >= 1)) return min_entries_;
-  const double entries = static_cast<double>(snapshot_bytes_) * log_ratio_ / mean_entry_bytes_;
+  double entries = static_cast<double>(min_entries_);
+  if (log_ratio_ > 0 && snapshot_bytes_ != 0 && mean_entry_bytes_ >= 1) {
+    entries = std::max(entries, static_cast<double>(snapshot_bytes_) * log_ratio_ / mean_entry_bytes_);
+  }
+  if (stagger_ > 0) entries *= 1 + stagger_;
   constexpr unsigned kMost = std::numeric_limits<unsigned>::max();
   if (!(entries < static_cast<double>(kMost))) return kMost;
-  return std::max(min_entries_, static_cast<unsigned>(entries));
+  return static_cast<unsigned>(entries);
 }
 
 }  // namespace abode::allocator

@@ -6,18 +6,25 @@
 // allocations themselves. The pacer instead lets the log since the last snapshot grow to a fixed fraction
 // of that snapshot's size in bytes, so the snapshot cost per command stays bounded whatever the size of the
 // state, and the log kept in memory between snapshots stays a fraction of the state. It never goes below
-// the configured minimum, which is all a small state gets.
+// the configured minimum, which is all a small state gets. Replicas stagger their thresholds a little, so
+// that they do not all serialise the same state at the same index, at the same moment.
 #ifndef ABODE_ALLOCATOR_SERVICE_SNAPSHOT_PACER_H_
 #define ABODE_ALLOCATOR_SERVICE_SNAPSHOT_PACER_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace abode::allocator {
 
 class SnapshotPacer {
  public:
   // `log_ratio`: log bytes between snapshots per byte of the last snapshot; 0 keeps `min_entries` always.
-  SnapshotPacer(unsigned min_entries, double log_ratio) : min_entries_(min_entries), log_ratio_(log_ratio) {}
+  // `stagger`: this replica's thresholds are (1 + stagger) times the others' (see StaggerFor).
+  SnapshotPacer(unsigned min_entries, double log_ratio, double stagger = 0)
+      : min_entries_(min_entries), log_ratio_(log_ratio), stagger_(stagger) {}
+
+  // 0, 0.1, ... 0.4 for raft ids 1, 2, ... 5: up to five replicas take their snapshots at different indices.
+  static double StaggerFor(uint64_t raft_id) { return static_cast<double>((raft_id + 4) % 5) / 10; }
 
   // An entry of `bytes` was applied: a running mean of entry sizes (recent entries weigh more).
   void OnEntry(size_t bytes);
@@ -31,6 +38,7 @@ class SnapshotPacer {
  private:
   const unsigned min_entries_;
   const double log_ratio_;
+  const double stagger_;
   double mean_entry_bytes_ = 0;  // 0 until the first entry
   size_t snapshot_bytes_ = 0;
 };

@@ -44,6 +44,23 @@ TEST(SnapshotPacerTest, ARatioOfZeroKeepsTheFixedThreshold) {
   EXPECT_EQ(p.threshold(), 64u);
 }
 
+TEST(SnapshotPacerTest, ReplicasStaggerTheirThresholds) {
+  EXPECT_EQ(SnapshotPacer::StaggerFor(1), 0.0);
+  EXPECT_DOUBLE_EQ(SnapshotPacer::StaggerFor(2), 0.1);
+  EXPECT_DOUBLE_EQ(SnapshotPacer::StaggerFor(5), 0.4);
+  EXPECT_EQ(SnapshotPacer::StaggerFor(6), 0.0);
+  SnapshotPacer first(8192, 0.5, SnapshotPacer::StaggerFor(1));
+  SnapshotPacer third(8192, 0.5, SnapshotPacer::StaggerFor(3));
+  EXPECT_EQ(first.threshold(), 8192u);
+  EXPECT_EQ(third.threshold(), 9830u);  // the minimum too: small states are where replicas would meet
+  for (SnapshotPacer* p : {&first, &third}) {
+    p->OnEntry(1000);
+    p->OnSnapshot(100'000'000);
+  }
+  EXPECT_EQ(first.threshold(), 50'000u);
+  EXPECT_EQ(third.threshold(), 60'000u);
+}
+
 TEST(SnapshotPacerTest, ARatioThatIsNotANumberKeepsTheFixedThreshold) {
   SnapshotPacer p(64, std::numeric_limits<double>::quiet_NaN());
   p.OnEntry(10);
