@@ -197,4 +197,16 @@ absl::StatusOr<Datagram> ReceiveUdp(const UniqueFd& socket, std::chrono::millise
   return datagram;
 }
 
+absl::StatusOr<Datagram> SendUntilReceived(const UniqueFd& from, const std::string& address, uint16_t port,
+                                           absl::string_view payload, const UniqueFd& to) {
+  absl::Status last = absl::DeadlineExceededError("nothing received");
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    if (absl::Status s = SendUdp(from, address, port, payload); !s.ok()) return s;
+    absl::StatusOr<Datagram> got = ReceiveUdp(to, std::chrono::milliseconds(250));
+    if (got.ok()) return got;
+    last = got.status();
+  }
+  return last;
+}
+
 }  // namespace abode::node::testing

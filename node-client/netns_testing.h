@@ -70,6 +70,10 @@ absl::StatusOr<UniqueFd> BindUdp(const std::string& address, uint16_t port);
 absl::Status SendUdp(const UniqueFd& socket, const std::string& address, uint16_t port, absl::string_view payload);
 // Waits up to `timeout` for one datagram.
 absl::StatusOr<Datagram> ReceiveUdp(const UniqueFd& socket, std::chrono::milliseconds timeout);
+// Sends `payload` from `from` to `address`:`port` every 250 ms until `to` receives a datagram, for up to ~5 s:
+// the first datagrams on fresh links may be lost while neighbours are resolved (UDP promises no more).
+absl::StatusOr<Datagram> SendUntilReceived(const UniqueFd& from, const std::string& address, uint16_t port,
+                                           absl::string_view payload, const UniqueFd& to);
 
 }  // namespace abode::node::testing
 

@@ -394,19 +394,6 @@ class NftTrafficTest : public ::testing::TestWithParam<TrafficPlan> {
     return fd;
   }
 
-  // Sends `payload` from `from` until `to` receives a datagram, for up to ~5 s: the first datagrams on fresh
-  // links may be lost while neighbours are resolved (UDP promises no more).
-  static absl::StatusOr<Datagram> SendUntilReceived(const UniqueFd& from, const std::string& address, uint16_t port,
-                                                    const std::string& payload, const UniqueFd& to) {
-    absl::Status last = absl::DeadlineExceededError("nothing received");
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      if (absl::Status s = testing::SendUdp(from, address, port, payload); !s.ok()) return s;
-      absl::StatusOr<Datagram> got = testing::ReceiveUdp(to, std::chrono::milliseconds(250));
-      if (got.ok()) return got;
-      last = got.status();
-    }
-    return last;
-  }
 
   std::optional<ScopedNetns> node_;
   std::optional<ScopedNetns> outside_;
@@ -421,11 +408,12 @@ TEST_P(NftTrafficTest, MagicDnatReachesTheTargetFromTheNodeAndFromWorkloads) {
   UniqueFd from_node = Bind(*node_, p.any, 0);
   UniqueFd from_workload = Bind(*workload_, p.any, 0);
 
-  absl::StatusOr<Datagram> local = SendUntilReceived(from_node, p.magic, 53, "from-node", target);
+  absl::StatusOr<Datagram> local = testing::SendUntilReceived(from_node, p.magic, 53, "from-node", target);
   ASSERT_TRUE(local.ok()) << "locally originated traffic to the magic address: " << local.status();
   EXPECT_EQ(local->payload, "from-node");
 
-  absl::StatusOr<Datagram> forwarded = SendUntilReceived(from_workload, p.magic, 53, "from-workload", target);
+  absl::StatusOr<Datagram> forwarded =
+      testing::SendUntilReceived(from_workload, p.magic, 53, "from-workload", target);
   ASSERT_TRUE(forwarded.ok()) << "forwarded traffic to the magic address: " << forwarded.status();
   EXPECT_EQ(forwarded->payload, "from-workload");
   EXPECT_EQ(forwarded->source_address, p.elastic);  // the workload's elastic address applies on the way out
@@ -436,13 +424,14 @@ TEST_P(NftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
   UniqueFd workload = Bind(*workload_, p.any, 7000);
   UniqueFd outside = Bind(*outside_, p.any, 7001);
 
-  absl::StatusOr<Datagram> inbound = SendUntilReceived(outside, p.elastic, 7000, "inbound", workload);
+  absl::StatusOr<Datagram> inbound = testing::SendUntilReceived(outside, p.elastic, 7000, "inbound", workload);
   ASSERT_TRUE(inbound.ok()) << "inbound to the elastic address: " << inbound.status();
   EXPECT_EQ(inbound->payload, "inbound");
   EXPECT_EQ(inbound->source_address, p.outside);
 
   UniqueFd workload_client = Bind(*workload_, p.any, 0);
-  absl::StatusOr<Datagram> outbound = SendUntilReceived(workload_client, p.outside, 7001, "outbound", outside);
+  absl::StatusOr<Datagram> outbound =
+      testing::SendUntilReceived(workload_client, p.outside, 7001, "outbound", outside);
   ASSERT_TRUE(outbound.ok()) << "outbound from the workload: " << outbound.status();
   EXPECT_EQ(outbound->payload, "outbound");
   EXPECT_EQ(outbound->source_address, p.elastic);
