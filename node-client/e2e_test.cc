@@ -342,6 +342,10 @@ class NodeE2eTest : public ::testing::Test {
     const ScopedNetns& agent_a = AddPod(nodes_[0], 10, "pod/agent-a", {{"app", "dd-agent"}});
     const ScopedNetns& app_b = AddPod(nodes_[1], 20, "pod/app-b", {{"app", "web"}});
     const ScopedNetns& agent_b = AddPod(nodes_[1], 10, "pod/agent-b", {{"app", "dd-agent"}});
+    // App A holds a stale neighbour entry for the magic address, with a hardware address nobody has (as a pod
+    // that looked it up before it was placed, or cached another holder). The node's announcement mends it.
+    Ok(app_a.Run(absl::StrCat("ip neigh replace ", f.magic, " lladdr 02:00:00:00:00:99 dev eth0 nud stale")));
+    const std::string bridge_mac = nodes_[0].ns->Exec("cat /sys/class/net/pbr0/address").output.substr(0, 17);
     {
       grpc::ClientContext ctx;
       ctx.set_deadline(Deadline());
@@ -356,6 +360,16 @@ class NodeE2eTest : public ::testing::Test {
       const grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &created);
       ASSERT_TRUE(s.ok()) << s.error_message();
     }
+    // Before app A sends anything: only the announcement can have taught it the bridge's hardware address.
+    bool mended = false;
+    std::string entry;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); !mended && Clock::now() < deadline;) {
+      entry = app_a.Exec(absl::StrCat("ip neigh show ", f.magic, " dev eth0")).output;
+      mended = entry.find(bridge_mac) != std::string::npos;
+      if (!mended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(mended) << "app A's entry for " << f.magic << " still reads \"" << entry << "\", not node A's bridge "
+                        << bridge_mac << "; see " << nodes_[0].log;
     UniqueFd agent_a_socket = Udp(agent_a, any, 8125);
     UniqueFd agent_b_socket = Udp(agent_b, any, 8125);
 

@@ -15,7 +15,6 @@ namespace {
 // What one assignment asks of the kernel.
 struct Plan {
   std::optional<OwnedAddress> address;
-  bool announce = false;  // external and elastic: tell the link's neighbours after placing it
   std::vector<MagicDnat> magic;
   std::optional<ElasticNat> elastic;
   std::string error;  // non-empty: the assignment cannot be made real
@@ -48,13 +47,11 @@ Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options)
   switch (assignment.kind_case()) {
     case v1::Assignment::kExternal: {
       const auto& external = assignment.external();
-      plan.announce = true;
       return PlanAddress(options.uplink_interface, "--uplink-interface", external.address(),
                          external.prefix_length(), std::move(plan));
     }
     case v1::Assignment::kElastic: {
       const auto& elastic = assignment.elastic();
-      plan.announce = true;
       plan = PlanAddress(options.uplink_interface, "--uplink-interface", elastic.address(), elastic.prefix_length(),
                          std::move(plan));
       if (!plan.error.empty() || elastic.workload_address().empty()) return plan;
@@ -209,13 +206,14 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
       }
       ++counters_.addresses_added;
       spdlog::info("{}: placed {}", id, address.ToString());
-      if (plans[id].announce) {
-        // The address is carried either way; a lost announcement only delays what the neighbours learn.
-        if (absl::Status announced = announcer_->Announce(address); !announced.ok()) {
-          spdlog::warn("{}: announcing {}: {}", id, address.ToString(), announced.ToString());
-        } else {
-          ++counters_.announcements;
-        }
+      // Every placed address is announced on its own link (the magic interface stays local to the node's
+      // workloads): neighbours holding a stale or failed entry for it, such as a workload that looked a magic
+      // address up before it was placed, learn the new holder without waiting for their next resolution. The
+      // address is carried either way; a lost announcement only delays what the neighbours learn.
+      if (absl::Status announced = announcer_->Announce(address); !announced.ok()) {
+        spdlog::warn("{}: announcing {}: {}", id, address.ToString(), announced.ToString());
+      } else {
+        ++counters_.announcements;
       }
     }
   }

@@ -77,7 +77,7 @@ class ReconcilerTest : public ::testing::Test {
   FakeConntrackFlusher conntrack_;
 };
 
-TEST_F(ReconcilerTest, SnapshotPlacesAddressesMappingsAndAnnouncesUplinkAddresses) {
+TEST_F(ReconcilerTest, SnapshotPlacesAddressesMappingsAndAnnouncesEachPlacedAddress) {
   Reconciler reconciler = Make();
   auto changed = ById(reconciler.OnUpdate(Snapshot(
       7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
@@ -89,7 +89,8 @@ TEST_F(ReconcilerTest, SnapshotPlacesAddressesMappingsAndAnnouncesUplinkAddresse
               ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}, OwnedAddress{"eth0", "203.0.113.10", 24},
                           OwnedAddress{"eth0", "203.0.113.11", 24}));
   EXPECT_THAT(announcer_.announced(),
-              ElementsAre(OwnedAddress{"eth0", "203.0.113.10", 24}, OwnedAddress{"eth0", "203.0.113.11", 24}));
+              ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}, OwnedAddress{"eth0", "203.0.113.10", 24},
+                          OwnedAddress{"eth0", "203.0.113.11", 24}));
   EXPECT_THAT(rules_.state().magic_dnat,
               ElementsAre(MagicDnat{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}));
   EXPECT_THAT(rules_.state().elastic_nat, ElementsAre(ElasticNat{"203.0.113.11", "10.1.1.5"}));
@@ -182,7 +183,8 @@ TEST_F(ReconcilerTest, MagicWithoutTargetCarriesTheAddressWithoutMapping) {
   EXPECT_EQ(changed[0].state(), v1::ASSIGNMENT_STATE_OK);
   EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
   EXPECT_TRUE(rules_.state().magic_dnat.empty());
-  EXPECT_TRUE(announcer_.announced().empty());  // magic addresses stay local
+  // Announced on the magic interface only, never on the uplink.
+  EXPECT_THAT(announcer_.announced(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
 }
 
 TEST_F(ReconcilerTest, NothingIsRemovedBeforeTheFirstSnapshotNorWhileTheAllocatorIsAway) {
