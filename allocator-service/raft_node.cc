@@ -55,6 +55,9 @@ struct Proposal {
 
 using Task = absl::AnyInvocable<void() &&>;
 
+// Threads that answer callers off the loop (OffLoop).
+constexpr size_t kCompletionThreads = 2;
+
 // Runs completions off the raft loop, so that reads waiting for a fence never block raft.
 class OffLoop {
  public:
@@ -225,7 +228,7 @@ absl::Status RaftError(int rv, absl::string_view what, const char* detail) {
 
 class RaftNode::Loop final : public ReplicatedFsm::Observer {
  public:
-  explicit Loop(RaftNodeOptions options) : options_(std::move(options)), off_loop_(2) {
+  explicit Loop(RaftNodeOptions options) : options_(std::move(options)), off_loop_(kCompletionThreads) {
     std::random_device rd;
     proposal_base_ = (uint64_t{rd()} << 32 | rd()) & ~uint64_t{0xffffffff};
   }
@@ -690,8 +693,9 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
         });
   }
 
-  // Answers everyone who waited for this entry: the loop's own callers at once, all others together in one
-  // task on a completion thread (responding to gRPC callers costs more than applying the entry).
+  // Answers everyone who waited for this entry: the loop's own callers at once, all others on the completion
+  // threads (responding to gRPC callers costs more than applying the entry), a large entry's callers spread
+  // over all of them in order (AnswerChunks).
   static void OnApplied(struct raft_apply* req, int status, void* /*result*/) {
     std::unique_ptr<InFlight> f(static_cast<InFlight*>(req->data));
     f->owner->inflight_.erase(f->proposal_id);
@@ -709,10 +713,16 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
         off_loop.emplace_back(std::move(f->dones[i]), std::move(outcome));
       }
     }
-    if (off_loop.empty()) return;
-    f->owner->PostOffLoop([off_loop = std::move(off_loop)]() mutable {
-      for (auto& [done, outcome] : off_loop) std::move(done)(std::move(outcome));
-    });
+    size_t begin = 0;
+    for (const size_t size : AnswerChunks(off_loop.size(), kCompletionThreads)) {
+      std::vector<std::pair<Done, storage::CommandOutcome>> chunk;
+      chunk.reserve(size);
+      for (size_t i = begin; i < begin + size; ++i) chunk.push_back(std::move(off_loop[i]));
+      begin += size;
+      f->owner->PostOffLoop([chunk = std::move(chunk)]() mutable {
+        for (auto& [done, outcome] : chunk) std::move(done)(std::move(outcome));
+      });
+    }
   }
 
   // ReplicatedFsm::Observer.
@@ -1218,6 +1228,14 @@ RaftNode::RaftNode(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
 RaftNode::~RaftNode() {
   reader_.reset();
   loop_.reset();
+}
+
+std::vector<size_t> AnswerChunks(size_t answers, size_t threads) {
+  if (answers == 0) return {};
+  const size_t chunks = std::clamp<size_t>(answers / kMinAnswersPerChunk, 1, std::max<size_t>(threads, 1));
+  std::vector<size_t> sizes(chunks, answers / chunks);
+  for (size_t i = 0; i < answers % chunks; ++i) ++sizes[i];
+  return sizes;
 }
 
 bool RaftLogIsPristine(const std::string& data_dir) {

@@ -89,6 +89,14 @@ struct StateChecksum {
   uint64_t allocations = 0;
 };
 
+// How the answers to one applied entry's callers are spread over the completion threads: chunk sizes, in
+// order, summing to `answers`; at most `threads` chunks, never smaller than kMinAnswersPerChunk (one more
+// thread's wake-up costs more than a few answers), sizes differing by at most one. Answering a caller is
+// mostly gRPC's work (~8 µs), so one thread answering a 50-caller entry alone keeps the last of them waiting
+// ~0.4 ms while the other thread idles, and the whole cohort comes back later with its next requests.
+inline constexpr size_t kMinAnswersPerChunk = 8;
+std::vector<size_t> AnswerChunks(size_t answers, size_t threads);
+
 // True when `data_dir` holds no raft log yet: c-raft writes its metadata files the first time it starts on a
 // directory. Such a member has never started (or was wiped).
 bool RaftLogIsPristine(const std::string& data_dir);

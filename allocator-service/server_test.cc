@@ -397,6 +397,22 @@ TEST_F(ServerTest, InflightEntriesCanBeUnlimited) {
   EXPECT_GT(server_->node().stats().most_inflight_entries, 1u);
 }
 
+// A large entry's callers are answered by both completion threads, each taking a run of them in order;
+// small entries stay on one thread.
+TEST(AnswerChunksTest, SpreadsLargeEntriesOverTheThreadsInRunsOfAtLeastTheMinimum) {
+  EXPECT_TRUE(AnswerChunks(0, 2).empty());
+  EXPECT_EQ(AnswerChunks(1, 2), std::vector<size_t>({1}));
+  EXPECT_EQ(AnswerChunks(2 * kMinAnswersPerChunk - 1, 2), std::vector<size_t>({2 * kMinAnswersPerChunk - 1}));
+  EXPECT_EQ(AnswerChunks(2 * kMinAnswersPerChunk, 2),
+            std::vector<size_t>({kMinAnswersPerChunk, kMinAnswersPerChunk}));
+  EXPECT_EQ(AnswerChunks(51, 2), std::vector<size_t>({26, 25}));
+  EXPECT_EQ(AnswerChunks(1000, 2), std::vector<size_t>({500, 500}));
+  EXPECT_EQ(AnswerChunks(50, 4), std::vector<size_t>({13, 13, 12, 12}));
+  EXPECT_EQ(AnswerChunks(17, 4), std::vector<size_t>({9, 8}));  // never below the minimum
+  EXPECT_EQ(AnswerChunks(40, 1), std::vector<size_t>({40}));
+  EXPECT_EQ(AnswerChunks(40, 0), std::vector<size_t>({40}));  // no threads configured: still one chunk
+}
+
 TEST_F(ServerTest, HealthServiceReportsServing) {
   // grpc.health.v1.Health/Check with an empty request; the answer {status: SERVING} encodes as 08 01.
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
