@@ -713,15 +713,14 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
         off_loop.emplace_back(std::move(f->dones[i]), std::move(outcome));
       }
     }
+    // Each task answers its own run of the shared answers; no two touch the same element.
+    auto answers = std::make_shared<std::vector<std::pair<Done, storage::CommandOutcome>>>(std::move(off_loop));
     size_t begin = 0;
-    for (const size_t size : AnswerChunks(off_loop.size(), kCompletionThreads)) {
-      std::vector<std::pair<Done, storage::CommandOutcome>> chunk;
-      chunk.reserve(size);
-      for (size_t i = begin; i < begin + size; ++i) chunk.push_back(std::move(off_loop[i]));
-      begin += size;
-      f->owner->PostOffLoop([chunk = std::move(chunk)]() mutable {
-        for (auto& [done, outcome] : chunk) std::move(done)(std::move(outcome));
+    for (const size_t size : AnswerChunks(answers->size(), kCompletionThreads)) {
+      f->owner->PostOffLoop([answers, begin, end = begin + size] {
+        for (size_t i = begin; i < end; ++i) std::move((*answers)[i].first)(std::move((*answers)[i].second));
       });
+      begin += size;
     }
   }
 
