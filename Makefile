@@ -1,10 +1,12 @@
 # The two set-up commands (as root on a fresh Debian 12 machine):
 #   make run    install what is missing, build, start a single-node allocator with its store in ./data
+#               (gRPC on 127.0.0.1:7443, Prometheus metrics on http://127.0.0.1:9464/metrics)
 #   make test   install what is missing, build, run every test
 BUILD ?= build
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:7443
 DATA ?= ./data
+METRICS ?= 127.0.0.1:9464
 
 .PHONY: deps build run test bench clean
 
@@ -17,7 +19,7 @@ build: deps
 
 run: build
 	mkdir -p $(DATA)
-	exec $(BUILD)/allocator-service/abode-allocator --listen $(LISTEN) --data-dir $(DATA)
+	exec $(BUILD)/allocator-service/abode-allocator --listen $(LISTEN) --data-dir $(DATA) --metrics-listen $(METRICS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -167,6 +167,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", options.raft.data_dir, "folder holding the raft log, snapshots and state.db")
       ->envname("ABODE_DATA_DIR")
       ->capture_default_str();
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics over HTTP at /metrics on IPV4:PORT (0.0.0.0:PORT: every address; "
+                 "port 0: any free port); off by default")
+      ->envname("ABODE_METRICS_LISTEN");
   app.add_option("--port-file", port_file, "write the bound gRPC port here once serving");
   auto* raft_listen =
       app.add_option("--raft-listen", options.raft.raft_address,
@@ -295,6 +299,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("abode-allocator serving gRPC on port {} (data dir {})", (*server)->port(), options.raft.data_dir);
+  if ((*server)->metrics_port() != 0) {
+    spdlog::info("Prometheus metrics at http://{}:{}/metrics",
+                 options.metrics_listen.substr(0, options.metrics_listen.rfind(':')), (*server)->metrics_port());
+  }
   if (!port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     { std::ofstream(tmp) << (*server)->port() << "\n"; }

@@ -1,6 +1,7 @@
 #include "allocator-service/server.h"
 
 #include <chrono>
+#include <thread>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -39,6 +40,14 @@ class RaftLeaderLiveness final : public LeaderLiveness {
 
 absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
+  // Bound first, so that a metrics address that cannot be served stops the start before raft runs.
+  if (!options.metrics_listen.empty()) {
+    auto metrics = MetricsEndpoint::Start(options.metrics_listen);
+    if (!metrics.ok()) return metrics.status();
+    s->metrics_ = std::move(*metrics);
+    s->metrics_registry_ = std::make_shared<prometheus::Registry>();
+    s->rpc_metrics_ = std::make_unique<RpcMetrics>(*s->metrics_registry_);
+  }
   if (!options.raft.peers.empty()) {
     s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms);
     options.raft.leader_link = s->link_.get();
@@ -84,11 +93,21 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  if (s->rpc_metrics_ != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(s->rpc_metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::FailedPreconditionError(absl::StrCat("listen: cannot serve gRPC on ", options.listen));
   }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (s->metrics_ != nullptr) {
+    s->replica_metrics_ = std::make_shared<ReplicaMetrics>(*s->node_);
+    s->metrics_->Register(s->metrics_registry_);
+    s->metrics_->Register(s->replica_metrics_);
+  }
   return s;
 }
 
@@ -97,12 +116,16 @@ AllocatorServer::~AllocatorServer() { Shutdown(); }
 void AllocatorServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The node goes away below; civetweb takes up to 2 s to stop, so it stops meanwhile.
+  if (replica_metrics_ != nullptr) replica_metrics_->Detach();
+  std::thread stop_metrics([m = std::move(metrics_)]() mutable { m.reset(); });
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
   if (registry_) registry_->Stop();
   node_.reset();
+  stop_metrics.join();
 }
 
 }  // namespace abode::allocator

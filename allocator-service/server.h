@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "allocator-service/cluster_service.h"
 #include "allocator-service/leader_link.h"
+#include "allocator-service/metrics.h"
 #include "allocator-service/node_registry.h"
 #include "allocator-service/node_services.h"
 #include "allocator-service/raft_node.h"
@@ -31,6 +32,9 @@ struct ServerOptions {
   // node_sweep_interval_ms against raft.clock).
   int64_t node_lease_ms = 5000;
   int64_t node_sweep_interval_ms = 200;
+  // Prometheus metrics over HTTP at /metrics on HOST:PORT (port 0: any free port, see metrics_port());
+  // empty: no metrics endpoint and no per-call accounting. See docs/metrics.md.
+  std::string metrics_listen;
 };
 
 class AllocatorServer {
@@ -40,6 +44,7 @@ class AllocatorServer {
   ~AllocatorServer();  // Shutdown()
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_ != nullptr ? metrics_->port() : 0; }  // 0: no metrics endpoint
   RaftNode& node() { return *node_; }
   WatchHub& watch_hub() { return *hub_; }
   NodeRegistry& node_registry() { return *registry_; }
@@ -50,6 +55,8 @@ class AllocatorServer {
  private:
   AllocatorServer() = default;
 
+  std::shared_ptr<prometheus::Registry> metrics_registry_;
+  std::unique_ptr<RpcMetrics> rpc_metrics_;  // outlives server_ (its interceptors count into it)
   std::unique_ptr<GrpcLeaderLink> link_;  // outlives node_
   std::unique_ptr<WatchHub> hub_;  // outlives node_ and every stream
   std::unique_ptr<RaftNode> node_;
@@ -64,6 +71,8 @@ class AllocatorServer {
   std::unique_ptr<ClusterService> cluster_;
   std::unique_ptr<ReplicaService> replica_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<ReplicaMetrics> replica_metrics_;  // reads node_
+  std::unique_ptr<MetricsEndpoint> metrics_;  // stops serving first
   int port_ = 0;
   bool shut_down_ = false;
 };

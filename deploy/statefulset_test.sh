@@ -128,4 +128,31 @@ addr=$(ctl "$writer" allocate --pool pods --owner k8s/uid-1/eth0 -o json | sed -
 got=$(ctl "$reader" get --owner k8s/uid-1/eth0 -o json | sed -n 's/.*"address": *"\([^"]*\)".*/\1/p')
 [ "$got" = "$addr" ] || fail "member $reader reads '$got', member $writer allocated '$addr'"
 echo "write through member $writer ($addr) read on member $reader: ok"
+
+# --- Every member serves Prometheus metrics where the manifest says; the leader counts itself leader.
+METRICS_PORT=${ENV[ABODE_METRICS_LISTEN]##*:}
+[ -n "$METRICS_PORT" ] || fail "no ABODE_METRICS_LISTEN in $MANIFEST"
+grep -q "prometheus.io/port: \"$METRICS_PORT\"" "$MANIFEST" || fail "the scrape annotation does not name port $METRICS_PORT"
+scrape() {
+  exec 3<>"/dev/tcp/$SUBNET.$(($1 + 1))/$METRICS_PORT" || return 1
+  printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+  cat <&3
+  exec 3<&-
+}
+# A member's figures follow its own state, which may trail the leader's by a moment.
+for i in $(seq 0 $((REPLICAS - 1))); do
+  want=$([ $((i + 1)) = "$leader" ] && echo 1 || echo 0)
+  ok=""
+  for _ in $(seq 1 50); do
+    m=$(scrape "$i") || fail "member $i serves no metrics on port $METRICS_PORT"
+    if echo "$m" | grep -q "^abode_raft_role{role=\"leader\"} $want\$" &&
+       echo "$m" | grep -q '^abode_pool_allocated_addresses{pool="pods",.*} 1$'; then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  [ -n "$ok" ] || fail "member $i: metrics do not show abode_raft_role{role=\"leader\"} $want and pool pods' one allocation: $(echo "$m" | grep '^abode_')"
+done
+echo "metrics on port $METRICS_PORT of every member: ok"
 echo PASS

@@ -30,6 +30,16 @@ TEST(AllocatorFlagsTest, BadSnapshotPacingIsRefusedNamingTheFlag) {
   EXPECT_NE(r.err.find("--snapshot-threshold"), std::string::npos) << r.err;
 }
 
+TEST(AllocatorFlagsTest, AMetricsAddressItCannotServeIsRefusedNamingTheFlag) {
+  TempDir dir;
+  for (const std::string bad : {"localhost:9464", "[::1]:9464", "127.0.0.1"}) {
+    const ProcessResult r = RunProcess({ABODE_ALLOCATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                        dir.path() + "/data", "--metrics-listen", bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--metrics-listen"), std::string::npos) << bad << ": " << r.err;
+  }
+}
+
 TEST(AllocatorFlagsTest, ARaftPortInUseIsNamedWithTheReason) {
   // Holds a listening socket on a loopback port for the allocator to collide with.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

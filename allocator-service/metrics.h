@@ -1,0 +1,96 @@
+// Prometheus metrics of an allocator replica, served over plain HTTP at /metrics by prometheus-cpp's pull
+// exposer (`abode-allocator --metrics-listen HOST:PORT`). Two sources:
+//  - RpcMetrics: every gRPC call, counted and timed by a server interceptor, under the names and labels the
+//    Go gRPC ecosystem uses (grpc_server_started_total, grpc_server_handled_total{grpc_code},
+//    grpc_server_handling_seconds), so existing dashboards and alerts apply;
+//  - ReplicaMetrics: read when scraped, never on the request path: raft (role, term, indexes, entries and
+//    commands proposed), the state's revision, and every pool's size and live allocations.
+// See docs/metrics.md for the full list.
+#ifndef ABODE_ALLOCATOR_SERVICE_METRICS_H_
+#define ABODE_ALLOCATOR_SERVICE_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/support/server_interceptor.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "allocator-service/raft_node.h"
+
+namespace abode::allocator {
+
+// Counts and times gRPC calls. Thread-safe; outlives the server it instruments.
+class RpcMetrics {
+ public:
+  explicit RpcMetrics(prometheus::Registry& registry);
+
+  // For ServerBuilder::experimental().SetInterceptorCreators; the factory refers to this object.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
+
+  // One method's series. `handled` is filled in per status code on first use.
+  struct Method {
+    prometheus::Counter* started = nullptr;
+    prometheus::Histogram* handling = nullptr;
+    std::array<std::atomic<prometheus::Counter*>, 17> handled{};  // by grpc::StatusCode (0..16)
+    std::string service, method, type;
+  };
+  // The series of a fully-qualified method ("/pkg.Service/Method"); created on first use. Names of no
+  // service abode serves share one series, service and method "unknown": a client cannot grow the metrics
+  // by calling made-up methods.
+  Method& ForMethod(const char* full_name, grpc::experimental::ServerRpcInfo::Type type);
+  // Records the end of a call with `code` (out-of-range codes count as UNKNOWN).
+  void Handled(Method& m, int code, double seconds);
+
+ private:
+  prometheus::Family<prometheus::Counter>& started_;
+  prometheus::Family<prometheus::Counter>& handled_;
+  prometheus::Family<prometheus::Histogram>& handling_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Method>> by_name_ ABSL_GUARDED_BY(mu_);
+};
+
+// Raft, state and pool figures of one replica, read from the node each time Prometheus scrapes.
+class ReplicaMetrics final : public prometheus::Collectable {
+ public:
+  explicit ReplicaMetrics(RaftNode& node) : node_(&node) {}
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  // Waits for a scrape under way; later scrapes report nothing of the node (it is going away).
+  void Detach();
+
+ private:
+  mutable absl::Mutex mu_;
+  RaftNode* node_ ABSL_GUARDED_BY(mu_);
+};
+
+// The HTTP endpoint. Serves /metrics until destroyed.
+class MetricsEndpoint {
+ public:
+  // `listen` is IPV4:PORT (port 0 picks a free port; Debian's civetweb binds no IPv6). INVALID_ARGUMENT
+  // for anything else, UNAVAILABLE when it cannot be bound; the message names --metrics-listen. Stopping
+  // (the destructor) takes up to 2 s: civetweb's listener polls that long.
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& listen);
+  // Adds what /metrics serves; anytime, from any thread.
+  void Register(const std::weak_ptr<prometheus::Collectable>& collectable);
+  int port() const { return port_; }
+
+ private:
+  MetricsEndpoint() = default;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+};
+
+}  // namespace abode::allocator
+
+#endif  // ABODE_ALLOCATOR_SERVICE_METRICS_H_
