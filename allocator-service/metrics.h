@@ -18,7 +18,6 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -72,23 +71,6 @@ class ReplicaMetrics final : public prometheus::Collectable {
  private:
   mutable absl::Mutex mu_;
   RaftNode* node_ ABSL_GUARDED_BY(mu_);
-};
-
-// The HTTP endpoint. Serves /metrics until destroyed.
-class MetricsEndpoint {
- public:
-  // `listen` is IPV4:PORT (port 0 picks a free port; Debian's civetweb binds no IPv6). INVALID_ARGUMENT
-  // for anything else, UNAVAILABLE when it cannot be bound; the message names --metrics-listen. Stopping
-  // (the destructor) takes up to 2 s: civetweb's listener polls that long.
-  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& listen);
-  // Adds what /metrics serves; anytime, from any thread.
-  void Register(const std::weak_ptr<prometheus::Collectable>& collectable);
-  int port() const { return port_; }
-
- private:
-  MetricsEndpoint() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
 };
 
 }  // namespace abode::allocator

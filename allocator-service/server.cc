@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
   // Bound first, so that a metrics address that cannot be served stops the start before raft runs.
   if (!options.metrics_listen.empty()) {
-    auto metrics = MetricsEndpoint::Start(options.metrics_listen);
+    auto metrics = metrics::MetricsEndpoint::Start(options.metrics_listen);
     if (!metrics.ok()) return metrics.status();
     s->metrics_ = std::move(*metrics);
     s->metrics_registry_ = std::make_shared<prometheus::Registry>();

@@ -12,6 +12,7 @@
 #include "allocator-service/cluster_service.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/metrics.h"
+#include "metrics/endpoint.h"
 #include "allocator-service/node_registry.h"
 #include "allocator-service/node_services.h"
 #include "allocator-service/raft_node.h"
@@ -72,7 +73,7 @@ class AllocatorServer {
   std::unique_ptr<ReplicaService> replica_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<ReplicaMetrics> replica_metrics_;  // reads node_
-  std::unique_ptr<MetricsEndpoint> metrics_;  // stops serving first
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_;  // stops serving first
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -136,6 +136,7 @@ bool AssignmentStreamClient::Serve(WatchConnection& connection, const std::strin
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++established_;
+      streaming_ = true;
     }
     spdlog::info("allocator {}: stream open at revision {} ({}), lease {} ms", endpoint, response.revision(),
                  response.snapshot() ? "snapshot" : "resumed", response.lease_ms());
@@ -162,6 +163,7 @@ bool AssignmentStreamClient::Serve(WatchConnection& connection, const std::strin
   {
     std::lock_guard<std::mutex> lock(mu_);
     stream_done_ = true;
+    streaming_ = false;
   }
   cv_.notify_all();
   if (heartbeats.joinable()) heartbeats.join();
@@ -203,6 +205,11 @@ void AssignmentStreamClient::Stop() {
     if (current_ != nullptr) current_->Cancel();
   }
   cv_.notify_all();
+}
+
+bool AssignmentStreamClient::streaming() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return streaming_;
 }
 
 int64_t AssignmentStreamClient::established_streams() const {

@@ -91,6 +91,8 @@ class AssignmentStreamClient {
 
   // Streams on which the first message arrived.
   int64_t established_streams() const;
+  // Whether a stream is open and its first message has arrived (the node follows an allocator now).
+  bool streaming() const;
 
  private:
   // One stream; returns whether its first message arrived.
@@ -111,6 +113,7 @@ class AssignmentStreamClient {
   WatchConnection* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, for Stop() and Report()
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;            // ends the heartbeat loop of the current stream
   int64_t established_ ABSL_GUARDED_BY(mu_) = 0;
+  bool streaming_ ABSL_GUARDED_BY(mu_) = false;
   std::mt19937_64 random_;
 };
 

@@ -8,7 +8,12 @@
 #include <deque>
 #include <thread>
 
+#include "fake_address_programmer.h"
+#include "fake_conntrack_flusher.h"
+#include "fake_rule_programmer.h"
 #include "integration/allocator_process.h"
+#include "node_metrics.h"
+#include "reconciler.h"
 
 namespace abode::node {
 namespace {
@@ -208,6 +213,83 @@ TEST(AssignmentStreamClientTest, RegistersHeartbeatsReportsAndResumesOnTheNextEn
   const auto opened = transport.opened();
   ASSERT_GE(opened.size(), 3u);
   EXPECT_THAT(std::vector<std::string>(opened.begin(), opened.begin() + 3), ElementsAre("down:1", "a:1", "b:1"));
+}
+
+// The value of the sample of `family` with label state=`state` (or the only sample, for ""); -1 if none.
+double Sampled(const std::vector<prometheus::MetricFamily>& families, const std::string& family,
+               const std::string& state = "") {
+  for (const auto& f : families) {
+    if (f.name != family) continue;
+    for (const auto& m : f.metric) {
+      if (state.empty() ? m.label.empty() : (m.label.size() == 1 && m.label[0].value == state)) {
+        return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+      }
+    }
+  }
+  return -1;
+}
+
+TEST(NodeMetricsTest, FollowTheStreamAndTheReconciler) {
+  FakeAddressProgrammer addresses;
+  addresses.AddInterface("eth0");
+  addresses.AddForeignAddress({"eth0", "203.0.113.20", 24});
+  FakeRuleProgrammer rules;
+  FakeAnnouncer announcer;
+  FakeConntrackFlusher conntrack;
+  Reconciler reconciler({"eth0", "abode0"}, &addresses, &rules, &announcer, &conntrack);
+  FakeTransport transport;
+  AssignmentStreamClient client(Options({"a:1"}), &transport, &reconciler);
+  const NodeMetrics metrics(reconciler, client);
+
+  auto m = metrics.Collect();
+  EXPECT_EQ(Sampled(m, "abode_node_stream_up"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_streams_established_total"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_applied_revision"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "ok"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "error"), 0);
+
+  std::thread runner([&] { client.Run(); });
+  std::shared_ptr<FakeStream> stream = transport.WaitStream(0);
+  ASSERT_NE(stream, nullptr);
+  v1::WatchAssignmentsResponse snapshot = Message(7, true, 5000);
+  for (const auto& [name, address] : {std::pair{"web", "203.0.113.10"}, std::pair{"taken", "203.0.113.20"}}) {
+    v1::Assignment* a = snapshot.add_assignments();
+    a->set_id(std::string("external/") + name);
+    a->set_revision(7);
+    a->mutable_external()->set_name(name);
+    a->mutable_external()->set_address(address);
+    a->mutable_external()->set_prefix_length(24);
+  }
+  stream->Push(snapshot);
+  // The statuses go out once the snapshot is applied.
+  ASSERT_TRUE(stream->WaitWritten([](const auto& w) {
+    for (const auto& r : w) {
+      if (r.has_status()) return true;
+    }
+    return false;
+  }));
+  m = metrics.Collect();
+  EXPECT_EQ(Sampled(m, "abode_node_stream_up"), 1);
+  EXPECT_EQ(Sampled(m, "abode_node_streams_established_total"), 1);
+  EXPECT_EQ(Sampled(m, "abode_node_applied_revision"), 7);
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "ok"), 1);
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "error"), 1);  // 203.0.113.20 is someone else's
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "pending"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_addresses_added_total"), 1);
+  EXPECT_EQ(Sampled(m, "abode_node_addresses_removed_total"), 0);
+  EXPECT_GE(Sampled(m, "abode_node_reconciles_total"), 1);
+  EXPECT_GE(Sampled(m, "abode_node_announcements_total"), 1);
+
+  // The allocator goes away: the node no longer follows one, and keeps what it applied.
+  stream->End();
+  for (int i = 0; i < 500 && client.streaming(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  m = metrics.Collect();
+  EXPECT_EQ(Sampled(m, "abode_node_stream_up"), 0);
+  EXPECT_EQ(Sampled(m, "abode_node_applied_revision"), 7);
+  EXPECT_EQ(Sampled(m, "abode_node_assignments", "ok"), 1);
+
+  client.Stop();
+  runner.join();
 }
 
 TEST(AssignmentStreamClientTest, StopEndsAnOpenStreamAndRunReturns) {

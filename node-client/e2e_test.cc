@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
@@ -257,9 +258,18 @@ class NodeE2eTest : public ::testing::Test {
     ASSERT_TRUE(node.agent
                     ->Start({"/usr/sbin/ip", "netns", "exec", node.ns->name(), ABODE_NODE_BIN, "--node", node.name,
                              "--allocator", endpoint_, "--uplink-interface", "up0", "--magic-interface", "pbr0",
-                             "--resync-interval", "2", "--log-level", "debug"},
+                             "--resync-interval", "2", "--metrics-listen", "127.0.0.1:9465", "--log-level", "debug"},
                             node.log)
                     .ok());
+  }
+
+  // The agent's /metrics, fetched inside its node's namespace (the body; empty if nothing answers).
+  std::string ScrapeAgent(const NodeHandle& node) {
+    const std::string reply =
+        node.ns->Exec(R"(bash -c 'exec 3<>/dev/tcp/127.0.0.1/9465 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3')")
+            .output;
+    const size_t body = reply.find("\r\n\r\n");
+    return body == std::string::npos ? "" : reply.substr(body + 4);
   }
 
   // A dual-stack pod namespace behind `node`'s bridge: kIpv4.Pod() and kIpv6.Pod() (each allocated under `owner`
@@ -546,6 +556,15 @@ TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
   EXPECT_EQ(ReadAll(nft_events), "") << "nf_tables changed during the restart";
   EXPECT_EQ(nodes_[0].ns->Exec("ip -4 -o addr show dev up0; ip -4 -o addr show dev pbr0").output, addresses_before);
   EXPECT_FALSE(LogContains(nodes_[0].log, "placed ")) << "the restarted process placed an address again";
+  using ::testing::HasSubstr;
+  using ::testing::Not;
+  // Its metrics say the same: it follows the allocator, holds the elastic address, and changed nothing.
+  const std::string metrics = ScrapeAgent(nodes_[0]);
+  EXPECT_THAT(metrics, HasSubstr("\nabode_node_stream_up 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("\nabode_node_assignments{state=\"error\"} 0\n"));
+  EXPECT_THAT(metrics, Not(HasSubstr("\nabode_node_assignments{state=\"ok\"} 0\n")));
+  EXPECT_THAT(metrics, HasSubstr("\nabode_node_addresses_added_total 0\n"));
+  EXPECT_THAT(metrics, HasSubstr("\nabode_node_addresses_removed_total 0\n"));
   std::printf("restart under traffic: %d datagrams sent, %d received\n", sent.load(), received);
   EXPECT_EQ(received, sent.load());
 }

@@ -18,8 +18,10 @@
 #include "assignment_stream.h"
 #include "ctnetlink_conntrack_flusher.h"
 #include "kernel_model.h"
+#include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
+#include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
 
@@ -61,6 +63,7 @@ int Main(int argc, char** argv) {
   double resync_seconds = 30;
   std::vector<std::string> labels;
   std::string log_level = "info";
+  std::string metrics_listen;
   app.add_option("--node", node_name, "this node's name (default: $NODE_NAME)");
   app.add_option("--allocator", allocator, "allocator endpoints host:port[,host:port...] (default: $ABODE_ALLOCATOR)");
   app.add_option("--uplink-interface", reconciler_options.uplink_interface,
@@ -80,6 +83,9 @@ int Main(int argc, char** argv) {
                  "move to the next allocator when a ping is not answered within this")
       ->capture_default_str()
       ->check(CLI::Range(100, 600'000));
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics over HTTP at /metrics on IPV4:PORT (0.0.0.0:PORT: every address); "
+                 "off by default");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -105,6 +111,16 @@ int Main(int argc, char** argv) {
     (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
   AddInterfaceFacts(stream_options.registration);
+  // Bound before anything touches the kernel, so that a bad address stops the start cleanly.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics;
+  if (!metrics_listen.empty()) {
+    auto endpoint = metrics::MetricsEndpoint::Start(metrics_listen);
+    if (!endpoint.ok()) {
+      spdlog::error("{}", std::string(endpoint.status().message()));
+      return 2;
+    }
+    metrics = std::move(*endpoint);
+  }
 
   // Signals are taken synchronously by the main thread; every thread created below inherits the mask.
   sigset_t signals;
@@ -126,6 +142,12 @@ int Main(int argc, char** argv) {
   Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
   std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
+  auto node_metrics = std::make_shared<NodeMetrics>(reconciler, stream);
+  if (metrics != nullptr) {
+    metrics->Register(node_metrics);
+    spdlog::info("Prometheus metrics at http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')),
+                 metrics->port());
+  }
   spdlog::info("abode-node {} starting: allocator {}, uplink '{}', magic interface '{}'", node_name, allocator,
                reconciler_options.uplink_interface, reconciler_options.magic_interface);
   std::thread stream_thread([&] { stream.Run(); });
@@ -141,6 +163,7 @@ int Main(int argc, char** argv) {
     }
     if (signal < 0 && errno == EAGAIN) stream.Report(reconciler.Resync());
   }
+  metrics.reset();  // scrapes read the stream and the reconciler
   stream.Stop();
   stream_thread.join();
   return 0;

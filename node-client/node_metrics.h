@@ -1,0 +1,31 @@
+// abode-node's Prometheus metrics (`abode-node --metrics-listen IPV4:PORT`), read when scraped: whether the
+// node follows an allocator, the revision it applied, its assignments by state, and what its reconciles
+// changed in the kernel. See docs/metrics.md.
+#ifndef ABODE_NODE_CLIENT_NODE_METRICS_H_
+#define ABODE_NODE_CLIENT_NODE_METRICS_H_
+
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include "assignment_stream.h"
+#include "reconciler.h"
+
+namespace abode::node {
+
+class NodeMetrics final : public prometheus::Collectable {
+ public:
+  // Both must outlive every scrape: stop the endpoint before they go.
+  NodeMetrics(Reconciler& reconciler, const AssignmentStreamClient& stream)
+      : reconciler_(reconciler), stream_(stream) {}
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  Reconciler& reconciler_;
+  const AssignmentStreamClient& stream_;
+};
+
+}  // namespace abode::node
+
+#endif  // ABODE_NODE_CLIENT_NODE_METRICS_H_
