@@ -4,15 +4,17 @@
 #include <cstdlib>
 #include <utility>
 
-#include <prometheus/client_metric.h>
 #include <google/protobuf/descriptor.h>
-#include <prometheus/metric_family.h>
 
 #include "absl/strings/str_cat.h"
 #include "abode/v1/pools.pb.h"
+#include "metrics/family.h"
 
 namespace abode::allocator {
 namespace {
+
+using metrics::Family;
+using metrics::Sample;
 
 // From 100 µs (a read served locally) to 10 s (a forwarded write that timed out); streams, which last as long
 // as their client stays, land in the last bucket.
@@ -79,19 +81,6 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
  private:
   RpcMetrics& metrics_;
 };
-
-prometheus::ClientMetric Value(double v, std::vector<prometheus::ClientMetric::Label> labels = {}) {
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = v;
-  m.counter.value = v;
-  return m;
-}
-
-prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type,
-                                std::vector<prometheus::ClientMetric> metrics) {
-  return prometheus::MetricFamily{std::move(name), std::move(help), type, std::move(metrics)};
-}
 
 // Pool sizes are decimal strings (an IPv6 pool may exceed 2^64); a gauge is a double either way.
 double Count(const std::string& decimal) { return std::strtod(decimal.c_str(), nullptr); }
@@ -178,36 +167,36 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
   const RaftNode::Stats s = node_->stats();
 
   out.push_back(Family("abode_ready", "1 once this replica serves requests (it knows a leader and has caught up)",
-                       MetricType::Gauge, {Value(v.ready ? 1 : 0)}));
+                       MetricType::Gauge, {Sample(v.ready ? 1 : 0)}));
   std::vector<prometheus::ClientMetric> roles;
   for (const char* role : {"leader", "follower", "candidate", "unavailable"}) {
-    roles.push_back(Value(v.role == role ? 1 : 0, {{"role", role}}));
+    roles.push_back(Sample(v.role == role ? 1 : 0, {{"role", role}}));
   }
   out.push_back(Family("abode_raft_role", "1 for this replica's raft role, 0 for the others", MetricType::Gauge,
                        std::move(roles)));
   out.push_back(Family("abode_raft_term", "This replica's raft term", MetricType::Gauge,
-                       {Value(static_cast<double>(v.term))}));
+                       {Sample(static_cast<double>(v.term))}));
   out.push_back(Family("abode_raft_leader_id", "The raft id of the leader this replica knows; 0: none",
-                       MetricType::Gauge, {Value(static_cast<double>(v.leader_id))}));
+                       MetricType::Gauge, {Sample(static_cast<double>(v.leader_id))}));
   out.push_back(Family("abode_raft_commit_index", "The newest raft log index this replica knows committed",
-                       MetricType::Gauge, {Value(static_cast<double>(v.commit_index))}));
+                       MetricType::Gauge, {Sample(static_cast<double>(v.commit_index))}));
   out.push_back(Family("abode_raft_applied_index", "The newest raft log index applied to this replica's state",
-                       MetricType::Gauge, {Value(static_cast<double>(v.applied_index))}));
+                       MetricType::Gauge, {Sample(static_cast<double>(v.applied_index))}));
   out.push_back(Family("abode_state_revision", "The revision of this replica's state (bumped by every change)",
-                       MetricType::Gauge, {Value(static_cast<double>(v.revision))}));
+                       MetricType::Gauge, {Sample(static_cast<double>(v.revision))}));
   absl::flat_hash_map<std::string, int> member_roles = {{"leader", 0}, {"voter", 0}, {"standby", 0}, {"spare", 0}};
   for (const Member& m : v.members) ++member_roles[m.role];
   std::vector<prometheus::ClientMetric> members;
   for (const char* role : {"leader", "voter", "standby", "spare"}) {
-    members.push_back(Value(member_roles[role], {{"role", role}}));
+    members.push_back(Sample(member_roles[role], {{"role", role}}));
   }
   out.push_back(Family("abode_raft_members", "Members of the raft configuration this replica knows, by role",
                        MetricType::Gauge, std::move(members)));
   out.push_back(Family("abode_raft_entries_proposed_total",
                        "Raft log entries this replica proposed as leader (each carries a batch of commands)",
-                       MetricType::Counter, {Value(static_cast<double>(s.entries))}));
+                       MetricType::Counter, {Sample(static_cast<double>(s.entries))}));
   out.push_back(Family("abode_raft_commands_proposed_total", "Commands inside the entries this replica proposed",
-                       MetricType::Counter, {Value(static_cast<double>(s.commands))}));
+                       MetricType::Counter, {Sample(static_cast<double>(s.commands))}));
 
   // Pools as this replica's state holds them. On a replica that is catching up they lag the leader's.
   auto pools = node_->reader().ListPools(v1::ListPoolsRequest());
@@ -218,8 +207,8 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
           {"pool", p.spec().name()},
           {"network", p.spec().network()},
           {"family", p.spec().cidr().find(':') == std::string::npos ? "ipv4" : "ipv6"}};
-      size.push_back(Value(Count(p.size()), labels));
-      used.push_back(Value(static_cast<double>(p.used()), labels));
+      size.push_back(Sample(Count(p.size()), labels));
+      used.push_back(Sample(static_cast<double>(p.used()), labels));
     }
   }
   out.push_back(Family("abode_pool_addresses", "Addresses a pool can hand out (excluded ones not counted)",
@@ -227,7 +216,7 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
   out.push_back(Family("abode_pool_allocated_addresses", "Live allocations in a pool", MetricType::Gauge,
                        std::move(used)));
   out.push_back(Family("abode_pool_scrape_ok", "1 if the pools could be read for this scrape", MetricType::Gauge,
-                       {Value(pools.ok() ? 1 : 0)}));
+                       {Sample(pools.ok() ? 1 : 0)}));
   return out;
 }
 
