@@ -7,21 +7,17 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "allocator-service/grpc_status.h"
+#include "allocator-service/service_calls.h"
+#include "allocator-service/state_checksum.h"
 
 namespace abode::allocator {
 namespace {
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
 
 absl::Status CheckAddress(const std::string& address, absl::string_view field) {
   std::string host;
   int port = 0;
-  if (absl::Status s = SplitHostPort(address, field, &host, &port); !s.ok()) return s;
+  if (absl::Status s = replication::SplitHostPort(address, field, &host, &port); !s.ok()) return s;
   if (port == 0) return absl::InvalidArgumentError(absl::StrCat(field, ": port must not be 0"));
   return absl::OkStatus();
 }
@@ -36,9 +32,9 @@ struct ProxyCall {
 }  // namespace
 
 void ClusterService::FillStatus(v1::ClusterStatus* out) {
-  const ClusterView v = node_.view();
+  const replication::ClusterView v = node_.view();
   out->set_member_id(v.id);
-  out->set_role(v.role);
+  out->set_role(std::string(replication::RoleName(v.role)));
   out->set_term(v.term);
   out->set_leader_id(v.leader_id);
   out->set_leader_address(v.leader_grpc_address);
@@ -46,27 +42,27 @@ void ClusterService::FillStatus(v1::ClusterStatus* out) {
   out->set_applied_index(v.applied_index);
   out->set_ready(v.ready);
   out->set_revision(v.revision);
-  for (const Member& m : v.members) {
+  for (const replication::Member& m : v.members) {
     v1::Member* pm = out->add_members();
     pm->set_id(m.id);
     pm->set_raft_address(m.raft_address);
     pm->set_grpc_address(m.grpc_address);
-    pm->set_role(m.role);
+    pm->set_role(std::string(replication::RoleName(m.role)));
   }
 }
 
 grpc::ServerUnaryReactor* ClusterService::Status(grpc::CallbackServerContext* ctx,
                                                  const v1::ClusterStatusRequest* /*req*/, v1::ClusterStatus* resp) {
   FillStatus(resp);
-  return Finish(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 template <typename Request, typename Change, typename Proxy>
 grpc::ServerUnaryReactor* ClusterService::AtLeader(grpc::CallbackServerContext* ctx, const Request* req,
                                                    v1::ClusterStatus* resp, Change change, Proxy proxy) {
-  const ClusterView v = node_.view();
+  const replication::ClusterView v = node_.view();
   auto* reactor = ctx->DefaultReactor();
-  if (v.role == "leader") {
+  if (v.role == replication::RaftRole::kLeader) {
     change([this, reactor, resp](absl::Status s) {
       if (s.ok()) FillStatus(resp);
       reactor->Finish(ToGrpcStatus(s));
@@ -91,26 +87,26 @@ grpc::ServerUnaryReactor* ClusterService::AtLeader(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* ClusterService::AddMember(grpc::CallbackServerContext* ctx, const v1::AddMemberRequest* req,
                                                     v1::ClusterStatus* resp) {
-  if (req->id() == 0) return Finish(ctx, absl::InvalidArgumentError("id: must be greater than 0"));
-  if (absl::Status s = CheckAddress(req->raft_address(), "raft_address"); !s.ok()) return Finish(ctx, s);
-  if (absl::Status s = CheckAddress(req->grpc_address(), "grpc_address"); !s.ok()) return Finish(ctx, s);
-  Member m;
+  if (req->id() == 0) return FinishNow(ctx, absl::InvalidArgumentError("id: must be greater than 0"));
+  if (absl::Status s = CheckAddress(req->raft_address(), "raft_address"); !s.ok()) return FinishNow(ctx, s);
+  if (absl::Status s = CheckAddress(req->grpc_address(), "grpc_address"); !s.ok()) return FinishNow(ctx, s);
+  replication::Member m;
   m.id = req->id();
   m.raft_address = req->raft_address();
   m.grpc_address = req->grpc_address();
   const bool voter = !req->non_voting();
   return AtLeader(
-      ctx, req, resp, [this, m, voter](RaftNode::ChangeDone done) { node_.AddMember(m, voter, std::move(done)); },
+      ctx, req, resp, [this, m, voter](replication::ChangeDone done) { node_.AddMember(m, voter, std::move(done)); },
       [](v1::Cluster::Stub* stub, grpc::ClientContext* c, const v1::AddMemberRequest* r, v1::ClusterStatus* out,
          std::function<void(grpc::Status)> cb) { stub->async()->AddMember(c, r, out, std::move(cb)); });
 }
 
 grpc::ServerUnaryReactor* ClusterService::RemoveMember(grpc::CallbackServerContext* ctx,
                                                        const v1::RemoveMemberRequest* req, v1::ClusterStatus* resp) {
-  if (req->id() == 0) return Finish(ctx, absl::InvalidArgumentError("id: must be greater than 0"));
+  if (req->id() == 0) return FinishNow(ctx, absl::InvalidArgumentError("id: must be greater than 0"));
   const uint64_t id = req->id();
   return AtLeader(
-      ctx, req, resp, [this, id](RaftNode::ChangeDone done) { node_.RemoveMember(id, std::move(done)); },
+      ctx, req, resp, [this, id](replication::ChangeDone done) { node_.RemoveMember(id, std::move(done)); },
       [](v1::Cluster::Stub* stub, grpc::ClientContext* c, const v1::RemoveMemberRequest* r, v1::ClusterStatus* out,
          std::function<void(grpc::Status)> cb) { stub->async()->RemoveMember(c, r, out, std::move(cb)); });
 }
@@ -120,7 +116,7 @@ grpc::ServerUnaryReactor* ClusterService::TransferLeadership(grpc::CallbackServe
                                                              v1::ClusterStatus* resp) {
   const uint64_t id = req->id();
   return AtLeader(
-      ctx, req, resp, [this, id](RaftNode::ChangeDone done) { node_.TransferLeadership(id, std::move(done)); },
+      ctx, req, resp, [this, id](replication::ChangeDone done) { node_.TransferLeadership(id, std::move(done)); },
       [](v1::Cluster::Stub* stub, grpc::ClientContext* c, const v1::TransferLeadershipRequest* r,
          v1::ClusterStatus* out, std::function<void(grpc::Status)> cb) {
         stub->async()->TransferLeadership(c, r, out, std::move(cb));
@@ -131,7 +127,7 @@ grpc::ServerUnaryReactor* ClusterService::Checksum(grpc::CallbackServerContext* 
                                                    v1::ChecksumResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   const uint64_t id = node_.view().id;
-  node_.Checksum([reactor, resp, id](absl::StatusOr<StateChecksum> c) {
+  TakeStateChecksum(node_, store_, reads_, [reactor, resp, id](absl::StatusOr<StateChecksum> c) {
     if (c.ok()) {
       resp->set_member_id(id);
       resp->set_applied_index(c->applied_index);
@@ -156,10 +152,10 @@ grpc::ServerUnaryReactor* ReplicaService::Forward(grpc::CallbackServerContext* c
   // The last outcome to arrive finishes the call.
   auto remaining = std::make_shared<std::atomic<int>>(n);
   std::vector<v1::Command> commands(req->commands().begin(), req->commands().end());
-  std::vector<CommandLog::Done> dones;
+  std::vector<replication::CommandLog::Done> dones;
   dones.reserve(n);
   for (int i = 0; i < n; ++i) {
-    dones.push_back([reactor, resp, remaining, i](storage::CommandOutcome o) {
+    dones.push_back([reactor, resp, remaining, i](replication::CommandOutcome o) {
       v1::ForwardedOutcome* out = resp->mutable_outcomes(i);
       if (o.ok()) {
         *out->mutable_result() = std::move(*o);
@@ -189,7 +185,7 @@ grpc::ServerUnaryReactor* ReplicaService::RelayLiveness(grpc::CallbackServerCont
                                                         v1::RelayLivenessResponse* /*resp*/) {
   // A replica that no longer leads still records it: it relays everything to the next leader anyway.
   registry_.Relayed(*req);
-  return Finish(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 }  // namespace abode::allocator

@@ -4,16 +4,20 @@
 #define ABODE_ALLOCATOR_SERVICE_CLUSTER_SERVICE_H_
 
 #include "abode/v1/cluster.grpc.pb.h"
-#include "allocator-service/leader_link.h"
+#include "allocator-service/leader_channels.h"
 #include "allocator-service/node_registry.h"
-#include "allocator-service/raft_node.h"
+#include "allocator-service/service_calls.h"
+#include "allocator-service/store_state_machine.h"
+#include "replication/raft_node.h"
 
 namespace abode::allocator {
 
 class ClusterService final : public v1::Cluster::CallbackService {
  public:
-  // `link` reaches the leader for membership changes sent to a follower; null for a single voter.
-  ClusterService(RaftNode& node, GrpcLeaderLink* link) : node_(node), link_(link) {}
+  // `link` reaches the leader for membership changes sent to a follower; null for a single voter. Checksums
+  // pin `store` between two applies and serialise it on `reads`. All outlive the service.
+  ClusterService(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads, LeaderChannels* link)
+      : node_(node), store_(store), reads_(reads), link_(link) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const v1::ClusterStatusRequest* req,
                                    v1::ClusterStatus* resp) override;
@@ -34,14 +38,16 @@ class ClusterService final : public v1::Cluster::CallbackService {
                                      v1::ClusterStatus* resp, Change change, Proxy proxy);
   void FillStatus(v1::ClusterStatus* out);
 
-  RaftNode& node_;
-  GrpcLeaderLink* link_;
+  replication::RaftNode& node_;
+  StoreStateMachine& store_;
+  ReadExecutor& reads_;
+  LeaderChannels* link_;
 };
 
 class ReplicaService final : public v1::Replica::CallbackService {
  public:
   // `registry` takes the node liveness followers relay; it outlives the service.
-  ReplicaService(RaftNode& node, NodeRegistry& registry) : node_(node), registry_(registry) {}
+  ReplicaService(replication::RaftNode& node, NodeRegistry& registry) : node_(node), registry_(registry) {}
 
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,
                                     v1::ForwardResponse* resp) override;
@@ -51,7 +57,7 @@ class ReplicaService final : public v1::Replica::CallbackService {
                                           v1::RelayLivenessResponse* resp) override;
 
  private:
-  RaftNode& node_;
+  replication::RaftNode& node_;
   NodeRegistry& registry_;
 };
 

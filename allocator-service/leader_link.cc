@@ -32,7 +32,7 @@ GrpcLeaderLink::GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credent
       timeout_ms_(timeout_ms) {}
 
 std::shared_ptr<grpc::Channel> GrpcLeaderLink::Channel(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto& ch = channels_[address];
   if (ch == nullptr) {
     grpc::ChannelArguments args;

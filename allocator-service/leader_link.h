@@ -4,7 +4,6 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <grpcpp/channel.h>
@@ -12,11 +11,13 @@
 
 #include "abode/v1/cluster.pb.h"
 #include "absl/base/thread_annotations.h"
-#include "allocator-service/raft_node.h"
+#include "absl/synchronization/mutex.h"
+#include "allocator-service/leader_channels.h"
+#include "replication/leader_link.h"
 
 namespace abode::allocator {
 
-class GrpcLeaderLink final : public LeaderLink {
+class GrpcLeaderLink final : public replication::LeaderLink, public LeaderChannels {
  public:
   // `credentials` reach the other replicas (insecure when null). Calls give up after `timeout_ms`.
   GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms);
@@ -30,14 +31,14 @@ class GrpcLeaderLink final : public LeaderLink {
   void RelayLiveness(const std::string& leader_grpc_address, v1::RelayLivenessRequest relay,
                      absl::AnyInvocable<void(absl::Status) &&> done);
 
-  // Thread-safe; one channel per address for the life of the link.
-  std::shared_ptr<grpc::Channel> Channel(const std::string& address);
-  int64_t timeout_ms() const { return timeout_ms_; }
+  // LeaderChannels.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& address) override;
+  int64_t timeout_ms() const override { return timeout_ms_; }
 
  private:
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const int64_t timeout_ms_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
 };
 

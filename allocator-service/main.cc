@@ -20,10 +20,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "allocator-service/clock.h"
+#include "replication/clock.h"
 #include "allocator-service/leader_link.h"
-#include "allocator-service/membership.h"
-#include "allocator-service/raft_node.h"
+#include "replication/membership.h"
+#include "replication/offline_tools.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
 #include "spdlog/spdlog.h"
@@ -44,18 +44,18 @@ uint64_t IdFromHostname() {
 // Completes the membership options from the flags; an error names the flag.
 absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_given,
                                  abode::allocator::ServerOptions& options) {
-  using abode::allocator::SplitHostPort;
+  using abode::replication::SplitHostPort;
   if (peers.empty()) return absl::OkStatus();
   std::string host;
   int grpc_port = 0;
   if (absl::Status s = SplitHostPort(options.listen, "listen", &host, &grpc_port); !s.ok()) return s;
-  auto members = abode::allocator::ParsePeers(peers, grpc_port);
+  auto members = abode::replication::ParsePeers(peers, grpc_port);
   if (!members.ok()) return members.status();
   if (options.raft.id == 0) options.raft.id = IdFromHostname();
   if (options.raft.id == 0) {
     return absl::InvalidArgumentError("id: required with --peers (or a hostname ending in -ORDINAL)");
   }
-  const abode::allocator::Member* self = abode::allocator::FindMember(*members, options.raft.id);
+  const abode::replication::Member* self = abode::replication::FindMember(*members, options.raft.id);
   if (self == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options.raft.id));
   }
@@ -71,21 +71,21 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
 // --recover IDS: the members of --peers with those ids become the whole configuration.
 absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptions& options) {
   if (options.raft.peers.empty()) return absl::InvalidArgumentError("recover: needs --peers (the members' addresses)");
-  std::vector<abode::allocator::Member> keep;
+  std::vector<abode::replication::Member> keep;
   for (absl::string_view item : absl::StrSplit(ids, ',', absl::SkipWhitespace())) {
     uint64_t id = 0;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(item), &id) || id == 0) {
       return absl::InvalidArgumentError(absl::StrCat("recover: \"", item, "\" is not a member id"));
     }
-    const abode::allocator::Member* m = abode::allocator::FindMember(options.raft.peers, id);
+    const abode::replication::Member* m = abode::replication::FindMember(options.raft.peers, id);
     if (m == nullptr) return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " is not in --peers"));
-    if (abode::allocator::FindMember(keep, id) != nullptr) {
+    if (abode::replication::FindMember(keep, id) != nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("recover: id ", id, " twice"));
     }
     keep.push_back(*m);
   }
   if (keep.empty()) return absl::InvalidArgumentError("recover: no member ids given");
-  if (absl::Status s = abode::allocator::RecoverConfiguration(options.raft.data_dir, options.raft.id, keep); !s.ok()) {
+  if (absl::Status s = abode::replication::RecoverConfiguration(options.raft.data_dir, options.raft.id, keep); !s.ok()) {
     return s;
   }
   spdlog::warn("recover: the raft configuration in {} is now {} member(s); the others must rejoin", options.raft.data_dir,
@@ -109,7 +109,7 @@ bool PrepareRejoin(abode::allocator::Rejoin& rejoin, abode::allocator::ServerOpt
   using abode::allocator::Rejoin;
   const std::string& dir = options.raft.data_dir;
   *add_self = abode::allocator::RejoinPending(dir);
-  if (!*add_self && abode::allocator::RaftLogIsPristine(dir)) {
+  if (!*add_self && abode::replication::RaftLogIsPristine(dir)) {
     std::string why;
     switch (rejoin.Probe(&why)) {
       case Rejoin::Plan::kBootstrap:
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
           },
           "RATIO"))
       ->capture_default_str();
-  app.add_option("--history-retention-hours", options.raft.history_retention_ms,
+  app.add_option("--history-retention-hours", options.history_retention_ms,
                  "keep address history this long (0: forever)")
       ->transform([](std::string v) { return std::to_string(std::stoll(v) * 3600 * 1000); });
   app.add_option("--node-lease-ms", options.node_lease_ms,
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   }
   if (options.raft.id == 0) options.raft.id = 1;
   if (log_state) {
-    auto st = abode::allocator::ReadRaftLogState(options.raft.data_dir, options.raft.id);
+    auto st = abode::replication::ReadRaftLogState(options.raft.data_dir, options.raft.id);
     if (!st.ok()) {
       std::fprintf(stderr, "abode-allocator: %s\n", std::string(st.status().message()).c_str());
       return 1;
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
     if (!PrepareRejoin(*rejoin, options, signals, &add_self)) return 0;
   }
 
-  abode::allocator::SystemClock clock;
+  abode::replication::SystemClock clock;
   options.raft.clock = &clock;
   auto server = abode::allocator::AllocatorServer::Start(options);
   if (!server.ok()) {

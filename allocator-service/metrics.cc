@@ -1,5 +1,7 @@
 #include "allocator-service/metrics.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdlib>
 #include <utility>
@@ -156,6 +158,7 @@ void RpcMetrics::Handled(Method& m, int code, double seconds) {
 void ReplicaMetrics::Detach() {
   absl::MutexLock lock(&mu_);
   node_ = nullptr;
+  reader_ = nullptr;
 }
 
 std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
@@ -163,14 +166,14 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
   std::vector<prometheus::MetricFamily> out;
   absl::MutexLock lock(&mu_);
   if (node_ == nullptr) return out;
-  const ClusterView v = node_->view();
-  const RaftNode::Stats s = node_->stats();
+  const replication::ClusterView v = node_->view();
+  const replication::ReplicationStats s = node_->stats();
 
   out.push_back(Family("abode_ready", "1 once this replica serves requests (it knows a leader and has caught up)",
                        MetricType::Gauge, {Sample(v.ready ? 1 : 0)}));
   std::vector<prometheus::ClientMetric> roles;
-  for (const char* role : {"leader", "follower", "candidate", "unavailable"}) {
-    roles.push_back(Sample(v.role == role ? 1 : 0, {{"role", role}}));
+  for (const replication::RaftRole role : replication::kRaftRoles) {
+    roles.push_back(Sample(v.role == role ? 1 : 0, {{"role", std::string(replication::RoleName(role))}}));
   }
   out.push_back(Family("abode_raft_role", "1 for this replica's raft role, 0 for the others", MetricType::Gauge,
                        std::move(roles)));
@@ -184,11 +187,11 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
                        MetricType::Gauge, {Sample(static_cast<double>(v.applied_index))}));
   out.push_back(Family("abode_state_revision", "The revision of this replica's state (bumped by every change)",
                        MetricType::Gauge, {Sample(static_cast<double>(v.revision))}));
-  absl::flat_hash_map<std::string, int> member_roles = {{"leader", 0}, {"voter", 0}, {"standby", 0}, {"spare", 0}};
-  for (const Member& m : v.members) ++member_roles[m.role];
   std::vector<prometheus::ClientMetric> members;
-  for (const char* role : {"leader", "voter", "standby", "spare"}) {
-    members.push_back(Sample(member_roles[role], {{"role", role}}));
+  for (const replication::MemberRole role : replication::kMemberRoles) {
+    const auto n = std::count_if(v.members.begin(), v.members.end(),
+                                 [role](const replication::Member& m) { return m.role == role; });
+    members.push_back(Sample(static_cast<double>(n), {{"role", std::string(replication::RoleName(role))}}));
   }
   out.push_back(Family("abode_raft_members", "Members of the raft configuration this replica knows, by role",
                        MetricType::Gauge, std::move(members)));
@@ -199,7 +202,7 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
                        MetricType::Counter, {Sample(static_cast<double>(s.commands))}));
 
   // Pools as this replica's state holds them. On a replica that is catching up they lag the leader's.
-  auto pools = node_->reader().ListPools(v1::ListPoolsRequest());
+  auto pools = reader_->ListPools(v1::ListPoolsRequest());
   std::vector<prometheus::ClientMetric> size, used;
   if (pools.ok()) {
     for (const v1::Pool& p : pools->pools()) {

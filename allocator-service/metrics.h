@@ -25,7 +25,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "allocator-service/raft_node.h"
+#include "replication/cluster_view.h"
+#include "storage/state_reader.h"
 
 namespace abode::allocator {
 
@@ -59,17 +60,19 @@ class RpcMetrics {
   absl::flat_hash_map<std::string, std::unique_ptr<Method>> by_name_ ABSL_GUARDED_BY(mu_);
 };
 
-// Raft, state and pool figures of one replica, read from the node each time Prometheus scrapes.
+// Raft, state and pool figures of one replica, read from the node and the reader each time Prometheus
+// scrapes.
 class ReplicaMetrics final : public prometheus::Collectable {
  public:
-  explicit ReplicaMetrics(RaftNode& node) : node_(&node) {}
+  ReplicaMetrics(replication::ReplicaStatus& node, storage::StateReader& reader) : node_(&node), reader_(&reader) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
   // Waits for a scrape under way; later scrapes report nothing of the node (it is going away).
   void Detach();
 
  private:
   mutable absl::Mutex mu_;
-  RaftNode* node_ ABSL_GUARDED_BY(mu_);
+  replication::ReplicaStatus* node_ ABSL_GUARDED_BY(mu_);
+  storage::StateReader* reader_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace abode::allocator

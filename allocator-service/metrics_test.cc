@@ -21,7 +21,7 @@
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "allocator-service/clock.h"
+#include "replication/clock.h"
 #include "allocator-service/server.h"
 #include "storage/temp_dir_for_test.h"
 
@@ -165,7 +165,7 @@ class MetricsTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  FakeClock clock_{1'700'000'000'000};
+  replication::FakeClock clock_{1'700'000'000'000};
   std::unique_ptr<AllocatorServer> server_;
   std::unique_ptr<v1::Pools::Stub> pools_;
   std::unique_ptr<v1::Allocator::Stub> alloc_;
@@ -297,7 +297,7 @@ TEST_F(MetricsTest, OnlyMetricsIsServed) {
 
 TEST(MetricsEndpointTest, RefusesAnAddressItCannotServeBeforeTouchingTheDataDir) {
   TempDir dir;
-  FakeClock clock(1'700'000'000'000);
+  replication::FakeClock clock(1'700'000'000'000);
   auto start = [&](const std::string& listen) {
     ServerOptions o;
     o.listen = "127.0.0.1:0";

@@ -10,7 +10,7 @@
 
 namespace abode::allocator {
 
-NodeRegistry::NodeRegistry(CommandLog& log, WatchHub& hub, NodeRegistryOptions options)
+NodeRegistry::NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegistryOptions options)
     : log_(log), hub_(hub), options_(options) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -59,7 +59,7 @@ void NodeRegistry::SendOutbox(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   // Proposed without the lock: the log may run `done` at once (shutting down).
   for (auto& [node, cmd] : out) {
-    log_.Propose(std::move(cmd), [this, node = node](storage::CommandOutcome outcome) {
+    log_.Propose(std::move(cmd), [this, node = node](replication::CommandOutcome outcome) {
       if (!outcome.ok()) spdlog::warn("node {}: readiness change not applied: {}", node, outcome.status().ToString());
       auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
       std::unique_lock<std::mutex> lock(mu_);

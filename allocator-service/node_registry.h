@@ -29,8 +29,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "allocator-service/clock.h"
-#include "allocator-service/command_log.h"
+#include "replication/clock.h"
+#include "replication/command_log.h"
 #include "allocator-service/watch_hub.h"
 
 namespace abode::allocator {
@@ -54,13 +54,13 @@ class LeaderLiveness {
 struct NodeRegistryOptions {
   int64_t lease_ms = 5000;           // a node not heard from for this long is not ready
   int64_t sweep_interval_ms = 200;   // real time between lease checks (and between a follower's relays)
-  Clock* clock = nullptr;            // required; outlives the registry
+  replication::Clock* clock = nullptr;            // required; outlives the registry
   LeaderLiveness* leadership = nullptr;  // null: this replica always leads; else outlives the registry
 };
 
 class NodeRegistry {
  public:
-  NodeRegistry(CommandLog& log, WatchHub& hub, NodeRegistryOptions options);
+  NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegistryOptions options);
   ~NodeRegistry();  // Stop()
   void Stop();      // stops sweeping and waits for a relay in flight; idempotent
 
@@ -110,7 +110,7 @@ class NodeRegistry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Connected(const Entry& e, int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  CommandLog& log_;
+  replication::CommandLog& log_;
   WatchHub& hub_;
   const NodeRegistryOptions options_;
 

@@ -2,11 +2,12 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "allocator-service/grpc_status.h"
+#include "absl/synchronization/mutex.h"
+#include "allocator-service/service_calls.h"
 #include "storage/validation.h"
 
 namespace abode::allocator {
@@ -14,37 +15,19 @@ namespace {
 
 using WatchReactorBase = grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>;
 
-std::string TraceParentOf(grpc::CallbackServerContext* ctx) {
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("traceparent");
-  return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
-}
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
-
-// Proposes `command` and finishes the call with `fill(result, resp)` once it is applied.
-template <typename Response, typename Fill>
-grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, CommandLog& log, v1::Command command,
-                                Response* resp, Fill fill) {
-  command.set_traceparent(TraceParentOf(ctx));
-  auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, fill](storage::CommandOutcome outcome) {
-    if (!outcome.ok()) {
-      reactor->Finish(ToGrpcStatus(outcome.status()));
-      return;
-    }
-    fill(std::move(*outcome), resp);
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
-}
-
 absl::Status NameGiven(const std::string& name, absl::string_view field) {
   return storage::ValidateName(name, field, false);
+}
+
+// The write path of every handler below: refused when `name` (the request's `field`) is not a valid name,
+// else proposed as the command's `slot`, answered from the result's `field`.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* NamedWrite(grpc::CallbackServerContext* ctx, replication::CommandLog& log,
+                                     const std::string& name, absl::string_view name_field, const Request& req,
+                                     Request* (v1::Command::*slot)(), Response* (v1::CommandResult::*field)(),
+                                     Response* resp) {
+  if (absl::Status s = NameGiven(name, name_field); !s.ok()) return FinishNow(ctx, s);
+  return Write(ctx, log, req, slot, field, resp);
 }
 
 template <typename Map>
@@ -85,7 +68,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
 
   void OnWriteDone(bool ok) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       writing_ = false;
     }
     if (!ok) {
@@ -125,7 +108,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     }
     node_ = start.node();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       after_ = start.resume_revision();
     }
     if (start.has_registration()) {
@@ -139,7 +122,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   }
 
   void TryWrite() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (writing_ || finished_ || node_.empty()) return;
     auto next = hub_.Next(node_, &after_, first_);
     if (!next) return;
@@ -151,7 +134,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   }
 
   void End(grpc::Status status) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (finished_) return;
     finished_ = true;
     Finish(std::move(status));
@@ -164,12 +147,12 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   bool registered_ = false;
   bool subscribed_ = false;
 
-  std::mutex mu_;  // writes and finishing race with hub notifications
-  v1::WatchAssignmentsResponse response_;
-  uint64_t after_ = 0;
-  bool first_ = true;
-  bool writing_ = false;
-  bool finished_ = false;
+  absl::Mutex mu_;  // writes and finishing race with hub notifications; taken before the hub's
+  v1::WatchAssignmentsResponse response_ ABSL_GUARDED_BY(mu_);
+  uint64_t after_ ABSL_GUARDED_BY(mu_) = 0;
+  bool first_ ABSL_GUARDED_BY(mu_) = true;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
@@ -185,7 +168,7 @@ struct LeaderRead {
 };
 
 template <typename Request, typename Response, typename Call>
-grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, GrpcLeaderLink& link,
+grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, LeaderChannels& link,
                                        const std::string& leader, const Request* req, Response* resp, Call call) {
   auto* reactor = ctx->DefaultReactor();
   auto* read = new LeaderRead();
@@ -207,10 +190,7 @@ grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, GrpcLea
 }  // namespace
 
 absl::StatusOr<std::string> NodesService::LeaderFor(grpc::CallbackServerContext* ctx) {
-  if (link_ == nullptr) return std::string();
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("abode-read-stale");
-  if (it != md.end() && absl::string_view(it->second.data(), it->second.size()) == "true") return std::string();
+  if (link_ == nullptr || WantsStaleRead(ctx)) return std::string();
   const LeaderLiveness::Leader leader = registry_.leader();
   if (leader.self) return std::string();
   if (leader.address.empty()) return absl::UnavailableError("no leader is known to this replica; retry");
@@ -230,9 +210,9 @@ v1::Node NodesService::Describe(const v1::Node& stored) {
 
 grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx, const v1::GetNodeRequest* req,
                                                 v1::Node* resp) {
-  if (req->name().empty()) return Done(ctx, absl::InvalidArgumentError("name: must not be empty"));
+  if (req->name().empty()) return FinishNow(ctx, absl::InvalidArgumentError("name: must not be empty"));
   auto leader = LeaderFor(ctx);
-  if (!leader.ok()) return Done(ctx, leader.status());
+  if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
     return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->GetNode(c, q, r, std::move(done));
@@ -241,18 +221,18 @@ grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx
   auto view = hub_.view();
   auto it = view->nodes.find(req->name());
   if (it == view->nodes.end()) {
-    return Done(ctx, absl::NotFoundError(absl::StrCat("name: node \"", req->name(), "\" not found")));
+    return FinishNow(ctx, absl::NotFoundError(absl::StrCat("name: node \"", req->name(), "\" not found")));
   }
   *resp = Describe(*it->second);
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
                                                   v1::ListNodesResponse* resp) {
   auto selector = storage::ParseLabelSelector(req->label_selector(), "label_selector");
-  if (!selector.ok()) return Done(ctx, selector.status());
+  if (!selector.ok()) return FinishNow(ctx, selector.status());
   auto leader = LeaderFor(ctx);
-  if (!leader.ok()) return Done(ctx, leader.status());
+  if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
     return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->ListNodes(c, q, r, std::move(done));
@@ -267,7 +247,7 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
     *resp->add_nodes() = Describe(*node);
   }
   resp->set_revision(view->revision);
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 // ------------------------------------------------------------------------------------ ExternalAddresses
@@ -275,20 +255,17 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* ExternalAddressesService::CreateExternalAddress(grpc::CallbackServerContext* ctx,
                                                                           const v1::CreateExternalAddressRequest* req,
                                                                           v1::ExternalAddress* resp) {
-  if (absl::Status s = NameGiven(req->address().name(), "address.name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_create_external_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::ExternalAddress* out) { *out = std::move(*r.mutable_external_address()); });
+  return NamedWrite(ctx, log_, req->address().name(), "address.name", *req, &v1::Command::mutable_create_external_address,
+                    &v1::CommandResult::mutable_external_address, resp);
 }
 
 grpc::ServerUnaryReactor* ExternalAddressesService::GetExternalAddress(grpc::CallbackServerContext* ctx,
                                                                        const v1::GetExternalAddressRequest* req,
                                                                        v1::ExternalAddress* resp) {
   auto view = hub_.view();
-  if (absl::Status s = Lookup(view->externals, req->name(), "external address"); !s.ok()) return Done(ctx, s);
+  if (absl::Status s = Lookup(view->externals, req->name(), "external address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->externals.at(req->name());
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ExternalAddressesService::ListExternalAddresses(
@@ -299,17 +276,14 @@ grpc::ServerUnaryReactor* ExternalAddressesService::ListExternalAddresses(
     if (req->node().empty() || x->node() == req->node()) *resp->add_addresses() = *x;
   }
   resp->set_revision(view->revision);
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ExternalAddressesService::DeleteExternalAddress(grpc::CallbackServerContext* ctx,
                                                                           const v1::DeleteExternalAddressRequest* req,
                                                                           v1::DeleteAddressResponse* resp) {
-  if (absl::Status s = NameGiven(req->name(), "name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_delete_external_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::DeleteAddressResponse* out) { *out = std::move(*r.mutable_delete_address()); });
+  return NamedWrite(ctx, log_, req->name(), "name", *req, &v1::Command::mutable_delete_external_address,
+                    &v1::CommandResult::mutable_delete_address, resp);
 }
 
 // ------------------------------------------------------------------------------------- ElasticAddresses
@@ -317,20 +291,17 @@ grpc::ServerUnaryReactor* ExternalAddressesService::DeleteExternalAddress(grpc::
 grpc::ServerUnaryReactor* ElasticAddressesService::CreateElasticAddress(grpc::CallbackServerContext* ctx,
                                                                         const v1::CreateElasticAddressRequest* req,
                                                                         v1::ElasticAddress* resp) {
-  if (absl::Status s = NameGiven(req->address().name(), "address.name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_create_elastic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::ElasticAddress* out) { *out = std::move(*r.mutable_elastic_address()); });
+  return NamedWrite(ctx, log_, req->address().name(), "address.name", *req, &v1::Command::mutable_create_elastic_address,
+                    &v1::CommandResult::mutable_elastic_address, resp);
 }
 
 grpc::ServerUnaryReactor* ElasticAddressesService::GetElasticAddress(grpc::CallbackServerContext* ctx,
                                                                      const v1::GetElasticAddressRequest* req,
                                                                      v1::ElasticAddress* resp) {
   auto view = hub_.view();
-  if (absl::Status s = Lookup(view->elastics, req->name(), "elastic address"); !s.ok()) return Done(ctx, s);
+  if (absl::Status s = Lookup(view->elastics, req->name(), "elastic address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->elastics.at(req->name());
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ElasticAddressesService::ListElasticAddresses(grpc::CallbackServerContext* ctx,
@@ -339,35 +310,26 @@ grpc::ServerUnaryReactor* ElasticAddressesService::ListElasticAddresses(grpc::Ca
   auto view = hub_.view();
   for (const auto& [name, e] : view->elastics) *resp->add_addresses() = *e;
   resp->set_revision(view->revision);
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ElasticAddressesService::DeleteElasticAddress(grpc::CallbackServerContext* ctx,
                                                                         const v1::DeleteElasticAddressRequest* req,
                                                                         v1::DeleteAddressResponse* resp) {
-  if (absl::Status s = NameGiven(req->name(), "name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_delete_elastic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::DeleteAddressResponse* out) { *out = std::move(*r.mutable_delete_address()); });
+  return NamedWrite(ctx, log_, req->name(), "name", *req, &v1::Command::mutable_delete_elastic_address,
+                    &v1::CommandResult::mutable_delete_address, resp);
 }
 
 grpc::ServerUnaryReactor* ElasticAddressesService::AssociateElasticAddress(
     grpc::CallbackServerContext* ctx, const v1::AssociateElasticAddressRequest* req, v1::ElasticAddress* resp) {
-  if (absl::Status s = NameGiven(req->name(), "name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_associate_elastic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::ElasticAddress* out) { *out = std::move(*r.mutable_elastic_address()); });
+  return NamedWrite(ctx, log_, req->name(), "name", *req, &v1::Command::mutable_associate_elastic_address,
+                    &v1::CommandResult::mutable_elastic_address, resp);
 }
 
 grpc::ServerUnaryReactor* ElasticAddressesService::DisassociateElasticAddress(
     grpc::CallbackServerContext* ctx, const v1::DisassociateElasticAddressRequest* req, v1::ElasticAddress* resp) {
-  if (absl::Status s = NameGiven(req->name(), "name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_disassociate_elastic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::ElasticAddress* out) { *out = std::move(*r.mutable_elastic_address()); });
+  return NamedWrite(ctx, log_, req->name(), "name", *req, &v1::Command::mutable_disassociate_elastic_address,
+                    &v1::CommandResult::mutable_elastic_address, resp);
 }
 
 // --------------------------------------------------------------------------------------- MagicAddresses
@@ -375,20 +337,17 @@ grpc::ServerUnaryReactor* ElasticAddressesService::DisassociateElasticAddress(
 grpc::ServerUnaryReactor* MagicAddressesService::CreateMagicAddress(grpc::CallbackServerContext* ctx,
                                                                     const v1::CreateMagicAddressRequest* req,
                                                                     v1::MagicAddress* resp) {
-  if (absl::Status s = NameGiven(req->address().name(), "address.name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_create_magic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::MagicAddress* out) { *out = std::move(*r.mutable_magic_address()); });
+  return NamedWrite(ctx, log_, req->address().name(), "address.name", *req, &v1::Command::mutable_create_magic_address,
+                    &v1::CommandResult::mutable_magic_address, resp);
 }
 
 grpc::ServerUnaryReactor* MagicAddressesService::GetMagicAddress(grpc::CallbackServerContext* ctx,
                                                                  const v1::GetMagicAddressRequest* req,
                                                                  v1::MagicAddress* resp) {
   auto view = hub_.view();
-  if (absl::Status s = Lookup(view->magics, req->name(), "magic address"); !s.ok()) return Done(ctx, s);
+  if (absl::Status s = Lookup(view->magics, req->name(), "magic address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->magics.at(req->name());
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* MagicAddressesService::ListMagicAddresses(grpc::CallbackServerContext* ctx,
@@ -397,17 +356,14 @@ grpc::ServerUnaryReactor* MagicAddressesService::ListMagicAddresses(grpc::Callba
   auto view = hub_.view();
   for (const auto& [name, m] : view->magics) *resp->add_addresses() = *m;
   resp->set_revision(view->revision);
-  return Done(ctx, absl::OkStatus());
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* MagicAddressesService::DeleteMagicAddress(grpc::CallbackServerContext* ctx,
                                                                     const v1::DeleteMagicAddressRequest* req,
                                                                     v1::DeleteAddressResponse* resp) {
-  if (absl::Status s = NameGiven(req->name(), "name"); !s.ok()) return Done(ctx, s);
-  v1::Command cmd;
-  *cmd.mutable_delete_magic_address() = *req;
-  return Write(ctx, log_, std::move(cmd), resp,
-               [](v1::CommandResult r, v1::DeleteAddressResponse* out) { *out = std::move(*r.mutable_delete_address()); });
+  return NamedWrite(ctx, log_, req->name(), "name", *req, &v1::Command::mutable_delete_magic_address,
+                    &v1::CommandResult::mutable_delete_address, resp);
 }
 
 }  // namespace abode::allocator

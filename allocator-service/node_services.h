@@ -5,10 +5,10 @@
 #define ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
 
 #include "abode/v1/nodes.grpc.pb.h"
-#include "allocator-service/command_log.h"
-#include "allocator-service/leader_link.h"
+#include "allocator-service/leader_channels.h"
 #include "allocator-service/node_registry.h"
 #include "allocator-service/watch_hub.h"
+#include "replication/command_log.h"
 
 namespace abode::allocator {
 
@@ -17,7 +17,7 @@ namespace abode::allocator {
 class NodesService final : public v1::Nodes::CallbackService {
  public:
   // `link` reaches the leader from a follower; null for a single voter.
-  NodesService(WatchHub& hub, NodeRegistry& registry, GrpcLeaderLink* link = nullptr)
+  NodesService(WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
       : hub_(hub), registry_(registry), link_(link) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
@@ -34,12 +34,12 @@ class NodesService final : public v1::Nodes::CallbackService {
 
   WatchHub& hub_;
   NodeRegistry& registry_;
-  GrpcLeaderLink* link_;
+  LeaderChannels* link_;
 };
 
 class ExternalAddressesService final : public v1::ExternalAddresses::CallbackService {
  public:
-  ExternalAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  ExternalAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
 
   grpc::ServerUnaryReactor* CreateExternalAddress(grpc::CallbackServerContext* ctx,
                                                   const v1::CreateExternalAddressRequest* req,
@@ -55,13 +55,13 @@ class ExternalAddressesService final : public v1::ExternalAddresses::CallbackSer
                                                   v1::DeleteAddressResponse* resp) override;
 
  private:
-  CommandLog& log_;
+  replication::CommandLog& log_;
   WatchHub& hub_;
 };
 
 class ElasticAddressesService final : public v1::ElasticAddresses::CallbackService {
  public:
-  ElasticAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  ElasticAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
 
   grpc::ServerUnaryReactor* CreateElasticAddress(grpc::CallbackServerContext* ctx,
                                                  const v1::CreateElasticAddressRequest* req,
@@ -83,13 +83,13 @@ class ElasticAddressesService final : public v1::ElasticAddresses::CallbackServi
                                                        v1::ElasticAddress* resp) override;
 
  private:
-  CommandLog& log_;
+  replication::CommandLog& log_;
   WatchHub& hub_;
 };
 
 class MagicAddressesService final : public v1::MagicAddresses::CallbackService {
  public:
-  MagicAddressesService(CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  MagicAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
 
   grpc::ServerUnaryReactor* CreateMagicAddress(grpc::CallbackServerContext* ctx,
                                                const v1::CreateMagicAddressRequest* req,
@@ -104,7 +104,7 @@ class MagicAddressesService final : public v1::MagicAddresses::CallbackService {
                                                v1::DeleteAddressResponse* resp) override;
 
  private:
-  CommandLog& log_;
+  replication::CommandLog& log_;
   WatchHub& hub_;
 };
 

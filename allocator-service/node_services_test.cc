@@ -16,7 +16,7 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "allocator-service/clock.h"
+#include "replication/clock.h"
 #include "allocator-service/server.h"
 
 namespace abode::allocator {
@@ -205,7 +205,7 @@ class NodeServicesTest : public ::testing::Test {
   }
 
   std::string dir_;
-  FakeClock clock_{1'700'000'000'000};
+  replication::FakeClock clock_{1'700'000'000'000};
   std::unique_ptr<AllocatorServer> server_;
   std::unique_ptr<v1::Pools::Stub> pools_;
   std::unique_ptr<v1::Allocator::Stub> alloc_;

@@ -1,7 +1,7 @@
-// abode's replicated state machine (ReplicatedFsm over storage::StateMachine, with the entry and snapshot
-// codec) run by c-raft inside its deterministic in-memory cluster (raft/fixture.h): simulated time, network
-// and disks, so a lost leader, a partition or a snapshot install costs milliseconds of real time and runs
-// the same way every time. The raft_fsm is the one the raft node runs.
+// abode's replicated state machine (replication's ReplicatedFsm over the store, StoreStateMachine, with the
+// entry and snapshot codec) run by c-raft inside its deterministic in-memory cluster (raft/fixture.h):
+// simulated time, network and disks, so a lost leader, a partition or a snapshot install costs milliseconds
+// of real time and runs the same way every time. The raft_fsm is the one the raft node runs.
 extern "C" {
 #include <raft.h>
 #include <raft/fixture.h>
@@ -22,8 +22,9 @@ extern "C" {
 #include "abode/v1/commands.pb.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "allocator-service/raft_codec.h"
-#include "allocator-service/replicated_fsm.h"
+#include "allocator-service/store_state_machine.h"
+#include "replication/raft_codec.h"
+#include "replication/replicated_fsm.h"
 #include "gtest/gtest.h"
 #include "storage/state_machine.h"
 #include "storage/state_reader.h"
@@ -31,6 +32,9 @@ extern "C" {
 
 namespace abode::allocator {
 namespace {
+
+using replication::EncodeEntry;
+using replication::ReplicatedFsm;
 
 constexpr unsigned kServers = 3;
 constexpr int64_t kTimeMs = 1'700'000'000'000;  // what a leader would stamp; fixed so runs compare
@@ -47,7 +51,7 @@ class Replica final : public ReplicatedFsm::Observer {
     options.db_path = db_path;
     auto sm = storage::StateMachine::Open(options);
     if (!sm.ok()) return sm.status();
-    return std::unique_ptr<Replica>(new Replica(std::move(*sm)));
+    return std::unique_ptr<Replica>(new Replica(std::make_unique<StoreStateMachine>(std::move(*sm), nullptr)));
   }
 
   Replica(const Replica&) = delete;
@@ -59,7 +63,7 @@ class Replica final : public ReplicatedFsm::Observer {
     raft_ = r;
     fsm_.Attach(r);
   }
-  storage::StateMachine& sm() { return *sm_; }
+  storage::StateMachine& sm() { return sm_->store(); }
 
   void Pace(unsigned min_entries, double log_ratio, double stagger) { fsm_.Pace(min_entries, log_ratio, stagger); }
   uint64_t last_snapshot_index() const { return fsm_.stats().last_snapshot_index; }
@@ -68,24 +72,26 @@ class Replica final : public ReplicatedFsm::Observer {
   uint64_t restored_index() const { return restored_index_; }  // frame index of the last restore
   uint64_t refused_entries() const { return fsm_.stats().refused_entries; }
 
-  // What applying one proposal here produced: its log index and one outcome per command.
+  // Where a proposal was applied here: its log index.
   struct Applied {
     uint64_t index = 0;
-    std::vector<storage::CommandOutcome> outcomes;
   };
   const Applied* applied(uint64_t proposal_id) const {
     auto it = applied_.find(proposal_id);
     return it == applied_.end() ? nullptr : &it->second;
   }
+  // A caller here waits for `proposal_id` (it was appended here) until its raft_apply callback ran.
+  void Await(uint64_t proposal_id) { awaited_.insert(proposal_id); }
+  void Answered(uint64_t proposal_id) { awaited_.erase(proposal_id); }
 
   // ReplicatedFsm::Observer.
-  void OnApplied(uint64_t index, uint64_t proposal_id, std::vector<storage::CommandOutcome> outcomes,
-                 bool replayed) override {
+  void OnEntryApplied(uint64_t index, uint64_t proposal_id, bool replayed) override {
     // Every entry reaches the state machine once, in log order, and nothing is replayed here (no restarts).
     EXPECT_FALSE(replayed) << "raft server " << raft_->id << " index " << index;
     EXPECT_EQ(index, sm_->raft_index()) << "raft server " << raft_->id;
-    applied_[proposal_id] = Applied{index, std::move(outcomes)};
+    applied_[proposal_id] = Applied{index};
   }
+  bool AwaitsOutcomes(uint64_t proposal_id) override { return awaited_.contains(proposal_id); }
   void OnApplyFailed(uint64_t index, const absl::Status& status) override {
     // The raft node stops the process here; a test reports it.
     ADD_FAILURE() << "raft server " << raft_->id << " cannot apply index " << index << ": " << status;
@@ -95,13 +101,14 @@ class Replica final : public ReplicatedFsm::Observer {
   }
 
  private:
-  explicit Replica(std::unique_ptr<storage::StateMachine> sm)
+  explicit Replica(std::unique_ptr<StoreStateMachine> sm)
       : sm_(std::move(sm)), fsm_(sm_.get(), this, /*asynchronous_snapshots=*/false) {}
 
-  std::unique_ptr<storage::StateMachine> sm_;
+  std::unique_ptr<StoreStateMachine> sm_;
   ReplicatedFsm fsm_;
   raft* raft_ = nullptr;
   std::map<uint64_t, Applied> applied_;  // by proposal id
+  std::set<uint64_t> awaited_;
   uint64_t restored_index_ = 0;
 };
 
@@ -199,13 +206,14 @@ class RaftFixtureTest : public ::testing::Test {
 
   Proposal* Submit(unsigned i, Proposal* p, raft_buffer buf) {
     p->req.data = p;
-    const int rv = raft_apply(server(i), &p->req, &buf, 1, &RaftFixtureTest::OnApplied);
+    const int rv = raft_apply(server(i), &p->req, &buf, 1, &RaftFixtureTest::AnswerProposer);
     if (rv != 0) {
       raft_free(buf.base);
       proposals_.pop_back();
       return nullptr;
     }
     p->index = raft_last_index(server(i));
+    replicas_[i]->Await(p->proposal_id);
     return p;
   }
 
@@ -221,20 +229,24 @@ class RaftFixtureTest : public ::testing::Test {
     return out;
   }
 
-  static void OnApplied(struct raft_apply* req, int status, void* result) {
-    (void)result;
+  // The raft_apply callback, as the raft node's ProposalQueue::AnswerProposers: the entry's outcomes come
+  // as its result.
+  static void AnswerProposer(struct raft_apply* req, int status, void* result) {
+    std::unique_ptr<replication::EntryOutcomes> outcomes = replication::TakeEntryOutcomes(result);
     auto* p = static_cast<Proposal*>(req->data);
     p->answered = true;
     p->status = status;
-    if (status == 0) p->test->Confirm(*p);
+    p->test->replicas_[p->server]->Answered(p->proposal_id);
+    if (status == 0) p->test->Confirm(*p, outcomes.get());
   }
 
   // A caller heard success: remember what it was told. Each owner was told of one address only.
-  void Confirm(const Proposal& p) {
+  void Confirm(const Proposal& p, const replication::EntryOutcomes* outcomes) {
     const Replica::Applied* applied = replicas_[p.server]->applied(p.proposal_id);
     ASSERT_NE(applied, nullptr) << "proposal " << p.proposal_id << " answered but not applied on its server";
     EXPECT_EQ(applied->index, p.index) << "applied at another index than it was appended at";
-    for (const storage::CommandOutcome& outcome : applied->outcomes) {
+    ASSERT_NE(outcomes, nullptr) << "proposal " << p.proposal_id << " answered without its outcomes";
+    for (const replication::CommandOutcome& outcome : *outcomes) {
       ASSERT_TRUE(outcome.ok()) << outcome.status();
       if (!outcome->has_allocation()) continue;
       const v1::Allocation& a = outcome->allocation();
@@ -490,7 +502,7 @@ TEST_F(RaftFixtureTest, PacedSnapshotsComeLessOftenAsTheStateGrows) {
   for (unsigned i = 0; i < kServers; ++i) {
     raft_set_snapshot_threshold(server(i), 16);
     raft_set_snapshot_trailing(server(i), 8);
-    replicas_[i]->Pace(16, 0.5, SnapshotPacer::StaggerFor(i + 1));
+    replicas_[i]->Pace(16, 0.5, replication::SnapshotPacer::StaggerFor(i + 1));
   }
   CommitBase(0, 2);
   // 1,600 entries of one allocation each, applied ten at a time (raft looks at the threshold after each

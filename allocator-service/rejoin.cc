@@ -60,7 +60,7 @@ absl::Status ClearRejoinPending(const std::string& data_dir) {
 }
 
 Rejoin::Rejoin(GrpcLeaderLink& link, Options options) : link_(link), options_(std::move(options)) {
-  if (const Member* self = FindMember(options_.peers, options_.self_id)) self_ = *self;
+  if (const replication::Member* self = replication::FindMember(options_.peers, options_.self_id)) self_ = *self;
 }
 
 Rejoin::Plan Rejoin::Probe(std::string* why) {
@@ -75,7 +75,7 @@ Rejoin::Plan Rejoin::Probe(std::string* why) {
   std::mutex mu;
   std::condition_variable cv;
   size_t pending = 0;
-  for (const Member& m : options_.peers) {
+  for (const replication::Member& m : options_.peers) {
     if (m.id == options_.self_id) continue;
     auto a = std::make_unique<Answer>();
     a->ctx.set_deadline(In(options_.status_timeout_ms));
@@ -118,7 +118,7 @@ template <typename Request, typename Method>
 absl::Status Rejoin::Change(const char* what, const Request& req, Method method, grpc::StatusCode already_done,
                             int64_t timeout_ms) {
   absl::Status last = absl::UnavailableError("no other member to ask");
-  for (const Member& m : options_.peers) {
+  for (const replication::Member& m : options_.peers) {
     if (m.id == options_.self_id) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(In(timeout_ms));

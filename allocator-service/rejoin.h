@@ -26,7 +26,7 @@
 
 #include "absl/status/status.h"
 #include "allocator-service/leader_link.h"
-#include "allocator-service/membership.h"
+#include "replication/membership.h"
 
 namespace abode::allocator {
 
@@ -39,7 +39,7 @@ class Rejoin {
  public:
   struct Options {
     uint64_t self_id = 0;
-    std::vector<Member> peers;           // the --peers list, this member included
+    std::vector<replication::Member> peers;           // the --peers list, this member included
     int64_t status_timeout_ms = 2000;   // per Status call while probing
     int64_t remove_timeout_ms = 10'000;  // per RemoveMember call
     int64_t add_timeout_ms = 120'000;    // per AddMember call (it waits for the catch-up, a snapshot say)
@@ -73,7 +73,7 @@ class Rejoin {
 
   GrpcLeaderLink& link_;
   const Options options_;
-  Member self_;
+  replication::Member self_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool cancelled_ = false;                     // guarded by mu_

@@ -16,13 +16,13 @@ namespace {
 // Leadership as the raft node sees it; relays go over the Replica service.
 class RaftLeaderLiveness final : public LeaderLiveness {
  public:
-  RaftLeaderLiveness(RaftNode& node, GrpcLeaderLink& link) : node_(node), link_(link) {}
+  RaftLeaderLiveness(replication::ReplicaStatus& node, GrpcLeaderLink& link) : node_(node), link_(link) {}
 
   Leader Current() override {
-    const ClusterView v = node_.view();
+    const replication::ClusterView v = node_.view();
     Leader out;
     out.member_id = v.id;
-    out.self = v.role == "leader" && v.ready;
+    out.self = v.role == replication::RaftRole::kLeader && v.ready;
     if (v.leader_id != 0 && v.leader_id != v.id) out.address = v.leader_grpc_address;
     return out;
   }
@@ -32,14 +32,45 @@ class RaftLeaderLiveness final : public LeaderLiveness {
   }
 
  private:
-  RaftNode& node_;
+  replication::ReplicaStatus& node_;
   GrpcLeaderLink& link_;
+};
+
+// The housekeeper's view of this replica: the raft node, and the store read between two applies.
+class ReplicaHousekeepingHost final : public HousekeepingHost {
+ public:
+  // Both outlive the host; `node` is set once it runs.
+  explicit ReplicaHousekeepingHost(StoreStateMachine& store) : store_(store) {}
+  void Attach(replication::RaftNode* node) { node_ = node; }
+
+  bool Leads() override { return node_->view().role == replication::RaftRole::kLeader; }
+  void EarliestExpiry(ExpiryDone done) override {
+    node_->BetweenApplies([this, done = std::move(done)](absl::StatusOr<uint64_t> applied) mutable {
+      if (!applied.ok()) {
+        std::move(done)(applied.status());
+        return;
+      }
+      std::move(done)(store_.EarliestExpiry());
+    });
+  }
+  void ProposeHere(v1::Command command, replication::CommandLog::Done done) override {
+    std::vector<v1::Command> commands;
+    commands.push_back(std::move(command));
+    std::vector<replication::CommandLog::Done> dones;
+    dones.push_back(std::move(done));
+    node_->ProposeLocal(std::move(commands), std::move(dones));
+  }
+
+ private:
+  StoreStateMachine& store_;
+  replication::RaftNode* node_ = nullptr;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
+  if (options.raft.command_format_version == 0) options.raft.command_format_version = storage::kCommandFormatVersion;
   // Bound first, so that a metrics address that cannot be served stops the start before raft runs.
   if (!options.metrics_listen.empty()) {
     auto metrics = metrics::MetricsEndpoint::Start(options.metrics_listen);
@@ -52,11 +83,44 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
     s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms);
     options.raft.leader_link = s->link_.get();
   }
+  if (absl::Status st = replication::RaftNode::CheckOptions(options.raft); !st.ok()) return st;
   s->hub_ = std::make_unique<WatchHub>();
-  options.raft.node_state_sink = s->hub_.get();
-  auto node = RaftNode::Start(options.raft);
+
+  // The data dir is locked before the store opens, so two processes never share one store or raft log.
+  const std::string& data_dir = options.raft.data_dir;
+  if (absl::Status st = replication::MakeDir(data_dir); !st.ok()) return st;
+  if (absl::Status st = s->data_dir_lock_.Acquire(data_dir); !st.ok()) return st;
+  if (absl::Status st = replication::MakeDir(data_dir + "/raft"); !st.ok()) return st;
+  // A database is only as good as the log it was built from: reuse it only next to a raft log that has
+  // been started before (a wiped or new raft dir rebuilds it from scratch).
+  auto store = StoreStateMachine::Open(data_dir + "/state.db", !replication::RaftLogIsPristine(data_dir),
+                                       s->hub_.get());
+  if (!store.ok()) return store.status();
+  s->store_ = std::move(*store);
+  s->store_->PublishNodeState();  // what a reopened database already holds
+
+  if (options.timers == nullptr) {
+    s->own_timers_ = std::make_unique<ThreadTimers>();
+    options.timers = s->own_timers_.get();
+  }
+  auto host = std::make_unique<ReplicaHousekeepingHost>(*s->store_);
+  ReplicaHousekeepingHost* host_ptr = host.get();
+  s->housekeeping_host_ = std::move(host);
+
+  auto node = replication::RaftNode::Start(options.raft, s->store_.get());
   if (!node.ok()) return node.status();
   s->node_ = std::move(*node);
+  host_ptr->Attach(s->node_.get());
+  s->housekeeper_ = std::make_unique<Housekeeper>(
+      *s->housekeeping_host_, HousekeeperOptions{.interval_ms = options.housekeeping_interval_ms,
+                                                 .history_retention_ms = options.history_retention_ms,
+                                                 .clock = options.raft.clock,
+                                                 .timers = options.timers});
+  auto reader = storage::StateReader::Open(s->store_->db_path(), s->store_->owner_index());
+  if (!reader.ok()) return reader.status();
+  s->reader_ = std::move(*reader);
+  s->reads_ = std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read");
+
   if (s->link_ != nullptr) s->leadership_ = std::make_unique<RaftLeaderLiveness>(*s->node_, *s->link_);
   s->registry_ = std::make_unique<NodeRegistry>(
       *s->node_, *s->hub_,
@@ -66,9 +130,9 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
   s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
   s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);
-  s->pools_ = std::make_unique<PoolsService>(*s->node_, s->node_->reader(), s->node_.get());
-  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, s->node_->reader(), s->node_.get());
-  s->cluster_ = std::make_unique<ClusterService>(*s->node_, s->link_.get());
+  s->pools_ = std::make_unique<PoolsService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
+  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
+  s->cluster_ = std::make_unique<ClusterService>(*s->node_, *s->store_, *s->reads_, s->link_.get());
   s->replica_ = std::make_unique<ReplicaService>(*s->node_, *s->registry_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -104,7 +168,7 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
   if (s->metrics_ != nullptr) {
-    s->replica_metrics_ = std::make_shared<ReplicaMetrics>(*s->node_);
+    s->replica_metrics_ = std::make_shared<ReplicaMetrics>(*s->node_, *s->reader_);
     s->metrics_->Register(s->metrics_registry_);
     s->metrics_->Register(s->replica_metrics_);
   }
@@ -124,6 +188,7 @@ void AllocatorServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
   if (registry_) registry_->Stop();
+  if (housekeeper_) housekeeper_->Stop();
   node_.reset();
   stop_metrics.join();
 }

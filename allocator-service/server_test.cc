@@ -15,7 +15,8 @@
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "allocator-service/clock.h"
+#include "replication/clock.h"
+#include "replication/offline_tools.h"
 #include "storage/schema.h"
 #include "storage/sqlite.h"
 
@@ -42,7 +43,7 @@ class ServerTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.raft.data_dir = dir_.path() + "/data";
     o.raft.clock = &clock_;
-    o.raft.housekeeping_interval_ms = 20;
+    o.timers = &timers_;  // housekeeping runs when a test fires it
     if (snapshot_threshold_ != 0) o.raft.snapshot_threshold = snapshot_threshold_;
     o.raft.snapshot_log_ratio = snapshot_log_ratio_;
     o.raft.max_inflight_entries = max_inflight_entries_;
@@ -102,9 +103,10 @@ class ServerTest : public ::testing::Test {
 
   unsigned snapshot_threshold_ = 0;
   double snapshot_log_ratio_ = 0;  // a fixed threshold: tests choose when snapshots happen
-  size_t max_inflight_entries_ = RaftNodeOptions{}.max_inflight_entries;
+  size_t max_inflight_entries_ = replication::RaftNodeOptions{}.max_inflight_entries;
   TempDir dir_;
-  FakeClock clock_{1'700'000'000'000};
+  replication::FakeClock clock_{1'700'000'000'000};
+  ManualTimers timers_;
   std::unique_ptr<AllocatorServer> server_;
   std::unique_ptr<v1::Pools::Stub> pools_;
   std::unique_ptr<v1::Allocator::Stub> alloc_;
@@ -214,7 +216,7 @@ TEST_F(ServerTest, ExpiredAllocationsAreReclaimedByTheLeader) {
   ASSERT_TRUE(Allocate("ttl", "short-lived", &a, "", 30).ok());
   EXPECT_EQ(a.expire_time_unix_ms(), clock_.NowUnixMs() + 30'000);
   clock_.Advance(31'000);
-  // Housekeeping runs every 20 ms of real time; wait for its effect, bounded.
+  timers_.Fire();  // the leader's housekeeping round: it proposes the expiry; wait for its effect, bounded
   for (int i = 0; i < 500; ++i) {
     grpc::ClientContext ctx;
     v1::GetPoolRequest req;
@@ -275,7 +277,7 @@ TEST_F(ServerTest, SnapshotsArePacedByTheSizeOfTheState) {
       ASSERT_TRUE(Allocate("paced", "paced-" + std::to_string(i), &a).ok());
     }
     server_.reset();
-    auto log = ReadRaftLogState(dir_.path() + "/data", 1);
+    auto log = replication::ReadRaftLogState(dir_.path() + "/data", 1);
     ASSERT_TRUE(log.ok()) << log.status();
     ASSERT_GT(log->snapshot_index, 0u);
     // A fixed threshold leaves at most 16 entries after the last snapshot (+2: one may still be in flight
@@ -370,13 +372,13 @@ TEST_F(ServerTest, ConcurrentClientsNeverShareAnAddress) {
 TEST_F(ServerTest, CommandsArrivingWhileAnEntryIsInFlightGoOutTogether) {
   ASSERT_EQ(max_inflight_entries_, 1u);  // the default
   ASSERT_TRUE(CreatePool("storm", "10.6.0.0/20").ok());
-  const RaftNode::Stats before = server_->node().stats();
+  const replication::ReplicationStats before = server_->node().stats();
   constexpr int kThreads = 32;
   constexpr int kPerThread = 40;
   const std::vector<std::string> got = AllocateFromThreads("storm", kThreads, kPerThread);
   EXPECT_EQ(got.size(), static_cast<size_t>(kThreads * kPerThread));
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), got.size());
-  const RaftNode::Stats after = server_->node().stats();
+  const replication::ReplicationStats after = server_->node().stats();
   EXPECT_EQ(after.most_inflight_entries, 1u);
   const uint64_t entries = after.entries - before.entries;
   const uint64_t commands = after.commands - before.commands;
@@ -395,22 +397,6 @@ TEST_F(ServerTest, InflightEntriesCanBeUnlimited) {
   // The same storm as above without the limit puts several entries in flight at once: the limit is what
   // kept it to one there.
   EXPECT_GT(server_->node().stats().most_inflight_entries, 1u);
-}
-
-// A large entry's callers are answered by both completion threads, each taking a run of them in order;
-// small entries stay on one thread.
-TEST(AnswerChunksTest, SpreadsLargeEntriesOverTheThreadsInRunsOfAtLeastTheMinimum) {
-  EXPECT_TRUE(AnswerChunks(0, 2).empty());
-  EXPECT_EQ(AnswerChunks(1, 2), std::vector<size_t>({1}));
-  EXPECT_EQ(AnswerChunks(2 * kMinAnswersPerChunk - 1, 2), std::vector<size_t>({2 * kMinAnswersPerChunk - 1}));
-  EXPECT_EQ(AnswerChunks(2 * kMinAnswersPerChunk, 2),
-            std::vector<size_t>({kMinAnswersPerChunk, kMinAnswersPerChunk}));
-  EXPECT_EQ(AnswerChunks(51, 2), std::vector<size_t>({26, 25}));
-  EXPECT_EQ(AnswerChunks(1000, 2), std::vector<size_t>({500, 500}));
-  EXPECT_EQ(AnswerChunks(50, 4), std::vector<size_t>({13, 13, 12, 12}));
-  EXPECT_EQ(AnswerChunks(17, 4), std::vector<size_t>({9, 8}));  // never below the minimum
-  EXPECT_EQ(AnswerChunks(40, 1), std::vector<size_t>({40}));
-  EXPECT_EQ(AnswerChunks(40, 0), std::vector<size_t>({40}));  // no threads configured: still one chunk
 }
 
 TEST_F(ServerTest, HealthServiceReportsServing) {

@@ -1,23 +1,26 @@
 // gRPC services of the allocator: the Pools and Allocator APIs on the callback API. Writes become commands
 // proposed to the CommandLog and finish when their outcome comes back; nothing blocks a reactor. Reads
-// run on the StateReader's own SQLite connections once the ReadFence lets them (linearizable by default;
-// gRPC metadata "abode-read-stale: true" asks for this replica's possibly stale state). Without a fence,
-// reads go straight to the reader.
+// run on the StateReader's own SQLite connections, on the read executor, once the ReadFence lets them
+// (linearizable by default; gRPC metadata "abode-read-stale: true" asks for this replica's possibly stale
+// state). Without a fence, reads go straight to the reader (see service_calls.h).
 #ifndef ABODE_ALLOCATOR_SERVICE_SERVICES_H_
 #define ABODE_ALLOCATOR_SERVICE_SERVICES_H_
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "allocator-service/command_log.h"
-#include "allocator-service/read_fence.h"
+#include "allocator-service/service_calls.h"
+#include "replication/command_log.h"
+#include "replication/read_fence.h"
 #include "storage/state_reader.h"
 
 namespace abode::allocator {
 
 class PoolsService final : public v1::Pools::CallbackService {
  public:
-  PoolsService(CommandLog& log, storage::StateReader& reader, ReadFence* fence = nullptr)
-      : log_(log), reader_(reader), fence_(fence) {}
+  // `fence` and `reads` may be null (see ReadAndFinish); all outlive the service.
+  PoolsService(replication::CommandLog& log, storage::StateReader& reader, replication::ReadFence* fence = nullptr,
+               ReadExecutor* reads = nullptr)
+      : log_(log), reader_(reader), fence_(fence), reads_(reads) {}
 
   grpc::ServerUnaryReactor* CreatePool(grpc::CallbackServerContext* ctx, const v1::CreatePoolRequest* req,
                                        v1::Pool* resp) override;
@@ -29,15 +32,18 @@ class PoolsService final : public v1::Pools::CallbackService {
                                        v1::DeletePoolResponse* resp) override;
 
  private:
-  CommandLog& log_;
+  replication::CommandLog& log_;
   storage::StateReader& reader_;
-  ReadFence* fence_;
+  replication::ReadFence* fence_;
+  ReadExecutor* reads_;
 };
 
 class AllocatorService final : public v1::Allocator::CallbackService {
  public:
-  AllocatorService(CommandLog& log, storage::StateReader& reader, ReadFence* fence = nullptr)
-      : log_(log), reader_(reader), fence_(fence) {}
+  // `fence` and `reads` may be null (see ReadAndFinish); all outlive the service.
+  AllocatorService(replication::CommandLog& log, storage::StateReader& reader, replication::ReadFence* fence = nullptr,
+                   ReadExecutor* reads = nullptr)
+      : log_(log), reader_(reader), fence_(fence), reads_(reads) {}
 
   grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* ctx, const v1::AllocateRequest* req,
                                      v1::Allocation* resp) override;
@@ -54,9 +60,10 @@ class AllocatorService final : public v1::Allocator::CallbackService {
                                        v1::GetHistoryResponse* resp) override;
 
  private:
-  CommandLog& log_;
+  replication::CommandLog& log_;
   storage::StateReader& reader_;
-  ReadFence* fence_;
+  replication::ReadFence* fence_;
+  ReadExecutor* reads_;
 };
 
 }  // namespace abode::allocator

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake pkg-config git
+  # the thread-safety analysis build (scripts/thread-safety-check.sh)
+  clang
   # gRPC, protobuf (abseil comes with gRPC)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   # storage and replication

@@ -8,13 +8,13 @@
 // state, and the log kept in memory between snapshots stays a fraction of the state. It never goes below
 // the configured minimum, which is all a small state gets. Replicas stagger their thresholds a little, so
 // that they do not all serialise the same state at the same index, at the same moment.
-#ifndef ABODE_ALLOCATOR_SERVICE_SNAPSHOT_PACER_H_
-#define ABODE_ALLOCATOR_SERVICE_SNAPSHOT_PACER_H_
+#ifndef ABODE_REPLICATION_SNAPSHOT_PACER_H_
+#define ABODE_REPLICATION_SNAPSHOT_PACER_H_
 
 #include <cstddef>
 #include <cstdint>
 
-namespace abode::allocator {
+namespace abode::replication {
 
 class SnapshotPacer {
  public:
@@ -43,6 +43,6 @@ class SnapshotPacer {
   size_t snapshot_bytes_ = 0;
 };
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_SNAPSHOT_PACER_H_
+#endif  // ABODE_REPLICATION_SNAPSHOT_PACER_H_

@@ -1,16 +1,16 @@
-#include "allocator-service/replicated_fsm.h"
+#include "replication/replicated_fsm.h"
 
 #include <chrono>
 #include <string>
 #include <utility>
 
-#include "allocator-service/raft_codec.h"
+#include "replication/raft_codec.h"
 #include "google/protobuf/arena.h"
 #include "spdlog/spdlog.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
-ReplicatedFsm::ReplicatedFsm(storage::StateMachine* sm, Observer* observer, bool asynchronous_snapshots)
+ReplicatedFsm::ReplicatedFsm(StateMachine* sm, Observer* observer, bool asynchronous_snapshots)
     : sm_(sm), observer_(observer) {
   fsm_.version = 3;
   fsm_.data = this;
@@ -39,7 +39,7 @@ int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   const uint64_t index = raft_last_applied(self->raft_) + 1;
   if (index <= self->sm_->raft_index()) {
     // Replayed at start-up: the reopened database already holds this entry.
-    self->observer_->OnApplied(index, batch.proposal_id(), {}, /*replayed=*/true);
+    self->observer_->OnEntryApplied(index, batch.proposal_id(), /*replayed=*/true);
     return 0;
   }
   auto outcomes = self->sm_->Apply(batch, index);
@@ -47,7 +47,8 @@ int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
     self->observer_->OnApplyFailed(index, outcomes.status());
     return RAFT_MALFORMED;
   }
-  self->observer_->OnApplied(index, batch.proposal_id(), std::move(*outcomes), /*replayed=*/false);
+  self->observer_->OnEntryApplied(index, batch.proposal_id(), /*replayed=*/false);
+  if (self->observer_->AwaitsOutcomes(batch.proposal_id())) *result = new EntryOutcomes(std::move(*outcomes));
   return 0;
 }
 
@@ -55,7 +56,7 @@ int ReplicatedFsm::Snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
   *bufs = nullptr;
   *n_bufs = 0;
-  auto pinned = storage::PinnedState::Pin(self->sm_->db_path());
+  auto pinned = self->sm_->Pin();
   if (!pinned.ok()) {
     spdlog::error("snapshot: cannot pin the state: {}", pinned.status().ToString());
     return RAFT_IOERR;
@@ -71,7 +72,7 @@ int ReplicatedFsm::Snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs
 int ReplicatedFsm::SnapshotAsync(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
   auto* self = static_cast<ReplicatedFsm*>(fsm->data);
   const auto started = std::chrono::steady_clock::now();
-  auto snap = self->pin_->Dump();
+  auto snap = self->pin_->Serialize();
   if (!snap.ok()) {
     spdlog::error("snapshot failed: {}", snap.status().ToString());
     return RAFT_IOERR;
@@ -143,4 +144,4 @@ int ReplicatedFsm::Restore(raft_fsm* fsm, raft_buffer* buf) {
   return 0;
 }
 
-}  // namespace abode::allocator
+}  // namespace abode::replication

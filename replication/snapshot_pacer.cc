@@ -1,9 +1,9 @@
-#include "allocator-service/snapshot_pacer.h"
+#include "replication/snapshot_pacer.h"
 
 #include <algorithm>
 #include <limits>
 
-namespace abode::allocator {
+namespace abode::replication {
 
 namespace {
 // Weight of each new entry in the running mean: about the last thousand entries count.
@@ -27,4 +27,4 @@ unsigned SnapshotPacer::threshold() const {
   return static_cast<unsigned>(entries);
 }
 
-}  // namespace abode::allocator
+}  // namespace abode::replication

@@ -1,10 +1,10 @@
-#include "allocator-service/snapshot_pacer.h"
+#include "replication/snapshot_pacer.h"
 
 #include <limits>
 
 #include <gtest/gtest.h>
 
-namespace abode::allocator {
+namespace abode::replication {
 namespace {
 
 TEST(SnapshotPacerTest, ASmallStateKeepsTheMinimum) {
@@ -76,4 +76,4 @@ TEST(SnapshotPacerTest, HugeRatiosSaturateInsteadOfOverflowing) {
 }
 
 }  // namespace
-}  // namespace abode::allocator
+}  // namespace abode::replication

@@ -1,17 +1,17 @@
 // The seam between the gRPC layer and replication: a command goes in, its applied outcome comes back once
 // it is committed. Implemented by RaftNode; tests may substitute their own.
-#ifndef ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_
-#define ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_
+#ifndef ABODE_REPLICATION_COMMAND_LOG_H_
+#define ABODE_REPLICATION_COMMAND_LOG_H_
 
 #include "abode/v1/commands.pb.h"
 #include "absl/functional/any_invocable.h"
-#include "storage/state_machine.h"
+#include "replication/state_machine.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 class CommandLog {
  public:
-  using Done = absl::AnyInvocable<void(storage::CommandOutcome) &&>;
+  using Done = absl::AnyInvocable<void(CommandOutcome) &&>;
   virtual ~CommandLog() = default;
 
   // Thread-safe. `done` runs exactly once: with the command's outcome after it was committed durably and
@@ -21,6 +21,6 @@ class CommandLog {
   virtual void Propose(v1::Command command, Done done) = 0;
 };
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_COMMAND_LOG_H_
+#endif  // ABODE_REPLICATION_COMMAND_LOG_H_

@@ -1,12 +1,12 @@
 // The seam between reads and replication: before answering a read, a service awaits the fence, which
 // holds the read until the local state is recent enough for the requested consistency.
-#ifndef ABODE_ALLOCATOR_SERVICE_READ_FENCE_H_
-#define ABODE_ALLOCATOR_SERVICE_READ_FENCE_H_
+#ifndef ABODE_REPLICATION_READ_FENCE_H_
+#define ABODE_REPLICATION_READ_FENCE_H_
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 enum class ReadConsistency {
   // Reflects every write acknowledged before the read began, on whichever replica answers.
@@ -24,6 +24,6 @@ class ReadFence {
   virtual void Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) = 0;
 };
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_READ_FENCE_H_
+#endif  // ABODE_REPLICATION_READ_FENCE_H_

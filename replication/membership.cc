@@ -1,4 +1,4 @@
-#include "allocator-service/membership.h"
+#include "replication/membership.h"
 
 #include <set>
 
@@ -7,7 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 std::string ConfigurationAddress(const Member& m) {
   if (m.grpc_address.empty()) return m.raft_address;
@@ -87,4 +87,4 @@ absl::StatusOr<std::vector<Member>> ParsePeers(absl::string_view spec, int defau
   return out;
 }
 
-}  // namespace abode::allocator
+}  // namespace abode::replication

@@ -5,10 +5,10 @@
 // unambiguous. The CommandBatch carries its own format version.
 //
 // Snapshot: the magic "ABODERIX", the 8-byte little-endian raft index the snapshot was taken at, then the
-// state snapshot (storage/snapshot.h). The index lets a replica whose database is already past the snapshot
+// state snapshot (opaque here). The index lets a replica whose database is already past the snapshot
 // skip restoring it. A buffer without the frame is a bare state snapshot (index unknown).
-#ifndef ABODE_ALLOCATOR_SERVICE_RAFT_CODEC_H_
-#define ABODE_ALLOCATOR_SERVICE_RAFT_CODEC_H_
+#ifndef ABODE_REPLICATION_RAFT_CODEC_H_
+#define ABODE_REPLICATION_RAFT_CODEC_H_
 
 // c-raft's headers carry no extern "C" of their own.
 extern "C" {
@@ -22,7 +22,7 @@ extern "C" {
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 // The returned buffer is allocated with raft_calloc; raft takes it over when the entry is appended.
 raft_buffer EncodeEntry(const v1::CommandBatch& batch);
@@ -37,6 +37,6 @@ struct SnapshotFrame {
 };
 SnapshotFrame UnframeSnapshot(const raft_buffer& buf);
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_RAFT_CODEC_H_
+#endif  // ABODE_REPLICATION_RAFT_CODEC_H_

@@ -2,8 +2,8 @@
 // Kubernetes), the HOST:PORT of its raft transport and the HOST:PORT of its gRPC server. In the raft
 // configuration both travel in one address string, "RAFT@GRPC", so every replica learns where to forward
 // writes together with the membership itself.
-#ifndef ABODE_ALLOCATOR_SERVICE_MEMBERSHIP_H_
-#define ABODE_ALLOCATOR_SERVICE_MEMBERSHIP_H_
+#ifndef ABODE_REPLICATION_MEMBERSHIP_H_
+#define ABODE_REPLICATION_MEMBERSHIP_H_
 
 #include <cstdint>
 #include <string>
@@ -11,14 +11,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "replication/roles.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 struct Member {
   uint64_t id = 0;
   std::string raft_address;  // HOST:PORT
   std::string grpc_address;  // HOST:PORT
-  std::string role;          // filled in by status reports only
+  MemberRole role = MemberRole::kNone;  // filled in by status reports only
 };
 
 // The member with `id` in `members`, or null.
@@ -38,6 +39,6 @@ absl::StatusOr<std::vector<Member>> ParsePeers(absl::string_view spec, int defau
 // Splits "HOST:PORT" (IPv6 hosts in brackets); INVALID_ARGUMENT naming `field` otherwise.
 absl::Status SplitHostPort(absl::string_view address, absl::string_view field, std::string* host, int* port);
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_MEMBERSHIP_H_
+#endif  // ABODE_REPLICATION_MEMBERSHIP_H_

@@ -7,21 +7,21 @@
 // its own asks the system resolver (getaddrinfo) for every name it was asked about, at once for a new name
 // and again every `refresh_interval` after, so a moved pod is found again. A name not yet resolved makes the
 // connection attempt fail; libraft retries it shortly. When a lookup fails, the last good answer stays in use.
-#ifndef ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
-#define ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
+#ifndef ABODE_REPLICATION_PEER_RESOLVER_H_
+#define ABODE_REPLICATION_PEER_RESOLVER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
-namespace abode::allocator {
+namespace abode::replication {
 
 class PeerResolver {
  public:
@@ -37,7 +37,8 @@ class PeerResolver {
 
   // `host_port` (HOST:PORT) with HOST as an IPv4 literal, never blocking. An IPv4 literal is returned as it is;
   // a name gets its latest answer, or nothing while it has none yet (it is looked up now).
-  std::optional<std::string> Lookup(const std::string& host_port);
+  // Thread-safe.
+  std::optional<std::string> Lookup(const std::string& host_port) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -45,17 +46,17 @@ class PeerResolver {
     std::string last_error;              // of the last lookup; empty when it succeeded
     bool wanted_now = true;              // look up before the next scheduled round
   };
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);  // the resolver's own thread
+  bool AnyWantedNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ResolveFn resolve_;
   const std::chrono::milliseconds refresh_interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, Entry> hosts_;  // guarded by mu_
-  bool stopping_ = false;               // guarded by mu_
+  absl::Mutex mu_;
+  std::map<std::string, Entry> hosts_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_PEER_RESOLVER_H_
+#endif  // ABODE_REPLICATION_PEER_RESOLVER_H_

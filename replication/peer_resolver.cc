@@ -1,4 +1,4 @@
-#include "allocator-service/peer_resolver.h"
+#include "replication/peer_resolver.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "allocator-service/membership.h"
+#include "absl/time/time.h"
+#include "replication/membership.h"
 #include "spdlog/spdlog.h"
-#include "storage/thread_name.h"
+#include <pthread.h>
 
-namespace abode::allocator {
+namespace abode::replication {
 namespace {
 
 bool IsIpv4Literal(const std::string& host) {
@@ -42,16 +43,15 @@ absl::StatusOr<std::string> PeerResolver::SystemResolve(const std::string& host)
 
 PeerResolver::PeerResolver(ResolveFn resolve, std::chrono::milliseconds refresh_interval)
     : resolve_(std::move(resolve)), refresh_interval_(refresh_interval), thread_([this] {
-        storage::NameThisThread("abode-resolve");
+        pthread_setname_np(pthread_self(), "abode-resolve");
         Run();
       }) {}
 
 PeerResolver::~PeerResolver() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
   thread_.join();
 }
 
@@ -60,15 +60,21 @@ std::optional<std::string> PeerResolver::Lookup(const std::string& host_port) {
   int port = 0;
   if (!SplitHostPort(host_port, "address", &host, &port).ok()) return std::nullopt;
   if (IsIpv4Literal(host)) return host_port;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto [it, added] = hosts_.try_emplace(host);
-  if (added) cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  auto it = hosts_.try_emplace(host).first;  // a new name wakes the resolver (AnyWantedNow)
   if (!it->second.address) return std::nullopt;
   return absl::StrCat(*it->second.address, ":", port);
 }
 
+bool PeerResolver::AnyWantedNow() const {
+  for (const auto& [name, entry] : hosts_) {
+    if (entry.wanted_now) return true;
+  }
+  return false;
+}
+
 void PeerResolver::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto next_round = std::chrono::steady_clock::now();
   while (!stopping_) {
     std::vector<std::string> names;
@@ -78,19 +84,14 @@ void PeerResolver::Run() {
     }
     if (round) next_round = std::chrono::steady_clock::now() + refresh_interval_;
     if (names.empty()) {
-      cv_.wait_until(lock, next_round, [&] {
-        if (stopping_) return true;
-        for (const auto& [name, entry] : hosts_) {
-          if (entry.wanted_now) return true;
-        }
-        return false;
-      });
+      const auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || AnyWantedNow(); };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), absl::FromChrono(next_round - std::chrono::steady_clock::now()));
       continue;
     }
     for (const std::string& name : names) {
-      lock.unlock();
+      mu_.Unlock();
       absl::StatusOr<std::string> answer = resolve_(name);  // may take seconds: never under the lock
-      lock.lock();
+      mu_.Lock();
       Entry& e = hosts_[name];
       e.wanted_now = false;
       if (answer.ok()) {
@@ -107,4 +108,4 @@ void PeerResolver::Run() {
   }
 }
 
-}  // namespace abode::allocator
+}  // namespace abode::replication

@@ -1,12 +1,12 @@
 // Wall-clock time behind an interface, so tests drive time instead of sleeping.
-#ifndef ABODE_ALLOCATOR_SERVICE_CLOCK_H_
-#define ABODE_ALLOCATOR_SERVICE_CLOCK_H_
+#ifndef ABODE_REPLICATION_CLOCK_H_
+#define ABODE_REPLICATION_CLOCK_H_
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 
-namespace abode::allocator {
+namespace abode::replication {
 
 class Clock {
  public:
@@ -34,6 +34,6 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> now_;
 };
 
-}  // namespace abode::allocator
+}  // namespace abode::replication
 
-#endif  // ABODE_ALLOCATOR_SERVICE_CLOCK_H_
+#endif  // ABODE_REPLICATION_CLOCK_H_

@@ -1,8 +1,8 @@
-#include "allocator-service/raft_codec.h"
+#include "replication/raft_codec.h"
 
 #include <cstring>
 
-namespace abode::allocator {
+namespace abode::replication {
 namespace {
 
 constexpr char kSnapshotFrameMagic[8] = {'A', 'B', 'O', 'D', 'E', 'R', 'I', 'X'};
@@ -49,4 +49,4 @@ SnapshotFrame UnframeSnapshot(const raft_buffer& buf) {
   return {index, absl::string_view(p + 16, buf.len - 16)};
 }
 
-}  // namespace abode::allocator
+}  // namespace abode::replication

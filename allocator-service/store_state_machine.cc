@@ -1,0 +1,54 @@
+#include "allocator-service/store_state_machine.h"
+
+#include <utility>
+
+namespace abode::allocator {
+namespace {
+
+class PinnedStore final : public replication::PinnedState {
+ public:
+  explicit PinnedStore(std::unique_ptr<storage::PinnedState> pinned) : pinned_(std::move(pinned)) {}
+  absl::StatusOr<std::string> Serialize() override { return pinned_->Dump(); }
+
+ private:
+  std::unique_ptr<storage::PinnedState> pinned_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StoreStateMachine>> StoreStateMachine::Open(const std::string& db_path,
+                                                                           bool reuse_existing,
+                                                                           storage::NodeStateSink* sink) {
+  storage::StateMachineOptions options;
+  options.db_path = db_path;
+  options.reuse_existing = reuse_existing;
+  auto store = storage::StateMachine::Open(options);
+  if (!store.ok()) return store.status();
+  return std::make_unique<StoreStateMachine>(std::move(*store), sink);
+}
+
+absl::StatusOr<std::vector<replication::CommandOutcome>> StoreStateMachine::Apply(const v1::CommandBatch& batch,
+                                                                                  uint64_t index) {
+  auto outcomes = store_->Apply(batch, index);
+  if (outcomes.ok()) PublishNodeState();
+  return outcomes;
+}
+
+absl::StatusOr<std::unique_ptr<replication::PinnedState>> StoreStateMachine::Pin() {
+  auto pinned = PinState();
+  if (!pinned.ok()) return pinned.status();
+  return std::make_unique<PinnedStore>(std::move(*pinned));
+}
+
+absl::Status StoreStateMachine::Restore(absl::string_view snapshot, uint64_t index) {
+  absl::Status s = store_->Restore(snapshot, index);
+  if (s.ok()) PublishNodeState();
+  return s;
+}
+
+void StoreStateMachine::PublishNodeState() {
+  storage::NodeStateUpdate update = store_->TakeNodeStateUpdate();
+  if (sink_ != nullptr) sink_->Publish(std::move(update));
+}
+
+}  // namespace abode::allocator
