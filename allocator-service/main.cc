@@ -15,17 +15,17 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "replication/clock.h"
+#include "absl/synchronization/mutex.h"
 #include "allocator-service/leader_link.h"
-#include "replication/membership.h"
-#include "replication/offline_tools.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
+#include "replication/clock.h"
+#include "replication/membership.h"
+#include "replication/offline_tools.h"
 #include "spdlog/spdlog.h"
 
 namespace {

@@ -8,8 +8,8 @@
 
 #include <google/protobuf/descriptor.h>
 
-#include "absl/strings/str_cat.h"
 #include "abode/v1/pools.pb.h"
+#include "absl/strings/str_cat.h"
 #include "metrics/family.h"
 
 namespace abode::allocator {

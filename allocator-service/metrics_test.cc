@@ -21,8 +21,8 @@
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "replication/clock.h"
 #include "allocator-service/server.h"
+#include "replication/clock.h"
 #include "storage/temp_dir_for_test.h"
 
 namespace abode::allocator {

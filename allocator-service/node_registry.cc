@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 #include "storage/thread_name.h"
 
@@ -13,19 +14,19 @@ namespace abode::allocator {
 NodeRegistry::NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegistryOptions options)
     : log_(log), hub_(hub), options_(options) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     leading_ = options_.leadership == nullptr;
     lead_since_ms_ = options_.clock->NowUnixMs();
   }
   thread_ = std::thread([this] {
     storage::NameThisThread("abode-nodes");
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     while (!stopping_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(options_.sweep_interval_ms));
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(options_.sweep_interval_ms));
       if (stopping_) break;
-      lock.unlock();
+      mu_.Unlock();
       Sweep();
-      lock.lock();
+      mu_.Lock();
     }
   });
 }
@@ -34,11 +35,11 @@ NodeRegistry::~NodeRegistry() { Stop(); }
 
 void NodeRegistry::Stop() {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    cv_.notify_all();
     // A relay's callback refers to the registry; relays give up after the link's timeout.
-    cv_.wait(lock, [this] { return !relaying_; });
+    const auto relay_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !relaying_; };
+    mu_.Await(absl::Condition(&relay_done));
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -53,31 +54,36 @@ void NodeRegistry::Propose(const std::string& node, v1::Command command) {
   outbox_.emplace_back(node, std::move(command));
 }
 
-void NodeRegistry::SendOutbox(std::unique_lock<std::mutex>& lock) {
+void NodeRegistry::SendOutbox() {
   std::vector<std::pair<std::string, v1::Command>> out;
   out.swap(outbox_);
-  lock.unlock();
+  mu_.Unlock();
   // Proposed without the lock: the log may run `done` at once (shutting down).
   for (auto& [node, cmd] : out) {
     log_.Propose(std::move(cmd), [this, node = node](replication::CommandOutcome outcome) {
       if (!outcome.ok()) spdlog::warn("node {}: readiness change not applied: {}", node, outcome.status().ToString());
       auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
-      std::unique_lock<std::mutex> lock(mu_);
+      mu_.Lock();
       Entry& e = entries_[node];
       e.pending = false;
       // Heard from while the command was in flight (a node marked not ready that is back): look again.
       if (std::exchange(e.recheck, false) && outcome.ok() &&
           options_.clock->NowUnixMs() - e.last_heartbeat_ms <= options_.lease_ms) {
         RegisterIfNotReady(node, e, *view);
-        SendOutbox(lock);
+        SendOutbox();
+        return;
       }
+      mu_.Unlock();
     });
   }
 }
 
 void NodeRegistry::Connect(const v1::NodeSpec& spec) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return;
+  mu_.Lock();
+  if (stopping_) {
+    mu_.Unlock();
+    return;
+  }
   Entry& e = entries_[spec.name()];
   e.spec = spec;
   e.has_spec = true;
@@ -89,11 +95,11 @@ void NodeRegistry::Connect(const v1::NodeSpec& spec) {
   v1::Command cmd;
   *cmd.mutable_register_node()->mutable_node() = spec;
   Propose(spec.name(), std::move(cmd));
-  SendOutbox(lock);
+  SendOutbox();
 }
 
 void NodeRegistry::Disconnect(const std::string& node) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(node);
   if (it != entries_.end() && it->second.streams > 0) --it->second.streams;
 }
@@ -115,16 +121,16 @@ void NodeRegistry::RegisterIfNotReady(const std::string& node, Entry& e, const s
 
 void NodeRegistry::Heartbeat(const std::string& node) {
   auto view = hub_.view();
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   Entry& e = entries_[node];
   e.last_heartbeat_ms = options_.clock->NowUnixMs();
   e.heard_unrelayed = true;
   RegisterIfNotReady(node, e, *view);
-  SendOutbox(lock);
+  SendOutbox();
 }
 
 void NodeRegistry::ReportStatus(const std::string& node, const v1::AssignmentStatusReport& report) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Entry& e = entries_[node];
   const int64_t now = options_.clock->NowUnixMs();
   e.last_heartbeat_ms = now;  // a report is a sign of life too
@@ -139,8 +145,11 @@ void NodeRegistry::ReportStatus(const std::string& node, const v1::AssignmentSta
 
 void NodeRegistry::Relayed(const v1::RelayLivenessRequest& relay) {
   auto view = hub_.view();
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return;
+  mu_.Lock();
+  if (stopping_) {
+    mu_.Unlock();
+    return;
+  }
   const int64_t now = options_.clock->NowUnixMs();
   member_seen_ms_[relay.member_id()] = now;
   for (const v1::NodeLiveness& n : relay.nodes()) {
@@ -151,7 +160,7 @@ void NodeRegistry::Relayed(const v1::RelayLivenessRequest& relay) {
     e.last_heartbeat_ms = std::max(e.last_heartbeat_ms, now - std::max<int64_t>(0, n.heard_ms_ago()));
     if (now - e.last_heartbeat_ms <= options_.lease_ms) RegisterIfNotReady(n.node(), e, *view);
   }
-  SendOutbox(lock);
+  SendOutbox();
 }
 
 bool NodeRegistry::Connected(const Entry& e, int64_t now) const {
@@ -165,7 +174,7 @@ bool NodeRegistry::Connected(const Entry& e, int64_t now) const {
 }
 
 void NodeRegistry::Fill(v1::Node* node) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(node->spec().name());
   if (it == entries_.end()) return;
   node->set_last_heartbeat_unix_ms(it->second.last_heartbeat_ms);
@@ -177,8 +186,11 @@ void NodeRegistry::Sweep() {
   const LeaderLiveness::Leader current = leader();
   auto view = hub_.view();
   const int64_t now = options_.clock->NowUnixMs();
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return;
+  mu_.Lock();
+  if (stopping_) {
+    mu_.Unlock();
+    return;
+  }
   if (current.self && !leading_) {
     spdlog::info("leading: every node gets a full lease of {} ms from now", options_.lease_ms);
     lead_since_ms_ = now;
@@ -188,21 +200,20 @@ void NodeRegistry::Sweep() {
   leading_ = current.self;
   if (leading_) {
     Expire(*view, now);
-    SendOutbox(lock);
+    SendOutbox();
     return;
   }
   std::optional<v1::RelayLivenessRequest> relay = TakeRelay(current, now);
-  lock.unlock();
+  mu_.Unlock();
   if (!relay) return;
   // Sent without the lock: `done` may run at once.
   options_.leadership->Relay(current.address, std::move(*relay), [this](absl::Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!s.ok()) {
       spdlog::warn("relaying node liveness to the leader failed: {}", s.ToString());
       relayed_to_.clear();  // resend everything to whoever leads next
     }
     relaying_ = false;
-    cv_.notify_all();
   });
 }
 

@@ -13,10 +13,8 @@
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,9 +27,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "allocator-service/watch_hub.h"
 #include "replication/clock.h"
 #include "replication/command_log.h"
-#include "allocator-service/watch_hub.h"
 
 namespace abode::allocator {
 
@@ -102,8 +101,8 @@ class NodeRegistry {
   void Propose(const std::string& node, v1::Command command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RegisterIfNotReady(const std::string& node, Entry& entry, const storage::NodeStateView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Proposes what Propose queued; unlocks `lock` first.
-  void SendOutbox(std::unique_lock<std::mutex>& lock);
+  // Proposes what Propose queued; releases mu_ first.
+  void SendOutbox() ABSL_UNLOCK_FUNCTION(mu_);
   void Expire(const storage::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A follower's next relay (marked in flight), or nothing to send now.
   std::optional<v1::RelayLivenessRequest> TakeRelay(const LeaderLiveness::Leader& leader, int64_t now)
@@ -114,7 +113,7 @@ class NodeRegistry {
   WatchHub& hub_;
   const NodeRegistryOptions options_;
 
-  std::mutex mu_;
+  absl::Mutex mu_;  // taken last: nothing is called while it is held (hub_ and the log are called without it)
   std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::pair<std::string, v1::Command>> outbox_ ABSL_GUARDED_BY(mu_);
@@ -126,7 +125,6 @@ class NodeRegistry {
   std::string relayed_to_ ABSL_GUARDED_BY(mu_);
   bool relaying_ ABSL_GUARDED_BY(mu_) = false;
   int64_t last_relay_ms_ ABSL_GUARDED_BY(mu_) = 0;
-  std::condition_variable cv_;
   std::thread thread_;
 };
 

@@ -16,8 +16,8 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
-#include "replication/clock.h"
 #include "allocator-service/server.h"
+#include "replication/clock.h"
 
 namespace abode::allocator {
 namespace {

@@ -6,13 +6,13 @@
 
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <utility>
 
 #include "abode/v1/cluster.grpc.pb.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace abode::allocator {
 namespace {
@@ -72,25 +72,28 @@ Rejoin::Plan Rejoin::Probe(std::string* why) {
     grpc::Status result;
   };
   std::vector<std::unique_ptr<Answer>> answers;
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t pending = 0;
+  absl::Mutex mu;
+  size_t pending = 0;  // under mu
   for (const replication::Member& m : options_.peers) {
     if (m.id == options_.self_id) continue;
     auto a = std::make_unique<Answer>();
     a->ctx.set_deadline(In(options_.status_timeout_ms));
     a->stub = v1::Cluster::NewStub(link_.Channel(m.grpc_address));
-    ++pending;
+    {
+      absl::MutexLock lock(&mu);
+      ++pending;
+    }
     a->stub->async()->Status(&a->ctx, &a->req, &a->status, [&, p = a.get()](grpc::Status s) {
-      std::lock_guard<std::mutex> lock(mu);
+      absl::MutexLock lock(&mu);
       p->result = std::move(s);
-      if (--pending == 0) cv.notify_all();
+      --pending;
     });
     answers.push_back(std::move(a));
   }
   {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return pending == 0; });
+    absl::MutexLock lock(&mu);
+    const auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return pending == 0; };
+    mu.Await(absl::Condition(&all_answered));
   }
 
   // The most advanced answer speaks for the cluster: a leader has committed something beyond the
@@ -123,7 +126,7 @@ absl::Status Rejoin::Change(const char* what, const Request& req, Method method,
     grpc::ClientContext ctx;
     ctx.set_deadline(In(timeout_ms));
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (cancelled_) return absl::CancelledError(absl::StrCat(what, ": cancelled"));
       in_flight_ = &ctx;
     }
@@ -131,7 +134,7 @@ absl::Status Rejoin::Change(const char* what, const Request& req, Method method,
     v1::ClusterStatus resp;
     const grpc::Status s = (stub.get()->*method)(&ctx, req, &resp);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       in_flight_ = nullptr;
     }
     // The membership checks name the field: only an answer about this member's id means "already done"
@@ -163,16 +166,15 @@ absl::Status Rejoin::TryAddSelf() {
 
 void Rejoin::Cancel() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     cancelled_ = true;
     if (in_flight_ != nullptr) in_flight_->TryCancel();
   }
-  cv_.notify_all();
 }
 
 bool Rejoin::Pause(int64_t ms) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return cancelled_; });
+  absl::MutexLock lock(&mu_);
+  return !mu_.AwaitWithTimeout(absl::Condition(&cancelled_), absl::Milliseconds(ms));
 }
 
 }  // namespace abode::allocator

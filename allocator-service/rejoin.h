@@ -15,16 +15,16 @@
 #ifndef ABODE_ALLOCATOR_SERVICE_REJOIN_H_
 #define ABODE_ALLOCATOR_SERVICE_REJOIN_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <grpcpp/client_context.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "allocator-service/leader_link.h"
 #include "replication/membership.h"
 
@@ -74,10 +74,9 @@ class Rejoin {
   GrpcLeaderLink& link_;
   const Options options_;
   replication::Member self_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool cancelled_ = false;                     // guarded by mu_
-  grpc::ClientContext* in_flight_ = nullptr;   // guarded by mu_
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* in_flight_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace abode::allocator

@@ -14,46 +14,46 @@ WatchHub::WatchHub(WatchHubOptions options)
 
 WatchHub::~WatchHub() {
   {
-    std::lock_guard<std::mutex> lock(queue_mu_);
+    absl::MutexLock lock(&queue_mu_);
     stopping_ = true;
   }
-  queue_cv_.notify_all();
+  queue_cv_.SignalAll();
   thread_.join();
 }
 
 void WatchHub::Publish(storage::NodeStateUpdate update) {
   if (update.view) {
-    std::lock_guard<std::mutex> lock(view_mu_);
+    absl::MutexLock lock(&view_mu_);
     view_ = update.view;
   }
   const bool revision_only = update.changes.empty() && !update.view;
   {
-    std::lock_guard<std::mutex> lock(queue_mu_);
+    absl::MutexLock lock(&queue_mu_);
     if (revision_only && queue_.empty() && applied_ == published_) {
       // Nothing is queued or being fanned out, and a bare revision wakes no watcher: record it here instead
       // of waking the fan-out thread for every entry that touched no node.
-      std::lock_guard<std::mutex> state(mu_);
+      absl::MutexLock state(&mu_);
       if (update.revision > revision_) revision_ = update.revision;
       return;
     }
     queue_.push_back(std::move(update));
     ++published_;
   }
-  queue_cv_.notify_one();
+  queue_cv_.Signal();
 }
 
 std::shared_ptr<const storage::NodeStateView> WatchHub::view() {
-  std::lock_guard<std::mutex> lock(view_mu_);
+  absl::MutexLock lock(&view_mu_);
   return view_;
 }
 
 uint64_t WatchHub::revision() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return revision_;
 }
 
 std::vector<v1::Assignment> WatchHub::Assignments(const std::string& node) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<v1::Assignment> out;
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return out;
@@ -62,37 +62,37 @@ std::vector<v1::Assignment> WatchHub::Assignments(const std::string& node) {
 }
 
 void WatchHub::Flush() {
-  std::unique_lock<std::mutex> lock(queue_mu_);
+  absl::MutexLock lock(&queue_mu_);
   const uint64_t target = published_;
-  queue_cv_.wait(lock, [&] { return applied_ >= target || stopping_; });
+  while (applied_ < target && !stopping_) queue_cv_.Wait(&queue_mu_);
 }
 
 void WatchHub::FanOut() {
   for (;;) {
     std::deque<storage::NodeStateUpdate> work;
     {
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      absl::MutexLock lock(&queue_mu_);
+      while (!stopping_ && queue_.empty()) queue_cv_.Wait(&queue_mu_);
       if (stopping_ && queue_.empty()) return;
       work.swap(queue_);
     }
     std::vector<Watcher*> wake;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       for (auto& u : work) Apply(u, &wake);
     }
     {
-      std::lock_guard<std::mutex> lock(notify_mu_);
+      absl::MutexLock lock(&notify_mu_);
       std::sort(wake.begin(), wake.end());
       wake.erase(std::unique(wake.begin(), wake.end()), wake.end());
       // A watcher unsubscribed since is not in `wake` any more: Unsubscribe removes it under notify_mu_.
       for (Watcher* w : wake) w->Notify();
     }
     {
-      std::lock_guard<std::mutex> lock(queue_mu_);
+      absl::MutexLock lock(&queue_mu_);
       applied_ += work.size();
     }
-    queue_cv_.notify_all();
+    queue_cv_.SignalAll();
   }
 }
 
@@ -127,13 +127,13 @@ void WatchHub::Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wa
 }
 
 void WatchHub::Subscribe(const std::string& node, Watcher* watcher) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   nodes_[node].watchers.insert(watcher);
 }
 
 void WatchHub::Unsubscribe(const std::string& node, Watcher* watcher) {
-  std::lock_guard<std::mutex> notify(notify_mu_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock notify(&notify_mu_);
+  absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return;
   it->second.watchers.erase(watcher);
@@ -151,7 +151,7 @@ v1::WatchAssignmentsResponse WatchHub::SnapshotOf(const NodeEntry* entry) {
 }
 
 std::optional<v1::WatchAssignmentsResponse> WatchHub::Next(const std::string& node, uint64_t* after, bool first) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node);
   const NodeEntry* entry = it == nodes_.end() ? nullptr : &it->second;
   const uint64_t last_change = entry ? entry->last_change : 0;

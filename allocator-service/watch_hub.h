@@ -9,12 +9,10 @@
 #ifndef ABODE_ALLOCATOR_SERVICE_WATCH_HUB_H_
 #define ABODE_ALLOCATOR_SERVICE_WATCH_HUB_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,6 +22,7 @@
 #include "abode/v1/nodes.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/node_state.h"
 
 namespace abode::allocator {
@@ -84,17 +83,18 @@ class WatchHub final : public storage::NodeStateSink {
 
   const WatchHubOptions options_;
 
-  std::mutex view_mu_;
+  // Lock order: notify_mu_, then mu_; queue_mu_, then mu_. view_mu_ is taken alone.
+  absl::Mutex view_mu_;
   std::shared_ptr<const storage::NodeStateView> view_ ABSL_GUARDED_BY(view_mu_);
 
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::CondVar queue_cv_;
   std::deque<storage::NodeStateUpdate> queue_ ABSL_GUARDED_BY(queue_mu_);
   uint64_t published_ ABSL_GUARDED_BY(queue_mu_) = 0;
   uint64_t applied_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
-  std::mutex mu_;
+  absl::Mutex mu_;
   uint64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t retained_after_ ABSL_GUARDED_BY(mu_) = 0;  // deltas can be served to watchers at or after this
   size_t retained_changes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -102,7 +102,7 @@ class WatchHub final : public storage::NodeStateSink {
   std::map<std::string, NodeEntry, std::less<>> nodes_ ABSL_GUARDED_BY(mu_);
 
   // Held while notifying, so that Unsubscribe can wait for a notification in flight.
-  std::mutex notify_mu_;
+  absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::thread thread_;
 };
 

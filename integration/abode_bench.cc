@@ -5,6 +5,10 @@
 //   allocate  every client allocates fresh owners, one after the other (pool fills up)
 //   churn     every client allocates a fresh owner and releases it again; only Allocate latency counts,
 //             so the pool stays at its fill level (use --prefill to measure a nearly full pool)
+//
+// --list-pool P adds one more client, on a connection of its own, that lists every allocation of pool P
+// (linearizable ListAllocations, pages of --list-page-size) from start to end, again and again, while the
+// others run: what a large read costs the writers. Its pace is reported as listed_per_sec.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -43,6 +47,8 @@ struct Config {
   double prefill = 0;       // fraction of the pool to fill before measuring
   long long count = 0;      // allocate mode: stop after this many allocations instead of after duration
   std::string owner_prefix = "bench";
+  std::string list_pool;    // list this pool's allocations in a loop meanwhile (empty: no lister)
+  int list_page_size = 5000;
 };
 
 double ParseDuration(const std::string& s) {
@@ -109,14 +115,47 @@ class Bench {
     stop_at_ = measure_from_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg_.duration_s));
     if (cfg_.count > 0) stop_at_ = Clock::time_point::max();
     outstanding_ = cfg_.concurrency;
+    std::thread lister;
+    if (!cfg_.list_pool.empty()) lister = std::thread([this] { ListInALoop(); });
     for (auto& c : clients_) StartAllocate(c);
     {
       std::unique_lock<std::mutex> lock(mu_);
       done_cv_.wait(lock, [&] { return outstanding_ == 0; });
     }
     const auto t1 = Clock::now();
+    listing_.store(false);
+    if (lister.joinable()) lister.join();
     Report(t1);
     return 0;
+  }
+
+  // The lister: whole listings of the pool, page by page, until the writers are done.
+  void ListInALoop() {
+    grpc::ChannelArguments args;
+    args.SetInt("abode.bench.lister", 1);
+    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    auto stub = abode::v1::Allocator::NewStub(
+        grpc::CreateCustomChannel(cfg_.server, grpc::InsecureChannelCredentials(), args));
+    std::string token;
+    while (listing_.load()) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      abode::v1::ListAllocationsRequest req;
+      req.set_pool(cfg_.list_pool);
+      req.set_page_size(cfg_.list_page_size);
+      req.set_page_token(token);
+      abode::v1::ListAllocationsResponse resp;
+      const grpc::Status s = stub->ListAllocations(&ctx, req, &resp);
+      if (!s.ok()) {
+        list_errors_.fetch_add(1);
+        token.clear();
+        continue;
+      }
+      const auto now = Clock::now();
+      if (now >= measure_from_ && now <= stop_at_) listed_.fetch_add(resp.allocations_size());
+      token = resp.next_page_token();
+      if (token.empty()) listings_.fetch_add(1);
+    }
   }
 
   void StartAllocate(Client& c) {
@@ -209,6 +248,7 @@ class Bench {
     fill.create_cidr.clear();
     fill.prefill = 0;
     fill.owner_prefix = "prefill";
+    fill.list_pool.clear();
     fill.warmup_s = 0;
     std::fprintf(stderr, "prefilling %lld addresses\n", fill.count);
     Bench b(fill);
@@ -238,6 +278,11 @@ class Bench {
     j["p999_ms"] = pct(0.999);
     j["errors"] = errors_.load();
     j["prefill"] = cfg_.prefill;
+    if (!cfg_.list_pool.empty()) {
+      j["listed_per_sec"] = seconds > 0 ? static_cast<double>(listed_.load()) / seconds : 0;
+      j["whole_listings"] = listings_.load();
+      j["list_errors"] = list_errors_.load();
+    }
     if (!quiet_) std::printf("%s\n", j.dump().c_str());
   }
 
@@ -255,6 +300,10 @@ class Bench {
   std::atomic<long long> completed_{0};
   std::atomic<long long> errors_{0};
   std::atomic<bool> first_error_{false};
+  std::atomic<bool> listing_{true};
+  std::atomic<long long> listed_{0};
+  std::atomic<long long> listings_{0};
+  std::atomic<long long> list_errors_{0};
   unsigned long long pool_size_ = 0;
   bool quiet_ = false;
 };
@@ -284,6 +333,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--count", c.count, "allocate mode: stop after this many allocations");
   app.add_option("--owner-prefix", c.owner_prefix, "owner key prefix")->capture_default_str();
+  app.add_option("--list-pool", c.list_pool,
+                 "one more client lists this pool's allocations, page by page, in a loop while the others run");
+  app.add_option("--list-page-size", c.list_page_size, "the lister's page size")
+      ->check(CLI::Range(1, 5000))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     c.duration_s = ParseDuration(duration);

@@ -29,8 +29,8 @@ extern "C" {
 #include "absl/status/status.h"
 #include "replication/clock.h"
 #include "replication/command_log.h"
-#include "replication/worker_threads.h"
 #include "replication/leader_link.h"
+#include "replication/worker_threads.h"
 
 namespace abode::replication {
 

@@ -30,12 +30,13 @@ extern "C" {
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "replication/cluster_view.h"
-#include "replication/worker_threads.h"
 #include "replication/peer_resolver.h"
 #include "replication/proposal_queue.h"
-#include "replication/raft_node.h"
+#include "replication/raft_node_options.h"
 #include "replication/read_index.h"
 #include "replication/replicated_fsm.h"
+#include "replication/state_machine.h"
+#include "replication/worker_threads.h"
 
 namespace abode::replication {
 

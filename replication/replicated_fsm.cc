@@ -4,8 +4,8 @@
 #include <string>
 #include <utility>
 
-#include "replication/raft_codec.h"
 #include "google/protobuf/arena.h"
+#include "replication/raft_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace abode::replication {

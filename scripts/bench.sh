@@ -61,5 +61,9 @@ if [ "$QUICK" != "--quick" ]; then
   # New owners (the loading run used the default prefix): the same owners again would be idempotent retries.
   echo "== 64 clients, Allocate, on top of 1,000,000 allocations"
   "$BENCH" --server "$SERVER" --pool big --owner-prefix ontop --concurrency 64 --duration 5s | tail -1
+  # The same, while one more client lists every allocation of the pool (pages of 5,000) again and again:
+  # linearizable reads run on the read executor, not on the threads that answer writes.
+  echo "== 64 clients, Allocate, on top of 1,000,000 allocations, one more client listing them all in a loop"
+  "$BENCH" --server "$SERVER" --pool big --owner-prefix listed --concurrency 64 --duration 5s --list-pool big | tail -1
   stop
 fi
