@@ -3,7 +3,7 @@
 # errors) in a build dir of its own (build-thread-safety/ unless BUILD_DIR is set). Compile only: nothing is
 # linked or run. Needs Debian's clang (scripts/install-deps.sh installs it).
 #
-#   scripts/thread-safety-check.sh [extra cmake --build arguments]
+#   scripts/thread-safety-check.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +21,12 @@ if command -v ccache >/dev/null; then
 fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DABODE_THREAD_SAFETY=ON "${launcher[@]}" >/dev/null
-# The object files of the two layers (and of what they include); the static libraries are only archived.
-cmake --build "$build" --target abode_replication abode_allocator_service -j "$jobs" "$@"
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DABODE_THREAD_SAFETY=ON -G "Unix Makefiles" "${launcher[@]}" >/dev/null
+# The generated protobuf code they include, then the object files of the two layers alone (the layers they
+# build on are not compiled here: what they include of them is checked with them).
+cmake --build "$build" --target abode_proto -j "$jobs"
+for dir in replication allocator-service; do
+  mapfile -t objects < <(make -C "$build/$dir" help | sed -n 's/^\.\.\. \(.*\.o\)$/\1/p')
+  make -C "$build/$dir" -j "$jobs" --no-print-directory "${objects[@]}"
+done
 echo "thread-safety-check: replication/ and allocator-service/ pass clang -Wthread-safety"

@@ -181,7 +181,7 @@ absl::StatusOr<std::unique_ptr<StateReader>> StateReader::Open(const std::string
 
 absl::StatusOr<std::unique_ptr<Database>> StateReader::Acquire() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!idle_.empty()) {
       auto db = std::move(idle_.back());
       idle_.pop_back();
@@ -195,7 +195,7 @@ absl::StatusOr<std::unique_ptr<Database>> StateReader::Acquire() {
 }
 
 void StateReader::Return(std::unique_ptr<Database> db) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (idle_.size() < 16) idle_.push_back(std::move(db));
 }
 

@@ -5,7 +5,6 @@
 #define ABODE_STORAGE_STATE_READER_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "abode/v1/pools.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/owner_index.h"
 #include "storage/sqlite.h"
 
@@ -42,7 +42,7 @@ class StateReader {
 
   const std::string db_path_;
   const std::shared_ptr<OwnerIndex> owners_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::vector<std::unique_ptr<Database>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
