@@ -26,17 +26,9 @@
 #include "abode/v1/cluster.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
 #include "integration/cluster_harness.h"
+#include "integration/require_root.h"
 
 namespace abode::integration {
-
-// In a test body: without root, fails under CI (which runs as root) and skips elsewhere.
-#define ABODE_REQUIRE_ROOT(ci_failure, skip_reason)             \
-  do {                                                          \
-    if (::geteuid() != 0) {                                     \
-      if (std::getenv("CI") != nullptr) FAIL() << (ci_failure); \
-      GTEST_SKIP() << (skip_reason);                            \
-    }                                                           \
-  } while (false)
 
 namespace {
 
@@ -45,17 +37,6 @@ using std::chrono::seconds;
 
 std::chrono::system_clock::time_point DeadlineIn(int ms) {
   return std::chrono::system_clock::now() + milliseconds(ms);
-}
-
-grpc::Status GetByOwner(ClusterHarness& c, int member, const std::string& owner, v1::GetAllocationResponse* out,
-                        bool stale = false) {
-  auto stub = v1::Allocator::NewStub(c.channel(member));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(5000));
-  if (stale) ctx.AddMetadata("abode-read-stale", "true");
-  v1::GetAllocationRequest req;
-  req.set_owner(owner);
-  return stub->GetAllocation(&ctx, req, out);
 }
 
 // Every allocation of `pool` on `member` (stale read: the member's own state), owner -> address.
