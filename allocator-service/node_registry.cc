@@ -59,7 +59,7 @@ void NodeRegistry::SendOutbox(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   // Proposed without the lock: the log may run `done` at once (shutting down).
   for (auto& [node, cmd] : out) {
-    log_.Propose(std::move(cmd), [this, node = node](storage::CommandOutcome outcome) {
+    log_.Propose(std::move(cmd), kNoDeadline, [this, node = node](storage::CommandOutcome outcome) {
       if (!outcome.ok()) spdlog::warn("node {}: readiness change not applied: {}", node, outcome.status().ToString());
       auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
       std::unique_lock<std::mutex> lock(mu_);

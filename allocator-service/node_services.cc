@@ -32,7 +32,7 @@ grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, CommandLog& lo
                                 Response* resp, Fill fill) {
   command.set_traceparent(TraceParentOf(ctx));
   auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, fill](storage::CommandOutcome outcome) {
+  log.Propose(std::move(command), ctx->deadline(), [reactor, resp, fill](storage::CommandOutcome outcome) {
     if (!outcome.ok()) {
       reactor->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -190,7 +190,7 @@ grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, GrpcLea
   auto* reactor = ctx->DefaultReactor();
   auto* read = new LeaderRead();
   read->stub = v1::Nodes::NewStub(link.Channel(leader));
-  read->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(link.timeout_ms()));
+  read->ctx.set_deadline(link.CallDeadline(ctx->deadline()));
   read->ctx.AddMetadata("abode-read-stale", "true");
   call(read->stub->async(), &read->ctx, req, resp, [reactor, read, leader](grpc::Status s) {
     if (!s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||

@@ -30,7 +30,7 @@ template <typename Response, typename Fill>
 grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* ctx, CommandLog& log, v1::Command command,
                                   Response* resp, Fill fill) {
   auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, fill = std::move(fill)](storage::CommandOutcome outcome) mutable {
+  log.Propose(std::move(command), ctx->deadline(), [reactor, resp, fill = std::move(fill)](storage::CommandOutcome outcome) mutable {
     if (!outcome.ok()) {
       reactor->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -66,7 +66,7 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, ReadFence* fe
   if (fence == nullptr) {
     answer(absl::OkStatus());
   } else {
-    fence->Await(RequestedConsistency(ctx), std::move(answer));
+    fence->Await(RequestedConsistency(ctx), ctx->deadline(), std::move(answer));
   }
   return reactor;
 }

@@ -44,7 +44,7 @@ class GrpcWatchTransport final : public WatchTransport {
       // The default reconnect backoff grows to two minutes; an allocator that comes back must be found soon.
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
-      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options_.keepalive_time_ms);
       args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options_.keepalive_timeout_ms);
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
