@@ -219,7 +219,7 @@ std::string ClusterHarness::VethEnd(const char* side, int i) { return absl::StrC
 
 absl::Status ClusterHarness::SetUpNamespaces() {
   namespaces_up_ = true;  // tear down whatever part got made
-  const std::string subnet_host = members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
+  const std::string subnet_host = TestHostIp();
   if (absl::Status s = Shell(absl::StrCat("ip link add ", bridge_, " type bridge && ip addr add ", subnet_host,
                                           "/24 dev ", bridge_, " && ip link set ", bridge_, " up"));
       !s.ok()) {
@@ -553,9 +553,19 @@ absl::Status ClusterHarness::Isolate(int i) {
 }
 
 absl::Status ClusterHarness::Cut(int at, const std::vector<int>& peers) {
-  if (members_[at].netns.empty()) return absl::FailedPreconditionError("cutting links needs network namespaces");
   std::vector<std::string> ips;
   for (int j : peers) ips.push_back(members_[j].ip);
+  return DropBetween(at, ips);
+}
+
+absl::Status ClusterHarness::CutFromTestHost(int at) { return DropBetween(at, {TestHostIp()}); }
+
+std::string ClusterHarness::TestHostIp() const {
+  return members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
+}
+
+absl::Status ClusterHarness::DropBetween(int at, const std::vector<std::string>& ips) {
+  if (members_[at].netns.empty()) return absl::FailedPreconditionError("cutting links needs network namespaces");
   const std::string set = absl::StrCat("{ ", absl::StrJoin(ips, ", "), " }");
   const std::string nft = absl::StrCat("ip netns exec ", members_[at].netns, " nft ");
   return Shell(absl::StrCat(nft, "add table inet abode_cut && ", nft,

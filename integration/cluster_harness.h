@@ -91,6 +91,9 @@ class ClusterHarness {
   // Drops traffic between member `at` and the members in `peers`, on `at`'s side only (its own input and
   // output); the other members still reach each other. Heal(at) undoes it.
   absl::Status Cut(int at, const std::vector<int>& peers);
+  // Drops traffic between member `at` and the test process (the host's address on the bridge), on `at`'s
+  // side; the members still reach each other. Heal(at) undoes it.
+  absl::Status CutFromTestHost(int at);
   absl::Status Heal(int i);
   // Network namespaces with host names only: moves member i to a new IP address and updates every hosts file,
   // as when a StatefulSet's pod is rescheduled (same name, new address). REQUIRES: member i is not running.
@@ -98,6 +101,8 @@ class ClusterHarness {
 
  private:
   absl::Status StartAllOnce();
+  absl::Status DropBetween(int at, const std::vector<std::string>& ips);
+  std::string TestHostIp() const;
   struct MemberProcess {
     std::string data_dir;
     std::string log;

@@ -51,6 +51,10 @@ struct GrpcWatchTransportOptions {
   // comes back on a fresh connection rather than behind a dead one's backed-off retransmissions.
   int keepalive_time_ms = 2'000;
   int keepalive_timeout_ms = 2'000;
+  // How long Open waits for a connection to the endpoint before giving up on it (the client then moves to
+  // the next one). The wait also drives the connection attempt: abode-node runs no gRPC server whose threads
+  // would otherwise poll the channel's socket, and gRPC's backup poller looks only every 5 s.
+  int connect_timeout_ms = 1'000;
 };
 std::unique_ptr<WatchTransport> NewGrpcWatchTransport(GrpcWatchTransportOptions options = {});
 
