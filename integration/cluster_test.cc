@@ -587,11 +587,28 @@ TEST(ClusterTest, WipedMemberDoesNotVoteBeforeItIsAddedBack) {
   c->Kill(*leader);
   ASSERT_TRUE(c->Spawn(victim).ok());
 
-  // Several election timeouts (600 ms here): with the wiped member's vote, `other` would have won by now.
-  std::this_thread::sleep_for(seconds(5));
+  // Watch `other` campaign while the wiped member is up and refusing to vote: it must never win. The watch
+  // ends once `other` was seen campaigning and the wiped member had twice failed to leave the configuration
+  // (no quorum), i.e. both were up together for several election timeouts (600 ms here).
+  bool campaigned = false;
+  int refusals = 0;
+  const auto watch_start = std::chrono::steady_clock::now();
+  while (!campaigned || refusals < 2) {
+    auto st = c->Status(other);
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_NE(st->role(), "leader") << "a member was elected with the vote of a wiped member";
+    // Until its election timeout passes, `other` still names the killed leader; never anyone else.
+    ASSERT_TRUE(st->leader_id() == 0 || st->leader_id() == static_cast<uint64_t>(*leader + 1)) << st->leader_id();
+    campaigned = campaigned || st->role() == "candidate";
+    const std::string log = Slurp(c->log_path(victim));
+    refusals = 0;
+    for (size_t at = log.find("rejoin: "); at != std::string::npos; at = log.find("rejoin: ", at + 1)) ++refusals;
+    ASSERT_LT(std::chrono::steady_clock::now() - watch_start, seconds(60))
+        << "campaigned: " << campaigned << ", failed removals: " << refusals << "\n" << log;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   auto st = c->Status(other);
   ASSERT_TRUE(st.ok()) << st.status();
-  EXPECT_NE(st->role(), "leader") << "a member was elected with the vote of a wiped member";
   EXPECT_EQ(st->leader_id(), 0u);
   EXPECT_NE(Slurp(c->log_path(victim)).find("leaving the configuration"), std::string::npos);
 
