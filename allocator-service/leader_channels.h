@@ -3,11 +3,12 @@
 #ifndef ABODE_ALLOCATOR_SERVICE_LEADER_CHANNELS_H_
 #define ABODE_ALLOCATOR_SERVICE_LEADER_CHANNELS_H_
 
-#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <grpcpp/channel.h>
+
+#include "replication/deadline.h"
 
 namespace abode::allocator {
 
@@ -16,8 +17,8 @@ class LeaderChannels {
   virtual ~LeaderChannels() = default;
   // Thread-safe; one channel per address for the life of the object.
   virtual std::shared_ptr<grpc::Channel> Channel(const std::string& address) = 0;
-  // How long a call passed on to the leader may take.
-  virtual int64_t timeout_ms() const = 0;
+  // The deadline of a call passed on to the leader for a caller who waits until `caller`.
+  virtual replication::Deadline CallDeadline(replication::Deadline caller) const = 0;
 };
 
 }  // namespace abode::allocator

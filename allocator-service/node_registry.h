@@ -99,11 +99,11 @@ class NodeRegistry {
   };
 
   void Propose(const std::string& node, v1::Command command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RegisterIfNotReady(const std::string& node, Entry& entry, const storage::NodeStateView& view)
+  void RegisterIfNotReady(const std::string& node, Entry& entry, const domain::NodeStateView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Proposes what Propose queued; releases mu_ first.
   void SendOutbox() ABSL_UNLOCK_FUNCTION(mu_);
-  void Expire(const storage::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Expire(const domain::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A follower's next relay (marked in flight), or nothing to send now.
   std::optional<v1::RelayLivenessRequest> TakeRelay(const LeaderLiveness::Leader& leader, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -34,15 +34,15 @@ bool WantsStaleRead(grpc::CallbackServerContext* ctx);
 // Finishes the call with `s` at once.
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s);
 
-// Proposes `command` (its traceparent, unless already set, from the call's metadata) and finishes the call
-// once it is applied: with `*resp = std::move(*(result.*field)())`, or with the command's error.
+// Proposes `command` (its traceparent, unless already set, from the call's metadata; the call's deadline)
+// and finishes the call once it is applied: with `*resp = std::move(*(result.*field)())`, or with the command's error.
 template <typename Response>
 grpc::ServerUnaryReactor* ProposeAndFinish(grpc::CallbackServerContext* ctx, replication::CommandLog& log,
                                            v1::Command command, Response* (v1::CommandResult::*field)(),
                                            Response* resp) {
   if (command.traceparent().empty()) command.set_traceparent(TraceParent(ctx));
   auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, field](replication::CommandOutcome outcome) {
+  log.Propose(std::move(command), ctx->deadline(), [reactor, resp, field](replication::CommandOutcome outcome) {
     if (!outcome.ok()) {
       reactor->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -90,7 +90,7 @@ grpc::ServerUnaryReactor* ReadAndFinish(grpc::CallbackServerContext* ctx, replic
   } else {
     fence->Await(WantsStaleRead(ctx) ? replication::ReadConsistency::kStale
                                      : replication::ReadConsistency::kLinearizable,
-                 std::move(fenced));
+                 ctx->deadline(), std::move(fenced));
   }
   return reactor;
 }

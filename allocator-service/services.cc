@@ -2,20 +2,20 @@
 
 #include <utility>
 
-#include "storage/address.h"
-#include "storage/pool_layout.h"
-#include "storage/validation.h"
+#include "domain/address.h"
+#include "domain/pool_layout.h"
+#include "domain/validation.h"
 
 namespace abode::allocator {
 namespace {
 
 absl::Status CheckAllocate(const v1::AllocateRequest& req) {
-  if (absl::Status s = storage::ValidateName(req.pool(), "pool", false); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateNodeName(req.node(), "node"); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateName(req.pool(), "pool", false); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateNodeName(req.node(), "node"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
   if (!req.address().empty()) {
-    if (auto a = storage::IpAddress::Parse(req.address(), "address"); !a.ok()) return a.status();
+    if (auto a = domain::IpAddress::Parse(req.address(), "address"); !a.ok()) return a.status();
   }
   if (req.ttl_seconds() < 0) return absl::InvalidArgumentError("ttl_seconds: must not be negative");
   return absl::OkStatus();
@@ -26,19 +26,19 @@ absl::Status CheckRelease(const v1::ReleaseRequest& req) {
     return absl::InvalidArgumentError("owner, address: set exactly one of owner or address");
   }
   if (!req.owner().empty()) {
-    if (absl::Status s = storage::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-  } else if (auto a = storage::IpAddress::Parse(req.address(), "address"); !a.ok()) {
+    if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  } else if (auto a = domain::IpAddress::Parse(req.address(), "address"); !a.ok()) {
     return a.status();
   }
-  if (absl::Status s = storage::ValidateName(req.pool(), "pool", true); !s.ok()) return s;
-  return storage::ValidateName(req.network(), "network", true);
+  if (absl::Status s = domain::ValidateName(req.pool(), "pool", true); !s.ok()) return s;
+  return domain::ValidateName(req.network(), "network", true);
 }
 
 }  // namespace
 
 grpc::ServerUnaryReactor* PoolsService::CreatePool(grpc::CallbackServerContext* ctx,
                                                    const v1::CreatePoolRequest* req, v1::Pool* resp) {
-  if (auto layout = storage::PoolLayout::FromSpec(req->pool()); !layout.ok()) return FinishNow(ctx, layout.status());
+  if (auto layout = domain::PoolLayout::FromSpec(req->pool()); !layout.ok()) return FinishNow(ctx, layout.status());
   return Write(ctx, log_, *req, &v1::Command::mutable_create_pool, &v1::CommandResult::mutable_pool, resp);
 }
 
@@ -54,7 +54,7 @@ grpc::ServerUnaryReactor* PoolsService::ListPools(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* PoolsService::DeletePool(grpc::CallbackServerContext* ctx,
                                                    const v1::DeletePoolRequest* req, v1::DeletePoolResponse* resp) {
-  if (absl::Status s = storage::ValidateName(req->name(), "name", false); !s.ok()) return FinishNow(ctx, s);
+  if (absl::Status s = domain::ValidateName(req->name(), "name", false); !s.ok()) return FinishNow(ctx, s);
   return Write(ctx, log_, *req, &v1::Command::mutable_delete_pool, &v1::CommandResult::mutable_delete_pool, resp);
 }
 
@@ -76,7 +76,7 @@ grpc::ServerUnaryReactor* AllocatorService::Release(grpc::CallbackServerContext*
 
 grpc::ServerUnaryReactor* AllocatorService::Renew(grpc::CallbackServerContext* ctx, const v1::RenewRequest* req,
                                                   v1::RenewResponse* resp) {
-  if (absl::Status s = storage::ValidateOwner(req->owner(), "owner"); !s.ok()) return FinishNow(ctx, s);
+  if (absl::Status s = domain::ValidateOwner(req->owner(), "owner"); !s.ok()) return FinishNow(ctx, s);
   if (req->ttl_seconds() < 0) return FinishNow(ctx, absl::InvalidArgumentError("ttl_seconds: must not be negative"));
   return Write(ctx, log_, *req, &v1::Command::mutable_renew, &v1::CommandResult::mutable_renew, resp);
 }

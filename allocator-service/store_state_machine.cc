@@ -18,7 +18,7 @@ class PinnedStore final : public replication::PinnedState {
 
 absl::StatusOr<std::unique_ptr<StoreStateMachine>> StoreStateMachine::Open(const std::string& db_path,
                                                                            bool reuse_existing,
-                                                                           storage::NodeStateSink* sink) {
+                                                                           domain::NodeStateSink* sink) {
   storage::StateMachineOptions options;
   options.db_path = db_path;
   options.reuse_existing = reuse_existing;
@@ -47,7 +47,7 @@ absl::Status StoreStateMachine::Restore(absl::string_view snapshot, uint64_t ind
 }
 
 void StoreStateMachine::PublishNodeState() {
-  storage::NodeStateUpdate update = store_->TakeNodeStateUpdate();
+  domain::NodeStateUpdate update = store_->TakeNodeStateUpdate();
   if (sink_ != nullptr) sink_->Publish(std::move(update));
 }
 

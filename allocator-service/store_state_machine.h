@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "replication/state_machine.h"
-#include "storage/node_state.h"
+#include "domain/node_state_sink.h"
 #include "storage/snapshot.h"
 #include "storage/state_machine.h"
 
@@ -26,9 +26,9 @@ class StoreStateMachine final : public replication::StateMachine {
   // Opens `db_path`: the existing store when `reuse_existing` (and its schema version matches), else an
   // empty one. `sink` (optional) outlives the state machine.
   static absl::StatusOr<std::unique_ptr<StoreStateMachine>> Open(const std::string& db_path, bool reuse_existing,
-                                                                 storage::NodeStateSink* sink);
+                                                                 domain::NodeStateSink* sink);
   // Over a store opened by the caller (tests).
-  StoreStateMachine(std::unique_ptr<storage::StateMachine> store, storage::NodeStateSink* sink)
+  StoreStateMachine(std::unique_ptr<storage::StateMachine> store, domain::NodeStateSink* sink)
       : store_(std::move(store)), sink_(sink) {}
 
   // StateMachine.
@@ -52,7 +52,7 @@ class StoreStateMachine final : public replication::StateMachine {
 
  private:
   std::unique_ptr<storage::StateMachine> store_;
-  storage::NodeStateSink* const sink_;
+  domain::NodeStateSink* const sink_;
 };
 
 }  // namespace abode::allocator

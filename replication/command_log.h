@@ -5,6 +5,7 @@
 
 #include "abode/v1/commands.pb.h"
 #include "absl/functional/any_invocable.h"
+#include "replication/deadline.h"
 #include "replication/state_machine.h"
 
 namespace abode::replication {
@@ -17,8 +18,10 @@ class CommandLog {
   // Thread-safe. `done` runs exactly once: with the command's outcome after it was committed durably and
   // applied (on a completion thread, never the raft loop; for a write a follower forwarded to the leader, on
   // the thread that received the leader's answer), or with UNAVAILABLE if it could not be committed (no
-  // leader, no quorum, shutdown; on any thread, the caller's included). It must not block.
-  virtual void Propose(v1::Command command, Done done) = 0;
+  // leader, no quorum, shutdown; on any thread, the caller's included). It must not block. Nothing the
+  // command waits on (a forward to the leader included) outlives `deadline`: the caller hears UNAVAILABLE
+  // just before it rather than DEADLINE_EXCEEDED after it.
+  virtual void Propose(v1::Command command, Deadline deadline, Done done) = 0;
 };
 
 }  // namespace abode::replication

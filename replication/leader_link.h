@@ -10,20 +10,23 @@
 #include "abode/v1/commands.pb.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "replication/deadline.h"
 #include "replication/state_machine.h"
 
 namespace abode::replication {
 
-// Thread safety: thread-safe. Callbacks may run on any thread and must not block.
+// Thread safety: thread-safe. Callbacks may run on any thread and must not block. A call gives up,
+// UNAVAILABLE, shortly before `deadline` (the earliest deadline of the callers it serves) so that they hear
+// why in time.
 class LeaderLink {
  public:
   using Outcomes = std::vector<CommandOutcome>;
   virtual ~LeaderLink() = default;
   // Proposes `commands` at the leader; `done` gets one outcome per command, or one error for all.
   virtual void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
-                       absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) = 0;
+                       Deadline deadline, absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) = 0;
   // Asks the leader for a read index (see ReadIndexResponse in cluster.proto).
-  virtual void ReadIndex(const std::string& leader_grpc_address,
+  virtual void ReadIndex(const std::string& leader_grpc_address, Deadline deadline,
                          absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) = 0;
 };
 

@@ -87,6 +87,7 @@ void ProposalQueue::Forward(std::vector<Proposal>& proposals) {
   raft_leader(raft_, &leader_id, &leader_address);
   std::vector<v1::Command> commands;
   auto dones = std::make_shared<std::vector<CommandLog::Done>>();
+  Deadline earliest = kNoDeadline;
   for (auto& p : proposals) {
     if (p.local) {
       std::move(p.done)(absl::UnavailableError("this replica is no longer the raft leader; retry"));
@@ -99,6 +100,7 @@ void ProposalQueue::Forward(std::vector<Proposal>& proposals) {
     }
     commands.push_back(std::move(p.command));
     dones->push_back(std::move(p.done));
+    earliest = std::min(earliest, p.deadline);
   }
   if (commands.empty()) return;
   const Member leader = MemberFromConfiguration(leader_id, leader_address);
@@ -109,7 +111,7 @@ void ProposalQueue::Forward(std::vector<Proposal>& proposals) {
     return;
   }
   options_.leader_link->Forward(
-      leader.grpc_address, std::move(commands), [dones](absl::StatusOr<LeaderLink::Outcomes> outcomes) mutable {
+      leader.grpc_address, std::move(commands), earliest, [dones](absl::StatusOr<LeaderLink::Outcomes> outcomes) mutable {
         for (size_t i = 0; i < dones->size(); ++i) {
           if (!outcomes.ok()) {
             std::move((*dones)[i])(outcomes.status());

@@ -38,6 +38,7 @@ struct Proposal {
   v1::Command command;
   CommandLog::Done done;
   bool local = false;  // propose here or fail, never forward (forwarded to us, or the leader's own)
+  Deadline deadline = kNoDeadline;  // the caller's; a forward to the leader gives up before it
 };
 
 class ProposalQueue {

@@ -95,7 +95,7 @@ void RaftLoop::EnqueueLocal(std::vector<v1::Command> commands, std::vector<Comma
     if (!stopping_ && running_) {
       const bool was_empty = queue_.empty() && tasks_.empty();
       for (size_t i = 0; i < commands.size(); ++i) {
-        queue_.push_back(Proposal{std::move(commands[i]), std::move(dones[i]), true});
+        queue_.push_back(Proposal{std::move(commands[i]), std::move(dones[i]), true, kNoDeadline});
       }
       if (was_empty) uv_async_send(&wakeup_);
       return;

@@ -33,15 +33,16 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions&
 RaftNode::RaftNode(std::unique_ptr<RaftLoop> loop) : loop_(std::move(loop)) {}
 RaftNode::~RaftNode() = default;
 
-void RaftNode::Propose(v1::Command command, Done done) {
-  loop_->Enqueue(Proposal{std::move(command), std::move(done), false});
+void RaftNode::Propose(v1::Command command, Deadline deadline, Done done) {
+  loop_->Enqueue(Proposal{std::move(command), std::move(done), false, deadline});
 }
 
 void RaftNode::ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones) {
   loop_->EnqueueLocal(std::move(commands), std::move(dones));
 }
 
-void RaftNode::Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) {
+void RaftNode::Await(ReadConsistency consistency, Deadline deadline,
+                     absl::AnyInvocable<void(absl::Status) &&> done) {
   // A single voter's configuration never changes under it: its applied state is the committed state.
   if (loop_->single_voter()) {
     std::move(done)(absl::OkStatus());
@@ -74,7 +75,7 @@ void RaftNode::Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::
     return;
   }
   loop->leader_link()->ReadIndex(
-      v.leader_grpc_address, [loop, done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
+      v.leader_grpc_address, deadline, [loop, done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
         if (!index.ok()) {
           std::move(done)(index.status());
           return;

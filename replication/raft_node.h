@@ -60,13 +60,13 @@ class RaftNode final : public CommandLog, public ReadFence, public ReplicaStatus
   ~RaftNode() override;  // stops the loop; pending proposals fail with UNAVAILABLE
 
   // CommandLog. The leader proposes; a follower forwards to the leader; with no leader known: UNAVAILABLE.
-  void Propose(v1::Command command, Done done) override;
+  void Propose(v1::Command command, Deadline deadline, Done done) override;
   // Proposes commands at this node only (the leader's side of forwarding, and the leader's housekeeping);
   // together in one entry when they fit. UNAVAILABLE if this node does not lead.
   void ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones);
 
   // ReadFence. `done` runs on a completion thread or, for a follower, the thread of the leader's answer.
-  void Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void Await(ReadConsistency consistency, Deadline deadline, absl::AnyInvocable<void(absl::Status) &&> done) override;
 
   // Leader side of ReadIndex: confirms leadership with a barrier, then yields the applied index.
   void LocalReadIndex(absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done);
