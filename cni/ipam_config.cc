@@ -78,6 +78,11 @@ Result<PoolRequest> ParseRange(const json& object, const std::string& path) {
   if (auto e = GetString(object, "range_start", path, start)) return *e;
   if (auto e = GetString(object, "range_end", path, end)) return *e;
   if (auto e = GetString(object, "pool", path, named)) return *e;
+  // An ipRanges entry may name its own gateway (abode's addition); the top-level gateway goes to the range
+  // of its family below.
+  if (path != "ipam.") {
+    if (auto e = GetString(object, "gateway", path, pool.gateway)) return *e;
+  }
   if (auto e = GetStringList(object, "exclude", path, pool.exclude)) return *e;
   if (range.empty()) {
     if (named.empty()) return Invalid(path + "range", "required (or name an existing abode pool with \"pool\")");
@@ -116,6 +121,13 @@ Result<PoolRequest> ParseRange(const json& object, const std::string& path) {
                      "\"" + pool.exclude[i] + "\" is not a CIDR of the range's family");
     }
     pool.exclude[i] = Prefix{p->Network(), p->length}.ToString();
+  }
+  if (!pool.gateway.empty()) {
+    auto gw = Ip::Parse(pool.gateway);
+    if (!gw || !pool.cidr.Contains(*gw)) {
+      return Invalid(path + "gateway", "\"" + pool.gateway + "\" is not an address inside " + pool.cidr.ToString());
+    }
+    pool.gateway = gw->ToString();
   }
   pool.name = named;
   return pool;
@@ -306,7 +318,7 @@ Result<IpamConfig> ParseNetworkConfig(std::string_view text) {
     }
     if (pool.name.empty()) pool.name = PoolNameFor(config.network_name, pool.cidr);
     pool.network = config.enable_overlapping_ranges ? network : pool.name;
-    if (gateway_ip && pool.cidr.Contains(*gateway_ip)) pool.gateway = gateway_ip->ToString();
+    if (pool.gateway.empty() && gateway_ip && pool.cidr.Contains(*gateway_ip)) pool.gateway = gateway_ip->ToString();
     if (!names.insert(pool.name).second) {
       return Invalid("ipam.ipRanges", "range " + pool.cidr.ToString() + " is given twice (pool " + pool.name + ")");
     }
