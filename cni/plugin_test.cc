@@ -123,15 +123,22 @@ Exec RunBinary(const std::string& env, const std::string& input) {
   return e;
 }
 
-TEST(PluginBinaryTest, LinksNoGrpc) {
-  FILE* p = ::popen((std::string("ldd ") + ABODE_CNI_BIN).c_str(), "r");
+TEST(PluginBinaryTest, IsStaticAndHoldsNoGrpc) {
+  FILE* p = ::popen((std::string("ldd ") + ABODE_CNI_BIN + " 2>&1").c_str(), "r");
   std::string out;
   char buffer[4096];
   size_t n;
   while ((n = std::fread(buffer, 1, sizeof buffer, p)) > 0) out.append(buffer, n);
-  ASSERT_EQ(::pclose(p), 0);
-  EXPECT_NE(out.find("libc.so"), std::string::npos) << out;
+  ::pclose(p);
+  // Static: ldd says so and lists nothing.
+  EXPECT_NE(out.find("not a dynamic executable"), std::string::npos) << out;
   for (const char* lib : {"grpc", "protobuf", "absl"}) EXPECT_EQ(out.find(lib), std::string::npos) << lib << "\n" << out;
+  // And no gRPC code was linked in statically either.
+  FILE* symbols = ::popen((std::string("nm -C ") + ABODE_CNI_BIN + " | grep -c 'grpc::' || true").c_str(), "r");
+  char count[32] = {};
+  ASSERT_NE(std::fgets(count, sizeof count, symbols), nullptr);
+  ::pclose(symbols);
+  EXPECT_EQ(std::string(count), "0\n");
 }
 
 TEST(PluginBinaryTest, VersionAnswersWithoutANode) {
