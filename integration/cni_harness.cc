@@ -166,15 +166,21 @@ absl::Status CniCluster::Start() {
     if (!ns.ok()) return ns.status();
     node_netns_.push_back(std::move(*ns));
     nodes_.push_back(std::make_unique<Child>());
-    if (absl::Status s = nodes_.back()->Start({options_.node_bin, "--node", node_name(i), "--allocator", endpoint(),
-                                               "--cni-socket", socket(i), "--log-level", "warn"},
-                                              options_.dir + "/" + node_name(i) + ".log");
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = WaitServing(socket(i)); !s.ok()) return s;
+    if (absl::Status s = StartNode(i); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status CniCluster::StartNode(int i) {
+  // A new abode-node replaces the old socket file; waiting for the file means waiting for the new one.
+  ::unlink(socket(i).c_str());
+  if (absl::Status s = nodes_[i]->Start({options_.node_bin, "--node", node_name(i), "--allocator", endpoint(),
+                                         "--cni-socket", socket(i), "--log-level", "warn"},
+                                        options_.dir + "/" + node_name(i) + ".log");
+      !s.ok()) {
+    return s;
+  }
+  return WaitServing(socket(i));
 }
 
 }  // namespace abode::integration

@@ -84,6 +84,10 @@ class CniCluster {
   // Stops (SIGKILL) or starts again the allocator, on the same port and data.
   void StopAllocator() { allocator_.Kill(); }
   absl::Status StartAllocator();
+  // Stops (SIGKILL) node `i`'s abode-node, or starts it again; its socket file is left behind when killed,
+  // as after a crash.
+  void StopNode(int i) { nodes_[i]->Kill(); }
+  absl::Status StartNode(int i);
 
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string node_name(int i) const { return "node-" + std::string(1, static_cast<char>('a' + i)); }

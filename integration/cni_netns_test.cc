@@ -313,6 +313,54 @@ TEST_F(CniNetnsTest, AllocatorDownAnswersTryAgainLaterAndTheNextAddSucceeds) {
   EXPECT_EQ(Allocations("10.76.0.0-24").size(), 2u);
 }
 
+TEST_F(CniNetnsTest, AbodeNodeRestartAnswersTryAgainLaterThenTheRetryGetsTheSameAddress) {
+  const json ipam = {{"type", "abode"}, {"range", "10.80.0.0/24"}, {"socket_path", cluster_->socket(0)}};
+  const std::string config = BridgeConfig("1.0.0", "cnibr7", ipam);
+  Attachment a = Add(Bridge(), "restart1", 0, config);
+  ASSERT_TRUE(a.result.contains("ips"));
+  cluster_->StopNode(0);
+  // The socket file is still there, nobody listens: code 11 at once.
+  PluginRun run;
+  run.plugin = ABODE_CNI_BIN;
+  run.env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "restart1"}, {"CNI_NETNS", a.netns->path()},
+             {"CNI_IFNAME", "eth0"}};
+  run.stdin_text = config;
+  PluginExit down = ExecPlugin(run);
+  EXPECT_NE(down.exit_code, 0);
+  EXPECT_EQ(json::parse(down.stdout_text, nullptr, false)["code"], 11) << down.stdout_text;
+  ASSERT_TRUE(cluster_->StartNode(0).ok());
+  // The retried ADD (idempotent per owner) gets the address the first ADD got.
+  PluginExit again = ExecPlugin(run);
+  ASSERT_EQ(again.exit_code, 0) << again.stdout_text;
+  EXPECT_EQ(IpOf(json::parse(again.stdout_text)), IpOf(a.result));
+  EXPECT_EQ(Allocations("10.80.0.0-24").size(), 1u);
+  EXPECT_EQ(Call(Bridge(), "DEL", a, config).exit_code, 0);
+}
+
+TEST_F(CniNetnsTest, DebianMacvlanWithAbodeAddressesTwoContainersThatReachEachOther) {
+  // The master link lives in node b's namespace; macvlan's bridge mode lets its children talk to each other.
+  auto [code, out] = cluster_->node_netns(1).Exec("ip link add mvm0 type veth peer name mvm0p 2>/dev/null; "
+                                                  "ip link set mvm0 up && ip link set mvm0p up");
+  ASSERT_EQ(code, 0) << out;
+  const json ipam = {{"type", "abode"}, {"range", "10.79.0.0/24"}, {"socket_path", cluster_->socket(1)}};
+  const std::string config = json{{"cniVersion", "0.4.0"}, {"name", "abodemv"}, {"type", "macvlan"},
+                                  {"master", "mvm0"},        {"mode", "bridge"},   {"ipam", ipam}}
+                                 .dump();
+  const std::string macvlan = std::string(kDebianPlugins) + "/macvlan";
+  Attachment a = Add(macvlan, "mv1", 1, config);
+  Attachment b = Add(macvlan, "mv2", 1, config);
+  ASSERT_TRUE(a.result.contains("ips") && b.result.contains("ips")) << a.result.dump() << b.result.dump();
+  EXPECT_EQ(a.result["ips"][0]["version"], "4");  // the 0.4.0 result format
+  EXPECT_NE(IpOf(a.result), IpOf(b.result));
+  auto [ping_code, ping_out] = a.netns->Exec("ping -c1 -W2 " + IpOf(b.result));
+  EXPECT_EQ(ping_code, 0) << ping_out;
+  json with_prev = json::parse(config);
+  with_prev["prevResult"] = a.result;
+  EXPECT_EQ(Call(macvlan, "CHECK", a, with_prev.dump()).exit_code, 0);
+  for (Attachment* x : {&a, &b}) EXPECT_EQ(Call(macvlan, "DEL", *x, config).exit_code, 0);
+  EXPECT_TRUE(Allocations("10.79.0.0-24").empty());
+}
+
 TEST_F(CniNetnsTest, ReferencePluginsSpeakOneOneAndPassStatusThrough) {
   const std::string bin = ReferencePluginsDir();
   if (!std::filesystem::exists(bin + "/bridge")) {
