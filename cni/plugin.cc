@@ -36,7 +36,7 @@ std::string VersionOf(const std::string& text) {
 }
 
 PluginOutput Fail(const CniError& error, const std::string& version, std::string log = "") {
-  return PluginOutput{1, ErrorJson(error, version), std::move(log)};
+  return PluginOutput{1, ErrorJson(error, version), std::move(log), ""};
 }
 
 bool LevelEnabled(const std::string& configured, const std::string& level) {
@@ -111,14 +111,17 @@ Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const L
   return response;
 }
 
-PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& call_node) {
+namespace {
+
+PluginOutput Run(const PluginEnvironment& environment, const NodeCall& call_node, std::string* log_file) {
   const Clock::time_point started = Clock::now();
   auto invocation = ParseInvocation(environment.env);
   if (!invocation.ok()) return Fail(invocation.error(), VersionOf(environment.stdin_text));
-  if (invocation->command == "VERSION") return PluginOutput{0, VersionJson(VersionOf(environment.stdin_text)), ""};
+  if (invocation->command == "VERSION") return PluginOutput{0, VersionJson(VersionOf(environment.stdin_text)), "", ""};
 
   auto config = ParseNetworkConfig(environment.stdin_text);
   if (!config.ok()) return Fail(config.error(), VersionOf(environment.stdin_text));
+  *log_file = config->log_file;
   std::string log;
   auto note = [&](const std::string& level, const std::string& line) {
     if (!config->log_file.empty() && LevelEnabled(config->log_level, level)) {
@@ -179,7 +182,7 @@ PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& cal
         unmanaged.push_back(AllocatedIp{s.address.ip.ToString(), s.address.length, s.gateway, ""});
       }
     }
-    if (config->pools.empty()) return PluginOutput{0, AddResultJson(*config, unmanaged), log};
+    if (config->pools.empty()) return PluginOutput{0, AddResultJson(*config, unmanaged), log, ""};
   }
   if (command == "CHECK") {
     auto prev = PrevResultAddresses(config->prev_result);
@@ -201,7 +204,7 @@ PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& cal
   }
   if (command != "ADD") {
     note("debug", "ok");
-    return PluginOutput{0, "", log};
+    return PluginOutput{0, "", log, ""};
   }
   std::vector<AllocatedIp> ips = response->ips;
   for (AllocatedIp& ip : ips) {
@@ -218,7 +221,16 @@ PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& cal
     }
   }
   ips.insert(ips.end(), unmanaged.begin(), unmanaged.end());
-  return PluginOutput{0, AddResultJson(*config, ips), log};
+  return PluginOutput{0, AddResultJson(*config, ips), log, ""};
+}
+
+}  // namespace
+
+PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& call_node) {
+  std::string log_file;
+  PluginOutput output = Run(environment, call_node, &log_file);
+  output.log_file = log_file;
+  return output;
 }
 
 }  // namespace abode::cni

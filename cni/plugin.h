@@ -25,7 +25,8 @@ Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const L
 struct PluginOutput {
   int exit_code = 0;
   std::string stdout_text;
-  std::string log_text;  // lines for ipam.log_file, if the configuration names one
+  std::string log_text;  // lines for `log_file`
+  std::string log_file;  // ipam.log_file, "" when the configuration names none
 };
 
 struct PluginEnvironment {

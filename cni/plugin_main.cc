@@ -13,7 +13,6 @@
 #include <string>
 
 #include "cni/cni_result.h"
-#include "cni/ipam_config.h"
 #include "cni/plugin.h"
 
 extern char** environ;
@@ -41,10 +40,8 @@ int main() {
   }
   std::fwrite(output.stdout_text.data(), 1, output.stdout_text.size(), stdout);
   std::fflush(stdout);
-  if (!output.log_text.empty()) {
-    // log_file comes from the configuration; opening it is the one thing we do with it.
-    const auto config = abode::cni::ParseNetworkConfig(environment.stdin_text);
-    if (config.ok()) std::ofstream(config->log_file, std::ios::app) << output.log_text;
+  if (!output.log_text.empty() && !output.log_file.empty()) {
+    std::ofstream(output.log_file, std::ios::app) << output.log_text;
   }
   return output.exit_code;
 }

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 namespace abode::cni {
@@ -94,6 +95,7 @@ TEST(PluginTest, LogsIgnoredKeysToTheLogFile) {
       node);
   EXPECT_EQ(out.exit_code, 0);
   EXPECT_NE(out.log_text.find("ignoring whereabouts key ipam.etcd_host"), std::string::npos) << out.log_text;
+  EXPECT_EQ(out.log_file, "/tmp/x");
 }
 
 TEST(PluginTest, TraceparentKeepsTheCallersTrace) {
@@ -176,6 +178,21 @@ TEST(PluginBinaryTest, MalformedInputGivesErrorJsonNeverACrash) {
     EXPECT_EQ(j["code"], code) << env << " " << input.substr(0, 80) << "\n" << e.out;
     EXPECT_TRUE(j["msg"].is_string());
   }
+}
+
+TEST(PluginBinaryTest, WritesItsLogFile) {
+  const std::string log = ::testing::TempDir() + "/abode_cni_plugin.log";
+  std::remove(log.c_str());
+  Exec e = RunBinary("CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_IFNAME=eth0",
+                     R"({"cniVersion":"0.4.0","name":"n","ipam":{"type":"whereabouts","range":"10.0.0.0/8",
+                         "etcd_host":"x","log_level":"debug","log_file":")" + log +
+                         R"(","socket_path":"/nonexistent/x.sock"}})");
+  EXPECT_EQ(WEXITSTATUS(e.status), 1);
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("ignoring whereabouts key ipam.etcd_host"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("[error] DEL c1 abode-node is not reachable"), std::string::npos) << text.str();
 }
 
 }  // namespace
