@@ -34,11 +34,11 @@ go_bin="${GO:-}"
 if [ -z "$go_bin" ]; then
   if command -v go >/dev/null 2>&1; then go_bin="$(command -v go)"; elif [ -x /usr/local/go/bin/go ]; then go_bin=/usr/local/go/bin/go; fi
 fi
-[ -n "$go_bin" ] || missing_tool "no Go toolchain found (set GO=...); the CNI plugins ${plugins_version} need Go 1.23 or later"
-go_version="$("$go_bin" env GOVERSION)"   # e.g. go1.26.8
+[ -n "$go_bin" ] && [ -x "$go_bin" ] || missing_tool "no Go toolchain found (set GO=...); the CNI plugins ${plugins_version} need Go 1.24 or later"
+go_version="$("$go_bin" env GOVERSION 2>/dev/null || echo unknown)"   # e.g. go1.26.8
 minor="$(echo "$go_version" | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if ! [[ "$minor" =~ ^[0-9]+$ ]] || [ "$minor" -lt 23 ]; then
-  missing_tool "${go_version} is too old to build the CNI plugins ${plugins_version} (Go 1.23 or later)"
+if ! [[ "$minor" =~ ^[0-9]+$ ]] || [ "$minor" -lt 24 ]; then
+  missing_tool "${go_version} is too old to build the CNI plugins ${plugins_version} (Go 1.24 or later)"
 fi
 
 mkdir -p "$plugins_dir"
