@@ -258,5 +258,24 @@ TEST(CniServiceTest, APoolDeletedSinceItWasCheckedIsMadeAgain) {
   EXPECT_EQ(allocator.creates, 2);
 }
 
+TEST(CniServiceTest, AReusedStatefulSetNameNeverReleasesTheNewPodsAddress) {
+  FakeAllocator allocator;
+  CniService service("node-a", &allocator);
+  const auto pool = Range("10.9.0.0/24");
+  // web-0 (uid-1) is replaced by web-0 (uid-2) with a new sandbox before the old one's DEL arrives.
+  auto old_pod = Request("ADD", "sandbox-old", {pool});
+  old_pod.labels = {{"k8s-pod-name", "web-0"}, {"k8s-pod-uid", "uid-1"}};
+  auto new_pod = Request("ADD", "sandbox-new", {pool});
+  new_pod.labels = {{"k8s-pod-name", "web-0"}, {"k8s-pod-uid", "uid-2"}};
+  ASSERT_FALSE(service.Handle(old_pod).error);
+  auto added = service.Handle(new_pod);
+  ASSERT_FALSE(added.error);
+  ASSERT_FALSE(service.Handle(Request("DEL", "sandbox-old", {pool})).error);
+  ASSERT_EQ(allocator.allocations.size(), 1u);
+  EXPECT_EQ(allocator.allocations[0].owner(), "cni/sandbox-new/eth0");
+  EXPECT_EQ(allocator.allocations[0].address(), added.ips[0].address);
+  EXPECT_EQ(allocator.allocations[0].labels().at("k8s-pod-uid"), "uid-2");
+}
+
 }  // namespace
 }  // namespace abode::node

@@ -34,11 +34,13 @@ go_bin="${GO:-}"
 if [ -z "$go_bin" ]; then
   if command -v go >/dev/null 2>&1; then go_bin="$(command -v go)"; elif [ -x /usr/local/go/bin/go ]; then go_bin=/usr/local/go/bin/go; fi
 fi
-[ -n "$go_bin" ] && [ -x "$go_bin" ] || missing_tool "no Go toolchain found (set GO=...); the CNI plugins ${plugins_version} need Go 1.24 or later"
+[ -n "$go_bin" ] && [ -x "$go_bin" ] || missing_tool "no Go toolchain found (set GO=...); the CNI plugins ${plugins_version} need Go 1.26.8 or later"
 go_version="$("$go_bin" env GOVERSION 2>/dev/null || echo unknown)"   # e.g. go1.26.8
-minor="$(echo "$go_version" | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if ! [[ "$minor" =~ ^[0-9]+$ ]] || [ "$minor" -lt 24 ]; then
-  missing_tool "${go_version} is too old to build the CNI plugins ${plugins_version} (Go 1.24 or later)"
+# The plugins' go.mod asks for this Go; GOTOOLCHAIN=local below forbids downloading another toolchain.
+go_required="1.26.8"
+have="${go_version#go}"
+if ! [[ "$have" =~ ^[0-9]+\.[0-9]+ ]] || [ "$(printf '%s\n%s\n' "$go_required" "$have" | sort -V | head -n1)" != "$go_required" ]; then
+  missing_tool "${go_version} is too old to build the CNI plugins ${plugins_version} (their go.mod asks for Go ${go_required})"
 fi
 
 mkdir -p "$plugins_dir"
