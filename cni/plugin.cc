@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -86,7 +88,12 @@ Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const L
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
   node::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return CniError{kIoFailure, std::string("socket: ") + std::strerror(errno), ""};
-  // A full listen backlog refuses with EAGAIN: abode-node is busy, keep trying until the deadline.
+  // A full listen backlog makes a blocking connect wait, for at most the send timeout, then fail with EAGAIN:
+  // abode-node is busy, keep trying until the deadline.
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
+  const timeval wait{static_cast<time_t>(std::max<int64_t>(left, 1000) / 1'000'000),
+                     static_cast<suseconds_t>(std::max<int64_t>(left, 1000) % 1'000'000)};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
   while (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN && Clock::now() < deadline) {

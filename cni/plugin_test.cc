@@ -1,7 +1,10 @@
 #include "cni/plugin.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -104,6 +107,35 @@ TEST(PluginTest, TraceparentKeepsTheCallersTrace) {
   EXPECT_EQ(child.substr(0, 36), parent.substr(0, 36));
   EXPECT_NE(child, parent);
   EXPECT_NE(NewTraceparent("garbage").substr(3, 32), NewTraceparent("garbage").substr(3, 32));
+}
+
+TEST(PluginTest, ABusyNodeWhoseBacklogIsFullIsTryAgainLaterWithinTheDeadline) {
+  const std::string path = ::testing::TempDir() + "/abode_busy_" + std::to_string(::getpid()) + ".sock";
+  std::remove(path.c_str());
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  // Nobody accepts: fill the backlog.
+  std::vector<int> waiting;
+  for (int i = 0; i < 4; ++i) {
+    const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(c, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    waiting.push_back(c);
+  }
+  LocalRequest r;
+  r.verb = "STATUS";
+  const auto start = std::chrono::steady_clock::now();
+  auto answer = CallNodeOverSocket(path, r, start + std::chrono::milliseconds(300));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, kTryAgainLater);
+  EXPECT_LT(took, std::chrono::seconds(3));
+  for (int c : waiting) ::close(c);
+  ::close(listener);
+  std::remove(path.c_str());
 }
 
 // The binary, exec'd as a runtime would.
