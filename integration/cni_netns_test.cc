@@ -337,6 +337,35 @@ TEST_F(CniNetnsTest, AbodeNodeRestartAnswersTryAgainLaterThenTheRetryGetsTheSame
   EXPECT_EQ(Call(Bridge(), "DEL", a, config).exit_code, 0);
 }
 
+TEST_F(CniNetnsTest, OverlappingRangesShareANetworkUnlessOverlapIsDisabled) {
+  auto add = [&](const std::string& container, const json& ipam) {
+    PluginRun run;
+    run.plugin = ABODE_CNI_BIN;
+    run.env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", container}, {"CNI_NETNS", "/proc/self/ns/net"},
+               {"CNI_IFNAME", "net1"}};
+    run.stdin_text = json{{"cniVersion", "1.0.0"}, {"name", "overlap"}, {"ipam", ipam}}.dump();
+    return ExecPlugin(run);
+  };
+  const json narrow = {{"type", "abode"}, {"range", "10.81.0.0/24"}, {"network_name", "ovl"},
+                       {"socket_path", cluster_->socket(0)}};
+  PluginExit first = add("ovl1", narrow);
+  ASSERT_EQ(first.exit_code, 0) << first.stdout_text;
+  // A different range that overlaps it, in the same network: addresses must stay unique, so it is refused.
+  json wide = narrow;
+  wide["range"] = "10.81.0.0/16";
+  PluginExit refused = add("ovl2", wide);
+  EXPECT_NE(refused.exit_code, 0);
+  const json error = json::parse(refused.stdout_text, nullptr, false);
+  EXPECT_EQ(error["code"], 7) << refused.stdout_text;
+  EXPECT_NE(error["msg"].get<std::string>().find("overlaps pool \"ovl-10.81.0.0-24\""), std::string::npos)
+      << refused.stdout_text;
+  // With overlapping ranges disabled the wide range is a network of its own and may hand out the same address.
+  wide["enable_overlapping_ranges"] = false;
+  PluginExit own = add("ovl3", wide);
+  ASSERT_EQ(own.exit_code, 0) << own.stdout_text;
+  EXPECT_EQ(IpOf(json::parse(own.stdout_text)), IpOf(json::parse(first.stdout_text)));
+}
+
 TEST_F(CniNetnsTest, DebianMacvlanWithAbodeAddressesTwoContainersThatReachEachOther) {
   // The master link lives in node b's namespace; macvlan's bridge mode lets its children talk to each other.
   auto [code, out] = cluster_->node_netns(1).Exec("ip link add mvm0 type veth peer name mvm0p 2>/dev/null; "
