@@ -244,11 +244,15 @@ LocalResponse CniService::Gc(const LocalRequest& request, const CallContext& ctx
   if (!request.valid_attachments) return response;
   std::set<std::pair<std::string, std::string>> keep(request.valid_attachments->begin(),
                                                       request.valid_attachments->end());
+  // Only this network's attachments: configurations of other names may share a pool (same range, no
+  // network_name), and their attachments are not in this list.
+  const std::string network = cni::LabelValue(request.network);
   for (const cni::PoolRequest& pool : request.pools) {
     std::vector<v1::Allocation> stale;
     v1::ListAllocationsRequest list;
     list.set_pool(pool.name);
     list.set_node(node_);
+    if (!network.empty()) list.set_label_selector(absl::StrCat(cni::kLabelNetwork, "=", network));
     list.set_page_size(5000);
     do {
       absl::StatusOr<v1::ListAllocationsResponse> page = allocator_->ListAllocations(list, ctx);
@@ -256,6 +260,8 @@ LocalResponse CniService::Gc(const LocalRequest& request, const CallContext& ctx
       if (!page.ok()) return Failure(ToCniError(page.status(), absl::StrCat("listing pool \"", pool.name, "\"")));
       for (const v1::Allocation& a : page->allocations()) {
         std::string id, ifname;
+        auto label = a.labels().find(cni::kLabelNetwork);
+        if ((label == a.labels().end() ? std::string() : label->second) != network) continue;
         if (cni::ParseOwnerKey(a.owner(), &id, &ifname) && keep.count({id, ifname}) == 0) stale.push_back(a);
       }
       list.set_page_token(page->next_page_token());

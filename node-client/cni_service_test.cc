@@ -109,9 +109,12 @@ cni::PoolRequest Range(const std::string& cidr, const std::string& network = "")
   return p;
 }
 
-cni::LocalRequest Request(const std::string& verb, const std::string& container, std::vector<cni::PoolRequest> pools) {
+cni::LocalRequest Request(const std::string& verb, const std::string& container, std::vector<cni::PoolRequest> pools,
+                          const std::string& network = "net") {
   cni::LocalRequest r;
   r.verb = verb;
+  r.network = network;
+  r.labels = {{cni::kLabelNetwork, network}};
   r.container_id = container;
   r.ifname = "eth0";
   r.pools = std::move(pools);
@@ -205,10 +208,12 @@ TEST(CniServiceTest, GcReleasesUnlistedAttachmentsOfThisNodeOnlyAndNothingWithou
   const auto pool = Range("10.6.0.0/24");
   for (const std::string c : {"c1", "c2", "c3"}) ASSERT_FALSE(a.Handle(Request("ADD", c, {pool})).error);
   ASSERT_FALSE(b.Handle(Request("ADD", "c4", {pool})).error);
+  // Another configuration (another name) sharing the pool on this node: not this GC's business.
+  ASSERT_FALSE(a.Handle(Request("ADD", "c5", {pool}, "other-net")).error);
   auto no_list = a.Handle(Request("GC", "", {pool}));
   ASSERT_FALSE(no_list.error);
   EXPECT_EQ(no_list.released, 0);
-  EXPECT_EQ(allocator.allocations.size(), 4u);
+  EXPECT_EQ(allocator.allocations.size(), 5u);
   auto gc = Request("GC", "", {pool});
   gc.valid_attachments = std::vector<std::pair<std::string, std::string>>{{"c2", "eth0"}};
   auto result = a.Handle(gc);
@@ -216,7 +221,7 @@ TEST(CniServiceTest, GcReleasesUnlistedAttachmentsOfThisNodeOnlyAndNothingWithou
   EXPECT_EQ(result.released, 2);
   std::set<std::string> left;
   for (const v1::Allocation& x : allocator.allocations) left.insert(x.owner());
-  EXPECT_EQ(left, (std::set<std::string>{"cni/c2/eth0", "cni/c4/eth0"}));
+  EXPECT_EQ(left, (std::set<std::string>{"cni/c2/eth0", "cni/c4/eth0", "cni/c5/eth0"}));
 }
 
 TEST(CniServiceTest, AllocatorDownIsTryAgainLaterAndStatusFifty) {
