@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<CniSocketServer>> CniSocketServer::Start(const st
       new CniSocketServer(path, std::move(handler), std::move(recorder), allowed_uid));
   server->listener_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!server->listener_.valid()) return Errno("socket");
-  // Mode 0600 from the start: the file never exists with wider permissions.
+  // Mode 0600 from the start: the file never exists with wider permissions. The umask is process-wide;
+  // abode-node binds once at start-up, before its other threads create files.
   const mode_t old_mask = ::umask(0177);
   const int bound = ::bind(server->listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address);
   ::umask(old_mask);
