@@ -7,7 +7,7 @@
 namespace abode::allocator {
 
 WatchHub::WatchHub(WatchHubOptions options)
-    : options_(options), view_(std::make_shared<storage::NodeStateView>()), thread_([this] {
+    : options_(options), view_(std::make_shared<domain::NodeStateView>()), thread_([this] {
         storage::NameThisThread("abode-watch");
         FanOut();
       }) {}
@@ -21,7 +21,7 @@ WatchHub::~WatchHub() {
   thread_.join();
 }
 
-void WatchHub::Publish(storage::NodeStateUpdate update) {
+void WatchHub::Publish(domain::NodeStateUpdate update) {
   if (update.view) {
     std::lock_guard<std::mutex> lock(view_mu_);
     view_ = update.view;
@@ -42,7 +42,7 @@ void WatchHub::Publish(storage::NodeStateUpdate update) {
   queue_cv_.notify_one();
 }
 
-std::shared_ptr<const storage::NodeStateView> WatchHub::view() {
+std::shared_ptr<const domain::NodeStateView> WatchHub::view() {
   std::lock_guard<std::mutex> lock(view_mu_);
   return view_;
 }
@@ -69,7 +69,7 @@ void WatchHub::Flush() {
 
 void WatchHub::FanOut() {
   for (;;) {
-    std::deque<storage::NodeStateUpdate> work;
+    std::deque<domain::NodeStateUpdate> work;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -96,7 +96,7 @@ void WatchHub::FanOut() {
   }
 }
 
-void WatchHub::Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
+void WatchHub::Apply(domain::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
   if (update.revision > revision_) revision_ = update.revision;
   if (update.changes.empty()) return;
   Batch batch;
