@@ -47,7 +47,6 @@ mkdir -p "$plugins_dir"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export GOPATH="${cache}/gopath" GOCACHE="${cache}/gocache" GOFLAGS=-mod=mod GOTOOLCHAIN=local
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 # A throwaway module that requires the plugins at the pinned version: `go build` fetches them through the
 # module proxy and checks them against the checksum database.
 cd "$work"
