@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "assignment_stream.h"
+#include "cni_node.h"
 #include "ctnetlink_conntrack_flusher.h"
 #include "kernel_model.h"
 #include "metrics/endpoint.h"
@@ -86,6 +87,9 @@ int Main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics over HTTP at /metrics on IPV4:PORT (0.0.0.0:PORT: every address); "
                  "off by default");
+  std::string cni_socket;
+  app.add_option("--cni-socket", cni_socket,
+                 "serve the abode CNI plugin on this root-only Unix socket (e.g. /run/abode/cni.sock); off by default");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -128,6 +132,18 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Its workers inherit the signal mask.
+  std::unique_ptr<CniNode> cni;
+  if (!cni_socket.empty()) {
+    auto started = CniNode::Start(cni_socket, node_name, *endpoints);
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 2;
+    }
+    cni = std::move(*started);
+    if (metrics != nullptr) metrics->Register(cni->metrics());
+  }
 
   auto addresses = NetlinkAddressProgrammer::Create();
   auto rules = NftRuleProgrammer::Create();
