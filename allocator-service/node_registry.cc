@@ -75,6 +75,12 @@ void NodeRegistry::SendOutbox(std::unique_lock<std::mutex>& lock) {
   }
 }
 
+bool NodeRegistry::VouchesForLeases() {
+  if (leader().self) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_relay_ok_ms_ > 0 && options_.clock->NowUnixMs() - last_relay_ok_ms_ <= options_.lease_ms / 2;
+}
+
 void NodeRegistry::Connect(const v1::NodeSpec& spec) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return;
@@ -200,6 +206,8 @@ void NodeRegistry::Sweep() {
     if (!s.ok()) {
       spdlog::warn("relaying node liveness to the leader failed: {}", s.ToString());
       relayed_to_.clear();  // resend everything to whoever leads next
+    } else {
+      last_relay_ok_ms_ = options_.clock->NowUnixMs();
     }
     relaying_ = false;
     cv_.notify_all();

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,7 @@
 #include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
+#include "node_lease.h"
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
@@ -139,6 +141,9 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
+  NodeLease lease;
+  reconciler_options.lease = &lease;
+  stream_options.lease = &lease;
   Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
   std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
@@ -152,16 +157,28 @@ int Main(int argc, char** argv) {
                reconciler_options.uplink_interface, reconciler_options.magic_interface);
   std::thread stream_thread([&] { stream.Run(); });
 
-  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+  // Resyncs every --resync-interval, and at the lease's end, which withdraws external and elastic addresses.
+  const auto interval = std::chrono::duration_cast<NodeLease::Clock::duration>(
       std::chrono::duration<double>(resync_seconds));
-  timespec timeout{static_cast<time_t>(interval.count() / 1000000000), static_cast<long>(interval.count() % 1000000000)};
+  auto next_resync = NodeLease::Clock::now() + interval;
   while (true) {
+    auto wake = next_resync;
+    const std::optional<NodeLease::Clock::time_point> deadline = reconciler.LeaseDeadline();
+    if (deadline && *deadline < wake) wake = *deadline;
+    const auto wait = std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - NodeLease::Clock::now()),
+                               std::chrono::nanoseconds(1'000'000));
+    timespec timeout{static_cast<time_t>(wait.count() / 1'000'000'000), static_cast<long>(wait.count() % 1'000'000'000)};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
     if (signal == SIGTERM || signal == SIGINT) {
       spdlog::info("signal {}: stopping, leaving addresses and rules in place", signal);
       break;
     }
-    if (signal < 0 && errno == EAGAIN) stream.Report(reconciler.Resync());
+    const auto now = NodeLease::Clock::now();
+    const std::optional<NodeLease::Clock::time_point> ends = reconciler.LeaseDeadline();
+    if (now >= next_resync || (ends && now >= *ends)) {
+      stream.Report(reconciler.Resync());
+      next_resync = now + interval;
+    }
   }
   metrics.reset();  // scrapes read the stream and the reconciler
   stream.Stop();

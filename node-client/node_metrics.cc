@@ -53,6 +53,12 @@ std::vector<prometheus::MetricFamily> NodeMetrics::Collect() const {
   out.push_back(Family("abode_node_conntrack_entries_deleted_total",
                        "Conntrack entries deleted after their NAT mapping changed or went away", MetricType::Counter,
                        {Sample(static_cast<double>(c.conntrack_entries_deleted))}));
+  out.push_back(Family("abode_node_lease_renewals_total",
+                       "Renewals of the kernel lifetime of the node's external and elastic addresses",
+                       MetricType::Counter, {Sample(static_cast<double>(c.lease_renewals))}));
+  out.push_back(Family("abode_node_lease_withdrawals_total",
+                       "Times the node's lease ran out and its external and elastic addresses were withdrawn",
+                       MetricType::Counter, {Sample(static_cast<double>(c.withdrawals))}));
   return out;
 }
 
