@@ -256,14 +256,14 @@ class NodeE2eTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
-  void StartAgent(NodeHandle& node) {
+  void StartAgent(NodeHandle& node, const std::vector<std::string>& extra = {}) {
     node.agent = std::make_unique<ChildProcess>();
-    ASSERT_TRUE(node.agent
-                    ->Start({"/usr/sbin/ip", "netns", "exec", node.ns->name(), ABODE_NODE_BIN, "--node", node.name,
-                             "--allocator", endpoint_, "--uplink-interface", "up0", "--magic-interface", "pbr0",
-                             "--resync-interval", "2", "--metrics-listen", "127.0.0.1:9465", "--log-level", "debug"},
-                            node.log)
-                    .ok());
+    std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", node.ns->name(), ABODE_NODE_BIN, "--node",
+                                     node.name, "--allocator", endpoint_, "--uplink-interface", "up0",
+                                     "--magic-interface", "pbr0", "--resync-interval", "2", "--metrics-listen",
+                                     "127.0.0.1:9465", "--log-level", "debug"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(node.agent->Start(argv, node.log).ok());
   }
 
   // The agent's /metrics, fetched inside its node's namespace (the body; empty if nothing answers).

@@ -403,5 +403,47 @@ TEST_F(NodeGuaranteesTest, ARestartLongerThanTheLeaseChangesNothingOfTheNodesOwn
   EXPECT_FALSE(LogContains(nodes_[0].log, "conntrack entries of")) << nodes_[0].log;
 }
 
+TEST_F(NodeGuaranteesTest, MissingHostSettingsAreErrorsNamingThemAndManageSysctlsSetsThem) {
+  Ok(nodes_[0].ns->Run("sysctl -qw net.ipv4.ip_forward=0 net.bridge.bridge-nf-call-iptables=0"));
+  AddPod(nodes_[0], 10, "pod/agent", {{"app", "dd-agent"}});
+  AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateMagic(kIpv4);
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
+  auto errors_name = [&](const std::string& id, const std::vector<std::string>& sysctls) {
+    auto statuses = Statuses("node-a");
+    auto it = statuses.find(id);
+    if (it == statuses.end() || it->second.state() != v1::ASSIGNMENT_STATE_ERROR) return false;
+    for (const std::string& sysctl : sysctls) {
+      if (it->second.message().find(sysctl + "=1") == std::string::npos) return false;
+    }
+    return true;
+  };
+  bool reported = false;
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !reported && Clock::now() < deadline;) {
+    reported = errors_name("magic/dd", {"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"}) &&
+               errors_name("elastic/db", {"net.ipv4.ip_forward"});
+    if (!reported) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(reported) << "magic/dd: " << Statuses("node-a")["magic/dd"].message()
+                        << "; elastic/db: " << Statuses("node-a")["elastic/db"].message();
+  EXPECT_THAT(ScrapeAgent(nodes_[0]),
+              HasSubstr("abode_node_host_requirement_unmet{sysctl=\"net.ipv4.ip_forward\"} 1"));
+  EXPECT_TRUE(LogContains(nodes_[0].log, "host requirement not met: set net.ipv4.ip_forward=1"));
+
+  // With --manage-sysctls the agent sets them, and the assignments are OK.
+  nodes_[0].agent->Signal(SIGTERM);
+  nodes_[0].log += ".managing";
+  StartAgent(nodes_[0], {"--manage-sysctls"});
+  bool ok = false;
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !ok && Clock::now() < deadline;) {
+    auto statuses = Statuses("node-a");
+    ok = statuses["magic/dd"].state() == v1::ASSIGNMENT_STATE_OK &&
+         statuses["elastic/db"].state() == v1::ASSIGNMENT_STATE_OK;
+    if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(ok) << nodes_[0].log;
+  EXPECT_EQ(nodes_[0].ns->Exec("sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables").output, "1\n1\n");
+}
+
 }  // namespace
 }  // namespace abode::node::e2e

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "assignment_stream.h"
 #include "ctnetlink_conntrack_flusher.h"
+#include "host_requirements.h"
 #include "kernel_model.h"
 #include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
@@ -88,6 +89,10 @@ int Main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics over HTTP at /metrics on IPV4:PORT (0.0.0.0:PORT: every address); "
                  "off by default");
+  bool manage_sysctls = false;
+  app.add_flag("--manage-sysctls", manage_sysctls,
+               "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
+               "only reporting them");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -143,11 +148,14 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
+  ProcSysctls sysctls;
+  HostRequirements host(&sysctls, manage_sysctls);
+  reconciler_options.host = &host;
   stream_options.lease = &lease;
   Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
   std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
-  auto node_metrics = std::make_shared<NodeMetrics>(reconciler, stream);
+  auto node_metrics = std::make_shared<NodeMetrics>(reconciler, stream, &host);
   if (metrics != nullptr) {
     metrics->Register(node_metrics);
     spdlog::info("Prometheus metrics at http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')),

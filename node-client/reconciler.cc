@@ -12,17 +12,21 @@
 #include "absl/strings/str_cat.h"
 
 namespace abode::node {
-namespace {
 
 // What one assignment asks of the kernel.
-struct Plan {
+struct AssignmentPlan {
   std::optional<OwnedAddress> address;
   std::vector<MagicDnat> magic;
   std::vector<MagicDrop> drops;  // a magic address without target
   std::optional<ElasticNat> elastic;
   bool leased = false;  // external or elastic: may be moved by the allocator while it cannot hear the node
   std::string error;  // non-empty: the assignment cannot be made real
+  std::string host_error;  // non-empty: made real, but the host lacks a setting it needs
 };
+
+namespace {
+
+using Plan = AssignmentPlan;
 
 int FullPrefix(const std::string& canonical) { return canonical.find(':') == std::string::npos ? 32 : 128; }
 
@@ -127,6 +131,14 @@ Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options)
   }
   plan.error = "assignment of an unknown kind (newer allocator?)";
   return plan;
+}
+
+// The host settings a plan being served needs.
+std::vector<HostRequirement> RequirementsOf(const Plan& plan, bool magic_on_bridge) {
+  if (!plan.error.empty() || !plan.address) return {};
+  const IpFamily family = plan.address->address.find(':') == std::string::npos ? IpFamily::kIpv4 : IpFamily::kIpv6;
+  const bool magic = !plan.magic.empty();
+  return abode::node::RequirementsOf(family, magic || plan.elastic.has_value(), magic && magic_on_bridge);
 }
 
 bool SameStatus(const v1::AssignmentStatus& a, const v1::AssignmentStatus& b) {
@@ -378,6 +390,9 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     FlushReplacedFlowsLocked(ruleset);
   }
 
+  // What the host must provide for what is served.
+  if (options_.host != nullptr) CheckHostLocked(plans);
+
   // Statuses: report what changed.
   std::vector<v1::AssignmentStatus> changed;
   std::map<std::string, v1::AssignmentStatus> statuses;
@@ -385,17 +400,36 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     v1::AssignmentStatus status;
     status.set_id(id);
     status.set_revision(desired_.at(id).revision());
-    status.set_state(plan.error.empty() ? v1::ASSIGNMENT_STATE_OK : v1::ASSIGNMENT_STATE_ERROR);
-    status.set_message(plan.error);
+    const std::string& message = plan.error.empty() ? plan.host_error : plan.error;
+    status.set_state(message.empty() ? v1::ASSIGNMENT_STATE_OK : v1::ASSIGNMENT_STATE_ERROR);
+    status.set_message(message);
     auto previous = statuses_.find(id);
     if (previous == statuses_.end() || !SameStatus(previous->second, status)) {
-      if (!plan.error.empty()) spdlog::error("{} (revision {}): {}", id, status.revision(), plan.error);
+      if (!message.empty()) spdlog::error("{} (revision {}): {}", id, status.revision(), message);
       changed.push_back(status);
     }
     statuses.emplace(id, std::move(status));
   }
   statuses_ = std::move(statuses);
   return changed;
+}
+
+void Reconciler::CheckHostLocked(std::map<std::string, Plan>& plans) {
+  const bool bridge = IsBridge(options_.magic_interface);
+  std::set<HostRequirement> needed;
+  for (const auto& [id, plan] : plans) {
+    for (HostRequirement& r : RequirementsOf(plan, bridge)) needed.insert(std::move(r));
+  }
+  const std::vector<HostRequirement> unmet = options_.host->Check(needed);
+  if (unmet.empty()) return;
+  const std::set<HostRequirement> missing(unmet.begin(), unmet.end());
+  for (auto& [id, plan] : plans) {
+    for (const HostRequirement& r : RequirementsOf(plan, bridge)) {
+      if (missing.count(r) == 0) continue;
+      absl::StrAppend(&plan.host_error, plan.host_error.empty() ? "host requirement not met: set " : "; set ",
+                      r.ToString());
+    }
+  }
 }
 
 void Reconciler::FlushReplacedFlowsLocked(const NatRuleset& applied) {

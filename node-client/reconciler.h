@@ -26,6 +26,7 @@
 #include "address_programmer.h"
 #include "assignment_stream.h"
 #include "conntrack_flusher.h"
+#include "host_requirements.h"
 #include "node_lease.h"
 #include "rule_programmer.h"
 
@@ -40,7 +41,12 @@ struct ReconcilerOptions {
   // (addresses and elastic mappings), because the allocator may give them to another node. Magic addresses and
   // mappings stay: they are the node's own.
   NodeLease* lease = nullptr;
+  // Checks (and, with --manage-sysctls, sets) what the assignments need from the host (not owned; may be null).
+  // An unmet requirement makes each assignment that needs it an ERROR naming the sysctl; it is served anyway.
+  HostRequirements* host = nullptr;
 };
+
+struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)
 
 // Thread safety: all methods may be called from any thread; calls are serialised.
 class Reconciler final : public AssignmentSink {
@@ -78,6 +84,8 @@ class Reconciler final : public AssignmentSink {
 
  private:
   std::vector<v1::AssignmentStatus> ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives each plan whose host requirements are unmet its host error.
+  void CheckHostLocked(std::map<std::string, AssignmentPlan>& plans) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the conntrack entries of the mappings that `applied` no longer holds as they were.
   void FlushReplacedFlowsLocked(const NatRuleset& applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The kernel lifetime that ends with the lease (at least 1 s). REQUIRES: a valid lease.

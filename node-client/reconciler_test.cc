@@ -6,6 +6,7 @@
 #include "fake_address_programmer.h"
 #include "fake_conntrack_flusher.h"
 #include "fake_rule_programmer.h"
+#include "host_requirements.h"
 
 namespace abode::node {
 namespace {
@@ -299,6 +300,55 @@ TEST_F(ReconcilerTest, ARestartedAgentRenewsAdoptedAddressesOnlyAfterTheSnapshot
               ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(4))));
   EXPECT_EQ(addresses_.removes(), 1);
   EXPECT_TRUE(announcer_.announced().empty());  // adopted, not placed: nothing to announce
+}
+
+class FakeSysctls final : public SysctlAccess {
+ public:
+  absl::StatusOr<std::string> Read(const std::string& name) override {
+    auto it = values.find(name);
+    if (it == values.end()) return absl::NotFoundError(name);
+    return it->second;
+  }
+  absl::Status Write(const std::string& name, const std::string& value) override {
+    values[name] = value;
+    return absl::OkStatus();
+  }
+  std::map<std::string, std::string> values;
+};
+
+TEST_F(ReconcilerTest, MissingHostSettingsMakeTheAssignmentsThatNeedThemErrorsNamingTheSysctl) {
+  FakeSysctls sysctls;
+  sysctls.values = {{"net.ipv4.ip_forward", "0"}, {"net.ipv6.conf.all.forwarding", "1"}};
+  HostRequirements host(&sysctls, /*manage=*/false);
+  Reconciler reconciler({"eth0", "abode0", nullptr, &host}, &addresses_, &rules_, &announcer_, &conntrack_);
+  auto changed = ById(reconciler.OnUpdate(Snapshot(
+      7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
+          Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("v6", "fe80::a9fe:d2d2", "fd00::7")})));
+  EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_OK);  // nothing translated: no forwarding
+  EXPECT_EQ(changed["magic/v6"].state(), v1::ASSIGNMENT_STATE_OK);
+  for (const char* id : {"elastic/db", "magic/dd"}) {
+    EXPECT_EQ(changed[id].state(), v1::ASSIGNMENT_STATE_ERROR) << id;
+    EXPECT_THAT(changed[id].message(), HasSubstr("net.ipv4.ip_forward=1")) << id;
+  }
+  // Served anyway: the address and mappings are in place.
+  EXPECT_EQ(rules_.state().magic_dnat.size(), 2u);
+  EXPECT_EQ(host.unmet().at("net.ipv4.ip_forward"), true);
+
+  // Set by the operator: the next reconcile reports the recovery.
+  sysctls.values["net.ipv4.ip_forward"] = "1";
+  auto recovered = ById(reconciler.Resync());
+  EXPECT_EQ(recovered["magic/dd"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(host.unmet().at("net.ipv4.ip_forward"), false);
+}
+
+TEST_F(ReconcilerTest, ManagedHostSettingsAreSet) {
+  FakeSysctls sysctls;
+  sysctls.values = {{"net.ipv4.ip_forward", "0"}};
+  HostRequirements host(&sysctls, /*manage=*/true);
+  Reconciler reconciler({"eth0", "abode0", nullptr, &host}, &addresses_, &rules_, &announcer_, &conntrack_);
+  auto changed = ById(reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7")})));
+  EXPECT_EQ(changed["magic/dd"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(sysctls.values["net.ipv4.ip_forward"], "1");
 }
 
 ConntrackFilter MagicFlows(const std::string& address) {
