@@ -152,8 +152,8 @@ std::array<SetShape, kSetCount> Sets(const FamilyLayout& l) {
   const uint32_t magic_key = Concat(Concat(l.addr_type, kTypeInetProto), kTypeInetService);
   return {{
       {kMagicDnat, NFT_SET_MAP, magic_key, l.addr_len + 8, Concat(l.addr_type, kTypeInetService), l.addr_len + 4},
-      {kElasticDnat, NFT_SET_MAP, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
-      {kElasticSnat, NFT_SET_MAP, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
+      {kElasticDnat, NFT_SET_MAP | NFT_SET_TIMEOUT, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
+      {kElasticSnat, NFT_SET_MAP | NFT_SET_TIMEOUT, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
       {kMagicDrop, 0, magic_key, l.addr_len + 8, 0, 0},
   }};
 }
@@ -393,8 +393,10 @@ void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& ta
   batch.Commit(m, absl::StrCat("add ", shape.data_len > 0 ? "map " : "set ", TableName(l, table), " ", shape.name));
 }
 
+bool Expires(absl::string_view name) { return name == kElasticDnat || name == kElasticSnat; }
+
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
-                     uint32_t set_id, const std::vector<Element>& elements, bool add) {
+                     uint32_t set_id, const std::vector<Element>& elements, bool add, uint64_t timeout_ms) {
   for (size_t start = 0; start < elements.size(); start += kElementsPerMessage) {
     const size_t end = std::min(elements.size(), start + kElementsPerMessage);
     SetPtr s = NewSetObject(l, table, name, set_id);
@@ -402,6 +404,7 @@ void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& 
       SetElemPtr e(nftnl_set_elem_alloc());
       const auto& [key, data] = elements[i];
       nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
+      if (add && timeout_ms > 0) nftnl_set_elem_set_u64(e.get(), NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
       if (add && !data.empty()) nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_DATA, data.data(), static_cast<uint32_t>(data.size()));
       nftnl_set_elem_add(s.get(), e.release());
     }

@@ -175,9 +175,12 @@ void AddRuleMessages(NftBatch& batch, const FamilyLayout& l, const std::string& 
                      const std::map<std::string, uint32_t>& set_ids);
 void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& table, const SetShape& shape,
                    uint32_t set_id);
-// Adds (with data, if any) or deletes (keys only) `elements` of set `name`, in messages of bounded size.
+// Adds (with data, if any, and a timeout when timeout_ms > 0) or deletes (keys only) `elements` of set `name`, in
+// messages of bounded size.
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
-                     uint32_t set_id, const std::vector<Element>& elements, bool add);
+                     uint32_t set_id, const std::vector<Element>& elements, bool add, uint64_t timeout_ms = 0);
+// Whether the elements of set `name` may carry a timeout (the elastic maps: they go with the node's lease).
+bool Expires(absl::string_view name);
 
 // One family's table as read from the kernel.
 struct ObservedTable {

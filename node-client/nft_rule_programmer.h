@@ -28,6 +28,7 @@
 #ifndef ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -82,6 +83,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   absl::StatusOr<NatRuleset> Read() override;
   absl::Status Apply(const NatRuleset& desired) override;
+  void SetElasticLifetime(std::chrono::milliseconds lifetime) override { elastic_lifetime_ = lifetime; }
+  // Deletes and adds every elastic element again in one batch (kernels before 6.10 cannot update a timeout).
+  absl::Status RenewElastic() override;
 
   const ApplyReport& last_apply() const { return last_apply_; }
 
@@ -106,6 +110,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
   absl::Status ApplyOnce(const NatRuleset& desired, bool validated);
   // Appends to `batch` the element changes of `diff` for one family.
   void PlanChange(IpFamily family, const NatRulesetDiff& diff, nft::NftBatch& batch);
+  // The timeout of elements added to set `name` (0: none); notes when `added` of them may expire.
+  uint64_t TimeoutFor(absl::string_view name, size_t added);
+  bool ElasticMayHaveExpired() const;
   // After a commit based on `generation`: remembers `ruleset` if nobody else committed meanwhile.
   void Remember(uint32_t generation, NatRuleset ruleset);
 
@@ -122,6 +129,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
     NatRuleset ruleset;
   };
   std::optional<Committed> committed_;
+  std::chrono::milliseconds elastic_lifetime_{0};
+  // Elastic elements may have expired after this: committed_ no longer describes the kernel then.
+  std::optional<std::chrono::steady_clock::time_point> elastic_expiry_;
 };
 
 }  // namespace abode::node

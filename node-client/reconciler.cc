@@ -218,15 +218,21 @@ std::chrono::seconds Reconciler::LifetimeLocked() const {
 }
 
 void Reconciler::RenewLocked(bool force) {
-  if (options_.lease == nullptr || leased_.empty() || !options_.lease->Valid()) return;
+  const bool elastic = applied_ && !applied_->elastic_nat.empty();
+  if (options_.lease == nullptr || (leased_.empty() && !elastic) || !options_.lease->Valid()) return;
   const NodeLease::Clock::time_point now = options_.lease->Now();
   if (!force && renewed_until_ && *renewed_until_ - now > options_.lease->length() / 2) return;
   const std::chrono::seconds lifetime = LifetimeLocked();
   const std::vector<OwnedAddress> addresses(leased_.begin(), leased_.end());
+  // Retried at the next acknowledgement; the kernel withdraws them if none succeeds within the lease.
   if (absl::Status renewed = addresses_->Renew(addresses, lifetime); !renewed.ok()) {
-    // Retried at the next acknowledgement; the kernel withdraws them if none succeeds within the lease.
     spdlog::error("renewing the lifetime of {} external and elastic addresses: {}", addresses.size(),
                   renewed.ToString());
+    return;
+  }
+  rules_->SetElasticLifetime(lifetime);
+  if (absl::Status renewed = elastic ? rules_->RenewElastic() : absl::OkStatus(); !renewed.ok()) {
+    spdlog::error("renewing the lifetime of elastic mappings: {}", renewed.ToString());
     return;
   }
   ++counters_.lease_renewals;
@@ -324,9 +330,6 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     }
   }
 
-  // Addresses adopted from a previous process have an unknown lifetime left: renewed once the snapshot confirmed
-  // them; afterwards when due.
-  if (owned.ok()) RenewLocked(/*force=*/false);
 
   // NAT: the mappings of every assignment whose address is in place, in one atomic apply.
   NatRuleset ruleset;
@@ -381,6 +384,8 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
                    current.status().ToString());
     }
   }
+  // Elastic mappings go with the lease, like their addresses: added with a lifetime that ends with it.
+  if (options_.lease != nullptr && lease_valid) rules_->SetElasticLifetime(LifetimeLocked());
   absl::Status applied = rules_->Apply(ruleset);
   for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
   if (!applied.ok()) {
@@ -392,6 +397,10 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
 
   // What the host must provide for what is served.
   if (options_.host != nullptr) CheckHostLocked(plans);
+
+  // Addresses adopted from a previous process have an unknown lifetime left (and so have elastic mappings):
+  // renewed once the snapshot confirmed them; afterwards when due.
+  if (owned.ok()) RenewLocked(/*force=*/false);
 
   // Statuses: report what changed.
   std::vector<v1::AssignmentStatus> changed;

@@ -249,7 +249,9 @@ TEST_F(ReconcilerTest, ExternalAndElasticAddressesLiveWithTheLeaseAndMagicStays)
   EXPECT_THAT(addresses_.lifetimes(),
               ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(5)),
                           testing::Pair(OwnedAddress{"eth0", "203.0.113.11", 24}, std::chrono::seconds(5))));
+  EXPECT_EQ(rules_.elastic_lifetime(), std::chrono::seconds(5));  // the elastic mapping goes with them
   const int renewals = addresses_.renewals();
+  const int elastic_renewals = rules_.elastic_renewals();
 
   // Acknowledged heartbeats renew the lifetimes only once half a lease of them is used up.
   now_ms = 1500;
@@ -260,6 +262,7 @@ TEST_F(ReconcilerTest, ExternalAndElasticAddressesLiveWithTheLeaseAndMagicStays)
   lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(2900)), std::chrono::milliseconds(5000));
   reconciler.OnLeaseRenewed();
   EXPECT_EQ(addresses_.renewals(), renewals + 1);
+  EXPECT_EQ(rules_.elastic_renewals(), elastic_renewals + 1);
   EXPECT_EQ(addresses_.lifetimes().at(OwnedAddress{"eth0", "203.0.113.10", 24}), std::chrono::seconds(5));
   ASSERT_TRUE(reconciler.LeaseDeadline().has_value());
   EXPECT_EQ(*reconciler.LeaseDeadline(), NodeLease::Clock::time_point(std::chrono::milliseconds(7900)));
