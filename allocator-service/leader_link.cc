@@ -1,5 +1,6 @@
 #include "allocator-service/leader_link.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <grpcpp/create_channel.h>
@@ -38,20 +39,32 @@ std::shared_ptr<grpc::Channel> GrpcLeaderLink::Channel(const std::string& addres
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
     ch = grpc::CreateCustomChannel(address, credentials_, args);
   }
   return ch;
 }
 
+Deadline GrpcLeaderLink::CallDeadline(Deadline caller) const {
+  const Deadline now = std::chrono::system_clock::now();
+  const Deadline own = now + std::chrono::milliseconds(timeout_ms_);
+  if (caller >= own) return own;
+  const auto margin = std::min<std::chrono::system_clock::duration>(std::chrono::milliseconds(100), (caller - now) / 10);
+  return std::max(now, caller - margin);
+}
+
 void GrpcLeaderLink::Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
-                             absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) {
+                             Deadline deadline, absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) {
   using ForwardCall = Call<v1::ForwardRequest, v1::ForwardResponse,
                            absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&>>;
   auto* call = new ForwardCall();
   call->done = std::move(done);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  call->ctx.set_deadline(CallDeadline(deadline));
   const size_t n = commands.size();
   for (auto& c : commands) *call->req.add_commands() = std::move(c);
   std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
@@ -77,13 +90,13 @@ void GrpcLeaderLink::Forward(const std::string& leader_grpc_address, std::vector
                          });
 }
 
-void GrpcLeaderLink::ReadIndex(const std::string& leader_grpc_address,
+void GrpcLeaderLink::ReadIndex(const std::string& leader_grpc_address, Deadline deadline,
                                absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) {
   using ReadIndexCall = Call<v1::ReadIndexRequest, v1::ReadIndexResponse,
                              absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&>>;
   auto* call = new ReadIndexCall();
   call->done = std::move(done);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  call->ctx.set_deadline(CallDeadline(deadline));
   std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
   stub->async()->ReadIndex(&call->ctx, &call->req, &call->resp, [call, leader_grpc_address, stub](grpc::Status s) {
     if (!s.ok()) {
@@ -101,7 +114,7 @@ void GrpcLeaderLink::RelayLiveness(const std::string& leader_grpc_address, v1::R
   auto* call = new RelayCall();
   call->done = std::move(done);
   call->req = std::move(relay);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+  call->ctx.set_deadline(CallDeadline(kNoDeadline));
   std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
   stub->async()->RelayLiveness(&call->ctx, &call->req, &call->resp, [call, leader_grpc_address, stub](grpc::Status s) {
     std::move(call->done)(s.ok() ? absl::OkStatus() : LinkError(s, leader_grpc_address, "node liveness relay"));

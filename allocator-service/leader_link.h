@@ -1,4 +1,10 @@
 // LeaderLink over gRPC: a follower's calls to the leader's Replica service, on channels cached per address.
+//
+// A silent leader (a partition, a frozen process) is noticed within a few seconds and the connection given
+// up, so that calls after the partition heals go out on a fresh connection at once instead of waiting for a
+// dead one's backed-off TCP retransmissions: HTTP/2 keepalive pings every kKeepaliveTimeMs, with or without
+// calls, and a connection whose ping or data stays unanswered for kKeepaliveTimeoutMs is closed (gRPC also
+// sets TCP_USER_TIMEOUT to that). Reconnects back off from 100 ms to at most kMaxReconnectBackoffMs.
 #ifndef ABODE_ALLOCATOR_SERVICE_LEADER_LINK_H_
 #define ABODE_ALLOCATOR_SERVICE_LEADER_LINK_H_
 
@@ -18,13 +24,23 @@ namespace abode::allocator {
 
 class GrpcLeaderLink final : public LeaderLink {
  public:
-  // `credentials` reach the other replicas (insecure when null). Calls give up after `timeout_ms`.
+  static constexpr int kKeepaliveTimeMs = 1000;
+  static constexpr int kKeepaliveTimeoutMs = 2000;
+  static constexpr int kMaxReconnectBackoffMs = 1000;
+
+  // `credentials` reach the other replicas (insecure when null). Calls give up after `timeout_ms`, or
+  // earlier for a caller who stops waiting earlier (CallDeadline).
   GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms);
 
-  void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
+  void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands, Deadline deadline,
                absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) override;
-  void ReadIndex(const std::string& leader_grpc_address,
+  void ReadIndex(const std::string& leader_grpc_address, Deadline deadline,
                  absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) override;
+
+  // The deadline of a call to the leader made for a caller who waits until `caller`: `timeout_ms` from now,
+  // but ending a little before the caller's (a tenth of its remaining time, at most 100 ms), so that the
+  // call's failure reaches the caller as UNAVAILABLE before the caller's own deadline passes.
+  Deadline CallDeadline(Deadline caller) const;
 
   // Hands node liveness heard on this follower to the leader (Replica.RelayLiveness).
   void RelayLiveness(const std::string& leader_grpc_address, v1::RelayLivenessRequest relay,
@@ -32,7 +48,6 @@ class GrpcLeaderLink final : public LeaderLink {
 
   // Thread-safe; one channel per address for the life of the link.
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
-  int64_t timeout_ms() const { return timeout_ms_; }
 
  private:
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;

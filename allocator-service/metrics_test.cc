@@ -23,12 +23,12 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/clock.h"
 #include "allocator-service/server.h"
-#include "storage/temp_dir_for_test.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::allocator {
 namespace {
 
-using storage::TempDir;
+using test_support::TempDir;
 
 // GET http://127.0.0.1:port/path; the status line and the body.
 struct HttpReply {

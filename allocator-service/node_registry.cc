@@ -59,7 +59,7 @@ void NodeRegistry::SendOutbox(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   // Proposed without the lock: the log may run `done` at once (shutting down).
   for (auto& [node, cmd] : out) {
-    log_.Propose(std::move(cmd), [this, node = node](storage::CommandOutcome outcome) {
+    log_.Propose(std::move(cmd), kNoDeadline, [this, node = node](storage::CommandOutcome outcome) {
       if (!outcome.ok()) spdlog::warn("node {}: readiness change not applied: {}", node, outcome.status().ToString());
       auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
       std::unique_lock<std::mutex> lock(mu_);
@@ -104,7 +104,7 @@ void NodeRegistry::Disconnect(const std::string& node) {
   if (it != entries_.end() && it->second.streams > 0) --it->second.streams;
 }
 
-void NodeRegistry::RegisterIfNotReady(const std::string& node, Entry& e, const storage::NodeStateView& view) {
+void NodeRegistry::RegisterIfNotReady(const std::string& node, Entry& e, const domain::NodeStateView& view) {
   if (stopping_ || !leading_) return;
   if (e.pending) {
     e.recheck = true;
@@ -214,7 +214,7 @@ void NodeRegistry::Sweep() {
   });
 }
 
-void NodeRegistry::Expire(const storage::NodeStateView& view, int64_t now) {
+void NodeRegistry::Expire(const domain::NodeStateView& view, int64_t now) {
   for (const auto& [name, node] : view.nodes) {
     auto it = entries_.find(name);
     // The lease runs from the last sign of life, but never from before this leader took over or before the

@@ -104,11 +104,11 @@ class NodeRegistry {
   };
 
   void Propose(const std::string& node, v1::Command command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RegisterIfNotReady(const std::string& node, Entry& entry, const storage::NodeStateView& view)
+  void RegisterIfNotReady(const std::string& node, Entry& entry, const domain::NodeStateView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Proposes what Propose queued; unlocks `lock` first.
   void SendOutbox(std::unique_lock<std::mutex>& lock);
-  void Expire(const storage::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Expire(const domain::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A follower's next relay (marked in flight), or nothing to send now.
   std::optional<v1::RelayLivenessRequest> TakeRelay(const LeaderLiveness::Leader& leader, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

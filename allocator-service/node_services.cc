@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "allocator-service/grpc_status.h"
-#include "storage/validation.h"
+#include "domain/validation.h"
 
 namespace abode::allocator {
 namespace {
@@ -33,7 +33,7 @@ grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, CommandLog& lo
                                 Response* resp, Fill fill) {
   command.set_traceparent(TraceParentOf(ctx));
   auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, fill](storage::CommandOutcome outcome) {
+  log.Propose(std::move(command), ctx->deadline(), [reactor, resp, fill](storage::CommandOutcome outcome) {
     if (!outcome.ok()) {
       reactor->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -45,7 +45,7 @@ grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, CommandLog& lo
 }
 
 absl::Status NameGiven(const std::string& name, absl::string_view field) {
-  return storage::ValidateName(name, field, false);
+  return domain::ValidateName(name, field, false);
 }
 
 template <typename Map>
@@ -115,12 +115,12 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     }
     const v1::WatchStart& start = request_.start();
     absl::Status s = start.node().empty() ? absl::InvalidArgumentError("start.node: must not be empty")
-                                          : storage::ValidateNodeName(start.node(), "start.node");
+                                          : domain::ValidateNodeName(start.node(), "start.node");
     if (s.ok() && start.has_registration()) {
       if (start.registration().name() != start.node()) {
         s = absl::InvalidArgumentError("start.registration.name: must equal start.node");
       } else {
-        s = storage::ValidateLabels(start.registration().labels(), "start.registration.labels");
+        s = domain::ValidateLabels(start.registration().labels(), "start.registration.labels");
       }
     }
     if (!s.ok()) {
@@ -220,7 +220,7 @@ grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, GrpcLea
   auto* reactor = ctx->DefaultReactor();
   auto* read = new LeaderRead();
   read->stub = v1::Nodes::NewStub(link.Channel(leader));
-  read->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(link.timeout_ms()));
+  read->ctx.set_deadline(link.CallDeadline(ctx->deadline()));
   read->ctx.AddMetadata("abode-read-stale", "true");
   call(read->stub->async(), &read->ctx, req, resp, [reactor, read, leader](grpc::Status s) {
     if (!s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
@@ -279,7 +279,7 @@ grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx
 
 grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
                                                   v1::ListNodesResponse* resp) {
-  auto selector = storage::ParseLabelSelector(req->label_selector(), "label_selector");
+  auto selector = domain::ParseLabelSelector(req->label_selector(), "label_selector");
   if (!selector.ok()) return Done(ctx, selector.status());
   auto leader = LeaderFor(ctx);
   if (!leader.ok()) return Done(ctx, leader.status());
@@ -291,7 +291,7 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
   auto view = hub_.view();
   for (const auto& [name, node] : view->nodes) {
     const auto& labels = node->spec().labels();
-    if (!storage::SelectorMatches(*selector, std::map<std::string, std::string>(labels.begin(), labels.end()))) {
+    if (!domain::SelectorMatches(*selector, std::map<std::string, std::string>(labels.begin(), labels.end()))) {
       continue;
     }
     *resp->add_nodes() = Describe(*node);

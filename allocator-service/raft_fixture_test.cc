@@ -27,7 +27,7 @@ extern "C" {
 #include "gtest/gtest.h"
 #include "storage/state_machine.h"
 #include "storage/state_reader.h"
-#include "storage/temp_dir_for_test.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::allocator {
 namespace {
@@ -334,7 +334,7 @@ class RaftFixtureTest : public ::testing::Test {
     ASSERT_TRUE(StepUntilApplied({0, 1, 2}, raft_last_index(server(leader))));
   }
 
-  storage::TempDir dir_;
+  test_support::TempDir dir_;
   std::vector<std::unique_ptr<Replica>> replicas_;  // outlive the fixture, whose servers call them
   std::list<Proposal> proposals_;                   // stable addresses for raft_apply
   std::map<std::string, std::string> confirmed_;    // owner -> address its caller was told

@@ -51,6 +51,7 @@ struct Proposal {
   // The loop's own housekeeping: `done` runs on the loop thread and may touch the loop's state. Everyone
   // else's `done` runs on a completion thread, so that answering callers never holds up raft.
   bool on_loop = false;
+  Deadline deadline = kNoDeadline;  // the caller's; a forward to the leader gives up before it
 };
 
 using Task = absl::AnyInvocable<void() &&>;
@@ -657,6 +658,7 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
     raft_leader(&raft_, &leader_id, &leader_address);
     std::vector<v1::Command> commands;
     auto dones = std::make_shared<std::vector<Done>>();
+    Deadline earliest = kNoDeadline;
     for (auto& p : proposals) {
       if (p.local) {
         std::move(p.done)(absl::UnavailableError("this replica is no longer the raft leader; retry"));
@@ -669,6 +671,7 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
       }
       commands.push_back(std::move(p.command));
       dones->push_back(std::move(p.done));
+      earliest = std::min(earliest, p.deadline);
     }
     if (commands.empty()) return;
     const Member leader = MemberFromConfiguration(leader_id, leader_address);
@@ -679,7 +682,7 @@ class RaftNode::Loop final : public ReplicatedFsm::Observer {
       return;
     }
     options_.leader_link->Forward(
-        leader.grpc_address, std::move(commands),
+        leader.grpc_address, std::move(commands), earliest,
         [dones](absl::StatusOr<LeaderLink::Outcomes> outcomes) mutable {
           for (size_t i = 0; i < dones->size(); ++i) {
             if (!outcomes.ok()) {
@@ -1382,15 +1385,16 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions&
   return node;
 }
 
-void RaftNode::Propose(v1::Command command, Done done) {
-  loop_->Enqueue(Proposal{std::move(command), std::move(done), false, false});
+void RaftNode::Propose(v1::Command command, Deadline deadline, Done done) {
+  loop_->Enqueue(Proposal{std::move(command), std::move(done), false, false, deadline});
 }
 
 void RaftNode::ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones) {
   loop_->EnqueueLocal(std::move(commands), std::move(dones));
 }
 
-void RaftNode::Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) {
+void RaftNode::Await(ReadConsistency consistency, Deadline deadline,
+                     absl::AnyInvocable<void(absl::Status) &&> done) {
   // A single voter's configuration never changes under it: its applied state is the committed state.
   if (loop_->single_voter()) {
     std::move(done)(absl::OkStatus());
@@ -1435,7 +1439,7 @@ void RaftNode::Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::
     return;
   }
   loop->leader_link()->ReadIndex(
-      v.leader_grpc_address, [wait_for, done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
+      v.leader_grpc_address, deadline, [wait_for, done = std::move(done)](absl::StatusOr<uint64_t> index) mutable {
         if (!index.ok()) {
           std::move(done)(index.status());
           return;

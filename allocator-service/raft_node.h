@@ -26,17 +26,18 @@
 
 namespace abode::allocator {
 
-// How a follower reaches the leader. Implemented over gRPC (replica_client.h); callbacks may run on any
-// thread and must not block.
+// How a follower reaches the leader. Implemented over gRPC (leader_link.h); callbacks may run on any
+// thread and must not block. A call gives up, UNAVAILABLE, shortly before `deadline` (the earliest deadline of
+// the callers it serves) so that they hear why in time.
 class LeaderLink {
  public:
   using Outcomes = std::vector<storage::CommandOutcome>;
   virtual ~LeaderLink() = default;
   // Proposes `commands` at the leader; `done` gets one outcome per command, or one error for all.
   virtual void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
-                       absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) = 0;
+                       Deadline deadline, absl::AnyInvocable<void(absl::StatusOr<Outcomes>) &&> done) = 0;
   // Asks the leader for a read index (see ReadIndexResponse in cluster.proto).
-  virtual void ReadIndex(const std::string& leader_grpc_address,
+  virtual void ReadIndex(const std::string& leader_grpc_address, Deadline deadline,
                          absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done) = 0;
 };
 
@@ -126,13 +127,13 @@ class RaftNode final : public CommandLog, public ReadFence {
   ~RaftNode() override;  // stops the loop; pending proposals fail with UNAVAILABLE
 
   // CommandLog. The leader proposes; a follower forwards to the leader; with no leader known: UNAVAILABLE.
-  void Propose(v1::Command command, Done done) override;
+  void Propose(v1::Command command, Deadline deadline, Done done) override;
   // Proposes commands at this node only (the leader's side of forwarding); together in one entry when
   // they fit. UNAVAILABLE if this node does not lead.
   void ProposeLocal(std::vector<v1::Command> commands, std::vector<Done> dones);
 
   // ReadFence.
-  void Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void Await(ReadConsistency consistency, Deadline deadline, absl::AnyInvocable<void(absl::Status) &&> done) override;
 
   // Leader side of ReadIndex: confirms leadership with a barrier, then yields the applied index.
   void LocalReadIndex(absl::AnyInvocable<void(absl::StatusOr<uint64_t>) &&> done);

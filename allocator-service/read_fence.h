@@ -5,6 +5,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "allocator-service/command_log.h"
 
 namespace abode::allocator {
 
@@ -19,9 +20,10 @@ class ReadFence {
  public:
   virtual ~ReadFence() = default;
   // Thread-safe. `done` runs exactly once: OK when the local state may be read, UNAVAILABLE when this
-  // replica cannot vouch for it (no leader, no quorum, not caught up). It runs on a thread that may block
-  // briefly on a local read (never the raft loop).
-  virtual void Await(ReadConsistency consistency, absl::AnyInvocable<void(absl::Status) &&> done) = 0;
+  // replica cannot vouch for it (no leader, no quorum, not caught up; a leader that does not answer before
+  // the caller's `deadline`). It runs on a thread that may block briefly on a local read (never the raft loop).
+  virtual void Await(ReadConsistency consistency, Deadline deadline,
+                     absl::AnyInvocable<void(absl::Status) &&> done) = 0;
 };
 
 }  // namespace abode::allocator

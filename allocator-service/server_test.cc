@@ -16,24 +16,14 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/clock.h"
-#include "storage/schema.h"
 #include "storage/sqlite.h"
+#include "storage/state_machine.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::allocator {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/abode-server-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_support::TempDir;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -344,7 +334,7 @@ TEST_F(ServerTest, StateDbIsReusedOrRebuiltToTheSameState) {
     ASSERT_TRUE(version.ok());
     auto row = version->Step();
     ASSERT_TRUE(row.ok() && *row);
-    EXPECT_EQ(version->Int(0), storage::kSchemaVersion) << "rebuilt in the current schema";
+    EXPECT_EQ(version->Int(0), storage::SchemaVersion()) << "rebuilt in the current schema";
   }
   auto after = list();
   ASSERT_EQ(after.size(), before.size() + 1);

@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "allocator-service/grpc_status.h"
-#include "storage/address.h"
-#include "storage/pool_layout.h"
-#include "storage/validation.h"
+#include "domain/address.h"
+#include "domain/pool_layout.h"
+#include "domain/validation.h"
 
 namespace abode::allocator {
 namespace {
@@ -30,7 +30,7 @@ template <typename Response, typename Fill>
 grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* ctx, CommandLog& log, v1::Command command,
                                   Response* resp, Fill fill) {
   auto* reactor = ctx->DefaultReactor();
-  log.Propose(std::move(command), [reactor, resp, fill = std::move(fill)](storage::CommandOutcome outcome) mutable {
+  log.Propose(std::move(command), ctx->deadline(), [reactor, resp, fill = std::move(fill)](storage::CommandOutcome outcome) mutable {
     if (!outcome.ok()) {
       reactor->Finish(ToGrpcStatus(outcome.status()));
       return;
@@ -66,18 +66,18 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, ReadFence* fe
   if (fence == nullptr) {
     answer(absl::OkStatus());
   } else {
-    fence->Await(RequestedConsistency(ctx), std::move(answer));
+    fence->Await(RequestedConsistency(ctx), ctx->deadline(), std::move(answer));
   }
   return reactor;
 }
 
 absl::Status CheckAllocate(const v1::AllocateRequest& req) {
-  if (absl::Status s = storage::ValidateName(req.pool(), "pool", false); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateNodeName(req.node(), "node"); !s.ok()) return s;
-  if (absl::Status s = storage::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateName(req.pool(), "pool", false); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateNodeName(req.node(), "node"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
   if (!req.address().empty()) {
-    if (auto a = storage::IpAddress::Parse(req.address(), "address"); !a.ok()) return a.status();
+    if (auto a = domain::IpAddress::Parse(req.address(), "address"); !a.ok()) return a.status();
   }
   if (req.ttl_seconds() < 0) return absl::InvalidArgumentError("ttl_seconds: must not be negative");
   return absl::OkStatus();
@@ -88,19 +88,19 @@ absl::Status CheckRelease(const v1::ReleaseRequest& req) {
     return absl::InvalidArgumentError("owner, address: set exactly one of owner or address");
   }
   if (!req.owner().empty()) {
-    if (absl::Status s = storage::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-  } else if (auto a = storage::IpAddress::Parse(req.address(), "address"); !a.ok()) {
+    if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  } else if (auto a = domain::IpAddress::Parse(req.address(), "address"); !a.ok()) {
     return a.status();
   }
-  if (absl::Status s = storage::ValidateName(req.pool(), "pool", true); !s.ok()) return s;
-  return storage::ValidateName(req.network(), "network", true);
+  if (absl::Status s = domain::ValidateName(req.pool(), "pool", true); !s.ok()) return s;
+  return domain::ValidateName(req.network(), "network", true);
 }
 
 }  // namespace
 
 grpc::ServerUnaryReactor* PoolsService::CreatePool(grpc::CallbackServerContext* ctx,
                                                    const v1::CreatePoolRequest* req, v1::Pool* resp) {
-  if (auto layout = storage::PoolLayout::FromSpec(req->pool()); !layout.ok()) return Finish(ctx, layout.status());
+  if (auto layout = domain::PoolLayout::FromSpec(req->pool()); !layout.ok()) return Finish(ctx, layout.status());
   v1::Command cmd;
   cmd.set_traceparent(TraceParent(ctx, ""));
   *cmd.mutable_create_pool() = *req;
@@ -120,7 +120,7 @@ grpc::ServerUnaryReactor* PoolsService::ListPools(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* PoolsService::DeletePool(grpc::CallbackServerContext* ctx,
                                                    const v1::DeletePoolRequest* req, v1::DeletePoolResponse* resp) {
-  if (absl::Status s = storage::ValidateName(req->name(), "name", false); !s.ok()) return Finish(ctx, s);
+  if (absl::Status s = domain::ValidateName(req->name(), "name", false); !s.ok()) return Finish(ctx, s);
   v1::Command cmd;
   cmd.set_traceparent(TraceParent(ctx, ""));
   *cmd.mutable_delete_pool() = *req;
@@ -152,7 +152,7 @@ grpc::ServerUnaryReactor* AllocatorService::Release(grpc::CallbackServerContext*
 
 grpc::ServerUnaryReactor* AllocatorService::Renew(grpc::CallbackServerContext* ctx, const v1::RenewRequest* req,
                                                   v1::RenewResponse* resp) {
-  if (absl::Status s = storage::ValidateOwner(req->owner(), "owner"); !s.ok()) return Finish(ctx, s);
+  if (absl::Status s = domain::ValidateOwner(req->owner(), "owner"); !s.ok()) return Finish(ctx, s);
   if (req->ttl_seconds() < 0) return Finish(ctx, absl::InvalidArgumentError("ttl_seconds: must not be negative"));
   v1::Command cmd;
   cmd.set_traceparent(TraceParent(ctx, ""));

@@ -8,7 +8,7 @@ namespace abode::allocator {
 
 WatchHub::WatchHub(WatchHubOptions options)
     : options_(options),
-      view_(std::make_shared<storage::NodeStateView>()),
+      view_(std::make_shared<domain::NodeStateView>()),
       applied_view_(view_),
       thread_([this] {
         storage::NameThisThread("abode-watch");
@@ -24,7 +24,7 @@ WatchHub::~WatchHub() {
   thread_.join();
 }
 
-void WatchHub::Publish(storage::NodeStateUpdate update) {
+void WatchHub::Publish(domain::NodeStateUpdate update) {
   if (update.view) {
     std::lock_guard<std::mutex> lock(view_mu_);
     view_ = update.view;
@@ -45,7 +45,7 @@ void WatchHub::Publish(storage::NodeStateUpdate update) {
   queue_cv_.notify_one();
 }
 
-std::shared_ptr<const storage::NodeStateView> WatchHub::view() {
+std::shared_ptr<const domain::NodeStateView> WatchHub::view() {
   std::lock_guard<std::mutex> lock(view_mu_);
   return view_;
 }
@@ -72,7 +72,7 @@ void WatchHub::Flush() {
 
 void WatchHub::FanOut() {
   for (;;) {
-    std::deque<storage::NodeStateUpdate> work;
+    std::deque<domain::NodeStateUpdate> work;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -105,10 +105,10 @@ bool WatchHub::Ready(const std::string& node) {
   return it != applied_view_->nodes.end() && it->second->ready();
 }
 
-void WatchHub::Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
+void WatchHub::Apply(domain::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
   if (update.revision > revision_) revision_ = update.revision;
   if (update.view) {
-    auto ready = [](const storage::NodeStateView& view, const std::string& node) {
+    auto ready = [](const domain::NodeStateView& view, const std::string& node) {
       auto it = view.nodes.find(node);
       return it != view.nodes.end() && it->second->ready();
     };

@@ -24,7 +24,8 @@
 #include "abode/v1/nodes.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "storage/node_state.h"
+#include "domain/node_state_sink.h"
+#include "domain/node_state_view.h"
 
 namespace abode::allocator {
 
@@ -33,7 +34,7 @@ struct WatchHubOptions {
   size_t retained_changes = 200000;  // and at most this many assignment changes in them
 };
 
-class WatchHub final : public storage::NodeStateSink {
+class WatchHub final : public domain::NodeStateSink {
  public:
   // Told when its node may have a new message. Called from the hub's fan-out thread; must not block.
   class Watcher {
@@ -46,10 +47,10 @@ class WatchHub final : public storage::NodeStateSink {
   ~WatchHub() override;  // REQUIRES: no watcher is subscribed
 
   // The loop thread: O(1) apart from swapping in the published view.
-  void Publish(storage::NodeStateUpdate update) override;
+  void Publish(domain::NodeStateUpdate update) override;
 
   // The latest view of nodes and addresses; never null.
-  std::shared_ptr<const storage::NodeStateView> view();
+  std::shared_ptr<const domain::NodeStateView> view();
   // What `node` must carry now, by assignment id.
   std::vector<v1::Assignment> Assignments(const std::string& node);
   uint64_t revision();
@@ -82,17 +83,17 @@ class WatchHub final : public storage::NodeStateSink {
   };
 
   void FanOut();
-  void Apply(storage::NodeStateUpdate& update, std::vector<Watcher*>* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Apply(domain::NodeStateUpdate& update, std::vector<Watcher*>* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::WatchAssignmentsResponse SnapshotOf(const NodeEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WatchHubOptions options_;
 
   std::mutex view_mu_;
-  std::shared_ptr<const storage::NodeStateView> view_ ABSL_GUARDED_BY(view_mu_);
+  std::shared_ptr<const domain::NodeStateView> view_ ABSL_GUARDED_BY(view_mu_);
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<storage::NodeStateUpdate> queue_ ABSL_GUARDED_BY(queue_mu_);
+  std::deque<domain::NodeStateUpdate> queue_ ABSL_GUARDED_BY(queue_mu_);
   uint64_t published_ ABSL_GUARDED_BY(queue_mu_) = 0;
   uint64_t applied_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
@@ -104,7 +105,7 @@ class WatchHub final : public storage::NodeStateSink {
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, NodeEntry, std::less<>> nodes_ ABSL_GUARDED_BY(mu_);
   // The view of the last update applied to nodes_.
-  std::shared_ptr<const storage::NodeStateView> applied_view_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const domain::NodeStateView> applied_view_ ABSL_GUARDED_BY(mu_);
 
   // Held while notifying, so that Unsubscribe can wait for a notification in flight.
   std::mutex notify_mu_;

@@ -9,14 +9,14 @@
 namespace abode::allocator {
 namespace {
 
-storage::NodeStateUpdate BareRevision(uint64_t revision) {
-  storage::NodeStateUpdate u;
+domain::NodeStateUpdate BareRevision(uint64_t revision) {
+  domain::NodeStateUpdate u;
   u.revision = revision;
   return u;
 }
 
-storage::NodeStateUpdate Assign(uint64_t revision, const std::string& node, const std::string& id) {
-  storage::NodeStateUpdate u = BareRevision(revision);
+domain::NodeStateUpdate Assign(uint64_t revision, const std::string& node, const std::string& id) {
+  domain::NodeStateUpdate u = BareRevision(revision);
   v1::AssignmentChange& c = u.changes.emplace_back();
   c.set_node(node);
   c.set_id(id);

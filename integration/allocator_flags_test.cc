@@ -12,9 +12,12 @@
 
 #include "integration/allocator_process.h"
 #include "integration/cluster_harness.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::integration {
 namespace {
+
+using test_support::TempDir;
 
 TEST(AllocatorFlagsTest, BadSnapshotPacingIsRefusedNamingTheFlag) {
   TempDir dir;

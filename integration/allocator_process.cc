@@ -15,17 +15,6 @@
 
 namespace abode::integration {
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/abode-it-XXXXXX";
-  const char* p = ::mkdtemp(tmpl);
-  path_ = p ? p : "/tmp/abode-it-fallback";
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
   std::vector<char*> raw;
   for (const auto& a : argv) raw.push_back(const_cast<char*>(a.c_str()));

@@ -48,19 +48,6 @@ class AllocatorProcess {
   int port_ = 0;
 };
 
-// A temporary directory removed (recursively) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 }  // namespace abode::integration
 
 #endif  // ABODE_INTEGRATION_ALLOCATOR_PROCESS_H_

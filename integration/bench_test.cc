@@ -10,9 +10,12 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "integration/allocator_process.h"
 #include "integration/cluster_harness.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::integration {
 namespace {
+
+using test_support::TempDir;
 
 class BenchTest : public ::testing::Test {
  protected:

@@ -127,6 +127,17 @@ grpc::Status Allocate(ClusterHarness& c, int member, const std::string& pool, co
   return stub->Allocate(&ctx, req, out);
 }
 
+grpc::Status GetByOwner(ClusterHarness& c, int member, const std::string& owner, v1::GetAllocationResponse* out,
+                        bool stale, int timeout_ms) {
+  auto stub = v1::Allocator::NewStub(c.channel(member));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout_ms));
+  if (stale) ctx.AddMetadata("abode-read-stale", "true");
+  v1::GetAllocationRequest req;
+  req.set_owner(owner);
+  return stub->GetAllocation(&ctx, req, out);
+}
+
 absl::Status Shell(const std::string& command) {
   const std::string full = command + " 2>&1";
   FILE* p = ::popen(full.c_str(), "r");
@@ -208,7 +219,7 @@ std::string ClusterHarness::VethEnd(const char* side, int i) { return absl::StrC
 
 absl::Status ClusterHarness::SetUpNamespaces() {
   namespaces_up_ = true;  // tear down whatever part got made
-  const std::string subnet_host = members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
+  const std::string subnet_host = TestHostIp();
   if (absl::Status s = Shell(absl::StrCat("ip link add ", bridge_, " type bridge && ip addr add ", subnet_host,
                                           "/24 dev ", bridge_, " && ip link set ", bridge_, " up"));
       !s.ok()) {
@@ -534,13 +545,29 @@ absl::StatusOr<v1::ChecksumResponse> ClusterHarness::WaitConverged(std::chrono::
 }
 
 absl::Status ClusterHarness::Isolate(int i) {
-  if (members_[i].netns.empty()) return absl::FailedPreconditionError("Isolate needs network namespaces");
-  std::vector<std::string> others;
+  std::vector<int> others;
   for (int j = 0; j < size(); ++j) {
-    if (j != i) others.push_back(members_[j].ip);
+    if (j != i) others.push_back(j);
   }
-  const std::string set = absl::StrCat("{ ", absl::StrJoin(others, ", "), " }");
-  const std::string nft = absl::StrCat("ip netns exec ", members_[i].netns, " nft ");
+  return Cut(i, others);
+}
+
+absl::Status ClusterHarness::Cut(int at, const std::vector<int>& peers) {
+  std::vector<std::string> ips;
+  for (int j : peers) ips.push_back(members_[j].ip);
+  return DropBetween(at, ips);
+}
+
+absl::Status ClusterHarness::CutFromTestHost(int at) { return DropBetween(at, {TestHostIp()}); }
+
+std::string ClusterHarness::TestHostIp() const {
+  return members_[0].ip.substr(0, members_[0].ip.rfind('.')) + ".254";
+}
+
+absl::Status ClusterHarness::DropBetween(int at, const std::vector<std::string>& ips) {
+  if (members_[at].netns.empty()) return absl::FailedPreconditionError("cutting links needs network namespaces");
+  const std::string set = absl::StrCat("{ ", absl::StrJoin(ips, ", "), " }");
+  const std::string nft = absl::StrCat("ip netns exec ", members_[at].netns, " nft ");
   return Shell(absl::StrCat(nft, "add table inet abode_cut && ", nft,
                             "'add chain inet abode_cut in { type filter hook input priority -10; }' && ", nft,
                             "'add chain inet abode_cut out { type filter hook output priority -10; }' && ", nft,

@@ -88,6 +88,12 @@ class ClusterHarness {
   // Network namespaces only: drop all traffic between member i and the other members (the test process
   // still reaches it), and undo that.
   absl::Status Isolate(int i);
+  // Drops traffic between member `at` and the members in `peers`, on `at`'s side only (its own input and
+  // output); the other members still reach each other. Heal(at) undoes it.
+  absl::Status Cut(int at, const std::vector<int>& peers);
+  // Drops traffic between member `at` and the test process (the host's address on the bridge), on `at`'s
+  // side; the members still reach each other. Heal(at) undoes it.
+  absl::Status CutFromTestHost(int at);
   absl::Status Heal(int i);
   // Network namespaces with host names only: moves member i to a new IP address and updates every hosts file,
   // as when a StatefulSet's pod is rescheduled (same name, new address). REQUIRES: member i is not running.
@@ -95,6 +101,8 @@ class ClusterHarness {
 
  private:
   absl::Status StartAllOnce();
+  absl::Status DropBetween(int at, const std::vector<std::string>& ips);
+  std::string TestHostIp() const;
   struct MemberProcess {
     std::string data_dir;
     std::string log;
@@ -137,6 +145,9 @@ std::string Slurp(const std::string& path);
 grpc::Status CreatePool(ClusterHarness& c, int member, const std::string& name, const std::string& cidr);
 grpc::Status Allocate(ClusterHarness& c, int member, const std::string& pool, const std::string& owner,
                       v1::Allocation* out, int timeout_ms = 3000);
+// GetAllocation by owner: linearizable, or the member's own state with `stale`.
+grpc::Status GetByOwner(ClusterHarness& c, int member, const std::string& owner, v1::GetAllocationResponse* out,
+                        bool stale = false, int timeout_ms = 5000);
 
 }  // namespace abode::integration
 

@@ -26,17 +26,9 @@
 #include "abode/v1/cluster.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
 #include "integration/cluster_harness.h"
+#include "integration/require_root.h"
 
 namespace abode::integration {
-
-// In a test body: without root, fails under CI (which runs as root) and skips elsewhere.
-#define ABODE_REQUIRE_ROOT(ci_failure, skip_reason)             \
-  do {                                                          \
-    if (::geteuid() != 0) {                                     \
-      if (std::getenv("CI") != nullptr) FAIL() << (ci_failure); \
-      GTEST_SKIP() << (skip_reason);                            \
-    }                                                           \
-  } while (false)
 
 namespace {
 
@@ -45,17 +37,6 @@ using std::chrono::seconds;
 
 std::chrono::system_clock::time_point DeadlineIn(int ms) {
   return std::chrono::system_clock::now() + milliseconds(ms);
-}
-
-grpc::Status GetByOwner(ClusterHarness& c, int member, const std::string& owner, v1::GetAllocationResponse* out,
-                        bool stale = false) {
-  auto stub = v1::Allocator::NewStub(c.channel(member));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(5000));
-  if (stale) ctx.AddMetadata("abode-read-stale", "true");
-  v1::GetAllocationRequest req;
-  req.set_owner(owner);
-  return stub->GetAllocation(&ctx, req, out);
 }
 
 // Every allocation of `pool` on `member` (stale read: the member's own state), owner -> address.
@@ -606,11 +587,28 @@ TEST(ClusterTest, WipedMemberDoesNotVoteBeforeItIsAddedBack) {
   c->Kill(*leader);
   ASSERT_TRUE(c->Spawn(victim).ok());
 
-  // Several election timeouts (600 ms here): with the wiped member's vote, `other` would have won by now.
-  std::this_thread::sleep_for(seconds(5));
+  // Watch `other` campaign while the wiped member is up and refusing to vote: it must never win. The watch
+  // ends once `other` was seen campaigning and the wiped member had twice failed to leave the configuration
+  // (no quorum), i.e. both were up together for several election timeouts (600 ms here).
+  bool campaigned = false;
+  int refusals = 0;
+  const auto watch_start = std::chrono::steady_clock::now();
+  while (!campaigned || refusals < 2) {
+    auto st = c->Status(other);
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_NE(st->role(), "leader") << "a member was elected with the vote of a wiped member";
+    // Until its election timeout passes, `other` still names the killed leader; never anyone else.
+    ASSERT_TRUE(st->leader_id() == 0 || st->leader_id() == static_cast<uint64_t>(*leader + 1)) << st->leader_id();
+    campaigned = campaigned || st->role() == "candidate";
+    const std::string log = Slurp(c->log_path(victim));
+    refusals = 0;
+    for (size_t at = log.find("rejoin: "); at != std::string::npos; at = log.find("rejoin: ", at + 1)) ++refusals;
+    ASSERT_LT(std::chrono::steady_clock::now() - watch_start, seconds(60))
+        << "campaigned: " << campaigned << ", failed removals: " << refusals << "\n" << log;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   auto st = c->Status(other);
   ASSERT_TRUE(st.ok()) << st.status();
-  EXPECT_NE(st->role(), "leader") << "a member was elected with the vote of a wiped member";
   EXPECT_EQ(st->leader_id(), 0u);
   EXPECT_NE(Slurp(c->log_path(victim)).find("leaving the configuration"), std::string::npos);
 

@@ -14,9 +14,12 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "integration/allocator_process.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::integration {
 namespace {
+
+using test_support::TempDir;
 
 struct Client {
   explicit Client(const std::string& address) {

@@ -38,26 +38,36 @@ class GrpcWatchTransport final : public WatchTransport {
   explicit GrpcWatchTransport(GrpcWatchTransportOptions options) : options_(options) {}
 
   absl::StatusOr<std::unique_ptr<WatchConnection>> Open(const std::string& endpoint) override {
-    auto it = stubs_.find(endpoint);
-    if (it == stubs_.end()) {
+    auto it = endpoints_.find(endpoint);
+    if (it == endpoints_.end()) {
       grpc::ChannelArguments args;
       // The default reconnect backoff grows to two minutes; an allocator that comes back must be found soon.
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
-      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options_.keepalive_time_ms);
       args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options_.keepalive_timeout_ms);
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
       args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
       auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
-      it = stubs_.emplace(endpoint, v1::Nodes::NewStub(channel)).first;
+      auto stub = v1::Nodes::NewStub(channel);
+      it = endpoints_.emplace(endpoint, Endpoint{std::move(channel), std::move(stub)}).first;
     }
-    return std::make_unique<GrpcWatchConnection>(it->second.get());
+    if (!it->second.channel->WaitForConnected(std::chrono::system_clock::now() +
+                                              std::chrono::milliseconds(options_.connect_timeout_ms))) {
+      return absl::UnavailableError(
+          absl::StrCat("no connection within ", options_.connect_timeout_ms, " ms"));
+    }
+    return std::make_unique<GrpcWatchConnection>(it->second.stub.get());
   }
 
  private:
+  struct Endpoint {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Nodes::Stub> stub;
+  };
   const GrpcWatchTransportOptions options_;
-  std::map<std::string, std::unique_ptr<v1::Nodes::Stub>> stubs_;
+  std::map<std::string, Endpoint> endpoints_;
 };
 
 }  // namespace

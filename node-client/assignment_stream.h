@@ -43,14 +43,20 @@ class WatchTransport {
   virtual absl::StatusOr<std::unique_ptr<WatchConnection>> Open(const std::string& endpoint) = 0;
 };
 
-// Insecure gRPC channels, one per endpoint, reconnecting quickly (200 ms .. 5 s) when an allocator comes back.
+// Insecure gRPC channels, one per endpoint, reconnecting quickly (200 ms .. 1 s) when an allocator comes back.
 struct GrpcWatchTransportOptions {
   // HTTP/2 keepalive: ping after this long without an answer from the allocator, and give the connection up
   // (the stream fails, the client moves to the next endpoint) when a ping is not answered in time. This is
   // what finds an allocator that stopped answering while its TCP connection stays up (a frozen process, a
-  // dead peer behind a stateful middlebox).
-  int keepalive_time_ms = 10'000;
-  int keepalive_timeout_ms = 5'000;
+  // dead peer behind a stateful middlebox, a partition). gRPC also sets TCP_USER_TIMEOUT to the timeout, so
+  // heartbeats left unacknowledged that long end the connection too: after a partition heals the stream
+  // comes back on a fresh connection rather than behind a dead one's backed-off retransmissions.
+  int keepalive_time_ms = 2'000;
+  int keepalive_timeout_ms = 2'000;
+  // How long Open waits for a connection to the endpoint before giving up on it (the client then moves to
+  // the next one). The wait also drives the connection attempt: abode-node runs no gRPC server whose threads
+  // would otherwise poll the channel's socket, and gRPC's backup poller looks only every 5 s.
+  int connect_timeout_ms = 1'000;
 };
 std::unique_ptr<WatchTransport> NewGrpcWatchTransport(GrpcWatchTransportOptions options = {});
 
@@ -73,7 +79,7 @@ struct AssignmentStreamOptions {
   v1::NodeSpec registration;         // name required
   std::vector<std::string> endpoints;  // host:port, at least one
   std::chrono::milliseconds initial_backoff{200};
-  std::chrono::milliseconds max_backoff{5000};
+  std::chrono::milliseconds max_backoff{1000};
   // Heartbeat every lease_ms / heartbeats_per_lease (the server states lease_ms on its first message).
   int heartbeats_per_lease = 3;
   // Renewed from the allocator's acknowledgements (not owned; may be null). An allocator that does not

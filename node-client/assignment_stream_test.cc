@@ -15,6 +15,7 @@
 #include "integration/allocator_process.h"
 #include "node_metrics.h"
 #include "reconciler.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::node {
 namespace {
@@ -395,7 +396,7 @@ TEST(AssignmentStreamClientTest, KeepsRetryingWhileNoAllocatorAnswers) {
 // A frozen allocator (SIGSTOP: its TCP connections stay up and the kernel still acknowledges what the client
 // sends, but nothing answers) is found out by HTTP/2 keepalive, and the client moves to the next endpoint.
 TEST(GrpcWatchTransportTest, KeepaliveMovesOnFromAnAllocatorThatStoppedAnswering) {
-  integration::TempDir dir;
+  test_support::TempDir dir;
   integration::AllocatorProcess frozen(ABODE_ALLOCATOR_BIN, dir.path() + "/frozen");
   integration::AllocatorProcess alive(ABODE_ALLOCATOR_BIN, dir.path() + "/alive");
   ASSERT_TRUE(frozen.Start().ok());

@@ -1,9 +1,12 @@
 #include "storage/rows.h"
 
-#include "storage/address.h"
-#include "storage/validation.h"
+#include "domain/address.h"
+#include "domain/validation.h"
 
 namespace abode::storage {
+
+using domain::DecodeLabels;
+using domain::IpAddress;
 namespace {
 
 std::string AddressText(absl::string_view bytes) {

@@ -1,6 +1,6 @@
-// The SQLite schema of the materialised state. A database whose schema version (PRAGMA user_version) differs
-// from kSchemaVersion is rebuilt from the raft snapshot and log instead of migrated in place: bump
-// kSchemaVersion with every change.
+// The SQLite schema of the materialised state, private to storage/ (other folders see SchemaVersion() in
+// state_machine.h). A database whose schema version (PRAGMA user_version) differs from kSchemaVersion is
+// rebuilt from the raft snapshot and log instead of migrated in place: bump kSchemaVersion with every change.
 #ifndef ABODE_STORAGE_SCHEMA_H_
 #define ABODE_STORAGE_SCHEMA_H_
 
@@ -9,12 +9,6 @@
 namespace abode::storage {
 
 inline constexpr uint32_t kSchemaVersion = 4;
-
-// The version of the state a snapshot carries (its records and what they mean), in each snapshot's header.
-// A snapshot of a newer state version is refused. It changes only when the state does, not with the SQLite
-// indexes above (version 4 dropped an index and kept the state of version 3), so that members of one cluster
-// keep exchanging snapshots across a rolling upgrade.
-inline constexpr uint32_t kStateVersion = 3;
 
 // Durability comes from the raft log (fsync on every append). The materialised database only has to stay
 // consistent across a crash or power loss (WAL with synchronous=NORMAL: no fsync per commit), because it
@@ -90,7 +84,7 @@ CREATE TABLE history (
 CREATE INDEX history_address ON history (address, network, from_revision);
 CREATE INDEX history_closed ON history (to_ms) WHERE to_revision > 0;
 
--- Nodes and the addresses they carry (see node_state.h): one deterministic protobuf record per name.
+-- Nodes and the addresses they carry (see domain/node_model.h): one deterministic protobuf record per name.
 CREATE TABLE nodes (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE external_addresses (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE elastic_addresses (name TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
@@ -102,6 +96,12 @@ inline constexpr char kAllocationColumns[] =
     "a.id, a.pool_id, a.network, a.address, a.owner, a.node, a.labels, a.ttl_s, a.expire_ms, a.create_ms, "
     "a.create_revision, a.revision";
 inline constexpr int kAllocationColumnCount = 12;
+
+// The node-state tables: one deterministic protobuf record per name.
+enum NodeTable { kNodes = 0, kExternals = 1, kElastics = 2, kMagics = 3 };
+inline constexpr int kNodeTableCount = 4;
+inline constexpr const char* kNodeTables[kNodeTableCount] = {"nodes", "external_addresses", "elastic_addresses",
+                                                             "magic_addresses"};
 
 inline constexpr char kHistoryColumns[] =
     "h.id, h.network, h.address, h.pool, h.owner, h.node, h.from_ms, h.to_ms, h.from_revision, h.to_revision, "

@@ -8,11 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "storage/address.h"
-#include "storage/node_state.h"
+#include "domain/address.h"
+#include "domain/node_model.h"
+#include "domain/validation.h"
 #include "storage/rows.h"
 #include "storage/schema.h"
-#include "storage/validation.h"
 
 namespace abode::storage {
 namespace {
@@ -34,6 +34,82 @@ absl::StatusOr<int64_t> MetaValue(Database& db, absl::string_view key) {
   return *row ? stmt->Int(0) : 0;
 }
 
+std::string Q(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+// The record field and trailer count of each node-state table.
+google::protobuf::Message* NodeRecord(int table, v1::SnapshotRecord& rec, v1::SnapshotTrailer& counts) {
+  switch (table) {
+    case kNodes:
+      counts.set_nodes(counts.nodes() + 1);
+      return rec.mutable_node();
+    case kExternals:
+      counts.set_external_addresses(counts.external_addresses() + 1);
+      return rec.mutable_external_address();
+    case kElastics:
+      counts.set_elastic_addresses(counts.elastic_addresses() + 1);
+      return rec.mutable_elastic_address();
+    default:
+      counts.set_magic_addresses(counts.magic_addresses() + 1);
+      return rec.mutable_magic_address();
+  }
+}
+
+// Node-state rows in table, then name order.
+absl::Status DumpNodeRecords(Database& db, CodedOutputStream& out, v1::SnapshotTrailer& counts) {
+  v1::SnapshotRecord rec;
+  for (int t = 0; t < kNodeTableCount; ++t) {
+    absl::Status s = db.ForEachRow(absl::StrCat("SELECT name, record FROM ", kNodeTables[t], " ORDER BY name"),
+                                   [&](const Statement& row) {
+                                     rec.Clear();
+                                     const absl::string_view blob = row.Blob(1);
+                                     google::protobuf::Message* msg = NodeRecord(t, rec, counts);
+                                     if (!msg->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+                                       return absl::DataLossError(absl::StrCat(kNodeTables[t], " row ",
+                                                                               Q(row.Text(0)), " is unreadable"));
+                                     }
+                                     WriteRecord(out, rec);
+                                     return absl::OkStatus();
+                                   });
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Stores a node-state record; false when the record is of another kind.
+absl::StatusOr<bool> LoadNodeRecord(Database& db, const v1::SnapshotRecord& rec, v1::SnapshotTrailer& seen) {
+  int table = -1;
+  const google::protobuf::Message* msg = nullptr;
+  std::string name;
+  auto pick = [&](int t, const auto& object) {
+    table = t;
+    msg = &object;
+    name = object.spec().name();
+  };
+  switch (rec.record_case()) {
+    case v1::SnapshotRecord::kNode: pick(kNodes, rec.node()); break;
+    case v1::SnapshotRecord::kExternalAddress: pick(kExternals, rec.external_address()); break;
+    case v1::SnapshotRecord::kElasticAddress: pick(kElastics, rec.elastic_address()); break;
+    case v1::SnapshotRecord::kMagicAddress: pick(kMagics, rec.magic_address()); break;
+    default: return false;
+  }
+  v1::SnapshotRecord counted;
+  NodeRecord(table, counted, seen);
+  auto stmt = db.Prepare(absl::StrCat("INSERT INTO ", kNodeTables[table], " (name, record) VALUES (?, ?)"));
+  if (!stmt.ok()) return stmt.status();
+  if (absl::Status s = stmt->Bind(1, name).BindBlob(2, domain::DeterministicBytes(*msg)).Run(); !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("snapshot: ", kNodeTables[table], " record ", Q(name), ": ", s.message()));
+  }
+  return true;
+}
+
+bool CountsMatch(const v1::SnapshotTrailer& want, const v1::SnapshotTrailer& seen) {
+  return want.pools() == seen.pools() && want.allocations() == seen.allocations() &&
+         want.history() == seen.history() && want.nodes() == seen.nodes() &&
+         want.external_addresses() == seen.external_addresses() &&
+         want.elastic_addresses() == seen.elastic_addresses() && want.magic_addresses() == seen.magic_addresses();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> DumpSnapshot(Database& db) {
@@ -43,7 +119,6 @@ absl::StatusOr<std::string> DumpSnapshot(Database& db) {
 }
 
 absl::StatusOr<std::string> DumpSnapshotInTransaction(Database& db) {
-
   std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
   const uint32_t version = kSnapshotFormatVersion;
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((version >> (8 * i)) & 0xff));
@@ -64,62 +139,50 @@ absl::StatusOr<std::string> DumpSnapshotInTransaction(Database& db) {
 
   v1::SnapshotTrailer trailer;
   absl::flat_hash_map<int64_t, PoolFacts> facts;
-  {
-    auto stmt = db.Prepare("SELECT id, spec, create_revision, create_time_ms, cursor FROM pools ORDER BY id");
-    if (!stmt.ok()) return stmt.status();
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      rec.Clear();
-      v1::SnapshotPool* p = rec.mutable_pool();
-      p->set_id(static_cast<uint64_t>(stmt->Int(0)));
-      const absl::string_view spec = stmt->Blob(1);
-      if (!p->mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size()))) {
-        return absl::DataLossError(absl::StrCat("pool row ", stmt->Int(0), " has an unreadable spec"));
-      }
-      p->set_create_revision(static_cast<uint64_t>(stmt->Int(2)));
-      p->set_create_time_unix_ms(stmt->Int(3));
-      p->set_cursor(std::string(stmt->Blob(4)));
-      facts[stmt->Int(0)] = PoolFacts{p->spec().name(), 0, ""};
-      WriteRecord(coded, rec);
-      trailer.set_pools(trailer.pools() + 1);
-    }
-  }
-  {
-    auto stmt = db.Prepare(absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a ORDER BY a.id"));
-    if (!stmt.ok()) return stmt.status();
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      rec.Clear();
-      v1::SnapshotAllocation* a = rec.mutable_allocation();
-      a->set_id(static_cast<uint64_t>(RowId(*stmt, 0)));
-      a->set_pool_id(static_cast<uint64_t>(RowPoolId(*stmt, 0)));
-      AllocationFromRow(*stmt, 0, facts[RowPoolId(*stmt, 0)], a->mutable_allocation());
-      // Derived from the pool: not state of the allocation.
-      a->mutable_allocation()->clear_prefix_length();
-      a->mutable_allocation()->clear_gateway();
-      WriteRecord(coded, rec);
-      trailer.set_allocations(trailer.allocations() + 1);
-    }
-  }
-  {
-    auto stmt = db.Prepare(absl::StrCat("SELECT ", kHistoryColumns, " FROM history h ORDER BY h.id"));
-    if (!stmt.ok()) return stmt.status();
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      rec.Clear();
-      rec.mutable_history()->set_id(static_cast<uint64_t>(stmt->Int(0)));
-      HistoryFromRow(*stmt, 0, rec.mutable_history()->mutable_entry());
-      WriteRecord(coded, rec);
-      trailer.set_history(trailer.history() + 1);
-    }
-  }
-  if (absl::Status s = NodeState::DumpRecords(db, coded, &trailer); !s.ok()) return s;
+  absl::Status s = db.ForEachRow(
+      "SELECT id, spec, create_revision, create_time_ms, cursor FROM pools ORDER BY id", [&](const Statement& row) {
+        rec.Clear();
+        v1::SnapshotPool* p = rec.mutable_pool();
+        p->set_id(static_cast<uint64_t>(row.Int(0)));
+        const absl::string_view spec = row.Blob(1);
+        if (!p->mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size()))) {
+          return absl::DataLossError(absl::StrCat("pool row ", row.Int(0), " has an unreadable spec"));
+        }
+        p->set_create_revision(static_cast<uint64_t>(row.Int(2)));
+        p->set_create_time_unix_ms(row.Int(3));
+        p->set_cursor(std::string(row.Blob(4)));
+        facts[row.Int(0)] = PoolFacts{p->spec().name(), 0, ""};
+        WriteRecord(coded, rec);
+        trailer.set_pools(trailer.pools() + 1);
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  s = db.ForEachRow(absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a ORDER BY a.id"),
+                    [&](const Statement& row) {
+                      rec.Clear();
+                      v1::SnapshotAllocation* a = rec.mutable_allocation();
+                      a->set_id(static_cast<uint64_t>(RowId(row, 0)));
+                      a->set_pool_id(static_cast<uint64_t>(RowPoolId(row, 0)));
+                      AllocationFromRow(row, 0, facts[RowPoolId(row, 0)], a->mutable_allocation());
+                      // Derived from the pool: not state of the allocation.
+                      a->mutable_allocation()->clear_prefix_length();
+                      a->mutable_allocation()->clear_gateway();
+                      WriteRecord(coded, rec);
+                      trailer.set_allocations(trailer.allocations() + 1);
+                      return absl::OkStatus();
+                    });
+  if (!s.ok()) return s;
+  s = db.ForEachRow(absl::StrCat("SELECT ", kHistoryColumns, " FROM history h ORDER BY h.id"),
+                    [&](const Statement& row) {
+                      rec.Clear();
+                      rec.mutable_history()->set_id(static_cast<uint64_t>(row.Int(0)));
+                      HistoryFromRow(row, 0, rec.mutable_history()->mutable_entry());
+                      WriteRecord(coded, rec);
+                      trailer.set_history(trailer.history() + 1);
+                      return absl::OkStatus();
+                    });
+  if (!s.ok()) return s;
+  if (absl::Status s = DumpNodeRecords(db, coded, trailer); !s.ok()) return s;
   rec.Clear();
   *rec.mutable_trailer() = trailer;
   WriteRecord(coded, rec);
@@ -140,10 +203,10 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
         absl::StrCat("snapshot: format version ", version, " is not supported (this build reads ",
                      kSnapshotFormatVersion, ")"));
   }
-  for (const char* table : {"DELETE FROM meta", "DELETE FROM pools", "DELETE FROM allocations", "DELETE FROM history"}) {
-    if (absl::Status s = db.Exec(table); !s.ok()) return s;
+  for (const char* table : {"meta", "pools", "allocations", "history"}) {
+    if (absl::Status s = db.Exec(absl::StrCat("DELETE FROM ", table)); !s.ok()) return s;
   }
-  for (const char* table : NodeState::kTables) {
+  for (const char* table : kNodeTables) {
     if (absl::Status s = db.Exec(absl::StrCat("DELETE FROM ", table)); !s.ok()) return s;
   }
   auto set_meta = db.Prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
@@ -214,7 +277,7 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
       case v1::SnapshotRecord::kAllocation: {
         const auto& sa = rec.allocation();
         const auto& a = sa.allocation();
-        auto addr = IpAddress::Parse(a.address(), "snapshot.allocation.address");
+        auto addr = domain::IpAddress::Parse(a.address(), "snapshot.allocation.address");
         if (!addr.ok()) return absl::DataLossError(addr.status().message());
         ins_alloc->Bind(1, static_cast<int64_t>(sa.id()))
             .Bind(2, static_cast<int64_t>(sa.pool_id()))
@@ -222,7 +285,7 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
             .BindBlob(4, addr->ToBytes())
             .Bind(5, a.owner())
             .Bind(6, a.node())
-            .Bind(7, EncodeLabels(a.labels()))
+            .Bind(7, domain::EncodeLabels(a.labels()))
             .Bind(8, a.ttl_seconds())
             .Bind(9, a.expire_time_unix_ms())
             .Bind(10, a.create_time_unix_ms())
@@ -234,7 +297,7 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
       }
       case v1::SnapshotRecord::kHistory: {
         const auto& e = rec.history().entry();
-        auto addr = IpAddress::Parse(e.address(), "snapshot.history.address");
+        auto addr = domain::IpAddress::Parse(e.address(), "snapshot.history.address");
         if (!addr.ok()) return absl::DataLossError(addr.status().message());
         ins_hist->Bind(1, static_cast<int64_t>(rec.history().id()))
             .Bind(2, e.network())
@@ -253,15 +316,14 @@ absl::Status LoadSnapshot(Database& db, absl::string_view data) {
       }
       case v1::SnapshotRecord::kTrailer: {
         const auto& t = rec.trailer();
-        if (t.pools() != seen.pools() || t.allocations() != seen.allocations() || t.history() != seen.history() ||
-            !NodeState::CountsMatch(t, seen)) {
+        if (!CountsMatch(t, seen)) {
           return absl::DataLossError("snapshot: record counts do not match its trailer");
         }
         have_trailer = true;
         break;
       }
       default: {
-        auto handled = NodeState::LoadRecord(db, rec, &seen);
+        auto handled = LoadNodeRecord(db, rec, seen);
         if (!handled.ok()) return handled.status();
         if (!*handled) return absl::FailedPreconditionError("snapshot: record of an unknown kind");
         break;

@@ -16,6 +16,12 @@ namespace abode::storage {
 inline constexpr char kSnapshotMagic[8] = {'A', 'B', 'O', 'D', 'E', 'S', 'N', 'P'};
 inline constexpr uint32_t kSnapshotFormatVersion = 1;
 
+// The version of the state a snapshot carries (its records and what they mean), in each snapshot's header.
+// A snapshot of a newer state version is refused. It changes only when the state does, not with the SQLite
+// indexes of the schema (schema version 4 dropped an index and kept the state of version 3), so that members
+// of one cluster keep exchanging snapshots across a rolling upgrade.
+inline constexpr uint32_t kStateVersion = 3;
+
 // Serialises the database's state. Reads inside one read transaction of `db`, so it may run on a connection
 // other than the writer's and see one consistent state while the writer goes on.
 absl::StatusOr<std::string> DumpSnapshot(Database& db);

@@ -57,17 +57,26 @@ absl::Status Statement::Run() {
 }
 
 absl::Status Statement::EachRow(absl::FunctionRef<void()> row) {
+  return EachRowUntilError([&] {
+    row();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Statement::EachRowUntilError(absl::FunctionRef<absl::Status()> row) {
+  absl::Status s;
   for (;;) {
     auto more = Step();
     if (!more.ok()) {
-      Reset();
-      return more.status();
+      s = more.status();
+      break;
     }
     if (!*more) break;
-    row();
+    s = row();
+    if (!s.ok()) break;
   }
   Reset();
-  return absl::OkStatus();
+  return s;
 }
 
 void Statement::Reset() {
@@ -118,6 +127,21 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
                                     &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db_.get(), rc, absl::StrCat("prepare ", sql));
   return Statement(stmt);
+}
+
+absl::Status Database::PrepareAll(std::initializer_list<std::pair<Statement*, std::string>> statements) {
+  for (const auto& [stmt, sql] : statements) {
+    auto s = Prepare(sql);
+    if (!s.ok()) return s.status();
+    *stmt = std::move(*s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Database::ForEachRow(absl::string_view sql, absl::FunctionRef<absl::Status(const Statement&)> row) {
+  auto stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return stmt->EachRowUntilError([&] { return row(*stmt); });
 }
 
 }  // namespace abode::storage

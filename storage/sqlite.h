@@ -5,8 +5,10 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include "absl/strings/string_view.h"
 
 #include "absl/functional/function_ref.h"
@@ -39,6 +41,8 @@ class Statement {
   absl::Status Run();
   // Steps to completion, calling `row` at each row; resets the statement (also after an error).
   absl::Status EachRow(absl::FunctionRef<void()> row);
+  // The same, stopping at the first error `row` returns.
+  absl::Status EachRowUntilError(absl::FunctionRef<absl::Status()> row);
   void Reset();
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
@@ -58,6 +62,10 @@ class Database {
 
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
+  // Prepares each statement into its slot; stops at the first error.
+  absl::Status PrepareAll(std::initializer_list<std::pair<Statement*, std::string>> statements);
+  // Runs a query, calling `row` at each row until it returns an error, which ForEachRow then returns.
+  absl::Status ForEachRow(absl::string_view sql, absl::FunctionRef<absl::Status(const Statement&)> row);
   sqlite3* handle() const { return db_.get(); }
   int64_t changes() const { return sqlite3_changes64(db_.get()); }
   int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }

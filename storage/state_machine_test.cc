@@ -19,12 +19,14 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
-#include "storage/temp_dir_for_test.h"
-#include "storage/schema.h"
+#include "domain/address.h"
 #include "storage/snapshot.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::storage {
 namespace {
+
+using test_support::TempDir;
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -949,7 +951,7 @@ TEST_F(StateMachineTest, HugePoolsAllocateWithoutEnumeration) {
   EXPECT_EQ(c4.free(), "16774213");
   const v1::Pool c6 = Counts(p6.spec());
   EXPECT_EQ(c6.used(), 3001u);
-  EXPECT_EQ(c6.free(), U128ToString((u128{1} << 80) - 1 - 3001));
+  EXPECT_EQ(c6.free(), domain::U128ToString((domain::u128{1} << 80) - 1 - 3001));
   EXPECT_EQ(c6.free(), "1208925819614629174703174");
 }
 

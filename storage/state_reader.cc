@@ -6,13 +6,24 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "storage/address.h"
-#include "storage/pool_layout.h"
+#include "domain/address.h"
+#include "domain/pool_layout.h"
 #include "storage/rows.h"
 #include "storage/schema.h"
-#include "storage/validation.h"
+#include "domain/validation.h"
 
 namespace abode::storage {
+
+using domain::DecodeLabels;
+using domain::IpAddress;
+using domain::ParseLabelSelector;
+using domain::PoolLayout;
+using domain::SelectorMatches;
+using domain::U128ToString;
+using domain::ValidateName;
+using domain::ValidateNodeName;
+using domain::ValidateOwner;
+using domain::u128;
 namespace {
 
 constexpr int kDefaultPageSize = 500;
@@ -52,16 +63,14 @@ constexpr char kPoolColumns[] = "id, spec, used, create_revision, create_time_ms
 // All pools by id, read inside the caller's transaction.
 absl::StatusOr<absl::flat_hash_map<int64_t, PoolRow>> AllPools(Database& db) {
   absl::flat_hash_map<int64_t, PoolRow> out;
-  auto stmt = db.Prepare(absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY id"));
-  if (!stmt.ok()) return stmt.status();
-  for (;;) {
-    auto row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    auto p = DecodePool(*stmt);
-    if (!p.ok()) return p.status();
-    out.emplace(p->id, std::move(*p));
-  }
+  absl::Status s =
+      db.ForEachRow(absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY id"), [&](const Statement& row) {
+        auto p = DecodePool(row);
+        if (!p.ok()) return p.status();
+        out.emplace(p->id, std::move(*p));
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -83,13 +92,10 @@ absl::StatusOr<uint64_t> ReadRevision(Database& db) {
 // Collects allocation rows from a prepared statement whose columns are kAllocationColumns.
 absl::Status CollectAllocations(Statement& stmt, const absl::flat_hash_map<int64_t, PoolRow>& pools,
                                 google::protobuf::RepeatedPtrField<v1::Allocation>* out) {
-  for (;;) {
-    auto row = stmt.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return absl::OkStatus();
+  return stmt.EachRow([&] {
     auto it = pools.find(RowPoolId(stmt, 0));
     AllocationFromRow(stmt, 0, it == pools.end() ? PoolFacts{} : it->second.facts, out->Add());
-  }
+  });
 }
 
 // Appends the allocations holding `addr` (narrowed like the history query) as open history entries.
@@ -111,15 +117,12 @@ absl::Status AddCurrentHolders(Database& db, const IpAddress& addr, const v1::Ge
   if (!stmt.ok()) return stmt.status();
   for (const std::string& net : networks) {
     stmt->Bind(1, net).BindBlob(2, addr.ToBytes());
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
+    absl::Status s = stmt->EachRow([&] {
       auto it = pools->find(RowPoolId(*stmt, 0));
       v1::Allocation a;
       AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, &a);
-      if (!req.pool().empty() && a.pool() != req.pool()) continue;
-      if (req.at_time_unix_ms() != 0 && a.create_time_unix_ms() > req.at_time_unix_ms()) continue;
+      if (!req.pool().empty() && a.pool() != req.pool()) return;
+      if (req.at_time_unix_ms() != 0 && a.create_time_unix_ms() > req.at_time_unix_ms()) return;
       v1::HistoryEntry* e = out->Add();
       e->set_network(a.network());
       e->set_pool(a.pool());
@@ -128,8 +131,8 @@ absl::Status AddCurrentHolders(Database& db, const IpAddress& addr, const v1::Ge
       e->set_node(a.node());
       e->set_from_time_unix_ms(a.create_time_unix_ms());
       e->set_from_revision(a.create_revision());
-    }
-    stmt->Reset();
+    });
+    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -227,18 +230,15 @@ absl::StatusOr<v1::Pool> StateReader::GetPool(const v1::GetPoolRequest& req) {
 absl::StatusOr<v1::ListPoolsResponse> StateReader::ListPools(const v1::ListPoolsRequest& req) {
   if (absl::Status s = ValidateName(req.network(), "network", true); !s.ok()) return s;
   ABODE_READ_TXN(lease);
-  auto stmt = lease.db().Prepare(absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY name"));
-  if (!stmt.ok()) return stmt.status();
   v1::ListPoolsResponse out;
-  for (;;) {
-    auto row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    auto p = DecodePool(*stmt);
-    if (!p.ok()) return p.status();
-    if (!req.network().empty() && p->pool.spec().network() != req.network()) continue;
-    *out.add_pools() = std::move(p->pool);
-  }
+  absl::Status s = lease.db().ForEachRow(
+      absl::StrCat("SELECT ", kPoolColumns, " FROM pools ORDER BY name"), [&](const Statement& row) {
+        auto p = DecodePool(row);
+        if (!p.ok()) return p.status();
+        if (req.network().empty() || p->pool.spec().network() == req.network()) *out.add_pools() = std::move(p->pool);
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -405,12 +405,7 @@ absl::StatusOr<v1::GetHistoryResponse> StateReader::GetHistory(const v1::GetHist
   v1::GetHistoryResponse out;
   // The current holders first: they are allocation rows, shown as open entries.
   if (absl::Status s = AddCurrentHolders(lease.db(), *addr, req, out.mutable_entries()); !s.ok()) return s;
-  for (;;) {
-    auto row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    HistoryFromRow(*stmt, 0, out.add_entries());
-  }
+  if (absl::Status s = stmt->EachRow([&] { HistoryFromRow(*stmt, 0, out.add_entries()); }); !s.ok()) return s;
   std::stable_sort(out.mutable_entries()->begin(), out.mutable_entries()->end(),
                    [](const v1::HistoryEntry& a, const v1::HistoryEntry& b) {
                      return a.from_revision() > b.from_revision();

@@ -16,11 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/temp_dir_for_test.h"
 #include "storage/state_machine.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::storage {
 namespace {
+
+using test_support::TempDir;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;

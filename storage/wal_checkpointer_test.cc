@@ -10,10 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "storage/sqlite.h"
-#include "storage/temp_dir_for_test.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::storage {
 namespace {
+
+using test_support::TempDir;
 
 int64_t FileSize(const std::string& path) {
   struct stat st {};

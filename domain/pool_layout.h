@@ -1,17 +1,17 @@
 // The validated shape of a pool: which addresses of its CIDR may be handed out. Built from a PoolSpec by the
 // gRPC layer (to refuse bad input early) and by the state machine (the authority).
-#ifndef ABODE_STORAGE_POOL_LAYOUT_H_
-#define ABODE_STORAGE_POOL_LAYOUT_H_
+#ifndef ABODE_DOMAIN_POOL_LAYOUT_H_
+#define ABODE_DOMAIN_POOL_LAYOUT_H_
 
 #include <optional>
 #include <vector>
 
 #include "abode/v1/pools.pb.h"
 #include "absl/status/statusor.h"
-#include "storage/address.h"
-#include "storage/free_set.h"
+#include "domain/address.h"
+#include "domain/free_set.h"
 
-namespace abode::storage {
+namespace abode::domain {
 
 class PoolLayout {
  public:
@@ -43,6 +43,6 @@ class PoolLayout {
   u128 size_ = 0;
 };
 
-}  // namespace abode::storage
+}  // namespace abode::domain
 
-#endif  // ABODE_STORAGE_POOL_LAYOUT_H_
+#endif  // ABODE_DOMAIN_POOL_LAYOUT_H_

@@ -1,4 +1,4 @@
-#include "storage/free_set.h"
+#include "domain/free_set.h"
 
 #include <cstdint>
 #include <optional>
@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 using ::testing::ElementsAre;
@@ -295,4 +295,4 @@ TEST(FreeSetTest, RandomizedAgainstModel) {
 }
 
 }  // namespace
-}  // namespace abode::storage
+}  // namespace abode::domain

@@ -1,10 +1,10 @@
-#include "storage/validation.h"
+#include "domain/validation.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -144,4 +144,4 @@ std::map<std::string, std::string> DecodeLabels(absl::string_view text) {
   return out;
 }
 
-}  // namespace abode::storage
+}  // namespace abode::domain

@@ -1,8 +1,8 @@
-#include "storage/free_set.h"
+#include "domain/free_set.h"
 
 #include <iterator>
 
-namespace abode::storage {
+namespace abode::domain {
 
 void FreeSet::AddRange(u128 lo, u128 hi) {
   // Absorb every interval that overlaps or touches [lo, hi].
@@ -88,4 +88,4 @@ bool FreeSet::Give(u128 v) {
   return true;
 }
 
-}  // namespace abode::storage
+}  // namespace abode::domain

@@ -1,15 +1,15 @@
 // An ordered set of free address intervals. Every operation is O(log n) in the number of intervals and
 // independent of how many addresses they span, so a /8 or a /48 costs the same as a /24.
-#ifndef ABODE_STORAGE_FREE_SET_H_
-#define ABODE_STORAGE_FREE_SET_H_
+#ifndef ABODE_DOMAIN_FREE_SET_H_
+#define ABODE_DOMAIN_FREE_SET_H_
 
 #include <cstddef>
 #include <map>
 #include <optional>
 
-#include "storage/address.h"
+#include "domain/address.h"
 
-namespace abode::storage {
+namespace abode::domain {
 
 // Not thread-safe; owned by the state machine, which runs on one thread.
 class FreeSet {
@@ -44,6 +44,6 @@ class FreeSet {
   u128 count_ = 0;
 };
 
-}  // namespace abode::storage
+}  // namespace abode::domain
 
-#endif  // ABODE_STORAGE_FREE_SET_H_
+#endif  // ABODE_DOMAIN_FREE_SET_H_

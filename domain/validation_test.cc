@@ -1,4 +1,4 @@
-#include "storage/validation.h"
+#include "domain/validation.h"
 
 #include <map>
 #include <string>
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 using ::testing::ElementsAre;
@@ -183,4 +183,4 @@ TEST(LabelCodecTest, EncodeIsSortedAndRoundTrips) {
 }
 
 }  // namespace
-}  // namespace abode::storage
+}  // namespace abode::domain

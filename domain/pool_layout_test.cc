@@ -1,4 +1,4 @@
-#include "storage/pool_layout.h"
+#include "domain/pool_layout.h"
 
 #include <string>
 #include <vector>
@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 using ::testing::HasSubstr;
@@ -270,4 +270,4 @@ TEST(PoolLayoutTest, HugePoolsAreSizedWithoutEnumeration) {
 }
 
 }  // namespace
-}  // namespace abode::storage
+}  // namespace abode::domain

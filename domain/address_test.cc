@@ -1,4 +1,4 @@
-#include "storage/address.h"
+#include "domain/address.h"
 
 #include <string>
 
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 using ::testing::HasSubstr;
@@ -234,4 +234,4 @@ TEST(PrefixTest, Contains) {
 }
 
 }  // namespace
-}  // namespace abode::storage
+}  // namespace abode::domain

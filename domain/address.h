@@ -1,7 +1,7 @@
 // IP address and prefix arithmetic for both families, on 128-bit integers so that a /8 IPv4 pool and a /48
 // IPv6 pool are handled the same way, without ever enumerating their addresses.
-#ifndef ABODE_STORAGE_ADDRESS_H_
-#define ABODE_STORAGE_ADDRESS_H_
+#ifndef ABODE_DOMAIN_ADDRESS_H_
+#define ABODE_DOMAIN_ADDRESS_H_
 
 #include <compare>
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace abode::storage {
+namespace abode::domain {
 
 using u128 = unsigned __int128;
 
@@ -71,6 +71,6 @@ class Prefix {
   int length_ = 0;
 };
 
-}  // namespace abode::storage
+}  // namespace abode::domain
 
-#endif  // ABODE_STORAGE_ADDRESS_H_
+#endif  // ABODE_DOMAIN_ADDRESS_H_

@@ -1,7 +1,7 @@
 // Stateless checks of request fields. Every error is INVALID_ARGUMENT and names the offending field, so a
 // caller can tell at a glance what to fix. The state machine runs the same checks on apply.
-#ifndef ABODE_STORAGE_VALIDATION_H_
-#define ABODE_STORAGE_VALIDATION_H_
+#ifndef ABODE_DOMAIN_VALIDATION_H_
+#define ABODE_DOMAIN_VALIDATION_H_
 
 #include <map>
 #include <string>
@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/map.h"
 
-namespace abode::storage {
+namespace abode::domain {
 
 inline constexpr size_t kMaxOwnerBytes = 253;
 inline constexpr size_t kMaxLabels = 64;
@@ -36,6 +36,6 @@ bool SelectorMatches(const LabelSelector& selector, const std::map<std::string, 
 std::string EncodeLabels(const google::protobuf::Map<std::string, std::string>& labels);
 std::map<std::string, std::string> DecodeLabels(absl::string_view text);
 
-}  // namespace abode::storage
+}  // namespace abode::domain
 
-#endif  // ABODE_STORAGE_VALIDATION_H_
+#endif  // ABODE_DOMAIN_VALIDATION_H_

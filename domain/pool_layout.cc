@@ -1,12 +1,12 @@
-#include "storage/pool_layout.h"
+#include "domain/pool_layout.h"
 
 #include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "storage/validation.h"
+#include "domain/validation.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 absl::StatusOr<IpAddress> ParseInside(const std::string& text, const Prefix& cidr, absl::string_view field) {
@@ -114,4 +114,4 @@ std::string PoolLayout::WhyNotAssignable(u128 v) const {
   return "";
 }
 
-}  // namespace abode::storage
+}  // namespace abode::domain

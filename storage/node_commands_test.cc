@@ -1,6 +1,5 @@
 // Node commands applied through the StateMachine: placement, failover, elastic and magic targets, the change
 // feed, snapshots and determinism.
-#include "storage/node_state.h"
 
 #include <stdlib.h>
 
@@ -12,11 +11,13 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/temp_dir_for_test.h"
 #include "storage/state_machine.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::storage {
 namespace {
+
+using test_support::TempDir;
 
 using ::testing::HasSubstr;
 

@@ -1,4 +1,4 @@
-#include "storage/address.h"
+#include "domain/address.h"
 
 #include <arpa/inet.h>
 
@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace abode::storage {
+namespace abode::domain {
 namespace {
 
 u128 HostMask(Family f, int length) {
@@ -127,4 +127,4 @@ bool Prefix::Contains(const Prefix& p) const {
 
 std::string Prefix::ToString() const { return absl::StrCat(network_.ToString(), "/", length_); }
 
-}  // namespace abode::storage
+}  // namespace abode::domain
