@@ -1,5 +1,6 @@
-// The end-to-end fixture for abode-node: a real abode-allocator and two real abode-node processes, each node in its own network
-// namespace with an uplink to an "outside" namespace (one L2 segment) and a pod bridge with pods behind it.
+// The end-to-end fixture for abode-node: a real abode-allocator and two real abode-node processes, each node in
+// its own network namespace with an uplink to an "outside" namespace (one L2 segment) and a pod bridge with pods
+// behind it.
 //
 //   test process (private netns): bridge ctl  10.213.<k>.1  <- abode-allocator listens here
 //        | veth ctl0                                   | veth ctl0

@@ -155,7 +155,8 @@ absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset) {
     if (mapped != ruleset.magic_dnat.end() && mapped->family == d.family &&
         mapped->magic_address == d.magic_address && mapped->protocol == d.protocol && mapped->port == d.port) {
       return absl::InvalidArgumentError(
-          absl::StrCat("magic mapping ", mapped->ToString(), " and ", d.ToString(), " claim the same address and port"));
+          absl::StrCat("magic mapping ", mapped->ToString(), " and ", d.ToString(),
+                       " claim the same address and port"));
     }
   }
   const ElasticNat* previous_elastic = nullptr;

@@ -175,7 +175,8 @@ int Main(int argc, char** argv) {
     if (deadline && *deadline < wake) wake = *deadline;
     const auto wait = std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - NodeLease::Clock::now()),
                                std::chrono::nanoseconds(1'000'000));
-    timespec timeout{static_cast<time_t>(wait.count() / 1'000'000'000), static_cast<long>(wait.count() % 1'000'000'000)};
+    timespec timeout{static_cast<time_t>(wait.count() / 1'000'000'000),
+                     static_cast<long>(wait.count() % 1'000'000'000)};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
     if (signal == SIGTERM || signal == SIGINT) {
       spdlog::info("signal {}: stopping, leaving addresses and rules in place", signal);

@@ -365,7 +365,8 @@ absl::Status NetlinkAddressProgrammer::Renew(const std::vector<OwnedAddress>& ad
                entry.second.protocol == kAbodeAddressProtocol;
       });
       if (!ours) continue;  // expired or removed: placed again by Add
-      NlMsgPtr msg = AddressMessage(NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_ACK, *ifindex, *ip, address.prefix_len, valid_for);
+      NlMsgPtr msg =
+          AddressMessage(NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_ACK, *ifindex, *ip, address.prefix_len, valid_for);
       if (msg == nullptr) return absl::ResourceExhaustedError("cannot build a renewal");
       nlmsghdr* header = nlmsg_hdr(msg.get());
       header->nlmsg_seq = renewal_seq_++;

@@ -405,7 +405,9 @@ void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& 
       const auto& [key, data] = elements[i];
       nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
       if (add && timeout_ms > 0) nftnl_set_elem_set_u64(e.get(), NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
-      if (add && !data.empty()) nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_DATA, data.data(), static_cast<uint32_t>(data.size()));
+      if (add && !data.empty()) {
+        nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_DATA, data.data(), static_cast<uint32_t>(data.size()));
+      }
       nftnl_set_elem_add(s.get(), e.release());
     }
     nlmsghdr* m = batch.Start(add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, l.nfproto, add ? NLM_F_CREATE : 0);

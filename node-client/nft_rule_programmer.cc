@@ -110,7 +110,8 @@ absl::StatusOr<uint32_t> NftRuleProgrammer::Generation() {
   return nftnl_gen_get_u32(gen.get(), NFTNL_GEN_ID);
 }
 
-void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const ObservedTable& observed, NftBatch& batch) {
+void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const ObservedTable& observed,
+                             NftBatch& batch) {
   const FamilyLayout l = Layout(family);
   const std::string& table = options_.table_name;
   const std::string table_text = TableName(l, table);
@@ -147,8 +148,8 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
       if (shape == kChains.end()) {
         repairs.push_back(absl::StrCat(table_text, ": foreign chain ", name));
         rebuild = true;
-      } else if (!chain.base || chain.hook != shape->hook || chain.priority != shape->priority || chain.type != shape->type ||
-                 chain.policy != NF_ACCEPT) {
+      } else if (!chain.base || chain.hook != shape->hook || chain.priority != shape->priority ||
+                 chain.type != shape->type || chain.policy != NF_ACCEPT) {
         repairs.push_back(absl::StrCat(table_text, ": chain ", name, " has another hook, priority, type or policy"));
         rebuild = true;
       }

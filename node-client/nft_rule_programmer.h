@@ -20,8 +20,10 @@
 //
 // (ipv6_addr in table ip6; a counter's value is not part of a rule's identity.) Apply() reads the tables,
 // computes the difference and sends one nfnetlink batch, tied to the ruleset generation it read so that a
-// concurrent change makes the kernel refuse it (then Apply reads and plans again). When the generation shows that nothing was committed since this instance's own last
-// batch, the tables are known without reading them, and a change costs one round trip plus its batch.
+// concurrent change makes the kernel refuse it (then Apply reads and plans again). When the generation shows
+// that nothing was committed since this instance's own last batch (and no element may have expired), the tables
+// are known without reading them, and a change costs one round trip plus its batch. The elastic maps' elements
+// may carry timeouts (SetElasticLifetime), so that elastic mappings leave with the node's lease.
 // A batch planned from a read also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
 // (or that holds objects abode did not create, or that was made dormant) is rebuilt within the same batch.
