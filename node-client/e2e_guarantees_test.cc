@@ -363,6 +363,55 @@ TEST_F(NodeGuaranteesTest, AKilledAgentsExternalAddressLeavesWithItsLease) {
   EXPECT_FALSE(LogContains(serving.log, "placed 203.0.113.100"));
 }
 
+TEST_F(NodeGuaranteesTest, AnAgentThatCannotRenewItsLeaseWithdrawsExternalAndElasticAddressesAndKeepsMagic) {
+  ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
+  AddPod(nodes_[0], 10, "pod/agent", {{"app", "dd-agent"}});
+  AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateMagic(kIpv4);
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
+  auto holds = [&](const std::string& address, const char* interface) {
+    return nodes_[0].ns->Exec(absl::StrCat("ip -br addr show dev ", interface)).output.find(address + "/") !=
+           std::string::npos;
+  };
+  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+    if (holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) << nodes_[0].log;
+
+  // The allocator goes away: the agent lives on but hears no acknowledgement.
+  allocator_.Signal(SIGKILL);
+  const auto lost = Clock::now();
+  bool withdrawn = false;
+  for (const auto deadline = lost + std::chrono::seconds(10); !withdrawn && Clock::now() < deadline;) {
+    withdrawn = !holds(kIpv4.elastic, "up0") &&
+                nodes_[0].ns->Exec("nft list map ip abode elastic_dnat").output.find(kIpv4.elastic) == std::string::npos;
+    if (!withdrawn) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(withdrawn) << "the elastic address or its mapping outlived the lease; see " << nodes_[0].log;
+  std::printf("elastic address and mapping withdrawn %lld ms after the allocator went away (lease %lld ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - lost).count()),
+              static_cast<long long>(kLease.count()));
+  EXPECT_TRUE(LogContains(nodes_[0].log, "the node's lease ran out"));
+  // The node's own stay, also across further resyncs (every 2 s).
+  const std::string reconciles = "abode_node_reconciles_total ";
+  auto reconciled = [&] {
+    const std::string metrics = ScrapeAgent(nodes_[0]);
+    const size_t at = metrics.find("\n" + reconciles);
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + 1 + reconciles.size()));
+  };
+  const long long before = reconciled();
+  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+    if (reconciled() >= before + 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(reconciled(), before + 2);
+  EXPECT_TRUE(holds(kIpv4.magic, "pbr0"));
+  EXPECT_THAT(nodes_[0].ns->Exec("nft list map ip abode magic_dnat").output, HasSubstr(kIpv4.magic));
+  EXPECT_FALSE(holds(kIpv4.elastic, "up0"));
+}
+
 TEST_F(NodeGuaranteesTest, NoFlowToAMagicAddressIsStrandedWhateverTheOrder) {
   ExpectNoFlowToTheMagicAddressIsStranded(kIpv4);
 }

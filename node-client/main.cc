@@ -169,10 +169,11 @@ int Main(int argc, char** argv) {
   const auto interval = std::chrono::duration_cast<NodeLease::Clock::duration>(
       std::chrono::duration<double>(resync_seconds));
   auto next_resync = NodeLease::Clock::now() + interval;
+  std::optional<NodeLease::Clock::time_point> withdrawn_at;  // a lease end already acted on
   while (true) {
     auto wake = next_resync;
     const std::optional<NodeLease::Clock::time_point> deadline = reconciler.LeaseDeadline();
-    if (deadline && *deadline < wake) wake = *deadline;
+    if (deadline && deadline != withdrawn_at && *deadline < wake) wake = *deadline;
     const auto wait = std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - NodeLease::Clock::now()),
                                std::chrono::nanoseconds(1'000'000));
     timespec timeout{static_cast<time_t>(wait.count() / 1'000'000'000),
@@ -184,7 +185,10 @@ int Main(int argc, char** argv) {
     }
     const auto now = NodeLease::Clock::now();
     const std::optional<NodeLease::Clock::time_point> ends = reconciler.LeaseDeadline();
-    if (now >= next_resync || (ends && now >= *ends)) {
+    const bool lease_ended = ends && ends != withdrawn_at && now >= *ends;
+    if (now >= next_resync || lease_ended) {
+      // A withdrawal that did not complete (e.g. a failed removal) is retried at the next resync.
+      if (lease_ended) withdrawn_at = ends;
       stream.Report(reconciler.Resync());
       next_resync = now + interval;
     }
