@@ -19,6 +19,7 @@ void AddCommands(CLI::App& app, CommandAction& selected) {
   AddClusterCommands(app, selected);
   AddAddressCommands(app, selected);
   AddNodeCommands(app, selected);
+  AddImportCommands(app, selected);
 }
 
 std::string UsageError(const CLI::App& app, const std::string& reason) {

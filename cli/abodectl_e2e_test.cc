@@ -456,5 +456,42 @@ TEST(AbodectlE2eNoServerTest, EndlessWatchOfAnUnreachableServerFailsWithinTheTim
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(AbodectlE2eTest, ImportWhereaboutsPlansImportsOnceAndListsConflicts) {
+  const std::string pools = std::string(ABODE_CLI_TESTDATA) + "/whereabouts_ippools.json";
+  const std::string reservations = std::string(ABODE_CLI_TESTDATA) + "/whereabouts_reservations.json";
+  const ProcessResult plan = Abodectl({"import", "whereabouts", pools, "--dry-run"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("dry run, nothing changed"));
+  EXPECT_NE(Abodectl({"pool", "get", "10.210.0.0-24"}).exit_code, 0);
+
+  const ProcessResult imported = Abodectl({"import", "whereabouts", pools});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err << imported.out;
+  nlohmann::json held = Json({"list", "--pool", "10.210.0.0-24"});
+  ASSERT_EQ(held.size(), 3u) << held.dump();
+  const nlohmann::json v6 = Json({"list", "--pool", "fd00-210---64"});
+  ASSERT_EQ(v6.size(), 1u);
+  EXPECT_EQ(v6[0]["address"], "fd00:210:0:0:8000::");
+
+  // Again: nothing to do.
+  const nlohmann::json again = Json({"import", "whereabouts", pools});
+  for (const nlohmann::json& step : again["steps"]) EXPECT_EQ(step["action"], "unchanged") << step.dump();
+  EXPECT_EQ(Json({"list", "--pool", "10.210.0.0-24"}).size(), 3u);
+
+  // The reservations: 10.210.0.9 is new, 10.210.0.3 has two owners in the export, and an address abode holds for
+  // someone else is listed, not taken.
+  ASSERT_EQ(Abodectl({"release", "--address", "10.211.1.0", "--network", "blue"}).exit_code, 0);
+  ASSERT_EQ(Abodectl({"allocate", "--pool", "blue-10.211.0.0-16", "--owner", "someone-else", "--address",
+                      "10.211.1.0"}).exit_code,
+            0);
+  const ProcessResult conflicts = Abodectl({"import", "whereabouts", pools, reservations});
+  EXPECT_EQ(conflicts.exit_code, 1);
+  EXPECT_THAT(conflicts.out, HasSubstr("conflict: 10.210.0.3"));
+  EXPECT_THAT(conflicts.out, HasSubstr("10.211.1.0 is held by owner \"someone-else\""));
+  EXPECT_THAT(conflicts.err, HasSubstr("FAILED_PRECONDITION"));
+  // .9 joined; .3 keeps the holder the first import gave it.
+  EXPECT_EQ(Json({"list", "--pool", "10.210.0.0-24"}).size(), 4u);
+  EXPECT_EQ(Json({"get", "--address", "10.211.1.0", "--network", "blue"})[0]["owner"], "someone-else");
+}
+
 }  // namespace
 }  // namespace abode::cli

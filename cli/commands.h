@@ -80,6 +80,7 @@ void AddAllocationCommands(CLI::App& app, CommandAction& selected);
 void AddClusterCommands(CLI::App& app, CommandAction& selected);
 void AddAddressCommands(CLI::App& app, CommandAction& selected);
 void AddNodeCommands(CLI::App& app, CommandAction& selected);
+void AddImportCommands(CLI::App& app, CommandAction& selected);
 
 }  // namespace abode::cli
 

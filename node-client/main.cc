@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "assignment_stream.h"
+#include "cni_node.h"
 #include "ctnetlink_conntrack_flusher.h"
 #include "host_requirements.h"
 #include "kernel_model.h"
@@ -89,6 +90,9 @@ int Main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics over HTTP at /metrics on IPV4:PORT (0.0.0.0:PORT: every address); "
                  "off by default");
+  std::string cni_socket;
+  app.add_option("--cni-socket", cni_socket,
+                 "serve the abode CNI plugin on this root-only Unix socket (e.g. /run/abode/cni.sock); off by default");
   bool manage_sysctls = false;
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
@@ -135,6 +139,18 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Its workers inherit the signal mask.
+  std::unique_ptr<CniNode> cni;
+  if (!cni_socket.empty()) {
+    auto started = CniNode::Start(cni_socket, node_name, *endpoints);
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 2;
+    }
+    cni = std::move(*started);
+    if (metrics != nullptr) metrics->Register(cni->metrics());
+  }
 
   auto addresses = NetlinkAddressProgrammer::Create();
   auto rules = NftRuleProgrammer::Create();

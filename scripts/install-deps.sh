@@ -17,7 +17,9 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # kernel tooling used by network-namespace tests and the nft comparison benchmark
-  iproute2 nftables tcpdump procps
+  iproute2 nftables tcpdump procps iputils-ping
+  # CNI main plugins (bridge, macvlan) and host-local, for the CNI plugin's tests and benchmark
+  containernetworking-plugins
 )
 
 missing=()

@@ -1,0 +1,45 @@
+// The abode IPAM plugin from environment and stdin to stdout and exit code, with abode-node behind a
+// function so that everything but the socket is tested in-process.
+#ifndef ABODE_CNI_PLUGIN_H_
+#define ABODE_CNI_PLUGIN_H_
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "cni/cni_error.h"
+#include "cni/local_protocol.h"
+
+namespace abode::cni {
+
+// Sends `request` to abode-node at `socket_path` and returns its answer, before `deadline`. Errors are the
+// plugin's: kTryAgainLater when abode-node is not there or too slow.
+using NodeCall = std::function<Result<LocalResponse>(const std::string& socket_path, const LocalRequest& request,
+                                                     std::chrono::steady_clock::time_point deadline)>;
+
+// Over the Unix socket; sends the closing frame with the plugin's end time after the answer.
+Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const LocalRequest& request,
+                                         std::chrono::steady_clock::time_point deadline);
+
+struct PluginOutput {
+  int exit_code = 0;
+  std::string stdout_text;
+  std::string log_text;  // lines for `log_file`
+  std::string log_file;  // ipam.log_file, "" when the configuration names none
+};
+
+struct PluginEnvironment {
+  std::map<std::string, std::string> env;  // CNI_* and TRACEPARENT
+  std::string stdin_text;
+  int64_t start_unix_ns = 0;
+};
+
+PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& call_node);
+
+// A fresh W3C traceparent: the trace id of `parent` (a traceparent) when it is valid, else a new one.
+std::string NewTraceparent(const std::string& parent);
+
+}  // namespace abode::cni
+
+#endif  // ABODE_CNI_PLUGIN_H_
