@@ -78,6 +78,12 @@ void NodeRegistry::SendOutbox() {
   }
 }
 
+bool NodeRegistry::VouchesForLeases() {
+  if (leader().self) return true;
+  absl::MutexLock lock(&mu_);
+  return last_relay_ok_ms_ > 0 && options_.clock->NowUnixMs() - last_relay_ok_ms_ <= options_.lease_ms / 2;
+}
+
 void NodeRegistry::Connect(const v1::NodeSpec& spec) {
   mu_.Lock();
   if (stopping_) {
@@ -212,6 +218,8 @@ void NodeRegistry::Sweep() {
     if (!s.ok()) {
       spdlog::warn("relaying node liveness to the leader failed: {}", s.ToString());
       relayed_to_.clear();  // resend everything to whoever leads next
+    } else {
+      last_relay_ok_ms_ = options_.clock->NowUnixMs();
     }
     relaying_ = false;
   });

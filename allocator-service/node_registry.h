@@ -64,6 +64,10 @@ class NodeRegistry {
   void Stop();      // stops sweeping and waits for a relay in flight; idempotent
 
   int64_t lease_ms() const { return options_.lease_ms; }
+  // Whether this replica may tell a node that its lease runs from a heartbeat it heard now: it leads, or its
+  // last relay reached the leader within lease_ms / 2 (so the leader hears of the heartbeat soon, or hears
+  // from this replica last at most that long before it).
+  bool VouchesForLeases();
   LeaderLiveness::Leader leader();
 
   // A node client opened its stream here: registers it (labels, interfaces) and starts its lease.
@@ -125,6 +129,7 @@ class NodeRegistry {
   std::string relayed_to_ ABSL_GUARDED_BY(mu_);
   bool relaying_ ABSL_GUARDED_BY(mu_) = false;
   int64_t last_relay_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_relay_ok_ms_ ABSL_GUARDED_BY(mu_) = 0;  // when a relay last succeeded
   std::thread thread_;
 };
 

@@ -1,5 +1,6 @@
 #include "allocator-service/node_services.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -56,7 +57,10 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     if (node_.empty()) {
       if (!Begin()) return;
     } else if (request_.has_heartbeat()) {
-      if (registered_) registry_.Heartbeat(node_);
+      if (registered_) {
+        registry_.Heartbeat(node_);
+        Acknowledge(request_.heartbeat().sequence());
+      }
     } else if (request_.has_status()) {
       if (registered_) registry_.ReportStatus(node_, request_.status());
     } else if (request_.has_start()) {
@@ -114,6 +118,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     if (start.has_registration()) {
       registry_.Connect(start.registration());
       registered_ = true;
+      Acknowledge(start.heartbeat_sequence());
     }
     hub_.Subscribe(node_, this);
     subscribed_ = true;
@@ -121,12 +126,35 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     return true;
   }
 
+  // Vouches for the node's lease from when it sent heartbeat `sequence`, if this replica can: it leads, or
+  // its relays reach the leader.
+  void Acknowledge(uint64_t sequence) {
+    if (sequence == 0 || !registry_.VouchesForLeases()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      acknowledge_ = std::max(acknowledge_, sequence);
+    }
+    TryWrite();
+  }
+
   void TryWrite() {
     absl::MutexLock lock(&mu_);
     if (writing_ || finished_ || node_.empty()) return;
+    // A registering node's first message describes it as a ready node: a node coming back after its lease
+    // ran out is not ready until its registration is applied, and a snapshot of a node that is not ready
+    // lacks what every ready node carries (magic addresses), which it would remove and place again.
+    if (first_ && registered_ && !hub_.Ready(node_)) return;
     auto next = hub_.Next(node_, &after_, first_);
-    if (!next) return;
-    if (first_) next->set_lease_ms(registry_.lease_ms());
+    if (!next && acknowledge_ == acknowledged_) return;
+    if (!next) next.emplace();  // an acknowledgement alone
+    if (first_) {
+      next->set_lease_ms(registry_.lease_ms());
+      next->set_acknowledges_heartbeats(true);
+    }
+    if (acknowledge_ != acknowledged_) {
+      next->set_heartbeat_acknowledged(acknowledge_);
+      acknowledged_ = acknowledge_;
+    }
     first_ = false;
     response_ = std::move(*next);
     writing_ = true;
@@ -150,6 +178,8 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   absl::Mutex mu_;  // writes and finishing race with hub notifications; taken before the hub's
   v1::WatchAssignmentsResponse response_ ABSL_GUARDED_BY(mu_);
   uint64_t after_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t acknowledge_ ABSL_GUARDED_BY(mu_) = 0;   // the latest heartbeat sequence vouched for
+  uint64_t acknowledged_ ABSL_GUARDED_BY(mu_) = 0;  // the latest sent
   bool first_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -64,6 +64,21 @@ class NodeClient {
     r.mutable_heartbeat();
     stream_->Write(r);
   }
+  void Heartbeat(uint64_t sequence) {
+    v1::WatchAssignmentsRequest r;
+    r.mutable_heartbeat()->set_sequence(sequence);
+    stream_->Write(r);
+  }
+  // Waits (up to 10 s) for a message acknowledging heartbeat `sequence`.
+  bool WaitAcknowledged(uint64_t sequence) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] {
+      for (const auto& m : messages_) {
+        if (m.heartbeat_acknowledged() == sequence) return true;
+      }
+      return false;
+    });
+  }
   void Report(const std::string& id, uint64_t revision, v1::AssignmentState state, const std::string& message) {
     v1::WatchAssignmentsRequest r;
     auto* s = r.mutable_status()->add_statuses();
@@ -380,6 +395,39 @@ TEST_F(NodeServicesTest, StreamSnapshotDeltaResumeAndStatus) {
   ASSERT_TRUE(fresh.WaitMessages(1));
   EXPECT_TRUE(fresh.messages()[0].snapshot());
   EXPECT_EQ(fresh.messages()[0].assignments_size(), 2);
+}
+
+TEST_F(NodeServicesTest, HeartbeatsAreAcknowledgedAndANodeBackAfterItsLeaseStartsWithItsMagicAddresses) {
+  Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+  v1::MagicAddress dd;
+  ASSERT_TRUE(Magic("dd", "169.254.210.210", &dd).ok());
+  {
+    NodeClient n1(*nodes_, "n1");
+    WaitReady("n1", true);
+    ASSERT_TRUE(n1.WaitFor([](auto& s) { return Has(s, "magic/dd"); }));
+    EXPECT_TRUE(n1.messages().front().acknowledges_heartbeats());
+    n1.Heartbeat(7);
+    ASSERT_TRUE(n1.WaitAcknowledged(7));
+    for (const auto& m : n1.messages()) {
+      if (m.heartbeat_acknowledged() == 7 && m.assignments().empty()) {
+        EXPECT_EQ(m.revision(), 0u);  // an acknowledgement alone
+      }
+    }
+  }
+  // The lease runs out: n1 is not ready and carries nothing.
+  clock_.Advance(3500);
+  server_->node_registry().Sweep();
+  WaitReady("n1", false);
+
+  // Back: its first message is the snapshot of a ready node, magic address included (not a snapshot without
+  // it followed by a delta that adds it back).
+  NodeClient back(*nodes_, "n1");
+  ASSERT_TRUE(back.WaitMessages(1));
+  const v1::WatchAssignmentsResponse first = back.messages().front();
+  EXPECT_TRUE(first.snapshot());
+  bool has_magic = false;
+  for (const auto& a : first.assignments()) has_magic |= a.id() == "magic/dd";
+  EXPECT_TRUE(has_magic) << "the first snapshot of a node back after its lease lacks its magic address";
 }
 
 }  // namespace

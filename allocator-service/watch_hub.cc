@@ -7,7 +7,10 @@
 namespace abode::allocator {
 
 WatchHub::WatchHub(WatchHubOptions options)
-    : options_(options), view_(std::make_shared<domain::NodeStateView>()), thread_([this] {
+    : options_(options),
+      view_(std::make_shared<domain::NodeStateView>()),
+      applied_view_(view_),
+      thread_([this] {
         storage::NameThisThread("abode-watch");
         FanOut();
       }) {}
@@ -96,8 +99,26 @@ void WatchHub::FanOut() {
   }
 }
 
+bool WatchHub::Ready(const std::string& node) {
+  absl::MutexLock lock(&mu_);
+  auto it = applied_view_->nodes.find(node);
+  return it != applied_view_->nodes.end() && it->second->ready();
+}
+
 void WatchHub::Apply(domain::NodeStateUpdate& update, std::vector<Watcher*>* wake) {
   if (update.revision > revision_) revision_ = update.revision;
+  if (update.view) {
+    auto ready = [](const domain::NodeStateView& view, const std::string& node) {
+      auto it = view.nodes.find(node);
+      return it != view.nodes.end() && it->second->ready();
+    };
+    for (const auto& [node, entry] : nodes_) {
+      if (!entry.watchers.empty() && ready(*applied_view_, node) != ready(*update.view, node)) {
+        wake->insert(wake->end(), entry.watchers.begin(), entry.watchers.end());
+      }
+    }
+    applied_view_ = update.view;
+  }
   if (update.changes.empty()) return;
   Batch batch;
   batch.revision = revision_;

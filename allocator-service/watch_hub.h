@@ -53,6 +53,9 @@ class WatchHub final : public domain::NodeStateSink {
   // What `node` must carry now, by assignment id.
   std::vector<v1::Assignment> Assignments(const std::string& node);
   uint64_t revision();
+  // Whether `node` is ready in the state the hub's assignments reflect (the published view may be ahead).
+  // Watchers of a node are notified when its readiness changes.
+  bool Ready(const std::string& node);
 
   void Subscribe(const std::string& node, Watcher* watcher);
   // After it returns, `watcher` is never notified again.
@@ -101,6 +104,8 @@ class WatchHub final : public domain::NodeStateSink {
   size_t retained_changes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, NodeEntry, std::less<>> nodes_ ABSL_GUARDED_BY(mu_);
+  // The view of the last update applied to nodes_.
+  std::shared_ptr<const domain::NodeStateView> applied_view_ ABSL_GUARDED_BY(mu_);
 
   // Held while notifying, so that Unsubscribe can wait for a notification in flight.
   absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);

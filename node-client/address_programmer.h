@@ -3,6 +3,7 @@
 #ifndef ABODE_NODE_CLIENT_ADDRESS_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_ADDRESS_PROGRAMMER_H_
 
+#include <chrono>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,10 +22,16 @@ class AddressProgrammer {
   // Every address abode-node owns on the node, in ascending order.
   virtual absl::StatusOr<std::vector<OwnedAddress>> ListOwned() = 0;
 
-  // Places `address`. Already present and owned: success, nothing changes. Held by someone else (on any
-  // interface): FailedPrecondition naming the address and the holder's interface. Missing interface: NotFound
-  // naming it.
+  // Places `address`, permanently. Already present and owned: success, nothing changes. Held by someone else
+  // (on any interface): FailedPrecondition naming the address and the holder's interface. Missing interface:
+  // NotFound naming it.
   virtual absl::Status Add(const OwnedAddress& address) = 0;
+  // As Add(address), but the kernel removes the address by itself once `valid_for` has passed without a
+  // Renew() (valid and preferred lifetime), also when abode-node is dead. REQUIRES: valid_for >= 1 s.
+  virtual absl::Status Add(const OwnedAddress& address, std::chrono::seconds valid_for) = 0;
+  // Sets the lifetime of owned `addresses` to `valid_for` from now, in as few kernel round trips as possible.
+  // Addresses that are absent are skipped (an expired one is placed again by Add). REQUIRES: valid_for >= 1 s.
+  virtual absl::Status Renew(const std::vector<OwnedAddress>& addresses, std::chrono::seconds valid_for) = 0;
 
   // Removes `address` if abode-node owns it. Absent: success. Held by someone else: FailedPrecondition, and the
   // address stays.

@@ -133,7 +133,14 @@ bool AssignmentStreamClient::Serve(WatchConnection& connection, const std::strin
     current_ = &connection;
     stream_done_ = false;
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_sequence_ = 1;
+    sent_.clear();
+    acknowledging_ = false;
+  }
   v1::WatchAssignmentsRequest start;
+  start.mutable_start()->set_heartbeat_sequence(NextSequence());
   start.mutable_start()->set_node(options_.registration.name());
   start.mutable_start()->set_resume_revision(sink_->AppliedRevision());
   *start.mutable_start()->mutable_registration() = options_.registration;
@@ -151,21 +158,43 @@ bool AssignmentStreamClient::Serve(WatchConnection& connection, const std::strin
     spdlog::info("allocator {}: stream open at revision {} ({}), lease {} ms", endpoint, response.revision(),
                  response.snapshot() ? "snapshot" : "resumed", response.lease_ms());
     const int64_t lease_ms = response.lease_ms() > 0 ? response.lease_ms() : 5000;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_length_ = std::chrono::milliseconds(lease_ms);
+      acknowledging_ = response.acknowledges_heartbeats();
+    }
+    // An allocator that does not acknowledge heartbeats: the lease runs from each message written.
+    if (!response.acknowledges_heartbeats()) Acknowledged(1);
     const auto interval = std::chrono::milliseconds(std::max<int64_t>(lease_ms / options_.heartbeats_per_lease, 50));
     heartbeats = std::thread([this, interval] {
-      v1::WatchAssignmentsRequest heartbeat;
-      heartbeat.mutable_heartbeat();
       while (true) {
+        bool acknowledging;
         {
           std::unique_lock<std::mutex> lock(mu_);
           if (cv_.wait_for(lock, interval, [&] { return stopped_ || stream_done_; })) return;
+          acknowledging = acknowledging_;
         }
+        v1::WatchAssignmentsRequest heartbeat;
+        const uint64_t sequence = NextSequence();
+        heartbeat.mutable_heartbeat()->set_sequence(sequence);
         if (!Write(heartbeat)) return;
+        if (!acknowledging) Acknowledged(sequence);
       }
     });
+    // The acknowledgement first: the state it brings is applied under the renewed lease.
+    if (response.heartbeat_acknowledged() != 0) Acknowledged(response.heartbeat_acknowledged());
     sink_->OnUpdate(response);
     Report(sink_->AllStatuses());  // a new stream (maybe another replica) starts with the full picture
     while (connection.Read(&response)) {
+      if (response.heartbeat_acknowledged() != 0) {
+        Acknowledged(response.heartbeat_acknowledged());
+        const bool acknowledgement_only = response.revision() == 0 && !response.snapshot() &&
+                                          response.assignments().empty() && response.removed().empty();
+        if (acknowledgement_only) {
+          Report(sink_->OnLeaseRenewed());
+          continue;
+        }
+      }
       Report(sink_->OnUpdate(response));
     }
   }
@@ -189,6 +218,23 @@ bool AssignmentStreamClient::Serve(WatchConnection& connection, const std::strin
   }
   if (!stopped) spdlog::warn("allocator {}: stream ended: {}", endpoint, status.ToString());
   return established;
+}
+
+uint64_t AssignmentStreamClient::NextSequence() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t sequence = next_sequence_++;
+  sent_[sequence] = options_.lease != nullptr ? options_.lease->Now() : std::chrono::steady_clock::now();
+  // Acknowledgements come within a heartbeat or two; older entries are of no use.
+  while (sent_.size() > 64) sent_.erase(sent_.begin());
+  return sequence;
+}
+
+void AssignmentStreamClient::Acknowledged(uint64_t sequence) {
+  if (options_.lease == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sent_.find(sequence);
+  if (it == sent_.end() || lease_length_.count() == 0) return;
+  options_.lease->Renew(it->second, lease_length_);
 }
 
 bool AssignmentStreamClient::Write(const v1::WatchAssignmentsRequest& request) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -19,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "node_lease.h"
 
 namespace abode::node {
 
@@ -68,6 +70,9 @@ class AssignmentSink {
   virtual std::vector<v1::AssignmentStatus> AllStatuses() = 0;
   // The last revision applied (0: none); a new stream resumes from it.
   virtual uint64_t AppliedRevision() = 0;
+  // The allocator acknowledged a heartbeat: the node's lease runs longer (NodeLease). Returns the statuses that
+  // changed.
+  virtual std::vector<v1::AssignmentStatus> OnLeaseRenewed() = 0;
 };
 
 struct AssignmentStreamOptions {
@@ -77,6 +82,9 @@ struct AssignmentStreamOptions {
   std::chrono::milliseconds max_backoff{1000};
   // Heartbeat every lease_ms / heartbeats_per_lease (the server states lease_ms on its first message).
   int heartbeats_per_lease = 3;
+  // Renewed from the allocator's acknowledgements (not owned; may be null). An allocator that does not
+  // acknowledge heartbeats renews it from each heartbeat written.
+  NodeLease* lease = nullptr;
 };
 
 // Parses "host:port[,host:port...]" into endpoints; InvalidArgument when empty or malformed.
@@ -107,6 +115,10 @@ class AssignmentStreamClient {
   // one outstanding write), never under mu_, so Stop() can always cancel a write blocked on flow control.
   bool Write(const v1::WatchAssignmentsRequest& request);
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base);
+  // Numbers a heartbeat (or start) of the current stream and remembers when it left.
+  uint64_t NextSequence();
+  // Renews the lease from an acknowledged sequence.
+  void Acknowledged(uint64_t sequence);
 
   const AssignmentStreamOptions options_;
   WatchTransport* const transport_;
@@ -120,6 +132,11 @@ class AssignmentStreamClient {
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;            // ends the heartbeat loop of the current stream
   int64_t established_ ABSL_GUARDED_BY(mu_) = 0;
   bool streaming_ ABSL_GUARDED_BY(mu_) = false;
+  // The current stream's heartbeats: next sequence, when the recent ones were sent, the lease it states.
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::chrono::steady_clock::time_point> sent_ ABSL_GUARDED_BY(mu_);
+  std::chrono::milliseconds lease_length_ ABSL_GUARDED_BY(mu_){0};
+  bool acknowledging_ ABSL_GUARDED_BY(mu_) = false;  // the allocator acknowledges heartbeats
   std::mt19937_64 random_;
 };
 

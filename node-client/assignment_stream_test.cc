@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <thread>
@@ -133,11 +134,28 @@ class RecordingSink final : public AssignmentSink {
     std::lock_guard<std::mutex> lock(mu_);
     return revision_;
   }
+  std::vector<v1::AssignmentStatus> OnLeaseRenewed() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++renewals_;
+    cv_.notify_all();
+    return {};
+  }
+  // Waits (bounded) until OnLeaseRenewed() was called `n` times.
+  bool WaitRenewals(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return renewals_ >= n; });
+  }
+  size_t updates() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return updates_.size();
+  }
 
  private:
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<v1::WatchAssignmentsResponse> updates_;
   uint64_t revision_ = 0;
+  int renewals_ = 0;
 };
 
 v1::WatchAssignmentsResponse Message(uint64_t revision, bool snapshot, int64_t lease_ms = 0) {
@@ -214,6 +232,57 @@ TEST(AssignmentStreamClientTest, RegistersHeartbeatsReportsAndResumesOnTheNextEn
   const auto opened = transport.opened();
   ASSERT_GE(opened.size(), 3u);
   EXPECT_THAT(std::vector<std::string>(opened.begin(), opened.begin() + 3), ElementsAre("down:1", "a:1", "b:1"));
+}
+
+TEST(AssignmentStreamClientTest, TheLeaseRunsFromWhenTheAcknowledgedHeartbeatWasSent) {
+  FakeTransport transport;
+  RecordingSink sink;
+  // A clock the test moves: heartbeats and start are stamped with it when they leave.
+  std::atomic<int64_t> now_ms{1000};
+  NodeLease lease([&] { return NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms.load())); });
+  AssignmentStreamOptions options = Options({"a:1"});
+  options.lease = &lease;
+  AssignmentStreamClient client(options, &transport, &sink);
+  std::thread runner([&] { client.Run(); });
+  std::shared_ptr<FakeStream> stream = transport.WaitStream(0);
+  ASSERT_NE(stream, nullptr);
+  ASSERT_TRUE(stream->WaitWritten([](const auto& w) { return !w.empty(); }));
+  const uint64_t start_sequence = stream->written()[0].start().heartbeat_sequence();
+  EXPECT_GT(start_sequence, 0u);
+  EXPECT_FALSE(lease.Until().has_value());
+
+  // The first message acknowledges `start`: the lease runs 60 ms from when it was sent, not from now.
+  now_ms = 1500;
+  v1::WatchAssignmentsResponse first = Message(7, true, 60);
+  first.set_acknowledges_heartbeats(true);
+  first.set_heartbeat_acknowledged(start_sequence);
+  stream->Push(first);
+  ASSERT_TRUE(stream->WaitWritten([](const auto& w) {
+    for (const auto& r : w) {
+      if (r.has_heartbeat()) return true;
+    }
+    return false;
+  }));
+  ASSERT_TRUE(lease.Until().has_value());
+  EXPECT_EQ(*lease.Until(), NodeLease::Clock::time_point(std::chrono::milliseconds(1060)));
+  EXPECT_FALSE(lease.Valid());  // 1500 is past it
+
+  // A heartbeat acknowledged alone renews the lease from its own sending time and is no update.
+  uint64_t heartbeat_sequence = 0;
+  for (const auto& r : stream->written()) {
+    if (r.has_heartbeat()) heartbeat_sequence = r.heartbeat().sequence();
+  }
+  ASSERT_GT(heartbeat_sequence, start_sequence);
+  const size_t updates = sink.updates();
+  v1::WatchAssignmentsResponse ack;
+  ack.set_heartbeat_acknowledged(heartbeat_sequence);
+  stream->Push(ack);
+  ASSERT_TRUE(sink.WaitRenewals(1));
+  EXPECT_EQ(*lease.Until(), NodeLease::Clock::time_point(std::chrono::milliseconds(1560)));
+  EXPECT_TRUE(lease.Valid());
+  EXPECT_EQ(sink.updates(), updates);
+  client.Stop();
+  runner.join();
 }
 
 // The value of the sample of `family` with label state=`state` (or the only sample, for ""); -1 if none.

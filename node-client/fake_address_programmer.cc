@@ -35,6 +35,21 @@ absl::Status FakeAddressProgrammer::Add(const OwnedAddress& address) {
   return absl::OkStatus();
 }
 
+absl::Status FakeAddressProgrammer::Add(const OwnedAddress& address, std::chrono::seconds valid_for) {
+  const bool present = owned_.count(address) > 0;
+  if (absl::Status s = Add(address); !s.ok()) return s;
+  if (!present) lifetimes_[address] = valid_for;  // as the kernel: Add of a present address changes nothing
+  return absl::OkStatus();
+}
+
+absl::Status FakeAddressProgrammer::Renew(const std::vector<OwnedAddress>& addresses, std::chrono::seconds valid_for) {
+  ++renewals_;
+  for (const OwnedAddress& address : addresses) {
+    if (owned_.count(address) > 0) lifetimes_[address] = valid_for;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FakeAddressProgrammer::Remove(const OwnedAddress& address) {
   if (absl::Status s = TakeFailure(fail_remove_); !s.ok()) return s;
   if (absl::Status s = ValidateOwnedAddress(address); !s.ok()) return s;
@@ -43,6 +58,7 @@ absl::Status FakeAddressProgrammer::Remove(const OwnedAddress& address) {
                                                       " belongs to another owner; not removing it"));
   }
   if (owned_.erase(address) != 0) ++removes_;
+  lifetimes_.erase(address);
   return absl::OkStatus();
 }
 

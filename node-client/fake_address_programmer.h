@@ -2,6 +2,7 @@
 #ifndef ABODE_NODE_CLIENT_FAKE_ADDRESS_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_FAKE_ADDRESS_PROGRAMMER_H_
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
@@ -19,6 +20,8 @@ class FakeAddressProgrammer final : public AddressProgrammer {
  public:
   absl::StatusOr<std::vector<OwnedAddress>> ListOwned() override;
   absl::Status Add(const OwnedAddress& address) override;
+  absl::Status Add(const OwnedAddress& address, std::chrono::seconds valid_for) override;
+  absl::Status Renew(const std::vector<OwnedAddress>& addresses, std::chrono::seconds valid_for) override;
   absl::Status Remove(const OwnedAddress& address) override;
 
   // Test setup.
@@ -34,6 +37,14 @@ class FakeAddressProgrammer final : public AddressProgrammer {
   const std::set<OwnedAddress>& owned() const { return owned_; }
   int adds() const { return adds_; }        // addresses actually placed
   int removes() const { return removes_; }  // addresses actually removed
+  // The lifetime each owned address was last given (absent: permanent), and Renew() calls made.
+  const std::map<OwnedAddress, std::chrono::seconds>& lifetimes() const { return lifetimes_; }
+  int renewals() const { return renewals_; }
+  // The kernel's lifetime ran out: the address is gone.
+  void Expire(const OwnedAddress& address) {
+    owned_.erase(address);
+    lifetimes_.erase(address);
+  }
 
  private:
   std::set<std::string> interfaces_;
@@ -44,6 +55,8 @@ class FakeAddressProgrammer final : public AddressProgrammer {
   absl::Status fail_remove_;
   int adds_ = 0;
   int removes_ = 0;
+  std::map<OwnedAddress, std::chrono::seconds> lifetimes_;
+  int renewals_ = 0;
 };
 
 class FakeAnnouncer final : public Announcer {

@@ -16,8 +16,10 @@ absl::Status FakeRuleProgrammer::Apply(const NatRuleset& desired) {
   ++applies_;
   if (diff.empty()) return absl::OkStatus();
   ++batches_;
-  mappings_added_ += static_cast<int>(diff.magic_dnat.to_add.size() + diff.elastic_nat.to_add.size());
-  mappings_removed_ += static_cast<int>(diff.magic_dnat.to_remove.size() + diff.elastic_nat.to_remove.size());
+  mappings_added_ += static_cast<int>(diff.magic_dnat.to_add.size() + diff.elastic_nat.to_add.size() +
+                                     diff.magic_drop.to_add.size());
+  mappings_removed_ += static_cast<int>(diff.magic_dnat.to_remove.size() + diff.elastic_nat.to_remove.size() +
+                                       diff.magic_drop.to_remove.size());
   state_ = desired;
   return absl::OkStatus();
 }

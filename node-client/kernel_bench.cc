@@ -1,7 +1,9 @@
 // abode-node-kernel-bench: programs a fresh network namespace from scratch and measures
 //   1. placing N addresses (NetlinkAddressProgrammer), then one change (one added, one removed);
 //   2. loading M NAT mappings (NftRuleProgrammer::Apply on empty tables), then one change, then a no-op;
-//   3. `nft -f` loading the same tables from a file, side by side with 2., over several rounds.
+//   3. `nft -f` loading the same tables from a file, side by side with 2., over several rounds;
+//   4. renewing the kernel lifetime of R leased addresses (external and elastic addresses are renewed so while
+//      the node's lease is).
 // Prints the figures, the targets and the ratio of abode's full load to `nft -f`. Needs root.
 // Exit status: 0 when every target is met, 1 when one is missed, 2 when the run itself failed.
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "kernel_model.h"
 #include "netlink_address_programmer.h"
 #include "netns_testing.h"
@@ -46,6 +49,19 @@ std::vector<OwnedAddress> Addresses(int count, const std::string& interface) {
       out.push_back({interface, absl::StrCat("198.18.", 200 + i / 500, ".", (i / 2) % 250 + 1), 32});
     } else {
       out.push_back({interface, Canonical(absl::StrCat("2001:2:0:ff::", i / 2 + 1)), 128});
+    }
+  }
+  return out;
+}
+
+// Leased addresses, from other parts of the same ranges: half IPv4, half IPv6.
+std::vector<OwnedAddress> LeasedAddresses(int count, const std::string& interface) {
+  std::vector<OwnedAddress> out;
+  for (int i = 0; i < count; ++i) {
+    if (i % 2 == 0) {
+      out.push_back({interface, absl::StrCat("198.19.", i / 500, ".", (i / 2) % 250 + 1), 32});
+    } else {
+      out.push_back({interface, Canonical(absl::StrCat("2001:2:0:fe::", i / 2 + 1)), 128});
     }
   }
   return out;
@@ -104,6 +120,7 @@ std::string NftScript(const NatRuleset& r) {
     const std::string lookups =
         absl::StrCat("    dnat ", f, " to ", f, " daddr . meta l4proto . th dport map @magic_dnat\n", "    dnat ", f,
                      " to ", f, " daddr map @elastic_dnat\n");
+    const std::string drops = absl::StrCat("    ", f, " daddr . meta l4proto . th dport @magic_drop counter drop\n");
     absl::StrAppend(
         &script, "table ", f, " abode {\n",
         map("magic_dnat", absl::StrCat(addr, " . inet_proto . inet_service : ", addr, " . inet_service"), magic),
@@ -112,7 +129,10 @@ std::string NftScript(const NatRuleset& r) {
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n", lookups,
         "  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n", lookups,
         "  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n", "    snat ", f,
-        " to ", f, " saddr map @elastic_snat\n  }\n}\n");
+        " to ", f, " saddr map @elastic_snat\n  }\n",
+        "  set magic_drop {\n    type ", addr, " . inet_proto . inet_service\n  }\n",
+        "  chain drop_prerouting {\n    type filter hook prerouting priority raw; policy accept;\n", drops,
+        "  }\n  chain drop_output {\n    type filter hook output priority raw; policy accept;\n", drops, "  }\n}\n");
   }
   return script;
 }
@@ -124,7 +144,7 @@ struct Target {
   std::string unit;
 };
 
-int Run(int address_count, int mapping_count, int rounds) {
+int Run(int address_count, int mapping_count, int rounds, int renewal_count) {
   absl::StatusOr<testing::ScopedNetns> ns = testing::ScopedNetns::Create("bench");
   if (!ns.ok()) {
     std::fprintf(stderr, "%s\n", ns.status().ToString().c_str());
@@ -232,6 +252,26 @@ int Run(int address_count, int mapping_count, int rounds) {
   const double nat_cold_noop_ms = MillisecondsSince(start);
   if (restarted->last_apply().batch_sent) return fail(absl::InternalError("a restarted programmer changed state"));
 
+  // 4. Lease renewals: every leased address's lifetime set again, in batched requests.
+  const std::vector<OwnedAddress> leased = LeasedAddresses(renewal_count, "b1");
+  if (absl::Status s = ns->Run("ip link set b1 up"); !s.ok()) return fail(s);
+  start = Clock::now();
+  for (const OwnedAddress& a : leased) {
+    if (absl::Status s = addresses->Add(a, std::chrono::seconds(60)); !s.ok()) return fail(s);
+  }
+  const double leased_load_ms = MillisecondsSince(start);
+  std::vector<double> renew_ms;
+  int64_t renew_round_trips = 0;
+  for (int round = 0; round < rounds; ++round) {
+    const int64_t trips = addresses->round_trips();
+    start = Clock::now();
+    if (absl::Status s = addresses->Renew(leased, std::chrono::seconds(60 + round)); !s.ok()) return fail(s);
+    renew_ms.push_back(MillisecondsSince(start));
+    renew_round_trips = addresses->round_trips() - trips;
+  }
+  const double renew_median_ms = Median(renew_ms);
+  const std::string lifetimes = ns->Exec("ip -o addr show dev b1 | grep -c 'valid_lft [0-9]*sec'").output;
+
   const double abode_load = Median(abode_ms);
   const double nft_load = Median(nft_ms);
   const double ratio = abode_load / nft_load;
@@ -252,6 +292,16 @@ int Run(int address_count, int mapping_count, int rounds) {
   std::printf("  nat: no-op apply, warm                  %8.2f ms\n", nat_noop_ms);
   std::printf("  nat: no-op apply after a restart       %8.2f ms  (reads every element)\n", nat_cold_noop_ms);
   std::printf("  nat: nft -f result needs no repair      %s\n", nft_equivalent ? "yes" : "NO");
+  std::printf("  lease: %d leased addresses placed     %8.1f ms\n", renewal_count, leased_load_ms);
+  std::printf("  lease: %d renewed (%lld requests)     %8.1f ms  (rounds: %s; with lifetimes: %s)\n",
+              renewal_count, static_cast<long long>(renew_round_trips), renew_median_ms,
+              absl::StrJoin(renew_ms, " ", [](std::string* out, double v) {
+                absl::StrAppend(out, static_cast<int>(v));
+              }).c_str(),
+              std::string(absl::StripTrailingAsciiWhitespace(lifetimes)).c_str());
+  // At the default lease (5 s) a renewal falls due about every 2.5 to 4 s.
+  std::printf("  lease: share of one core at a 5 s lease   %8.2f %%  (a renewal every 2.5 s)\n",
+              renew_median_ms / 2500.0 * 100);
 
   const std::vector<Target> targets = {
       {"addresses + mappings from scratch", address_load_ms + abode_load, 1000, "ms"},
@@ -276,24 +326,26 @@ int main(int argc, char** argv) {
   int addresses = 1000;
   int mappings = 10000;
   int rounds = 5;
+  int renewals = 10000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     int* slot = flag == "--addresses"  ? &addresses
                 : flag == "--mappings" ? &mappings
                 : flag == "--rounds"   ? &rounds
+                : flag == "--renewals" ? &renewals
                                        : nullptr;
     if (slot == nullptr || !absl::SimpleAtoi(argv[i + 1], slot) || *slot < 1) {
-      std::fprintf(stderr, "usage: %s [--addresses N] [--mappings M] [--rounds R]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--addresses N] [--mappings M] [--rounds R] [--renewals L]\n", argv[0]);
       return 2;
     }
   }
   if (argc % 2 == 0) {
-    std::fprintf(stderr, "usage: %s [--addresses N] [--mappings M] [--rounds R]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--addresses N] [--mappings M] [--rounds R] [--renewals L]\n", argv[0]);
     return 2;
   }
   if (geteuid() != 0) {
     std::fprintf(stderr, "abode-node-kernel-bench needs root (network namespaces, netlink)\n");
     return 2;
   }
-  return abode::node::Run(addresses, mappings, rounds);
+  return abode::node::Run(addresses, mappings, rounds, renewals);
 }

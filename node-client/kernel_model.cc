@@ -77,6 +77,12 @@ std::string MagicDnat::ToString() const {
                       v6 ? "]" : "", ":", port, " -> ", v6 ? "[" : "", target_address, v6 ? "]" : "", ":", target_port);
 }
 
+std::string MagicDrop::ToString() const {
+  const bool v6 = family == IpFamily::kIpv6;
+  return absl::StrCat(IpFamilyName(family), " ", L4ProtocolName(protocol), " ", v6 ? "[" : "", magic_address,
+                      v6 ? "]" : "", ":", port, " dropped");
+}
+
 std::string ElasticNat::ToString() const { return absl::StrCat(elastic_address, " <-> ", workload_address); }
 
 IpFamily FamilyOf(const ElasticNat& mapping) {
@@ -114,6 +120,12 @@ absl::Status ValidateMapping(const MagicDnat& m) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateMapping(const MagicDrop& m) {
+  if (absl::Status s = CheckAddress("magic address", m.magic_address, m.family, m); !s.ok()) return s;
+  if (m.port == 0) return absl::InvalidArgumentError(absl::StrCat("port 0 in magic drop ", m.ToString()));
+  return absl::OkStatus();
+}
+
 absl::Status ValidateMapping(const ElasticNat& e) {
   absl::StatusOr<IpAddress> elastic = IpAddress::Parse(e.elastic_address);
   if (!elastic.ok()) {
@@ -136,6 +148,16 @@ absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset) {
                                                      m.ToString(), " claim the same address and port"));
     }
     previous_magic = &m;
+  }
+  for (const MagicDrop& d : ruleset.magic_drop) {
+    // A key is either mapped or dropped.
+    auto mapped = ruleset.magic_dnat.lower_bound(MagicDnat{d.family, d.magic_address, d.protocol, d.port, "", 0});
+    if (mapped != ruleset.magic_dnat.end() && mapped->family == d.family &&
+        mapped->magic_address == d.magic_address && mapped->protocol == d.protocol && mapped->port == d.port) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("magic mapping ", mapped->ToString(), " and ", d.ToString(),
+                       " claim the same address and port"));
+    }
   }
   const ElasticNat* previous_elastic = nullptr;
   std::vector<const ElasticNat*> by_workload;
@@ -167,11 +189,15 @@ absl::Status ValidateNatRuleset(const NatRuleset& ruleset) {
   for (const ElasticNat& e : ruleset.elastic_nat) {
     if (absl::Status s = ValidateMapping(e); !s.ok()) return s;
   }
+  for (const MagicDrop& d : ruleset.magic_drop) {
+    if (absl::Status s = ValidateMapping(d); !s.ok()) return s;
+  }
   return CheckNatRulesetConflicts(ruleset);
 }
 
 NatRulesetDiff Diff(const NatRuleset& current, const NatRuleset& desired) {
-  return {Diff(current.magic_dnat, desired.magic_dnat), Diff(current.elastic_nat, desired.elastic_nat)};
+  return {Diff(current.magic_dnat, desired.magic_dnat), Diff(current.elastic_nat, desired.elastic_nat),
+          Diff(current.magic_drop, desired.magic_drop)};
 }
 
 }  // namespace abode::node

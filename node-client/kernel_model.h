@@ -70,6 +70,18 @@ struct MagicDnat {
   auto operator<=>(const MagicDnat&) const = default;
 };
 
+// Traffic for magic_address:port/protocol is dropped before it reaches anything on the node (a magic address
+// whose mapping has no target: policy drop). Counted by the kernel.
+struct MagicDrop {
+  IpFamily family = IpFamily::kIpv4;
+  std::string magic_address;  // canonical IP text
+  L4Protocol protocol = L4Protocol::kTcp;
+  uint16_t port = 0;
+
+  std::string ToString() const;
+  auto operator<=>(const MagicDrop&) const = default;
+};
+
 // An elastic address bound to a workload: all inbound traffic to elastic_address is DNATed to
 // workload_address, and traffic the workload originates leaves with source elastic_address (SNAT).
 struct ElasticNat {
@@ -84,19 +96,21 @@ struct ElasticNat {
 struct NatRuleset {
   std::set<MagicDnat> magic_dnat;
   std::set<ElasticNat> elastic_nat;
+  std::set<MagicDrop> magic_drop;
 
   bool operator==(const NatRuleset&) const = default;
 };
 
 // Checks that every address parses, is canonical and matches its family, ports are non-zero, and that no two
-// mappings claim the same key: one (family, magic address, protocol, port) per MagicDnat, one elastic address and
-// one workload address per ElasticNat. Returns InvalidArgument naming the first offending mapping.
+// mappings claim the same key: one (family, magic address, protocol, port) per MagicDnat or MagicDrop, one elastic
+// address and one workload address per ElasticNat. Returns InvalidArgument naming the first offending mapping.
 absl::Status ValidateNatRuleset(const NatRuleset& ruleset);
 
 // The parts of ValidateNatRuleset, for callers that validate a change incrementally: one mapping on its own, and
 // the key conflicts across a whole ruleset (cheap: no address is parsed).
 absl::Status ValidateMapping(const MagicDnat& mapping);
 absl::Status ValidateMapping(const ElasticNat& mapping);
+absl::Status ValidateMapping(const MagicDrop& mapping);
 absl::Status CheckNatRulesetConflicts(const NatRuleset& ruleset);
 
 // Family of an ElasticNat, from its elastic address. REQUIRES: the mapping is valid.
@@ -132,8 +146,9 @@ SetDiff<T> Diff(const std::set<T>& current, const std::set<T>& desired) {
 struct NatRulesetDiff {
   SetDiff<MagicDnat> magic_dnat;
   SetDiff<ElasticNat> elastic_nat;
+  SetDiff<MagicDrop> magic_drop;
 
-  bool empty() const { return magic_dnat.empty() && elastic_nat.empty(); }
+  bool empty() const { return magic_dnat.empty() && elastic_nat.empty() && magic_drop.empty(); }
 };
 
 NatRulesetDiff Diff(const NatRuleset& current, const NatRuleset& desired);

@@ -12,16 +12,19 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "assignment_stream.h"
 #include "cni_node.h"
 #include "ctnetlink_conntrack_flusher.h"
+#include "host_requirements.h"
 #include "kernel_model.h"
 #include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
+#include "node_lease.h"
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
@@ -90,6 +93,10 @@ int Main(int argc, char** argv) {
   std::string cni_socket;
   app.add_option("--cni-socket", cni_socket,
                  "serve the abode CNI plugin on this root-only Unix socket (e.g. /run/abode/cni.sock); off by default");
+  bool manage_sysctls = false;
+  app.add_flag("--manage-sysctls", manage_sysctls,
+               "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
+               "only reporting them");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -155,10 +162,16 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
+  NodeLease lease;
+  reconciler_options.lease = &lease;
+  ProcSysctls sysctls;
+  HostRequirements host(&sysctls, manage_sysctls);
+  reconciler_options.host = &host;
+  stream_options.lease = &lease;
   Reconciler reconciler(reconciler_options, addresses->get(), rules->get(), announcer->get(), conntrack->get());
   std::unique_ptr<WatchTransport> transport = NewGrpcWatchTransport(transport_options);
   AssignmentStreamClient stream(stream_options, transport.get(), &reconciler);
-  auto node_metrics = std::make_shared<NodeMetrics>(reconciler, stream);
+  auto node_metrics = std::make_shared<NodeMetrics>(reconciler, stream, &host);
   if (metrics != nullptr) {
     metrics->Register(node_metrics);
     spdlog::info("Prometheus metrics at http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')),
@@ -168,16 +181,33 @@ int Main(int argc, char** argv) {
                reconciler_options.uplink_interface, reconciler_options.magic_interface);
   std::thread stream_thread([&] { stream.Run(); });
 
-  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+  // Resyncs every --resync-interval, and at the lease's end, which withdraws external and elastic addresses.
+  const auto interval = std::chrono::duration_cast<NodeLease::Clock::duration>(
       std::chrono::duration<double>(resync_seconds));
-  timespec timeout{static_cast<time_t>(interval.count() / 1000000000), static_cast<long>(interval.count() % 1000000000)};
+  auto next_resync = NodeLease::Clock::now() + interval;
+  std::optional<NodeLease::Clock::time_point> withdrawn_at;  // a lease end already acted on
   while (true) {
+    auto wake = next_resync;
+    const std::optional<NodeLease::Clock::time_point> deadline = reconciler.LeaseDeadline();
+    if (deadline && deadline != withdrawn_at && *deadline < wake) wake = *deadline;
+    const auto wait = std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - NodeLease::Clock::now()),
+                               std::chrono::nanoseconds(1'000'000));
+    timespec timeout{static_cast<time_t>(wait.count() / 1'000'000'000),
+                     static_cast<long>(wait.count() % 1'000'000'000)};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
     if (signal == SIGTERM || signal == SIGINT) {
       spdlog::info("signal {}: stopping, leaving addresses and rules in place", signal);
       break;
     }
-    if (signal < 0 && errno == EAGAIN) stream.Report(reconciler.Resync());
+    const auto now = NodeLease::Clock::now();
+    const std::optional<NodeLease::Clock::time_point> ends = reconciler.LeaseDeadline();
+    const bool lease_ended = ends && ends != withdrawn_at && now >= *ends;
+    if (now >= next_resync || lease_ended) {
+      // A withdrawal that did not complete (e.g. a failed removal) is retried at the next resync.
+      if (lease_ended) withdrawn_at = ends;
+      stream.Report(reconciler.Resync());
+      next_resync = now + interval;
+    }
   }
   metrics.reset();  // scrapes read the stream and the reconciler
   stream.Stop();

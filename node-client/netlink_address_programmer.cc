@@ -6,9 +6,11 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -86,6 +88,32 @@ bool DrainNotifications(nl_sock* sock, nl_cb* cb, std::vector<AddressEvent>& eve
   }
 }
 
+// RTM_NEWADDR for one of abode's addresses; valid_for 0: permanent. Null when it cannot be built.
+NlMsgPtr AddressMessage(int flags, int ifindex, const IpAddress& ip, int prefix_len, std::chrono::seconds valid_for) {
+  NlMsgPtr msg(nlmsg_alloc_simple(RTM_NEWADDR, flags));
+  if (msg == nullptr) return nullptr;
+  ifaddrmsg ifa = {};
+  ifa.ifa_family = static_cast<uint8_t>(AddressFamily(ip.family));
+  ifa.ifa_prefixlen = static_cast<uint8_t>(prefix_len);
+  // The allocator guarantees uniqueness, and the address must answer at once (e.g. for the announcement that
+  // follows), so IPv6 duplicate address detection is skipped.
+  ifa.ifa_flags = ip.family == IpFamily::kIpv6 ? IFA_F_NODAD : 0;
+  ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa.ifa_index = static_cast<uint32_t>(ifindex);
+  const int length = static_cast<int>(ip.ByteLength());
+  ifa_cacheinfo lifetime = {};
+  lifetime.ifa_valid = static_cast<uint32_t>(valid_for.count());
+  lifetime.ifa_prefered = lifetime.ifa_valid;
+  if (nlmsg_append(msg.get(), &ifa, sizeof(ifa), NLMSG_ALIGNTO) < 0 ||
+      nla_put(msg.get(), IFA_LOCAL, length, ip.bytes.data()) < 0 ||
+      nla_put(msg.get(), IFA_ADDRESS, length, ip.bytes.data()) < 0 ||
+      nla_put_u8(msg.get(), IFA_PROTO, kAbodeAddressProtocol) < 0 ||
+      (valid_for.count() > 0 && nla_put(msg.get(), IFA_CACHEINFO, sizeof(lifetime), &lifetime) < 0)) {
+    return nullptr;
+  }
+  return msg;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NetlinkAddressProgrammer>> NetlinkAddressProgrammer::Create() {
@@ -107,12 +135,25 @@ absl::StatusOr<std::unique_ptr<NetlinkAddressProgrammer>> NetlinkAddressProgramm
   if (int err = rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &links); err < 0) {
     return absl::UnavailableError(absl::StrCat("cannot read the interfaces: ", NlError(err)));
   }
-  return std::unique_ptr<NetlinkAddressProgrammer>(
-      new NetlinkAddressProgrammer(std::move(sock), std::move(events), NlCachePtr(links)));
+  NlCachePtr links_cache(links);
+  UniqueFd renewals(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (renewals.get() < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot open a rtnetlink socket: ", std::strerror(errno)));
+  }
+  sockaddr_nl local = {};
+  local.nl_family = AF_NETLINK;
+  if (::bind(renewals.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot bind a rtnetlink socket: ", std::strerror(errno)));
+  }
+  int one = 1;
+  ::setsockopt(renewals.get(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+  return std::unique_ptr<NetlinkAddressProgrammer>(new NetlinkAddressProgrammer(
+      std::move(sock), std::move(events), std::move(links_cache), std::move(renewals)));
 }
 
-NetlinkAddressProgrammer::NetlinkAddressProgrammer(NlSockPtr sock, NlSockPtr events, NlCachePtr links)
-    : sock_(std::move(sock)), events_(std::move(events)), links_(std::move(links)) {}
+NetlinkAddressProgrammer::NetlinkAddressProgrammer(NlSockPtr sock, NlSockPtr events, NlCachePtr links,
+                                                   UniqueFd renewals)
+    : sock_(std::move(sock)), events_(std::move(events)), links_(std::move(links)), renewals_(std::move(renewals)) {}
 
 absl::StatusOr<int> NetlinkAddressProgrammer::InterfaceIndex(const std::string& interface) {
   int index = rtnl_link_name2i(links_.get(), interface.c_str());
@@ -204,6 +245,17 @@ absl::StatusOr<std::vector<OwnedAddress>> NetlinkAddressProgrammer::ListOwned() 
 }
 
 absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
+  return Place(address, std::chrono::seconds(0));
+}
+
+absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address, std::chrono::seconds valid_for) {
+  if (valid_for < std::chrono::seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("lifetime of ", address.ToString(), " must be at least 1 s"));
+  }
+  return Place(address, valid_for);
+}
+
+absl::Status NetlinkAddressProgrammer::Place(const OwnedAddress& address, std::chrono::seconds valid_for) {
   if (absl::Status s = ValidateOwnedAddress(address); !s.ok()) return s;
   absl::StatusOr<int> ifindex = InterfaceIndex(address.interface);
   if (!ifindex.ok()) return ifindex.status();
@@ -224,21 +276,8 @@ absl::Status NetlinkAddressProgrammer::Add(const OwnedAddress& address) {
   }
   if (already_ours) return absl::OkStatus();
 
-  NlMsgPtr msg(nlmsg_alloc_simple(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL));
-  if (msg == nullptr) return absl::ResourceExhaustedError("cannot allocate a netlink message");
-  ifaddrmsg ifa = {};
-  ifa.ifa_family = static_cast<uint8_t>(AddressFamily(ip->family));
-  ifa.ifa_prefixlen = static_cast<uint8_t>(address.prefix_len);
-  // The allocator guarantees uniqueness, and the address must answer at once (e.g. for the announcement that
-  // follows), so IPv6 duplicate address detection is skipped.
-  ifa.ifa_flags = ip->family == IpFamily::kIpv6 ? IFA_F_NODAD : 0;
-  ifa.ifa_scope = RT_SCOPE_UNIVERSE;
-  ifa.ifa_index = static_cast<uint32_t>(*ifindex);
-  const int length = static_cast<int>(ip->ByteLength());
-  if (nlmsg_append(msg.get(), &ifa, sizeof(ifa), NLMSG_ALIGNTO) < 0 ||
-      nla_put(msg.get(), IFA_LOCAL, length, ip->bytes.data()) < 0 ||
-      nla_put(msg.get(), IFA_ADDRESS, length, ip->bytes.data()) < 0 ||
-      nla_put_u8(msg.get(), IFA_PROTO, kAbodeAddressProtocol) < 0) {
+  NlMsgPtr msg = AddressMessage(NLM_F_CREATE | NLM_F_EXCL, *ifindex, *ip, address.prefix_len, valid_for);
+  if (msg == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot build the request to add ", address.ToString()));
   }
   ++round_trips_;
@@ -300,6 +339,63 @@ absl::Status NetlinkAddressProgrammer::Remove(const OwnedAddress& address) {
     }
   }
   addresses_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status NetlinkAddressProgrammer::Renew(const std::vector<OwnedAddress>& addresses,
+                                             std::chrono::seconds valid_for) {
+  if (valid_for < std::chrono::seconds(1)) return absl::InvalidArgumentError("a renewal must be at least 1 s");
+  if (absl::Status s = Refresh(); !s.ok()) return s;
+  // Messages per system call: the kernel answers each with an acknowledgement (36 bytes without the request).
+  constexpr size_t kPerBatch = 256;
+  std::vector<char> batch;
+  std::vector<char> answers(64 * 1024);
+  size_t i = 0;
+  while (i < addresses.size()) {
+    batch.clear();
+    int pending = 0;
+    for (; i < addresses.size() && pending < static_cast<int>(kPerBatch); ++i) {
+      const OwnedAddress& address = addresses[i];
+      absl::StatusOr<IpAddress> ip = IpAddress::Parse(address.address);
+      absl::StatusOr<int> ifindex = InterfaceIndex(address.interface);
+      if (!ip.ok() || !ifindex.ok()) continue;
+      auto [first, last] = addresses_.equal_range(*ip);
+      const bool ours = std::any_of(first, last, [&](const auto& entry) {
+        return entry.second.ifindex == *ifindex && entry.second.prefix_len == address.prefix_len &&
+               entry.second.protocol == kAbodeAddressProtocol;
+      });
+      if (!ours) continue;  // expired or removed: placed again by Add
+      NlMsgPtr msg =
+          AddressMessage(NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_ACK, *ifindex, *ip, address.prefix_len, valid_for);
+      if (msg == nullptr) return absl::ResourceExhaustedError("cannot build a renewal");
+      nlmsghdr* header = nlmsg_hdr(msg.get());
+      header->nlmsg_seq = renewal_seq_++;
+      const char* bytes = reinterpret_cast<const char*>(header);
+      batch.insert(batch.end(), bytes, bytes + NLMSG_ALIGN(header->nlmsg_len));
+      ++pending;
+    }
+    if (pending == 0) continue;
+    ++round_trips_;
+    if (::send(renewals_.get(), batch.data(), batch.size(), 0) < 0) {
+      return absl::UnavailableError(absl::StrCat("cannot send address renewals: ", std::strerror(errno)));
+    }
+    std::string first_error;
+    while (pending > 0) {
+      const ssize_t n = ::recv(renewals_.get(), answers.data(), answers.size(), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return absl::UnavailableError(absl::StrCat("cannot read address renewals' answers: ", std::strerror(errno)));
+      }
+      int left = static_cast<int>(n);
+      for (auto* m = reinterpret_cast<nlmsghdr*>(answers.data()); NLMSG_OK(m, left); m = NLMSG_NEXT(m, left)) {
+        if (m->nlmsg_type != NLMSG_ERROR) continue;
+        --pending;
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(m));
+        if (err->error != 0 && first_error.empty()) first_error = std::strerror(-err->error);
+      }
+    }
+    if (!first_error.empty()) return absl::InternalError(absl::StrCat("renewing addresses: ", first_error));
+  }
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -58,7 +59,10 @@ std::string ShellQuote(const std::string& text) {
   return quoted + "'";
 }
 
-absl::StatusOr<sockaddr_storage> SocketAddress(const std::string& address, uint16_t port, socklen_t* length) {
+}  // namespace
+
+absl::StatusOr<sockaddr_storage> SocketAddress(const std::string& address, uint16_t port, socklen_t* length,
+                                               const char* interface) {
   absl::StatusOr<IpAddress> ip = IpAddress::Parse(address);
   if (!ip.ok()) return ip.status();
   sockaddr_storage storage = {};
@@ -73,12 +77,11 @@ absl::StatusOr<sockaddr_storage> SocketAddress(const std::string& address, uint1
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(port);
     std::memcpy(&in6->sin6_addr, ip->bytes.data(), 16);
+    if (interface != nullptr) in6->sin6_scope_id = if_nametoindex(interface);
     *length = sizeof(sockaddr_in6);
   }
   return storage;
 }
-
-}  // namespace
 
 bool KernelTestsAllowed() { return geteuid() == 0 || std::getenv("CI") != nullptr; }
 

@@ -3,6 +3,8 @@
 #ifndef ABODE_NODE_CLIENT_NETNS_TESTING_H_
 #define ABODE_NODE_CLIENT_NETNS_TESTING_H_
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <functional>
 #include <string>
@@ -64,6 +66,11 @@ struct Datagram {
   std::string source_address;
   uint16_t source_port = 0;
 };
+
+// The socket address of `address`:`port`, and its length. `interface` (may be null) names the interface of an
+// IPv6 link-local address, in the namespace of the calling thread.
+absl::StatusOr<sockaddr_storage> SocketAddress(const std::string& address, uint16_t port, socklen_t* length,
+                                               const char* interface = nullptr);
 
 // UDP socket bound to `address`:`port` ("0.0.0.0" or "::" for any), in the namespace of the calling thread.
 absl::StatusOr<UniqueFd> BindUdp(const std::string& address, uint16_t port);

@@ -13,17 +13,24 @@
 //   chain output      { type nat hook output priority dstnat; ... the same two rules }  # local traffic
 //   chain postrouting { type nat hook postrouting priority srcnat;
 //     snat ip to ip saddr map @elastic_snat }
+//   set magic_drop   { type ipv4_addr . inet_proto . inet_service }   # magic addresses without target
+//   chain drop_prerouting { type filter hook prerouting priority raw;  # before conntrack: no entry is made
+//     ip daddr . meta l4proto . th dport @magic_drop counter drop }
+//   chain drop_output     { type filter hook output priority raw; ... the same rule }
 //
-// (ipv6_addr in table ip6.) Apply() reads the tables, computes the difference and sends one nfnetlink batch,
-// tied to the ruleset generation it read so that a concurrent change makes the kernel refuse it (then Apply
-// reads and plans again). When the generation shows that nothing was committed since this instance's own last
-// batch, the tables are known without reading them, and a change costs one round trip plus its batch.
+// (ipv6_addr in table ip6; a counter's value is not part of a rule's identity.) Apply() reads the tables,
+// computes the difference and sends one nfnetlink batch, tied to the ruleset generation it read so that a
+// concurrent change makes the kernel refuse it (then Apply reads and plans again). When the generation shows
+// that nothing was committed since this instance's own last batch (and no element may have expired), the tables
+// are known without reading them, and a change costs one round trip plus its batch. The elastic maps' elements
+// may carry timeouts (SetElasticLifetime), so that elastic mappings leave with the node's lease.
 // A batch planned from a read also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
 // (or that holds objects abode did not create, or that was made dormant) is rebuilt within the same batch.
 #ifndef ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 #define ABODE_NODE_CLIENT_NFT_RULE_PROGRAMMER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -41,7 +48,10 @@ struct nlmsghdr;
 
 namespace abode::node {
 
-class NftBatch;  // one nfnetlink batch under construction
+namespace nft {
+class NftBatch;        // one nfnetlink batch under construction
+struct ObservedTable;  // one family's table as read from the kernel
+}  // namespace nft
 
 struct MnlSocketDeleter {
   void operator()(mnl_socket* socket) const;
@@ -75,6 +85,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   absl::StatusOr<NatRuleset> Read() override;
   absl::Status Apply(const NatRuleset& desired) override;
+  void SetElasticLifetime(std::chrono::milliseconds lifetime) override { elastic_lifetime_ = lifetime; }
+  // Deletes and adds every elastic element again in one batch (kernels before 6.10 cannot update a timeout).
+  absl::Status RenewElastic() override;
 
   const ApplyReport& last_apply() const { return last_apply_; }
 
@@ -82,25 +95,26 @@ class NftRuleProgrammer final : public RuleProgrammer {
   absl::StatusOr<uint32_t> Generation();
 
  private:
-  struct Observed;  // one family's table as read from the kernel
-
   NftRuleProgrammer(Options options, MnlSocketPtr socket);
 
   // Aborted when a dump overlapped a commit.
-  absl::StatusOr<Observed> ReadFamily(IpFamily family);
+  absl::StatusOr<nft::ObservedTable> ReadFamily(IpFamily family);
   absl::StatusOr<NatRuleset> ReadOnce();
   // Sends one request and hands every reply message to `on_message` until the kernel finishes. Aborted when
   // the reply is a dump that overlapped a commit.
   absl::Status Exchange(nlmsghdr* request, absl::string_view what, int (*on_message)(const nlmsghdr*, void*),
                         void* context);
-  absl::Status Send(NftBatch& batch);
+  absl::Status Send(nft::NftBatch& batch);
   // Reads `observed` of one family and appends to `batch` what turns it into `desired`.
-  void Plan(IpFamily family, const NatRuleset& desired, const Observed& observed, NftBatch& batch);
+  void Plan(IpFamily family, const NatRuleset& desired, const nft::ObservedTable& observed, nft::NftBatch& batch);
   // One read-plan-send round. Returns Aborted when the kernel refused the batch because the ruleset changed
   // after it was read.
   absl::Status ApplyOnce(const NatRuleset& desired, bool validated);
   // Appends to `batch` the element changes of `diff` for one family.
-  void PlanChange(IpFamily family, const NatRulesetDiff& diff, NftBatch& batch);
+  void PlanChange(IpFamily family, const NatRulesetDiff& diff, nft::NftBatch& batch);
+  // The timeout of elements added to set `name` (0: none); notes when `added` of them may expire.
+  uint64_t TimeoutFor(absl::string_view name, size_t added);
+  bool ElasticMayHaveExpired() const;
   // After a commit based on `generation`: remembers `ruleset` if nobody else committed meanwhile.
   void Remember(uint32_t generation, NatRuleset ruleset);
 
@@ -117,6 +131,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
     NatRuleset ruleset;
   };
   std::optional<Committed> committed_;
+  std::chrono::milliseconds elastic_lifetime_{0};
+  // Elastic elements may have expired after this: committed_ no longer describes the kernel then.
+  std::optional<std::chrono::steady_clock::time_point> elastic_expiry_;
 };
 
 }  // namespace abode::node

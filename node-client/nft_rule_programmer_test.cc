@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -287,6 +288,37 @@ TEST_F(NftRuleProgrammerTest, ReadsNothingBeforeTheFirstApply) {
   absl::StatusOr<NatRuleset> read = programmer_->Read();
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_TRUE(*read == NatRuleset{});
+}
+
+TEST_F(NftRuleProgrammerTest, ElasticMappingsLeaveWithTheirLifetimeUnlessRenewed) {
+  NatRuleset desired = SampleRuleset();
+  desired.magic_drop = {{IpFamily::kIpv4, "169.254.1.1", L4Protocol::kUdp, 8125}};
+  programmer_->SetElasticLifetime(std::chrono::seconds(2));
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  EXPECT_THAT(Nft("list map ip abode elastic_dnat"), HasSubstr("expires"));
+  EXPECT_THAT(Nft("list map ip abode magic_dnat"), Not(HasSubstr("expires")));  // magic mappings stay
+  // Renewed well within their lifetime, they stay past it.
+  const auto placed = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - placed < std::chrono::seconds(3)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a renewal cadence, not a wait for a result
+    ABODE_ASSERT_OK(programmer_->RenewElastic());
+  }
+  ExpectKernelHolds(desired);
+  // Not renewed any more: the kernel removes them by itself; magic mappings and drops stay.
+  NatRuleset without_elastic = desired;
+  without_elastic.elastic_nat.clear();
+  bool expired = false;
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       !expired && std::chrono::steady_clock::now() < deadline;) {
+    absl::StatusOr<NatRuleset> read = programmer_->Read();
+    ASSERT_TRUE(read.ok()) << read.status();
+    expired = *read == without_elastic;
+    if (!expired) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(expired) << Nft("list table ip abode");
+  // The programmer knows they may be gone: the same desired state places them again.
+  ABODE_ASSERT_OK(programmer_->Apply(desired));
+  ExpectKernelHolds(desired);
 }
 
 // Addresses of the traffic topology, per family:

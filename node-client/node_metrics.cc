@@ -53,6 +53,19 @@ std::vector<prometheus::MetricFamily> NodeMetrics::Collect() const {
   out.push_back(Family("abode_node_conntrack_entries_deleted_total",
                        "Conntrack entries deleted after their NAT mapping changed or went away", MetricType::Counter,
                        {Sample(static_cast<double>(c.conntrack_entries_deleted))}));
+  out.push_back(Family("abode_node_lease_renewals_total",
+                       "Renewals of the kernel lifetime of the node's external and elastic addresses",
+                       MetricType::Counter, {Sample(static_cast<double>(c.lease_renewals))}));
+  out.push_back(Family("abode_node_lease_withdrawals_total",
+                       "Times the node's lease ran out and its external and elastic addresses were withdrawn",
+                       MetricType::Counter, {Sample(static_cast<double>(c.withdrawals))}));
+  if (host_ != nullptr) {
+    std::vector<prometheus::ClientMetric> unmet;
+    for (const auto& [sysctl, missing] : host_->unmet()) unmet.push_back(Sample(missing ? 1 : 0, {{"sysctl", sysctl}}));
+    out.push_back(Family("abode_node_host_requirement_unmet",
+                         "1 while a kernel setting the node's assignments need is not as they need it",
+                         MetricType::Gauge, std::move(unmet)));
+  }
   return out;
 }
 

@@ -10,20 +10,22 @@
 #include <prometheus/metric_family.h>
 
 #include "assignment_stream.h"
+#include "host_requirements.h"
 #include "reconciler.h"
 
 namespace abode::node {
 
 class NodeMetrics final : public prometheus::Collectable {
  public:
-  // Both must outlive every scrape: stop the endpoint before they go.
-  NodeMetrics(Reconciler& reconciler, const AssignmentStreamClient& stream)
-      : reconciler_(reconciler), stream_(stream) {}
+  // All must outlive every scrape: stop the endpoint before they go. `host` may be null.
+  NodeMetrics(Reconciler& reconciler, const AssignmentStreamClient& stream, const HostRequirements* host = nullptr)
+      : reconciler_(reconciler), stream_(stream), host_(host) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   Reconciler& reconciler_;
   const AssignmentStreamClient& stream_;
+  const HostRequirements* host_;
 };
 
 }  // namespace abode::node

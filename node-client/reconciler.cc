@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -10,15 +12,21 @@
 #include "absl/strings/str_cat.h"
 
 namespace abode::node {
-namespace {
 
 // What one assignment asks of the kernel.
-struct Plan {
+struct AssignmentPlan {
   std::optional<OwnedAddress> address;
   std::vector<MagicDnat> magic;
+  std::vector<MagicDrop> drops;  // a magic address without target
   std::optional<ElasticNat> elastic;
+  bool leased = false;  // external or elastic: may be moved by the allocator while it cannot hear the node
   std::string error;  // non-empty: the assignment cannot be made real
+  std::string host_error;  // non-empty: made real, but the host lacks a setting it needs
 };
+
+namespace {
+
+using Plan = AssignmentPlan;
 
 int FullPrefix(const std::string& canonical) { return canonical.find(':') == std::string::npos ? 32 : 128; }
 
@@ -44,6 +52,7 @@ Plan PlanAddress(const std::string& interface, const char* flag, const std::stri
 
 Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options) {
   Plan plan;
+  plan.leased = assignment.has_external() || assignment.has_elastic();
   switch (assignment.kind_case()) {
     case v1::Assignment::kExternal: {
       const auto& external = assignment.external();
@@ -72,19 +81,23 @@ Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options)
       const auto& magic = assignment.magic();
       // A magic address is one host address on the local interface, whatever its range.
       plan = PlanAddress(options.magic_interface, "--magic-interface", magic.address(), 0, std::move(plan));
-      // No target (policy drop): the address is carried and has no mapping, so nothing answers on it.
-      if (!plan.error.empty() || magic.target_address().empty()) return plan;
-      absl::StatusOr<std::string> target = CanonicalAddress(magic.target_address());
-      if (!target.ok()) {
-        plan.error = std::string(target.status().message());
-        return plan;
+      // No target (policy drop): the address is carried and its traffic dropped in the kernel, before anything on
+      // the node (a host process listening on the port) could receive it.
+      if (!plan.error.empty()) return plan;
+      std::optional<std::string> target;
+      if (!magic.target_address().empty()) {
+        absl::StatusOr<std::string> canonical = CanonicalAddress(magic.target_address());
+        if (!canonical.ok()) {
+          plan.error = std::string(canonical.status().message());
+          return plan;
+        }
+        target = *canonical;
       }
       const IpFamily family = FullPrefix(plan.address->address) == 32 ? IpFamily::kIpv4 : IpFamily::kIpv6;
       for (const v1::PortMapping& port : magic.ports()) {
-        MagicDnat dnat{family, plan.address->address, L4Protocol::kTcp, static_cast<uint16_t>(port.port()), *target,
-                       static_cast<uint16_t>(port.target_port() != 0 ? port.target_port() : port.port())};
+        L4Protocol protocol = L4Protocol::kTcp;
         if (port.protocol() == v1::PROTOCOL_UDP) {
-          dnat.protocol = L4Protocol::kUdp;
+          protocol = L4Protocol::kUdp;
         } else if (port.protocol() != v1::PROTOCOL_TCP) {
           plan.error = absl::StrCat("port ", port.port(), ": protocol ", v1::Protocol_Name(port.protocol()),
                                     " is not supported by abode-node");
@@ -94,11 +107,22 @@ Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options)
           plan.error = absl::StrCat("port ", port.port(), ": out of range");
           return plan;
         }
-        if (absl::Status valid = ValidateMapping(dnat); !valid.ok()) {
+        const auto number = static_cast<uint16_t>(port.port());
+        absl::Status valid;
+        if (target) {
+          MagicDnat dnat{family, plan.address->address, protocol, number, *target,
+                         static_cast<uint16_t>(port.target_port() != 0 ? port.target_port() : port.port())};
+          valid = ValidateMapping(dnat);
+          plan.magic.push_back(std::move(dnat));
+        } else {
+          MagicDrop drop{family, plan.address->address, protocol, number};
+          valid = ValidateMapping(drop);
+          plan.drops.push_back(std::move(drop));
+        }
+        if (!valid.ok()) {
           plan.error = std::string(valid.message());
           return plan;
         }
-        plan.magic.push_back(std::move(dnat));
       }
       return plan;
     }
@@ -107,6 +131,14 @@ Plan PlanFor(const v1::Assignment& assignment, const ReconcilerOptions& options)
   }
   plan.error = "assignment of an unknown kind (newer allocator?)";
   return plan;
+}
+
+// The host settings a plan being served needs.
+std::vector<HostRequirement> RequirementsOf(const Plan& plan, bool magic_on_bridge) {
+  if (!plan.error.empty() || !plan.address) return {};
+  const IpFamily family = plan.address->address.find(':') == std::string::npos ? IpFamily::kIpv4 : IpFamily::kIpv6;
+  const bool magic = !plan.magic.empty();
+  return abode::node::RequirementsOf(family, magic || plan.elastic.has_value(), magic && magic_on_bridge);
 }
 
 bool SameStatus(const v1::AssignmentStatus& a, const v1::AssignmentStatus& b) {
@@ -163,10 +195,72 @@ Reconciler::Counters Reconciler::counters() const {
   return counters_;
 }
 
+std::vector<v1::AssignmentStatus> Reconciler::OnLeaseRenewed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!have_snapshot_) return {};  // nothing is asserted before the allocator's snapshot confirms it
+  if (withdrawn_) return ReconcileLocked();
+  RenewLocked(/*force=*/false);
+  return {};
+}
+
+std::optional<NodeLease::Clock::time_point> Reconciler::LeaseDeadline() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (options_.lease == nullptr || (leased_.empty() && (!applied_ || applied_->elastic_nat.empty()))) {
+    return std::nullopt;
+  }
+  return options_.lease->Until();
+}
+
+std::chrono::seconds Reconciler::LifetimeLocked() const {
+  const auto left = *options_.lease->Until() - options_.lease->Now();
+  const auto seconds = std::chrono::ceil<std::chrono::seconds>(left);
+  return std::max(seconds, std::chrono::seconds(1));
+}
+
+void Reconciler::RenewLocked(bool force) {
+  const bool elastic = applied_ && !applied_->elastic_nat.empty();
+  if (options_.lease == nullptr || (leased_.empty() && !elastic) || !options_.lease->Valid()) return;
+  const NodeLease::Clock::time_point now = options_.lease->Now();
+  if (!force && renewed_until_ && *renewed_until_ - now > options_.lease->length() / 2) return;
+  const std::chrono::seconds lifetime = LifetimeLocked();
+  const std::vector<OwnedAddress> addresses(leased_.begin(), leased_.end());
+  // Retried at the next acknowledgement; the kernel withdraws them if none succeeds within the lease.
+  if (absl::Status renewed = addresses_->Renew(addresses, lifetime); !renewed.ok()) {
+    spdlog::error("renewing the lifetime of {} external and elastic addresses: {}", addresses.size(),
+                  renewed.ToString());
+    return;
+  }
+  rules_->SetElasticLifetime(lifetime);
+  if (absl::Status renewed = elastic ? rules_->RenewElastic() : absl::OkStatus(); !renewed.ok()) {
+    spdlog::error("renewing the lifetime of elastic mappings: {}", renewed.ToString());
+    return;
+  }
+  ++counters_.lease_renewals;
+  renewed_until_ = now + lifetime;
+  spdlog::debug("renewed {} addresses for {} s", addresses.size(), lifetime.count());
+}
+
 std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
   ++counters_.reconciles;
   std::map<std::string, Plan> plans;
   for (const auto& [id, assignment] : desired_) plans.emplace(id, PlanFor(assignment, options_));
+  // The one exception to keeping the last desired state while the allocator is away: when the lease has run
+  // out, the allocator may have given external and elastic addresses to another node, so they leave this one.
+  const bool lease_valid = options_.lease == nullptr || options_.lease->Valid();
+  bool withdrawing = false;
+  for (auto& [id, plan] : plans) {
+    if (!plan.leased || lease_valid || !plan.error.empty()) continue;
+    plan.error = "withdrawn: the node's lease ran out (no heartbeat acknowledged by the allocator within it)";
+    plan.address.reset();
+    plan.elastic.reset();
+    withdrawing = true;
+  }
+  if (withdrawing && !withdrawn_) {
+    ++counters_.withdrawals;
+    spdlog::warn("the node's lease ran out: withdrawing external and elastic addresses until the allocator "
+                 "acknowledges a heartbeat again");
+  }
+  withdrawn_ = withdrawing;
   auto fail = [&](const std::string& id, const std::string& message) {
     Plan& plan = plans[id];
     if (plan.error.empty()) plan.error = message;
@@ -174,9 +268,11 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
 
   // Addresses: remove what abode owns and nobody wants any more, then place what is missing.
   std::map<OwnedAddress, std::string> wanted;  // address -> assignment id
+  std::set<OwnedAddress> leased;
   std::vector<std::pair<std::string, std::string>> duplicates;
   for (const auto& [id, plan] : plans) {
     if (!plan.error.empty() || !plan.address) continue;
+    if (plan.leased && options_.lease != nullptr) leased.insert(*plan.address);
     auto [it, inserted] = wanted.emplace(*plan.address, id);
     if (!inserted) duplicates.emplace_back(id, absl::StrCat(plan.address->ToString(), " is also assigned by ", it->second));
   }
@@ -197,15 +293,31 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
         spdlog::info("removed {}", address.ToString());
       }
     }
+    leased_.clear();
     for (const auto& [address, id] : wanted) {
-      if (present.count(address) > 0) continue;
-      if (absl::Status added = addresses_->Add(address); !added.ok()) {
+      const bool bound = leased.count(address) > 0;
+      if (present.count(address) > 0) {
+        if (bound) leased_.insert(address);
+        continue;
+      }
+      const std::chrono::seconds lifetime = bound ? LifetimeLocked() : std::chrono::seconds(0);
+      absl::Status added = bound ? addresses_->Add(address, lifetime) : addresses_->Add(address);
+      if (!added.ok()) {
         spdlog::error("{}: placing {}: {}", id, address.ToString(), added.ToString());
         fail(id, absl::StrCat("placing ", address.ToString(), ": ", added.message()));
         continue;
       }
       ++counters_.addresses_added;
-      spdlog::info("{}: placed {}", id, address.ToString());
+      if (bound) {
+        leased_.insert(address);
+        const auto until = options_.lease->Now() + lifetime;
+        // Renewed with the others once the earliest of them is due.
+        if (renewed_until_ && until < *renewed_until_) renewed_until_ = until;
+        spdlog::info("{}: placed {} (valid {} s, renewed while the lease is)", id, address.ToString(),
+                     lifetime.count());
+      } else {
+        spdlog::info("{}: placed {}", id, address.ToString());
+      }
       // Every placed address is announced on its own link (the magic interface stays local to the node's
       // workloads): neighbours holding a stale or failed entry for it, such as a workload that looked a magic
       // address up before it was placed, learn the new holder without waiting for their next resolution. The
@@ -218,17 +330,23 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     }
   }
 
+
   // NAT: the mappings of every assignment whose address is in place, in one atomic apply.
   NatRuleset ruleset;
   std::set<std::tuple<IpFamily, std::string, L4Protocol, uint16_t>> magic_keys;
   std::set<std::string> elastic_keys;  // elastic and workload addresses
   std::vector<std::string> with_nat;
   for (auto& [id, plan] : plans) {
-    if (!plan.error.empty() || (plan.magic.empty() && !plan.elastic)) continue;
+    if (!plan.error.empty() || (plan.magic.empty() && plan.drops.empty() && !plan.elastic)) continue;
     std::string conflict;
     for (const MagicDnat& dnat : plan.magic) {
       if (magic_keys.count({dnat.family, dnat.magic_address, dnat.protocol, dnat.port}) > 0) {
         conflict = absl::StrCat(dnat.ToString(), " conflicts with another assignment");
+      }
+    }
+    for (const MagicDrop& drop : plan.drops) {
+      if (magic_keys.count({drop.family, drop.magic_address, drop.protocol, drop.port}) > 0) {
+        conflict = absl::StrCat(drop.ToString(), " conflicts with another assignment");
       }
     }
     if (plan.elastic && (elastic_keys.count(plan.elastic->elastic_address) > 0 ||
@@ -243,6 +361,10 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     for (const MagicDnat& dnat : plan.magic) {
       magic_keys.insert({dnat.family, dnat.magic_address, dnat.protocol, dnat.port});
       ruleset.magic_dnat.insert(dnat);
+    }
+    for (const MagicDrop& drop : plan.drops) {
+      magic_keys.insert({drop.family, drop.magic_address, drop.protocol, drop.port});
+      ruleset.magic_drop.insert(drop);
     }
     if (plan.elastic) {
       elastic_keys.insert(plan.elastic->elastic_address);
@@ -262,6 +384,8 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
                    current.status().ToString());
     }
   }
+  // Elastic mappings go with the lease, like their addresses: added with a lifetime that ends with it.
+  if (options_.lease != nullptr && lease_valid) rules_->SetElasticLifetime(LifetimeLocked());
   absl::Status applied = rules_->Apply(ruleset);
   for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
   if (!applied.ok()) {
@@ -271,6 +395,13 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     FlushReplacedFlowsLocked(ruleset);
   }
 
+  // What the host must provide for what is served.
+  if (options_.host != nullptr) CheckHostLocked(plans);
+
+  // Addresses adopted from a previous process have an unknown lifetime left (and so have elastic mappings):
+  // renewed once the snapshot confirmed them; afterwards when due.
+  if (owned.ok()) RenewLocked(/*force=*/false);
+
   // Statuses: report what changed.
   std::vector<v1::AssignmentStatus> changed;
   std::map<std::string, v1::AssignmentStatus> statuses;
@@ -278,11 +409,12 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     v1::AssignmentStatus status;
     status.set_id(id);
     status.set_revision(desired_.at(id).revision());
-    status.set_state(plan.error.empty() ? v1::ASSIGNMENT_STATE_OK : v1::ASSIGNMENT_STATE_ERROR);
-    status.set_message(plan.error);
+    const std::string& message = plan.error.empty() ? plan.host_error : plan.error;
+    status.set_state(message.empty() ? v1::ASSIGNMENT_STATE_OK : v1::ASSIGNMENT_STATE_ERROR);
+    status.set_message(message);
     auto previous = statuses_.find(id);
     if (previous == statuses_.end() || !SameStatus(previous->second, status)) {
-      if (!plan.error.empty()) spdlog::error("{} (revision {}): {}", id, status.revision(), plan.error);
+      if (!message.empty()) spdlog::error("{} (revision {}): {}", id, status.revision(), message);
       changed.push_back(status);
     }
     statuses.emplace(id, std::move(status));
@@ -291,11 +423,35 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
   return changed;
 }
 
+void Reconciler::CheckHostLocked(std::map<std::string, Plan>& plans) {
+  const bool bridge = IsBridge(options_.magic_interface);
+  std::set<HostRequirement> needed;
+  for (const auto& [id, plan] : plans) {
+    for (HostRequirement& r : RequirementsOf(plan, bridge)) needed.insert(std::move(r));
+  }
+  const std::vector<HostRequirement> unmet = options_.host->Check(needed);
+  if (unmet.empty()) return;
+  const std::set<HostRequirement> missing(unmet.begin(), unmet.end());
+  for (auto& [id, plan] : plans) {
+    for (const HostRequirement& r : RequirementsOf(plan, bridge)) {
+      if (missing.count(r) == 0) continue;
+      absl::StrAppend(&plan.host_error, plan.host_error.empty() ? "host requirement not met: set " : "; set ",
+                      r.ToString());
+    }
+  }
+}
+
 void Reconciler::FlushReplacedFlowsLocked(const NatRuleset& applied) {
   if (applied_) {
     // A changed target shows as the old mapping removed and the new one added.
     const NatRulesetDiff diff = Diff(*applied_, applied);
     for (const MagicDnat& mapping : diff.magic_dnat.to_remove) {
+      for (ConntrackFilter& flows : FlowsTranslatedBy(mapping)) pending_flush_.insert(std::move(flows));
+    }
+    // A mapping that appears also strands flows: packets sent to the magic address before it had a target (no
+    // address yet, a policy drop, no agent on the node) made conntrack entries without translation, and a
+    // client that keeps sending from one socket keeps them alive, so its traffic would never be translated.
+    for (const MagicDnat& mapping : diff.magic_dnat.to_add) {
       for (ConntrackFilter& flows : FlowsTranslatedBy(mapping)) pending_flush_.insert(std::move(flows));
     }
     for (const ElasticNat& mapping : diff.elastic_nat.to_remove) {

@@ -7,8 +7,9 @@
 // interface, address held by someone else, kernel refusal, unsupported protocol) gets an ERROR status and a
 // log line; the rest keeps being served. After a NAT change the conntrack entries of every mapping that changed
 // or went away are deleted, so established flows follow the new mapping at their next packet; unchanged mappings
-// keep their flows. Nothing is removed before the first snapshot arrives, and a lost
-// allocator changes nothing: the last desired state stays applied.
+// keep their flows. Nothing is removed before the first snapshot arrives, and a lost allocator changes nothing
+// (the last desired state stays applied) with one exception, the lease: external and elastic addresses, which
+// the allocator moves to another node when it cannot hear from this one, leave when the node's lease ends.
 #ifndef ABODE_NODE_CLIENT_RECONCILER_H_
 #define ABODE_NODE_CLIENT_RECONCILER_H_
 
@@ -25,6 +26,8 @@
 #include "address_programmer.h"
 #include "assignment_stream.h"
 #include "conntrack_flusher.h"
+#include "host_requirements.h"
+#include "node_lease.h"
 #include "rule_programmer.h"
 
 namespace abode::node {
@@ -32,7 +35,18 @@ namespace abode::node {
 struct ReconcilerOptions {
   std::string uplink_interface;  // external and elastic addresses
   std::string magic_interface;   // magic addresses
+  // The node's lease (not owned; null: external and elastic addresses are placed permanently). With a lease,
+  // external and elastic addresses are placed with a kernel lifetime that ends with the lease (rounded up to a
+  // second) and renewed while the allocator acknowledges heartbeats; when the lease runs out they are withdrawn
+  // (addresses and elastic mappings), because the allocator may give them to another node. Magic addresses and
+  // mappings stay: they are the node's own.
+  NodeLease* lease = nullptr;
+  // Checks (and, with --manage-sysctls, sets) what the assignments need from the host (not owned; may be null).
+  // An unmet requirement makes each assignment that needs it an ERROR naming the sysctl; it is served anyway.
+  HostRequirements* host = nullptr;
 };
+
+struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)
 
 // Thread safety: all methods may be called from any thread; calls are serialised.
 class Reconciler final : public AssignmentSink {
@@ -45,6 +59,12 @@ class Reconciler final : public AssignmentSink {
   std::vector<v1::AssignmentStatus> OnUpdate(const v1::WatchAssignmentsResponse& update) override;
   std::vector<v1::AssignmentStatus> AllStatuses() override;
   uint64_t AppliedRevision() override;
+  // Renews the kernel lifetimes of external and elastic addresses when due; after a withdrawal, places them
+  // again (a full reconcile).
+  std::vector<v1::AssignmentStatus> OnLeaseRenewed() override;
+
+  // When the lease ends while external or elastic addresses are held: Resync() then withdraws them.
+  std::optional<NodeLease::Clock::time_point> LeaseDeadline() const;
 
   // Reconciles the kernel with the desired state as it stands (periodic resync, repair of others' edits).
   // Before the first snapshot the desired state is unknown and nothing is done. Returns the statuses that changed.
@@ -57,13 +77,21 @@ class Reconciler final : public AssignmentSink {
     int64_t addresses_removed = 0;
     int64_t announcements = 0;
     int64_t conntrack_entries_deleted = 0;
+    int64_t lease_renewals = 0;  // kernel lifetimes renewed (one per batch of addresses)
+    int64_t withdrawals = 0;     // reconciles that withdrew external and elastic addresses at the lease's end
   };
   Counters counters() const;
 
  private:
   std::vector<v1::AssignmentStatus> ReconcileLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives each plan whose host requirements are unmet its host error.
+  void CheckHostLocked(std::map<std::string, AssignmentPlan>& plans) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the conntrack entries of the mappings that `applied` no longer holds as they were.
   void FlushReplacedFlowsLocked(const NatRuleset& applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The kernel lifetime that ends with the lease (at least 1 s). REQUIRES: a valid lease.
+  std::chrono::seconds LifetimeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Renews leased_ when less than half a lease of their kernel lifetime is left, or when `force`.
+  void RenewLocked(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ReconcilerOptions options_;
   AddressProgrammer* const addresses_;
@@ -82,6 +110,11 @@ class Reconciler final : public AssignmentSink {
   std::optional<NatRuleset> applied_ ABSL_GUARDED_BY(mu_);
   // Flows still to delete because a flush failed; retried at the next reconcile.
   std::set<ConntrackFilter> pending_flush_ ABSL_GUARDED_BY(mu_);
+  // External and elastic addresses in place after the last reconcile, and when their kernel lifetime ends
+  // (unknown after a restart: renewed at the first reconcile, once the snapshot confirmed them).
+  std::set<OwnedAddress> leased_ ABSL_GUARDED_BY(mu_);
+  std::optional<NodeLease::Clock::time_point> renewed_until_ ABSL_GUARDED_BY(mu_);
+  bool withdrawn_ ABSL_GUARDED_BY(mu_) = false;  // the last reconcile withdrew them
 };
 
 }  // namespace abode::node

@@ -6,6 +6,7 @@
 #include "fake_address_programmer.h"
 #include "fake_conntrack_flusher.h"
 #include "fake_rule_programmer.h"
+#include "host_requirements.h"
 
 namespace abode::node {
 namespace {
@@ -107,6 +108,7 @@ TEST_F(ReconcilerTest, RestartAndResyncOfAnUnchangedStateChangeNothing) {
   const int adds = addresses_.adds();
   const int batches = rules_.batches();
   const size_t announcements = announcer_.announced().size();
+  const int flushes = conntrack_.calls();
 
   Reconciler restarted = Make();  // a new process adopting the kernel as it is
   EXPECT_THAT(restarted.Resync(), IsEmpty());  // no snapshot yet: nothing is touched
@@ -119,7 +121,7 @@ TEST_F(ReconcilerTest, RestartAndResyncOfAnUnchangedStateChangeNothing) {
   EXPECT_EQ(rules_.mappings_removed(), 0);
   EXPECT_EQ(announcer_.announced().size(), announcements);
   EXPECT_EQ(restarted.counters().addresses_added, 0);
-  EXPECT_EQ(conntrack_.calls(), 0);  // no flow of an unchanged mapping is touched
+  EXPECT_EQ(conntrack_.calls(), flushes);  // no flow of an unchanged mapping is touched
 }
 
 TEST_F(ReconcilerTest, DeltasChangeOnlyTheDifference) {
@@ -176,13 +178,30 @@ TEST_F(ReconcilerTest, AKernelRefusalOfTheRulesFailsOnlyAssignmentsWithMappings)
   EXPECT_EQ(rules_.state().magic_dnat.size(), 1u);
 }
 
-TEST_F(ReconcilerTest, MagicWithoutTargetCarriesTheAddressWithoutMapping) {
+TEST_F(ReconcilerTest, MagicWithoutTargetCarriesTheAddressAndDropsItsTraffic) {
   Reconciler reconciler = Make();
-  auto changed = reconciler.OnUpdate(Snapshot(4, {Magic("dd", "169.254.210.210", "")}));
+  v1::Assignment magic = Magic("dd", "169.254.210.210", "");
+  auto* tcp = magic.mutable_magic()->add_ports();
+  tcp->set_protocol(v1::PROTOCOL_TCP);
+  tcp->set_port(8126);
+  auto changed = reconciler.OnUpdate(Snapshot(4, {magic}));
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0].state(), v1::ASSIGNMENT_STATE_OK);
   EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
   EXPECT_TRUE(rules_.state().magic_dnat.empty());
+  // Every port mapping is dropped.
+  EXPECT_THAT(rules_.state().magic_drop,
+              ElementsAre(MagicDrop{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kTcp, 8126},
+                          MagicDrop{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125}));
+  // A target replaces the drops with mappings.
+  v1::Assignment targeted = magic;
+  targeted.mutable_magic()->set_target_address("10.1.1.7");
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(5);
+  *delta.add_assignments() = targeted;
+  reconciler.OnUpdate(delta);
+  EXPECT_TRUE(rules_.state().magic_drop.empty());
+  EXPECT_EQ(rules_.state().magic_dnat.size(), 2u);
   // Announced on the magic interface only, never on the uplink.
   EXPECT_THAT(announcer_.announced(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
 }
@@ -190,7 +209,7 @@ TEST_F(ReconcilerTest, MagicWithoutTargetCarriesTheAddressWithoutMapping) {
 TEST_F(ReconcilerTest, NothingIsRemovedBeforeTheFirstSnapshotNorWhileTheAllocatorIsAway) {
   // Left by a previous run.
   ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.10", 24}).ok());
-  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}});
+  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}, {}});
   Reconciler reconciler = Make();
   // A resumed delta (no snapshot) does not reveal the desired state either.
   v1::WatchAssignmentsResponse delta;
@@ -217,6 +236,124 @@ TEST_F(ReconcilerTest, ResyncRepairsAnAddressRemovedByOthersAndAnnouncesItAgain)
   EXPECT_EQ(announcer_.announced().size(), 2u);
 }
 
+TEST_F(ReconcilerTest, ExternalAndElasticAddressesLiveWithTheLeaseAndMagicStays) {
+  int64_t now_ms = 0;
+  NodeLease lease([&] { return NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms)); });
+  ReconcilerOptions options{"eth0", "abode0", &lease};
+  Reconciler reconciler(options, &addresses_, &rules_, &announcer_, &conntrack_);
+  lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));  // valid until 5 s
+  now_ms = 200;
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
+                                   Magic("dd", "169.254.210.210", "10.1.1.7")}));
+  // The kernel lifetime ends with the lease (4.8 s left, rounded up); magic addresses are permanent.
+  EXPECT_THAT(addresses_.lifetimes(),
+              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(5)),
+                          testing::Pair(OwnedAddress{"eth0", "203.0.113.11", 24}, std::chrono::seconds(5))));
+  EXPECT_EQ(rules_.elastic_lifetime(), std::chrono::seconds(5));  // the elastic mapping goes with them
+  const int renewals = addresses_.renewals();
+  const int elastic_renewals = rules_.elastic_renewals();
+
+  // Acknowledged heartbeats renew the lifetimes only once half a lease of them is used up.
+  now_ms = 1500;
+  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(1400)), std::chrono::milliseconds(5000));
+  reconciler.OnLeaseRenewed();
+  EXPECT_EQ(addresses_.renewals(), renewals);
+  now_ms = 3000;
+  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(2900)), std::chrono::milliseconds(5000));
+  reconciler.OnLeaseRenewed();
+  EXPECT_EQ(addresses_.renewals(), renewals + 1);
+  EXPECT_EQ(rules_.elastic_renewals(), elastic_renewals + 1);
+  EXPECT_EQ(addresses_.lifetimes().at(OwnedAddress{"eth0", "203.0.113.10", 24}), std::chrono::seconds(5));
+  ASSERT_TRUE(reconciler.LeaseDeadline().has_value());
+  EXPECT_EQ(*reconciler.LeaseDeadline(), NodeLease::Clock::time_point(std::chrono::milliseconds(7900)));
+
+  // No acknowledgement any more (allocator unreachable): at the lease's end external and elastic addresses and
+  // the elastic mapping are withdrawn; the magic address and its mapping stay.
+  now_ms = 7900;
+  auto changed = ById(reconciler.Resync());
+  EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
+  EXPECT_TRUE(rules_.state().elastic_nat.empty());
+  EXPECT_EQ(rules_.state().magic_dnat.size(), 1u);
+  EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_ERROR);
+  EXPECT_THAT(changed["external/web"].message(), HasSubstr("lease"));
+  EXPECT_EQ(reconciler.counters().withdrawals, 1);
+  for (int i = 0; i < 3; ++i) reconciler.Resync();  // resyncs do not bring them back
+  EXPECT_EQ(addresses_.owned().size(), 1u);
+
+  // The allocator acknowledges again: they are placed again with a fresh lifetime.
+  now_ms = 9000;
+  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(8900)), std::chrono::milliseconds(5000));
+  reconciler.OnLeaseRenewed();
+  EXPECT_EQ(addresses_.owned().size(), 3u);
+  EXPECT_EQ(rules_.state().elastic_nat.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, ARestartedAgentRenewsAdoptedAddressesOnlyAfterTheSnapshot) {
+  ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.10", 24}, std::chrono::seconds(2)).ok());  // left behind
+  ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.20", 24}, std::chrono::seconds(2)).ok());  // moved meanwhile
+  NodeLease lease([] { return NodeLease::Clock::time_point(std::chrono::seconds(1)); });
+  Reconciler reconciler({"eth0", "abode0", &lease}, &addresses_, &rules_, &announcer_, &conntrack_);
+  lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));
+  reconciler.OnLeaseRenewed();
+  reconciler.Resync();
+  EXPECT_EQ(addresses_.renewals(), 0);  // not before the snapshot says they are still this node's
+  EXPECT_TRUE(announcer_.announced().empty());
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
+  EXPECT_THAT(addresses_.lifetimes(),
+              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(4))));
+  EXPECT_EQ(addresses_.removes(), 1);
+  EXPECT_TRUE(announcer_.announced().empty());  // adopted, not placed: nothing to announce
+}
+
+class FakeSysctls final : public SysctlAccess {
+ public:
+  absl::StatusOr<std::string> Read(const std::string& name) override {
+    auto it = values.find(name);
+    if (it == values.end()) return absl::NotFoundError(name);
+    return it->second;
+  }
+  absl::Status Write(const std::string& name, const std::string& value) override {
+    values[name] = value;
+    return absl::OkStatus();
+  }
+  std::map<std::string, std::string> values;
+};
+
+TEST_F(ReconcilerTest, MissingHostSettingsMakeTheAssignmentsThatNeedThemErrorsNamingTheSysctl) {
+  FakeSysctls sysctls;
+  sysctls.values = {{"net.ipv4.ip_forward", "0"}, {"net.ipv6.conf.all.forwarding", "1"}};
+  HostRequirements host(&sysctls, /*manage=*/false);
+  Reconciler reconciler({"eth0", "abode0", nullptr, &host}, &addresses_, &rules_, &announcer_, &conntrack_);
+  auto changed = ById(reconciler.OnUpdate(Snapshot(
+      7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
+          Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("v6", "fe80::a9fe:d2d2", "fd00::7")})));
+  EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_OK);  // nothing translated: no forwarding
+  EXPECT_EQ(changed["magic/v6"].state(), v1::ASSIGNMENT_STATE_OK);
+  for (const char* id : {"elastic/db", "magic/dd"}) {
+    EXPECT_EQ(changed[id].state(), v1::ASSIGNMENT_STATE_ERROR) << id;
+    EXPECT_THAT(changed[id].message(), HasSubstr("net.ipv4.ip_forward=1")) << id;
+  }
+  // Served anyway: the address and mappings are in place.
+  EXPECT_EQ(rules_.state().magic_dnat.size(), 2u);
+  EXPECT_EQ(host.unmet().at("net.ipv4.ip_forward"), true);
+
+  // Set by the operator: the next reconcile reports the recovery.
+  sysctls.values["net.ipv4.ip_forward"] = "1";
+  auto recovered = ById(reconciler.Resync());
+  EXPECT_EQ(recovered["magic/dd"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(host.unmet().at("net.ipv4.ip_forward"), false);
+}
+
+TEST_F(ReconcilerTest, ManagedHostSettingsAreSet) {
+  FakeSysctls sysctls;
+  sysctls.values = {{"net.ipv4.ip_forward", "0"}};
+  HostRequirements host(&sysctls, /*manage=*/true);
+  Reconciler reconciler({"eth0", "abode0", nullptr, &host}, &addresses_, &rules_, &announcer_, &conntrack_);
+  auto changed = ById(reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7")})));
+  EXPECT_EQ(changed["magic/dd"].state(), v1::ASSIGNMENT_STATE_OK);
+  EXPECT_EQ(sysctls.values["net.ipv4.ip_forward"], "1");
+}
+
 ConntrackFilter MagicFlows(const std::string& address) {
   return {IpFamily::kIpv4, "", address, L4Protocol::kUdp, 8125, ""};
 }
@@ -225,14 +362,18 @@ ConntrackFilter ElasticOutboundFlows(const std::string& workload, const std::str
   return {IpFamily::kIpv4, workload, "", {}, 0, elastic};
 }
 
-TEST_F(ReconcilerTest, ConntrackIsFlushedExactlyForChangedAndRemovedMappings) {
+TEST_F(ReconcilerTest, ConntrackIsFlushedExactlyForAddedChangedAndRemovedMappings) {
   Reconciler reconciler = Make();
   reconciler.OnUpdate(
       Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7"), Magic("md", "169.254.1.1", "10.1.1.9"),
                    Elastic("db", "203.0.113.11", "10.1.1.5"), Elastic("web", "203.0.113.12", "10.1.1.6")}));
-  EXPECT_EQ(conntrack_.calls(), 0);  // only additions: no flow used them yet
+  // Added magic mappings: flows sent before they had a target are untranslated and must start again.
+  // Added elastic mappings leave the workload's flows alone.
+  EXPECT_THAT(conntrack_.flushed(),
+              testing::UnorderedElementsAre(MagicFlows("169.254.210.210"), MagicFlows("169.254.1.1")));
+  conntrack_.Clear();
   reconciler.Resync();
-  EXPECT_EQ(conntrack_.calls(), 0);
+  EXPECT_EQ(conntrack_.calls(), 1);
 
   // The agent behind "dd" is replaced and "db" moves to another workload; "md" and "web" stay as they are.
   v1::WatchAssignmentsResponse delta;
@@ -240,7 +381,7 @@ TEST_F(ReconcilerTest, ConntrackIsFlushedExactlyForChangedAndRemovedMappings) {
   *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");
   *delta.add_assignments() = Elastic("db", "203.0.113.11", "10.1.1.15");
   reconciler.OnUpdate(delta);
-  EXPECT_EQ(conntrack_.calls(), 1);  // one flush after the one NAT apply
+  EXPECT_EQ(conntrack_.calls(), 2);  // one flush after the one NAT apply
   EXPECT_THAT(conntrack_.flushed(),
               testing::UnorderedElementsAre(MagicFlows("169.254.210.210"), ElasticInboundFlows("203.0.113.11"),
                                             ElasticOutboundFlows("10.1.1.5", "203.0.113.11")));
@@ -266,25 +407,38 @@ TEST_F(ReconcilerTest, ConntrackIsFlushedExactlyForChangedAndRemovedMappings) {
 
 TEST_F(ReconcilerTest, ARestartedProcessFlushesMappingsItReplacesInTheKernel) {
   // Left by the previous process; the agent was replaced while abode-node was down.
-  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}});
+  rules_.SetKernelState({{{IpFamily::kIpv4, "169.254.210.210", L4Protocol::kUdp, 8125, "10.1.1.7", 8125}}, {}, {}});
   Reconciler reconciler = Make();
   reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.8")}));
+  EXPECT_THAT(conntrack_.flushed(), ElementsAre(MagicFlows("169.254.210.210")));
+}
+
+TEST_F(ReconcilerTest, AMagicMappingThatGainsATargetFlushesTheFlowsSentBeforeIt) {
+  Reconciler reconciler = Make();
+  reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "")}));  // no agent yet: policy drop
+  EXPECT_EQ(conntrack_.calls(), 0);
+  v1::WatchAssignmentsResponse delta;
+  delta.set_revision(8);
+  *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");
+  reconciler.OnUpdate(delta);
   EXPECT_THAT(conntrack_.flushed(), ElementsAre(MagicFlows("169.254.210.210")));
 }
 
 TEST_F(ReconcilerTest, AFailedFlushIsRetriedAtTheNextReconcile) {
   Reconciler reconciler = Make();
   reconciler.OnUpdate(Snapshot(7, {Magic("dd", "169.254.210.210", "10.1.1.7")}));
+  conntrack_.Clear();
+  const int calls = conntrack_.calls();
   conntrack_.FailNextFlush(absl::PermissionDeniedError("ctnetlink: operation not permitted"));
   v1::WatchAssignmentsResponse delta;
   delta.set_revision(8);
   *delta.add_assignments() = Magic("dd", "169.254.210.210", "10.1.1.8");
   reconciler.OnUpdate(delta);
-  EXPECT_EQ(conntrack_.calls(), 0);
+  EXPECT_EQ(conntrack_.calls(), calls);
   reconciler.Resync();
   EXPECT_THAT(conntrack_.flushed(), ElementsAre(MagicFlows("169.254.210.210")));
   reconciler.Resync();
-  EXPECT_EQ(conntrack_.calls(), 1);
+  EXPECT_EQ(conntrack_.calls(), calls + 1);
 }
 
 }  // namespace

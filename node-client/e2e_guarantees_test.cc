@@ -1,0 +1,498 @@
+// abode-node end to end, what must hold when things go wrong: a dead agent's external address leaves with its
+// lease; a flow to a magic address is never stranded, whatever the order in which its target appears; "drop"
+// drops in the kernel; a restart that outlasts the lease changes nothing of the node's own. Real abode-allocator
+// and abode-node processes in network namespaces (see e2e_fixture.h). Needs root; skips without it unless CI
+// is set.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <set>
+
+#include "e2e_fixture.h"
+#include "kernel_model.h"
+
+namespace abode::node::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr std::chrono::milliseconds kLease(1500);  // the fixture's --node-lease-ms
+
+// A TCP listener on the wildcard address of `family` in `ns`.
+UniqueFd TcpListen(const ScopedNetns& ns, const Family& f, uint16_t port) {
+  UniqueFd fd;
+  EXPECT_TRUE(ns.Inside([&] {
+                  socklen_t length = 0;
+                  auto local = testing::SocketAddress(f.ipv6 ? "::" : "0.0.0.0", port, &length);
+                  ASSERT_TRUE(local.ok());
+                  fd = UniqueFd(::socket(local->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+                  int one = 1;
+                  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&*local), length), 0) << std::strerror(errno);
+                  ASSERT_EQ(::listen(fd.get(), 16), 0);
+                }).ok());
+  return fd;
+}
+
+// Connects from `ns` (through its eth0) to address:port: OK once established, else the reason.
+absl::Status TcpConnect(const ScopedNetns& ns, const std::string& address, uint16_t port,
+                        std::chrono::milliseconds limit) {
+  absl::Status result = absl::InternalError("not run");
+  const absl::Status entered = ns.Inside([&] {
+    socklen_t length = 0;
+    auto remote = testing::SocketAddress(address, port, &length, "eth0");
+    if (!remote.ok()) {
+      result = remote.status();
+      return;
+    }
+    UniqueFd fd(::socket(remote->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*remote), length) != 0 && errno != EINPROGRESS) {
+      result = absl::UnavailableError(absl::StrCat("connect: ", std::strerror(errno)));
+      return;
+    }
+    pollfd p = {fd.get(), POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) {
+      result = absl::DeadlineExceededError("connect: no answer");
+      return;
+    }
+    int error = 0;
+    socklen_t size = sizeof(error);
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &size);
+    result = error == 0 ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("connect: ", std::strerror(error)));
+  });
+  return entered.ok() ? result : entered;
+}
+
+// Whether `listener` accepts a connection within `limit`.
+bool Accepts(const UniqueFd& listener, std::chrono::milliseconds limit) {
+  pollfd p = {listener.get(), POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) return false;
+  UniqueFd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  return accepted.valid();
+}
+
+// Sends from one socket (one source port, so one conntrack entry) every 20 ms until destroyed.
+class SteadySender {
+ public:
+  SteadySender(UniqueFd socket, std::string address, uint16_t port)
+      : socket_(std::move(socket)), address_(std::move(address)), port_(port), thread_([this] {
+          while (!stop_.load()) {
+            if (SendUdp(socket_, address_, port_, "steady").ok()) sent_.fetch_add(1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        }) {}
+  ~SteadySender() {
+    stop_.store(true);
+    thread_.join();
+  }
+  int sent() const { return sent_.load(); }
+  // Waits (bounded) until `n` more datagrams than now have left.
+  bool SendMore(int n) {
+    const int target = sent() + n;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+      if (sent() >= target) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+ private:
+  UniqueFd socket_;
+  std::string address_;
+  uint16_t port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0};
+  std::thread thread_;
+};
+
+// Whether `receiver` gets a "steady" datagram within `limit`.
+bool ReceivesSteady(const UniqueFd& receiver, std::chrono::milliseconds limit) {
+  for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
+    auto got = ReceiveUdp(receiver, std::chrono::milliseconds(50));
+    if (got.ok() && got->payload == "steady") return true;
+  }
+  return false;
+}
+
+class NodeGuaranteesTest : public NodeE2eTest {
+ protected:
+  void CreateMagic(const Family& f, v1::MagicPolicy policy = v1::MAGIC_POLICY_DROP) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateMagicAddressRequest req;
+    req.mutable_address()->set_name("dd");
+    req.mutable_address()->set_address(f.magic);
+    auto* udp = req.mutable_address()->add_ports();
+    udp->set_protocol(v1::PROTOCOL_UDP);
+    udp->set_port(8125);
+    auto* tcp = req.mutable_address()->add_ports();
+    tcp->set_protocol(v1::PROTOCOL_TCP);
+    tcp->set_port(8126);
+    req.mutable_address()->set_label_selector("app=dd-agent");
+    req.mutable_address()->set_policy(policy);
+    v1::MagicAddress created;
+    const grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  void Release(const std::string& owner) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::ReleaseRequest req;
+    req.set_owner(owner);
+    v1::ReleaseResponse released;
+    const grpc::Status s = alloc_->Release(&ctx, req, &released);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // The node's readiness as the allocator sees it.
+  std::optional<bool> Ready(const std::string& node) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::GetNodeRequest req;
+    req.set_name(node);
+    v1::Node got;
+    if (!nodes_api_->GetNode(&ctx, req, &got).ok()) return std::nullopt;
+    return got.ready();
+  }
+  bool AwaitReady(const std::string& node, bool ready, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
+      if (Ready(node) == ready) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // The statuses the allocator holds for `node`, by assignment id.
+  std::map<std::string, v1::AssignmentStatus> Statuses(const std::string& node) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::GetNodeRequest req;
+    req.set_name(node);
+    v1::Node got;
+    std::map<std::string, v1::AssignmentStatus> out;
+    if (!nodes_api_->GetNode(&ctx, req, &got).ok()) return out;
+    for (const auto& s : got.statuses()) out[s.id()] = s;
+    return out;
+  }
+
+  // Packets counted by the magic drop rule of `family` on `node` (-1: no such rule).
+  int64_t Dropped(const NodeHandle& node, const Family& f) {
+    const std::string listing =
+        node.ns->Exec(absl::StrCat("nft list chain ", f.ipv6 ? "ip6" : "ip", " abode drop_prerouting")).output;
+    const size_t at = listing.find("counter packets ");
+    if (at == std::string::npos) return -1;
+    return std::stoll(listing.substr(at + 16));
+  }
+
+  // The magic scenario of one family: the three orders in which a target can appear after traffic started.
+  void ExpectNoFlowToTheMagicAddressIsStranded(const Family& f) {
+    const std::string any = AnyAddress(f.magic);
+    const ScopedNetns& app_a = AddPod(nodes_[0], 20, "pod/app-a", {{"app", "statsd-client"}});
+    const ScopedNetns& agent_1 = AddPod(nodes_[0], 10, "pod/agent-1", {{"app", "other"}});
+    UniqueFd agent_1_udp = Udp(agent_1, any, 8125);
+    UniqueFd agent_1_tcp = TcpListen(agent_1, f, 8126);
+
+    // 1. The app sends before `magic create` (its datagrams go nowhere, but conntrack records the flow).
+    SteadySender sender_a(Udp(app_a, any, 0), f.magic, 8125);
+    ASSERT_TRUE(sender_a.SendMore(25));
+    // The agent appears (labelled now: a new pod with the label), then the magic address.
+    const ScopedNetns& agent_1b = AddPod(nodes_[0], 11, "pod/agent-1b", {{"app", "dd-agent"}});
+    UniqueFd agent_1b_udp = Udp(agent_1b, any, 8125);
+    UniqueFd agent_1b_tcp = TcpListen(agent_1b, f, 8126);
+    CreateMagic(f);
+    EXPECT_TRUE(ReceivesSteady(agent_1b_udp, std::chrono::seconds(10)))
+        << "created after the app started: its one-socket flow never reached the agent; see " << nodes_[0].log;
+    EXPECT_TRUE(TcpConnect(app_a, f.magic, 8126, std::chrono::seconds(5)).ok());
+    EXPECT_TRUE(Accepts(agent_1b_tcp, std::chrono::seconds(5)));
+
+    // 2. Release, then allocate the replacement (a DaemonSet's update order): in between, no target.
+    Release("pod/agent-1b");
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+      if (nodes_[0].ns->Exec(absl::StrCat("nft list set ", f.ipv6 ? "ip6" : "ip", " abode magic_drop")).output.find(
+              "8125") != std::string::npos) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(sender_a.SendMore(25));  // the flow keeps going while nothing answers
+    const ScopedNetns& agent_2 = AddPod(nodes_[0], 12, "pod/agent-2", {{"app", "dd-agent"}});
+    UniqueFd agent_2_udp = Udp(agent_2, any, 8125);
+    UniqueFd agent_2_tcp = TcpListen(agent_2, f, 8126);
+    EXPECT_TRUE(ReceivesSteady(agent_2_udp, std::chrono::seconds(10)))
+        << "released, then replaced: the one-socket flow never reached the replacement; see " << nodes_[0].log;
+    EXPECT_TRUE(TcpConnect(app_a, f.magic, 8126, std::chrono::seconds(5)).ok());
+    EXPECT_TRUE(Accepts(agent_2_tcp, std::chrono::seconds(5)));
+
+    // 3. An app on a node whose agent does not exist yet.
+    const ScopedNetns& app_b = AddPod(nodes_[1], 20, "pod/app-b", {{"app", "statsd-client"}});
+    SteadySender sender_b(Udp(app_b, any, 0), f.magic, 8125);
+    ASSERT_TRUE(sender_b.SendMore(25));
+    const ScopedNetns& agent_b = AddPod(nodes_[1], 10, "pod/agent-b", {{"app", "dd-agent"}});
+    UniqueFd agent_b_udp = Udp(agent_b, any, 8125);
+    UniqueFd agent_b_tcp = TcpListen(agent_b, f, 8126);
+    EXPECT_TRUE(ReceivesSteady(agent_b_udp, std::chrono::seconds(10)))
+        << "the agent came after the app: the one-socket flow never reached it; see " << nodes_[1].log;
+    EXPECT_TRUE(TcpConnect(app_b, f.magic, 8126, std::chrono::seconds(5)).ok());
+    EXPECT_TRUE(Accepts(agent_b_tcp, std::chrono::seconds(5)));
+    EXPECT_FALSE(Accepts(agent_1_tcp, std::chrono::milliseconds(0)));  // the unlabelled pod never got any
+  }
+
+  // Policy drop: no agent anywhere; a process on the node listening on the mapped ports gets nothing, and the
+  // kernel counts what it dropped.
+  void ExpectDropDropsInTheKernel(const Family& f) {
+    const std::string any = AnyAddress(f.magic);
+    const ScopedNetns& app = AddPod(nodes_[0], 20, "pod/app", {{"app", "statsd-client"}});
+    UniqueFd host_udp = Udp(*nodes_[0].ns, any, 8125);
+    UniqueFd host_tcp = TcpListen(*nodes_[0].ns, f, 8126);
+    CreateMagic(f);
+    int64_t dropped = -1;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); dropped < 0 && Clock::now() < deadline;) {
+      dropped = Dropped(nodes_[0], f);
+      if (dropped < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_GE(dropped, 0) << "no drop rule on node A; see " << nodes_[0].log;
+    {
+      SteadySender sender(Udp(app, any, 0), f.magic, 8125);
+      // Until the kernel counted 20 of them (TCP attempts count too).
+      EXPECT_FALSE(TcpConnect(app, f.magic, 8126, std::chrono::milliseconds(500)).ok());
+      for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+        if (Dropped(nodes_[0], f) >= dropped + 20) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    const int64_t now_dropped = Dropped(nodes_[0], f);
+    std::printf("%s policy drop: %lld packets dropped\n", f.ipv6 ? "IPv6" : "IPv4",
+                static_cast<long long>(now_dropped - dropped));
+    EXPECT_GE(now_dropped, dropped + 20);
+    EXPECT_THAT(Drain(host_udp), IsEmpty()) << "a host listener received the pod's datagrams";
+    EXPECT_FALSE(Accepts(host_tcp, std::chrono::milliseconds(0))) << "a host listener accepted the pod's connection";
+  }
+};
+
+TEST_F(NodeGuaranteesTest, AKilledAgentsExternalAddressLeavesWithItsLease) {
+  ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
+  v1::ExternalAddress external;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateExternalAddressRequest req;
+    req.mutable_address()->set_name("web");
+    req.mutable_address()->set_pool("public");
+    req.mutable_address()->set_address("203.0.113.100");
+    const grpc::Status s = external_->CreateExternalAddress(&ctx, req, &external);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  NodeHandle& serving = nodes_[external.node() == "node-a" ? 0 : 1];
+  NodeHandle& standby = nodes_[external.node() == "node-a" ? 1 : 0];
+  UniqueFd serving_socket = Udp(*serving.ns, "0.0.0.0", 7000);
+  ASSERT_TRUE(SendUntilReceived(*outside_, "203.0.113.100", 7000, serving_socket, "before").has_value())
+      << serving.log;
+  const std::string standby_mac = standby.ns->Exec("cat /sys/class/net/up0/address").output.substr(0, 17);
+
+  // ARP replies for the address on the outside segment, each round after the outside host forgot it.
+  UniqueFd arp;
+  Ok(outside_->Inside([&] {
+    arp = UniqueFd(::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)));
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ARP);
+    sll.sll_ifindex = static_cast<int>(if_nametoindex("lan0"));
+    ASSERT_EQ(::bind(arp.get(), reinterpret_cast<sockaddr*>(&sll), sizeof(sll)), 0);
+  }));
+  UniqueFd prober = Udp(*outside_, "0.0.0.0", 0);
+  auto answering_macs = [&] {
+    while (::recv(arp.get(), nullptr, 0, MSG_DONTWAIT) >= 0) {
+    }
+    outside_->Exec("ip neigh flush dev lan0");
+    SendUdp(prober, "203.0.113.100", 7000, "probe").IgnoreError();
+    std::set<std::string> macs;
+    for (const auto until = Clock::now() + std::chrono::milliseconds(300); Clock::now() < until;) {
+      pollfd p = {arp.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      uint8_t frame[128];
+      const ssize_t n = ::recv(arp.get(), frame, sizeof(frame), 0);
+      if (n < 28 || frame[7] != 2) continue;  // ARP replies only
+      char spa[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, frame + 14, spa, sizeof(spa));
+      if (std::string(spa) != "203.0.113.100") continue;
+      char mac[18];
+      std::snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", frame[8], frame[9], frame[10], frame[11],
+                    frame[12], frame[13]);
+      macs.insert(mac);
+    }
+    return macs;
+  };
+  ASSERT_EQ(answering_macs().size(), 1u);
+
+  // kill -9 with the uplink up: nothing of abode-node runs on the serving node any more.
+  serving.agent->Signal(SIGKILL);
+  const auto killed = Clock::now();
+  // The documented bound: the lease, plus up to a second of rounding to the kernel's whole-second lifetimes and
+  // about a second until the kernel's expiry check runs.
+  const auto bound = kLease + std::chrono::seconds(2) + std::chrono::milliseconds(500);
+  std::optional<std::chrono::milliseconds> settled;
+  std::set<std::string> last;
+  while (!settled && Clock::now() - killed < bound + std::chrono::seconds(5)) {
+    last = answering_macs();
+    if (last == std::set<std::string>{standby_mac}) {
+      settled = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
+    }
+  }
+  ASSERT_TRUE(settled.has_value()) << "after kill -9, " << last.size() << " hardware addresses still answer for "
+                                   << "203.0.113.100 (the standby is " << standby_mac << "); see " << standby.log;
+  std::printf("external address: only the standby answers ARP %lld ms after kill -9 of the serving agent "
+              "(node lease %lld ms)\n",
+              static_cast<long long>(settled->count()), static_cast<long long>(kLease.count()));
+  EXPECT_LE(*settled, bound);
+
+  // It stays so, also when the killed agent starts again: it does not place the address again.
+  serving.log += ".restarted";
+  StartAgent(serving);
+  ASSERT_TRUE(AwaitReady(serving.name, true));
+  for (int round = 0; round < 6; ++round) {
+    EXPECT_EQ(answering_macs(), std::set<std::string>{standby_mac}) << "round " << round;
+  }
+  EXPECT_FALSE(LogContains(serving.log, "placed 203.0.113.100"));
+}
+
+TEST_F(NodeGuaranteesTest, AnAgentThatCannotRenewItsLeaseWithdrawsExternalAndElasticAddressesAndKeepsMagic) {
+  ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
+  AddPod(nodes_[0], 10, "pod/agent", {{"app", "dd-agent"}});
+  AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateMagic(kIpv4);
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
+  auto holds = [&](const std::string& address, const char* interface) {
+    return nodes_[0].ns->Exec(absl::StrCat("ip -br addr show dev ", interface)).output.find(address + "/") !=
+           std::string::npos;
+  };
+  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+    if (holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) << nodes_[0].log;
+
+  // The allocator goes away: the agent lives on but hears no acknowledgement.
+  allocator_.Signal(SIGKILL);
+  const auto lost = Clock::now();
+  bool withdrawn = false;
+  for (const auto deadline = lost + std::chrono::seconds(10); !withdrawn && Clock::now() < deadline;) {
+    withdrawn = !holds(kIpv4.elastic, "up0") &&
+                nodes_[0].ns->Exec("nft list map ip abode elastic_dnat").output.find(kIpv4.elastic) == std::string::npos;
+    if (!withdrawn) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(withdrawn) << "the elastic address or its mapping outlived the lease; see " << nodes_[0].log;
+  std::printf("elastic address and mapping withdrawn %lld ms after the allocator went away (lease %lld ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - lost).count()),
+              static_cast<long long>(kLease.count()));
+  EXPECT_TRUE(LogContains(nodes_[0].log, "the node's lease ran out"));
+  // The node's own stay, also across further resyncs (every 2 s).
+  const std::string reconciles = "abode_node_reconciles_total ";
+  auto reconciled = [&] {
+    const std::string metrics = ScrapeAgent(nodes_[0]);
+    const size_t at = metrics.find("\n" + reconciles);
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + 1 + reconciles.size()));
+  };
+  const long long before = reconciled();
+  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+    if (reconciled() >= before + 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(reconciled(), before + 2);
+  EXPECT_TRUE(holds(kIpv4.magic, "pbr0"));
+  EXPECT_THAT(nodes_[0].ns->Exec("nft list map ip abode magic_dnat").output, HasSubstr(kIpv4.magic));
+  EXPECT_FALSE(holds(kIpv4.elastic, "up0"));
+}
+
+TEST_F(NodeGuaranteesTest, NoFlowToAMagicAddressIsStrandedWhateverTheOrder) {
+  ExpectNoFlowToTheMagicAddressIsStranded(kIpv4);
+}
+
+TEST_F(NodeGuaranteesTest, NoFlowToAnIpv6MagicAddressIsStrandedWhateverTheOrder) {
+  ExpectNoFlowToTheMagicAddressIsStranded(kIpv6);
+}
+
+TEST_F(NodeGuaranteesTest, PolicyDropDropsInTheKernelAndCounts) { ExpectDropDropsInTheKernel(kIpv4); }
+
+TEST_F(NodeGuaranteesTest, Ipv6PolicyDropDropsInTheKernelAndCounts) { ExpectDropDropsInTheKernel(kIpv6); }
+
+TEST_F(NodeGuaranteesTest, ARestartLongerThanTheLeaseChangesNothingOfTheNodesOwn) {
+  const ScopedNetns& agent = AddPod(nodes_[0], 10, "pod/agent", {{"app", "dd-agent"}});
+  const ScopedNetns& app = AddPod(nodes_[0], 20, "pod/app", {{"app", "statsd-client"}});
+  CreateMagic(kIpv4);
+  UniqueFd agent_socket = Udp(agent, "0.0.0.0", 8125);
+  ASSERT_TRUE(SendUntilReceived(app, kIpv4.magic, 8125, agent_socket, "before").has_value()) << nodes_[0].log;
+  const std::string listed = nodes_[0].ns->Exec("ip -4 -br addr show dev pbr0").output;
+  KernelMonitors monitors;
+  monitors.Start(*nodes_[0].ns, dir_, "-4");
+
+  nodes_[0].agent->Signal(SIGKILL);
+  ASSERT_TRUE(AwaitReady("node-a", false)) << "the allocator never expired node-a's lease";
+  nodes_[0].log += ".restarted";
+  StartAgent(nodes_[0]);
+  ASSERT_TRUE(AwaitReady("node-a", true));
+  // The restarted agent reconciled and reported (its status reaches the allocator after its reconcile).
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;) {
+    if (LogContains(nodes_[0].log, "stream open") && Statuses("node-a").count("magic/dd") > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(SendUntilReceived(app, kIpv4.magic, 8125, agent_socket, "after").has_value()) << nodes_[0].log;
+  monitors.Stop();
+  EXPECT_THAT(monitors.AddressChanges(listed), IsEmpty()) << "the magic address was removed or placed again";
+  EXPECT_EQ(monitors.RuleEvents(), "") << "nf_tables changed";
+  EXPECT_FALSE(LogContains(nodes_[0].log, "placed ")) << nodes_[0].log;
+  EXPECT_FALSE(LogContains(nodes_[0].log, "conntrack entries of")) << nodes_[0].log;
+}
+
+TEST_F(NodeGuaranteesTest, MissingHostSettingsAreErrorsNamingThemAndManageSysctlsSetsThem) {
+  Ok(nodes_[0].ns->Run("sysctl -qw net.ipv4.ip_forward=0 net.bridge.bridge-nf-call-iptables=0"));
+  AddPod(nodes_[0], 10, "pod/agent", {{"app", "dd-agent"}});
+  AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateMagic(kIpv4);
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
+  auto errors_name = [&](const std::string& id, const std::vector<std::string>& sysctls) {
+    auto statuses = Statuses("node-a");
+    auto it = statuses.find(id);
+    if (it == statuses.end() || it->second.state() != v1::ASSIGNMENT_STATE_ERROR) return false;
+    for (const std::string& sysctl : sysctls) {
+      if (it->second.message().find(sysctl + "=1") == std::string::npos) return false;
+    }
+    return true;
+  };
+  bool reported = false;
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !reported && Clock::now() < deadline;) {
+    reported = errors_name("magic/dd", {"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"}) &&
+               errors_name("elastic/db", {"net.ipv4.ip_forward"});
+    if (!reported) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(reported) << "magic/dd: " << Statuses("node-a")["magic/dd"].message()
+                        << "; elastic/db: " << Statuses("node-a")["elastic/db"].message();
+  EXPECT_THAT(ScrapeAgent(nodes_[0]),
+              HasSubstr("abode_node_host_requirement_unmet{sysctl=\"net.ipv4.ip_forward\"} 1"));
+  EXPECT_TRUE(LogContains(nodes_[0].log, "host requirement not met: set net.ipv4.ip_forward=1"));
+
+  // With --manage-sysctls the agent sets them, and the assignments are OK.
+  nodes_[0].agent->Signal(SIGTERM);
+  nodes_[0].log += ".managing";
+  StartAgent(nodes_[0], {"--manage-sysctls"});
+  bool ok = false;
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !ok && Clock::now() < deadline;) {
+    auto statuses = Statuses("node-a");
+    ok = statuses["magic/dd"].state() == v1::ASSIGNMENT_STATE_OK &&
+         statuses["elastic/db"].state() == v1::ASSIGNMENT_STATE_OK;
+    if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(ok) << nodes_[0].log;
+  EXPECT_EQ(nodes_[0].ns->Exec("sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables").output, "1\n1\n");
+}
+
+}  // namespace
+}  // namespace abode::node::e2e
