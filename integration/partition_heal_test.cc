@@ -122,6 +122,7 @@ class CountingSink final : public node::AssignmentSink {
     return {};
   }
   std::vector<v1::AssignmentStatus> AllStatuses() override { return {}; }
+  std::vector<v1::AssignmentStatus> OnLeaseRenewed() override { return {}; }
   uint64_t AppliedRevision() override {
     std::lock_guard<std::mutex> lock(mu_);
     return revision_;
