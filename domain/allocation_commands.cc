@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "domain/allocation_policy.h"
 #include "domain/validation.h"
 
@@ -28,6 +29,41 @@ void AllocationCommands::RenewLease(int64_t row_id, int64_t ttl_seconds, int64_t
   a.set_expire_time_unix_ms(time_ms + ttl * 1000);
   a.set_revision(rev);
   out.renewals.push_back(AllocationChangeSet::LeaseRenewal{row_id, ttl, a.expire_time_unix_ms(), rev});
+}
+
+CommandOutcome AllocationCommands::CreatePool(const v1::CreatePoolRequest& req, const NodeModel& nodes,
+                                              const Stamp& stamp, AllocationChangeSet& out) {
+  out.Clear(stamp.revision);
+  auto canonical = CanonicalizePool(req.pool());
+  if (!canonical.ok()) return canonical.status();
+  const v1::PoolSpec& spec = canonical->spec;
+  if (const Pool* existing = pools_.Find(spec.name()); existing != nullptr) {
+    // A retried create of the same pool succeeds; a different pool under the same name does not.
+    if (google::protobuf::util::MessageDifferencer::Equals(existing->spec, spec)) {
+      v1::CommandResult same;
+      *same.mutable_pool() = existing->Message();
+      return same;
+    }
+    return absl::AlreadyExistsError(absl::StrCat("pool.name: pool ", Q(spec.name()), " already exists"));
+  }
+  if (absl::Status s = pools_.CheckNoOverlap(*canonical); !s.ok()) return s;
+  if (auto magic = nodes.MagicInside(canonical->layout.cidr())) {
+    return absl::FailedPreconditionError(absl::StrCat("pool.cidr: ", spec.cidr(), " contains magic address ",
+                                                      Q(magic->first), " (", magic->second,
+                                                      "); delete it or use another range"));
+  }
+  Pool& p = out.new_pool;
+  p = Pool{};
+  p.id = pools_.next_id();
+  p.spec = spec;
+  p.layout = std::move(canonical->layout);
+  p.free = p.layout.Assignable();
+  p.create_revision = ++out.revision;
+  p.create_time_ms = stamp.time_ms;
+  out.has_new_pool = true;
+  v1::CommandResult result;
+  *result.mutable_pool() = p.Message();
+  return result;
 }
 
 CommandOutcome AllocationCommands::Allocate(const v1::AllocateRequest& req, const Stamp& stamp,
@@ -211,7 +247,11 @@ CommandOutcome AllocationCommands::DeletePool(const v1::DeletePoolRequest& req, 
   return result;
 }
 
-void AllocationCommands::CommitToPools(const AllocationChangeSet& changes) {
+void AllocationCommands::CommitToPools(AllocationChangeSet& changes) {
+  if (changes.has_new_pool) {
+    pools_.Add(std::move(changes.new_pool));
+    changes.has_new_pool = false;
+  }
   if (changes.has_insert) {
     Pool& pool = *changes.insert.pool;
     pool.free.Take(changes.insert.value);

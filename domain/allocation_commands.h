@@ -1,4 +1,4 @@
-// The allocation commands (Allocate, Release, Renew, expiry, pool deletion) as pure code: each handler
+// The pool and allocation commands (CreatePool, DeletePool, Allocate, Release, Renew, expiry) as pure code: each handler
 // checks the request, asks the policy (allocation_policy.h) for an address, and returns the command's
 // answer with the changes to make, without making any. The engine (storage/) writes the changes in the
 // command's part of the batch transaction and, only once they are written, commits them to memory
@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/address.h"
+#include "domain/node_model.h"
 #include "domain/pools.h"
 
 namespace abode::domain {
@@ -79,6 +80,8 @@ struct AllocationChangeSet {
 
   bool has_insert = false;
   Insert insert;
+  bool has_new_pool = false;
+  Pool new_pool;  // added to the pools
   std::vector<Removal> removals;
   std::vector<LeaseRenewal> renewals;
   Pool* deleted_pool = nullptr;  // removed after its allocations
@@ -86,6 +89,7 @@ struct AllocationChangeSet {
 
   void Clear(uint64_t start_revision) {
     has_insert = false;
+    has_new_pool = false;
     removals.clear();
     renewals.clear();
     deleted_pool = nullptr;
@@ -102,14 +106,18 @@ class AllocationCommands {
       : pools_(pools), reader_(reader), limits_(limits) {}
 
   // Each handler clears `out` to start at `stamp`, and on success fills it with the command's changes.
+  // `nodes` answers whether the new pool would contain a magic address.
+  CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const NodeModel& nodes, const Stamp& stamp,
+                            AllocationChangeSet& out);
   CommandOutcome Allocate(const v1::AllocateRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Release(const v1::ReleaseRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Renew(const v1::RenewRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Expire(const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, const Stamp& stamp, AllocationChangeSet& out);
 
-  // Commits written changes to the pools: free sets, counters and cursors; removes a deleted pool.
-  void CommitToPools(const AllocationChangeSet& changes);
+  // Commits written changes to the pools: free sets, counters and cursors; adds a new pool (moved out of
+  // `changes`) and removes a deleted one.
+  void CommitToPools(AllocationChangeSet& changes);
 
  private:
   // Ends the holdings of `held` for `reason` (one revision each); the result shows them at that revision.

@@ -210,6 +210,32 @@ TEST_F(AllocationCommandsTest, ExpiryRemovesWhatEndedAtTheBatchTime) {
   EXPECT_STREQ(changes_.removals[0].reason, "expired");
 }
 
+TEST_F(AllocationCommandsTest, CreatingAPoolAddsItOnlyOnCommit) {
+  NodeModel nodes(pools_);
+  v1::CreatePoolRequest req;
+  req.mutable_pool()->set_name("q");
+  req.mutable_pool()->set_cidr("10.1.0.0/24");
+  auto out = commands_.CreatePool(req, nodes, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->pool().spec().name(), "q");
+  ASSERT_TRUE(changes_.has_new_pool);
+  EXPECT_EQ(changes_.new_pool.create_revision, 11u);
+  EXPECT_EQ(changes_.new_pool.id, 2);
+  EXPECT_EQ(pools_.Find("q"), nullptr) << "the pool waits for the engine's commit";
+  Commit(out);
+  ASSERT_NE(pools_.Find("q"), nullptr);
+  EXPECT_EQ(pools_.Find("q")->id, 2);
+
+  // A retry of the same pool answers it and changes nothing; an overlapping one is refused.
+  ASSERT_TRUE(commands_.CreatePool(req, nodes, stamp_, changes_).ok());
+  EXPECT_FALSE(changes_.has_new_pool);
+  req.mutable_pool()->set_name("r");
+  req.mutable_pool()->set_cidr("10.1.0.128/25");
+  EXPECT_EQ(commands_.CreatePool(req, nodes, stamp_, changes_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(changes_.has_new_pool);
+}
+
 TEST_F(AllocationCommandsTest, ForceDeletingAPoolRemovesItsHoldingsThenThePool) {
   Commit(commands_.Allocate(Request("pod-a"), stamp_, changes_));
   v1::DeletePoolRequest req;

@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "domain/validation.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "storage/rows.h"
 #include "storage/schema.h"
 
@@ -192,44 +191,8 @@ absl::StatusOr<Allocations::Rows> Allocations::ExpiredAt(int64_t time_ms, int li
 // in-memory index, so a command refused half-way (the savepoint rolls back) leaves memory untouched.
 
 CommandOutcome Allocations::CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes) {
-  auto canonical = domain::CanonicalizePool(req.pool());
-  if (!canonical.ok()) return canonical.status();
-  const v1::PoolSpec& spec = canonical->spec;
-  if (const Pool* existing = pools_.Find(spec.name()); existing != nullptr) {
-    // A retried create of the same pool succeeds; a different pool under the same name does not.
-    if (google::protobuf::util::MessageDifferencer::Equals(existing->spec, spec)) {
-      v1::CommandResult same;
-      *same.mutable_pool() = existing->Message();
-      return same;
-    }
-    return absl::AlreadyExistsError(absl::StrCat("pool.name: pool ", Q(spec.name()), " already exists"));
-  }
-  if (absl::Status s = pools_.CheckNoOverlap(*canonical); !s.ok()) return s;
-  if (auto magic = nodes.MagicInside(canonical->layout.cidr())) {
-    return absl::FailedPreconditionError(absl::StrCat("pool.cidr: ", spec.cidr(), " contains magic address ",
-                                                      Q(magic->first), " (", magic->second,
-                                                      "); delete it or use another range"));
-  }
-  ++stamp_.revision;
-  Pool p;
-  p.id = pools_.next_id();
-  p.spec = spec;
-  p.layout = std::move(canonical->layout);
-  p.free = p.layout.Assignable();
-  p.create_revision = stamp_.revision;
-  p.create_time_ms = stamp_.time_ms;
-  std::string blob;
-  spec.SerializeToString(&blob);
-  stmts_->insert_pool.Bind(1, p.id)
-      .Bind(2, spec.name())
-      .Bind(3, spec.network())
-      .BindBlob(4, blob)
-      .Bind(5, static_cast<int64_t>(p.create_revision))
-      .Bind(6, p.create_time_ms);
-  if (absl::Status s = stmts_->insert_pool.Run(); !s.ok()) return s;
-  v1::CommandResult result;
-  *result.mutable_pool() = pools_.Add(std::move(p)).Message();
-  return result;
+  AllocationChanges none;
+  return Commit(commands_.CreatePool(req, nodes, stamp_, changes_), none);
 }
 
 absl::Status Allocations::WriteRemoval(const domain::AllocationChangeSet::Removal& r) {
@@ -251,6 +214,18 @@ absl::Status Allocations::WriteRemoval(const domain::AllocationChangeSet::Remova
 
 absl::Status Allocations::Write() {
   const domain::AllocationChangeSet& c = changes_;
+  if (c.has_new_pool) {
+    const Pool& p = c.new_pool;
+    std::string blob;
+    p.spec.SerializeToString(&blob);
+    stmts_->insert_pool.Bind(1, p.id)
+        .Bind(2, p.spec.name())
+        .Bind(3, p.spec.network())
+        .BindBlob(4, blob)
+        .Bind(5, static_cast<int64_t>(p.create_revision))
+        .Bind(6, p.create_time_ms);
+    if (absl::Status s = stmts_->insert_pool.Run(); !s.ok()) return s;
+  }
   if (c.has_insert) {
     const domain::AllocationChangeSet::Insert& in = c.insert;
     const v1::AllocateRequest& req = *in.request;

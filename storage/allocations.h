@@ -49,8 +49,9 @@ class Allocations final : private domain::AllocationReader {
 
   const domain::Pools& pools() const { return pools_; }
 
-  // The commands. Those that add or remove allocations append them to `changes`. `nodes` answers whether a
-  // new pool would contain a magic address.
+  // The commands. All but PruneHistory run the domain's handler (domain/allocation_commands.h) and commit
+  // the changes it returns (see Commit). Those that add or remove allocations append them to `changes`.
+  // `nodes` answers whether a new pool would contain a magic address.
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, AllocationChanges& changes);
   CommandOutcome Allocate(const v1::AllocateRequest& req, AllocationChanges& changes);
