@@ -187,8 +187,9 @@ absl::StatusOr<Allocations::Rows> Allocations::ExpiredAt(int64_t time_ms, int li
   return Query(stmts_->alloc_expired);
 }
 
-// Every command below follows one rule: check everything, write to SQLite, and only then change the
-// in-memory index, so a command refused half-way (the savepoint rolls back) leaves memory untouched.
+// Every command below follows one rule: the domain's handler decides and describes the changes, Commit
+// writes them to SQLite and only then changes memory, so a command refused anywhere (its savepoint rolls
+// back) leaves memory untouched.
 
 CommandOutcome Allocations::CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes) {
   AllocationChanges none;
