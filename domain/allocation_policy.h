@@ -1,6 +1,6 @@
 // How an allocation gets its address, split as in ISC Kea: the policy only *proposes* an address of a pool;
-// the engine (storage::Allocations) checks the request, asks the policy, and commits the proposal to the
-// store and the indexes. Pure: no storage, no threads.
+// the command handlers (allocation_commands.h) check the request, ask the policy and return the changes,
+// which the engine (storage::Allocations) commits to the store and the indexes. Pure: no storage, no threads.
 #ifndef ABODE_DOMAIN_ALLOCATION_POLICY_H_
 #define ABODE_DOMAIN_ALLOCATION_POLICY_H_
 

@@ -4,10 +4,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "domain/allocation_policy.h"
 #include "domain/validation.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "storage/rows.h"
 #include "storage/schema.h"
 
@@ -34,7 +31,7 @@ struct Allocations::Statements {
 };
 
 Allocations::Allocations(Database& db, domain::Stamp& stamp, OwnerIndex& owners, AllocationLimits limits)
-    : db_(db), stamp_(stamp), owners_(owners), limits_(limits) {}
+    : db_(db), stamp_(stamp), owners_(owners), commands_(pools_, *this, limits) {}
 
 Allocations::~Allocations() = default;
 
@@ -114,11 +111,11 @@ absl::Status Allocations::Load() {
 // Adds a stored row to the owner index, refusing a second row of one owner in one pool (no SQLite constraint
 // stands guard over that; a snapshot could carry one).
 absl::Status Allocations::AddToOwnerIndex(absl::string_view owner, int64_t row_id, int64_t pool_id) {
-  auto held = RowsOfOwner(owner, pool_id);
+  auto held = OfOwner(owner, pool_id);
   if (!held.ok()) return held.status();
   if (!held->empty()) {
     return absl::DataLossError(absl::StrCat("owner ", Q(owner), " holds two allocations in pool ", pool_id, " (rows ",
-                                            held->front().first, " and ", row_id, ")"));
+                                            held->front().row_id, " and ", row_id, ")"));
   }
   owners_.Add(owner, row_id, pool_id);
   return absl::OkStatus();
@@ -133,15 +130,15 @@ absl::StatusOr<Allocations::Rows> Allocations::Query(Statement& stmt) {
       facts = PoolFacts{pool->spec.name(), pool->layout.cidr().length(),
                         pool->layout.gateway() ? pool->layout.gateway()->ToString() : std::string()};
     }
-    v1::Allocation a;
-    AllocationFromRow(stmt, 0, facts, &a);
-    out.emplace_back(RowId(stmt, 0), std::move(a));
+    domain::StoredAllocation& a = out.emplace_back();
+    a.row_id = RowId(stmt, 0);
+    AllocationFromRow(stmt, 0, facts, &a.allocation);
   });
   if (!s.ok()) return s;
   return out;
 }
 
-absl::StatusOr<Allocations::Rows> Allocations::RowsOfOwner(absl::string_view owner, int64_t pool_id) {
+absl::StatusOr<Allocations::Rows> Allocations::OfOwner(absl::string_view owner, int64_t pool_id) {
   Rows out;
   OwnerIndex::Rows candidates = owners_.Find(owner, pool_id);
   std::sort(candidates.begin(), candidates.end(), [](const OwnerIndex::Row& a, const OwnerIndex::Row& b) {
@@ -152,17 +149,17 @@ absl::StatusOr<Allocations::Rows> Allocations::RowsOfOwner(absl::string_view own
     auto rows = Query(stmts_->alloc_by_id);
     if (!rows.ok()) return rows.status();
     for (auto& row : *rows) {
-      if (row.second.owner() == owner) out.push_back(std::move(row));  // not another owner of the same hash
+      if (row.allocation.owner() == owner) out.push_back(std::move(row));  // not another owner of the same hash
     }
   }
   return out;
 }
 
 absl::StatusOr<std::vector<v1::Allocation>> Allocations::OfOwner(absl::string_view owner) {
-  auto rows = RowsOfOwner(owner, 0);
+  auto rows = OfOwner(owner, 0);
   if (!rows.ok()) return rows.status();
   std::vector<v1::Allocation> out;
-  for (auto& [id, a] : *rows) out.push_back(std::move(a));
+  for (auto& row : *rows) out.push_back(std::move(row.allocation));
   return out;
 }
 
@@ -175,302 +172,127 @@ absl::Status Allocations::ForEach(absl::FunctionRef<void(v1::Allocation)> visit)
   });
 }
 
-// Every command below follows one rule: check everything, write to SQLite, and only then change the
-// in-memory index, so a command refused half-way (the savepoint rolls back) leaves memory untouched.
-
-CommandOutcome Allocations::CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes) {
-  auto canonical = domain::CanonicalizePool(req.pool());
-  if (!canonical.ok()) return canonical.status();
-  const v1::PoolSpec& spec = canonical->spec;
-  if (const Pool* existing = pools_.Find(spec.name()); existing != nullptr) {
-    // A retried create of the same pool succeeds; a different pool under the same name does not.
-    if (google::protobuf::util::MessageDifferencer::Equals(existing->spec, spec)) {
-      v1::CommandResult same;
-      *same.mutable_pool() = existing->Message();
-      return same;
-    }
-    return absl::AlreadyExistsError(absl::StrCat("pool.name: pool ", Q(spec.name()), " already exists"));
-  }
-  if (absl::Status s = pools_.CheckNoOverlap(*canonical); !s.ok()) return s;
-  if (auto magic = nodes.MagicInside(canonical->layout.cidr())) {
-    return absl::FailedPreconditionError(absl::StrCat("pool.cidr: ", spec.cidr(), " contains magic address ",
-                                                      Q(magic->first), " (", magic->second,
-                                                      "); delete it or use another range"));
-  }
-  ++stamp_.revision;
-  Pool p;
-  p.id = pools_.next_id();
-  p.spec = spec;
-  p.layout = std::move(canonical->layout);
-  p.free = p.layout.Assignable();
-  p.create_revision = stamp_.revision;
-  p.create_time_ms = stamp_.time_ms;
-  std::string blob;
-  spec.SerializeToString(&blob);
-  stmts_->insert_pool.Bind(1, p.id)
-      .Bind(2, spec.name())
-      .Bind(3, spec.network())
-      .BindBlob(4, blob)
-      .Bind(5, static_cast<int64_t>(p.create_revision))
-      .Bind(6, p.create_time_ms);
-  if (absl::Status s = stmts_->insert_pool.Run(); !s.ok()) return s;
-  v1::CommandResult result;
-  *result.mutable_pool() = pools_.Add(std::move(p)).Message();
-  return result;
+absl::StatusOr<Allocations::Rows> Allocations::AtAddress(absl::string_view network, const IpAddress& address) {
+  stmts_->alloc_by_address.Bind(1, network).BindBlob(2, address.ToBytes());
+  return Query(stmts_->alloc_by_address);
 }
 
-absl::Status Allocations::Free(const Pool& pool, int64_t row_id, const v1::Allocation& alloc,
-                               absl::string_view reason, AllocationChanges& changes) {
-  auto addr = IpAddress::Parse(alloc.address(), "allocation.address");
-  if (!addr.ok()) return absl::DataLossError(addr.status().message());
-  ++stamp_.revision;
-  if (absl::Status s = stmts_->delete_alloc.Bind(1, row_id).Run(); !s.ok()) return s;
-  changes.push_back(AllocationChange{alloc, false});
+absl::StatusOr<Allocations::Rows> Allocations::InPool(int64_t pool_id) {
+  stmts_->alloc_by_pool.Bind(1, pool_id);
+  return Query(stmts_->alloc_by_pool);
+}
+
+absl::StatusOr<Allocations::Rows> Allocations::ExpiredAt(int64_t time_ms, int limit) {
+  stmts_->alloc_expired.Bind(1, time_ms).Bind(2, limit);
+  return Query(stmts_->alloc_expired);
+}
+
+// Every command below follows one rule: the domain's handler decides and describes the changes, Commit
+// writes them to SQLite and only then changes memory, so a command refused anywhere (its savepoint rolls
+// back) leaves memory untouched.
+
+CommandOutcome Allocations::CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes) {
+  AllocationChanges none;
+  return Commit(commands_.CreatePool(req, nodes, stamp_, changes_), none);
+}
+
+absl::Status Allocations::WriteRemoval(const domain::AllocationChangeSet::Removal& r) {
+  if (absl::Status s = stmts_->delete_alloc.Bind(1, r.row_id).Run(); !s.ok()) return s;
   // History holds ended holdings; the current holder is the allocation row itself.
-  stmts_->insert_history.Bind(1, pool.spec.network())
-      .BindBlob(2, addr->ToBytes())
-      .Bind(3, pool.spec.name())
-      .Bind(4, alloc.owner())
-      .Bind(5, alloc.node())
-      .Bind(6, alloc.create_time_unix_ms())
+  const v1::Allocation& a = r.allocation;
+  stmts_->insert_history.Bind(1, r.pool->spec.network())
+      .BindBlob(2, IpAddress(r.pool->layout.family(), r.value).ToBytes())
+      .Bind(3, r.pool->spec.name())
+      .Bind(4, a.owner())
+      .Bind(5, a.node())
+      .Bind(6, a.create_time_unix_ms())
       .Bind(7, stamp_.time_ms)
-      .Bind(8, static_cast<int64_t>(alloc.create_revision()))
-      .Bind(9, static_cast<int64_t>(stamp_.revision))
-      .Bind(10, reason);
+      .Bind(8, static_cast<int64_t>(a.create_revision()))
+      .Bind(9, static_cast<int64_t>(r.revision))
+      .Bind(10, r.reason);
   return stmts_->insert_history.Run();
 }
 
-absl::Status Allocations::FreeAll(Rows& rows, absl::string_view reason, AllocationChanges& changes) {
-  std::vector<std::pair<Pool*, u128>> gives;
-  for (auto& [id, a] : rows) {
-    Pool* pool = pools_.Find(a.pool());
-    if (pool == nullptr) return absl::InternalError(absl::StrCat("allocation of ", a.address(), " has no pool"));
-    if (absl::Status s = Free(*pool, id, a, reason, changes); !s.ok()) return s;
-    gives.emplace_back(pool, IpAddress::Parse(a.address(), "address")->value());
-    a.set_revision(stamp_.revision);
+absl::Status Allocations::Write() {
+  const domain::AllocationChangeSet& c = changes_;
+  if (c.has_new_pool) {
+    const Pool& p = c.new_pool;
+    std::string blob;
+    p.spec.SerializeToString(&blob);
+    stmts_->insert_pool.Bind(1, p.id)
+        .Bind(2, p.spec.name())
+        .Bind(3, p.spec.network())
+        .BindBlob(4, blob)
+        .Bind(5, static_cast<int64_t>(p.create_revision))
+        .Bind(6, p.create_time_ms);
+    if (absl::Status s = stmts_->insert_pool.Run(); !s.ok()) return s;
   }
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto& [pool, v] = gives[i];
-    pool->free.Give(v);
-    --pool->used;
-    pool->dirty = true;
-    owners_.Remove(rows[i].second.owner(), rows[i].first);
+  if (c.has_insert) {
+    const domain::AllocationChangeSet::Insert& in = c.insert;
+    const v1::AllocateRequest& req = *in.request;
+    const domain::Pool& pool = *in.pool;
+    stmts_->insert_alloc.Bind(1, pool.id)
+        .Bind(2, pool.spec.network())
+        .BindBlob(3, IpAddress(pool.layout.family(), in.value).ToBytes())
+        .Bind(4, req.owner())
+        .Bind(5, req.node())
+        .Bind(6, domain::EncodeLabels(req.labels()))
+        .Bind(7, req.ttl_seconds())
+        .Bind(8, in.expire_ms)
+        .Bind(9, stamp_.time_ms)
+        .Bind(10, static_cast<int64_t>(in.revision))
+        .Bind(11, static_cast<int64_t>(in.revision));
+    if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) return s;
   }
+  for (const auto& r : c.removals) {
+    if (absl::Status s = WriteRemoval(r); !s.ok()) return s;
+  }
+  for (const auto& r : c.renewals) {
+    stmts_->update_alloc_lease.Bind(1, r.ttl_seconds)
+        .Bind(2, r.expire_ms)
+        .Bind(3, static_cast<int64_t>(r.revision))
+        .Bind(4, r.row_id);
+    if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return s;
+  }
+  if (c.deleted_pool != nullptr) return stmts_->delete_pool.Bind(1, c.deleted_pool->id).Run();
   return absl::OkStatus();
 }
 
+CommandOutcome Allocations::Commit(CommandOutcome outcome, AllocationChanges& changes) {
+  if (!outcome.ok()) return outcome;
+  if (absl::Status s = Write(); !s.ok()) return s;
+  // Written: now memory.
+  stamp_.revision = changes_.revision;
+  if (changes_.has_insert) {
+    owners_.Add(changes_.insert.request->owner(), db_.last_insert_rowid(), changes_.insert.pool->id);
+    changes.push_back(AllocationChange{outcome->allocation(), true});
+  }
+  for (auto& r : changes_.removals) owners_.Remove(r.allocation.owner(), r.row_id);
+  commands_.CommitToPools(changes_);
+  for (auto& r : changes_.removals) changes.push_back(AllocationChange{std::move(r.allocation), false});
+  changes_.Clear(stamp_.revision);
+  return outcome;
+}
+
 CommandOutcome Allocations::DeletePool(const v1::DeletePoolRequest& req, AllocationChanges& changes) {
-  auto pool = pools_.Named(req.name(), "name");
-  if (!pool.ok()) return pool.status();
-  Pool& p = **pool;
-  if (p.used > 0 && !req.force()) {
-    return absl::FailedPreconditionError(absl::StrCat("pool ", Q(p.spec.name()), " still has ", p.used,
-                                                      " allocations; release them first or delete with force"));
-  }
-  stmts_->alloc_by_pool.Bind(1, p.id);
-  auto held = Query(stmts_->alloc_by_pool);
-  if (!held.ok()) return held.status();
-  for (const auto& [id, a] : *held) {
-    if (absl::Status s = Free(p, id, a, "pool-deleted", changes); !s.ok()) return s;
-  }
-  ++stamp_.revision;
-  if (absl::Status s = stmts_->delete_pool.Bind(1, p.id).Run(); !s.ok()) return s;
-  v1::CommandResult result;
-  result.mutable_delete_pool()->set_released(held->size());
-  result.mutable_delete_pool()->set_revision(stamp_.revision);
-  for (const auto& [id, a] : *held) owners_.Remove(a.owner(), id);
-  pools_.Remove(req.name());
-  return result;
-}
-
-// Restarts the lease of allocation `id` (held as `a`) for `ttl_seconds`, or for its own TTL when that is 0.
-// An allocation without a TTL has no lease: nothing changes.
-absl::Status Allocations::RenewLease(int64_t id, int64_t ttl_seconds, v1::Allocation& a) {
-  const int64_t ttl = ttl_seconds > 0 ? ttl_seconds : a.ttl_seconds();
-  if (ttl <= 0) return absl::OkStatus();
-  ++stamp_.revision;
-  a.set_ttl_seconds(ttl);
-  a.set_expire_time_unix_ms(stamp_.time_ms + ttl * 1000);
-  a.set_revision(stamp_.revision);
-  stmts_->update_alloc_lease.Bind(1, ttl)
-      .Bind(2, a.expire_time_unix_ms())
-      .Bind(3, static_cast<int64_t>(stamp_.revision))
-      .Bind(4, id);
-  return stmts_->update_alloc_lease.Run();
-}
-
-// The answer to an Allocate whose owner already holds an address in `pool` (or the error that kept it from
-// finding out); nothing when the owner holds none.
-std::optional<CommandOutcome> Allocations::HeldByOwner(const v1::AllocateRequest& req, const Pool& pool,
-                                                       const std::optional<IpAddress>& wanted) {
-  auto existing = RowsOfOwner(req.owner(), pool.id);
-  if (!existing.ok()) return CommandOutcome(existing.status());
-  if (existing->empty()) return std::nullopt;
-  auto& [id, a] = existing->front();
-  if (wanted && wanted->ToString() != a.address()) {
-    return CommandOutcome(absl::FailedPreconditionError(
-        absl::StrCat("address: owner ", Q(req.owner()), " already holds ", a.address(), " in pool ",
-                     Q(pool.spec.name()), "; release it before asking for ", wanted->ToString())));
-  }
-  // A retry is a sign of life: it renews the lease.
-  if (absl::Status s = RenewLease(id, req.ttl_seconds(), a); !s.ok()) return CommandOutcome(s);
-  v1::CommandResult result;
-  *result.mutable_allocation() = std::move(a);
-  return CommandOutcome(std::move(result));
+  return Commit(commands_.DeletePool(req, stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::Allocate(const v1::AllocateRequest& req, AllocationChanges& changes) {
-  if (absl::Status s = domain::CheckAllocateRequest(req, limits_.max_ttl_seconds); !s.ok()) return s;
-  auto found = pools_.Named(req.pool(), "pool");
-  if (!found.ok()) return found.status();
-  Pool& pool = **found;
-  auto wanted = domain::RequestedAddress(pool, req.address());
-  if (!wanted.ok()) return wanted.status();
-
-  // Idempotency: the owner already holds an address in this pool. The owner index answers a new owner (the
-  // common case) without touching SQLite.
-  if (auto held = HeldByOwner(req, pool, *wanted)) return std::move(*held);
-  u128 value = 0;
-  if (*wanted) {
-    const IpAddress& w = **wanted;
-    if (!pool.free.Contains(w.value())) {
-      stmts_->alloc_by_address.Bind(1, pool.spec.network()).BindBlob(2, w.ToBytes());
-      auto holder = Query(stmts_->alloc_by_address);
-      if (!holder.ok()) return holder.status();
-      if (holder->empty()) return absl::InternalError(absl::StrCat("address: index and store disagree on ", w.ToString()));
-      return absl::AlreadyExistsError(absl::StrCat("address: ", w.ToString(), " is held by owner ",
-                                                   Q(holder->front().second.owner()), " in pool ",
-                                                   Q(holder->front().second.pool())));
-    }
-    value = w.value();
-  } else {
-    std::optional<u128> proposed = domain::ProposeAddress(pool);
-    if (!proposed) {
-      return absl::ResourceExhaustedError(absl::StrCat("pool ", Q(pool.spec.name()), " is full: all ",
-                                                       domain::U128ToString(pool.layout.size()),
-                                                       " addresses are allocated"));
-    }
-    value = *proposed;
-  }
-
-  const IpAddress address(pool.layout.family(), value);
-  ++stamp_.revision;
-  v1::CommandResult result;
-  v1::Allocation& a = *result.mutable_allocation();
-  a = domain::NewAllocation(pool, address, req, stamp_);
-  stmts_->insert_alloc.Bind(1, pool.id)
-      .Bind(2, pool.spec.network())
-      .BindBlob(3, address.ToBytes())
-      .Bind(4, req.owner())
-      .Bind(5, req.node())
-      .Bind(6, domain::EncodeLabels(req.labels()))
-      .Bind(7, req.ttl_seconds())
-      .Bind(8, a.expire_time_unix_ms())
-      .Bind(9, stamp_.time_ms)
-      .Bind(10, static_cast<int64_t>(stamp_.revision))
-      .Bind(11, static_cast<int64_t>(stamp_.revision));
-  if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) {
-    --stamp_.revision;  // nothing was written
-    return s;
-  }
-
-  owners_.Add(req.owner(), db_.last_insert_rowid(), pool.id);
-  pool.free.Take(value);
-  ++pool.used;
-  pool.cursor = value;
-  pool.dirty = true;
-  changes.push_back(AllocationChange{a, true});
-  return result;
-}
-
-// The rows a Release by address names: the holders of the address in the pool's network, the request's
-// network, or every network (then at most one may hold it).
-absl::StatusOr<Allocations::Rows> Allocations::HoldersOf(const v1::ReleaseRequest& req, const Pool* only_pool) {
-  auto addr = IpAddress::Parse(req.address(), "address");
-  if (!addr.ok()) return addr.status();
-  if (absl::Status s = domain::ValidateName(req.network(), "network", true); !s.ok()) return s;
-  std::vector<std::string> networks;
-  if (only_pool) {
-    networks.push_back(only_pool->spec.network());
-  } else if (!req.network().empty()) {
-    networks.push_back(req.network());
-  } else {
-    networks = pools_.Networks();
-  }
-  Rows victims;
-  for (const std::string& net : networks) {
-    stmts_->alloc_by_address.Bind(1, net).BindBlob(2, addr->ToBytes());
-    auto found = Query(stmts_->alloc_by_address);
-    if (!found.ok()) return found.status();
-    for (auto& v : *found) {
-      if (only_pool == nullptr || v.second.pool() == only_pool->spec.name()) victims.push_back(std::move(v));
-    }
-  }
-  if (victims.size() > 1) {
-    std::vector<std::string> where;
-    for (const auto& v : victims) where.push_back(absl::StrCat(Q(v.second.network()), " (pool ", Q(v.second.pool()), ")"));
-    return absl::InvalidArgumentError(absl::StrCat("address: ", addr->ToString(), " is held in several networks: ",
-                                                   absl::StrJoin(where, ", "), "; set network or pool"));
-  }
-  return victims;
+  return Commit(commands_.Allocate(req, stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::Release(const v1::ReleaseRequest& req, AllocationChanges& changes) {
-  if (req.owner().empty() == req.address().empty()) {
-    return absl::InvalidArgumentError("owner, address: set exactly one of owner or address");
-  }
-  Pool* only_pool = nullptr;
-  if (!req.pool().empty()) {
-    auto p = pools_.Named(req.pool(), "pool");
-    if (!p.ok()) return p.status();
-    only_pool = *p;
-  }
-  absl::StatusOr<Rows> victims;
-  if (!req.owner().empty()) {
-    if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-    victims = RowsOfOwner(req.owner(), only_pool ? only_pool->id : 0);
-  } else {
-    victims = HoldersOf(req, only_pool);
-  }
-  if (!victims.ok()) return victims.status();
-  if (absl::Status s = FreeAll(*victims, "released", changes); !s.ok()) return s;
-  v1::CommandResult result;
-  for (auto& [id, a] : *victims) *result.mutable_release()->add_released() = std::move(a);
-  result.mutable_release()->set_revision(stamp_.revision);
-  return result;
+  return Commit(commands_.Release(req, stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::Renew(const v1::RenewRequest& req) {
-  if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
-  if (absl::Status s = domain::CheckTtl(req.ttl_seconds(), limits_.max_ttl_seconds, "ttl_seconds"); !s.ok()) return s;
-  Pool* only_pool = nullptr;
-  if (!req.pool().empty()) {
-    auto p = pools_.Named(req.pool(), "pool");
-    if (!p.ok()) return p.status();
-    only_pool = *p;
-  }
-  auto found = RowsOfOwner(req.owner(), only_pool ? only_pool->id : 0);
-  if (!found.ok()) return found.status();
-  if (found->empty()) {
-    return absl::NotFoundError(absl::StrCat("owner: ", Q(req.owner()), " holds no allocation",
-                                            only_pool ? absl::StrCat(" in pool ", Q(req.pool())) : ""));
-  }
-  v1::CommandResult result;
-  for (auto& [id, a] : *found) {
-    if (absl::Status s = RenewLease(id, req.ttl_seconds(), a); !s.ok()) return s;
-    *result.mutable_renew()->add_allocations() = std::move(a);
-  }
-  return result;
+  AllocationChanges none;
+  return Commit(commands_.Renew(req, stamp_, changes_), none);
 }
 
 CommandOutcome Allocations::Expire(AllocationChanges& changes) {
-  stmts_->alloc_expired.Bind(1, stamp_.time_ms).Bind(2, limits_.max_expire_per_command);
-  auto found = Query(stmts_->alloc_expired);
-  if (!found.ok()) return found.status();
-  if (absl::Status s = FreeAll(*found, "expired", changes); !s.ok()) return s;
-  v1::CommandResult result;
-  result.set_changed(found->size());
-  return result;
+  return Commit(commands_.Expire(stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::PruneHistory(const v1::PruneHistory& req) {

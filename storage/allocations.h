@@ -1,7 +1,8 @@
 // The pools and allocations of the state machine over SQLite: the engine of the pool and allocation
-// commands. It checks a request (domain/allocation_policy.h), asks the policy for an address, and commits:
-// first the rows, then the in-memory pools, free-interval indexes and owner index, so that a command refused
-// half-way (its savepoint rolls back) leaves memory untouched.
+// commands. The domain's handlers (domain/allocation_commands.h) check a command, ask the policy for an
+// address and return the changes; the engine writes them and, only once every write of the command
+// succeeded, commits them to memory (pools, free-interval indexes, owner index), so that a command refused
+// anywhere (its savepoint rolls back) leaves memory untouched.
 //
 // Thread safety: not thread-safe; owned by the state machine (the raft loop thread), which holds the owner
 // index's mutex around every call that changes it.
@@ -19,6 +20,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "domain/allocation_commands.h"
 #include "domain/node_model.h"
 #include "domain/pools.h"
 #include "storage/owner_index.h"
@@ -30,18 +32,16 @@ using CommandOutcome = absl::StatusOr<v1::CommandResult>;
 using domain::AllocationChange;
 using AllocationChanges = std::vector<AllocationChange>;
 
-struct AllocationLimits {
-  int64_t max_ttl_seconds = 0;
-  int max_expire_per_command = 0;
-};
+using domain::AllocationLimits;
 
-class Allocations {
+// Implements the domain's AllocationReader over the allocations table and the owner index.
+class Allocations final : private domain::AllocationReader {
  public:
   // `db`, `stamp` and `owners` outlive this.
   Allocations(Database& db, domain::Stamp& stamp, OwnerIndex& owners, AllocationLimits limits);
   Allocations(const Allocations&) = delete;
   Allocations& operator=(const Allocations&) = delete;
-  ~Allocations();
+  ~Allocations() override;
 
   absl::Status PrepareStatements();
   // Rebuilds the pools, free sets and owner index from the stored rows. REQUIRES: owners' mutex held.
@@ -49,8 +49,9 @@ class Allocations {
 
   const domain::Pools& pools() const { return pools_; }
 
-  // The commands. Those that add or remove allocations append them to `changes`. `nodes` answers whether a
-  // new pool would contain a magic address.
+  // The commands. All but PruneHistory run the domain's handler (domain/allocation_commands.h) and commit
+  // the changes it returns (see Commit). Those that add or remove allocations append them to `changes`.
+  // `nodes` answers whether a new pool would contain a magic address.
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, AllocationChanges& changes);
   CommandOutcome Allocate(const v1::AllocateRequest& req, AllocationChanges& changes);
@@ -71,27 +72,29 @@ class Allocations {
 
  private:
   struct Statements;
-  using Rows = std::vector<std::pair<int64_t, v1::Allocation>>;  // (row id, allocation)
+  using Rows = domain::StoredAllocations;
+
+  // domain::AllocationReader
+  absl::StatusOr<Rows> OfOwner(absl::string_view owner, int64_t pool_id) override;
+  absl::StatusOr<Rows> AtAddress(absl::string_view network, const domain::IpAddress& address) override;
+  absl::StatusOr<Rows> InPool(int64_t pool_id) override;
+  absl::StatusOr<Rows> ExpiredAt(int64_t time_ms, int limit) override;
 
   absl::StatusOr<Rows> Query(Statement& stmt);
-  absl::StatusOr<Rows> RowsOfOwner(absl::string_view owner, int64_t pool_id);
   absl::Status AddToOwnerIndex(absl::string_view owner, int64_t row_id, int64_t pool_id);
-  absl::Status RenewLease(int64_t id, int64_t ttl_seconds, v1::Allocation& a);
-  std::optional<CommandOutcome> HeldByOwner(const v1::AllocateRequest& req, const domain::Pool& pool,
-                                            const std::optional<domain::IpAddress>& wanted);
-  // Deletes one allocation row and records its history entry.
-  absl::Status Free(const domain::Pool& pool, int64_t row_id, const v1::Allocation& alloc, absl::string_view reason,
-                    AllocationChanges& changes);
-  // Frees the rows (of any pools), then gives their addresses back in memory.
-  absl::Status FreeAll(Rows& rows, absl::string_view reason, AllocationChanges& changes);
-  absl::StatusOr<Rows> HoldersOf(const v1::ReleaseRequest& req, const domain::Pool* only_pool);
+  // Applies the outcome of a domain handler: writes changes_, then commits them to memory and appends the
+  // allocations added and removed to `changes`. A refused command or a failed write changes nothing.
+  CommandOutcome Commit(CommandOutcome outcome, AllocationChanges& changes);
+  absl::Status Write();
+  absl::Status WriteRemoval(const domain::AllocationChangeSet::Removal& r);
 
   Database& db_;
   domain::Stamp& stamp_;
   OwnerIndex& owners_;  // changed only while its mutex is held (see owner_index.h)
-  const AllocationLimits limits_;
   std::unique_ptr<Statements> stmts_;
   domain::Pools pools_;
+  domain::AllocationCommands commands_;
+  domain::AllocationChangeSet changes_;  // of the command being applied; kept to reuse its capacity
 };
 
 }  // namespace abode::storage

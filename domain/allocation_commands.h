@@ -1,0 +1,137 @@
+// The pool and allocation commands (CreatePool, DeletePool, Allocate, Release, Renew, expiry) as pure code: each handler
+// checks the request, asks the policy (allocation_policy.h) for an address, and returns the command's
+// answer with the changes to make, without making any. The engine (storage/) writes the changes in the
+// command's part of the batch transaction and, only once they are written, commits them to memory
+// (CommitToPools here; its owner index itself), so a command refused anywhere leaves no trace.
+//
+// The handlers read stored allocations through AllocationReader, which the engine implements.
+//
+// Not thread-safe: the engine calls it from the thread that applies commands.
+#ifndef ABODE_DOMAIN_ALLOCATION_COMMANDS_H_
+#define ABODE_DOMAIN_ALLOCATION_COMMANDS_H_
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "abode/v1/commands.pb.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "domain/address.h"
+#include "domain/node_model.h"
+#include "domain/pools.h"
+
+namespace abode::domain {
+
+// A stored allocation and its row id.
+struct StoredAllocation {
+  int64_t row_id = 0;
+  v1::Allocation allocation;
+};
+using StoredAllocations = std::vector<StoredAllocation>;
+
+// What the allocation commands read of the stored allocations. Every allocation comes with its pool's name,
+// prefix length and gateway.
+class AllocationReader {
+ public:
+  virtual ~AllocationReader() = default;
+  // The allocations of `owner` (only in pool `pool_id`, if not 0), by pool id, then row id.
+  virtual absl::StatusOr<StoredAllocations> OfOwner(absl::string_view owner, int64_t pool_id) = 0;
+  // The allocations of `address` in `network` (at most one while the store is sound).
+  virtual absl::StatusOr<StoredAllocations> AtAddress(absl::string_view network, const IpAddress& address) = 0;
+  // The allocations of pool `pool_id`, by row id.
+  virtual absl::StatusOr<StoredAllocations> InPool(int64_t pool_id) = 0;
+  // Up to `limit` allocations whose lease ended at or before `time_ms`, by expiry, then row id.
+  virtual absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) = 0;
+};
+
+struct AllocationLimits {
+  int64_t max_ttl_seconds = 0;
+  int max_expire_per_command = 0;
+};
+
+// The changes of one command. Reused from command to command (Clear keeps the capacity), so that the hot
+// path, one Allocate, allocates nothing of its own.
+struct AllocationChangeSet {
+  // A new allocation row: the request's fields, the pool's, and `value`, created at `revision`.
+  struct Insert {
+    Pool* pool = nullptr;
+    u128 value = 0;
+    const v1::AllocateRequest* request = nullptr;  // owned by the command being applied
+    int64_t expire_ms = 0;
+    uint64_t revision = 0;
+  };
+  // An allocation row to delete, and its history entry (ended at `revision` for `reason`).
+  struct Removal {
+    Pool* pool = nullptr;
+    u128 value = 0;
+    int64_t row_id = 0;
+    v1::Allocation allocation;  // as stored
+    uint64_t revision = 0;
+    const char* reason = "";
+  };
+  // A lease restarted: the row's new TTL, expiry and revision.
+  struct LeaseRenewal {
+    int64_t row_id = 0;
+    int64_t ttl_seconds = 0;
+    int64_t expire_ms = 0;
+    uint64_t revision = 0;
+  };
+
+  bool has_insert = false;
+  Insert insert;
+  bool has_new_pool = false;
+  Pool new_pool;  // added to the pools
+  std::vector<Removal> removals;
+  std::vector<LeaseRenewal> renewals;
+  Pool* deleted_pool = nullptr;  // removed after its allocations
+  uint64_t revision = 0;         // the global revision once the changes are made
+
+  void Clear(uint64_t start_revision) {
+    has_insert = false;
+    has_new_pool = false;
+    removals.clear();
+    renewals.clear();
+    deleted_pool = nullptr;
+    revision = start_revision;
+  }
+};
+
+using CommandOutcome = absl::StatusOr<v1::CommandResult>;
+
+class AllocationCommands {
+ public:
+  // `pools` and `reader` outlive this.
+  AllocationCommands(Pools& pools, AllocationReader& reader, AllocationLimits limits)
+      : pools_(pools), reader_(reader), limits_(limits) {}
+
+  // Each handler clears `out` to start at `stamp`, and on success fills it with the command's changes.
+  // `nodes` answers whether the new pool would contain a magic address.
+  CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const NodeModel& nodes, const Stamp& stamp,
+                            AllocationChangeSet& out);
+  CommandOutcome Allocate(const v1::AllocateRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  CommandOutcome Release(const v1::ReleaseRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  CommandOutcome Renew(const v1::RenewRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  CommandOutcome Expire(const Stamp& stamp, AllocationChangeSet& out);
+  CommandOutcome DeletePool(const v1::DeletePoolRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+
+  // Commits written changes to the pools: free sets, counters and cursors; adds a new pool (moved out of
+  // `changes`) and removes a deleted one.
+  void CommitToPools(AllocationChangeSet& changes);
+
+ private:
+  // Ends the holdings of `held` for `reason` (one revision each); the result shows them at that revision.
+  absl::Status RemoveAll(StoredAllocations& held, const char* reason, AllocationChangeSet& out);
+  // Restarts the lease of `a` for `ttl_seconds`, or its own TTL when that is 0 (nothing without a TTL).
+  void RenewLease(int64_t row_id, int64_t ttl_seconds, int64_t time_ms, v1::Allocation& a, AllocationChangeSet& out);
+  absl::StatusOr<StoredAllocations> HoldersOf(const v1::ReleaseRequest& req, const Pool* only_pool);
+  absl::StatusOr<Pool*> OptionalPool(const std::string& name);
+
+  Pools& pools_;
+  AllocationReader& reader_;
+  const AllocationLimits limits_;
+};
+
+}  // namespace abode::domain
+
+#endif  // ABODE_DOMAIN_ALLOCATION_COMMANDS_H_

@@ -1,0 +1,258 @@
+// The allocation command handlers without a store: what changes each returns, and that proposing changes
+// nothing until the engine commits them.
+#include "domain/allocation_commands.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace abode::domain {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Stored rows in a vector, and the writes an engine would make.
+class FakeStore final : public AllocationReader {
+ public:
+  absl::StatusOr<StoredAllocations> OfOwner(absl::string_view owner, int64_t pool_id) override {
+    return Matching([&](const StoredAllocation& r) {
+      return r.allocation.owner() == owner && (pool_id == 0 || pool_ids_.at(r.row_id) == pool_id);
+    });
+  }
+  absl::StatusOr<StoredAllocations> AtAddress(absl::string_view network, const IpAddress& address) override {
+    return Matching([&](const StoredAllocation& r) {
+      return r.allocation.network() == network && r.allocation.address() == address.ToString();
+    });
+  }
+  absl::StatusOr<StoredAllocations> InPool(int64_t pool_id) override {
+    return Matching([&](const StoredAllocation& r) { return pool_ids_.at(r.row_id) == pool_id; });
+  }
+  absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) override {
+    StoredAllocations out = Matching([&](const StoredAllocation& r) {
+      return r.allocation.expire_time_unix_ms() > 0 && r.allocation.expire_time_unix_ms() <= time_ms;
+    });
+    if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
+    return out;
+  }
+
+  // Writes a change set as the engine does (the allocation an insert creates is the command's answer).
+  void Write(const AllocationChangeSet& c, const v1::CommandResult& result) {
+    if (c.has_insert) {
+      pool_ids_[next_id_] = c.insert.pool->id;
+      rows_.push_back(StoredAllocation{next_id_++, result.allocation()});
+    }
+    for (const auto& r : c.removals) {
+      rows_.erase(std::find_if(rows_.begin(), rows_.end(), [&](const auto& row) { return row.row_id == r.row_id; }));
+    }
+    for (const auto& r : c.renewals) {
+      for (auto& row : rows_) {
+        if (row.row_id != r.row_id) continue;
+        row.allocation.set_ttl_seconds(r.ttl_seconds);
+        row.allocation.set_expire_time_unix_ms(r.expire_ms);
+        row.allocation.set_revision(r.revision);
+      }
+    }
+  }
+  size_t size() const { return rows_.size(); }
+
+ private:
+  template <typename Pred>
+  StoredAllocations Matching(Pred pred) const {
+    StoredAllocations out;
+    for (const auto& r : rows_) {
+      if (pred(r)) out.push_back(r);
+    }
+    return out;
+  }
+
+  StoredAllocations rows_;
+  std::map<int64_t, int64_t> pool_ids_;  // row id -> pool id
+  int64_t next_id_ = 1;
+};
+
+class AllocationCommandsTest : public ::testing::Test {
+ protected:
+  AllocationCommandsTest() : commands_(pools_, store_, AllocationLimits{3600, 100}) {
+    v1::PoolSpec spec;
+    spec.set_name("p");
+    spec.set_cidr("10.0.0.0/29");
+    auto canonical = CanonicalizePool(spec);
+    EXPECT_TRUE(canonical.ok()) << canonical.status();
+    Pool p;
+    p.id = pools_.next_id();
+    p.spec = canonical->spec;
+    p.layout = canonical->layout;
+    p.free = p.layout.Assignable();
+    pool_ = &pools_.Add(std::move(p));
+  }
+
+  // Writes and commits what a successful command returned, as the engine does.
+  void Commit(const CommandOutcome& outcome) {
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    store_.Write(changes_, *outcome);
+    commands_.CommitToPools(changes_);
+    stamp_.revision = changes_.revision;
+  }
+
+  v1::AllocateRequest Request(const std::string& owner, int64_t ttl = 0) {
+    v1::AllocateRequest req;
+    req.set_pool("p");
+    req.set_owner(owner);
+    req.set_ttl_seconds(ttl);
+    return req;
+  }
+
+  Pools pools_;
+  FakeStore store_;
+  AllocationCommands commands_;
+  AllocationChangeSet changes_;
+  Stamp stamp_{10, 1000};
+  Pool* pool_ = nullptr;
+};
+
+TEST_F(AllocationCommandsTest, AllocateProposesAnInsertAndChangesNothingItself) {
+  const v1::AllocateRequest req = Request("pod-a", 60);
+  auto out = commands_.Allocate(req, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->allocation().address(), "10.0.0.1");
+  EXPECT_EQ(out->allocation().revision(), 11u);
+  EXPECT_EQ(out->allocation().expire_time_unix_ms(), 61000);
+  ASSERT_TRUE(changes_.has_insert);
+  EXPECT_EQ(changes_.insert.pool, pool_);
+  EXPECT_EQ(changes_.insert.request, &req);
+  EXPECT_EQ(changes_.insert.revision, 11u);
+  EXPECT_EQ(changes_.revision, 11u);
+  EXPECT_TRUE(changes_.removals.empty());
+  EXPECT_TRUE(changes_.renewals.empty());
+  // Proposed, not taken: the pool is as before until the engine commits.
+  EXPECT_EQ(pool_->used, 0u);
+  EXPECT_TRUE(pool_->free.Contains(IpAddress::Parse("10.0.0.1", "a")->value()));
+  EXPECT_FALSE(pool_->dirty);
+
+  Commit(out);
+  EXPECT_EQ(pool_->used, 1u);
+  EXPECT_FALSE(pool_->free.Contains(IpAddress::Parse("10.0.0.1", "a")->value()));
+  EXPECT_TRUE(pool_->dirty);
+  auto next = commands_.Allocate(Request("pod-b"), stamp_, changes_);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->allocation().address(), "10.0.0.2");
+}
+
+TEST_F(AllocationCommandsTest, ARetryRenewsTheLeaseInsteadOfInserting) {
+  const v1::AllocateRequest req = Request("pod-a", 60);
+  Commit(commands_.Allocate(req, stamp_, changes_));
+  stamp_.time_ms = 5000;
+  auto again = commands_.Allocate(req, stamp_, changes_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->allocation().address(), "10.0.0.1");
+  EXPECT_FALSE(changes_.has_insert);
+  ASSERT_EQ(changes_.renewals.size(), 1u);
+  EXPECT_EQ(changes_.renewals[0].expire_ms, 65000);
+  EXPECT_EQ(changes_.renewals[0].revision, 12u);
+
+  // Without a TTL a retry has no lease to renew: no change at all.
+  const v1::AllocateRequest plain = Request("pod-b");
+  Commit(commands_.Allocate(plain, stamp_, changes_));
+  const uint64_t before = stamp_.revision;
+  ASSERT_TRUE(commands_.Allocate(plain, stamp_, changes_).ok());
+  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_TRUE(changes_.renewals.empty());
+  EXPECT_EQ(changes_.revision, before);
+}
+
+TEST_F(AllocationCommandsTest, ARefusedCommandReturnsNoChanges) {
+  for (int i = 0; i < 6; ++i) Commit(commands_.Allocate(Request("pod-" + std::to_string(i)), stamp_, changes_));
+  auto full = commands_.Allocate(Request("pod-x"), stamp_, changes_);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_EQ(changes_.revision, stamp_.revision);
+
+  v1::AllocateRequest taken = Request("pod-y");
+  taken.set_address("10.0.0.3");
+  auto held = commands_.Allocate(taken, stamp_, changes_);
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(held.status().message(), HasSubstr("held by owner \"pod-2\""));
+  EXPECT_FALSE(changes_.has_insert);
+}
+
+TEST_F(AllocationCommandsTest, ReleaseRemovesEachHoldingAtARevisionOfItsOwn) {
+  Commit(commands_.Allocate(Request("pod-a"), stamp_, changes_));
+  Commit(commands_.Allocate(Request("pod-b"), stamp_, changes_));
+  v1::ReleaseRequest req;
+  req.set_address("10.0.0.2");
+  auto out = commands_.Release(req, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(changes_.removals.size(), 1u);
+  EXPECT_EQ(changes_.removals[0].allocation.owner(), "pod-b");
+  EXPECT_EQ(changes_.removals[0].revision, 13u);
+  EXPECT_STREQ(changes_.removals[0].reason, "released");
+  EXPECT_EQ(out->release().revision(), 13u);
+  EXPECT_EQ(pool_->used, 2u) << "nothing is given back before the engine commits";
+  Commit(out);
+  EXPECT_EQ(pool_->used, 1u);
+  EXPECT_TRUE(pool_->free.Contains(IpAddress::Parse("10.0.0.2", "a")->value()));
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+TEST_F(AllocationCommandsTest, ExpiryRemovesWhatEndedAtTheBatchTime) {
+  Commit(commands_.Allocate(Request("short", 1), stamp_, changes_));
+  Commit(commands_.Allocate(Request("long", 100), stamp_, changes_));
+  stamp_.time_ms = 2000;
+  auto out = commands_.Expire(stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->changed(), 1u);
+  ASSERT_EQ(changes_.removals.size(), 1u);
+  EXPECT_EQ(changes_.removals[0].allocation.owner(), "short");
+  EXPECT_STREQ(changes_.removals[0].reason, "expired");
+}
+
+TEST_F(AllocationCommandsTest, CreatingAPoolAddsItOnlyOnCommit) {
+  NodeModel nodes(pools_);
+  v1::CreatePoolRequest req;
+  req.mutable_pool()->set_name("q");
+  req.mutable_pool()->set_cidr("10.1.0.0/24");
+  auto out = commands_.CreatePool(req, nodes, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->pool().spec().name(), "q");
+  ASSERT_TRUE(changes_.has_new_pool);
+  EXPECT_EQ(changes_.new_pool.create_revision, 11u);
+  EXPECT_EQ(changes_.new_pool.id, 2);
+  EXPECT_EQ(pools_.Find("q"), nullptr) << "the pool waits for the engine's commit";
+  Commit(out);
+  ASSERT_NE(pools_.Find("q"), nullptr);
+  EXPECT_EQ(pools_.Find("q")->id, 2);
+
+  // A retry of the same pool answers it and changes nothing; an overlapping one is refused.
+  ASSERT_TRUE(commands_.CreatePool(req, nodes, stamp_, changes_).ok());
+  EXPECT_FALSE(changes_.has_new_pool);
+  req.mutable_pool()->set_name("r");
+  req.mutable_pool()->set_cidr("10.1.0.128/25");
+  EXPECT_EQ(commands_.CreatePool(req, nodes, stamp_, changes_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(changes_.has_new_pool);
+}
+
+TEST_F(AllocationCommandsTest, ForceDeletingAPoolRemovesItsHoldingsThenThePool) {
+  Commit(commands_.Allocate(Request("pod-a"), stamp_, changes_));
+  v1::DeletePoolRequest req;
+  req.set_name("p");
+  EXPECT_EQ(commands_.DeletePool(req, stamp_, changes_).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(changes_.deleted_pool, nullptr);
+  req.set_force(true);
+  auto out = commands_.DeletePool(req, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->delete_pool().released(), 1u);
+  EXPECT_EQ(changes_.removals.size(), 1u);
+  EXPECT_EQ(changes_.deleted_pool, pool_);
+  EXPECT_EQ(out->delete_pool().revision(), 13u);
+  ASSERT_NE(pools_.Find("p"), nullptr) << "the pool stays until the engine commits";
+  Commit(out);
+  EXPECT_EQ(pools_.Find("p"), nullptr);
+}
+
+}  // namespace
+}  // namespace abode::domain
