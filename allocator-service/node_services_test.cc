@@ -18,6 +18,7 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/server.h"
 #include "replication/clock.h"
+#include "test-support/eventually.h"
 
 namespace abode::allocator {
 namespace {
@@ -196,27 +197,31 @@ class NodeServicesTest : public ::testing::Test {
   }
   // Registration is a command: wait until the node is ready in the replicated state.
   void WaitReady(const std::string& name, bool ready) {
-    for (int i = 0; i < 1000; ++i) {
-      grpc::ClientContext ctx;
-      v1::GetNodeRequest req;
-      req.set_name(name);
-      v1::Node n;
-      if (nodes_->GetNode(&ctx, req, &n).ok() && n.ready() == ready) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    FAIL() << name << " never became " << (ready ? "ready" : "not ready");
+    EXPECT_TRUE(NodeEventually(name, [&](const v1::Node& n) { return n.ready() == ready; }))
+        << name << " never became " << (ready ? "ready" : "not ready");
   }
 
   void WaitHeartbeat(const std::string& name, int64_t at) {
-    for (int i = 0; i < 1000; ++i) {
-      grpc::ClientContext ctx;
-      v1::GetNodeRequest req;
-      req.set_name(name);
-      v1::Node n;
-      if (nodes_->GetNode(&ctx, req, &n).ok() && n.last_heartbeat_unix_ms() == at) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    FAIL() << name << ": heartbeat at " << at << " never arrived";
+    EXPECT_TRUE(NodeEventually(name, [&](const v1::Node& n) { return n.last_heartbeat_unix_ms() == at; }))
+        << name << ": heartbeat at " << at << " never arrived";
+  }
+
+  // Polls GetNode until the node exists and satisfies `pred` (true), or 10 s passed (false); `last` gets the
+  // last answer.
+  template <typename Pred>
+  bool NodeEventually(const std::string& name, Pred pred, v1::Node* last = nullptr) {
+    v1::Node n;
+    const bool ok = test_support::Eventually(
+        [&] {
+          grpc::ClientContext ctx;
+          v1::GetNodeRequest req;
+          req.set_name(name);
+          n.Clear();
+          return nodes_->GetNode(&ctx, req, &n).ok() && pred(n);
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(5));
+    if (last != nullptr) *last = n;
+    return ok;
   }
 
   std::string dir_;
@@ -364,21 +369,13 @@ TEST_F(NodeServicesTest, StreamSnapshotDeltaResumeAndStatus) {
     for (size_t i = 1; i < msgs.size(); ++i) EXPECT_GT(msgs[i].revision(), msgs[i - 1].revision());
     last = msgs.back().revision();
     n1.Report("external/a", n1.state().at("external/a").revision(), v1::ASSIGNMENT_STATE_ERROR, "no uplink");
-    for (int i = 0; i < 1000; ++i) {
-      grpc::ClientContext ctx;
-      v1::GetNodeRequest req;
-      req.set_name("n1");
-      v1::Node n;
-      ASSERT_TRUE(nodes_->GetNode(&ctx, req, &n).ok());
-      if (n.statuses_size() == 1) {
-        EXPECT_EQ(n.statuses(0).message(), "no uplink");
-        EXPECT_EQ(n.statuses(0).state(), v1::ASSIGNMENT_STATE_ERROR);
-        EXPECT_EQ(n.assignments_size(), 1);
-        EXPECT_TRUE(n.connected());
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    v1::Node n;
+    ASSERT_TRUE(NodeEventually("n1", [](const v1::Node& got) { return got.statuses_size() == 1; }, &n))
+        << n.ShortDebugString();
+    EXPECT_EQ(n.statuses(0).message(), "no uplink");
+    EXPECT_EQ(n.statuses(0).state(), v1::ASSIGNMENT_STATE_ERROR);
+    EXPECT_EQ(n.assignments_size(), 1);
+    EXPECT_TRUE(n.connected());
   }
   v1::ExternalAddress b;
   ASSERT_TRUE(External("b", "", &b).ok());  // while n1 is away

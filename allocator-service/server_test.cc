@@ -19,6 +19,7 @@
 #include "replication/offline_tools.h"
 #include "storage/sqlite.h"
 #include "storage/state_machine.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::allocator {
@@ -207,15 +208,18 @@ TEST_F(ServerTest, ExpiredAllocationsAreReclaimedByTheLeader) {
   EXPECT_EQ(a.expire_time_unix_ms(), clock_.NowUnixMs() + 30'000);
   clock_.Advance(31'000);
   timers_.Fire();  // the leader's housekeeping round: it proposes the expiry; wait for its effect, bounded
-  for (int i = 0; i < 500; ++i) {
-    grpc::ClientContext ctx;
-    v1::GetPoolRequest req;
-    req.set_name("ttl");
-    v1::Pool p;
-    ASSERT_TRUE(pools_->GetPool(&ctx, req, &p).ok());
-    if (p.used() == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  bool got_pool = true;
+  test_support::Eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        v1::GetPoolRequest req;
+        req.set_name("ttl");
+        v1::Pool p;
+        got_pool = pools_->GetPool(&ctx, req, &p).ok();
+        return !got_pool || p.used() == 0;
+      },
+      std::chrono::seconds(5), std::chrono::milliseconds(10));
+  ASSERT_TRUE(got_pool);
   grpc::ClientContext ctx;
   v1::GetHistoryRequest req;
   req.set_address(a.address());

@@ -7,7 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <string>
 #include <thread>
+
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
+#include <nlohmann/json.hpp>
 
 #include "fake_address_programmer.h"
 #include "fake_conntrack_flusher.h"
@@ -15,6 +20,7 @@
 #include "integration/allocator_process.h"
 #include "node_metrics.h"
 #include "reconciler.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::node {
@@ -393,6 +399,36 @@ TEST(AssignmentStreamClientTest, KeepsRetryingWhileNoAllocatorAnswers) {
   EXPECT_EQ(client.established_streams(), 0);
 }
 
+// Keepalive pings sent so far on this process's client connections, as gRPC's channelz counts them
+// (channels, their subchannels, their sockets).
+int64_t KeepalivePingsSent() {
+  auto take = [](char* text) {
+    nlohmann::json j = text == nullptr ? nlohmann::json() : nlohmann::json::parse(text, nullptr, false);
+    gpr_free(text);
+    return j;
+  };
+  auto id = [](const nlohmann::json& ref, const char* key) {
+    return ref.contains(key) ? std::stoll(ref[key].get<std::string>()) : int64_t{0};
+  };
+  int64_t sent = 0;
+  const nlohmann::json top = take(grpc_channelz_get_top_channels(0));
+  if (!top.is_object() || !top.contains("channel")) return 0;
+  for (const auto& channel : top["channel"]) {
+    if (!channel.contains("subchannelRef")) continue;
+    for (const auto& sub_ref : channel["subchannelRef"]) {
+      const nlohmann::json sub = take(grpc_channelz_get_subchannel(id(sub_ref, "subchannelId")));
+      if (!sub.is_object() || !sub.contains("subchannel") || !sub["subchannel"].contains("socketRef")) continue;
+      for (const auto& socket_ref : sub["subchannel"]["socketRef"]) {
+        const nlohmann::json socket = take(grpc_channelz_get_socket(id(socket_ref, "socketId")));
+        if (!socket.is_object() || !socket.contains("socket")) continue;
+        const nlohmann::json& data = socket["socket"].value("data", nlohmann::json::object());
+        if (data.contains("keepAlivesSent")) sent += std::stoll(data["keepAlivesSent"].get<std::string>());
+      }
+    }
+  }
+  return sent;
+}
+
 // A frozen allocator (SIGSTOP: its TCP connections stay up and the kernel still acknowledges what the client
 // sends, but nothing answers) is found out by HTTP/2 keepalive, and the client moves to the next endpoint.
 TEST(GrpcWatchTransportTest, KeepaliveMovesOnFromAnAllocatorThatStoppedAnswering) {
@@ -409,15 +445,17 @@ TEST(GrpcWatchTransportTest, KeepaliveMovesOnFromAnAllocatorThatStoppedAnswering
   AssignmentStreamClient client(Options({frozen.address(), alive.address()}), transport.get(), &sink);
   std::thread runner([&] { client.Run(); });
   auto wait_for_streams = [&](int64_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (client.established_streams() < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    test_support::Eventually([&] { return client.established_streams() >= n; }, std::chrono::seconds(30));
     return client.established_streams();
   };
   // Streaming from the first allocator, with keepalive pings going both ways; the allocator accepts them.
+  // A server that refuses pings closes the connection after its third (gRPC's ping strikes); the client's
+  // connection has sent five, 300 ms apart, so a refusal would have ended the first stream by then.
   ASSERT_EQ(wait_for_streams(1), 1);
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // several ping intervals
+  const int64_t pings_before = KeepalivePingsSent();
+  EXPECT_TRUE(test_support::Eventually([&] { return KeepalivePingsSent() >= pings_before + 5; },
+                                       std::chrono::seconds(30)))
+      << "the client sent " << KeepalivePingsSent() - pings_before << " keepalive pings";
   EXPECT_EQ(client.established_streams(), 1) << "the allocator refused the client's keepalive pings";
 
   ASSERT_EQ(::kill(frozen.pid(), SIGSTOP), 0);

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/status/status.h"
+#include "test-support/eventually.h"
 
 namespace abode::replication {
 namespace {
@@ -50,12 +51,8 @@ class FakeDns {
 
 // Polls Lookup (which never blocks) until it gives `want`; false after 10 s.
 bool Eventually(PeerResolver& r, const std::string& host_port, const std::optional<std::string>& want) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (r.Lookup(host_port) == want) return true;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return false;
+  return test_support::Eventually([&] { return r.Lookup(host_port) == want; }, std::chrono::seconds(10),
+                                  milliseconds(5));
 }
 
 TEST(PeerResolverTest, Ipv4LiteralsPassThroughWithoutALookup) {
@@ -88,7 +85,9 @@ TEST(PeerResolverTest, AFailedLookupKeepsTheLastAnswer) {
   ASSERT_TRUE(Eventually(r, "abode-2.abode:7444", "10.1.0.6:7444"));
   dns.Set("abode-2.abode", absl::UnavailableError("DNS is down"));
   const int before = dns.calls();
-  while (dns.calls() < before + 3) std::this_thread::sleep_for(milliseconds(5));  // failed lookups happened
+  // Failed lookups happened.
+  ASSERT_TRUE(test_support::Eventually([&] { return dns.calls() >= before + 3; }, std::chrono::seconds(10),
+                                       milliseconds(5)));
   EXPECT_EQ(r.Lookup("abode-2.abode:7444"), "10.1.0.6:7444");
   // A name that never resolved has no answer.
   EXPECT_EQ(r.Lookup("abode-9.abode:7444"), std::nullopt);

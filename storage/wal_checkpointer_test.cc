@@ -5,11 +5,11 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "storage/sqlite.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::storage {
@@ -62,10 +62,8 @@ TEST_F(WalCheckpointerTest, CopiesTheWalIntoTheDatabaseFromItsOwnThread) {
   EXPECT_EQ((*c)->stats().checkpoints, 0u);
   Write(100);
   // The commit only signals the checkpointer; the copy happens on its thread, soon after.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((*c)->stats().pages_copied == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  test_support::Eventually([&] { return (*c)->stats().pages_copied != 0; }, std::chrono::seconds(10),
+                           std::chrono::milliseconds(5));
   const WalCheckpointer::Stats stats = (*c)->stats();
   EXPECT_GE(stats.checkpoints, 1u);
   EXPECT_GE(stats.pages_copied, 110u);
@@ -77,12 +75,11 @@ TEST_F(WalCheckpointerTest, CopiesTheWalIntoTheDatabaseFromItsOwnThread) {
   const int64_t wal = FileSize(path_ + "-wal");
   for (int i = 0; i < 5; ++i) {
     Write(20);
-    const auto wait = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     const uint64_t before = (*c)->stats().checkpoints;
     Write(60);
-    while ((*c)->stats().checkpoints == before && std::chrono::steady_clock::now() < wait) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    EXPECT_TRUE(test_support::Eventually([&] { return (*c)->stats().checkpoints != before; },
+                                         std::chrono::seconds(10), std::chrono::milliseconds(5)))
+        << "round " << i << ": no checkpoint after 80 pages";
   }
   EXPECT_EQ(Rows(), 110 + 5 * 80);
   EXPECT_LE(FileSize(path_ + "-wal"), wal + 2 * 80 * 4096 + 65536);
