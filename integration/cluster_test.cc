@@ -27,6 +27,7 @@
 #include "abode/v1/nodes.grpc.pb.h"
 #include "integration/cluster_harness.h"
 #include "integration/require_root.h"
+#include "test-support/eventually.h"
 
 namespace abode::integration {
 
@@ -158,19 +159,18 @@ void ExpectConsistent(ClusterHarness& c, const std::string& pool, const std::map
 
 // Member `i` is listed as a voter by the leader, within 60 s (it is promoted once caught up).
 void ExpectVoterAgain(ClusterHarness& c, int leader, int i) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
   std::string role;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto st = c.Status(leader);
-    if (st.ok()) {
-      for (const auto& m : st->members()) {
-        if (m.id() == static_cast<uint64_t>(i + 1)) role = m.role();
-      }
-      if (role == "voter" || role == "leader") return;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  ADD_FAILURE() << "member " << i + 1 << " is not a voter again (role: \"" << role << "\")";
+  EXPECT_TRUE(test_support::Eventually(
+      [&] {
+        auto st = c.Status(leader);
+        if (!st.ok()) return false;
+        for (const auto& m : st->members()) {
+          if (m.id() == static_cast<uint64_t>(i + 1)) role = m.role();
+        }
+        return role == "voter" || role == "leader";
+      },
+      seconds(60), milliseconds(100)))
+      << "member " << i + 1 << " is not a voter again (role: \"" << role << "\")";
 }
 
 TEST(ClusterTest, AnyMemberServesWritesAndReadsWithOneLeader) {
@@ -255,17 +255,14 @@ TEST(ClusterTest, LeaderKill9UnderLoadLosesNoAcknowledgedAllocation) {
   ASSERT_TRUE(CreatePool(*c, 0, "storm", "10.8.0.0/16").ok());
 
   Load load(*c, "storm", 12);
-  const auto until = std::chrono::steady_clock::now() + seconds(20);
-  while (load.acks() < 500 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
-  ASSERT_GE(load.acks(), 500) << "no sustained load before the kill";
+  ASSERT_TRUE(test_support::Eventually([&] { return load.acks() >= 500; }, seconds(20)))
+      << "no sustained load before the kill: " << load.acks() << " acknowledged";
 
   const int64_t killed_at = Load::NowMs();
   c->Kill(*leader);
   // A new leader serves: some allocation is acknowledged after the kill.
   const int acks_at_kill = load.acks();
-  while (load.acks() <= acks_at_kill + 50 && Load::NowMs() - killed_at < 30000) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  test_support::Eventually([&] { return load.acks() > acks_at_kill + 50; }, seconds(30), milliseconds(10));
   int64_t first_ack_after = 0;
   {
     // The first acknowledgement after the kill is at most last_ack_ms; measure from the survivors' view.
@@ -385,13 +382,12 @@ absl::StatusOr<v1::Node> GetNode(ClusterHarness& c, int member, const std::strin
 // Polls member `member` until `pred` holds for the node (up to `limit`).
 bool WaitNode(ClusterHarness& c, int member, const std::string& name, const std::function<bool(const v1::Node&)>& pred,
               milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    auto n = GetNode(c, member, name);
-    if (n.ok() && pred(*n)) return true;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return false;
+  return test_support::Eventually(
+      [&] {
+        auto n = GetNode(c, member, name);
+        return n.ok() && pred(*n);
+      },
+      limit, milliseconds(50));
 }
 
 size_t Count(const std::string& text, const std::string& what) {
@@ -420,7 +416,11 @@ TEST(ClusterTest, NodeLeasesAreDecidedByTheLeaderForNodesStreamingToFollowers) {
                        seconds(30)));
   auto registered = GetNode(*c, *leader, "edge-1");
   ASSERT_TRUE(registered.ok()) << registered.status();
-  std::this_thread::sleep_for(milliseconds(3 * o.node_lease_ms));
+  // Three leases pass on the leader, which hears the node's heartbeats meanwhile (and would expire it had they
+  // stopped reaching it).
+  const int64_t heard_until = registered->last_heartbeat_unix_ms() + 3 * o.node_lease_ms;
+  ASSERT_TRUE(WaitNode(*c, *leader, "edge-1",
+                       [&](const v1::Node& n) { return n.last_heartbeat_unix_ms() >= heard_until; }, seconds(30)));
   for (int m = 0; m < c->size(); ++m) {
     auto n = GetNode(*c, m, "edge-1");
     ASSERT_TRUE(n.ok()) << n.status();
@@ -473,7 +473,12 @@ TEST(ClusterTest, ANewLeaderGivesNodesStreamingToFollowersAFullLease) {
   c->Kill(*leader);
   auto next = c->WaitForLeader(seconds(30));
   ASSERT_TRUE(next.ok()) << next.status();
-  std::this_thread::sleep_for(milliseconds(3 * o.node_lease_ms));
+  // The new leader hears the node over three leases of its own.
+  const int64_t heard_until =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      3 * o.node_lease_ms;
+  ASSERT_TRUE(WaitNode(*c, *next, "edge-2",
+                       [&](const v1::Node& n) { return n.last_heartbeat_unix_ms() >= heard_until; }, seconds(30)));
   auto after = GetNode(*c, follower, "edge-2");
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_TRUE(after->ready());

@@ -15,6 +15,7 @@
 
 #include "abode/v1/cluster.grpc.pb.h"
 #include "integration/cluster_harness.h"
+#include "test-support/eventually.h"
 
 namespace abode::integration {
 namespace {
@@ -74,14 +75,20 @@ bool VotersWithTheirLeader(const ClusterHarness& c, const v1::ClusterStatus& st)
 
 // Polls member `i` until its status lists exactly the members `ids`: voters and their leader.
 absl::StatusOr<v1::ClusterStatus> WaitForMembers(ClusterHarness& c, int i, const std::set<uint64_t>& ids) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
   std::string last = "no answer";
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto st = c.Status(i, 1000);
-    if (st.ok() && MemberIds(*st) == ids && VotersWithTheirLeader(c, *st)) return *st;
-    last = st.ok() ? st->ShortDebugString() : std::string(st.status().message());
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+  v1::ClusterStatus listed;
+  const bool ok = test_support::Eventually(
+      [&] {
+        auto st = c.Status(i, 1000);
+        if (st.ok() && MemberIds(*st) == ids && VotersWithTheirLeader(c, *st)) {
+          listed = *st;
+          return true;
+        }
+        last = st.ok() ? st->ShortDebugString() : std::string(st.status().message());
+        return false;
+      },
+      seconds(30), milliseconds(50));
+  if (ok) return listed;
   return absl::DeadlineExceededError(
       absl::StrCat("member ", i + 1, " did not list the expected members (last: ", last, ")"));
 }
@@ -322,20 +329,29 @@ TEST(MembershipTest, AWipedMemberTheOperatorRemovedWaitsToBeAdded) {
   c->Kill(victim);
   c->Wipe(victim);
   ASSERT_TRUE(c->Start(victim).ok());
-  EXPECT_NE(Slurp(c->log_path(victim)).find("waiting to be added"), std::string::npos);
-  std::this_thread::sleep_for(seconds(2));
+  // Start returned once the member serves: it has probed the cluster and chosen its plan, which its log
+  // names (a member that meant to add itself would have started trying by now).
+  const std::string started_log = Slurp(c->log_path(victim));
+  EXPECT_NE(started_log.find("does not list member " + std::to_string(victim + 1)), std::string::npos) << started_log;
+  EXPECT_NE(started_log.find("waiting to be added"), std::string::npos) << started_log;
   std::vector<int> rest;
   for (int i = 0; i < 3; ++i) {
     if (i != victim) rest.push_back(i);
   }
+  // The others commit writes after the member came up, and still list only themselves.
+  ExpectWritesThrough(*c, rest, "while-waiting");
   for (int i : rest) {
     auto st = WaitForMembers(*c, i, Ids(rest));
     EXPECT_TRUE(st.ok()) << st.status();
   }
+  const std::string waiting_log = Slurp(c->log_path(victim));
+  EXPECT_EQ(waiting_log.find("rejoin: "), std::string::npos) << "the member tried to add itself back\n" << waiting_log;
+  EXPECT_EQ(waiting_log.find("configuration again"), std::string::npos) << waiting_log;
 
+  // The operator's add is the one that adds it: adding a member the configuration lists is ALREADY_EXISTS.
   s = AddMember(*c, leader, victim + 1, c->raft_address(victim), c->grpc_address(victim), &out);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  ExpectWholeClusterAgain(*c, 6);
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  ExpectWholeClusterAgain(*c, 8);  // 3 before, 2 while waiting, 3 after
 }
 
 // Two of three members are lost for good (their data dirs gone) while all are down: no quorum can ever form
