@@ -1,10 +1,8 @@
 // The real abodectl binary against a real abode-allocator on a loopback port: what an operator sees.
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,10 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-extern char** environ;
+#include "integration/allocator_process.h"
 
 namespace abode::cli {
 namespace {
@@ -43,21 +40,12 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Starts `argv` with stdout and stderr sent to files; returns its pid, or -1.
+// Starts `argv` with stdout and stderr sent to fresh files; returns its pid, or -1.
 pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& out_path,
             const std::filesystem::path& err_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return error == 0 ? pid : -1;
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+  return integration::SpawnProcess(argv, out_path.string(), err_path.string());
 }
 
 int WaitForExit(pid_t pid) {
@@ -90,46 +78,14 @@ class AbodectlE2eTest : public ::testing::Test {
                                           ("abodectl_e2e." + std::to_string(getpid())));
     std::filesystem::remove_all(*work_dir_);
     std::filesystem::create_directories(*work_dir_ / "data");
-    const std::filesystem::path port_file = *work_dir_ / "port";
-    server_pid_ = Spawn({ABODE_ALLOCATOR_PATH, "--listen", "127.0.0.1:0", "--data-dir", (*work_dir_ / "data").string(),
-                         "--port-file", port_file.string()},
-                        *work_dir_ / "server.out", *work_dir_ / "server.err");
-    if (server_pid_ < 0) return;
-    // The server writes its port once it serves; a read that matches the one before is a complete write.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    std::string previous;
-    while (std::chrono::steady_clock::now() < give_up) {
-      int status = 0;
-      if (waitpid(server_pid_, &status, WNOHANG) == server_pid_) {
-        server_pid_ = -1;
-        return;
-      }
-      const std::string port = ReadFile(port_file);
-      const int number = std::atoi(port.c_str());
-      if (number > 0 && port == previous) {
-        server_ = new std::string("127.0.0.1:" + std::to_string(number));
-        return;
-      }
-      previous = port;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    server_process_ = new integration::AllocatorProcess(ABODE_ALLOCATOR_PATH, (*work_dir_ / "data").string());
+    if (server_process_->Start().ok()) server_ = new std::string(server_process_->address());
   }
 
   static void TearDownTestSuite() {
-    if (server_pid_ > 0) {
-      kill(server_pid_, SIGTERM);
-      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      int status = 0;
-      while (waitpid(server_pid_, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > give_up) {
-          kill(server_pid_, SIGKILL);
-          waitpid(server_pid_, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      server_pid_ = -1;
-    }
+    if (server_process_ != nullptr) server_process_->Stop();
+    delete server_process_;
+    server_process_ = nullptr;
     delete server_;
     server_ = nullptr;
     if (work_dir_ != nullptr) std::filesystem::remove_all(*work_dir_);
@@ -138,8 +94,8 @@ class AbodectlE2eTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_NE(server_, nullptr) << "abode-allocator did not start; its stderr:\n"
-                                << ReadFile(*work_dir_ / "server.err");
+    ASSERT_NE(server_, nullptr) << "abode-allocator did not start; its log:\n"
+                                << ReadFile(server_process_->log_path());
   }
 
   // Runs abodectl against the test server.
@@ -177,12 +133,12 @@ class AbodectlE2eTest : public ::testing::Test {
 
   static std::filesystem::path* work_dir_;
   static std::string* server_;
-  static pid_t server_pid_;
+  static integration::AllocatorProcess* server_process_;
 };
 
 std::filesystem::path* AbodectlE2eTest::work_dir_ = nullptr;
 std::string* AbodectlE2eTest::server_ = nullptr;
-pid_t AbodectlE2eTest::server_pid_ = -1;
+integration::AllocatorProcess* AbodectlE2eTest::server_process_ = nullptr;
 
 TEST_F(AbodectlE2eTest, PoolCreateListGetDelete) {
   ProcessResult created = Abodectl({"pool", "create", "e2e-pools", "--cidr", "10.77.0.0/24", "--gateway", "10.77.0.1",
