@@ -277,6 +277,14 @@ class NodeE2eTest : public ::testing::Test {
     return body == std::string::npos ? "" : reply.substr(body + 4);
   }
 
+  // The agent's abode_node_reconciles_total (-1 when its metrics do not answer).
+  long long Reconciles(const NodeHandle& node) {
+    const std::string name = "\nabode_node_reconciles_total ";
+    const std::string metrics = ScrapeAgent(node);
+    const size_t at = metrics.find(name);
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + name.size()));
+  }
+
   // A dual-stack pod namespace behind `node`'s bridge: kIpv4.Pod() and kIpv6.Pod() (each allocated under `owner`
   // with `labels` in its family's pool), and link-local fe80::<host>.
   const ScopedNetns& AddPod(NodeHandle& node, int host, const std::string& owner,

@@ -16,6 +16,7 @@
 
 #include "e2e_fixture.h"
 #include "kernel_model.h"
+#include "test-support/eventually.h"
 
 namespace abode::node::e2e {
 namespace {
@@ -395,18 +396,10 @@ TEST_F(NodeGuaranteesTest, AnAgentThatCannotRenewItsLeaseWithdrawsExternalAndEla
               static_cast<long long>(kLease.count()));
   EXPECT_TRUE(LogContains(nodes_[0].log, "the node's lease ran out"));
   // The node's own stay, also across further resyncs (every 2 s).
-  const std::string reconciles = "abode_node_reconciles_total ";
-  auto reconciled = [&] {
-    const std::string metrics = ScrapeAgent(nodes_[0]);
-    const size_t at = metrics.find("\n" + reconciles);
-    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + 1 + reconciles.size()));
-  };
-  const long long before = reconciled();
-  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-    if (reconciled() >= before + 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_GE(reconciled(), before + 2);
+  const long long before = Reconciles(nodes_[0]);
+  test_support::Eventually([&] { return Reconciles(nodes_[0]) >= before + 2; }, std::chrono::seconds(10),
+                           std::chrono::milliseconds(50));
+  EXPECT_GE(Reconciles(nodes_[0]), before + 2);
   EXPECT_TRUE(holds(kIpv4.magic, "pbr0"));
   EXPECT_THAT(nodes_[0].ns->Exec("nft list map ip abode magic_dnat").output, HasSubstr(kIpv4.magic));
   EXPECT_FALSE(holds(kIpv4.elastic, "up0"));

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "e2e_fixture.h"
+#include "test-support/eventually.h"
 
 namespace abode::node::e2e {
 namespace {
@@ -65,13 +66,15 @@ TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
   EXPECT_EQ(WEXITSTATUS(nodes_[0].agent->Signal(SIGTERM)), 0);
   nodes_[0].log += ".restarted";
   StartAgent(nodes_[0]);
-  // Wait (bounded) for the new process to take its snapshot, then for at least one periodic resync (2 s).
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (!LogContains(nodes_[0].log, "stream open") && Clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(LogContains(nodes_[0].log, "stream open")) << nodes_[0].log;
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Wait (bounded) for the new process to take its snapshot, then for two more of its reconciles (the
+  // periodic resync runs every 2 s): the restarted agent has had its chance to change something.
+  ASSERT_TRUE(test_support::Eventually([&] { return LogContains(nodes_[0].log, "stream open"); },
+                                       std::chrono::seconds(20), std::chrono::milliseconds(50)))
+      << nodes_[0].log;
+  const long long reconciles = std::max(0LL, Reconciles(nodes_[0]));
+  ASSERT_TRUE(test_support::Eventually([&] { return Reconciles(nodes_[0]) >= reconciles + 2; },
+                                       std::chrono::seconds(20), std::chrono::milliseconds(100)))
+      << "reconciles: " << reconciles << " then " << Reconciles(nodes_[0]) << "; see " << nodes_[0].log;
   stop.store(true);
   traffic.join();
   receiver.join();
