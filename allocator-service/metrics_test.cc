@@ -23,6 +23,7 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/server.h"
 #include "replication/clock.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::allocator {
@@ -157,11 +158,14 @@ class MetricsTest : public ::testing::Test {
   // Raft's figures come from the view the loop refreshes every few milliseconds: scrape until the state's
   // revision reaches `revision` (or 5 s pass).
   std::vector<Sample> ScrapeAtRevision(uint64_t revision) {
-    for (int i = 0;; ++i) {
-      auto m = Scrape();
-      if (Find(m, "abode_state_revision") >= static_cast<double>(revision) || i == 500) return m;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    std::vector<Sample> m;
+    test_support::Eventually(
+        [&] {
+          m = Scrape();
+          return Find(m, "abode_state_revision") >= static_cast<double>(revision);
+        },
+        std::chrono::seconds(5), std::chrono::milliseconds(10));
+    return m;
   }
 
   TempDir dir_;

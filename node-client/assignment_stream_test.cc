@@ -358,7 +358,7 @@ TEST(NodeMetricsTest, FollowTheStreamAndTheReconciler) {
 
   // The allocator goes away: the node no longer follows one, and keeps what it applied.
   stream->End();
-  for (int i = 0; i < 500 && client.streaming(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  test_support::Eventually([&] { return !client.streaming(); }, std::chrono::seconds(5), std::chrono::milliseconds(10));
   m = metrics.Collect();
   EXPECT_EQ(Sampled(m, "abode_node_stream_up"), 0);
   EXPECT_EQ(Sampled(m, "abode_node_applied_revision"), 7);
@@ -387,9 +387,8 @@ TEST(AssignmentStreamClientTest, KeepsRetryingWhileNoAllocatorAnswers) {
   RecordingSink sink;
   AssignmentStreamClient client(Options({"down:1", "down:2"}), &transport, &sink);
   std::thread runner([&] { client.Run(); });
-  for (int i = 0; i < 3000 && transport.opened().size() < 6; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test_support::Eventually([&] { return transport.opened().size() >= 6; }, std::chrono::seconds(30),
+                           std::chrono::milliseconds(10));
   client.Stop();
   runner.join();
   const auto opened = transport.opened();

@@ -100,17 +100,18 @@ TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
 
 TEST_F(NodeE2eTest, ExternalAddressFailsOverToTheOtherNodeWithGratuitousArp) {
   // Both nodes ready before the claim is placed.
-  for (const auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::ListNodesResponse list;
-    int ready = 0;
-    if (nodes_api_->ListNodes(&ctx, v1::ListNodesRequest(), &list).ok()) {
-      for (const auto& n : list.nodes()) ready += n.ready();
-    }
-    if (ready == 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  test_support::Eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(Deadline());
+        v1::ListNodesResponse list;
+        int ready = 0;
+        if (nodes_api_->ListNodes(&ctx, v1::ListNodesRequest(), &list).ok()) {
+          for (const auto& n : list.nodes()) ready += n.ready();
+        }
+        return ready == 2;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(50));
   v1::ExternalAddress external;
   {
     grpc::ClientContext ctx;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "netlink_address_programmer.h"
 #include "netns_testing.h"
+#include "test-support/eventually.h"
 
 namespace abode::node {
 namespace {
@@ -149,12 +150,12 @@ TEST_F(NeighbourAnnouncerTest, PeerNeighbourCacheFollowsTheAnnouncement) {
   ABODE_ASSERT_OK(node_->Run("ip addr add 192.0.2.2/24 dev n0"));
   ABODE_ASSERT_OK(addresses_->Add({"n0", "192.0.2.51", 32}));
   ABODE_ASSERT_OK(announcer_->Announce({"n0", "192.0.2.51", 32}));
-  bool updated = false;
-  for (int i = 0; i < 20 && !updated; ++i) {
-    updated = peer_->Exec("ip neigh show 192.0.2.51 dev p0").output.find("02:ab:0d:e0:00:01") != std::string::npos;
-    if (!updated) usleep(100 * 1000);
-  }
-  EXPECT_TRUE(updated) << peer_->Exec("ip neigh show dev p0").output;
+  EXPECT_TRUE(test_support::Eventually(
+      [&] {
+        return peer_->Exec("ip neigh show 192.0.2.51 dev p0").output.find("02:ab:0d:e0:00:01") != std::string::npos;
+      },
+      std::chrono::seconds(2), std::chrono::milliseconds(100)))
+      << peer_->Exec("ip neigh show dev p0").output;
 }
 
 TEST_F(NeighbourAnnouncerTest, NamesAMissingInterface) {
