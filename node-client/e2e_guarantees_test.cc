@@ -97,11 +97,8 @@ class SteadySender {
   // Waits (bounded) until `n` more datagrams than now have left.
   bool SendMore(int n) {
     const int target = sent() + n;
-    for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-      if (sent() >= target) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+    return test_support::Eventually([&] { return sent() >= target; }, std::chrono::seconds(10),
+                                    std::chrono::milliseconds(10));
   }
 
  private:
@@ -164,11 +161,7 @@ class NodeGuaranteesTest : public NodeE2eTest {
     return got.ready();
   }
   bool AwaitReady(const std::string& node, bool ready, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    for (const auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
-      if (Ready(node) == ready) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+    return test_support::Eventually([&] { return Ready(node) == ready; }, limit);
   }
 
   // The statuses the allocator holds for `node`, by assignment id.
@@ -216,13 +209,11 @@ class NodeGuaranteesTest : public NodeE2eTest {
 
     // 2. Release, then allocate the replacement (a DaemonSet's update order): in between, no target.
     Release("pod/agent-1b");
-    for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-      if (nodes_[0].ns->Exec(absl::StrCat("nft list set ", f.ipv6 ? "ip6" : "ip", " abode magic_drop")).output.find(
-              "8125") != std::string::npos) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const std::string drop_set = absl::StrCat("nft list set ", f.ipv6 ? "ip6" : "ip", " abode magic_drop");
+    EXPECT_TRUE(test_support::Eventually(
+        [&] { return nodes_[0].ns->Exec(drop_set).output.find("8125") != std::string::npos; },
+        std::chrono::seconds(10)))
+        << "the released port never became a drop; see " << nodes_[0].log;
     ASSERT_TRUE(sender_a.SendMore(25));  // the flow keeps going while nothing answers
     const ScopedNetns& agent_2 = AddPod(nodes_[0], 12, "pod/agent-2", {{"app", "dd-agent"}});
     UniqueFd agent_2_udp = Udp(agent_2, any, 8125);
@@ -255,19 +246,13 @@ class NodeGuaranteesTest : public NodeE2eTest {
     UniqueFd host_tcp = TcpListen(*nodes_[0].ns, f, 8126);
     CreateMagic(f);
     int64_t dropped = -1;
-    for (const auto deadline = Clock::now() + std::chrono::seconds(10); dropped < 0 && Clock::now() < deadline;) {
-      dropped = Dropped(nodes_[0], f);
-      if (dropped < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    test_support::Eventually([&] { return (dropped = Dropped(nodes_[0], f)) >= 0; }, std::chrono::seconds(10));
     ASSERT_GE(dropped, 0) << "no drop rule on node A; see " << nodes_[0].log;
     {
       SteadySender sender(Udp(app, any, 0), f.magic, 8125);
       // Until the kernel counted 20 of them (TCP attempts count too).
       EXPECT_FALSE(TcpConnect(app, f.magic, 8126, std::chrono::milliseconds(500)).ok());
-      for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-        if (Dropped(nodes_[0], f) >= dropped + 20) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      test_support::Eventually([&] { return Dropped(nodes_[0], f) >= dropped + 20; }, std::chrono::seconds(10));
     }
     const int64_t now_dropped = Dropped(nodes_[0], f);
     std::printf("%s policy drop: %lld packets dropped\n", f.ipv6 ? "IPv6" : "IPv4",
@@ -374,21 +359,19 @@ TEST_F(NodeGuaranteesTest, AnAgentThatCannotRenewItsLeaseWithdrawsExternalAndEla
     return nodes_[0].ns->Exec(absl::StrCat("ip -br addr show dev ", interface)).output.find(address + "/") !=
            std::string::npos;
   };
-  for (const auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-    if (holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0")) << nodes_[0].log;
+  ASSERT_TRUE(test_support::Eventually([&] { return holds(kIpv4.elastic, "up0") && holds(kIpv4.magic, "pbr0"); },
+                                       std::chrono::seconds(10)))
+      << nodes_[0].log;
 
   // The allocator goes away: the agent lives on but hears no acknowledgement.
   allocator_.Signal(SIGKILL);
   const auto lost = Clock::now();
-  bool withdrawn = false;
-  for (const auto deadline = lost + std::chrono::seconds(10); !withdrawn && Clock::now() < deadline;) {
-    withdrawn = !holds(kIpv4.elastic, "up0") &&
-                nodes_[0].ns->Exec("nft list map ip abode elastic_dnat").output.find(kIpv4.elastic) == std::string::npos;
-    if (!withdrawn) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const bool withdrawn = test_support::Eventually(
+      [&] {
+        return !holds(kIpv4.elastic, "up0") &&
+               nodes_[0].ns->Exec("nft list map ip abode elastic_dnat").output.find(kIpv4.elastic) == std::string::npos;
+      },
+      std::chrono::seconds(10));
   ASSERT_TRUE(withdrawn) << "the elastic address or its mapping outlived the lease; see " << nodes_[0].log;
   std::printf("elastic address and mapping withdrawn %lld ms after the allocator went away (lease %lld ms)\n",
               static_cast<long long>(
@@ -433,10 +416,10 @@ TEST_F(NodeGuaranteesTest, ARestartLongerThanTheLeaseChangesNothingOfTheNodesOwn
   StartAgent(nodes_[0]);
   ASSERT_TRUE(AwaitReady("node-a", true));
   // The restarted agent reconciled and reported (its status reaches the allocator after its reconcile).
-  for (const auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;) {
-    if (LogContains(nodes_[0].log, "stream open") && Statuses("node-a").count("magic/dd") > 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return LogContains(nodes_[0].log, "stream open") && Statuses("node-a").count("magic/dd") > 0; },
+      std::chrono::seconds(20), std::chrono::milliseconds(50)))
+      << nodes_[0].log;
   ASSERT_TRUE(SendUntilReceived(app, kIpv4.magic, 8125, agent_socket, "after").has_value()) << nodes_[0].log;
   monitors.Stop();
   EXPECT_THAT(monitors.AddressChanges(listed), IsEmpty()) << "the magic address was removed or placed again";
@@ -460,12 +443,12 @@ TEST_F(NodeGuaranteesTest, MissingHostSettingsAreErrorsNamingThemAndManageSysctl
     }
     return true;
   };
-  bool reported = false;
-  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !reported && Clock::now() < deadline;) {
-    reported = errors_name("magic/dd", {"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"}) &&
+  const bool reported = test_support::Eventually(
+      [&] {
+        return errors_name("magic/dd", {"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"}) &&
                errors_name("elastic/db", {"net.ipv4.ip_forward"});
-    if (!reported) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(50));
   EXPECT_TRUE(reported) << "magic/dd: " << Statuses("node-a")["magic/dd"].message()
                         << "; elastic/db: " << Statuses("node-a")["elastic/db"].message();
   EXPECT_THAT(ScrapeAgent(nodes_[0]),
@@ -476,13 +459,13 @@ TEST_F(NodeGuaranteesTest, MissingHostSettingsAreErrorsNamingThemAndManageSysctl
   nodes_[0].agent->Signal(SIGTERM);
   nodes_[0].log += ".managing";
   StartAgent(nodes_[0], {"--manage-sysctls"});
-  bool ok = false;
-  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !ok && Clock::now() < deadline;) {
-    auto statuses = Statuses("node-a");
-    ok = statuses["magic/dd"].state() == v1::ASSIGNMENT_STATE_OK &&
-         statuses["elastic/db"].state() == v1::ASSIGNMENT_STATE_OK;
-    if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const bool ok = test_support::Eventually(
+      [&] {
+        auto statuses = Statuses("node-a");
+        return statuses["magic/dd"].state() == v1::ASSIGNMENT_STATE_OK &&
+               statuses["elastic/db"].state() == v1::ASSIGNMENT_STATE_OK;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(50));
   EXPECT_TRUE(ok) << nodes_[0].log;
   EXPECT_EQ(nodes_[0].ns->Exec("sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables").output, "1\n1\n");
 }
