@@ -14,6 +14,7 @@
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "integration/allocator_process.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::integration {
@@ -82,9 +83,8 @@ TEST(CrashTest, AcknowledgedAllocationsSurviveKill9AndNoAddressHasTwoOwners) {
       });
     }
     // Let the storm build up, then crash the server in the middle of it.
-    for (int i = 0; i < 1000 && acks_this_round.load() < 300 + 200 * round; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    test_support::Eventually([&] { return acks_this_round.load() >= 300 + 200 * round; }, std::chrono::seconds(5),
+                             std::chrono::milliseconds(5));
     server.Kill();
     stop = true;
     for (auto& th : threads) th.join();

@@ -16,6 +16,7 @@
 #include "integration/cluster_harness.h"
 #include "integration/require_root.h"
 #include "node-client/assignment_stream.h"
+#include "test-support/eventually.h"
 
 namespace abode::integration {
 namespace {
@@ -136,8 +137,7 @@ class CountingSink final : public node::AssignmentSink {
 // Polls `done` every 20 ms for up to `limit`; returns when it became true (or the limit, when it never did).
 template <typename Done>
 Clock::time_point When(Done done, Clock::duration limit) {
-  const Clock::time_point start = Clock::now();
-  while (!done() && Clock::now() - start < limit) std::this_thread::sleep_for(milliseconds(20));
+  test_support::Eventually(done, limit, milliseconds(20));
   return Clock::now();
 }
 
