@@ -36,8 +36,9 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out,
   ::_exit(127);
 }
 
-AllocatorProcess::AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args)
-    : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)) {
+AllocatorProcess::AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args,
+                                   std::string host)
+    : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)), host_(std::move(host)) {
   port_file_ = data_dir_ + ".port";
   log_path_ = data_dir_ + ".log";
 }
@@ -47,7 +48,7 @@ AllocatorProcess::~AllocatorProcess() { Kill(); }
 absl::Status AllocatorProcess::Start(std::chrono::milliseconds timeout) {
   if (pid_ > 0) return absl::FailedPreconditionError("already running");
   std::filesystem::remove(port_file_);
-  std::vector<std::string> argv = {binary_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
+  std::vector<std::string> argv = {binary_, "--listen", host_ + ":0", "--data-dir", data_dir_,
                                    "--port-file", port_file_};
   argv.insert(argv.end(), args_.begin(), args_.end());
   const pid_t pid = SpawnProcess(argv, log_path_, log_path_);

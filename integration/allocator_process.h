@@ -20,8 +20,10 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out,
 
 class AllocatorProcess {
  public:
-  // `binary` is the abode-allocator path; `args` are extra flags after --listen/--data-dir/--port-file.
-  AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args = {});
+  // `binary` is the abode-allocator path; `args` are extra flags after --listen/--data-dir/--port-file. It
+  // listens on port 0 of `host` (an IPv4 address).
+  AllocatorProcess(std::string binary, std::string data_dir, std::vector<std::string> args = {},
+                   std::string host = "127.0.0.1");
   ~AllocatorProcess();
   AllocatorProcess(const AllocatorProcess&) = delete;
   AllocatorProcess& operator=(const AllocatorProcess&) = delete;
@@ -35,13 +37,14 @@ class AllocatorProcess {
   bool running() const { return pid_ > 0; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return host_ + ":" + std::to_string(port_); }
   const std::string& log_path() const { return log_path_; }
 
  private:
   std::string binary_;
   std::string data_dir_;
   std::vector<std::string> args_;
+  std::string host_;
   std::string port_file_;
   std::string log_path_;
   pid_t pid_ = -1;

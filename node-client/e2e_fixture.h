@@ -198,20 +198,13 @@ class NodeE2eTest : public ::testing::Test {
           kIpv6.Pod(i, 1), "/64 dev pbr0 nodad && ip link set pbr0 up")));
     }
 
-    allocator_log_ = dir_ + "/allocator.log";
-    const std::string port_file = dir_ + "/allocator.port";
-    ASSERT_TRUE(allocator_
-                    .Start({ABODE_ALLOCATOR_BIN, "--listen", ctl_prefix_ + "1:0", "--data-dir", dir_ + "/data",
-                            "--port-file", port_file, "--node-lease-ms", "1500", "--log-level", "warn"},
-                           allocator_log_)
-                    .ok());
-    int port = 0;
-    for (const auto deadline = Clock::now() + std::chrono::seconds(60); port == 0 && Clock::now() < deadline;) {
-      std::ifstream in(port_file);
-      if (!(in >> port)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_GT(port, 0) << "allocator did not start, see " << allocator_log_;
-    endpoint_ = absl::StrCat(ctl_prefix_, "1:", port);
+    allocator_ = std::make_unique<integration::AllocatorProcess>(
+        ABODE_ALLOCATOR_BIN, dir_ + "/data", std::vector<std::string>{"--node-lease-ms", "1500", "--log-level", "warn"},
+        ctl_prefix_ + "1");
+    allocator_log_ = allocator_->log_path();
+    const absl::Status started = allocator_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    endpoint_ = allocator_->address();
     auto channel = grpc::CreateChannel(endpoint_, grpc::InsecureChannelCredentials());
     pools_ = v1::Pools::NewStub(channel);
     alloc_ = v1::Allocator::NewStub(channel);
@@ -228,7 +221,7 @@ class NodeE2eTest : public ::testing::Test {
 
   void TearDown() override {
     for (NodeHandle& node : nodes_) node.agent.reset();
-    allocator_.Signal(SIGKILL);
+    if (allocator_ != nullptr) allocator_->Kill();
     pods_.clear();
     for (NodeHandle& node : nodes_) node.ns.reset();
     outside_.reset();
@@ -472,7 +465,7 @@ class NodeE2eTest : public ::testing::Test {
   std::optional<ScopedNetns> outside_;
   NodeHandle nodes_[2];
   std::vector<std::unique_ptr<ScopedNetns>> pods_;
-  ChildProcess allocator_;
+  std::unique_ptr<integration::AllocatorProcess> allocator_;
   std::unique_ptr<v1::Pools::Stub> pools_;
   std::unique_ptr<v1::Allocator::Stub> alloc_;
   std::unique_ptr<v1::Nodes::Stub> nodes_api_;

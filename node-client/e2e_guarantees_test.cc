@@ -364,7 +364,7 @@ TEST_F(NodeGuaranteesTest, AnAgentThatCannotRenewItsLeaseWithdrawsExternalAndEla
       << nodes_[0].log;
 
   // The allocator goes away: the agent lives on but hears no acknowledgement.
-  allocator_.Signal(SIGKILL);
+  allocator_->Kill();
   const auto lost = Clock::now();
   const bool withdrawn = test_support::Eventually(
       [&] {
