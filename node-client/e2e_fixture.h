@@ -49,6 +49,7 @@
 #include "absl/strings/str_cat.h"
 #include "integration/allocator_process.h"
 #include "netns_testing.h"
+#include "test-support/eventually.h"
 
 namespace abode::node::e2e {
 
@@ -377,13 +378,13 @@ class NodeE2eTest : public ::testing::Test {
       ASSERT_TRUE(s.ok()) << s.error_message();
     }
     // Before app A sends anything: only the announcement can have taught it the bridge's hardware address.
-    bool mended = false;
     std::string entry;
-    for (const auto deadline = Clock::now() + std::chrono::seconds(10); !mended && Clock::now() < deadline;) {
-      entry = app_a.Exec(absl::StrCat("ip neigh show ", f.magic, " dev eth0")).output;
-      mended = entry.find(bridge_mac) != std::string::npos;
-      if (!mended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    const bool mended = test_support::Eventually(
+        [&] {
+          entry = app_a.Exec(absl::StrCat("ip neigh show ", f.magic, " dev eth0")).output;
+          return entry.find(bridge_mac) != std::string::npos;
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(50));
     EXPECT_TRUE(mended) << "app A's entry for " << f.magic << " still reads \"" << entry << "\", not node A's bridge "
                         << bridge_mac << "; see " << nodes_[0].log;
     UniqueFd agent_a_socket = Udp(agent_a, any, 8125);
