@@ -188,6 +188,7 @@ CommandOutcome StateMachine::ApplyCommand(const v1::Command& command) {
     case v1::Command::kCreatePool: out = a.CreatePool(command.create_pool(), nodes_); break;
     case v1::Command::kDeletePool: out = a.DeletePool(command.delete_pool(), changes); break;
     case v1::Command::kAllocate: out = a.Allocate(command.allocate(), changes); break;
+    case v1::Command::kAllocateMany: out = a.AllocateMany(command.allocate_many(), changes); break;
     case v1::Command::kRelease: out = a.Release(command.release(), changes); break;
     case v1::Command::kRenew: out = a.Renew(command.renew()); break;
     case v1::Command::kExpireAllocations: out = a.Expire(changes); break;
