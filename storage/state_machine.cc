@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "storage/allocations.h"
 #include "storage/node_commands.h"
 #include "storage/schema.h"
@@ -132,6 +133,16 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
     return absl::FailedPreconditionError(absl::StrCat("command batch: format version ", batch.format_version(),
                                                       " is not supported (this build applies ",
                                                       kCommandFormatVersion, ")"));
+  }
+  // A command whose operation this build does not know (added by a newer build) refuses the whole batch:
+  // refusing only that command would leave this replica's state apart from those that applied it.
+  for (int i = 0; i < batch.commands_size(); ++i) {
+    const v1::Command& cmd = batch.commands(i);
+    if (cmd.op_case() == v1::Command::OP_NOT_SET &&
+        !cmd.GetReflection()->GetUnknownFields(cmd).empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "command batch: command ", i, " carries an operation this build does not know; upgrade this replica"));
+    }
   }
   // Readers of the owner index must not see it ahead of what is committed (see owner_index.h).
   absl::MutexLock lock(&owners_->mutex());

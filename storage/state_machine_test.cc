@@ -798,6 +798,25 @@ TEST_F(StateMachineTest, DeletePoolIsRefusedWhileAllocationsExistUnlessForced) {
 
 // ---- batches ----
 
+TEST_F(StateMachineTest, ACommandOfAnUnknownOperationRefusesTheBatchAndChangesNothing) {
+  MustCreate(Spec("pods", "10.0.0.0/24"));
+  const std::string before = Snap(*sm_);
+  // A command as a newer build writes it: an operation in a field this build does not know (field 99).
+  v1::Command unknown;
+  ASSERT_TRUE(unknown.ParseFromString(std::string("\x9a\x06\x00", 3)));
+  ASSERT_EQ(unknown.op_case(), v1::Command::OP_NOT_SET);
+  auto r = sm_->Apply(Batch({Allocate("pods", "a"), unknown}, kT0 + 5000));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(r.status()), HasSubstr("command 1 carries an operation this build does not know"));
+  EXPECT_EQ(Snap(*sm_), before) << "its neighbour did not apply either";
+  EXPECT_EQ(sm_->revision(), 1u);
+  // A command with no operation at all is refused alone, as before.
+  auto empty = ApplyAll({v1::Command(), Allocate("pods", "a")});
+  ASSERT_THAT(empty, SizeIs(2));
+  EXPECT_EQ(empty[0].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(empty[1].ok());
+}
+
 TEST_F(StateMachineTest, UnknownFormatVersionIsRefusedAndChangesNothing) {
   MustCreate(Spec("pods", "10.0.0.0/24"));
   const std::string before = Snap(*sm_);
