@@ -201,6 +201,60 @@ TEST_F(ServerTest, FullPoolIsResourceExhausted) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
+TEST_F(ServerTest, AllocateManyGetsEveryAddressOrNone) {
+  ASSERT_TRUE(CreatePool("v4", "10.5.0.0/24").ok());
+  ASSERT_TRUE(CreatePool("v6", "fd05::/126").ok());  // ::1 to ::3 assignable
+  auto many = [&](const std::string& owner, const std::vector<std::string>& pools, v1::AllocateManyResponse* out,
+                  const std::string& last_address = "") {
+    grpc::ClientContext ctx;
+    v1::AllocateManyRequest req;
+    req.set_owner(owner);
+    req.set_node("node-a");
+    (*req.mutable_labels())["k8s-pod-name"] = owner;
+    for (const std::string& p : pools) req.add_items()->set_pool(p);
+    if (!last_address.empty() && req.items_size() > 0) req.mutable_items(req.items_size() - 1)->set_address(last_address);
+    return alloc_->AllocateMany(&ctx, req, out);
+  };
+  v1::AllocateManyResponse first;
+  ASSERT_TRUE(many("pod-1", {"v4", "v6"}, &first).ok());
+  ASSERT_EQ(first.allocations_size(), 2);
+  EXPECT_EQ(first.allocations(0).address(), "10.5.0.1");
+  EXPECT_EQ(first.allocations(1).address(), "fd05::1");
+  EXPECT_EQ(first.allocations(1).node(), "node-a");
+  v1::AllocateManyResponse retry;
+  ASSERT_TRUE(many("pod-1", {"v4", "v6"}, &retry).ok());
+  EXPECT_EQ(retry.allocations(0).address(), "10.5.0.1");
+  EXPECT_EQ(retry.allocations(1).address(), "fd05::1");
+
+  v1::AllocateManyResponse out;
+  auto s = many("pod-2", {"v4", "v6"}, &out, "fd05::1");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(s.error_message().find("items[1] (pool \"v6\")"), std::string::npos) << s.error_message();
+  s = many("pod-2", {"v4", "gone"}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("items[1] (pool \"gone\")"), std::string::npos) << s.error_message();
+  s = many("pod-2", {"v4", "v6"}, &out, "not-an-ip");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("items[1].address"), std::string::npos) << s.error_message();
+  s = many("pod-2", {}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(many("pod-2", {"v6"}, &out).ok());
+  ASSERT_TRUE(many("pod-3", {"v6"}, &out).ok());
+  s = many("pod-4", {"v4", "v6"}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("items[1] (pool \"v6\")"), std::string::npos) << s.error_message();
+
+  // None of the refused requests holds anything in v4: its next address is the second.
+  grpc::ClientContext ctx;
+  v1::GetAllocationRequest get;
+  get.set_owner("pod-4");
+  v1::GetAllocationResponse held;
+  EXPECT_EQ(alloc_->GetAllocation(&ctx, get, &held).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::Allocation next;
+  ASSERT_TRUE(Allocate("v4", "pod-5", &next).ok());
+  EXPECT_EQ(next.address(), "10.5.0.2");
+}
+
 TEST_F(ServerTest, ExpiredAllocationsAreReclaimedByTheLeader) {
   ASSERT_TRUE(CreatePool("ttl", "10.4.0.0/24").ok());
   v1::Allocation a;

@@ -2,23 +2,49 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "domain/address.h"
+#include "domain/allocation_commands.h"
 #include "domain/pool_layout.h"
 #include "domain/validation.h"
 
 namespace abode::allocator {
 namespace {
 
-absl::Status CheckAllocate(const v1::AllocateRequest& req) {
-  if (absl::Status s = domain::ValidateName(req.pool(), "pool", false); !s.ok()) return s;
+// The checks of a pool and a requested address; `field` prefixes the names ("" or "items[i].").
+absl::Status CheckItem(const std::string& pool, const std::string& address, const std::string& field) {
+  if (absl::Status s = domain::ValidateName(pool, field + "pool", false); !s.ok()) return s;
+  if (!address.empty()) {
+    if (auto a = domain::IpAddress::Parse(address, field + "address"); !a.ok()) return a.status();
+  }
+  return absl::OkStatus();
+}
+
+template <typename Request>
+absl::Status CheckHolder(const Request& req) {
   if (absl::Status s = domain::ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
   if (absl::Status s = domain::ValidateNodeName(req.node(), "node"); !s.ok()) return s;
   if (absl::Status s = domain::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
-  if (!req.address().empty()) {
-    if (auto a = domain::IpAddress::Parse(req.address(), "address"); !a.ok()) return a.status();
-  }
   if (req.ttl_seconds() < 0) return absl::InvalidArgumentError("ttl_seconds: must not be negative");
   return absl::OkStatus();
+}
+
+absl::Status CheckAllocate(const v1::AllocateRequest& req) {
+  if (absl::Status s = CheckItem(req.pool(), req.address(), ""); !s.ok()) return s;
+  return CheckHolder(req);
+}
+
+absl::Status CheckAllocateMany(const v1::AllocateManyRequest& req) {
+  if (req.items().empty()) return absl::InvalidArgumentError("items: at least one item is required");
+  if (req.items_size() > domain::kMaxAllocateItems) {
+    return absl::InvalidArgumentError(absl::StrCat("items: ", req.items_size(), " items; at most ",
+                                                   domain::kMaxAllocateItems, " are allowed"));
+  }
+  for (int i = 0; i < req.items_size(); ++i) {
+    const std::string field = absl::StrCat("items[", i, "].");
+    if (absl::Status s = CheckItem(req.items(i).pool(), req.items(i).address(), field); !s.ok()) return s;
+  }
+  return CheckHolder(req);
 }
 
 absl::Status CheckRelease(const v1::ReleaseRequest& req) {
@@ -66,6 +92,17 @@ grpc::ServerUnaryReactor* AllocatorService::Allocate(grpc::CallbackServerContext
   *cmd.mutable_allocate() = *req;
   cmd.mutable_allocate()->clear_traceparent();
   return ProposeAndFinish(ctx, log_, std::move(cmd), &v1::CommandResult::mutable_allocation, resp);
+}
+
+grpc::ServerUnaryReactor* AllocatorService::AllocateMany(grpc::CallbackServerContext* ctx,
+                                                         const v1::AllocateManyRequest* req,
+                                                         v1::AllocateManyResponse* resp) {
+  if (absl::Status s = CheckAllocateMany(*req); !s.ok()) return FinishNow(ctx, s);
+  v1::Command cmd;
+  cmd.set_traceparent(TraceParent(ctx, req->traceparent()));
+  *cmd.mutable_allocate_many() = *req;
+  cmd.mutable_allocate_many()->clear_traceparent();
+  return ProposeAndFinish(ctx, log_, std::move(cmd), &v1::CommandResult::mutable_allocate_many, resp);
 }
 
 grpc::ServerUnaryReactor* AllocatorService::Release(grpc::CallbackServerContext* ctx, const v1::ReleaseRequest* req,

@@ -47,6 +47,8 @@ class AllocatorService final : public v1::Allocator::CallbackService {
 
   grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* ctx, const v1::AllocateRequest* req,
                                      v1::Allocation* resp) override;
+  grpc::ServerUnaryReactor* AllocateMany(grpc::CallbackServerContext* ctx, const v1::AllocateManyRequest* req,
+                                         v1::AllocateManyResponse* resp) override;
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* ctx, const v1::ReleaseRequest* req,
                                     v1::ReleaseResponse* resp) override;
   grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* ctx, const v1::RenewRequest* req,

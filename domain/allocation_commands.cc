@@ -69,6 +69,53 @@ CommandOutcome AllocationCommands::CreatePool(const v1::CreatePoolRequest& req, 
 CommandOutcome AllocationCommands::Allocate(const v1::AllocateRequest& req, const Stamp& stamp,
                                             AllocationChangeSet& out) {
   out.Clear(stamp.revision);
+  auto a = AllocateOne(req, stamp, -1, out);
+  if (!a.ok()) return a.status();
+  v1::CommandResult result;
+  *result.mutable_allocation() = std::move(*a);
+  return result;
+}
+
+CommandOutcome AllocationCommands::AllocateMany(const v1::AllocateManyRequest& req, const Stamp& stamp,
+                                                AllocationChangeSet& out) {
+  out.Clear(stamp.revision);
+  if (req.items().empty()) return absl::InvalidArgumentError("items: at least one item is required");
+  if (req.items_size() > kMaxAllocateItems) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("items: ", req.items_size(), " items; at most ", kMaxAllocateItems, " are allowed"));
+  }
+  for (int i = 0; i < req.items_size(); ++i) {
+    for (int j = 0; j < i; ++j) {
+      if (req.items(j).pool() == req.items(i).pool()) {
+        return absl::InvalidArgumentError(absl::StrCat("items[", i, "].pool: pool ", Q(req.items(i).pool()),
+                                                       " is also items[", j, "]; one address per pool"));
+      }
+    }
+  }
+  out.item_requests.reserve(static_cast<size_t>(req.items_size()));
+  v1::CommandResult result;
+  for (int i = 0; i < req.items_size(); ++i) {
+    const v1::AllocateItem& item = req.items(i);
+    v1::AllocateRequest& one = out.item_requests.emplace_back();
+    one.set_pool(item.pool());
+    one.set_address(item.address());
+    one.set_owner(req.owner());
+    one.set_node(req.node());
+    *one.mutable_labels() = req.labels();
+    one.set_ttl_seconds(req.ttl_seconds());
+    auto a = AllocateOne(one, stamp, i, out);
+    if (!a.ok()) {
+      out.Clear(stamp.revision);  // a refused command proposes no change, not even its earlier items'
+      return absl::Status(a.status().code(),
+                          absl::StrCat("items[", i, "] (pool ", Q(item.pool()), "): ", a.status().message()));
+    }
+    *result.mutable_allocate_many()->add_allocations() = std::move(*a);
+  }
+  return result;
+}
+
+absl::StatusOr<v1::Allocation> AllocationCommands::AllocateOne(const v1::AllocateRequest& req, const Stamp& stamp,
+                                                               int result_index, AllocationChangeSet& out) {
   if (absl::Status s = CheckAllocateRequest(req, limits_.max_ttl_seconds); !s.ok()) return s;
   auto found = pools_.Named(req.pool(), "pool");
   if (!found.ok()) return found.status();
@@ -90,9 +137,7 @@ CommandOutcome AllocationCommands::Allocate(const v1::AllocateRequest& req, cons
     }
     // A retry is a sign of life: it renews the lease.
     RenewLease(held.row_id, req.ttl_seconds(), stamp.time_ms, a, out);
-    v1::CommandResult result;
-    *result.mutable_allocation() = std::move(a);
-    return result;
+    return std::move(a);
   }
 
   u128 value = 0;
@@ -117,12 +162,10 @@ CommandOutcome AllocationCommands::Allocate(const v1::AllocateRequest& req, cons
   }
 
   const Stamp at{++out.revision, stamp.time_ms};
-  v1::CommandResult result;
-  v1::Allocation& a = *result.mutable_allocation();
-  a = NewAllocation(pool, IpAddress(pool.layout.family(), value), req, at);
-  out.has_insert = true;
-  out.insert = AllocationChangeSet::Insert{&pool, value, &req, a.expire_time_unix_ms(), at.revision};
-  return result;
+  v1::Allocation a = NewAllocation(pool, IpAddress(pool.layout.family(), value), req, at);
+  out.inserts.push_back(
+      AllocationChangeSet::Insert{&pool, value, &req, a.expire_time_unix_ms(), at.revision, result_index});
+  return a;
 }
 
 absl::Status AllocationCommands::RemoveAll(StoredAllocations& held, const char* reason, AllocationChangeSet& out) {
@@ -252,11 +295,11 @@ void AllocationCommands::CommitToPools(AllocationChangeSet& changes) {
     pools_.Add(std::move(changes.new_pool));
     changes.has_new_pool = false;
   }
-  if (changes.has_insert) {
-    Pool& pool = *changes.insert.pool;
-    pool.free.Take(changes.insert.value);
+  for (const AllocationChangeSet::Insert& in : changes.inserts) {
+    Pool& pool = *in.pool;
+    pool.free.Take(in.value);
     ++pool.used;
-    pool.cursor = changes.insert.value;
+    pool.cursor = in.value;
     pool.dirty = true;
   }
   for (const AllocationChangeSet::Removal& r : changes.removals) {

@@ -45,6 +45,9 @@ class AllocationReader {
   virtual absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) = 0;
 };
 
+// The most items one AllocateMany may carry.
+inline constexpr int kMaxAllocateItems = 16;
+
 struct AllocationLimits {
   int64_t max_ttl_seconds = 0;
   int max_expire_per_command = 0;
@@ -60,6 +63,7 @@ struct AllocationChangeSet {
     const v1::AllocateRequest* request = nullptr;  // owned by the command being applied
     int64_t expire_ms = 0;
     uint64_t revision = 0;
+    int result_index = -1;  // the allocation's place in an AllocateMany answer; -1 for Allocate's
   };
   // An allocation row to delete, and its history entry (ended at `revision` for `reason`).
   struct Removal {
@@ -76,10 +80,12 @@ struct AllocationChangeSet {
     int64_t ttl_seconds = 0;
     int64_t expire_ms = 0;
     uint64_t revision = 0;
+    int result_index = -1;  // the allocation's place in an AllocateMany answer; -1 for Allocate's
   };
 
-  bool has_insert = false;
-  Insert insert;
+  std::vector<Insert> inserts;
+  // The per-item requests of an AllocateMany, which its inserts point into (reserved up front, never moved).
+  std::vector<v1::AllocateRequest> item_requests;
   bool has_new_pool = false;
   Pool new_pool;  // added to the pools
   std::vector<Removal> removals;
@@ -88,7 +94,8 @@ struct AllocationChangeSet {
   uint64_t revision = 0;         // the global revision once the changes are made
 
   void Clear(uint64_t start_revision) {
-    has_insert = false;
+    inserts.clear();
+    item_requests.clear();
     has_new_pool = false;
     removals.clear();
     renewals.clear();
@@ -110,6 +117,8 @@ class AllocationCommands {
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const NodeModel& nodes, const Stamp& stamp,
                             AllocationChangeSet& out);
   CommandOutcome Allocate(const v1::AllocateRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  // All items or none: a refused item refuses the command, with its code and a message naming it.
+  CommandOutcome AllocateMany(const v1::AllocateManyRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Release(const v1::ReleaseRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Renew(const v1::RenewRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Expire(const Stamp& stamp, AllocationChangeSet& out);
@@ -120,6 +129,9 @@ class AllocationCommands {
   void CommitToPools(AllocationChangeSet& changes);
 
  private:
+  // One allocation of Allocate or AllocateMany into `out` (not cleared); the insert gets `result_index`.
+  absl::StatusOr<v1::Allocation> AllocateOne(const v1::AllocateRequest& req, const Stamp& stamp, int result_index,
+                                             AllocationChangeSet& out);
   // Ends the holdings of `held` for `reason` (one revision each); the result shows them at that revision.
   absl::Status RemoveAll(StoredAllocations& held, const char* reason, AllocationChangeSet& out);
   // Restarts the lease of `a` for `ttl_seconds`, or its own TTL when that is 0 (nothing without a TTL).

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -41,9 +42,10 @@ class FakeStore final : public AllocationReader {
 
   // Writes a change set as the engine does (the allocation an insert creates is the command's answer).
   void Write(const AllocationChangeSet& c, const v1::CommandResult& result) {
-    if (c.has_insert) {
-      pool_ids_[next_id_] = c.insert.pool->id;
-      rows_.push_back(StoredAllocation{next_id_++, result.allocation()});
+    for (const auto& in : c.inserts) {
+      pool_ids_[next_id_] = in.pool->id;
+      rows_.push_back(StoredAllocation{
+          next_id_++, in.result_index < 0 ? result.allocation() : result.allocate_many().allocations(in.result_index)});
     }
     for (const auto& r : c.removals) {
       rows_.erase(std::find_if(rows_.begin(), rows_.end(), [&](const auto& row) { return row.row_id == r.row_id; }));
@@ -77,9 +79,13 @@ class FakeStore final : public AllocationReader {
 class AllocationCommandsTest : public ::testing::Test {
  protected:
   AllocationCommandsTest() : commands_(pools_, store_, AllocationLimits{3600, 100}) {
+    pool_ = AddPool("p", "10.0.0.0/29");
+  }
+
+  Pool* AddPool(const std::string& name, const std::string& cidr) {
     v1::PoolSpec spec;
-    spec.set_name("p");
-    spec.set_cidr("10.0.0.0/29");
+    spec.set_name(name);
+    spec.set_cidr(cidr);
     auto canonical = CanonicalizePool(spec);
     EXPECT_TRUE(canonical.ok()) << canonical.status();
     Pool p;
@@ -87,7 +93,15 @@ class AllocationCommandsTest : public ::testing::Test {
     p.spec = canonical->spec;
     p.layout = canonical->layout;
     p.free = p.layout.Assignable();
-    pool_ = &pools_.Add(std::move(p));
+    return &pools_.Add(std::move(p));
+  }
+
+  v1::AllocateManyRequest Many(const std::string& owner, const std::vector<std::string>& pools) {
+    v1::AllocateManyRequest req;
+    req.set_owner(owner);
+    req.set_node("node-1");
+    for (const std::string& p : pools) req.add_items()->set_pool(p);
+    return req;
   }
 
   // Writes and commits what a successful command returned, as the engine does.
@@ -121,10 +135,10 @@ TEST_F(AllocationCommandsTest, AllocateProposesAnInsertAndChangesNothingItself) 
   EXPECT_EQ(out->allocation().address(), "10.0.0.1");
   EXPECT_EQ(out->allocation().revision(), 11u);
   EXPECT_EQ(out->allocation().expire_time_unix_ms(), 61000);
-  ASSERT_TRUE(changes_.has_insert);
-  EXPECT_EQ(changes_.insert.pool, pool_);
-  EXPECT_EQ(changes_.insert.request, &req);
-  EXPECT_EQ(changes_.insert.revision, 11u);
+  ASSERT_EQ(changes_.inserts.size(), 1u);
+  EXPECT_EQ(changes_.inserts[0].pool, pool_);
+  EXPECT_EQ(changes_.inserts[0].request, &req);
+  EXPECT_EQ(changes_.inserts[0].revision, 11u);
   EXPECT_EQ(changes_.revision, 11u);
   EXPECT_TRUE(changes_.removals.empty());
   EXPECT_TRUE(changes_.renewals.empty());
@@ -149,7 +163,7 @@ TEST_F(AllocationCommandsTest, ARetryRenewsTheLeaseInsteadOfInserting) {
   auto again = commands_.Allocate(req, stamp_, changes_);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->allocation().address(), "10.0.0.1");
-  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_TRUE(changes_.inserts.empty());
   ASSERT_EQ(changes_.renewals.size(), 1u);
   EXPECT_EQ(changes_.renewals[0].expire_ms, 65000);
   EXPECT_EQ(changes_.renewals[0].revision, 12u);
@@ -159,7 +173,7 @@ TEST_F(AllocationCommandsTest, ARetryRenewsTheLeaseInsteadOfInserting) {
   Commit(commands_.Allocate(plain, stamp_, changes_));
   const uint64_t before = stamp_.revision;
   ASSERT_TRUE(commands_.Allocate(plain, stamp_, changes_).ok());
-  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_TRUE(changes_.inserts.empty());
   EXPECT_TRUE(changes_.renewals.empty());
   EXPECT_EQ(changes_.revision, before);
 }
@@ -168,7 +182,7 @@ TEST_F(AllocationCommandsTest, ARefusedCommandReturnsNoChanges) {
   for (int i = 0; i < 6; ++i) Commit(commands_.Allocate(Request("pod-" + std::to_string(i)), stamp_, changes_));
   auto full = commands_.Allocate(Request("pod-x"), stamp_, changes_);
   EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_TRUE(changes_.inserts.empty());
   EXPECT_EQ(changes_.revision, stamp_.revision);
 
   v1::AllocateRequest taken = Request("pod-y");
@@ -176,7 +190,90 @@ TEST_F(AllocationCommandsTest, ARefusedCommandReturnsNoChanges) {
   auto held = commands_.Allocate(taken, stamp_, changes_);
   EXPECT_EQ(held.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(held.status().message(), HasSubstr("held by owner \"pod-2\""));
-  EXPECT_FALSE(changes_.has_insert);
+  EXPECT_TRUE(changes_.inserts.empty());
+}
+
+TEST_F(AllocationCommandsTest, AllocateManyProposesOneInsertPerItemInOneChangeSet) {
+  Pool* v6 = AddPool("p6", "fd00::/120");
+  const v1::AllocateManyRequest req = Many("pod-a", {"p", "p6"});
+  auto out = commands_.AllocateMany(req, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->allocate_many().allocations_size(), 2);
+  EXPECT_EQ(out->allocate_many().allocations(0).address(), "10.0.0.1");
+  EXPECT_EQ(out->allocate_many().allocations(0).pool(), "p");
+  EXPECT_EQ(out->allocate_many().allocations(1).address(), "fd00::1");
+  EXPECT_EQ(out->allocate_many().allocations(1).node(), "node-1");
+  ASSERT_EQ(changes_.inserts.size(), 2u);
+  EXPECT_EQ(changes_.inserts[0].pool, pool_);
+  EXPECT_EQ(changes_.inserts[1].pool, v6);
+  EXPECT_EQ(changes_.inserts[0].revision, 11u);
+  EXPECT_EQ(changes_.inserts[1].revision, 12u);
+  EXPECT_EQ(changes_.inserts[1].result_index, 1);
+  EXPECT_EQ(pool_->used, 0u);
+  EXPECT_EQ(v6->used, 0u);
+  Commit(out);
+  EXPECT_EQ(pool_->used, 1u);
+  EXPECT_EQ(v6->used, 1u);
+
+  // A retry answers with the same addresses and inserts nothing.
+  auto again = commands_.AllocateMany(req, stamp_, changes_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->allocate_many().allocations(0).address(), "10.0.0.1");
+  EXPECT_EQ(again->allocate_many().allocations(1).address(), "fd00::1");
+  EXPECT_TRUE(changes_.inserts.empty());
+}
+
+TEST_F(AllocationCommandsTest, AllocateManyRefusedByItsLastItemLeavesNoTraceOfTheFirst) {
+  Pool* small = AddPool("small", "10.1.0.0/30");  // two addresses
+  Commit(commands_.AllocateMany(Many("pod-a", {"small"}), stamp_, changes_));
+  Commit(commands_.AllocateMany(Many("pod-b", {"small"}), stamp_, changes_));
+  const uint64_t before = stamp_.revision;
+  const size_t rows = store_.size();
+
+  auto full = commands_.AllocateMany(Many("pod-c", {"p", "small"}), stamp_, changes_);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.status().message(), HasSubstr("items[1] (pool \"small\"): pool \"small\" is full"));
+  EXPECT_TRUE(changes_.inserts.empty()) << "the first item's insert is not proposed either";
+  EXPECT_EQ(changes_.revision, before);
+  EXPECT_EQ(pool_->used, 0u);
+  EXPECT_EQ(small->used, 2u);
+  EXPECT_EQ(store_.size(), rows);
+  EXPECT_EQ(stamp_.revision, before);
+
+  v1::AllocateManyRequest taken = Many("pod-d", {"p", "small"});
+  taken.mutable_items(1)->set_address("10.1.0.1");
+  auto held = commands_.AllocateMany(taken, stamp_, changes_);
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(held.status().message(), HasSubstr("items[1] (pool \"small\"): address: 10.1.0.1 is held"));
+
+  auto missing = commands_.AllocateMany(Many("pod-e", {"p", "nope"}), stamp_, changes_);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("items[1] (pool \"nope\")"));
+
+  v1::AllocateManyRequest outside = Many("pod-f", {"p", "small"});
+  outside.mutable_items(0)->set_address("192.168.0.1");
+  auto bad = commands_.AllocateMany(outside, stamp_, changes_);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("items[0] (pool \"p\")"));
+  EXPECT_EQ(pool_->used, 0u);
+  EXPECT_EQ(store_.size(), rows);
+}
+
+TEST_F(AllocationCommandsTest, AllocateManyRefusesEmptyDuplicateAndTooManyItems) {
+  auto none = commands_.AllocateMany(Many("pod-a", {}), stamp_, changes_);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("items:"));
+  auto twice = commands_.AllocateMany(Many("pod-a", {"p", "p"}), stamp_, changes_);
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(twice.status().message(), HasSubstr("items[1].pool: pool \"p\" is also items[0]"));
+  EXPECT_TRUE(changes_.inserts.empty());
+  auto many = commands_.AllocateMany(Many("pod-a", std::vector<std::string>(kMaxAllocateItems + 1, "p")), stamp_,
+                                     changes_);
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(many.status().message(), HasSubstr("at most 16"));
+  auto no_owner = commands_.AllocateMany(Many("", {"p"}), stamp_, changes_);
+  EXPECT_EQ(no_owner.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool_->used, 0u);
 }
 
 TEST_F(AllocationCommandsTest, ReleaseRemovesEachHoldingAtARevisionOfItsOwn) {

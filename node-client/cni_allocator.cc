@@ -49,6 +49,12 @@ class GrpcCniAllocator final : public CniAllocator {
       return e.allocator->Allocate(c, req, out);
     });
   }
+  absl::StatusOr<v1::AllocateManyResponse> AllocateMany(const v1::AllocateManyRequest& req,
+                                                        const CallContext& ctx) override {
+    return Call<v1::AllocateManyResponse>(ctx, [&](Endpoint& e, grpc::ClientContext* c, v1::AllocateManyResponse* out) {
+      return e.allocator->AllocateMany(c, req, out);
+    });
+  }
   absl::StatusOr<v1::ReleaseResponse> Release(const v1::ReleaseRequest& req, const CallContext& ctx) override {
     return Call<v1::ReleaseResponse>(ctx, [&](Endpoint& e, grpc::ClientContext* c, v1::ReleaseResponse* out) {
       return e.allocator->Release(c, req, out);
@@ -76,7 +82,7 @@ class GrpcCniAllocator final : public CniAllocator {
   };
 
   // Tries the endpoint that last answered, then the others in turn, until one answers with anything but
-  // UNAVAILABLE or the deadline passes. Writes are idempotent (Allocate per owner, Release, CreatePool
+  // UNAVAILABLE or the deadline passes. Writes are idempotent (Allocate and AllocateMany per owner, Release, CreatePool
   // answered ALREADY_EXISTS), so a retry after an unknown outcome is safe.
   template <typename Response, typename Fn>
   absl::StatusOr<Response> Call(const CallContext& ctx, Fn fn) {

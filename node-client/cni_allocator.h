@@ -28,6 +28,9 @@ class CniAllocator {
   virtual absl::StatusOr<v1::Pool> GetPool(const std::string& name, const CallContext& ctx) = 0;
   virtual absl::StatusOr<v1::Pool> CreatePool(const v1::PoolSpec& spec, const CallContext& ctx) = 0;
   virtual absl::StatusOr<v1::Allocation> Allocate(const v1::AllocateRequest& request, const CallContext& ctx) = 0;
+  // All the items or none, by one replicated command.
+  virtual absl::StatusOr<v1::AllocateManyResponse> AllocateMany(const v1::AllocateManyRequest& request,
+                                                                const CallContext& ctx) = 0;
   virtual absl::StatusOr<v1::ReleaseResponse> Release(const v1::ReleaseRequest& request, const CallContext& ctx) = 0;
   virtual absl::StatusOr<v1::GetAllocationResponse> GetAllocation(const v1::GetAllocationRequest& request,
                                                                   const CallContext& ctx) = 0;

@@ -19,6 +19,9 @@ class UnreachableAllocator final : public CniAllocator {
   absl::StatusOr<v1::Pool> GetPool(const std::string&, const CallContext&) override { return Down(); }
   absl::StatusOr<v1::Pool> CreatePool(const v1::PoolSpec&, const CallContext&) override { return Down(); }
   absl::StatusOr<v1::Allocation> Allocate(const v1::AllocateRequest&, const CallContext&) override { return Down(); }
+  absl::StatusOr<v1::AllocateManyResponse> AllocateMany(const v1::AllocateManyRequest&, const CallContext&) override {
+    return Down();
+  }
   absl::StatusOr<v1::ReleaseResponse> Release(const v1::ReleaseRequest&, const CallContext&) override {
     return v1::ReleaseResponse();
   }

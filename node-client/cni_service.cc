@@ -138,44 +138,78 @@ LocalResponse CniService::Handle(const LocalRequest& request) {
   return Status(request, ctx);
 }
 
+namespace {
+
+// The address `request` asks for statically inside `pool`, or "" for any free one.
+std::string StaticAddressIn(const cni::PoolRequest& pool, const LocalRequest& request) {
+  std::string wanted;
+  for (const std::string& address : request.static_addresses) {
+    auto ip = cni::Ip::Parse(address);
+    if (ip && pool.has_spec && pool.cidr.Contains(*ip)) wanted = ip->ToString();
+  }
+  return wanted;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Allocation>> CniService::AllocateAll(const LocalRequest& request,
+                                                                   const std::string& owner, const CallContext& ctx) {
+  std::vector<v1::Allocation> out;
+  if (request.pools.empty()) return out;
+  if (request.pools.size() == 1) {
+    v1::AllocateRequest req;
+    req.set_pool(request.pools[0].name);
+    req.set_owner(owner);
+    req.set_node(node_);
+    req.set_traceparent(ctx.traceparent);
+    req.set_address(StaticAddressIn(request.pools[0], request));
+    for (const auto& [k, v] : request.labels) (*req.mutable_labels())[k] = v;
+    absl::StatusOr<v1::Allocation> a = allocator_->Allocate(req, ctx);
+    if (!a.ok()) return a.status();
+    out.push_back(std::move(*a));
+    return out;
+  }
+  // Several ranges: one request, applied by the allocator as one command, so that an ADD holds all its
+  // addresses or none of them.
+  v1::AllocateManyRequest req;
+  req.set_owner(owner);
+  req.set_node(node_);
+  req.set_traceparent(ctx.traceparent);
+  for (const auto& [k, v] : request.labels) (*req.mutable_labels())[k] = v;
+  for (const cni::PoolRequest& pool : request.pools) {
+    v1::AllocateItem* item = req.add_items();
+    item->set_pool(pool.name);
+    item->set_address(StaticAddressIn(pool, request));
+  }
+  absl::StatusOr<v1::AllocateManyResponse> many = allocator_->AllocateMany(req, ctx);
+  if (!many.ok()) return many.status();
+  for (v1::Allocation& a : *many->mutable_allocations()) out.push_back(std::move(a));
+  return out;
+}
+
 LocalResponse CniService::Add(const LocalRequest& request, const CallContext& ctx) {
   const std::string owner = cni::OwnerKey(request.container_id, request.ifname);
   for (const cni::PoolRequest& pool : request.pools) {
     if (auto e = EnsurePool(pool, ctx)) return Failure(*e);
   }
-  LocalResponse response;
-  for (size_t i = 0; i < request.pools.size(); ++i) {
-    const cni::PoolRequest& pool = request.pools[i];
-    v1::AllocateRequest req;
-    req.set_pool(pool.name);
-    req.set_owner(owner);
-    req.set_node(node_);
-    req.set_traceparent(ctx.traceparent);
-    for (const auto& [k, v] : request.labels) (*req.mutable_labels())[k] = v;
-    for (const std::string& address : request.static_addresses) {
-      auto ip = cni::Ip::Parse(address);
-      if (ip && pool.has_spec && pool.cidr.Contains(*ip)) req.set_address(ip->ToString());
-    }
-    absl::StatusOr<v1::Allocation> a = allocator_->Allocate(req, ctx);
-    if (!a.ok() && a.status().code() == absl::StatusCode::kNotFound) {
-      // The pool went away since it was checked (deleted by an operator): create it again, once.
+  absl::StatusOr<std::vector<v1::Allocation>> allocated = AllocateAll(request, owner, ctx);
+  if (!allocated.ok() && allocated.status().code() == absl::StatusCode::kNotFound) {
+    // A pool went away since it was checked (deleted by an operator): create it again, once.
+    for (const cni::PoolRequest& pool : request.pools) {
       Forget(pool.name);
       if (auto e = EnsurePool(pool, ctx)) return Failure(*e);
-      a = allocator_->Allocate(req, ctx);
     }
-    if (!a.ok()) {
-      // Several ranges: give back what this attachment took in the earlier ones, so that a failed ADD holds
-      // nothing. When the allocator is unreachable this cannot run; the runtime's DEL after a failed ADD (or
-      // a retried ADD, which gets the same addresses back) converges.
-      for (size_t j = 0; j < i; ++j) {
-        v1::ReleaseRequest release;
-        release.set_owner(owner);
-        release.set_pool(request.pools[j].name);
-        (void)allocator_->Release(release, ctx);
-      }
-      return Failure(ToCniError(a.status(), absl::StrCat("allocating in pool \"", pool.name, "\"")));
-    }
-    response.ips.push_back(cni::AllocatedIp{a->address(), a->prefix_length(), a->gateway(), a->pool()});
+    allocated = AllocateAll(request, owner, ctx);
+  }
+  if (!allocated.ok()) {
+    const std::string doing = request.pools.size() == 1
+                                  ? absl::StrCat("allocating in pool \"", request.pools[0].name, "\"")
+                                  : "allocating";
+    return Failure(ToCniError(allocated.status(), doing));
+  }
+  LocalResponse response;
+  for (const v1::Allocation& a : *allocated) {
+    response.ips.push_back(cni::AllocatedIp{a.address(), a.prefix_length(), a.gateway(), a.pool()});
   }
   return response;
 }

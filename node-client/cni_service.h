@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "cni/local_protocol.h"
@@ -24,6 +25,9 @@ class CniService {
 
  private:
   cni::LocalResponse Add(const cni::LocalRequest& request, const CallContext& ctx);
+  // One address per pool of `request` for `owner`: Allocate for one pool, AllocateMany (all or none) for several.
+  absl::StatusOr<std::vector<v1::Allocation>> AllocateAll(const cni::LocalRequest& request, const std::string& owner,
+                                                          const CallContext& ctx);
   cni::LocalResponse Del(const cni::LocalRequest& request, const CallContext& ctx);
   cni::LocalResponse Check(const cni::LocalRequest& request, const CallContext& ctx);
   cni::LocalResponse Gc(const cni::LocalRequest& request, const CallContext& ctx);

@@ -35,9 +35,40 @@ class FakeAllocator final : public CniAllocator {
     std::lock_guard lock(mu_);
     ++calls;
     if (down) return absl::UnavailableError("down");
-    if (fail_pool == req.pool()) return absl::ResourceExhaustedError("pool " + req.pool() + " is full");
+    if (absl::Status s = Refusal(req.pool()); !s.ok()) return s;
+    return Take(req);
+  }
+  // All items or none, as the allocator applies it.
+  absl::StatusOr<v1::AllocateManyResponse> AllocateMany(const v1::AllocateManyRequest& req,
+                                                        const CallContext&) override {
+    std::lock_guard lock(mu_);
+    ++calls;
+    ++allocate_many_calls;
+    if (down) return absl::UnavailableError("down");
+    for (int i = 0; i < req.items_size(); ++i) {
+      if (absl::Status s = Refusal(req.items(i).pool()); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("items[", i, "] (pool \"", req.items(i).pool(), "\"): ", s.message()));
+      }
+    }
+    v1::AllocateManyResponse out;
+    for (const v1::AllocateItem& item : req.items()) {
+      v1::AllocateRequest one;
+      one.set_pool(item.pool());
+      one.set_address(item.address());
+      one.set_owner(req.owner());
+      one.set_node(req.node());
+      *one.mutable_labels() = req.labels();
+      *out.add_allocations() = Take(one);
+    }
+    return out;
+  }
+  absl::Status Refusal(const std::string& pool) {
+    if (fail_pool == pool) return absl::ResourceExhaustedError("pool " + pool + " is full");
+    if (pools.count(pool) == 0) return absl::NotFoundError("pool not found");
+    return absl::OkStatus();
+  }
+  v1::Allocation Take(const v1::AllocateRequest& req) {
     auto pool = pools.find(req.pool());
-    if (pool == pools.end()) return absl::NotFoundError("pool not found");
     for (const v1::Allocation& a : allocations) {
       if (a.owner() == req.owner() && a.pool() == req.pool()) return a;
     }
@@ -57,6 +88,7 @@ class FakeAllocator final : public CniAllocator {
   absl::StatusOr<v1::ReleaseResponse> Release(const v1::ReleaseRequest& req, const CallContext&) override {
     std::lock_guard lock(mu_);
     ++calls;
+    ++releases;
     if (down) return absl::UnavailableError("down");
     v1::ReleaseResponse out;
     for (auto it = allocations.begin(); it != allocations.end();) {
@@ -99,6 +131,8 @@ class FakeAllocator final : public CniAllocator {
   std::string fail_pool;
   int calls = 0;
   int creates = 0;
+  int releases = 0;
+  int allocate_many_calls = 0;
 };
 
 cni::PoolRequest Range(const std::string& cidr, const std::string& network = "") {
@@ -155,19 +189,45 @@ TEST(CniServiceTest, TwoNodesShareOnePoolAndADifferentSpecIsAConfigError) {
   EXPECT_NE(conflict.error->msg.find("exists as {cidr 10.2.0.0/24"), std::string::npos) << conflict.error->msg;
 }
 
-TEST(CniServiceTest, MultiRangeAddGivesBackEarlierRangesWhenALaterOneFails) {
+TEST(CniServiceTest, MultiRangeAddIsOneAllOrNothingRequest) {
   FakeAllocator allocator;
   CniService service("node-a", &allocator);
   const auto v4 = Range("10.3.0.0/24"), v6 = Range("fd00:3::/64");
   auto ok = service.Handle(Request("ADD", "c1", {v4, v6}));
   ASSERT_FALSE(ok.error);
   ASSERT_EQ(ok.ips.size(), 2u);
+  EXPECT_EQ(ok.ips[0].address, "10.3.0.10");
   EXPECT_EQ(ok.ips[1].address, "fd00:3::a");
+  EXPECT_EQ(allocator.allocate_many_calls, 1);
+  for (const v1::Allocation& a : allocator.allocations) EXPECT_EQ(a.node(), "node-a");
   allocator.fail_pool = v6.name;
   auto failed = service.Handle(Request("ADD", "c2", {v4, v6}));
   ASSERT_TRUE(failed.error);
   EXPECT_EQ(failed.error->code, cni::kPoolExhausted);
+  EXPECT_NE(failed.error->msg.find("items[1] (pool \"" + v6.name + "\")"), std::string::npos) << failed.error->msg;
+  EXPECT_EQ(allocator.allocate_many_calls, 2);
+  EXPECT_EQ(allocator.releases, 0) << "no client-side rollback";
   for (const v1::Allocation& a : allocator.allocations) EXPECT_NE(a.owner(), "cni/c2/eth0");
+  // A retried ADD gets the same addresses; a single range keeps to Allocate.
+  allocator.fail_pool.clear();
+  auto retry = service.Handle(Request("ADD", "c1", {v4, v6}));
+  ASSERT_FALSE(retry.error);
+  EXPECT_EQ(retry.ips, ok.ips);
+  ASSERT_FALSE(service.Handle(Request("ADD", "c3", {v4})).error);
+  EXPECT_EQ(allocator.allocate_many_calls, 3);
+}
+
+TEST(CniServiceTest, MultiRangeAddCreatesAPoolDeletedSinceItWasChecked) {
+  FakeAllocator allocator;
+  CniService service("node-a", &allocator);
+  const auto v4 = Range("10.4.0.0/24"), v6 = Range("fd00:4::/64");
+  ASSERT_FALSE(service.Handle(Request("ADD", "c1", {v4, v6})).error);
+  allocator.pools.erase(v6.name);
+  auto again = service.Handle(Request("ADD", "c2", {v4, v6}));
+  ASSERT_FALSE(again.error) << again.error->msg;
+  ASSERT_EQ(again.ips.size(), 2u);
+  EXPECT_EQ(allocator.pools.count(v6.name), 1u);
+  EXPECT_EQ(allocator.creates, 3);
 }
 
 TEST(CniServiceTest, DelIsIdempotentAndReleasesEverything) {

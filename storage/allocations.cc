@@ -227,8 +227,8 @@ absl::Status Allocations::Write() {
         .Bind(6, p.create_time_ms);
     if (absl::Status s = stmts_->insert_pool.Run(); !s.ok()) return s;
   }
-  if (c.has_insert) {
-    const domain::AllocationChangeSet::Insert& in = c.insert;
+  inserted_rows_.clear();
+  for (const domain::AllocationChangeSet::Insert& in : c.inserts) {
     const v1::AllocateRequest& req = *in.request;
     const domain::Pool& pool = *in.pool;
     stmts_->insert_alloc.Bind(1, pool.id)
@@ -243,6 +243,7 @@ absl::Status Allocations::Write() {
         .Bind(10, static_cast<int64_t>(in.revision))
         .Bind(11, static_cast<int64_t>(in.revision));
     if (absl::Status s = stmts_->insert_alloc.Run(); !s.ok()) return s;
+    inserted_rows_.push_back(db_.last_insert_rowid());
   }
   for (const auto& r : c.removals) {
     if (absl::Status s = WriteRemoval(r); !s.ok()) return s;
@@ -263,9 +264,11 @@ CommandOutcome Allocations::Commit(CommandOutcome outcome, AllocationChanges& ch
   if (absl::Status s = Write(); !s.ok()) return s;
   // Written: now memory.
   stamp_.revision = changes_.revision;
-  if (changes_.has_insert) {
-    owners_.Add(changes_.insert.request->owner(), db_.last_insert_rowid(), changes_.insert.pool->id);
-    changes.push_back(AllocationChange{outcome->allocation(), true});
+  for (size_t i = 0; i < changes_.inserts.size(); ++i) {
+    const domain::AllocationChangeSet::Insert& in = changes_.inserts[i];
+    owners_.Add(in.request->owner(), inserted_rows_[i], in.pool->id);
+    changes.push_back(AllocationChange{
+        in.result_index < 0 ? outcome->allocation() : outcome->allocate_many().allocations(in.result_index), true});
   }
   for (auto& r : changes_.removals) owners_.Remove(r.allocation.owner(), r.row_id);
   commands_.CommitToPools(changes_);
@@ -280,6 +283,10 @@ CommandOutcome Allocations::DeletePool(const v1::DeletePoolRequest& req, Allocat
 
 CommandOutcome Allocations::Allocate(const v1::AllocateRequest& req, AllocationChanges& changes) {
   return Commit(commands_.Allocate(req, stamp_, changes_), changes);
+}
+
+CommandOutcome Allocations::AllocateMany(const v1::AllocateManyRequest& req, AllocationChanges& changes) {
+  return Commit(commands_.AllocateMany(req, stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::Release(const v1::ReleaseRequest& req, AllocationChanges& changes) {

@@ -55,6 +55,7 @@ class Allocations final : private domain::AllocationReader {
   CommandOutcome CreatePool(const v1::CreatePoolRequest& req, const domain::NodeModel& nodes);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, AllocationChanges& changes);
   CommandOutcome Allocate(const v1::AllocateRequest& req, AllocationChanges& changes);
+  CommandOutcome AllocateMany(const v1::AllocateManyRequest& req, AllocationChanges& changes);
   CommandOutcome Release(const v1::ReleaseRequest& req, AllocationChanges& changes);
   CommandOutcome Renew(const v1::RenewRequest& req);
   CommandOutcome Expire(AllocationChanges& changes);
@@ -95,6 +96,7 @@ class Allocations final : private domain::AllocationReader {
   domain::Pools pools_;
   domain::AllocationCommands commands_;
   domain::AllocationChangeSet changes_;  // of the command being applied; kept to reuse its capacity
+  std::vector<int64_t> inserted_rows_;   // row ids of changes_.inserts, once written
 };
 
 }  // namespace abode::storage

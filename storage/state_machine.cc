@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "storage/allocations.h"
 #include "storage/node_commands.h"
 #include "storage/schema.h"
@@ -133,6 +134,16 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
                                                       " is not supported (this build applies ",
                                                       kCommandFormatVersion, ")"));
   }
+  // A command whose operation this build does not know (added by a newer build) refuses the whole batch:
+  // refusing only that command would leave this replica's state apart from those that applied it.
+  for (int i = 0; i < batch.commands_size(); ++i) {
+    const v1::Command& cmd = batch.commands(i);
+    if (cmd.op_case() == v1::Command::OP_NOT_SET &&
+        !cmd.GetReflection()->GetUnknownFields(cmd).empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "command batch: command ", i, " carries an operation this build does not know; upgrade this replica"));
+    }
+  }
   // Readers of the owner index must not see it ahead of what is committed (see owner_index.h).
   absl::MutexLock lock(&owners_->mutex());
   if (absl::Status s = stmts_->begin.Run(); !s.ok()) return s;
@@ -188,6 +199,7 @@ CommandOutcome StateMachine::ApplyCommand(const v1::Command& command) {
     case v1::Command::kCreatePool: out = a.CreatePool(command.create_pool(), nodes_); break;
     case v1::Command::kDeletePool: out = a.DeletePool(command.delete_pool(), changes); break;
     case v1::Command::kAllocate: out = a.Allocate(command.allocate(), changes); break;
+    case v1::Command::kAllocateMany: out = a.AllocateMany(command.allocate_many(), changes); break;
     case v1::Command::kRelease: out = a.Release(command.release(), changes); break;
     case v1::Command::kRenew: out = a.Renew(command.renew()); break;
     case v1::Command::kExpireAllocations: out = a.Expire(changes); break;

@@ -97,6 +97,18 @@ v1::Command Allocate(const std::string& pool, const std::string& owner, const st
   return c;
 }
 
+v1::Command AllocateMany(const std::string& owner, const std::vector<std::pair<std::string, std::string>>& items) {
+  v1::Command c;
+  c.mutable_allocate_many()->set_owner(owner);
+  c.mutable_allocate_many()->set_node("node-1");
+  for (const auto& [pool, address] : items) {
+    v1::AllocateItem* item = c.mutable_allocate_many()->add_items();
+    item->set_pool(pool);
+    item->set_address(address);
+  }
+  return c;
+}
+
 v1::Command ReleaseOwner(const std::string& owner, const std::string& pool = "") {
   v1::Command c;
   c.mutable_release()->set_owner(owner);
@@ -786,6 +798,25 @@ TEST_F(StateMachineTest, DeletePoolIsRefusedWhileAllocationsExistUnlessForced) {
 
 // ---- batches ----
 
+TEST_F(StateMachineTest, ACommandOfAnUnknownOperationRefusesTheBatchAndChangesNothing) {
+  MustCreate(Spec("pods", "10.0.0.0/24"));
+  const std::string before = Snap(*sm_);
+  // A command as a newer build writes it: an operation in a field this build does not know (field 99).
+  v1::Command unknown;
+  ASSERT_TRUE(unknown.ParseFromString(std::string("\x9a\x06\x00", 3)));
+  ASSERT_EQ(unknown.op_case(), v1::Command::OP_NOT_SET);
+  auto r = sm_->Apply(Batch({Allocate("pods", "a"), unknown}, kT0 + 5000));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(r.status()), HasSubstr("command 1 carries an operation this build does not know"));
+  EXPECT_EQ(Snap(*sm_), before) << "its neighbour did not apply either";
+  EXPECT_EQ(sm_->revision(), 1u);
+  // A command with no operation at all is refused alone, as before.
+  auto empty = ApplyAll({v1::Command(), Allocate("pods", "a")});
+  ASSERT_THAT(empty, SizeIs(2));
+  EXPECT_EQ(empty[0].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(empty[1].ok());
+}
+
 TEST_F(StateMachineTest, UnknownFormatVersionIsRefusedAndChangesNothing) {
   MustCreate(Spec("pods", "10.0.0.0/24"));
   const std::string before = Snap(*sm_);
@@ -841,6 +872,63 @@ TEST_F(StateMachineTest, AFailedCommandLeavesNoTraceAndItsNeighboursApply) {
           kT0 + 1);
   EXPECT_EQ(Snap(*sm_), Snap(*clean));
   EXPECT_EQ(sm_->revision(), clean->revision());
+}
+
+TEST_F(StateMachineTest, AllocateManyIsAllOrNothingAndIdempotentPerOwner) {
+  std::unique_ptr<StateMachine> clean = OpenMachine("clean.db");
+  for (StateMachine* sm : {sm_.get(), clean.get()}) {
+    ApplyTo(*sm, {CreatePool(Spec("v4", "10.0.0.0/29")), CreatePool(Spec("v6", "fd00::/126"))}, kT0);
+  }
+  // v6 has three assignable addresses; "x" and "y" take two of them, "z" the last.
+  auto outcomes = ApplyTo(*sm_,
+                          {AllocateMany("x", {{"v4", ""}, {"v6", ""}}), AllocateMany("y", {{"v4", ""}, {"v6", ""}}),
+                           AllocateMany("z", {{"v6", ""}}), AllocateMany("full", {{"v4", ""}, {"v6", ""}}),
+                           AllocateMany("held", {{"v4", ""}, {"v6", "fd00::1"}}),
+                           AllocateMany("missing", {{"v4", ""}, {"nope", ""}}), AllocateMany("x", {{"v4", ""}, {"v6", ""}})},
+                          kT0 + 1);
+  ASSERT_THAT(outcomes, SizeIs(7));
+  ASSERT_TRUE(outcomes[0].ok()) << outcomes[0].status();
+  ASSERT_EQ(outcomes[0]->allocate_many().allocations_size(), 2);
+  EXPECT_EQ(outcomes[0]->allocate_many().allocations(0).address(), "10.0.0.1");
+  EXPECT_EQ(outcomes[0]->allocate_many().allocations(1).address(), "fd00::1");
+  EXPECT_EQ(outcomes[0]->allocate_many().allocations(1).node(), "node-1");
+  ASSERT_TRUE(outcomes[1].ok());
+  ASSERT_TRUE(outcomes[2].ok());
+  EXPECT_EQ(outcomes[3].status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(Msg(outcomes[3].status()), HasSubstr("items[1] (pool \"v6\")"));
+  EXPECT_EQ(outcomes[4].status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(Msg(outcomes[4].status()), HasSubstr("items[1] (pool \"v6\")"));
+  EXPECT_EQ(outcomes[5].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Msg(outcomes[5].status()), HasSubstr("items[1] (pool \"nope\")"));
+  ASSERT_TRUE(outcomes[6].ok());
+  EXPECT_EQ(Bytes(outcomes[6]->allocate_many()), Bytes(outcomes[0]->allocate_many())) << "a retry answers as held";
+
+  // The refused commands took nothing in v4, although their first item fitted: the same state as a machine
+  // that only ever saw the successful commands.
+  ApplyTo(*clean,
+          {AllocateMany("x", {{"v4", ""}, {"v6", ""}}), AllocateMany("y", {{"v4", ""}, {"v6", ""}}),
+           AllocateMany("z", {{"v6", ""}}), AllocateMany("x", {{"v4", ""}, {"v6", ""}})},
+          kT0 + 1);
+  EXPECT_EQ(Snap(*sm_), Snap(*clean));
+  EXPECT_EQ(sm_->revision(), clean->revision());
+  auto next = Run(AllocateMany("w", {{"v4", ""}}));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->allocate_many().allocations(0).address(), "10.0.0.3");
+
+  // The owner index knows both rows of an AllocateMany after a reopen.
+  sm_.reset();
+  StateMachineOptions opts;
+  opts.db_path = dir_.File("state.db");
+  opts.reuse_existing = true;
+  auto reopened = StateMachine::Open(opts);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  sm_ = std::move(*reopened);
+  auto again = Run(AllocateMany("x", {{"v4", ""}, {"v6", ""}}));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Bytes(again->allocate_many()), Bytes(outcomes[0]->allocate_many()));
+  auto released = Run(ReleaseOwner("x"));
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->release().released_size(), 2);
 }
 
 // ---- the owner index ----
