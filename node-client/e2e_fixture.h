@@ -252,6 +252,19 @@ class NodeE2eTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
+  // Creates external address `name` at `address` of `pool`; its placement comes back in `out`.
+  void CreateExternal(const std::string& name, const std::string& pool, const std::string& address,
+                      v1::ExternalAddress* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    v1::CreateExternalAddressRequest req;
+    req.mutable_address()->set_name(name);
+    req.mutable_address()->set_pool(pool);
+    req.mutable_address()->set_address(address);
+    const grpc::Status s = external_->CreateExternalAddress(&ctx, req, out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
   void StartAgent(NodeHandle& node, const std::vector<std::string>& extra = {}) {
     node.agent = std::make_unique<ChildProcess>();
     std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", node.ns->name(), ABODE_NODE_BIN, "--node",

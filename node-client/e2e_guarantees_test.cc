@@ -266,16 +266,7 @@ class NodeGuaranteesTest : public NodeE2eTest {
 TEST_F(NodeGuaranteesTest, AKilledAgentsExternalAddressLeavesWithItsLease) {
   ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
   v1::ExternalAddress external;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::CreateExternalAddressRequest req;
-    req.mutable_address()->set_name("web");
-    req.mutable_address()->set_pool("public");
-    req.mutable_address()->set_address("203.0.113.100");
-    const grpc::Status s = external_->CreateExternalAddress(&ctx, req, &external);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateExternal("web", "public", "203.0.113.100", &external));
   NodeHandle& serving = nodes_[external.node() == "node-a" ? 0 : 1];
   NodeHandle& standby = nodes_[external.node() == "node-a" ? 1 : 0];
   UniqueFd serving_socket = Udp(*serving.ns, "0.0.0.0", 7000);

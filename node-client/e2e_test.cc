@@ -113,16 +113,7 @@ TEST_F(NodeE2eTest, ExternalAddressFailsOverToTheOtherNodeWithGratuitousArp) {
       },
       std::chrono::seconds(20), std::chrono::milliseconds(50));
   v1::ExternalAddress external;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    v1::CreateExternalAddressRequest req;
-    req.mutable_address()->set_name("web");
-    req.mutable_address()->set_pool("public");
-    req.mutable_address()->set_address("203.0.113.100");
-    const grpc::Status s = external_->CreateExternalAddress(&ctx, req, &external);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateExternal("web", "public", "203.0.113.100", &external));
   const int first = external.node() == "node-a" ? 0 : 1;
   ASSERT_EQ(external.node(), nodes_[first].name);
   NodeHandle& serving = nodes_[first];
