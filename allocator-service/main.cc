@@ -1,8 +1,10 @@
 // abode-allocator: the address authority. One process is one replica; with no peers it is a single-voter
 // cluster with its store in --data-dir. With --peers it is member --id of a replicated cluster (see
 // docs/replication.md).
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include "allocator-service/leader_link.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
+#include "metrics/endpoint.h"
 #include "replication/clock.h"
 #include "replication/membership.h"
 #include "replication/offline_tools.h"
@@ -48,20 +51,21 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
   if (peers.empty()) return absl::OkStatus();
   std::string host;
   int grpc_port = 0;
-  if (absl::Status s = SplitHostPort(options.listen, "listen", &host, &grpc_port); !s.ok()) return s;
+  if (absl::Status s = SplitHostPort(options.listen, "--listen", &host, &grpc_port); !s.ok()) return s;
   auto members = abode::replication::ParsePeers(peers, grpc_port);
-  if (!members.ok()) return members.status();
+  // Its messages start with the field, "peers: ...": say the flag.
+  if (!members.ok()) return absl::InvalidArgumentError(absl::StrCat("--", members.status().message()));
   if (options.raft.id == 0) options.raft.id = IdFromHostname();
   if (options.raft.id == 0) {
-    return absl::InvalidArgumentError("id: required with --peers (or a hostname ending in -ORDINAL)");
+    return absl::InvalidArgumentError("--id: required with --peers (or a hostname ending in -ORDINAL)");
   }
   const abode::replication::Member* self = abode::replication::FindMember(*members, options.raft.id);
   if (self == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options.raft.id));
+    return absl::InvalidArgumentError(absl::StrCat("--peers: no entry for this member's id ", options.raft.id));
   }
   if (!raft_listen_given) {
     int raft_port = 0;
-    if (absl::Status s = SplitHostPort(self->raft_address, "peers", &host, &raft_port); !s.ok()) return s;
+    if (absl::Status s = SplitHostPort(self->raft_address, "--peers", &host, &raft_port); !s.ok()) return s;
     options.raft.raft_address = absl::StrCat("0.0.0.0:", raft_port);
   }
   options.raft.peers = *std::move(members);
@@ -90,6 +94,31 @@ absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptio
   }
   spdlog::warn("recover: the raft configuration in {} is now {} member(s); the others must rejoin", options.raft.data_dir,
                keep.size());
+  return absl::OkStatus();
+}
+
+// --check-config: what the start would refuse, found without binding a port or writing the data dir. An
+// error names the flag.
+absl::Status CheckConfig(const abode::allocator::ServerOptions& options) {
+  using abode::replication::SplitHostPort;
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitHostPort(options.listen, "--listen", &host, &port); !s.ok()) return s;
+  if (absl::Status s = SplitHostPort(options.raft.raft_address, "--raft-listen", &host, &port); !s.ok()) return s;
+  if (in_addr a{}; ::inet_pton(AF_INET, host.c_str(), &a) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--raft-listen: \"", options.raft.raft_address, "\" needs an IPv4 address as HOST"));
+  }
+  if (!options.metrics_listen.empty()) {
+    if (absl::Status s = abode::metrics::CheckMetricsListen(options.metrics_listen); !s.ok()) return s;
+  }
+  if (options.raft.data_dir.empty()) return absl::InvalidArgumentError("--data-dir: empty");
+  if (struct stat st{}; ::stat(options.raft.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("--data-dir: ", options.raft.data_dir, " is not a folder"));
+  }
+  if (options.raft.heartbeat_timeout_ms == 0 || options.raft.election_timeout_ms <= options.raft.heartbeat_timeout_ms) {
+    return absl::InvalidArgumentError("--election-timeout-ms: must exceed --heartbeat-timeout-ms (> 0)");
+  }
   return absl::OkStatus();
 }
 
@@ -235,7 +264,13 @@ int main(int argc, char** argv) {
   app.add_option("--recover", recover,
                  "disaster recovery: make the members with these ids (comma-separated, from --peers, this one "
                  "among them) the whole configuration, then exit; see docs/replication.md");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
+               "binding a port or touching the data dir");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -244,6 +279,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  if (check_config) {
+    if (absl::Status s = CheckConfig(options); !s.ok()) {
+      std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    std::printf("abode-allocator: configuration ok: member %llu of %zu, gRPC %s, raft %s, data dir %s%s%s\n",
+                static_cast<unsigned long long>(options.raft.id), std::max<size_t>(1, options.raft.peers.size()),
+                options.listen.c_str(), options.raft.raft_address.c_str(), options.raft.data_dir.c_str(),
+                options.metrics_listen.empty() ? "" : ", metrics ", options.metrics_listen.c_str());
+    return 0;
+  }
   if (log_state) {
     auto st = abode::replication::ReadRaftLogState(options.raft.data_dir, options.raft.id);
     if (!st.ok()) {

@@ -6,16 +6,19 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/un.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "assignment_stream.h"
 #include "cni_node.h"
 #include "ctnetlink_conntrack_flusher.h"
@@ -59,6 +62,34 @@ void AddInterfaceFacts(v1::NodeSpec& spec) {
   for (auto& [name, interface] : interfaces) *spec.add_interfaces() = std::move(interface);
 }
 
+// An interface name the kernel would accept (IFNAMSIZ, no '/', ':' or blanks); `flag` names it in the error.
+absl::Status CheckInterfaceName(const std::string& name, const char* flag) {
+  if (name.empty()) return absl::OkStatus();  // not used
+  if (name.size() >= IFNAMSIZ || name == "." || name == ".." ||
+      name.find_first_of("/: \t\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": \"", name, "\" is not an interface name"));
+  }
+  return absl::OkStatus();
+}
+
+// --check-config: what the start would refuse beyond what the parse already checked, found without binding,
+// creating the socket or opening kernel interfaces. An error names the flag.
+absl::Status CheckConfig(const ReconcilerOptions& reconciler, const std::string& metrics_listen,
+                         const std::string& cni_socket) {
+  if (absl::Status s = CheckInterfaceName(reconciler.uplink_interface, "--uplink-interface"); !s.ok()) return s;
+  if (absl::Status s = CheckInterfaceName(reconciler.magic_interface, "--magic-interface"); !s.ok()) return s;
+  if (!metrics_listen.empty()) {
+    if (absl::Status s = metrics::CheckMetricsListen(metrics_listen); !s.ok()) return s;
+  }
+  if (!cni_socket.empty() && (cni_socket.front() != '/' || cni_socket.back() == '/' ||
+                              cni_socket.size() >= sizeof(sockaddr_un::sun_path))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-socket: \"", cni_socket, "\" must be an absolute file path shorter than ",
+                     sizeof(sockaddr_un::sun_path), " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"abode-node: makes abode's address assignments real in this node's kernel"};
   std::string node_name = std::getenv("NODE_NAME") != nullptr ? std::getenv("NODE_NAME") : "";
@@ -97,17 +128,24 @@ int Main(int argc, char** argv) {
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
                "only reporting them");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
+               "binding a port, creating the CNI socket or touching the kernel");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (node_name.empty()) {
-    spdlog::error("--node (or NODE_NAME) is required");
+    std::fprintf(stderr, "abode-node: --node (or NODE_NAME) is required\n");
     return 2;
   }
   absl::StatusOr<std::vector<std::string>> endpoints = ParseEndpoints(allocator);
   if (!endpoints.ok()) {
-    spdlog::error("--allocator (or ABODE_ALLOCATOR): {}", std::string(endpoints.status().message()));
+    std::fprintf(stderr, "abode-node: --allocator (or ABODE_ALLOCATOR): %s\n",
+                 std::string(endpoints.status().message()).c_str());
     return 2;
   }
   AssignmentStreamOptions stream_options;
@@ -116,10 +154,22 @@ int Main(int argc, char** argv) {
   for (const std::string& label : labels) {
     const size_t eq = label.find('=');
     if (eq == std::string::npos || eq == 0) {
-      spdlog::error("--label {}: want key=value", label);
+      std::fprintf(stderr, "abode-node: --label %s: want key=value\n", label.c_str());
       return 2;
     }
     (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  if (check_config) {
+    absl::Status s = CheckConfig(reconciler_options, metrics_listen, cni_socket);
+    if (!s.ok()) {
+      std::fprintf(stderr, "abode-node: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    std::printf("abode-node: configuration ok: node %s, allocator %s, uplink '%s', magic interface '%s'%s%s%s%s\n",
+                node_name.c_str(), absl::StrJoin(*endpoints, ",").c_str(), reconciler_options.uplink_interface.c_str(),
+                reconciler_options.magic_interface.c_str(), cni_socket.empty() ? "" : ", CNI socket ",
+                cni_socket.c_str(), metrics_listen.empty() ? "" : ", metrics ", metrics_listen.c_str());
+    return 0;
   }
   AddInterfaceFacts(stream_options.registration);
   // Bound before anything touches the kernel, so that a bad address stops the start cleanly.
