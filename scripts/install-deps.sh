@@ -22,6 +22,8 @@ packages=(
   iproute2 nftables tcpdump procps iputils-ping
   # CNI main plugins (bridge, macvlan) and host-local, for the CNI plugin's tests and benchmark
   containernetworking-plugins
+  # container images (`make images`) and their test: build, unpack, read the runtime configuration
+  buildah umoci jq
 )
 
 missing=()
