@@ -82,7 +82,7 @@ bad "allocator unknown flag" --no-such-flag -- "$ALLOC" --check-config --no-such
 
 # --- abode-node
 NODE_GOOD=(--uplink-interface eth0 --magic-interface cni0 --metrics-listen "127.0.0.1:$PORT"
-  --cni-socket "$WORK/run/abode/cni.sock" --manage-sysctls --label zone=a)
+  --cni-socket "$WORK/run/abode/cni.sock" --manage-sysctls --sysctl-dir /host/proc/sys --label zone=a)
 good "node as in the DaemonSet" \
   "node n1, allocator abode.abode-system.svc.cluster.local:7443, uplink 'eth0', magic interface 'cni0', CNI socket $WORK/run/abode/cni.sock, metrics 127.0.0.1:$PORT" -- \
   env NODE_NAME=n1 ABODE_ALLOCATOR=abode.abode-system.svc.cluster.local:7443 "$NODE" --check-config "${NODE_GOOD[@]}"
@@ -104,6 +104,7 @@ bad "node label" --label -- "$NODE" --check-config --node n1 --allocator a:1 --l
 bad "node uplink name" --uplink-interface -- "$NODE" --check-config --node n1 --allocator a:1 \
   --uplink-interface eth0-with-a-long-name
 bad "node magic name" --magic-interface -- "$NODE" --check-config --node n1 --allocator a:1 --magic-interface a/b
+bad "node relative sysctl dir" --sysctl-dir -- "$NODE" --check-config --node n1 --allocator a:1 --sysctl-dir proc/sys
 bad "node relative socket" --cni-socket -- "$NODE" --check-config --node n1 --allocator a:1 --cni-socket cni.sock
 bad "node metrics on a name" --metrics-listen -- "$NODE" --check-config --node n1 --allocator a:1 \
   --metrics-listen localhost:9465

@@ -75,11 +75,14 @@ absl::Status CheckInterfaceName(const std::string& name, const char* flag) {
 // --check-config: what the start would refuse beyond what the parse already checked, found without binding,
 // creating the socket or opening kernel interfaces. An error names the flag.
 absl::Status CheckConfig(const ReconcilerOptions& reconciler, const std::string& metrics_listen,
-                         const std::string& cni_socket) {
+                         const std::string& cni_socket, const std::string& sysctl_dir) {
   if (absl::Status s = CheckInterfaceName(reconciler.uplink_interface, "--uplink-interface"); !s.ok()) return s;
   if (absl::Status s = CheckInterfaceName(reconciler.magic_interface, "--magic-interface"); !s.ok()) return s;
   if (!metrics_listen.empty()) {
     if (absl::Status s = metrics::CheckMetricsListen(metrics_listen); !s.ok()) return s;
+  }
+  if (sysctl_dir.empty() || sysctl_dir.front() != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("--sysctl-dir: \"", sysctl_dir, "\" must be an absolute path"));
   }
   if (!cni_socket.empty() && (cni_socket.front() != '/' || cni_socket.back() == '/' ||
                               cni_socket.size() >= sizeof(sockaddr_un::sun_path))) {
@@ -128,6 +131,11 @@ int Main(int argc, char** argv) {
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
                "only reporting them");
+  std::string sysctl_dir = "/proc/sys";
+  app.add_option("--sysctl-dir", sysctl_dir,
+                 "where the kernel settings are read and set: /proc/sys, or the host's /proc/sys/net mounted "
+                 "elsewhere (DIR/net/...) where the container's /proc/sys is read-only")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -160,7 +168,7 @@ int Main(int argc, char** argv) {
     (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
   if (check_config) {
-    absl::Status s = CheckConfig(reconciler_options, metrics_listen, cni_socket);
+    absl::Status s = CheckConfig(reconciler_options, metrics_listen, cni_socket, sysctl_dir);
     if (!s.ok()) {
       std::fprintf(stderr, "abode-node: %s\n", std::string(s.message()).c_str());
       return 2;
@@ -214,7 +222,7 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
-  ProcSysctls sysctls;
+  ProcSysctls sysctls(sysctl_dir);
   HostRequirements host(&sysctls, manage_sysctls);
   reconciler_options.host = &host;
   stream_options.lease = &lease;

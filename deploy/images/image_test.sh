@@ -24,8 +24,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 for tool in buildah umoci jq; do command -v "$tool" >/dev/null || skip "needs $tool (scripts/install-deps.sh)"; done
 
 WORK=$(mktemp -d /tmp/abode-image-test-XXXXXX)
-STORE=(--storage-driver vfs --root "$WORK/store" --runroot "$WORK/run")
-TAG=test$$
+# shellcheck source=deploy/images/bundle.sh
+. "$HERE/bundle.sh"
 NS_A=abode-img-a-$$
 NS_N=abode-img-n-$$
 cleanup() {
@@ -35,57 +35,13 @@ cleanup() {
   wait 2>/dev/null || true
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_N" 2>/dev/null || true
-  buildah "${STORE[@]}" rmi --all >/dev/null 2>&1 || true
-  # vfs layers are plain folders; the store's own mounts go with the run root.
-  umount -R "$WORK/run" 2>/dev/null || true
+  bundles_cleanup
   [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-BUILDAH_ARGS="${STORE[*]}" IMAGES="abode-allocator abode-node" "$HERE/build.sh" "$BUILD" "$TAG" > "$WORK/images"
+bundles_build abode-allocator abode-node
 echo "built: $(tr '\n' ' ' < "$WORK/images")"
-
-# unpack NAME: OCI layout, then a runtime bundle (rootfs + config.json) in $WORK/NAME.
-unpack() {
-  buildah "${STORE[@]}" push --quiet "localhost/$1:$TAG" "oci:$WORK/oci-$1:$TAG" >/dev/null
-  umoci unpack --image "$WORK/oci-$1:$TAG" "$WORK/$1" >/dev/null
-  [ -x "$WORK/$1/rootfs/usr/local/bin/$1" ] || fail "$1: no /usr/local/bin/$1 in the unpacked image"
-  local shells
-  shells=$(find "$WORK/$1/rootfs" \( -name sh -o -name bash -o -name dash -o -name busybox \) | head -3)
-  [ -z "$shells" ] || fail "$1: the image holds a shell: $shells"
-}
-
-# container NAME NETNS [ARG...]: runs the bundle's process as a runtime would, in the foreground: its args
-# (entrypoint + cmd; ARG... replace cmd, as a pod's `args` do; COMMAND=PATH replaces the entrypoint, as a pod's
-# `command` does), its env, uid/gid and cwd, in NETNS with private mount and PID namespaces, /proc and a
-# minimal /dev mounted, the root set to the rootfs. BIND=HOSTDIR:CONTAINERDIR mounts a host folder.
-container() {
-  local name=$1 ns=$2 root=$WORK/$1/rootfs config=$WORK/$1/config.json
-  shift 2
-  local -a args env
-  mapfile -t args < <(jq -r '.process.args[]' "$config")
-  mapfile -t env < <(jq -r '.process.env[]' "$config")
-  [ -n "${COMMAND:-}" ] && args=("$COMMAND")
-  args+=("$@")
-  local uid gid cwd
-  uid=$(jq -r '.process.user.uid' "$config")
-  gid=$(jq -r '.process.user.gid' "$config")
-  cwd=$(jq -r '.process.cwd' "$config")
-  mkdir -p "$root/proc" "$root/dev"
-  local bind_host="" bind_ctr=""
-  if [ -n "${BIND:-}" ]; then bind_host=${BIND%%:*}; bind_ctr=${BIND#*:}; mkdir -p "$root$bind_ctr"; fi
-  ip netns exec "$ns" unshare --mount --propagation private sh -c '
-      root=$1 bind_host=$2 bind_ctr=$3; shift 3
-      mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"
-      for d in null zero random urandom; do touch "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
-      [ -z "$bind_host" ] || mount --bind "$bind_host" "$root$bind_ctr"
-      exec "$@"' sh "$root" "$bind_host" "$bind_ctr" \
-    env -i "${env[@]}" unshare --pid --fork --kill-child --mount-proc=/proc --root="$root" --wd="$cwd" \
-      --setgid "$gid" --setuid "$uid" -- "${args[@]}"
-}
-
-unpack abode-allocator
-unpack abode-node
 [ "$(jq -r '.process.user.uid' "$WORK/abode-allocator/config.json")" = 65532 ] || fail "abode-allocator does not run as 65532"
 [ "$(jq -r '.process.user.uid' "$WORK/abode-node/config.json")" = 0 ] || fail "abode-node does not run as root"
 echo "images unpacked; no shell; users: abode-allocator 65532, abode-node 0"
