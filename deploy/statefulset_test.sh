@@ -5,7 +5,8 @@
 # environment taken from the rendered manifest, and finding each other by the DNS names of its ABODE_PEERS
 # (from a hosts file in each namespace, which `ip netns exec` puts over /etc/hosts). Checks that they bootstrap
 # one cluster and elect a leader, that each member's raft id is its ordinal + 1, and that a write through one
-# member is read on another.
+# member is read on another. The members run from the abode-allocator image when it can be built here
+# (root, buildah, umoci, jq; ABODE_TEST_IMAGES=0: the built binary instead).
 #
 # Usage: deploy/statefulset_test.sh BUILD_DIR. Needs root (network namespaces) and kustomize
 # (scripts/test-tools.sh kustomize); without them it is skipped (exit 77) unless CI is set.
@@ -66,10 +67,13 @@ WORK=$(mktemp -d /tmp/abode-sts-XXXXXX)
 TAG=$(( $$ % 200 + 20 ))
 SUBNET=10.198.$TAG
 BR=asb$(( $$ % 100000 ))
-PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Every member runs in its namespace: stop what runs there.
+  for i in $(seq 0 $((REPLICAS - 1))); do
+    for p in $(ip netns pids "abode-sts-$$-$i" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   wait 2>/dev/null || true
+  [ -n "${IMAGES:-}" ] && bundles_cleanup
   for i in $(seq 0 $((REPLICAS - 1))); do
     ip link del "ash$$-$i" 2>/dev/null || true
     ip netns del "abode-sts-$$-$i" 2>/dev/null || true
@@ -96,15 +100,34 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   mkdir -p "/etc/netns/$ns" && printf '%s' "$HOSTS_FILE" > "/etc/netns/$ns/hosts"
 done
 
-# --- Start the pods together (podManagementPolicy: Parallel). The volume is a folder of the test.
+# --- Start the pods together (podManagementPolicy: Parallel). The volume is a folder of the test. From the
+# allocator's image when it can be built here (as a runtime runs it: deploy/images/bundle.sh), else the built
+# binary.
+IMAGES=""
+if [ "${ABODE_TEST_IMAGES:-1}" = 1 ] && command -v buildah >/dev/null && command -v umoci >/dev/null &&
+   command -v jq >/dev/null; then
+  IMAGES=1
+  # shellcheck source=deploy/images/bundle.sh
+  . "$HERE/images/bundle.sh"
+  bundles_build abode-allocator
+fi
 for i in $(seq 0 $((REPLICAS - 1))); do
-  envs=()
-  for k in "${!ENV[@]}"; do envs+=("$k=${ENV[$k]}"); done
-  envs+=("ABODE_DATA_DIR=$WORK/data-$i")
-  ip netns exec "abode-sts-$$-$i" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$STS-$i" \
-    env "${envs[@]}" "$ALLOC" >"$WORK/member-$i.log" 2>&1 &
-  PIDS+=($!)
+  if [ -n "$IMAGES" ]; then
+    install -d -o 65532 -g 65532 "$WORK/data-$i"
+    env_lines=""
+    for k in "${!ENV[@]}"; do env_lines+="$k=${ENV[$k]}"$'\n'; done
+    EXTRA_ENV=${env_lines%$'\n'} POD_HOSTNAME=$STS-$i \
+      BIND="$WORK/data-$i:${ENV[ABODE_DATA_DIR]} /etc/netns/abode-sts-$$-$i/hosts:/etc/hosts" \
+      container abode-allocator "abode-sts-$$-$i" >"$WORK/member-$i.log" 2>&1 &
+  else
+    envs=()
+    for k in "${!ENV[@]}"; do envs+=("$k=${ENV[$k]}"); done
+    envs+=("ABODE_DATA_DIR=$WORK/data-$i")
+    ip netns exec "abode-sts-$$-$i" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$STS-$i" \
+      env "${envs[@]}" "$ALLOC" >"$WORK/member-$i.log" 2>&1 &
+  fi
 done
+echo "members started from $([ -n "$IMAGES" ] && echo "the abode-allocator image" || echo "$ALLOC")"
 
 status() { "$CTL" --server "$SUBNET.$(($1 + 1)):$GRPC_PORT" --timeout 2 cluster status -o json 2>/dev/null; }
 leader=""

@@ -28,16 +28,19 @@ unpack() {
   [ -z "$shells" ] || fail "$1: the image holds a shell: $shells"
 }
 
-# container NAME NETNS [ARG...] (NETNS "-": a new, empty network namespace): runs the bundle's process as a runtime would, in the foreground: its args
+# container NAME NETNS [ARG...]: runs the bundle's process as a runtime would, in the foreground: its args
 # (entrypoint + cmd; ARG... replace cmd, as a pod's `args` do; COMMAND=PATH replaces the entrypoint, as a pod's
-# `command` does), its env, uid/gid and cwd, in NETNS with private mount and PID namespaces, /proc and a
-# minimal /dev mounted, the root set to the rootfs. BIND=HOSTDIR:CONTAINERDIR mounts a host folder.
+# `command` does), its env (then EXTRA_ENV, one NAME=VALUE a line, as a pod's `env` does), uid/gid and cwd,
+# in NETNS ("-": a new, empty one) with private mount and PID namespaces, /proc and a minimal /dev mounted,
+# the root set to the rootfs. BIND="HOST:CONTAINER ..." mounts host folders or files; POD_HOSTNAME gives
+# the container a UTS namespace with that hostname.
 container() {
   local name=$1 ns=$2 root=$WORK/$1/rootfs config=$WORK/$1/config.json
   shift 2
-  local -a args env
+  local -a args env binds=()
   mapfile -t args < <(jq -r '.process.args[]' "$config")
   mapfile -t env < <(jq -r '.process.env[]' "$config")
+  [ -n "${EXTRA_ENV:-}" ] && mapfile -t -O "${#env[@]}" env <<< "$EXTRA_ENV"
   [ -n "${COMMAND:-}" ] && args=("$COMMAND")
   args+=("$@")
   local uid gid cwd
@@ -45,17 +48,21 @@ container() {
   gid=$(jq -r '.process.user.gid' "$config")
   cwd=$(jq -r '.process.cwd' "$config")
   mkdir -p "$root/proc" "$root/dev"
-  local bind_host="" bind_ctr=""
-  if [ -n "${BIND:-}" ]; then bind_host=${BIND%%:*}; bind_ctr=${BIND#*:}; mkdir -p "$root$bind_ctr"; fi
-  local -a netns=(ip netns exec "$ns")
+  local bind
+  for bind in ${BIND:-}; do
+    if [ -d "${bind%%:*}" ]; then mkdir -p "$root${bind#*:}"; else mkdir -p "$(dirname "$root${bind#*:}")"; touch "$root${bind#*:}"; fi
+    binds+=("$bind")
+  done
+  local -a netns=(ip netns exec "$ns") uts=()
   [ "$ns" = - ] && netns=(unshare --net)
-  "${netns[@]}" unshare --mount --propagation private sh -c '
-      root=$1 bind_host=$2 bind_ctr=$3; shift 3
+  [ -n "${POD_HOSTNAME:-}" ] && uts=(--uts)
+  "${netns[@]}" unshare --mount "${uts[@]}" --propagation private sh -c '
+      root=$1 host=$2 binds=$3; shift 3
       mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"
       for d in null zero random urandom; do touch "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
-      [ -z "$bind_host" ] || mount --bind "$bind_host" "$root$bind_ctr"
-      exec "$@"' sh "$root" "$bind_host" "$bind_ctr" \
+      for b in $binds; do mount --bind "${b%%:*}" "$root${b#*:}"; done
+      [ -z "$host" ] || hostname "$host"
+      exec "$@"' sh "$root" "${POD_HOSTNAME:-}" "${binds[*]}" \
     env -i "${env[@]}" unshare --pid --fork --kill-child --mount-proc=/proc --root="$root" --wd="$cwd" \
       --setgid "$gid" --setuid "$uid" -- "${args[@]}"
 }
-
