@@ -24,6 +24,8 @@ packages=(
   containernetworking-plugins
   # container images (`make images`) and their test: build, unpack, read the runtime configuration
   buildah umoci jq
+  # the real Kubernetes API server of the tests (scripts/kube-test-env.sh): certificates, readiness probe
+  openssl curl
 )
 
 missing=()
