@@ -97,10 +97,13 @@ check_config() {
       --setuid "$(jq -r '.process.user.uid' "$config")" --)
   else
     # The built binaries stand in for /usr/local/bin, in the command and in the args that name files.
-    local i bin
+    local i name bin
     for i in "${!cmd[@]}"; do
-      for bin in allocator-service/abode-allocator node-client/abode-node cli/abodectl cni/abode cni/abode-cni-install; do
-        cmd[i]=${cmd[i]//\/usr\/local\/bin\/$(basename "$bin")/$BUILD/$bin}
+      while [[ ${cmd[i]} =~ /usr/local/bin/([a-z0-9-]+) ]]; do
+        name=${BASH_REMATCH[1]}
+        bin=$(find "$BUILD" -type f -name "$name" -perm -u+x | head -1)
+        [ -n "$bin" ] || fail "no $name in $BUILD"
+        cmd[i]=${cmd[i]//\/usr\/local\/bin\/$name/$bin}
       done
     done
     prefix=(env -i "${env[@]}")
@@ -221,6 +224,12 @@ for o in "${OVERLAYS[@]}"; do
       [[ $problems == *"${mutation##*|}"* ]] || fail "the cross-checks miss: ${mutation##*|} (got: $problems)"
     done
     echo "the cross-checks catch a short peer list, a probe on the wrong port, a Service port without a container port"
+    # --check-config bites: the DaemonSet's container with a relative socket path is refused, naming the flag.
+    bad_container=$(jq -c '.items[] | select(.kind == "DaemonSet") | .spec.template.spec.containers[0]
+        | .args |= map(sub("^--cni-socket=.*"; "--cni-socket=cni.sock"))' "$WORK/default.json")
+    if out=$(check_config abode-node node-pod "$bad_container"); then fail "a relative --cni-socket passed: $out"; fi
+    [[ $out == *--cni-socket* ]] || fail "a relative --cni-socket was refused for another reason: $out"
+    echo "--check-config refuses the DaemonSet's container with a relative --cni-socket"
   fi
   echo "overlay $o: $got objects created (strict), cross-checks agree, $checked --check-config runs pass$([ -n "$IMAGES" ] && echo " in the images")"
 
