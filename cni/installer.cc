@@ -34,7 +34,9 @@ class Fd {
   int fd_;
 };
 
-CniError Invalid(const std::string& field, const std::string& why) { return CniError{kInvalidConfig, field + ": " + why, ""}; }
+CniError Invalid(const std::string& field, const std::string& why) {
+  return CniError{kInvalidConfig, field + ": " + why, ""};
+}
 
 CniError Io(const std::string& what, const std::string& path, int err) {
   return CniError{kIoFailure, what + " " + path + ": " + std::strerror(err), ""};
@@ -109,7 +111,9 @@ Outcome CheckConflist(const std::string& text, const std::string& field) {
     Result<IpamConfig> parsed = ParseNetworkConfig(config.dump());
     if (!parsed.ok()) return Invalid(at, parsed.error().msg);
   }
-  if (abode_plugins != 1) return Invalid(field, "plugins: exactly one plugin must have \"ipam\": {\"type\": \"abode\"}");
+  if (abode_plugins != 1) {
+    return Invalid(field, "plugins: exactly one plugin must have \"ipam\": {\"type\": \"abode\"}");
+  }
   return std::nullopt;
 }
 

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--conflist-name", o.conflist_name, "the configuration list's file name")->capture_default_str();
   bool check_config = false;
-  app.add_flag("--check-config", check_config, "validate the flags and the files they name, print the plan, write nothing");
+  app.add_flag("--check-config", check_config,
+               "validate the flags and the files they name, print the plan, write nothing");
   CLI11_PARSE(app, argc, argv);
 
   abode::cni::Result<abode::cni::InstallPlan> plan = abode::cni::PlanInstall(o);

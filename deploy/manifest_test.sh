@@ -10,8 +10,9 @@
 #   - ABODE_PEERS lists exactly `replicas` members, member N+1 being pod N under the headless Service.
 # A copy of an overlay with an unknown field must be refused, so the validation is known to bite.
 #
-# Usage: deploy/manifest_test.sh BUILD_DIR (ABODE_TEST_IMAGES=0: the built binaries, not the images). Skipped (77) without kustomize or the API server's tools unless CI
-# is set (scripts/test-tools.sh builds them).
+# Usage: deploy/manifest_test.sh BUILD_DIR (ABODE_TEST_IMAGES=0: the built binaries, not the images).
+# Skipped (77) without kustomize or the API server's tools unless CI is set (scripts/test-tools.sh
+# builds them).
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
