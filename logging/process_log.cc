@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/support/log.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -26,6 +27,16 @@ CLI::Validator Accepts(Parse parse, std::string what) {
         return parsed.ok() ? "" : std::string(parsed.status().message());
       },
       std::move(what));
+}
+
+// gRPC's own messages (those its GRPC_VERBOSITY lets through, errors by default) as lines of the default
+// logger, so that a JSON log stays JSON.
+void LogGrpcMessage(gpr_log_func_args* args) {
+  spdlog::level::level_enum level = spdlog::level::err;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = spdlog::level::info;
+  spdlog::default_logger_raw()->log(spdlog::source_loc{args->file, args->line, ""}, level, "grpc: {}",
+                                    args->message != nullptr ? args->message : "");
 }
 
 }  // namespace
@@ -53,6 +64,7 @@ LogOptions LogFlags::Options(std::string component) const {
 std::unique_ptr<ProcessLog> ProcessLog::Install(LogOptions options) {
   std::unique_ptr<ProcessLog> log(new ProcessLog(std::move(options)));
   spdlog::set_default_logger(log->logger_);
+  gpr_set_log_function(LogGrpcMessage);
   return log;
 }
 

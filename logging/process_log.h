@@ -1,6 +1,7 @@
 // The log of one abode daemon: spdlog's default logger, writing LineFormatter lines (text or JSON) to standard
 // error, at a level set with --log-level and changed at runtime by SIGUSR1 (one step more verbose) and SIGUSR2
-// (one step less). Every spdlog::info(...) and friends in the process goes through it. See docs/logging.md.
+// (one step less). Every spdlog::info(...) and friends in the process goes through it, and gRPC's own messages.
+// See docs/logging.md.
 #ifndef ABODE_LOGGING_PROCESS_LOG_H_
 #define ABODE_LOGGING_PROCESS_LOG_H_
 
@@ -37,7 +38,7 @@ void AddLogFlags(CLI::App& app, LogFlags* flags);
 
 class ProcessLog {
  public:
-  // Makes the logger described by `options` spdlog's default logger.
+  // Makes the logger described by `options` spdlog's default logger, and sends gRPC's own messages to it.
   static std::unique_ptr<ProcessLog> Install(LogOptions options);
   // Stops handling the level signals (they stay blocked).
   ~ProcessLog();

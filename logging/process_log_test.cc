@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "grpc/support/log.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/base_sink.h"
 #include "spdlog/spdlog.h"
@@ -120,6 +121,19 @@ TEST(ProcessLogTest, SignalsChangeTheLevelOnTheirOwnThread) {
   ASSERT_EQ(::kill(::getpid(), SIGUSR2), 0);
   ASSERT_TRUE(sink->WaitFor("log level is now warn, was info (SIGUSR2)"));
   EXPECT_EQ(log->level(), spdlog::level::warn);
+}
+
+TEST(ProcessLogTest, GrpcMessagesBecomeLinesOfTheLog) {
+  auto sink = std::make_shared<CaptureSink>();
+  auto log = Install(sink, spdlog::level::info, LogFormat::kJson);
+  gpr_log_verbosity_init();  // what grpc_init does first: errors are written from then on
+  gpr_log(GPR_ERROR, "connection \"%s\" failed: %d", "peer", 7);
+  const auto lines = sink->lines();
+  ASSERT_EQ(lines.size(), 1u);
+  const auto line = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(line["level"], "error");
+  EXPECT_EQ(line["message"], "grpc: connection \"peer\" failed: 7");
+  EXPECT_NE(line["source"].get<std::string>().find("process_log_test.cc:"), std::string::npos) << line;
 }
 
 // The provider answers per thread, as a tracer's "current span" does.
