@@ -3,6 +3,7 @@
 #ifndef ABODE_LOGGING_LOG_LINE_H_
 #define ABODE_LOGGING_LOG_LINE_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
