@@ -164,6 +164,7 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
+  reconciler_options.guard = rules->get();
   ProcSysctls sysctls;
   HostRequirements host(&sysctls, manage_sysctls);
   reconciler_options.host = &host;
