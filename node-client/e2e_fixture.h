@@ -284,13 +284,14 @@ class NodeE2eTest : public ::testing::Test {
     return body == std::string::npos ? "" : reply.substr(body + 4);
   }
 
-  // The agent's abode_node_reconciles_total (-1 when its metrics do not answer).
-  long long Reconciles(const NodeHandle& node) {
-    const std::string name = "\nabode_node_reconciles_total ";
+  // The value of the agent's unlabelled metric `name` (-1 when its metrics do not answer or lack it).
+  long long Metric(const NodeHandle& node, const std::string& name) {
+    const std::string line = "\n" + name + " ";
     const std::string metrics = ScrapeAgent(node);
-    const size_t at = metrics.find(name);
-    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + name.size()));
+    const size_t at = metrics.find(line);
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + line.size()));
   }
+  long long Reconciles(const NodeHandle& node) { return Metric(node, "abode_node_reconciles_total"); }
 
   // A dual-stack pod namespace behind `node`'s bridge: kIpv4.Pod() and kIpv6.Pod() (each allocated under `owner`
   // with `labels` in its family's pool), and link-local fe80::<host>.
