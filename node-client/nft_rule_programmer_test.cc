@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "netns_testing.h"
+#include "test-support/eventually.h"
 
 namespace abode::node {
 namespace {
@@ -529,6 +530,47 @@ TEST_P(NftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
     if (!got.ok()) break;
     EXPECT_EQ(got->payload, "inbound") << "the elastic address still leads to the workload";
   }
+}
+
+TEST_P(NftTrafficTest, TheGuardSilencesAnElasticAddressBothWaysOnceItsLeaseEnds) {
+  const TrafficPlan& p = GetParam();
+  const std::string family = p.family == IpFamily::kIpv4 ? "ip" : "ip6";
+  absl::StatusOr<bool> guarded = programmer_->Guard({p.elastic}, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(guarded.ok()) << guarded.status();
+  UniqueFd workload = Bind(*workload_, p.any, 7000);
+  UniqueFd outside = Bind(*outside_, p.any, 7001);
+  // Leased, it carries traffic both ways.
+  ASSERT_TRUE(testing::SendUntilReceived(outside, p.elastic, 7000, "leased in", workload).ok());
+  UniqueFd workload_client = Bind(*workload_, p.any, 0);
+  ASSERT_TRUE(testing::SendUntilReceived(workload_client, p.outside, 7001, "leased out", outside).ok());
+
+  // Not renewed: once its lease element is gone, new flows neither reach the workload nor leave translated.
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return node_->Exec(absl::StrCat("nft list set ", family, " abode_lease leased")).output.find(p.elastic) ==
+               std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  while (testing::ReceiveUdp(workload, std::chrono::milliseconds(100)).ok()) {
+  }
+  while (testing::ReceiveUdp(outside, std::chrono::milliseconds(100)).ok()) {
+  }
+  UniqueFd late_outside = Bind(*outside_, p.any, 0);
+  UniqueFd late_workload = Bind(*workload_, p.any, 0);
+  for (int i = 0; i < 3; ++i) {
+    ABODE_ASSERT_OK(testing::SendUdp(late_outside, p.elastic, 7000, "unleased in"));
+    ABODE_ASSERT_OK(testing::SendUdp(late_workload, p.outside, 7001, "unleased out"));
+  }
+  EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
+  EXPECT_FALSE(testing::ReceiveUdp(outside, std::chrono::milliseconds(300)).ok());
+  const std::string counted = node_->Exec(absl::StrCat("nft list table ", family, " abode_lease")).output;
+  EXPECT_THAT(counted, HasSubstr("daddr != @leased counter packets 3 "));
+  EXPECT_THAT(counted, HasSubstr("saddr != @leased counter packets 3 "));
+
+  // Renewed, it carries traffic again.
+  ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(60000)));
+  UniqueFd again = Bind(*outside_, p.any, 0);
+  EXPECT_TRUE(testing::SendUntilReceived(again, p.elastic, 7000, "renewed in", workload).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, NftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),

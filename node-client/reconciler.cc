@@ -220,7 +220,7 @@ std::chrono::milliseconds Reconciler::LeaseLeftLocked() const {
 
 std::chrono::seconds Reconciler::BackstopLocked() const {
   const auto backstop = std::chrono::ceil<std::chrono::seconds>(options_.lease->length() * options_.backstop_leases);
-  return std::max(backstop, std::chrono::seconds(1));
+  return std::max({backstop, options_.backstop_minimum, std::chrono::seconds(1)});
 }
 
 void Reconciler::GuardLocked() {

@@ -13,6 +13,7 @@
 #ifndef ABODE_NODE_CLIENT_RECONCILER_H_
 #define ABODE_NODE_CLIENT_RECONCILER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -48,10 +49,12 @@ struct ReconcilerOptions {
   // Enforces the lease in the kernel, also when abode-node is dead (not owned; may be null: then only the
   // backstop lifetime and the live agent's withdrawal enforce it).
   LeaseGuard* guard = nullptr;
-  // Backstop: external and elastic addresses carry a kernel lifetime (IFA_CACHEINFO) of this many leases,
-  // renewed when half of it is used, so that a dead node's addresses leave its interfaces in the end. Renewing
-  // lifetimes costs the kernel time quadratic in their number, hence long and rare.
+  // Backstop: external and elastic addresses carry a kernel lifetime (IFA_CACHEINFO) of this many leases, and
+  // at least `backstop_minimum`, renewed when half of it is used, so that a dead node's addresses leave its
+  // interfaces in the end. Renewing lifetimes costs the kernel time quadratic in their number (seconds at
+  // 10,000 addresses), hence long and rare.
   int backstop_leases = 12;
+  std::chrono::seconds backstop_minimum{600};
 };
 
 struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)

@@ -241,7 +241,9 @@ TEST_F(ReconcilerTest, ResyncRepairsAnAddressRemovedByOthersAndAnnouncesItAgain)
 TEST_F(ReconcilerTest, ExternalAndElasticAddressesAreGuardedByTheLeaseAndMagicStays) {
   int64_t now_ms = 0;
   NodeLease lease([&] { return NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms)); });
-  Reconciler reconciler({"eth0", "abode0", &lease, nullptr, &guard_}, &addresses_, &rules_, &announcer_, &conntrack_);
+  // A backstop of 12 leases, without the 10-minute minimum.
+  Reconciler reconciler({"eth0", "abode0", &lease, nullptr, &guard_, 12, std::chrono::seconds(0)}, &addresses_,
+                        &rules_, &announcer_, &conntrack_);
   lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));  // valid until 5 s
   now_ms = 200;
   reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
@@ -320,7 +322,7 @@ TEST_F(ReconcilerTest, ARestartedAgentRenewsAdoptedAddressesOnlyAfterTheSnapshot
   EXPECT_TRUE(announcer_.announced().empty());
   reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
   EXPECT_THAT(addresses_.lifetimes(),
-              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(60))));
+              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(600))));
   EXPECT_EQ(addresses_.removes(), 1);
   // Guards what the snapshot confirmed, leased until the lease's end.
   EXPECT_EQ(guard_.guarded(), std::set<std::string>{"203.0.113.10"});
