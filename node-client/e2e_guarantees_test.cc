@@ -418,6 +418,55 @@ TEST_F(NodeGuaranteesTest, AKilledAgentsIpv6ExternalAddressFallsSilentWithItsLea
   ExpectAKilledAgentsExternalAddressFallsSilentWithItsLease(kIpv6, "2001:db8:113::100");
 }
 
+TEST_F(NodeGuaranteesTest, AKilledAgentsElasticAddressCarriesNoTrafficAfterItsLease) {
+  ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
+  const ScopedNetns& db = AddPod(nodes_[0], 30, "pod/db", {{"app", "db"}});
+  CreateElastic(elastic_.get(), kIpv4.external_pool, kIpv4.elastic, "pod/db");
+  UniqueFd pod_socket = Udp(db, "0.0.0.0", 9000);
+  UniqueFd outside_socket = Udp(*outside_, kIpv4.outside, 9001);
+  ASSERT_TRUE(SendUntilReceived(*outside_, kIpv4.elastic, 9000, pod_socket, "inbound").has_value()) << nodes_[0].log;
+  ASSERT_TRUE(SendUntilReceived(db, kIpv4.outside, 9001, outside_socket, "outbound").has_value()) << nodes_[0].log;
+  const std::string node_mac = nodes_[0].ns->Exec("cat /sys/class/net/up0/address").output.substr(0, 17);
+
+  nodes_[0].agent->Signal(SIGKILL);
+  const auto killed = Clock::now();
+  // The lease element of the elastic address ends within the lease.
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return nodes_[0].ns->Exec("nft list set ip abode_lease leased").output.find(kIpv4.elastic) ==
+               std::string::npos;
+      },
+      kLease + std::chrono::seconds(5)));
+  std::printf("elastic address: lease element gone %lld ms after kill -9 (node lease %lld ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count()),
+              static_cast<long long>(kLease.count()));
+  // New flows, sent straight to the dead node: nothing reaches the pod; the pod's traffic does not leave with
+  // the elastic address; the guard counts both. The address and its mapping are still in place.
+  Drain(pod_socket);
+  Drain(outside_socket);
+  const int64_t inbound = GuardDrops(nodes_[0], "ip", "prerouting", "ip daddr");
+  const int64_t outbound = GuardDrops(nodes_[0], "ip", "postrouting", "ip saddr");
+  Ok(outside_->Run(absl::StrCat("ip neigh replace ", kIpv4.elastic, " lladdr ", node_mac, " dev lan0 nud permanent")));
+  UniqueFd late_outside = Udp(*outside_, "0.0.0.0", 0);
+  UniqueFd late_pod = Udp(db, "0.0.0.0", 0);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(SendUdp(late_outside, kIpv4.elastic, 9000, "after the lease").ok());
+    EXPECT_TRUE(SendUdp(late_pod, kIpv4.outside, 9001, "after the lease").ok());
+  }
+  EXPECT_TRUE(test_support::Eventually(
+      [&] {
+        return GuardDrops(nodes_[0], "ip", "prerouting", "ip daddr") >= inbound + 5 &&
+               GuardDrops(nodes_[0], "ip", "postrouting", "ip saddr") >= outbound + 5;
+      },
+      std::chrono::seconds(5)))
+      << nodes_[0].ns->Exec("nft list table ip abode_lease").output;
+  for (const std::string& payload : Drain(pod_socket)) EXPECT_NE(payload, "after the lease");
+  for (const std::string& payload : Drain(outside_socket)) EXPECT_NE(payload, "after the lease");
+  EXPECT_THAT(nodes_[0].ns->Exec("ip -br addr show dev up0").output, HasSubstr(std::string(kIpv4.elastic) + "/"));
+  EXPECT_THAT(nodes_[0].ns->Exec("nft list map ip abode elastic_dnat").output, HasSubstr(kIpv4.elastic));
+}
+
 TEST_F(NodeGuaranteesTest, AHealthyAgentKeepsAnsweringAcrossManyLeasesWithOneRenewalBatchPerInterval) {
   ASSERT_TRUE(AwaitReady("node-a", true) && AwaitReady("node-b", true));
   v1::ExternalAddress external;
