@@ -77,6 +77,12 @@ int Main(int argc, char** argv) {
   app.add_option("--resync-interval", resync_seconds, "seconds between full reconciles with the kernel")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  int64_t backstop_seconds = 600;
+  app.add_option("--address-lifetime-min", backstop_seconds,
+                 "seconds: the least kernel lifetime of external and elastic addresses, a backstop that removes a "
+                 "dead agent's addresses (the lease silences them much sooner); at least 12 leases")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   app.add_option("--label", labels, "node label key=value (repeatable), matched by external node selectors");
   GrpcWatchTransportOptions transport_options;
   app.add_option("--keepalive-time-ms", transport_options.keepalive_time_ms,
@@ -169,6 +175,8 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
+  reconciler_options.guard = rules->get();
+  reconciler_options.backstop_minimum = std::chrono::seconds(backstop_seconds);
   ProcSysctls sysctls;
   HostRequirements host(&sysctls, manage_sysctls);
   reconciler_options.host = &host;
