@@ -4,7 +4,8 @@
 // command's part of the batch transaction and, only once they are written, commits them to memory
 // (CommitToPools here; its owner index itself), so a command refused anywhere leaves no trace.
 //
-// The handlers read stored allocations through AllocationReader, which the engine implements.
+// The handlers read stored allocations through AllocationReader (allocation_reader.h), which the engine
+// implements.
 //
 // Not thread-safe: the engine calls it from the thread that applies commands.
 #ifndef ABODE_DOMAIN_ALLOCATION_COMMANDS_H_
@@ -19,34 +20,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/address.h"
+#include "domain/allocation_reader.h"
 #include "domain/node_model.h"
 #include "domain/pools.h"
 
 namespace abode::domain {
-
-// A stored allocation and its row id.
-struct StoredAllocation {
-  int64_t row_id = 0;
-  v1::Allocation allocation;
-};
-using StoredAllocations = std::vector<StoredAllocation>;
-
-// What the allocation commands read of the stored allocations. Every allocation comes with its pool's name,
-// prefix length and gateway.
-class AllocationReader {
- public:
-  virtual ~AllocationReader() = default;
-  // The allocations of `owner` (only in pool `pool_id`, if not 0), by pool id, then row id.
-  virtual absl::StatusOr<StoredAllocations> OfOwner(absl::string_view owner, int64_t pool_id) = 0;
-  // The allocations of `address` in `network` (at most one while the store is sound).
-  virtual absl::StatusOr<StoredAllocations> AtAddress(absl::string_view network, const IpAddress& address) = 0;
-  // The allocations of pool `pool_id`, by row id.
-  virtual absl::StatusOr<StoredAllocations> InPool(int64_t pool_id) = 0;
-  // The allocations made through `node`, by row id.
-  virtual absl::StatusOr<StoredAllocations> OnNode(absl::string_view node) = 0;
-  // Up to `limit` allocations whose lease ended at or before `time_ms`, by expiry, then row id.
-  virtual absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) = 0;
-};
 
 // The most items one AllocateMany may carry.
 inline constexpr int kMaxAllocateItems = 16;

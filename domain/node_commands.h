@@ -4,7 +4,8 @@
 // writes the change set's rows and allocation changes in the command's part of the batch transaction and,
 // only once they are written, commits them to memory: the allocations first, then CommitToModel here.
 //
-// The handlers read stored allocations through AllocationScan, which the engine implements.
+// The handlers read stored allocations through AllocationScan (allocation_reader.h), which the engine
+// implements.
 //
 // Not thread-safe: the engine calls it from the thread that applies commands.
 #ifndef ABODE_DOMAIN_NODE_COMMANDS_H_
@@ -25,14 +26,6 @@
 #include "domain/pools.h"
 
 namespace abode::domain {
-
-// What the node commands read of the stored allocations.
-class AllocationScan {
- public:
-  virtual ~AllocationScan() = default;
-  // Visits the stored allocations of `owner`, or every one when `owner` is empty, each with its pool's name.
-  virtual absl::Status ForEach(absl::string_view owner, absl::FunctionRef<void(v1::Allocation)> visit) = 0;
-};
 
 // The stored kinds of node-state object, one table each.
 enum class NodeTable { kNodes = 0, kExternals = 1, kElastics = 2, kMagics = 3 };
