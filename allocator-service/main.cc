@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
@@ -256,6 +257,16 @@ int main(int argc, char** argv) {
       ->envname("ABODE_NODE_LEASE_MS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--reclaim-not-ready-after", options.reclaim_not_ready_after_ms,
+                 "release the allocations made through a node once it has not been ready this long (e.g. 10m, "
+                 "1h30m); default: never")
+      ->transform([](std::string v) {
+        absl::Duration d;
+        if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+          throw CLI::ValidationError("--reclaim-not-ready-after", "expected a positive duration such as 10m, got " + v);
+        }
+        return std::to_string(absl::ToInt64Milliseconds(d));
+      });
   bool log_state = false;
   app.add_flag("--log-state", log_state,
                "print this member's raft log state (term, last index and its term) as JSON and exit; the member "

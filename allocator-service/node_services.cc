@@ -197,8 +197,9 @@ struct LeaderRead {
   std::unique_ptr<v1::Nodes::Stub> stub;
 };
 
+// Passes a call to the leader, marked so that the leader answers it itself.
 template <typename Request, typename Response, typename Call>
-grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, LeaderChannels& link,
+grpc::ServerUnaryReactor* AtLeader(grpc::CallbackServerContext* ctx, LeaderChannels& link,
                                        const std::string& leader, const Request* req, Response* resp, Call call) {
   auto* reactor = ctx->DefaultReactor();
   auto* read = new LeaderRead();
@@ -209,7 +210,7 @@ grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, LeaderC
     if (!s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
                     s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrCat("reading nodes at the leader ", leader, " failed (", s.error_message(), "); retry"));
+                       absl::StrCat("calling the leader ", leader, " failed (", s.error_message(), "); retry"));
     }
     reactor->Finish(s);
     delete read;
@@ -244,7 +245,7 @@ grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx
   auto leader = LeaderFor(ctx);
   if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
-    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+    return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->GetNode(c, q, r, std::move(done));
     });
   }
@@ -264,7 +265,7 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
   auto leader = LeaderFor(ctx);
   if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
-    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+    return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->ListNodes(c, q, r, std::move(done));
     });
   }
@@ -278,6 +279,31 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
   }
   resp->set_revision(view->revision);
   return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* NodesService::DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,
+                                                   v1::DeleteNodeResponse* resp) {
+  if (req->node().empty()) return FinishNow(ctx, absl::InvalidArgumentError("node: must not be empty"));
+  if (!req->force()) {
+    auto leader = LeaderFor(ctx);
+    if (!leader.ok()) return FinishNow(ctx, leader.status());
+    if (!leader->empty()) {
+      return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+        stub->DeleteNode(c, q, r, std::move(done));
+      });
+    }
+    v1::Node known;
+    known.mutable_spec()->set_name(req->node());
+    registry_.Fill(&known);
+    if (known.connected()) {
+      return FinishNow(ctx, absl::FailedPreconditionError(absl::StrCat(
+                                "node: node \"", req->node(),
+                                "\" is connected; stop its abode-node first, or delete it with force")));
+    }
+  }
+  v1::Command command;
+  *command.mutable_delete_node() = *req;
+  return ProposeAndFinish(ctx, log_, std::move(command), &v1::CommandResult::mutable_delete_node, resp);
 }
 
 // ------------------------------------------------------------------------------------ ExternalAddresses

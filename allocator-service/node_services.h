@@ -1,5 +1,5 @@
 // gRPC services for nodes and the addresses they carry: Nodes (the WatchAssignments stream, GetNode,
-// ListNodes), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
+// ListNodes, DeleteNode), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
 // CommandLog; reads come from the watch hub's published view, so every replica can answer them.
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
@@ -17,8 +17,8 @@ namespace abode::allocator {
 class NodesService final : public v1::Nodes::CallbackService {
  public:
   // `link` reaches the leader from a follower; null for a single voter.
-  NodesService(WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
-      : hub_(hub), registry_(registry), link_(link) {}
+  NodesService(replication::CommandLog& log, WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
+      : log_(log), hub_(hub), registry_(registry), link_(link) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
       grpc::CallbackServerContext* ctx) override;
@@ -26,12 +26,17 @@ class NodesService final : public v1::Nodes::CallbackService {
                                     v1::Node* resp) override;
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
                                       v1::ListNodesResponse* resp) override;
+  // Without force, the leader (which knows every stream) refuses a connected node: a follower passes the
+  // call there.
+  grpc::ServerUnaryReactor* DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,
+                                       v1::DeleteNodeResponse* resp) override;
 
  private:
   v1::Node Describe(const v1::Node& stored);
   // The leader's gRPC address when this call must be answered there; empty to answer here.
   absl::StatusOr<std::string> LeaderFor(grpc::CallbackServerContext* ctx);
 
+  replication::CommandLog& log_;
   WatchHub& hub_;
   NodeRegistry& registry_;
   LeaderChannels* link_;

@@ -119,19 +119,29 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   auto reader = storage::StateReader::Open(s->store_->db_path(), s->store_->owner_index());
   if (!reader.ok()) return reader.status();
   s->reader_ = std::move(*reader);
-  s->reads_ = std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read");
+  s->reads_ =
+      std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read", options.read_observer);
 
+  replication::RaftNode* raft = s->node_.get();
+  s->log_ = std::make_unique<GatedCommandLog>(
+      *raft, CommandGateOptions{.view = [raft] { return raft->view(); },
+                                .channels = s->link_.get(),
+                                .clock = options.raft.clock});
   if (s->link_ != nullptr) s->leadership_ = std::make_unique<RaftLeaderLiveness>(*s->node_, *s->link_);
   s->registry_ = std::make_unique<NodeRegistry>(
-      *s->node_, *s->hub_,
-      NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock,
-                          s->leadership_.get()});
-  s->nodes_ = std::make_unique<NodesService>(*s->hub_, *s->registry_, s->link_.get());
-  s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
-  s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
-  s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);
-  s->pools_ = std::make_unique<PoolsService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
-  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
+      *s->log_, *s->hub_,
+      NodeRegistryOptions{.lease_ms = options.node_lease_ms,
+                          .sweep_interval_ms = options.node_sweep_interval_ms,
+                          .clock = options.raft.clock,
+                          .timers = options.timers,
+                          .reclaim_not_ready_after_ms = options.reclaim_not_ready_after_ms,
+                          .leadership = s->leadership_.get()});
+  s->nodes_ = std::make_unique<NodesService>(*s->log_, *s->hub_, *s->registry_, s->link_.get());
+  s->externals_ = std::make_unique<ExternalAddressesService>(*s->log_, *s->hub_);
+  s->elastics_ = std::make_unique<ElasticAddressesService>(*s->log_, *s->hub_);
+  s->magics_ = std::make_unique<MagicAddressesService>(*s->log_, *s->hub_);
+  s->pools_ = std::make_unique<PoolsService>(*s->log_, *s->reader_, s->node_.get(), s->reads_.get());
+  s->allocator_ = std::make_unique<AllocatorService>(*s->log_, *s->reader_, s->node_.get(), s->reads_.get());
   s->cluster_ = std::make_unique<ClusterService>(*s->node_, *s->store_, *s->reads_, s->link_.get());
   s->replica_ = std::make_unique<ReplicaService>(*s->node_, *s->registry_);
 
@@ -189,6 +199,7 @@ void AllocatorServer::Shutdown() {
   }
   if (registry_) registry_->Stop();
   if (housekeeper_) housekeeper_->Stop();
+  log_.reset();  // waits for its questions to the members, which may still propose to node_
   node_.reset();
   stop_metrics.join();
 }

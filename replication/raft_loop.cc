@@ -86,7 +86,7 @@ void RaftLoop::Enqueue(Proposal p) {
       return;
     }
   }
-  std::move(p.done)(absl::UnavailableError("allocator is shutting down"));
+  std::move(p.done)(ShuttingDown());
 }
 
 void RaftLoop::EnqueueLocal(std::vector<v1::Command> commands, std::vector<CommandLog::Done> dones) {
@@ -101,7 +101,7 @@ void RaftLoop::EnqueueLocal(std::vector<v1::Command> commands, std::vector<Comma
       return;
     }
   }
-  for (auto& d : dones) std::move(d)(absl::UnavailableError("allocator is shutting down"));
+  for (auto& d : dones) std::move(d)(ShuttingDown());
 }
 
 void RaftLoop::RunOnLoop(Task task, Task if_stopped) {
@@ -163,7 +163,7 @@ void RaftLoop::Run(const std::string& raft_dir) {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Whatever raft did not call back about was not committed as far as its callers can know.
   proposals_->FailInFlight(absl::UnavailableError("allocator shut down before commit"));
-  read_index_->FailAll(absl::UnavailableError("allocator is shutting down"));
+  read_index_->FailAll(ShuttingDown());
   uv_loop_close(&loop_);
 }
 
@@ -294,7 +294,7 @@ void RaftLoop::OnWakeup(uv_async_t* handle) {
     if (stopping) self->running_ = false;
   }
   if (stopping) {
-    const absl::Status down = absl::UnavailableError("allocator is shutting down");
+    const absl::Status down = ShuttingDown();
     self->proposals_->FailHeld(down);
     for (auto& p : batch) std::move(p.done)(down);
     for (auto& t : tasks) std::move(t.second)();
