@@ -98,7 +98,7 @@ class NftRuleProgrammer final : public RuleProgrammer, public LeaseGuard {
   absl::Status Apply(const NatRuleset& desired) override;
 
   // LeaseGuard (nft_lease_guard.cc). The first Guard() of an instance reads the kernel's guarded sets: when they
-  // hold exactly `guarded` (left by an earlier process) nothing changes. Otherwise, and whenever a batch finds a
+  // hold exactly `guarded` in tables with an `alive` set (left by an earlier process) nothing changes. Otherwise, and whenever a batch finds a
   // table missing, the three tables are built anew, with their elements, in one atomic batch.
   absl::StatusOr<bool> Guard(const std::set<std::string>& guarded, std::chrono::milliseconds lease_left) override;
   absl::Status Renew(std::chrono::milliseconds lease_left) override;
