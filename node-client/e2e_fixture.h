@@ -535,14 +535,15 @@ class KernelMonitors {
   }
   std::string AddressEvents() const { return ReadAll(address_log_).substr(address_offset_); }
   std::string RuleEvents() const { return ReadAll(rule_log_).substr(rule_offset_); }
-  // nf_tables events other than lease renewals (the lease guard's `leased` sets flushed and filled again).
+  // nf_tables events other than lease renewals (the lease guard's `alive` sets flushed and their one element
+  // added again).
   std::vector<std::string> RuleChanges() const {
     std::vector<std::string> changes;
     std::istringstream lines(RuleEvents());
     std::string line;
     while (std::getline(lines, line)) {
       if (line.empty() || line.starts_with("# new generation")) continue;
-      if (line.find(" abode_lease leased") != std::string::npos &&
+      if (line.find(" abode_lease alive") != std::string::npos &&
           (line.starts_with("add element ") || line.starts_with("delete element ") || line.starts_with("flush set "))) {
         continue;
       }

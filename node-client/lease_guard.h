@@ -2,9 +2,9 @@
 // implementation is NftRuleProgrammer (nft_lease_guard.cc); the in-memory twin is FakeLeaseGuard.
 //
 // External and elastic addresses are "guarded": the kernel answers ARP and neighbour solicitations for a guarded
-// address, and lets traffic to or from it pass, only while the address is also "leased". A lease is a kernel
-// timer (an nftables set element timeout) that the agent renews for all its addresses at once; when the agent
-// stops renewing (killed, hung), the leases end and the node falls silent for those addresses by itself.
+// address, and lets traffic to or from it pass, only while the node's lease runs. The lease is one kernel timer
+// (an nftables set element timeout) shared by all the guarded addresses, which the agent renews; when the agent
+// stops renewing (killed, hung), the lease ends and the node falls silent for every guarded address by itself.
 #ifndef ABODE_NODE_CLIENT_LEASE_GUARD_H_
 #define ABODE_NODE_CLIENT_LEASE_GUARD_H_
 
@@ -28,7 +28,8 @@ class LeaseGuard {
   // (also as left by an earlier process), nothing is sent, leases are left as they are, and the result is false.
   virtual absl::StatusOr<bool> Guard(const std::set<std::string>& guarded, std::chrono::milliseconds lease_left) = 0;
 
-  // Leases every guarded address for `lease_left` from now, in one atomic step whatever their number.
+  // Leases every guarded address for `lease_left` from now, in one atomic step whose cost does not depend on
+  // their number.
   // REQUIRES: Guard() succeeded before; lease_left > 0.
   virtual absl::Status Renew(std::chrono::milliseconds lease_left) = 0;
 };

@@ -19,6 +19,7 @@ namespace {
 
 // nftables datatype numbers (nft's src/datatype.h); a concatenation packs its parts six bits apart.
 constexpr uint32_t kTypeBits = 6;
+constexpr uint32_t kTypeNfproto = 2;
 constexpr uint32_t kTypeIpv4Addr = 7;
 constexpr uint32_t kTypeIpv6Addr = 8;
 constexpr uint32_t kTypeInetProto = 12;
@@ -301,7 +302,11 @@ RulePtr BuildRule(const FamilyLayout& l, const std::string& table, const char* c
 }
 
 std::array<SetShape, 2> GuardSets(const FamilyLayout& l) {
-  return {{{kGuarded, 0, l.addr_type, l.addr_len, 0, 0}, {kLeased, NFT_SET_TIMEOUT, l.addr_type, l.addr_len, 0, 0}}};
+  return {{{kGuarded, 0, l.addr_type, l.addr_len, 0, 0}, {kAlive, NFT_SET_TIMEOUT, kTypeNfproto, 1, 0, 0}}};
+}
+
+Element AliveElement(const FamilyLayout& l) {
+  return {std::string(1, static_cast<char>(l.nfproto)), std::string()};
 }
 
 std::vector<ChainShape> GuardChains(const FamilyLayout& l) {
@@ -363,7 +368,9 @@ RulePtr BuildGuardRule(const FamilyLayout& l, const std::string& table, const ch
       break;
   }
   AddLookup(rule.get(), kGuarded, id_of(kGuarded), /*map=*/false);
-  AddLookup(rule.get(), kLeased, id_of(kLeased), /*map=*/false, /*inverted=*/true);
+  // The lease: the one element of `alive`, keyed by the hook's family, which every packet here shares.
+  AddMeta(rule.get(), NFT_META_NFPROTO, NFT_REG_1);
+  AddLookup(rule.get(), kAlive, id_of(kAlive), /*map=*/false, /*inverted=*/true);
   AddCounter(rule.get());
   AddVerdict(rule.get(), NF_DROP);
   return rule;
@@ -485,6 +492,26 @@ void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& ta
   nlmsghdr* m = batch.Start(NFT_MSG_NEWSET, l.nfproto, NLM_F_CREATE);
   nftnl_set_nlmsg_build_payload(m, s.get());
   batch.Commit(m, absl::StrCat("add ", shape.data_len > 0 ? "map " : "set ", TableName(l, table), " ", shape.name));
+}
+
+// The element keys of the addresses of `addresses` that a table of layout `l` holds, in ascending order.
+std::vector<Element> AddressKeys(const FamilyLayout& l, const std::set<std::string>& addresses) {
+  std::vector<Element> keys;
+  for (const std::string& text : addresses) {
+    absl::StatusOr<IpAddress> address = IpAddress::Parse(text);
+    if (!address.ok() || address->family != l.family) continue;
+    keys.emplace_back(std::string(reinterpret_cast<const char*>(address->bytes.data()), address->ByteLength()),
+                      std::string());
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+void FlushSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name) {
+  SetPtr set = NewSetObject(l, table, name, 0);
+  nlmsghdr* m = batch.Start(NFT_MSG_DELSETELEM, l.nfproto, 0);
+  nftnl_set_elems_nlmsg_build_payload(m, set.get());
+  batch.Commit(m, absl::StrCat("flush set ", TableName(l, table), " ", name));
 }
 
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,

@@ -25,10 +25,11 @@
 // a change costs one round trip plus its batch.
 //
 // It is also the LeaseGuard: three more tables, `table ip|ip6|arp abode_lease` (the NAT table's name and
-// "_lease"), whose layout nft_objects.h shows. A renewal is one batch that flushes each `leased` set and adds
-// every guarded address again with a fresh timeout: adding an element that is already there does not restart
-// its timeout (checked on Linux 6.18), and a flush and the additions in one batch are atomic, so no packet sees
-// the set empty.
+// "_lease"), whose layout nft_objects.h shows. The lease is one kernel timer per table, shared by all the
+// guarded addresses: the one element of set `alive`. A renewal is one batch that, in each table, flushes `alive`
+// and adds its element again with a fresh timeout (adding an element that is already there does not restart its
+// timeout; checked on Linux 6.18): two messages per table whatever the number of addresses. A flush and the
+// addition in one batch are atomic, so no packet sees the set empty.
 // A batch planned from a read also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
 // (or that holds objects abode did not create, or that was made dormant) is rebuilt within the same batch.
@@ -41,6 +42,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -58,6 +60,8 @@ namespace abode::node {
 namespace nft {
 class NftBatch;        // one nfnetlink batch under construction
 struct ObservedTable;  // one family's table as read from the kernel
+struct FamilyLayout;   // a family's addresses and nfproto
+using Element = std::pair<std::string, std::string>;  // a set element's key and data bytes
 }  // namespace nft
 
 struct MnlSocketDeleter {
@@ -94,7 +98,7 @@ class NftRuleProgrammer final : public RuleProgrammer, public LeaseGuard {
   absl::Status Apply(const NatRuleset& desired) override;
 
   // LeaseGuard (nft_lease_guard.cc). The first Guard() of an instance reads the kernel's guarded sets: when they
-  // hold exactly `guarded` (left by an earlier process) nothing changes. Otherwise, and whenever a batch finds a
+  // hold exactly `guarded` in tables with an `alive` set (left by an earlier process) nothing changes. Otherwise, and whenever a batch finds a
   // table missing, the three tables are built anew, with their elements, in one atomic batch.
   absl::StatusOr<bool> Guard(const std::set<std::string>& guarded, std::chrono::milliseconds lease_left) override;
   absl::Status Renew(std::chrono::milliseconds lease_left) override;
@@ -126,11 +130,14 @@ class NftRuleProgrammer final : public RuleProgrammer, public LeaseGuard {
   void PlanChange(IpFamily family, const NatRulesetDiff& diff, nft::NftBatch& batch);
   // The guard tables' name.
   std::string GuardTable() const { return options_.table_name + "_lease"; }
-  // Whether the guard tables exist and their guarded sets hold exactly `guarded`.
+  // The sorted element keys of set `name` of the guard table of layout `l`; nullopt when there is no such set.
+  absl::StatusOr<std::optional<std::vector<nft::Element>>> GuardSetKeys(const nft::FamilyLayout& l, const char* name);
+  // Whether the guard tables exist with their current layout and their guarded sets hold exactly `guarded`.
   absl::StatusOr<bool> GuardedInKernel(const std::set<std::string>& guarded);
-  // Sends one batch that makes the guard tables guard `guarded` and lease it for `lease_left` (0: no lease):
-  // incrementally from guarded_ when known and `rebuild` is false, else building the tables anew.
-  absl::Status SendGuard(const std::set<std::string>& guarded, std::chrono::milliseconds lease_left, bool rebuild);
+  // Sends one batch that makes the guard tables guard `changed` (null: guarded_, unchanged) and leases it for
+  // `lease_left` (0: no lease): incrementally from guarded_ when known and `rebuild` is false, else building the
+  // tables anew. REQUIRES: guarded_ is known when `changed` is null.
+  absl::Status SendGuard(const std::set<std::string>* changed, std::chrono::milliseconds lease_left, bool rebuild);
   // After a commit based on `generation`: remembers `ruleset` if nobody else committed meanwhile.
   void Remember(uint32_t generation, NatRuleset ruleset);
 

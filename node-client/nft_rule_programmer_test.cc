@@ -4,12 +4,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "netns_testing.h"
@@ -305,19 +310,22 @@ TEST_F(NftRuleProgrammerTest, GuardBuildsTablesThatNftUnderstandsForEachFamily) 
   const std::string v4 = Nft("list table ip abode_lease");
   EXPECT_THAT(v4, HasSubstr("type filter hook prerouting priority raw; policy accept;"));
   EXPECT_THAT(v4, HasSubstr("type filter hook postrouting priority srcnat + 1; policy accept;"));
-  EXPECT_THAT(v4, HasSubstr("ip daddr @guarded ip daddr != @leased counter packets 0 bytes 0 drop"));
-  EXPECT_THAT(v4, HasSubstr("ip saddr @guarded ip saddr != @leased counter packets 0 bytes 0 drop"));
-  EXPECT_THAT(Nft("list set ip abode_lease leased"), HasSubstr("203.0.113.10 timeout 1m expires"));
+  EXPECT_THAT(v4, HasSubstr("ip daddr @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(v4, HasSubstr("ip saddr @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout 1m expires"));
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), HasSubstr("203.0.113.10"));
   const std::string v6 = Nft("list table ip6 abode_lease");
-  EXPECT_THAT(v6, HasSubstr("ip6 daddr @guarded ip6 daddr != @leased counter"));
-  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-solicit @th,64,128 @guarded @th,64,128 != @leased counter"));
-  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-advert @th,64,128 @guarded @th,64,128 != @leased counter"));
+  EXPECT_THAT(v6, HasSubstr("ip6 daddr @guarded meta nfproto != @alive counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-solicit @th,64,128 @guarded meta nfproto != @alive counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-advert @th,64,128 @guarded meta nfproto != @alive counter"));
   EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::10"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease alive"), HasSubstr("ipv6 timeout 1m expires"));
   const std::string arp = Nft("list table arp abode_lease");
-  EXPECT_THAT(arp, HasSubstr("arp daddr ip @guarded arp daddr ip != @leased counter packets 0 bytes 0 drop"));
-  EXPECT_THAT(arp, HasSubstr("arp saddr ip @guarded arp saddr ip != @leased counter packets 0 bytes 0 drop"));
-  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.10 timeout 1m"));
-  EXPECT_THAT(Nft("list set arp abode_lease leased"), Not(HasSubstr("2001:db8")));
+  EXPECT_THAT(arp, HasSubstr("arp daddr ip @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(arp, HasSubstr("arp saddr ip @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout 1m expires"));  // NFPROTO_ARP
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.10"));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), Not(HasSubstr("2001:db8")));
 }
 
 TEST_F(NftRuleProgrammerTest, LeasesEndUnlessRenewedAndARenewalIsOneBatchWhateverTheirNumber) {
@@ -325,8 +333,8 @@ TEST_F(NftRuleProgrammerTest, LeasesEndUnlessRenewedAndARenewalIsOneBatchWhateve
   for (int i = 0; i < 2000; ++i) guarded.insert(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".1"));
   guarded.insert("2001:db8:3::10");
   ASSERT_TRUE(programmer_->Guard(guarded, std::chrono::milliseconds(1500)).ok());
-  // Renewed well within their lease, they stay past it: adding an element again does not restart its timeout
-  // (the kernel keeps the old expiry), so a renewal flushes the set and adds them back within one batch.
+  // Renewed well within the lease, it holds past it: adding an element again does not restart its timeout (the
+  // kernel keeps the old expiry), so a renewal flushes `alive` and adds its one element back within one batch.
   const uint32_t before = Generation();
   const auto placed = std::chrono::steady_clock::now();
   int renewals = 0;
@@ -334,22 +342,48 @@ TEST_F(NftRuleProgrammerTest, LeasesEndUnlessRenewedAndARenewalIsOneBatchWhateve
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a renewal cadence, not a wait for a result
     ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(1500)));
     ++renewals;
-    // Per table: one flush and one message per 512 addresses.
-    EXPECT_EQ(programmer_->last_guard_messages(), (1 + 4) + (1 + 1) + (1 + 4));
+    EXPECT_EQ(programmer_->last_guard_messages(), 3 * 2);  // per table: one flush, one element
   }
   EXPECT_EQ(Generation(), before + static_cast<uint32_t>(renewals));  // one commit per renewal
-  EXPECT_THAT(Nft("list set ip6 abode_lease leased"), HasSubstr("2001:db8:3::10"));
-  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("10.107.249.1"));
-  // Not renewed any more: the leases end by themselves; the guarded sets stay.
+  EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease alive"), HasSubstr("ipv6 timeout"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout"));
+  // Not renewed any more: the lease ends by itself in every table; the guarded sets stay.
   bool ended = false;
   for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
        !ended && std::chrono::steady_clock::now() < deadline;) {
-    ended = Nft("list set ip abode_lease leased").find("10.100.0.1") == std::string::npos &&
-            Nft("list set ip6 abode_lease leased").find("2001:db8:3::10") == std::string::npos;
+    ended = true;
+    for (const char* family : {"ip", "ip6", "arp"}) {
+      ended = ended &&
+              Nft(absl::StrCat("list set ", family, " abode_lease alive")).find("expires") == std::string::npos;
+    }
     if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_TRUE(ended) << Nft("list set ip abode_lease leased");
+  EXPECT_TRUE(ended) << Nft("list set ip abode_lease alive");
   EXPECT_THAT(Nft("list set ip abode_lease guarded"), HasSubstr("10.100.0.1"));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("10.107.249.1"));
+}
+
+TEST_F(NftRuleProgrammerTest, ARenewalSendsAsManyMessagesForOneAddressAsForAThousand) {
+  auto renewal_messages = [&](const std::set<std::string>& guarded) {
+    EXPECT_TRUE(programmer_->Guard(guarded, std::chrono::milliseconds(60000)).ok());
+    const uint32_t before = Generation();
+    EXPECT_TRUE(programmer_->Renew(std::chrono::milliseconds(90000)).ok());
+    EXPECT_EQ(Generation(), before + 1);
+    EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout 1m30s expires"));
+    return programmer_->last_guard_messages();
+  };
+  const int one = renewal_messages({"203.0.113.10"});
+  std::set<std::string> thousand;
+  for (int i = 0; i < 500; ++i) {
+    thousand.insert(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".1"));
+    thousand.insert(absl::StrCat("2001:db8:3::", absl::Hex(i + 1)));
+  }
+  ASSERT_EQ(thousand.size(), 1000u);
+  const int many = renewal_messages(thousand);
+  EXPECT_EQ(one, many);
+  EXPECT_EQ(many, 3 * 2);
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::1f4"));
 }
 
 TEST_F(NftRuleProgrammerTest, AGuardLeftByAnEarlierProcessIsAdoptedAndOneRemovedIsBuiltAgain) {
@@ -362,15 +396,54 @@ TEST_F(NftRuleProgrammerTest, AGuardLeftByAnEarlierProcessIsAdoptedAndOneRemoved
   EXPECT_EQ(Generation(), generation);  // nothing sent
   // A change after adoption is incremental.
   ASSERT_TRUE(restarted->Guard({"203.0.113.10", "203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
-  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.11"));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.11"));
+  EXPECT_EQ(restarted->last_guard_messages(), (1 + 1 + 1) * 2 + (1 + 1));  // ip, arp: add, flush, add; ip6
   // Someone deletes a table: the next renewal builds all of them again.
   Nft("delete table arp abode_lease");
   ABODE_ASSERT_OK(restarted->Renew(std::chrono::milliseconds(60000)));
   EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.11"));
-  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.10"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout 1m"));
   // Unguarded, an address leaves both sets' effect: guarded no more.
   ASSERT_TRUE(restarted->Guard({"203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
   EXPECT_THAT(Nft("list set ip abode_lease guarded"), Not(HasSubstr("203.0.113.10")));
+}
+
+TEST_F(NftRuleProgrammerTest, TablesOfTheEarlierOneElementPerAddressLayoutAreBuiltAgain) {
+  // As an abode-node before the one-timer lease left them: a timed element per address in `leased`.
+  std::string script;
+  for (const auto& [family, type, match] : {std::tuple{"ip", "ipv4_addr", "ip daddr"},
+                                            {"ip6", "ipv6_addr", "ip6 daddr"},
+                                            {"arp", "ipv4_addr", "arp daddr ip"}}) {
+    const char* chain = std::string(family) == "arp" ? "input { type filter hook input priority 0;"
+                                                     : "prerouting { type filter hook prerouting priority raw;";
+    const char* element = std::string(family) == "ip6" ? "2001:db8:3::10" : "203.0.113.10";
+    absl::StrAppend(&script, "table ", family, " abode_lease { set guarded { type ", type, "; elements = { ", element,
+                    " }; }; set leased { type ", type, "; flags timeout; elements = { ", element,
+                    " timeout 1m }; }; chain ", chain, " ", match, " @guarded ", match,
+                    " != @leased counter drop; }; }\n");
+  }
+  const std::string path = absl::StrCat("/tmp/abode-nft-test-", getpid(), ".nft");
+  std::ofstream(path) << script;
+  Nft(absl::StrCat("-f ", path));
+  std::remove(path.c_str());
+  const std::set<std::string> guarded = {"203.0.113.10", "2001:db8:3::10"};
+  absl::StatusOr<bool> rebuilt = programmer_->Guard(guarded, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_TRUE(*rebuilt);  // not adopted: the same addresses, but guarded by the earlier layout
+  for (const char* family : {"ip", "ip6", "arp"}) {
+    const std::string table = Nft(absl::StrCat("list table ", family, " abode_lease"));
+    EXPECT_THAT(table, Not(HasSubstr("leased"))) << family;
+    EXPECT_THAT(table, HasSubstr("meta nfproto != @alive counter")) << family;
+    EXPECT_THAT(Nft(absl::StrCat("list set ", family, " abode_lease alive")), HasSubstr("timeout 1m")) << family;
+  }
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::10"));
+  // From then on adopted as usual, and renewed in one message pair per table.
+  std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
+  absl::StatusOr<bool> adopted = restarted->Guard(guarded, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_FALSE(*adopted);
+  ABODE_ASSERT_OK(restarted->Renew(std::chrono::milliseconds(60000)));
+  EXPECT_EQ(restarted->last_guard_messages(), 3 * 2);
 }
 
 // Addresses of the traffic topology, per family:
@@ -547,7 +620,7 @@ TEST_P(NftTrafficTest, TheGuardSilencesAnElasticAddressBothWaysOnceItsLeaseEnds)
   // Not renewed: once its lease element is gone, new flows neither reach the workload nor leave translated.
   ASSERT_TRUE(test_support::Eventually(
       [&] {
-        return node_->Exec(absl::StrCat("nft list set ", family, " abode_lease leased")).output.find(p.elastic) ==
+        return node_->Exec(absl::StrCat("nft list set ", family, " abode_lease alive")).output.find("expires") ==
                std::string::npos;
       },
       std::chrono::seconds(10)));
@@ -564,8 +637,8 @@ TEST_P(NftTrafficTest, TheGuardSilencesAnElasticAddressBothWaysOnceItsLeaseEnds)
   EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
   EXPECT_FALSE(testing::ReceiveUdp(outside, std::chrono::milliseconds(300)).ok());
   const std::string counted = node_->Exec(absl::StrCat("nft list table ", family, " abode_lease")).output;
-  EXPECT_THAT(counted, HasSubstr("daddr != @leased counter packets 3 "));
-  EXPECT_THAT(counted, HasSubstr("saddr != @leased counter packets 3 "));
+  EXPECT_THAT(counted, HasSubstr("daddr @guarded meta nfproto != @alive counter packets 3 "));
+  EXPECT_THAT(counted, HasSubstr("saddr @guarded meta nfproto != @alive counter packets 3 "));
 
   // Renewed, it carries traffic again.
   ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(60000)));
