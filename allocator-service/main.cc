@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@
 #include "replication/membership.h"
 #include "replication/offline_tools.h"
 #include "spdlog/spdlog.h"
+#include "tracing/tracer.h"
 
 namespace {
 
@@ -244,6 +246,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = abode::tracing::ConfigFromEnvironment(std::getenv, "abode-allocator");
+  if (!tracing_config.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracing_config.status().message()).c_str());
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", "member-" + std::to_string(options.raft.id));
+  }
   if (log_state) {
     auto st = abode::replication::ReadRaftLogState(options.raft.data_dir, options.raft.id);
     if (!st.ok()) {
@@ -292,6 +304,17 @@ int main(int argc, char** argv) {
 
   abode::replication::SystemClock clock;
   options.raft.clock = &clock;
+  // Declared before the server, so it outlives it and flushes its spans after the server has stopped.
+  auto tracer = abode::tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracer.status().message()).c_str());
+    return 2;
+  }
+  options.tracer = tracer->get();
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
   auto server = abode::allocator::AllocatorServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", server.status().ToString());

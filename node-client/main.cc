@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -28,6 +29,7 @@
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 namespace {
@@ -122,6 +124,27 @@ int Main(int argc, char** argv) {
     (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
   AddInterfaceFacts(stream_options.registration);
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = tracing::ConfigFromEnvironment(std::getenv, "abode-node");
+  if (!tracing_config.ok()) {
+    spdlog::error("{}", std::string(tracing_config.status().message()));
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", node_name);
+  }
+  // Outlives everything that records spans below (declared first); flushes at the end of Main.
+  auto tracer = tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    spdlog::error("{}", std::string(tracer.status().message()));
+    return 2;
+  }
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
+  reconciler_options.tracer = tracer->get();
   // Bound before anything touches the kernel, so that a bad address stops the start cleanly.
   std::unique_ptr<metrics::MetricsEndpoint> metrics;
   if (!metrics_listen.empty()) {
@@ -131,6 +154,7 @@ int Main(int argc, char** argv) {
       return 2;
     }
     metrics = std::move(*endpoint);
+    metrics->Register((*tracer)->metrics());
   }
 
   // Signals are taken synchronously by the main thread; every thread created below inherits the mask.
@@ -143,7 +167,7 @@ int Main(int argc, char** argv) {
   // Its workers inherit the signal mask.
   std::unique_ptr<CniNode> cni;
   if (!cni_socket.empty()) {
-    auto started = CniNode::Start(cni_socket, node_name, *endpoints);
+    auto started = CniNode::Start(cni_socket, node_name, *endpoints, tracer->get());
     if (!started.ok()) {
       spdlog::error("{}", std::string(started.status().message()));
       return 2;

@@ -29,6 +29,7 @@
 #include "host_requirements.h"
 #include "node_lease.h"
 #include "rule_programmer.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 
@@ -44,6 +45,10 @@ struct ReconcilerOptions {
   // Checks (and, with --manage-sysctls, sets) what the assignments need from the host (not owned; may be null).
   // An unmet requirement makes each assignment that needs it an ERROR naming the sysctl; it is served anyway.
   HostRequirements* host = nullptr;
+  // Spans for reconciles caused by traced assignment changes (not owned; null: none): "node.reconcile", a
+  // child of the change's traceparent (or, for an update that carries several, a root linking to each),
+  // with a child per kernel step ("netlink", "nftables", "conntrack").
+  tracing::Tracer* tracer = nullptr;
 };
 
 struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)
@@ -92,6 +97,9 @@ class Reconciler final : public AssignmentSink {
   std::chrono::seconds LifetimeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Renews leased_ when less than half a lease of their kernel lifetime is left, or when `force`.
   void RenewLocked(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A span for `update`'s reconcile (not recording when untraced), and one for a step of it.
+  tracing::Span StartReconcileSpan(const v1::WatchAssignmentsResponse& update);
+  tracing::Span StartStep(const char* name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ReconcilerOptions options_;
   AddressProgrammer* const addresses_;
@@ -115,6 +123,7 @@ class Reconciler final : public AssignmentSink {
   std::set<OwnedAddress> leased_ ABSL_GUARDED_BY(mu_);
   std::optional<NodeLease::Clock::time_point> renewed_until_ ABSL_GUARDED_BY(mu_);
   bool withdrawn_ ABSL_GUARDED_BY(mu_) = false;  // the last reconcile withdrew them
+  tracing::SpanContext reconcile_span_ ABSL_GUARDED_BY(mu_);  // of the reconcile under way, if traced
 };
 
 }  // namespace abode::node
