@@ -8,6 +8,7 @@
 #include <prometheus/metric_family.h>
 
 #include "absl/synchronization/mutex.h"
+#include "tracing/collecting_exporter.h"
 #include "tracing/span_exporter.h"
 
 namespace abode::tracing {
@@ -39,18 +40,6 @@ class Receiver final : public TraceService::CallbackService {
   std::vector<ExportTraceServiceRequest> requests;
 };
 
-class Collect final : public SpanExporter {
- public:
-  explicit Collect(std::vector<SpanData>* out) : out_(out) {}
-  absl::Status Export(const std::vector<SpanData>& spans) override {
-    out_->insert(out_->end(), spans.begin(), spans.end());
-    return absl::OkStatus();
-  }
-
- private:
-  std::vector<SpanData>* out_;
-};
-
 TracingConfig Config(const std::string& service) {
   TracingConfig c;
   c.enabled = true;
@@ -62,8 +51,8 @@ TracingConfig Config(const std::string& service) {
 class GrpcTracingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_tracer_ = *Tracer::Start(Config("server"), std::make_unique<Collect>(&server_spans_));
-    client_tracer_ = *Tracer::Start(Config("client"), std::make_unique<Collect>(&client_spans_));
+    server_tracer_ = *Tracer::Start(Config("server"), std::make_unique<CollectingExporter>(&server_collected_));
+    client_tracer_ = *Tracer::Start(Config("client"), std::make_unique<CollectingExporter>(&client_collected_));
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&receiver_);
@@ -95,7 +84,15 @@ class GrpcTracingTest : public ::testing::Test {
     return nullptr;
   }
 
+  // Filled by Flushed().
+  CollectedSpans server_collected_, client_collected_;
   std::vector<SpanData> server_spans_, client_spans_;
+  void Flushed() {
+    ASSERT_TRUE(client_tracer_->Flush(absl::Seconds(10)));
+    ASSERT_TRUE(server_tracer_->Flush(absl::Seconds(10)));
+    client_spans_ = client_collected_.Take();
+    server_spans_ = server_collected_.Take();
+  }
   std::unique_ptr<Tracer> server_tracer_, client_tracer_;
   Receiver receiver_;
   int port_ = 0;
@@ -105,8 +102,7 @@ class GrpcTracingTest : public ::testing::Test {
 
 TEST_F(GrpcTracingTest, ClientAndServerSpansChainUnderTheCallersContext) {
   ASSERT_TRUE(Call(kParent, false).ok());
-  ASSERT_TRUE(client_tracer_->Flush(absl::Seconds(10)));
-  ASSERT_TRUE(server_tracer_->Flush(absl::Seconds(10)));
+  Flushed();
   ASSERT_EQ(client_spans_.size(), 1u);
   ASSERT_EQ(server_spans_.size(), 1u);
   const SpanData& client = client_spans_[0];
@@ -132,8 +128,7 @@ TEST_F(GrpcTracingTest, ClientAndServerSpansChainUnderTheCallersContext) {
 TEST_F(GrpcTracingTest, ErrorsSetTheStatusAndCallsWithoutContextGetOnlyAServerSpan) {
   EXPECT_EQ(Call(kParent, true).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(Call("", false).ok());
-  ASSERT_TRUE(client_tracer_->Flush(absl::Seconds(10)));
-  ASSERT_TRUE(server_tracer_->Flush(absl::Seconds(10)));
+  Flushed();
   ASSERT_EQ(client_spans_.size(), 1u);
   EXPECT_EQ(client_spans_[0].status, StatusCode::kError);
   EXPECT_EQ(client_spans_[0].status_message, "full");

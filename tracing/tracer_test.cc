@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "tracing/collecting_exporter.h"
 #include "tracing/span_exporter.h"
 
 namespace abode::tracing {
@@ -189,27 +190,14 @@ TEST(Tracer, ExportErrorsAreCounted) {
   EXPECT_EQ(errors, 1);
 }
 
-// Writes into a list that outlives it (the tracer owns and destroys its exporter).
-class ListExporter final : public SpanExporter {
- public:
-  explicit ListExporter(std::vector<SpanData>* out) : out_(out) {}
-  absl::Status Export(const std::vector<SpanData>& spans) override {
-    out_->insert(out_->end(), spans.begin(), spans.end());
-    return absl::OkStatus();
-  }
-
- private:
-  std::vector<SpanData>* out_;
-};
-
 TEST(Tracer, ShutdownExportsWhatIsQueued) {
   TracingConfig config = Enabled();
   config.schedule_delay = absl::Hours(1);
-  std::vector<SpanData> received;
-  auto tracer = *Tracer::Start(config, std::make_unique<ListExporter>(&received));
+  CollectedSpans received;
+  auto tracer = *Tracer::Start(config, std::make_unique<CollectingExporter>(&received));
   for (int i = 0; i < 3; ++i) tracer->StartSpan("s", SpanKind::kInternal, "").End();
   tracer.reset();
-  EXPECT_EQ(received.size(), 3u);
+  EXPECT_EQ(received.Take().size(), 3u);
 }
 
 TEST(Otlp, GroupsByServiceAndSetsWireFields) {
