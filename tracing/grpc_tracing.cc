@@ -88,6 +88,9 @@ class ServerFactory final : public grpc::experimental::ServerInterceptorFactoryI
  public:
   explicit ServerFactory(Tracer& tracer) : tracer_(tracer) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    // Health probes and reflection are gRPC's own plumbing, called every few seconds: no traces of them.
+    const std::string_view method(info->method() == nullptr ? "" : info->method());
+    if (method.rfind("/grpc.health.", 0) == 0 || method.rfind("/grpc.reflection.", 0) == 0) return nullptr;
     return new ServerInterceptor(tracer_, info);
   }
 

@@ -1,6 +1,6 @@
 // Spans for gRPC calls, by interceptors, following the OpenTelemetry RPC conventions (span name
 // "pkg.Service/Method", rpc.system, rpc.service, rpc.method, rpc.grpc.status_code):
-//  - server: every call gets a SERVER span, a child of the caller's "traceparent" metadata when it has one.
+//  - server: every call (but gRPC's health checks and reflection) gets a SERVER span, a child of the caller's "traceparent" metadata when it has one.
 //    The interceptor then replaces that metadata with the server span's own traceparent, so that a
 //    handler reading "traceparent" (and the commands it proposes) continues the trace under the call's span.
 //  - client: a call whose metadata carries "traceparent" (set by the caller: the context it works for) gets
