@@ -22,6 +22,7 @@
 #include "ctnetlink_conntrack_flusher.h"
 #include "host_requirements.h"
 #include "kernel_model.h"
+#include "logging/process_log.h"
 #include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
@@ -29,6 +30,7 @@
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
+#include "tracing/current_span.h"
 #include "tracing/tracer.h"
 
 namespace abode::node {
@@ -68,7 +70,6 @@ int Main(int argc, char** argv) {
   ReconcilerOptions reconciler_options;
   double resync_seconds = 30;
   std::vector<std::string> labels;
-  std::string log_level = "info";
   std::string metrics_listen;
   app.add_option("--node", node_name, "this node's name (default: $NODE_NAME)");
   app.add_option("--allocator", allocator, "allocator endpoints host:port[,host:port...] (default: $ABODE_ALLOCATOR)");
@@ -79,6 +80,12 @@ int Main(int argc, char** argv) {
   app.add_option("--resync-interval", resync_seconds, "seconds between full reconciles with the kernel")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  int64_t backstop_seconds = 600;
+  app.add_option("--address-lifetime-min", backstop_seconds,
+                 "seconds: the least kernel lifetime of external and elastic addresses, a backstop that removes a "
+                 "dead agent's addresses (the lease silences them much sooner); at least 12 leases")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   app.add_option("--label", labels, "node label key=value (repeatable), matched by external node selectors");
   GrpcWatchTransportOptions transport_options;
   app.add_option("--keepalive-time-ms", transport_options.keepalive_time_ms,
@@ -99,10 +106,28 @@ int Main(int argc, char** argv) {
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
                "only reporting them");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  logging::LogFlags log_flags;
+  logging::AddLogFlags(app, &log_flags);
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  const std::unique_ptr<logging::ProcessLog> log = logging::ProcessLog::Install(log_flags.Options("abode-node"));
+  // Lines written inside a traced scope (a CNI request, a traced reconcile) name its trace and span.
+  log->SetTraceContextProvider([]() -> std::optional<logging::TraceContext> {
+    tracing::LogIds ids = tracing::CurrentLogIds();
+    if (ids.trace_id.empty()) return std::nullopt;
+    return logging::TraceContext{std::move(ids.trace_id), std::move(ids.span_id)};
+  });
+  // Signals are taken synchronously by the main thread (SIGUSR1 and SIGUSR2 by the log's thread), blocked
+  // before any thread starts (the metrics endpoint's among the first), so every thread inherits the mask.
+  if (absl::Status s = log->HandleLevelSignals(); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 1;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (node_name.empty()) {
     spdlog::error("--node (or NODE_NAME) is required");
     return 2;
@@ -157,13 +182,6 @@ int Main(int argc, char** argv) {
     metrics->Register((*tracer)->metrics());
   }
 
-  // Signals are taken synchronously by the main thread; every thread created below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   // Its workers inherit the signal mask.
   std::unique_ptr<CniNode> cni;
   if (!cni_socket.empty()) {
@@ -188,6 +206,8 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
+  reconciler_options.guard = rules->get();
+  reconciler_options.backstop_minimum = std::chrono::seconds(backstop_seconds);
   ProcSysctls sysctls;
   HostRequirements host(&sysctls, manage_sysctls);
   reconciler_options.host = &host;

@@ -52,7 +52,9 @@ struct FamilyLayout {
   uint32_t port_reg;
 };
 FamilyLayout Layout(IpFamily family);
-std::string TableName(const FamilyLayout& l, const std::string& table);  // "ip abode"
+// The arp family's table: IPv4 addresses, nfproto NFPROTO_ARP.
+FamilyLayout ArpLayout();
+std::string TableName(const FamilyLayout& l, const std::string& table);  // "ip abode", "arp abode_lease"
 
 // A named map (flags include NFT_SET_MAP, data_len > 0) or set (data_len == 0).
 struct SetShape {
@@ -137,6 +139,37 @@ RulePtr BuildRule(const FamilyLayout& l, const std::string& table, const char* c
 std::string RuleText(nftnl_rule* rule);
 SetPtr NewSetObject(const FamilyLayout& l, const std::string& table, const char* name, uint32_t set_id);
 
+// The lease guard's tables (nft_lease_guard.cc), one per family (ip, ip6, arp):
+//   set guarded { type ipv4_addr }                 # external and elastic addresses placed on the node
+//   set leased  { type ipv4_addr; flags timeout }  # each guarded address while the node's lease runs
+//   ip, ip6: chain prerouting  { type filter hook prerouting priority raw;
+//              ip daddr @guarded ip daddr != @leased counter drop
+//              (ip6) icmpv6 type nd-neighbor-solicit, target @guarded, != @leased counter drop }
+//            chain postrouting { type filter hook postrouting priority srcnat + 1;
+//              ip saddr @guarded ip saddr != @leased counter drop
+//              (ip6) icmpv6 type nd-neighbor-advert, target @guarded, != @leased counter drop }
+//   arp:     chain input  { type filter hook input priority 0;  arp daddr ip @guarded != @leased counter drop }
+//            chain output { type filter hook output priority 0; arp saddr ip @guarded != @leased counter drop }
+inline constexpr char kGuarded[] = "guarded";
+inline constexpr char kLeased[] = "leased";
+inline constexpr char kGuardPrerouting[] = "prerouting";
+inline constexpr char kGuardPostrouting[] = "postrouting";
+inline constexpr char kGuardInput[] = "input";
+inline constexpr char kGuardOutput[] = "output";
+std::array<SetShape, 2> GuardSets(const FamilyLayout& l);
+std::vector<ChainShape> GuardChains(const FamilyLayout& l);
+enum class GuardRule {
+  kDestination,
+  kSource,
+  kNeighbourSolicitationTarget,
+  kNeighbourAdvertisementTarget,
+  kArpTarget,
+  kArpSender
+};
+std::vector<GuardRule> GuardRulesOf(const FamilyLayout& l, absl::string_view chain);
+RulePtr BuildGuardRule(const FamilyLayout& l, const std::string& table, const char* chain, GuardRule kind,
+                       const std::map<std::string, uint32_t>& set_ids);
+
 // One nfnetlink batch: begin, messages that each ask for an acknowledgement, end.
 class NftBatch {
  public:
@@ -179,8 +212,6 @@ void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& ta
 // messages of bounded size.
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
                      uint32_t set_id, const std::vector<Element>& elements, bool add, uint64_t timeout_ms = 0);
-// Whether the elements of set `name` may carry a timeout (the elastic maps: they go with the node's lease).
-bool Expires(absl::string_view name);
 
 // One family's table as read from the kernel.
 struct ObservedTable {

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "netns_testing.h"
+#include "test-support/eventually.h"
 
 namespace abode::node {
 namespace {
@@ -290,35 +292,85 @@ TEST_F(NftRuleProgrammerTest, ReadsNothingBeforeTheFirstApply) {
   EXPECT_TRUE(*read == NatRuleset{});
 }
 
-TEST_F(NftRuleProgrammerTest, ElasticMappingsLeaveWithTheirLifetimeUnlessRenewed) {
-  NatRuleset desired = SampleRuleset();
-  desired.magic_drop = {{IpFamily::kIpv4, "169.254.1.1", L4Protocol::kUdp, 8125}};
-  programmer_->SetElasticLifetime(std::chrono::seconds(2));
-  ABODE_ASSERT_OK(programmer_->Apply(desired));
-  EXPECT_THAT(Nft("list map ip abode elastic_dnat"), HasSubstr("expires"));
-  EXPECT_THAT(Nft("list map ip abode magic_dnat"), Not(HasSubstr("expires")));  // magic mappings stay
-  // Renewed well within their lifetime, they stay past it.
+TEST_F(NftRuleProgrammerTest, ElasticMappingsArePermanentTheGuardGatesThem) {
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  EXPECT_THAT(Nft("list map ip abode elastic_dnat"), Not(HasSubstr("expires")));
+}
+
+TEST_F(NftRuleProgrammerTest, GuardBuildsTablesThatNftUnderstandsForEachFamily) {
+  absl::StatusOr<bool> leased =
+      programmer_->Guard({"203.0.113.10", "2001:db8:3::10"}, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_TRUE(*leased);
+  const std::string v4 = Nft("list table ip abode_lease");
+  EXPECT_THAT(v4, HasSubstr("type filter hook prerouting priority raw; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("type filter hook postrouting priority srcnat + 1; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("ip daddr @guarded ip daddr != @leased counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(v4, HasSubstr("ip saddr @guarded ip saddr != @leased counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set ip abode_lease leased"), HasSubstr("203.0.113.10 timeout 1m expires"));
+  const std::string v6 = Nft("list table ip6 abode_lease");
+  EXPECT_THAT(v6, HasSubstr("ip6 daddr @guarded ip6 daddr != @leased counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-solicit @th,64,128 @guarded @th,64,128 != @leased counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-advert @th,64,128 @guarded @th,64,128 != @leased counter"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::10"));
+  const std::string arp = Nft("list table arp abode_lease");
+  EXPECT_THAT(arp, HasSubstr("arp daddr ip @guarded arp daddr ip != @leased counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(arp, HasSubstr("arp saddr ip @guarded arp saddr ip != @leased counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.10 timeout 1m"));
+  EXPECT_THAT(Nft("list set arp abode_lease leased"), Not(HasSubstr("2001:db8")));
+}
+
+TEST_F(NftRuleProgrammerTest, LeasesEndUnlessRenewedAndARenewalIsOneBatchWhateverTheirNumber) {
+  std::set<std::string> guarded;
+  for (int i = 0; i < 2000; ++i) guarded.insert(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".1"));
+  guarded.insert("2001:db8:3::10");
+  ASSERT_TRUE(programmer_->Guard(guarded, std::chrono::milliseconds(1500)).ok());
+  // Renewed well within their lease, they stay past it: adding an element again does not restart its timeout
+  // (the kernel keeps the old expiry), so a renewal flushes the set and adds them back within one batch.
+  const uint32_t before = Generation();
   const auto placed = std::chrono::steady_clock::now();
+  int renewals = 0;
   while (std::chrono::steady_clock::now() - placed < std::chrono::seconds(3)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a renewal cadence, not a wait for a result
-    ABODE_ASSERT_OK(programmer_->RenewElastic());
+    ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(1500)));
+    ++renewals;
+    // Per table: one flush and one message per 512 addresses.
+    EXPECT_EQ(programmer_->last_guard_messages(), (1 + 4) + (1 + 1) + (1 + 4));
   }
-  ExpectKernelHolds(desired);
-  // Not renewed any more: the kernel removes them by itself; magic mappings and drops stay.
-  NatRuleset without_elastic = desired;
-  without_elastic.elastic_nat.clear();
-  bool expired = false;
+  EXPECT_EQ(Generation(), before + static_cast<uint32_t>(renewals));  // one commit per renewal
+  EXPECT_THAT(Nft("list set ip6 abode_lease leased"), HasSubstr("2001:db8:3::10"));
+  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("10.107.249.1"));
+  // Not renewed any more: the leases end by themselves; the guarded sets stay.
+  bool ended = false;
   for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       !expired && std::chrono::steady_clock::now() < deadline;) {
-    absl::StatusOr<NatRuleset> read = programmer_->Read();
-    ASSERT_TRUE(read.ok()) << read.status();
-    expired = *read == without_elastic;
-    if (!expired) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+       !ended && std::chrono::steady_clock::now() < deadline;) {
+    ended = Nft("list set ip abode_lease leased").find("10.100.0.1") == std::string::npos &&
+            Nft("list set ip6 abode_lease leased").find("2001:db8:3::10") == std::string::npos;
+    if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_TRUE(expired) << Nft("list table ip abode");
-  // The programmer knows they may be gone: the same desired state places them again.
-  ABODE_ASSERT_OK(programmer_->Apply(desired));
-  ExpectKernelHolds(desired);
+  EXPECT_TRUE(ended) << Nft("list set ip abode_lease leased");
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), HasSubstr("10.100.0.1"));
+}
+
+TEST_F(NftRuleProgrammerTest, AGuardLeftByAnEarlierProcessIsAdoptedAndOneRemovedIsBuiltAgain) {
+  ASSERT_TRUE(programmer_->Guard({"203.0.113.10"}, std::chrono::milliseconds(60000)).ok());
+  const uint32_t generation = Generation();
+  std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
+  absl::StatusOr<bool> adopted = restarted->Guard({"203.0.113.10"}, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_FALSE(*adopted);
+  EXPECT_EQ(Generation(), generation);  // nothing sent
+  // A change after adoption is incremental.
+  ASSERT_TRUE(restarted->Guard({"203.0.113.10", "203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
+  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.11"));
+  // Someone deletes a table: the next renewal builds all of them again.
+  Nft("delete table arp abode_lease");
+  ABODE_ASSERT_OK(restarted->Renew(std::chrono::milliseconds(60000)));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.11"));
+  EXPECT_THAT(Nft("list set arp abode_lease leased"), HasSubstr("203.0.113.10"));
+  // Unguarded, an address leaves both sets' effect: guarded no more.
+  ASSERT_TRUE(restarted->Guard({"203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), Not(HasSubstr("203.0.113.10")));
 }
 
 // Addresses of the traffic topology, per family:
@@ -478,6 +530,47 @@ TEST_P(NftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
     if (!got.ok()) break;
     EXPECT_EQ(got->payload, "inbound") << "the elastic address still leads to the workload";
   }
+}
+
+TEST_P(NftTrafficTest, TheGuardSilencesAnElasticAddressBothWaysOnceItsLeaseEnds) {
+  const TrafficPlan& p = GetParam();
+  const std::string family = p.family == IpFamily::kIpv4 ? "ip" : "ip6";
+  absl::StatusOr<bool> guarded = programmer_->Guard({p.elastic}, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(guarded.ok()) << guarded.status();
+  UniqueFd workload = Bind(*workload_, p.any, 7000);
+  UniqueFd outside = Bind(*outside_, p.any, 7001);
+  // Leased, it carries traffic both ways.
+  ASSERT_TRUE(testing::SendUntilReceived(outside, p.elastic, 7000, "leased in", workload).ok());
+  UniqueFd workload_client = Bind(*workload_, p.any, 0);
+  ASSERT_TRUE(testing::SendUntilReceived(workload_client, p.outside, 7001, "leased out", outside).ok());
+
+  // Not renewed: once its lease element is gone, new flows neither reach the workload nor leave translated.
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return node_->Exec(absl::StrCat("nft list set ", family, " abode_lease leased")).output.find(p.elastic) ==
+               std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  while (testing::ReceiveUdp(workload, std::chrono::milliseconds(100)).ok()) {
+  }
+  while (testing::ReceiveUdp(outside, std::chrono::milliseconds(100)).ok()) {
+  }
+  UniqueFd late_outside = Bind(*outside_, p.any, 0);
+  UniqueFd late_workload = Bind(*workload_, p.any, 0);
+  for (int i = 0; i < 3; ++i) {
+    ABODE_ASSERT_OK(testing::SendUdp(late_outside, p.elastic, 7000, "unleased in"));
+    ABODE_ASSERT_OK(testing::SendUdp(late_workload, p.outside, 7001, "unleased out"));
+  }
+  EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
+  EXPECT_FALSE(testing::ReceiveUdp(outside, std::chrono::milliseconds(300)).ok());
+  const std::string counted = node_->Exec(absl::StrCat("nft list table ", family, " abode_lease")).output;
+  EXPECT_THAT(counted, HasSubstr("daddr != @leased counter packets 3 "));
+  EXPECT_THAT(counted, HasSubstr("saddr != @leased counter packets 3 "));
+
+  // Renewed, it carries traffic again.
+  ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(60000)));
+  UniqueFd again = Bind(*outside_, p.any, 0);
+  EXPECT_TRUE(testing::SendUntilReceived(again, p.elastic, 7000, "renewed in", workload).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, NftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),

@@ -153,7 +153,7 @@ TEST_F(GrpcTracingTest, OtlpExporterSendsTheSpans) {
   EXPECT_EQ(span.parent_span_id(), std::string("\x00\xf0\x67\xaa\x0b\xa9\x02\xb7", 8));
   double exported = 0;
   for (const auto& f : tracer->metrics()->Collect()) {
-    if (f.name == "abode_trace_spans_exported_total") exported = f.metric[0].counter.value;
+    if (f.name == "abode_trace_export_spans_total") exported = f.metric[0].counter.value;
   }
   EXPECT_EQ(exported, 1);
 }

@@ -25,11 +25,11 @@ class TracerMetrics final : public prometheus::Collectable {
     using prometheus::MetricType;
     const BatchSpanProcessor::Counts c = processor_ ? processor_->counts() : BatchSpanProcessor::Counts{};
     std::vector<prometheus::MetricFamily> out;
-    out.push_back(Family("abode_trace_queue_spans", "Ended spans waiting for export", MetricType::Gauge,
+    out.push_back(Family("abode_trace_export_queue_length", "Ended spans waiting for export", MetricType::Gauge,
                          {Sample(static_cast<double>(c.queued))}));
-    out.push_back(Family("abode_trace_spans_exported_total", "Spans the OTLP receiver accepted", MetricType::Counter,
+    out.push_back(Family("abode_trace_export_spans_total", "Spans the OTLP receiver accepted", MetricType::Counter,
                          {Sample(static_cast<double>(c.exported))}));
-    out.push_back(Family("abode_trace_spans_dropped_total", "Spans dropped because the export queue was full",
+    out.push_back(Family("abode_trace_export_dropped_total", "Spans dropped because the export queue was full",
                          MetricType::Counter, {Sample(static_cast<double>(c.dropped))}));
     out.push_back(Family("abode_trace_export_errors_total", "Export calls that failed (their spans are lost)",
                          MetricType::Counter, {Sample(static_cast<double>(c.export_errors))}));

@@ -166,14 +166,14 @@ TEST(Tracer, AFullQueueDropsAndCountsWithoutBlocking) {
     return -1.0;
   };
   // Wait until the export thread holds the first span (the queue is empty again), without sleeping.
-  while (series("abode_trace_queue_spans") != 0) std::this_thread::yield();
+  while (series("abode_trace_export_queue_length") != 0) std::this_thread::yield();
   for (int i = 0; i < 10; ++i) tracer->StartSpan("more", SpanKind::kInternal, "").End();
-  EXPECT_EQ(series("abode_trace_queue_spans"), 4);
-  EXPECT_EQ(series("abode_trace_spans_dropped_total"), 6);
+  EXPECT_EQ(series("abode_trace_export_queue_length"), 4);
+  EXPECT_EQ(series("abode_trace_export_dropped_total"), 6);
   release.Notify();
   ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
   EXPECT_EQ(exporter->spans().size(), 5u);
-  EXPECT_EQ(series("abode_trace_spans_exported_total"), 5);
+  EXPECT_EQ(series("abode_trace_export_spans_total"), 5);
   EXPECT_EQ(series("abode_trace_export_errors_total"), 0);
 }
 
