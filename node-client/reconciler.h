@@ -47,10 +47,6 @@ struct ReconcilerOptions {
   // Checks (and, with --manage-sysctls, sets) what the assignments need from the host (not owned; may be null).
   // An unmet requirement makes each assignment that needs it an ERROR naming the sysctl; it is served anyway.
   HostRequirements* host = nullptr;
-  // Spans for reconciles caused by traced assignment changes (not owned; null: none): "node.reconcile", a
-  // child of the change's traceparent (or, for an update that carries several, a root linking to each),
-  // with a child per kernel step ("netlink", "nftables", "conntrack").
-  tracing::Tracer* tracer = nullptr;
   // Enforces the lease in the kernel, also when abode-node is dead (not owned; may be null: then only the
   // backstop lifetime and the live agent's withdrawal enforce it).
   LeaseGuard* guard = nullptr;
@@ -60,6 +56,10 @@ struct ReconcilerOptions {
   // 10,000 addresses), hence long and rare.
   int backstop_leases = 12;
   std::chrono::seconds backstop_minimum{600};
+  // Spans for reconciles caused by traced assignment changes (not owned; null: none): "node.reconcile", a
+  // child of the change's traceparent (or, for an update that carries several, a root linking to each),
+  // with a child per kernel step ("netlink", "nftables", "conntrack").
+  tracing::Tracer* tracer = nullptr;
 };
 
 struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)
