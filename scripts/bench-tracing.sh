@@ -2,7 +2,8 @@
 # What tracing costs Allocate throughput. Usage: scripts/bench-tracing.sh [BUILD_DIR] [PAIRS]
 # A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) in alternating runs:
 # tracing off (no OTEL_* endpoint), and tracing on at 100% sampling exporting to a live Jaeger v2 all-in-one
-# (built by scripts/test-tools.sh jaeger, in-memory storage). Every call is a root span there: the server span,
+# (built by scripts/test-tools.sh jaeger, in-memory storage bounded to 20,000 traces, so that its own memory
+# and CPU stay steady over the runs). Every call is a root span there: the server span,
 # the raft.commit span of its entry and its raft.apply span, all exported. PAIRS (default 3) off/on pairs run in
 # one go, each on a fresh data dir; the ratio of the medians is printed last.
 set -euo pipefail
@@ -25,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-OTLP=$(free_port); QUERY=$(free_port); QGRPC=$(free_port); HEALTH=$(free_port)
+OTLP=$(free_port); QUERY=$(free_port); QGRPC=$(free_port); HEALTH=$(free_port); METRICS=$(free_port)
 cat > "$WORK/jaeger.yaml" <<YAML
 service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
@@ -51,7 +52,7 @@ extensions:
     backends:
       mem:
         memory:
-          max_traces: 1000000
+          max_traces: 20000
   healthcheckv2:
     use_v2: true
     http:
@@ -76,7 +77,8 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   rm -rf "$WORK/data" "$WORK/port"
   if [ "$mode" = on ]; then
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on \
-      "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+      "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn \
+      --metrics-listen "127.0.0.1:$METRICS" &
   else
     "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
   fi
@@ -84,6 +86,9 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
   "$BENCH" --server "127.0.0.1:$(cat "$WORK/port")" --pool "p$n$mode" --create-cidr 10.0.0.0/12 --concurrency 64 \
     --duration 5s | tail -1 > "$WORK/out"
+  # Spans exported and dropped (a full queue drops rather than slowing a call down): printed on stderr.
+  [ "$mode" = on ] && curl -s "http://127.0.0.1:$METRICS/metrics" | grep -E '^abode_trace_export_(spans|dropped)_total' \
+    | tr '\n' ' ' >&2 && echo >&2
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops_per_sec"])' "$WORK/out"
 }
