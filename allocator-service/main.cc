@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +34,8 @@
 #include "replication/membership.h"
 #include "replication/offline_tools.h"
 #include "spdlog/spdlog.h"
+#include "tracing/current_span.h"
+#include "tracing/tracer.h"
 
 namespace {
 
@@ -285,11 +289,27 @@ int main(int argc, char** argv) {
 
   const std::unique_ptr<abode::logging::ProcessLog> log =
       abode::logging::ProcessLog::Install(log_flags.Options("abode-allocator"));
+  // Lines written inside a traced scope name its trace and span (tracing/current_span.h).
+  log->SetTraceContextProvider([]() -> std::optional<abode::logging::TraceContext> {
+    abode::tracing::LogIds ids = abode::tracing::CurrentLogIds();
+    if (ids.trace_id.empty()) return std::nullopt;
+    return abode::logging::TraceContext{std::move(ids.trace_id), std::move(ids.span_id)};
+  });
   if (absl::Status s = ConfigureMembership(peers, raft_listen->count() > 0, options); !s.ok()) {
     std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = abode::tracing::ConfigFromEnvironment(std::getenv, "abode-allocator");
+  if (!tracing_config.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracing_config.status().message()).c_str());
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", "member-" + std::to_string(options.raft.id));
+  }
   if (check_config) {
     if (absl::Status s = CheckConfig(options); !s.ok()) {
       std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
@@ -354,6 +374,17 @@ int main(int argc, char** argv) {
 
   abode::replication::SystemClock clock;
   options.raft.clock = &clock;
+  // Declared before the server, so it outlives it and flushes its spans after the server has stopped.
+  auto tracer = abode::tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracer.status().message()).c_str());
+    return 2;
+  }
+  options.tracer = tracer->get();
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
   auto server = abode::allocator::AllocatorServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", server.status().ToString());

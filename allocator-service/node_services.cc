@@ -44,7 +44,10 @@ absl::Status Lookup(const Map& objects, const std::string& name, absl::string_vi
 // go down while heartbeats and status reports come up.
 class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
  public:
-  WatchReactor(WatchHub& hub, NodeRegistry& registry) : hub_(hub), registry_(registry) { StartRead(&request_); }
+  WatchReactor(WatchHub& hub, NodeRegistry& registry, tracing::Tracer* tracer)
+      : hub_(hub), registry_(registry), tracer_(tracer) {
+    StartRead(&request_);
+  }
 
   void Notify() override { TryWrite(); }
 
@@ -74,6 +77,10 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      for (tracing::Span& span : delivering_) {
+        if (!ok) span.SetError("the stream closed before the message went out");
+      }
+      delivering_.clear();  // ends them
     }
     if (!ok) {
       End(grpc::Status::OK);
@@ -156,9 +163,24 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
       acknowledged_ = acknowledge_;
     }
     first_ = false;
+    if (tracer_ != nullptr && !next->snapshot()) TraceDelivery(*next);
     response_ = std::move(*next);
     writing_ = true;
     StartWrite(&response_);
+  }
+
+  // A span per changed assignment, from the write to its completion; the node continues under it.
+  void TraceDelivery(v1::WatchAssignmentsResponse& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (v1::Assignment& assignment : *message.mutable_assignments()) {
+      if (assignment.traceparent().empty()) continue;
+      tracing::Span span = tracer_->StartSpan("watch.deliver", tracing::SpanKind::kProducer, assignment.traceparent());
+      if (!span.context().valid()) continue;
+      span.SetAttribute("abode.node", node_)
+          .SetAttribute("abode.assignment", assignment.id())
+          .SetAttribute("abode.revision", assignment.revision());
+      assignment.set_traceparent(span.traceparent());
+      delivering_.push_back(std::move(span));
+    }
   }
 
   void End(grpc::Status status) {
@@ -170,6 +192,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
 
   WatchHub& hub_;
   NodeRegistry& registry_;
+  tracing::Tracer* const tracer_;  // null: no spans
   v1::WatchAssignmentsRequest request_;  // reads are sequential: one at a time
   std::string node_;                     // set once, by the first read
   bool registered_ = false;
@@ -183,6 +206,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   bool first_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<tracing::Span> delivering_ ABSL_GUARDED_BY(mu_);  // of the message being written
 };
 
 }  // namespace
@@ -229,7 +253,7 @@ absl::StatusOr<std::string> NodesService::LeaderFor(grpc::CallbackServerContext*
 }
 
 WatchReactorBase* NodesService::WatchAssignments(grpc::CallbackServerContext* /*ctx*/) {
-  return new WatchReactor(hub_, registry_);
+  return new WatchReactor(hub_, registry_, tracer_ != nullptr && tracer_->enabled() ? tracer_ : nullptr);
 }
 
 v1::Node NodesService::Describe(const v1::Node& stored) {

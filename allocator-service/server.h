@@ -33,6 +33,7 @@
 #include "replication/data_dir.h"
 #include "replication/raft_node.h"
 #include "storage/state_reader.h"
+#include "tracing/tracer.h"
 
 namespace abode::allocator {
 
@@ -57,6 +58,9 @@ struct ServerOptions {
   // Prometheus metrics over HTTP at /metrics on HOST:PORT (port 0: any free port, see metrics_port());
   // empty: no metrics endpoint and no per-call accounting. See docs/metrics.md.
   std::string metrics_listen;
+  // Spans for every gRPC call, forwarded write, log entry and applied command (docs/tracing.md); null or
+  // disabled: none. Outlives the server.
+  tracing::Tracer* tracer = nullptr;
 };
 
 class AllocatorServer {

@@ -23,7 +23,8 @@
 
 namespace abode::allocator {
 
-// The W3C trace context of the call: `from_request` when set, else the "traceparent" metadata.
+// The W3C trace context of the call: the "traceparent" metadata (which the tracing interceptor sets to the
+// call's own span), else `from_request`.
 std::string TraceParent(grpc::CallbackServerContext* ctx, absl::string_view from_request = {});
 // True when the call carries "abode-read-stale: true".
 bool WantsStaleRead(grpc::CallbackServerContext* ctx);

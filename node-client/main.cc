@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,8 @@
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
+#include "tracing/current_span.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 namespace {
@@ -151,6 +154,12 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const std::unique_ptr<logging::ProcessLog> log = logging::ProcessLog::Install(log_flags.Options("abode-node"));
+  // Lines written inside a traced scope (a CNI request, a traced reconcile) name its trace and span.
+  log->SetTraceContextProvider([]() -> std::optional<logging::TraceContext> {
+    tracing::LogIds ids = tracing::CurrentLogIds();
+    if (ids.trace_id.empty()) return std::nullopt;
+    return logging::TraceContext{std::move(ids.trace_id), std::move(ids.span_id)};
+  });
   // Signals are taken synchronously by the main thread (SIGUSR1 and SIGUSR2 by the log's thread), blocked
   // before any thread starts (the metrics endpoint's among the first), so every thread inherits the mask.
   if (absl::Status s = log->HandleLevelSignals(); !s.ok()) {
@@ -196,6 +205,27 @@ int Main(int argc, char** argv) {
     return 0;
   }
   AddInterfaceFacts(stream_options.registration);
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = tracing::ConfigFromEnvironment(std::getenv, "abode-node");
+  if (!tracing_config.ok()) {
+    spdlog::error("{}", std::string(tracing_config.status().message()));
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", node_name);
+  }
+  // Outlives everything that records spans below (declared first); flushes at the end of Main.
+  auto tracer = tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    spdlog::error("{}", std::string(tracer.status().message()));
+    return 2;
+  }
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
+  reconciler_options.tracer = tracer->get();
   // Bound before anything touches the kernel, so that a bad address stops the start cleanly.
   std::unique_ptr<metrics::MetricsEndpoint> metrics;
   if (!metrics_listen.empty()) {
@@ -205,12 +235,13 @@ int Main(int argc, char** argv) {
       return 2;
     }
     metrics = std::move(*endpoint);
+    metrics->Register((*tracer)->metrics());
   }
 
   // Its workers inherit the signal mask.
   std::unique_ptr<CniNode> cni;
   if (!cni_socket.empty()) {
-    auto started = CniNode::Start(cni_socket, node_name, *endpoints);
+    auto started = CniNode::Start(cni_socket, node_name, *endpoints, tracer->get());
     if (!started.ok()) {
       spdlog::error("{}", std::string(started.status().message()));
       return 2;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "tracing/current_span.h"
 
 namespace abode::node {
 
@@ -155,8 +156,42 @@ Reconciler::Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, 
       announcer_(announcer),
       conntrack_(conntrack) {}
 
+tracing::Span Reconciler::StartReconcileSpan(const v1::WatchAssignmentsResponse& update) {
+  if (options_.tracer == nullptr || !options_.tracer->enabled()) return {};
+  std::set<std::string> parents;
+  for (const v1::Assignment& a : update.assignments()) {
+    if (tracing::ParseTraceparent(a.traceparent())) parents.insert(a.traceparent());
+  }
+  if (parents.empty()) return {};
+  tracing::Span span;
+  if (parents.size() == 1) {
+    span = options_.tracer->StartSpan("node.reconcile", tracing::SpanKind::kConsumer, *parents.begin());
+  } else {
+    std::vector<tracing::SpanContext> links;
+    for (const std::string& p : parents) links.push_back(*tracing::ParseTraceparent(p));
+    span = options_.tracer->StartLinkedSpan("node.reconcile", tracing::SpanKind::kConsumer, links);
+  }
+  span.SetAttribute("abode.revision", update.revision())
+      .SetAttribute("abode.assignments_changed", update.assignments_size())
+      .SetAttribute("abode.assignments_removed", update.removed_size());
+  for (const v1::Assignment& a : update.assignments()) span.SetAttribute("abode.assignment", a.id());
+  return span;
+}
+
+tracing::Span Reconciler::StartStep(const char* name) {
+  if (!reconcile_span_.valid() || !reconcile_span_.sampled) return {};
+  return options_.tracer->StartSpan(name, tracing::SpanKind::kInternal, reconcile_span_);
+}
+
 std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignmentsResponse& update) {
+  tracing::Span span = StartReconcileSpan(update);
+  tracing::ScopedSpanContext scope(span.context());  // log lines of this reconcile name it
   std::lock_guard<std::mutex> lock(mu_);
+  reconcile_span_ = span.context();
+  struct Untrace {
+    tracing::SpanContext& context;
+    ~Untrace() { context = {}; }
+  } untrace{reconcile_span_};
   if (update.snapshot()) {
     desired_.clear();
     have_snapshot_ = true;
@@ -169,7 +204,12 @@ std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignment
     // before any snapshot means the allocator answered a resume: the desired state is still unknown.
     return {};
   }
-  return ReconcileLocked();
+  std::vector<v1::AssignmentStatus> changed = ReconcileLocked();
+  for (const v1::AssignmentStatus& s : changed) {
+    if (s.state() == v1::ASSIGNMENT_STATE_ERROR) span.SetError(absl::StrCat(s.id(), ": ", s.message()));
+  }
+  span.SetOk();
+  return changed;
 }
 
 std::vector<v1::AssignmentStatus> Reconciler::Resync() {
@@ -311,6 +351,8 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     if (!inserted) duplicates.emplace_back(id, absl::StrCat(plan.address->ToString(), " is also assigned by ", it->second));
   }
   for (const auto& [id, message] : duplicates) fail(id, message);
+  tracing::Span netlink = StartStep("netlink");
+  const int64_t added_before = counters_.addresses_added, removed_before = counters_.addresses_removed;
   absl::StatusOr<std::vector<OwnedAddress>> owned = addresses_->ListOwned();
   if (!owned.ok()) {
     // The kernel's view is unknown: change nothing this round.
@@ -369,6 +411,11 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     GuardLocked();
   }
 
+  netlink.SetAttribute("abode.addresses_added", counters_.addresses_added - added_before)
+      .SetAttribute("abode.addresses_removed", counters_.addresses_removed - removed_before);
+  if (!owned.ok()) netlink.SetError(std::string(owned.status().message()));
+  netlink.End();
+
   // NAT: the mappings of every assignment whose address is in place, in one atomic apply.
   NatRuleset ruleset;
   std::set<std::tuple<IpFamily, std::string, L4Protocol, uint16_t>> magic_keys;
@@ -422,8 +469,13 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
                    current.status().ToString());
     }
   }
+  tracing::Span nftables = StartStep("nftables");
   absl::Status applied = rules_->Apply(ruleset);
   for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
+  nftables.SetAttribute("abode.magic_dnat", static_cast<int64_t>(ruleset.magic_dnat.size()))
+      .SetAttribute("abode.elastic_nat", static_cast<int64_t>(ruleset.elastic_nat.size()));
+  if (!applied.ok()) nftables.SetError(std::string(applied.message()));
+  nftables.End();
   if (!applied.ok()) {
     spdlog::error("applying NAT mappings: {}", applied.ToString());
     for (const std::string& id : with_nat) fail(id, absl::StrCat("applying NAT mappings: ", applied.message()));
@@ -497,8 +549,12 @@ void Reconciler::FlushReplacedFlowsLocked(const NatRuleset& applied) {
   applied_ = applied;
   if (pending_flush_.empty()) return;
   const std::vector<ConntrackFilter> filters(pending_flush_.begin(), pending_flush_.end());
+  tracing::Span span = StartStep("conntrack");
   absl::StatusOr<int> deleted = conntrack_->Flush(filters);
+  span.SetAttribute("abode.flow_filters", static_cast<int64_t>(filters.size()));
+  if (deleted.ok()) span.SetAttribute("abode.entries_deleted", static_cast<int64_t>(*deleted));
   if (!deleted.ok()) {
+    span.SetError(std::string(deleted.status().message()));
     // The mappings are in place; only established flows still use the old ones. Retried at the next reconcile.
     spdlog::error("deleting conntrack entries of replaced NAT mappings: {}", deleted.status().ToString());
     return;

@@ -31,6 +31,7 @@
 #include "lease_guard.h"
 #include "node_lease.h"
 #include "rule_programmer.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 
@@ -55,6 +56,10 @@ struct ReconcilerOptions {
   // 10,000 addresses), hence long and rare.
   int backstop_leases = 12;
   std::chrono::seconds backstop_minimum{600};
+  // Spans for reconciles caused by traced assignment changes (not owned; null: none): "node.reconcile", a
+  // child of the change's traceparent (or, for an update that carries several, a root linking to each),
+  // with a child per kernel step ("netlink", "nftables", "conntrack").
+  tracing::Tracer* tracer = nullptr;
 };
 
 struct AssignmentPlan;  // what one assignment asks of the kernel (reconciler.cc)
@@ -100,6 +105,9 @@ class Reconciler final : public AssignmentSink {
   void CheckHostLocked(std::map<std::string, AssignmentPlan>& plans) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the conntrack entries of the mappings that `applied` no longer holds as they were.
   void FlushReplacedFlowsLocked(const NatRuleset& applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A span for `update`'s reconcile (not recording when untraced), and one for a step of it.
+  tracing::Span StartReconcileSpan(const v1::WatchAssignmentsResponse& update);
+  tracing::Span StartStep(const char* name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // What is left of the lease (0 when it ran out). REQUIRES: options_.lease.
   std::chrono::milliseconds LeaseLeftLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The backstop lifetime of external and elastic addresses (at least 1 s). REQUIRES: options_.lease.
@@ -136,6 +144,7 @@ class Reconciler final : public AssignmentSink {
   // What the guard guards since the last successful Guard() (unknown before the first, and after a failure).
   std::optional<std::set<std::string>> guarded_ ABSL_GUARDED_BY(mu_);
   bool withdrawn_ ABSL_GUARDED_BY(mu_) = false;  // the last reconcile withdrew them
+  tracing::SpanContext reconcile_span_ ABSL_GUARDED_BY(mu_);  // of the reconcile under way, if traced
 };
 
 }  // namespace abode::node

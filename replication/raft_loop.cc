@@ -45,6 +45,7 @@ RaftLoop::RaftLoop(RaftNodeOptions options, StateMachine* state_machine)
   q.command_format_version = options_.command_format_version;
   q.clock = options_.clock;
   q.leader_link = options_.leader_link;
+  q.tracer = options_.tracer;
   proposals_.emplace(q, &raft_, &completions_, &wakeup_);
   read_index_.emplace(&raft_, &indexes_, &completions_);
 }

@@ -18,6 +18,8 @@ packages=(
   libspdlog-dev libcli11-dev prometheus-cpp-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the tracing test reads Jaeger's query API over HTTP
+  libcurl4-openssl-dev
   # kernel tooling used by network-namespace tests and the nft comparison benchmark
   iproute2 nftables tcpdump procps iputils-ping
   # CNI main plugins (bridge, macvlan) and host-local, for the CNI plugin's tests and benchmark
