@@ -77,8 +77,9 @@ void RecordApplySpans(tracing::Tracer& tracer, const v1::CommandBatch& batch, ui
         span.SetOk();
       }
     }
-    for (auto& [key, value] : fields) {
-      std::visit([&span, &key](auto& v) { span.SetAttribute(key, v); }, value);
+    for (auto& field : fields) {
+      const auto& key = field.first;
+      std::visit([&span, &key](auto& v) { span.SetAttribute(key, v); }, field.second);
     }
     span.EndAt(end);
   }
