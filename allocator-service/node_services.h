@@ -17,8 +17,8 @@ namespace abode::allocator {
 class NodesService final : public v1::Nodes::CallbackService {
  public:
   // `link` reaches the leader from a follower; null for a single voter.
-  NodesService(WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
-      : hub_(hub), registry_(registry), link_(link) {}
+  NodesService(replication::CommandLog& log, WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
+      : log_(log), hub_(hub), registry_(registry), link_(link) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
       grpc::CallbackServerContext* ctx) override;
@@ -26,12 +26,15 @@ class NodesService final : public v1::Nodes::CallbackService {
                                     v1::Node* resp) override;
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
                                       v1::ListNodesResponse* resp) override;
+  grpc::ServerUnaryReactor* SetNodeLabels(grpc::CallbackServerContext* ctx, const v1::SetNodeLabelsRequest* req,
+                                          v1::Node* resp) override;
 
  private:
   v1::Node Describe(const v1::Node& stored);
   // The leader's gRPC address when this call must be answered there; empty to answer here.
   absl::StatusOr<std::string> LeaderFor(grpc::CallbackServerContext* ctx);
 
+  replication::CommandLog& log_;
   WatchHub& hub_;
   NodeRegistry& registry_;
   LeaderChannels* link_;

@@ -126,7 +126,7 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
       *s->node_, *s->hub_,
       NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock,
                           s->leadership_.get()});
-  s->nodes_ = std::make_unique<NodesService>(*s->hub_, *s->registry_, s->link_.get());
+  s->nodes_ = std::make_unique<NodesService>(*s->node_, *s->hub_, *s->registry_, s->link_.get());
   s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
   s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
   s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);

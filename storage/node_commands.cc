@@ -61,6 +61,7 @@ bool NodeCommands::Handles(const v1::Command& command) {
   switch (command.op_case()) {
     case v1::Command::kRegisterNode:
     case v1::Command::kMarkNodeNotReady:
+    case v1::Command::kSetNodeLabels:
     case v1::Command::kCreateExternalAddress:
     case v1::Command::kDeleteExternalAddress:
     case v1::Command::kCreateElasticAddress:
@@ -79,6 +80,7 @@ CommandOutcome NodeCommands::Apply(const v1::Command& c, AllocationChanges& chan
   switch (c.op_case()) {
     case v1::Command::kRegisterNode: return RegisterNode(c.register_node());
     case v1::Command::kMarkNodeNotReady: return MarkNodeNotReady(c.mark_node_not_ready());
+    case v1::Command::kSetNodeLabels: return SetNodeLabels(c.set_node_labels());
     case v1::Command::kCreateExternalAddress: return CreateExternal(c.create_external_address(), changes);
     case v1::Command::kDeleteExternalAddress: return DeleteExternal(c.delete_external_address(), changes);
     case v1::Command::kCreateElasticAddress: return CreateElastic(c.create_elastic_address(), changes);
@@ -140,6 +142,23 @@ CommandOutcome NodeCommands::MarkNodeNotReady(const v1::MarkNodeNotReady& req) {
   v1::Node node = *it->second;
   node.set_ready(false);
   node.set_ready_change_time_unix_ms(stamp_.time_ms);
+  node.set_revision(++stamp_.revision);
+  return StoreNode(std::move(node));
+}
+
+CommandOutcome NodeCommands::SetNodeLabels(const v1::SetNodeLabelsRequest& req) {
+  if (absl::Status s = domain::ValidateNodeName(req.name(), "name"); !s.ok()) return s;
+  if (req.name().empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (absl::Status s = domain::ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
+  auto it = model_.nodes().find(req.name());
+  if (it == model_.nodes().end()) return absl::NotFoundError(absl::StrCat("name: node ", Q(req.name()), " not found"));
+  if (domain::EncodeLabels(it->second->set_labels()) == domain::EncodeLabels(req.labels())) {
+    v1::CommandResult same;
+    *same.mutable_node() = *it->second;
+    return same;  // nothing changes
+  }
+  v1::Node node = *it->second;
+  *node.mutable_set_labels() = req.labels();
   node.set_revision(++stamp_.revision);
   return StoreNode(std::move(node));
 }

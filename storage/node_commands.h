@@ -55,6 +55,7 @@ class NodeCommands {
 
   CommandOutcome RegisterNode(const v1::RegisterNode& req);
   CommandOutcome MarkNodeNotReady(const v1::MarkNodeNotReady& req);
+  CommandOutcome SetNodeLabels(const v1::SetNodeLabelsRequest& req);
   CommandOutcome CreateExternal(const v1::CreateExternalAddressRequest& req, AllocationChanges& changes);
   CommandOutcome DeleteExternal(const v1::DeleteExternalAddressRequest& req, AllocationChanges& changes);
   CommandOutcome CreateElastic(const v1::CreateElasticAddressRequest& req, AllocationChanges& changes);
