@@ -73,18 +73,20 @@ absl::StatusOr<std::string> Informer::Relist() {
     objects_ = std::move(fresh);
     synced_ = true;
     list_rv_ = listed->resource_version;
+    seen_rv_ = listed->resource_version;
   }
   for (const auto& [before, after] : changes) Report(before, after);
   return listed->resource_version;
 }
 
 void Informer::Apply(const WatchEvent& event) {
-  if (event.type == "BOOKMARK") return;  // only its resourceVersion matters (the client keeps it)
   ObjectPtr now = MakeObject(event.object);
   ObjectPtr before;
   {
     absl::MutexLock lock(&mu_);
     ++stats_.watch_events;
+    if (ResourceVersionLess(seen_rv_, now->resource_version)) seen_rv_ = now->resource_version;
+    if (event.type == "BOOKMARK") return;  // only its resourceVersion matters
     auto it = objects_.find(now->key);
     if (it != objects_.end()) before = it->second;
     if (event.type == "DELETED") {
@@ -170,6 +172,11 @@ size_t Informer::size() const {
 InformerStats Informer::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;
+}
+
+std::string Informer::seen_resource_version() const {
+  absl::MutexLock lock(&mu_);
+  return seen_rv_;
 }
 
 std::string Informer::list_resource_version() const {

@@ -65,6 +65,8 @@ class Informer {
   InformerStats stats() const;
   // The resourceVersion the last list started from: objects created later carry a larger one.
   std::string list_resource_version() const;
+  // The newest resourceVersion the cache reflects (list, events, bookmarks): every change up to it is in.
+  std::string seen_resource_version() const;
 
  private:
   // Applies one watch event; returns the changed pair for the handler.
@@ -82,6 +84,7 @@ class Informer {
   std::map<std::string, ObjectPtr> objects_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   std::string list_rv_ ABSL_GUARDED_BY(mu_);
+  std::string seen_rv_ ABSL_GUARDED_BY(mu_);
   InformerStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
