@@ -23,6 +23,7 @@
 #include "allocator-service/leader_link.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
+#include "logging/process_log.h"
 #include "replication/clock.h"
 #include "replication/membership.h"
 #include "replication/offline_tools.h"
@@ -159,7 +160,6 @@ int main(int argc, char** argv) {
   CLI::App app{"abode-allocator: cluster-wide IP address authority"};
   abode::allocator::ServerOptions options;
   std::string port_file;
-  std::string log_level = "info";
   options.raft.data_dir = "./data";
   app.add_option("--listen", options.listen, "gRPC listen address HOST:PORT (port 0: any free port)")
       ->envname("ABODE_LISTEN")
@@ -235,10 +235,12 @@ int main(int argc, char** argv) {
   app.add_option("--recover", recover,
                  "disaster recovery: make the members with these ids (comma-separated, from --peers, this one "
                  "among them) the whole configuration, then exit; see docs/replication.md");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  abode::logging::LogFlags log_flags;
+  abode::logging::AddLogFlags(app, &log_flags);
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  const std::unique_ptr<abode::logging::ProcessLog> log =
+      abode::logging::ProcessLog::Install(log_flags.Options("abode-allocator"));
   if (absl::Status s = ConfigureMembership(peers, raft_listen->count() > 0, options); !s.ok()) {
     std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -264,7 +266,12 @@ int main(int argc, char** argv) {
                         : std::string(s.message()).c_str());
     return s.ok() ? 0 : 1;
   }
-  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  // Signals are taken synchronously by the main thread (SIGUSR1 and SIGUSR2 by the log's thread); every other
+  // thread inherits the mask.
+  if (absl::Status s = log->HandleLevelSignals(); !s.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);

@@ -81,18 +81,19 @@ void AllocatorProcess::Kill() {
   pid_ = -1;
 }
 
-void AllocatorProcess::Stop() {
-  if (pid_ <= 0) return;
+bool AllocatorProcess::Stop() {
+  if (pid_ <= 0) return false;
   ::kill(pid_, SIGTERM);
   for (int i = 0; i < 500; ++i) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return;
+      return WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   Kill();
+  return false;
 }
 
 }  // namespace abode::integration

@@ -32,8 +32,9 @@ class AllocatorProcess {
   absl::Status Start(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // SIGKILL and reap.
   void Kill();
-  // SIGTERM, wait for a clean exit (bounded), SIGKILL if it does not come.
-  void Stop();
+  // SIGTERM, wait for a clean exit (bounded), SIGKILL if it does not come. True when it exited by itself
+  // with status 0.
+  bool Stop();
   bool running() const { return pid_ > 0; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }

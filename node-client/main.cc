@@ -21,6 +21,7 @@
 #include "ctnetlink_conntrack_flusher.h"
 #include "host_requirements.h"
 #include "kernel_model.h"
+#include "logging/process_log.h"
 #include "metrics/endpoint.h"
 #include "neighbour_announcer.h"
 #include "netlink_address_programmer.h"
@@ -66,7 +67,6 @@ int Main(int argc, char** argv) {
   ReconcilerOptions reconciler_options;
   double resync_seconds = 30;
   std::vector<std::string> labels;
-  std::string log_level = "info";
   std::string metrics_listen;
   app.add_option("--node", node_name, "this node's name (default: $NODE_NAME)");
   app.add_option("--allocator", allocator, "allocator endpoints host:port[,host:port...] (default: $ABODE_ALLOCATOR)");
@@ -97,10 +97,22 @@ int Main(int argc, char** argv) {
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
                "only reporting them");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  logging::LogFlags log_flags;
+  logging::AddLogFlags(app, &log_flags);
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  const std::unique_ptr<logging::ProcessLog> log = logging::ProcessLog::Install(log_flags.Options("abode-node"));
+  // Signals are taken synchronously by the main thread (SIGUSR1 and SIGUSR2 by the log's thread), blocked
+  // before any thread starts (the metrics endpoint's among the first), so every thread inherits the mask.
+  if (absl::Status s = log->HandleLevelSignals(); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 1;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (node_name.empty()) {
     spdlog::error("--node (or NODE_NAME) is required");
     return 2;
@@ -132,13 +144,6 @@ int Main(int argc, char** argv) {
     }
     metrics = std::move(*endpoint);
   }
-
-  // Signals are taken synchronously by the main thread; every thread created below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Its workers inherit the signal mask.
   std::unique_ptr<CniNode> cni;

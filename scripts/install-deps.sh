@@ -24,6 +24,8 @@ packages=(
   iproute2 nftables tcpdump procps iputils-ping
   # CNI main plugins (bridge, macvlan) and host-local, for the CNI plugin's tests and benchmark
   containernetworking-plugins
+  # the real Kubernetes API server of the tests (scripts/kube-test-env.sh): certificates, readiness probe
+  openssl curl
 )
 
 missing=()
