@@ -1,0 +1,243 @@
+// abode-kube's controllers against a REAL kube-apiserver and etcd (scripts/kube-test-env.sh) and a real
+// allocator on port 0. No kubelet runs: pods are API objects only, and their allocations are made through
+// abode's API with the labels the CNI plugin gives them.
+#include <stdlib.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <grpcpp/create_channel.h>
+
+#include "allocator-service/server.h"
+#include "cni/cni_invocation.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kube/curl_transport.h"
+#include "kube/sync.h"
+#include "replication/clock.h"
+#include "test-support/eventually.h"
+#include "test-support/temp_dir.h"
+
+namespace abode::kube {
+namespace {
+
+using test_support::Eventually;
+using test_support::TempDir;
+using namespace std::chrono_literals;
+
+std::string Script() { return std::string(ABODE_SOURCE_DIR) + "/scripts/kube-test-env.sh"; }
+
+class KubeApiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const int rc = std::system((Script() + " start " + env_dir_.path() + " > " + env_dir_.File("start.log") + " 2>&1").c_str());
+    if (WEXITSTATUS(rc) == 77 && std::getenv("CI") == nullptr) GTEST_SKIP() << "kube-apiserver/etcd not built";
+    ASSERT_EQ(WEXITSTATUS(rc), 0) << "kube-test-env.sh failed; see " << env_dir_.File("start.log");
+    started_ = true;
+    auto config = KubeconfigConfig(env_dir_.File("kubeconfig"));
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    transport_ = std::make_unique<CurlTransport>(config_.tls);
+    tokens_ = std::make_unique<TokenSource>(config_, clock_);
+    kube_ = std::make_unique<KubeClient>(*transport_, *tokens_);
+
+    allocator::ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.raft.data_dir = data_dir_.path() + "/data";
+    o.raft.clock = &clock_;
+    auto s = allocator::AllocatorServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    alloc_ = v1::Allocator::NewStub(ch);
+    nodes_ = v1::Nodes::NewStub(ch);
+    ext_ = v1::ExternalAddresses::NewStub(ch);
+    pools_ = v1::Pools::NewStub(ch);
+    Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+    Pool("ext", "203.0.113.0/28", v1::POOL_PURPOSE_EXTERNAL);
+  }
+  void TearDown() override {
+    if (sync_) sync_->Stop();
+    sync_.reset();
+    server_.reset();
+    if (started_) (void)!std::system((Script() + " stop " + env_dir_.path() + " > /dev/null 2>&1").c_str());
+  }
+  void StartSync(SyncOptions options = {}) {
+    options.pod_gc_interval_ms = 200;
+    sync_ = std::make_unique<Sync>(*kube_, AbodeStubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get()}, clock_,
+                                   options, [] { return true; });
+    sync_->Start();
+    ASSERT_TRUE(Eventually([&] { return sync_->synced(); }, 30s));
+  }
+  void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
+    grpc::ClientContext ctx;
+    v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name(name);
+    req.mutable_pool()->set_cidr(cidr);
+    req.mutable_pool()->set_purpose(purpose);
+    v1::Pool out;
+    grpc::Status s = pools_->CreatePool(&ctx, req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // A pod object (never run: no kubelet) and its allocation as the CNI plugin makes it. Returns the UID.
+  std::string PodWithAllocation(const std::string& ns, const std::string& name, const std::string& app,
+                                const std::string& owner) {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
+                {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "c"}, {"image", "agent"}}}}}}};
+    auto created = kube_->Create(ResourcePath("v1", "pods", ns), pod);
+    EXPECT_TRUE(created.ok()) << created.status();
+    const std::string uid = (*created)["metadata"]["uid"];
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool("pods");
+    req.set_owner(owner);
+    req.set_node("n1");
+    (*req.mutable_labels())[cni::kLabelPodNamespace] = ns;
+    (*req.mutable_labels())[cni::kLabelPodName] = name;
+    (*req.mutable_labels())[cni::kLabelPodUid] = uid;
+    (*req.mutable_labels())[cni::kLabelNetwork] = "abode";
+    v1::Allocation out;
+    EXPECT_TRUE(alloc_->Allocate(&ctx, req, &out).ok());
+    return uid;
+  }
+  void Namespace(const std::string& ns) {
+    ASSERT_TRUE(kube_->Create(ResourcePath("v1", "namespaces"),
+                              {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}})
+                    .ok());
+  }
+  // Owners of the allocations `selector` picks, as abode answers.
+  std::set<std::string> Selected(const std::string& selector) {
+    grpc::ClientContext ctx;
+    v1::ListAllocationsRequest req;
+    req.set_label_selector(selector);
+    v1::ListAllocationsResponse out;
+    std::set<std::string> owners;
+    if (!alloc_->ListAllocations(&ctx, req, &out).ok()) return owners;
+    for (const auto& a : out.allocations()) owners.insert(a.owner());
+    return owners;
+  }
+  std::map<std::string, std::string> Externals() {
+    grpc::ClientContext ctx;
+    v1::ListExternalAddressesRequest req;
+    v1::ListExternalAddressesResponse out;
+    std::map<std::string, std::string> got;
+    if (!ext_->ListExternalAddresses(&ctx, req, &out).ok()) return got;
+    for (const auto& x : out.addresses()) got[x.spec().name()] = x.address();
+    return got;
+  }
+
+  TempDir env_dir_;
+  TempDir data_dir_;
+  bool started_ = false;
+  replication::SystemClock clock_;
+  ClusterConfig config_;
+  std::unique_ptr<CurlTransport> transport_;
+  std::unique_ptr<TokenSource> tokens_;
+  std::unique_ptr<KubeClient> kube_;
+  std::unique_ptr<allocator::AllocatorServer> server_;
+  std::unique_ptr<v1::Allocator::Stub> alloc_;
+  std::unique_ptr<v1::Nodes::Stub> nodes_;
+  std::unique_ptr<v1::ExternalAddresses::Stub> ext_;
+  std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<Sync> sync_;
+};
+
+TEST_F(KubeApiServerTest, PodLabelsReachAllocationsAndFollowChangesAcrossAnApiServerRestart) {
+  Namespace("mon");
+  PodWithAllocation("mon", "dd-agent-a", "dd-agent", "cid-a/eth0");
+  PodWithAllocation("default", "web-0", "web", "cid-w/eth0");
+  StartSync();
+  const std::string selector = "app=dd-agent,k8s-pod-namespace=mon";
+  ASSERT_TRUE(Eventually([&] { return Selected(selector) == std::set<std::string>{"cid-a/eth0"}; }, 10s));
+  // The CNI plugin's labels stay.
+  EXPECT_EQ(Selected("k8s-pod-uid=" + kube_->Get(ResourcePath("v1", "pods", "mon", "dd-agent-a"))
+                                          .value()["metadata"]["uid"]
+                                          .get<std::string>()),
+            std::set<std::string>{"cid-a/eth0"});
+  EXPECT_EQ(Selected("cni-network=abode,app=dd-agent"), std::set<std::string>{"cid-a/eth0"});
+
+  // A label change moves the selection.
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "mon", "dd-agent-a"),
+                                {{"metadata", {{"labels", {{"app", "retired"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return Selected(selector).empty(); }, 10s));
+
+  // The API server restarts during the watch; changes made after it still arrive.
+  const int rc = std::system((Script() + " restart-apiserver " + env_dir_.path() + " > /dev/null 2>&1").c_str());
+  ASSERT_EQ(WEXITSTATUS(rc), 0);
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "default", "web-0"),
+                                {{"metadata", {{"labels", {{"app", "dd-agent"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return Selected("app=dd-agent") == std::set<std::string>{"cid-w/eth0"}; }, 30s));
+}
+
+TEST_F(KubeApiServerTest, LoadBalancerServiceGetsAnAddressAndStatusExternalIpsAreClaimedDeletionReleases) {
+  StartSync();
+  json svc = {{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", {{"name", "web"}, {"namespace", "default"}, {"annotations", {{kPoolAnnotation, "ext"}}}}},
+              {"spec",
+               {{"type", "LoadBalancer"},
+                {"ports", {{{"port", 80}, {"protocol", "TCP"}}}},
+                {"externalIPs", {"203.0.113.9", "198.51.100.7"}}}}};
+  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "services", "default"), svc).ok());
+  std::string ingress;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto got = kube_->Get(ResourcePath("v1", "services", "default", "web"));
+        if (!got.ok()) return false;
+        auto ing = (*got)["status"]["loadBalancer"]["ingress"];
+        if (!ing.is_array() || ing.empty()) return false;
+        ingress = ing[0].value("ip", "");
+        return true;
+      },
+      10s));
+  const std::string prefix = ServiceAddressPrefix("default", "web");
+  auto externals = Externals();
+  EXPECT_EQ(externals[prefix + "lb"], ingress);
+  EXPECT_THAT(ingress, ::testing::StartsWith("203.0.113."));
+  EXPECT_EQ(externals[prefix + "ip0"], "203.0.113.9");
+  EXPECT_EQ(externals.count(prefix + "ip1"), 0u) << "198.51.100.7 is outside every external pool";
+  // The refusal is an Event on the Service.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto events = kube_->List(ResourcePath("v1", "events", "default"));
+        if (!events.ok()) return false;
+        for (const auto& e : events->items) {
+          if (e.value("reason", "") == "ExternalIPRefused" && e["involvedObject"].value("name", "") == "web") return true;
+        }
+        return false;
+      },
+      10s));
+
+  ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "services", "default", "web")).ok());
+  ASSERT_TRUE(Eventually([&] { return Externals().empty(); }, 10s));
+}
+
+TEST_F(KubeApiServerTest, ADeletedPodsAllocationIsReleasedAfterTheGraceAndALivePodsNever) {
+  PodWithAllocation("default", "gone", "x", "cid-gone/eth0");
+  PodWithAllocation("default", "stays", "x", "cid-stays/eth0");
+  SyncOptions o;
+  o.pod_gc_grace_ms = 1'000;
+  StartSync(o);
+  ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "pods", "default", "gone") + "?gracePeriodSeconds=0").ok());
+  ASSERT_TRUE(Eventually([&] { return Selected("k8s-pod-name=gone").empty(); }, 15s));
+  // A pod created after the cache listed, with its allocation: kept through collections spanning more than
+  // the grace period (one every 200 ms).
+  PodWithAllocation("default", "new", "x", "cid-new/eth0");
+  const uint64_t before = sync_->counters().reconciles.load();
+  ASSERT_TRUE(Eventually([&] { return sync_->counters().reconciles.load() >= before + 10; }, 20s));
+  const uint64_t released = sync_->counters().allocations_released.load();
+  EXPECT_EQ(Selected("k8s-pod-name=stays"), std::set<std::string>{"cid-stays/eth0"});
+  EXPECT_EQ(Selected("k8s-pod-name=new"), std::set<std::string>{"cid-new/eth0"});
+  EXPECT_EQ(released, 1u);
+}
+
+}  // namespace
+}  // namespace abode::kube
