@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <grpcpp/create_channel.h>
 
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kube/curl_transport.h"
+#include "kube/leader_election.h"
 #include "kube/sync.h"
 #include "replication/clock.h"
 #include "test-support/eventually.h"
@@ -237,6 +239,42 @@ TEST_F(KubeApiServerTest, ADeletedPodsAllocationIsReleasedAfterTheGraceAndALiveP
   EXPECT_EQ(Selected("k8s-pod-name=stays"), std::set<std::string>{"cid-stays/eth0"});
   EXPECT_EQ(Selected("k8s-pod-name=new"), std::set<std::string>{"cid-new/eth0"});
   EXPECT_EQ(released, 1u);
+}
+
+TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {
+  PodWithAllocation("default", "p", "one", "cid-p/eth0");
+  auto options = [](const std::string& id) { return LeaseOptions{"default", "abode-kube", id, 2'000, 1'500, 200}; };
+  LeaderElector a(*kube_, clock_, options("a"));
+  LeaderElector b(*kube_, clock_, options("b"));
+  SyncOptions so;
+  so.pod_gc_interval_ms = 200;
+  AbodeStubs stubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get()};
+  auto sync_a = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return a.is_leader(); });
+  auto sync_b = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return b.is_leader(); });
+  StopSignal stop_a, stop_b;
+  std::thread run_a([&] { a.Run(stop_a, nullptr); });
+  ASSERT_TRUE(Eventually([&] { return a.is_leader(); }, 10s));
+  std::thread run_b([&] { b.Run(stop_b, nullptr); });
+  sync_a->Start();
+  sync_b->Start();
+  ASSERT_TRUE(Eventually([&] { return Selected("app=one") == std::set<std::string>{"cid-p/eth0"}; }, 10s));
+  EXPECT_FALSE(b.is_leader());
+  EXPECT_EQ(sync_b->counters().reconciles.load(), 0u) << "a follower never reconciles";
+
+  // a stops (releasing the Lease on its way out): b takes over and carries on.
+  sync_a->Stop();
+  stop_a.Stop();
+  run_a.join();
+  ASSERT_TRUE(Eventually([&] { return b.is_leader(); }, 10s));
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "default", "p"), {{"metadata", {{"labels", {{"app", "two"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return Selected("app=two") == std::set<std::string>{"cid-p/eth0"}; }, 10s));
+  auto lease = kube_->Get(ResourcePath("coordination.k8s.io/v1", "leases", "default", "abode-kube"));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ((*lease)["spec"]["holderIdentity"], "b");
+  sync_b->Stop();
+  stop_b.Stop();
+  run_b.join();
 }
 
 }  // namespace
