@@ -59,6 +59,7 @@ class KubeApiServerTest : public ::testing::Test {
     nodes_ = v1::Nodes::NewStub(ch);
     ext_ = v1::ExternalAddresses::NewStub(ch);
     pools_ = v1::Pools::NewStub(ch);
+    eip_ = v1::ElasticAddresses::NewStub(ch);
     Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
     Pool("ext", "203.0.113.0/28", v1::POOL_PURPOSE_EXTERNAL);
   }
@@ -70,7 +71,7 @@ class KubeApiServerTest : public ::testing::Test {
   }
   void StartSync(SyncOptions options = {}) {
     options.pod_gc_interval_ms = 200;
-    sync_ = std::make_unique<Sync>(*kube_, AbodeStubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get()}, clock_,
+    sync_ = std::make_unique<Sync>(*kube_, AbodeStubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()}, clock_,
                                    options, [] { return true; });
     sync_->Start();
     ASSERT_TRUE(Eventually([&] { return sync_->synced(); }, 30s));
@@ -87,10 +88,12 @@ class KubeApiServerTest : public ::testing::Test {
   }
   // A pod object (never run: no kubelet) and its allocation as the CNI plugin makes it. Returns the UID.
   std::string PodWithAllocation(const std::string& ns, const std::string& name, const std::string& app,
-                                const std::string& owner) {
+                                const std::string& owner, json extra_labels = json::object()) {
+    json labels = extra_labels;
+    labels["app"] = app;
     json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
-                {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
+                {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"annotations", {{kPoolAnnotation, "ext"}}}}},
                 {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "c"}, {"image", "agent"}}}}}}};
     auto created = kube_->Create(ResourcePath("v1", "pods", ns), pod);
     EXPECT_TRUE(created.ok()) << created.status();
@@ -147,6 +150,7 @@ class KubeApiServerTest : public ::testing::Test {
   std::unique_ptr<v1::Nodes::Stub> nodes_;
   std::unique_ptr<v1::ExternalAddresses::Stub> ext_;
   std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<v1::ElasticAddresses::Stub> eip_;
   std::unique_ptr<Sync> sync_;
 };
 
@@ -241,6 +245,49 @@ TEST_F(KubeApiServerTest, ADeletedPodsAllocationIsReleasedAfterTheGraceAndALiveP
   EXPECT_EQ(released, 1u);
 }
 
+TEST_F(KubeApiServerTest, ALabelledPodGetsAnElasticAddressThatFollowsItsRecreationAndGoesWithIt) {
+  SyncOptions o;
+  o.pod_gc_grace_ms = 1'000;
+  StartSync(o);
+  const json elastic_label = {{kElasticLabel, "true"}};
+  PodWithAllocation("default", "db-0", "db", "cid-1/eth0", elastic_label);
+  const std::string name = PodElasticName("default", "db-0");
+  auto elastic = [&](v1::ElasticAddress* out) {
+    grpc::ClientContext ctx;
+    v1::GetElasticAddressRequest req;
+    req.set_name(name);
+    return eip_->GetElasticAddress(&ctx, req, out).ok();
+  };
+  v1::ElasticAddress e;
+  ASSERT_TRUE(Eventually([&] { return elastic(&e) && e.workload_owner() == "cid-1/eth0"; }, 10s));
+  EXPECT_THAT(e.address(), ::testing::StartsWith("203.0.113."));
+  auto annotated = [&](const std::string& address) {
+    auto pod = kube_->Get(ResourcePath("v1", "pods", "default", "db-0"));
+    if (!pod.ok()) return false;
+    return Annotation(*pod, kElasticAddressAnnotation) == address && Annotation(*pod, kExternalDnsTarget) == address;
+  };
+  ASSERT_TRUE(Eventually([&] { return annotated(e.address()); }, 10s));
+
+  // The StatefulSet re-creates the pod under its name: the old attachment goes (CNI DEL), a new one comes.
+  ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "pods", "default", "db-0") + "?gracePeriodSeconds=0").ok());
+  {
+    grpc::ClientContext ctx;
+    v1::ReleaseRequest rel;
+    rel.set_owner("cid-1/eth0");
+    v1::ReleaseResponse out;
+    ASSERT_TRUE(alloc_->Release(&ctx, rel, &out).ok());
+  }
+  PodWithAllocation("default", "db-0", "db", "cid-2/eth0", elastic_label);
+  const std::string address = e.address();
+  ASSERT_TRUE(Eventually([&] { return elastic(&e) && e.workload_owner() == "cid-2/eth0"; }, 10s));
+  EXPECT_EQ(e.address(), address) << "the same elastic address follows the re-created pod";
+  ASSERT_TRUE(Eventually([&] { return annotated(address); }, 10s));
+
+  // Gone for good: the elastic address goes after the grace period.
+  ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "pods", "default", "db-0") + "?gracePeriodSeconds=0").ok());
+  ASSERT_TRUE(Eventually([&] { return !elastic(&e); }, 15s));
+}
+
 TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {
   PodWithAllocation("default", "p", "one", "cid-p/eth0");
   auto options = [](const std::string& id) { return LeaseOptions{"default", "abode-kube", id, 2'000, 1'500, 200}; };
@@ -248,7 +295,7 @@ TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {
   LeaderElector b(*kube_, clock_, options("b"));
   SyncOptions so;
   so.pod_gc_interval_ms = 200;
-  AbodeStubs stubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get()};
+  AbodeStubs stubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()};
   auto sync_a = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return a.is_leader(); });
   auto sync_b = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return b.is_leader(); });
   StopSignal stop_a, stop_b;

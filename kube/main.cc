@@ -66,6 +66,9 @@ class KubeMetrics final : public prometheus::Collectable {
         counter("abode_kube_external_addresses_deleted_total", "external addresses deleted for Services",
                 c.externals_deleted),
         counter("abode_kube_events_total", "Kubernetes Events recorded", c.events_recorded),
+        counter("abode_kube_elastic_addresses_created_total", "elastic addresses created for pods", c.elastics_created),
+        counter("abode_kube_elastic_addresses_deleted_total", "elastic addresses of pods gone deleted",
+                c.elastics_deleted),
     };
   }
 
@@ -135,10 +138,11 @@ int Run(Flags f) {
   auto nodes = v1::Nodes::NewStub(channel);
   auto externals = v1::ExternalAddresses::NewStub(channel);
   auto pools = v1::Pools::NewStub(channel);
+  auto elastics = v1::ElasticAddresses::NewStub(channel);
   SyncOptions options;
   options.default_external_pool = f.default_pool;
   options.pod_gc_grace_ms = f.pod_gc_grace_s * 1000;
-  Sync sync(kube, AbodeStubs{allocator.get(), nodes.get(), externals.get(), pools.get()}, clock, options,
+  Sync sync(kube, AbodeStubs{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
             [&] { return elector.is_leader(); });
 
   auto endpoint = metrics::MetricsEndpoint::Start(f.listen);

@@ -13,32 +13,34 @@ namespace {
 
 constexpr char kCondition[] = "abode.dev/AddressAssigned";
 
-absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat(what, ": ", s.error_message()));
-}
-
-std::string Annotation(const json& obj, const char* key) {
-  const json ann = obj.value("metadata", json::object()).value("annotations", json::object());
-  auto it = ann.find(key);
-  return it != ann.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 struct Wanted {
   std::string name, pool, address, selector;
 };
 
 }  // namespace
 
-std::string ServiceAddressPrefix(const std::string& ns, const std::string& name) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
+namespace {
+
+// FNV-1a 64 of "ns/name" in 16 hex digits.
+std::string KeyHash(const std::string& ns, const std::string& name) {
+  uint64_t h = 14695981039346656037ull;
   for (unsigned char c : absl::StrCat(ns, "/", name)) {
     h ^= c;
     h *= 1099511628211ull;
   }
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return absl::StrCat("svc-", buf, "-");
+  return buf;
+}
+
+}  // namespace
+
+std::string ServiceAddressPrefix(const std::string& ns, const std::string& name) {
+  return absl::StrCat("svc-", KeyHash(ns, name), "-");
+}
+
+std::string PodElasticName(const std::string& ns, const std::string& name) {
+  return absl::StrCat("pod-", KeyHash(ns, name));
 }
 
 absl::StatusOr<std::string> ServicePool(const json& service, const std::string& default_pool) {

@@ -11,12 +11,18 @@
 #include "domain/validation.h"
 
 namespace abode::kube {
-namespace {
-
 absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat(what, ": ", s.error_message()));
 }
+
+std::string Annotation(const json& object, const char* key) {
+  const json ann = object.value("metadata", json::object()).value("annotations", json::object());
+  auto it = ann.find(key);
+  return it != ann.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+namespace {
 
 bool IsCniLabel(const std::string& key) {
   return key == cni::kLabelPodNamespace || key == cni::kLabelPodName || key == cni::kLabelPodUid ||
@@ -172,6 +178,8 @@ absl::Status Sync::ReconcilePod(const std::string& key) {
     if (!s.ok()) return s;
     counters_.labels_updated.fetch_add(1);
   }
+  const json labels_now = pod->body.value("metadata", json::object()).value("labels", json::object());
+  if (labels_now.value(kElasticLabel, std::string()) == "true") return ReconcileElastic(*pod);
   return absl::OkStatus();
 }
 
@@ -223,7 +231,7 @@ absl::Status Sync::CollectPods() {
     counters_.allocations_released.fetch_add(static_cast<uint64_t>(out.released_size()));
   }
   missing_ = std::move(still);
-  return absl::OkStatus();
+  return CollectElastics();
 }
 
 // -------------------------------------------------------------------------------------------- nodes

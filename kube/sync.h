@@ -12,6 +12,11 @@
 //    abode.dev/node-selector), written to status.loadBalancer.ingress with a condition; spec.externalIPs →
 //    external addresses claiming exactly those addresses (a Warning Event when refused); deleting the
 //    Service (or leaving type LoadBalancer) deletes them.
+//  * Pods labelled abode.dev/elastic-ip=true → an elastic address ("pod-<hash of namespace/name>", pool from
+//    the annotation abode.dev/pool or the default pool) associated by the selector
+//    k8s-pod-namespace=<ns>,k8s-pod-name=<name>, so it follows a StatefulSet pod re-created under its name;
+//    the pod is annotated with abode.dev/elastic-address and external-dns.alpha.kubernetes.io/target. It is
+//    deleted once no such pod has been cached for the grace period.
 //  * Kubernetes Node labels → abode node labels (Nodes.SetNodeLabels).
 //
 // Informers run on every replica (a warm cache); only the leader reconciles (the work queue waits otherwise),
@@ -45,6 +50,9 @@ inline constexpr char kPoolAnnotation[] = "abode.dev/pool";
 inline constexpr char kNodeSelectorAnnotation[] = "abode.dev/node-selector";
 inline constexpr char kLoadBalancerClassPrefix[] = "abode.dev/";
 inline constexpr char kFieldManager[] = "abode-kube";
+inline constexpr char kElasticLabel[] = "abode.dev/elastic-ip";              // "true"
+inline constexpr char kElasticAddressAnnotation[] = "abode.dev/elastic-address";
+inline constexpr char kExternalDnsTarget[] = "external-dns.alpha.kubernetes.io/target";
 
 struct SyncOptions {
   std::string default_external_pool;  // for LoadBalancer Services that name none; empty: they must name one
@@ -59,6 +67,7 @@ struct AbodeStubs {
   v1::Nodes::StubInterface* nodes = nullptr;
   v1::ExternalAddresses::StubInterface* externals = nullptr;
   v1::Pools::StubInterface* pools = nullptr;
+  v1::ElasticAddresses::StubInterface* elastics = nullptr;
 };
 
 struct SyncCounters {
@@ -69,6 +78,8 @@ struct SyncCounters {
   std::atomic<uint64_t> externals_created{0};
   std::atomic<uint64_t> externals_deleted{0};
   std::atomic<uint64_t> events_recorded{0};
+  std::atomic<uint64_t> elastics_created{0};
+  std::atomic<uint64_t> elastics_deleted{0};
 };
 
 // The abode labels of a pod: its own labels that abode accepts (others are skipped; CNI keys stay the
@@ -76,9 +87,16 @@ struct SyncCounters {
 std::map<std::string, std::string> PodAllocationLabels(const json& pod);
 // The external address names of a Service: "svc-<hash of namespace/name>-lb" and "...-ip<i>".
 std::string ServiceAddressPrefix(const std::string& ns, const std::string& name);
+// The elastic address name of pod `ns/name`: "pod-<hash of namespace/name>".
+std::string PodElasticName(const std::string& ns, const std::string& name);
 // The pool of a LoadBalancer Service, "" when it is not abode's (another loadBalancerClass), or an error
 // when none is named and there is no default.
 absl::StatusOr<std::string> ServicePool(const json& service, const std::string& default_pool);
+
+// A gRPC status as an absl::Status prefixed with `what`.
+absl::Status FromGrpc(const grpc::Status& s, absl::string_view what);
+// An annotation of an object, "" when absent.
+std::string Annotation(const json& object, const char* key);
 
 class Sync {
  public:
@@ -105,6 +123,8 @@ class Sync {
  private:
   absl::Status ReconcilePod(const std::string& key);
   absl::Status CollectPods();
+  absl::Status ReconcileElastic(const Object& pod);
+  absl::Status CollectElastics();
   absl::Status ReconcileService(const std::string& key);
   absl::Status ReconcileNode(const std::string& name);
   absl::Status ClaimExternal(const json& svc, const std::string& name, const std::string& pool,
@@ -139,6 +159,7 @@ class Sync {
     std::string must_see_rv;
   };
   std::map<std::string, Missing> missing_;
+  std::map<std::string, int64_t> elastic_missing_since_;  // elastic name -> first seen without its pod
   std::atomic<bool> was_leader_{false};
 };
 
