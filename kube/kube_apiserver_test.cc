@@ -51,6 +51,7 @@ class KubeApiServerTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.raft.data_dir = data_dir_.path() + "/data";
     o.raft.clock = &clock_;
+    o.node_lease_ms = 600'000;  // the registered test node stays ready without heartbeats
     auto s = allocator::AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
@@ -60,6 +61,7 @@ class KubeApiServerTest : public ::testing::Test {
     ext_ = v1::ExternalAddresses::NewStub(ch);
     pools_ = v1::Pools::NewStub(ch);
     eip_ = v1::ElasticAddresses::NewStub(ch);
+    magic_ = v1::MagicAddresses::NewStub(ch);
     Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
     Pool("ext", "203.0.113.0/28", v1::POOL_PURPOSE_EXTERNAL);
   }
@@ -151,6 +153,7 @@ class KubeApiServerTest : public ::testing::Test {
   std::unique_ptr<v1::ExternalAddresses::Stub> ext_;
   std::unique_ptr<v1::Pools::Stub> pools_;
   std::unique_ptr<v1::ElasticAddresses::Stub> eip_;
+  std::unique_ptr<v1::MagicAddresses::Stub> magic_;
   std::unique_ptr<Sync> sync_;
 };
 
@@ -181,6 +184,77 @@ TEST_F(KubeApiServerTest, PodLabelsReachAllocationsAndFollowChangesAcrossAnApiSe
                                 {{"metadata", {{"labels", {{"app", "dd-agent"}}}}}})
                   .ok());
   ASSERT_TRUE(Eventually([&] { return Selected("app=dd-agent") == std::set<std::string>{"cid-w/eth0"}; }, 30s));
+}
+
+// The dd-agent case end to end: a DaemonSet-like pod per node, a magic address selecting them by label, and
+// the Kubernetes Node's labels on the abode node.
+TEST_F(KubeApiServerTest, MagicAddressReachesTheLabelledAgentOnItsNodeAndNodeLabelsArrive) {
+  grpc::ClientContext stream_ctx;
+  auto stream = nodes_->WatchAssignments(&stream_ctx);
+  v1::WatchAssignmentsRequest start;
+  start.mutable_start()->set_node("n1");
+  start.mutable_start()->mutable_registration()->set_name("n1");
+  ASSERT_TRUE(stream->Write(start));
+  auto node = [&](v1::Node* out) {
+    grpc::ClientContext ctx;
+    v1::GetNodeRequest req;
+    req.set_name("n1");
+    return nodes_->GetNode(&ctx, req, out).ok();
+  };
+  v1::Node n;
+  ASSERT_TRUE(Eventually([&] { return node(&n) && n.ready(); }, 10s));
+  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "nodes"), {{"apiVersion", "v1"},
+                                                          {"kind", "Node"},
+                                                          {"metadata", {{"name", "n1"}, {"labels", {{"zone", "a"}}}}}})
+                  .ok());
+  Namespace("mon");
+  PodWithAllocation("mon", "dd-agent-x1", "dd-agent", "cid-x1/eth0");
+  PodWithAllocation("default", "web-1", "web", "cid-web/eth0");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateMagicAddressRequest req;
+    req.mutable_address()->set_name("dd-agent");
+    req.mutable_address()->set_address("169.254.210.210");
+    req.mutable_address()->set_label_selector("app=dd-agent,k8s-pod-namespace=mon");
+    auto* port = req.mutable_address()->add_ports();
+    port->set_protocol(v1::PROTOCOL_UDP);
+    port->set_port(8125);
+    v1::MagicAddress out;
+    grpc::Status s = magic_->CreateMagicAddress(&ctx, req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  StartSync();
+  auto target = [&]() -> std::string {
+    v1::Node got;
+    if (!node(&got)) return "?";
+    for (const auto& a : got.assignments()) {
+      if (a.id() == "magic/dd-agent") return a.magic().target_owner();
+    }
+    return "-";
+  };
+  ASSERT_TRUE(Eventually([&] { return target() == "cid-x1/eth0"; }, 10s)) << target();
+  ASSERT_TRUE(Eventually([&] { return node(&n) && n.set_labels().count("zone") && n.set_labels().at("zone") == "a"; },
+                         10s));
+
+  // The agent is relabelled away and the web pod becomes the agent: the target moves.
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "mon", "dd-agent-x1"),
+                                {{"metadata", {{"labels", {{"app", "old-agent"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return target() == ""; }, 10s)) << target();
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "default", "web-1"),
+                                {{"metadata", {{"labels", {{"app", "dd-agent"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return Selected("app=dd-agent") == std::set<std::string>{"cid-web/eth0"}; }, 10s));
+  EXPECT_EQ(target(), "") << "the selector names namespace mon: web-1 in default is no match";
+  // A Node label change follows.
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "nodes", "", "n1"), {{"metadata", {{"labels", {{"zone", "b"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return node(&n) && n.set_labels().at("zone") == "b"; }, 10s));
+  stream_ctx.TryCancel();
+  v1::WatchAssignmentsResponse drain;
+  while (stream->Read(&drain)) {
+  }
+  (void)stream->Finish();
 }
 
 TEST_F(KubeApiServerTest, LoadBalancerServiceGetsAnAddressAndStatusExternalIpsAreClaimedDeletionReleases) {
