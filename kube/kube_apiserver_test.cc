@@ -73,7 +73,7 @@ class KubeApiServerTest : public ::testing::Test {
   }
   void StartSync(SyncOptions options = {}) {
     options.pod_gc_interval_ms = 200;
-    sync_ = std::make_unique<Sync>(*kube_, AbodeStubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()}, clock_,
+    sync_ = std::make_unique<Sync>(*kube_, AbodeApi{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()}, clock_,
                                    options, [] { return true; });
     sync_->Start();
     ASSERT_TRUE(Eventually([&] { return sync_->synced(); }, 30s));
@@ -369,9 +369,9 @@ TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {
   LeaderElector b(*kube_, clock_, options("b"));
   SyncOptions so;
   so.pod_gc_interval_ms = 200;
-  AbodeStubs stubs{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()};
-  auto sync_a = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return a.is_leader(); });
-  auto sync_b = std::make_unique<Sync>(*kube_, stubs, clock_, so, [&] { return b.is_leader(); });
+  AbodeApi abode{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()};
+  auto sync_a = std::make_unique<Sync>(*kube_, abode, clock_, so, [&] { return a.is_leader(); });
+  auto sync_b = std::make_unique<Sync>(*kube_, abode, clock_, so, [&] { return b.is_leader(); });
   StopSignal stop_a, stop_b;
   std::thread run_a([&] { a.Run(stop_a, nullptr); });
   ASSERT_TRUE(Eventually([&] { return a.is_leader(); }, 10s));

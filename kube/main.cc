@@ -142,7 +142,7 @@ int Run(Flags f) {
   SyncOptions options;
   options.default_external_pool = f.default_pool;
   options.pod_gc_grace_ms = f.pod_gc_grace_s * 1000;
-  Sync sync(kube, AbodeStubs{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
+  Sync sync(kube, AbodeApi{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
             [&] { return elector.is_leader(); });
 
   auto endpoint = metrics::MetricsEndpoint::Start(f.listen);

@@ -52,7 +52,7 @@ std::map<std::string, std::string> PodAllocationLabels(const json& pod) {
   return out;
 }
 
-Sync::Sync(KubeClient& kube, AbodeStubs abode, replication::Clock& clock, SyncOptions options,
+Sync::Sync(KubeClient& kube, AbodeApi abode, replication::Clock& clock, SyncOptions options,
            std::function<bool()> is_leader)
     : kube_(kube),
       abode_(abode),

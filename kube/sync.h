@@ -62,7 +62,7 @@ struct SyncOptions {
   int64_t resync_ms = 300'000;  // every cached object is reconciled again this often
 };
 
-struct AbodeStubs {
+struct AbodeApi {
   v1::Allocator::StubInterface* allocator = nullptr;
   v1::Nodes::StubInterface* nodes = nullptr;
   v1::ExternalAddresses::StubInterface* externals = nullptr;
@@ -101,7 +101,7 @@ std::string Annotation(const json& object, const char* key);
 class Sync {
  public:
   // Everything outlives this. `is_leader` is asked before every reconcile.
-  Sync(KubeClient& kube, AbodeStubs abode, replication::Clock& clock, SyncOptions options,
+  Sync(KubeClient& kube, AbodeApi abode, replication::Clock& clock, SyncOptions options,
        std::function<bool()> is_leader);
   ~Sync();
 
@@ -138,7 +138,7 @@ class Sync {
   void Work();
 
   KubeClient& kube_;
-  const AbodeStubs abode_;
+  const AbodeApi abode_;
   replication::Clock& clock_;
   const SyncOptions options_;
   const std::function<bool()> is_leader_;
