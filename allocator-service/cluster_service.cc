@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "allocator-service/command_gate.h"
 #include "allocator-service/service_calls.h"
 #include "allocator-service/state_checksum.h"
 
@@ -42,6 +43,7 @@ void ClusterService::FillStatus(v1::ClusterStatus* out) {
   out->set_applied_index(v.applied_index);
   out->set_ready(v.ready);
   out->set_revision(v.revision);
+  for (uint32_t op : KnownCommands()) out->add_known_commands(op);
   for (const replication::Member& m : v.members) {
     v1::Member* pm = out->add_members();
     pm->set_id(m.id);

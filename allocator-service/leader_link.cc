@@ -7,6 +7,7 @@
 
 #include "abode/v1/cluster.grpc.pb.h"
 #include "absl/strings/str_cat.h"
+#include "tracing/grpc_tracing.h"
 
 namespace abode::allocator {
 namespace {
@@ -28,9 +29,11 @@ struct Call {
 
 }  // namespace
 
-GrpcLeaderLink::GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms)
+GrpcLeaderLink::GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms,
+                               tracing::Tracer* tracer)
     : credentials_(credentials ? std::move(credentials) : grpc::InsecureChannelCredentials()),
-      timeout_ms_(timeout_ms) {}
+      timeout_ms_(timeout_ms),
+      tracer_(tracer) {}
 
 std::shared_ptr<grpc::Channel> GrpcLeaderLink::Channel(const std::string& address) {
   absl::MutexLock lock(&mu_);
@@ -45,7 +48,7 @@ std::shared_ptr<grpc::Channel> GrpcLeaderLink::Channel(const std::string& addres
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-    ch = grpc::CreateCustomChannel(address, credentials_, args);
+    ch = tracing::CreateTracedChannel(address, credentials_, args, tracer_);
   }
   return ch;
 }
@@ -66,6 +69,9 @@ void GrpcLeaderLink::Forward(const std::string& leader_grpc_address, std::vector
   call->done = std::move(done);
   call->ctx.set_deadline(CallDeadline(deadline));
   const size_t n = commands.size();
+  // The client span of the forward continues the first command's trace; the leader's raft.commit span
+  // links to every command's.
+  if (n > 0 && !commands[0].traceparent().empty()) call->ctx.AddMetadata("traceparent", commands[0].traceparent());
   for (auto& c : commands) *call->req.add_commands() = std::move(c);
   std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(Channel(leader_grpc_address));
   stub->async()->Forward(&call->ctx, &call->req, &call->resp,

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "allocator-service/leader_channels.h"
 #include "replication/leader_link.h"
+#include "tracing/tracer.h"
 
 namespace abode::allocator {
 
@@ -30,8 +31,10 @@ class GrpcLeaderLink final : public replication::LeaderLink, public LeaderChanne
   static constexpr int kMaxReconnectBackoffMs = 1000;
 
   // `credentials` reach the other replicas (insecure when null). Calls give up after `timeout_ms`, or
-  // earlier for a caller who stops waiting earlier (CallDeadline).
-  GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms);
+  // earlier for a caller who stops waiting earlier (CallDeadline). With `tracer` (which outlives the link),
+  // calls that carry a traceparent get client spans; a forwarded group carries its first command's.
+  GrpcLeaderLink(std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t timeout_ms,
+                 tracing::Tracer* tracer = nullptr);
 
   void Forward(const std::string& leader_grpc_address, std::vector<v1::Command> commands,
                replication::Deadline deadline,
@@ -53,6 +56,7 @@ class GrpcLeaderLink final : public replication::LeaderLink, public LeaderChanne
  private:
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const int64_t timeout_ms_;
+  tracing::Tracer* const tracer_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
 };

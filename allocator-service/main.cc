@@ -1,15 +1,19 @@
 // abode-allocator: the address authority. One process is one replica; with no peers it is a single-voter
 // cluster with its store in --data-dir. With --peers it is member --id of a replicated cluster (see
 // docs/replication.md).
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,14 +24,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/rejoin.h"
 #include "allocator-service/server.h"
 #include "logging/process_log.h"
+#include "metrics/endpoint.h"
 #include "replication/clock.h"
 #include "replication/membership.h"
 #include "replication/offline_tools.h"
 #include "spdlog/spdlog.h"
+#include "tracing/current_span.h"
+#include "tracing/tracer.h"
 
 namespace {
 
@@ -49,20 +57,21 @@ absl::Status ConfigureMembership(const std::string& peers, bool raft_listen_give
   if (peers.empty()) return absl::OkStatus();
   std::string host;
   int grpc_port = 0;
-  if (absl::Status s = SplitHostPort(options.listen, "listen", &host, &grpc_port); !s.ok()) return s;
+  if (absl::Status s = SplitHostPort(options.listen, "--listen", &host, &grpc_port); !s.ok()) return s;
   auto members = abode::replication::ParsePeers(peers, grpc_port);
-  if (!members.ok()) return members.status();
+  // Its messages start with the field, "peers: ...": say the flag.
+  if (!members.ok()) return absl::InvalidArgumentError(absl::StrCat("--", members.status().message()));
   if (options.raft.id == 0) options.raft.id = IdFromHostname();
   if (options.raft.id == 0) {
-    return absl::InvalidArgumentError("id: required with --peers (or a hostname ending in -ORDINAL)");
+    return absl::InvalidArgumentError("--id: required with --peers (or a hostname ending in -ORDINAL)");
   }
   const abode::replication::Member* self = abode::replication::FindMember(*members, options.raft.id);
   if (self == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("peers: no entry for this member's id ", options.raft.id));
+    return absl::InvalidArgumentError(absl::StrCat("--peers: no entry for this member's id ", options.raft.id));
   }
   if (!raft_listen_given) {
     int raft_port = 0;
-    if (absl::Status s = SplitHostPort(self->raft_address, "peers", &host, &raft_port); !s.ok()) return s;
+    if (absl::Status s = SplitHostPort(self->raft_address, "--peers", &host, &raft_port); !s.ok()) return s;
     options.raft.raft_address = absl::StrCat("0.0.0.0:", raft_port);
   }
   options.raft.peers = *std::move(members);
@@ -91,6 +100,31 @@ absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptio
   }
   spdlog::warn("recover: the raft configuration in {} is now {} member(s); the others must rejoin", options.raft.data_dir,
                keep.size());
+  return absl::OkStatus();
+}
+
+// --check-config: what the start would refuse, found without binding a port or writing the data dir. An
+// error names the flag.
+absl::Status CheckConfig(const abode::allocator::ServerOptions& options) {
+  using abode::replication::SplitHostPort;
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitHostPort(options.listen, "--listen", &host, &port); !s.ok()) return s;
+  if (absl::Status s = SplitHostPort(options.raft.raft_address, "--raft-listen", &host, &port); !s.ok()) return s;
+  if (in_addr a{}; ::inet_pton(AF_INET, host.c_str(), &a) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--raft-listen: \"", options.raft.raft_address, "\" needs an IPv4 address as HOST"));
+  }
+  if (!options.metrics_listen.empty()) {
+    if (absl::Status s = abode::metrics::CheckMetricsListen(options.metrics_listen); !s.ok()) return s;
+  }
+  if (options.raft.data_dir.empty()) return absl::InvalidArgumentError("--data-dir: empty");
+  if (struct stat st{}; ::stat(options.raft.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("--data-dir: ", options.raft.data_dir, " is not a folder"));
+  }
+  if (options.raft.heartbeat_timeout_ms == 0 || options.raft.election_timeout_ms <= options.raft.heartbeat_timeout_ms) {
+    return absl::InvalidArgumentError("--election-timeout-ms: must exceed --heartbeat-timeout-ms (> 0)");
+  }
   return absl::OkStatus();
 }
 
@@ -227,6 +261,16 @@ int main(int argc, char** argv) {
       ->envname("ABODE_NODE_LEASE_MS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--reclaim-not-ready-after", options.reclaim_not_ready_after_ms,
+                 "release the allocations made through a node once it has not been ready this long (e.g. 10m, "
+                 "1h30m); default: never")
+      ->transform([](std::string v) {
+        absl::Duration d;
+        if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+          throw CLI::ValidationError("--reclaim-not-ready-after", "expected a positive duration such as 10m, got " + v);
+        }
+        return std::to_string(absl::ToInt64Milliseconds(d));
+      });
   bool log_state = false;
   app.add_flag("--log-state", log_state,
                "print this member's raft log state (term, last index and its term) as JSON and exit; the member "
@@ -237,15 +281,46 @@ int main(int argc, char** argv) {
                  "among them) the whole configuration, then exit; see docs/replication.md");
   abode::logging::LogFlags log_flags;
   abode::logging::AddLogFlags(app, &log_flags);
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
+               "binding a port or touching the data dir");
   CLI11_PARSE(app, argc, argv);
 
   const std::unique_ptr<abode::logging::ProcessLog> log =
       abode::logging::ProcessLog::Install(log_flags.Options("abode-allocator"));
+  // Lines written inside a traced scope name its trace and span (tracing/current_span.h).
+  log->SetTraceContextProvider([]() -> std::optional<abode::logging::TraceContext> {
+    abode::tracing::LogIds ids = abode::tracing::CurrentLogIds();
+    if (ids.trace_id.empty()) return std::nullopt;
+    return abode::logging::TraceContext{std::move(ids.trace_id), std::move(ids.span_id)};
+  });
   if (absl::Status s = ConfigureMembership(peers, raft_listen->count() > 0, options); !s.ok()) {
     std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
     return 2;
   }
   if (options.raft.id == 0) options.raft.id = 1;
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = abode::tracing::ConfigFromEnvironment(std::getenv, "abode-allocator");
+  if (!tracing_config.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracing_config.status().message()).c_str());
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", "member-" + std::to_string(options.raft.id));
+  }
+  if (check_config) {
+    if (absl::Status s = CheckConfig(options); !s.ok()) {
+      std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    std::printf("abode-allocator: configuration ok: member %llu of %zu, gRPC %s, raft %s, data dir %s%s%s\n",
+                static_cast<unsigned long long>(options.raft.id), std::max<size_t>(1, options.raft.peers.size()),
+                options.listen.c_str(), options.raft.raft_address.c_str(), options.raft.data_dir.c_str(),
+                options.metrics_listen.empty() ? "" : ", metrics ", options.metrics_listen.c_str());
+    return 0;
+  }
   if (log_state) {
     auto st = abode::replication::ReadRaftLogState(options.raft.data_dir, options.raft.id);
     if (!st.ok()) {
@@ -299,6 +374,17 @@ int main(int argc, char** argv) {
 
   abode::replication::SystemClock clock;
   options.raft.clock = &clock;
+  // Declared before the server, so it outlives it and flushes its spans after the server has stopped.
+  auto tracer = abode::tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(tracer.status().message()).c_str());
+    return 2;
+  }
+  options.tracer = tracer->get();
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
   auto server = abode::allocator::AllocatorServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", server.status().ToString());

@@ -1,13 +1,12 @@
 #include "allocator-service/node_registry.h"
 
 #include <algorithm>
-#include <chrono>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
-#include "storage/thread_name.h"
 
 namespace abode::allocator {
 
@@ -18,17 +17,7 @@ NodeRegistry::NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegi
     leading_ = options_.leadership == nullptr;
     lead_since_ms_ = options_.clock->NowUnixMs();
   }
-  thread_ = std::thread([this] {
-    storage::NameThisThread("abode-nodes");
-    absl::MutexLock lock(&mu_);
-    while (!stopping_) {
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(options_.sweep_interval_ms));
-      if (stopping_) break;
-      mu_.Unlock();
-      Sweep();
-      mu_.Lock();
-    }
-  });
+  timer_ = options_.timers->Every(options_.sweep_interval_ms, [this] { Sweep(); });
 }
 
 NodeRegistry::~NodeRegistry() { Stop(); }
@@ -41,7 +30,7 @@ void NodeRegistry::Stop() {
     const auto relay_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !relaying_; };
     mu_.Await(absl::Condition(&relay_done));
   }
-  if (thread_.joinable()) thread_.join();
+  timer_.reset();  // once this returns no sweep runs
 }
 
 LeaderLiveness::Leader NodeRegistry::leader() {
@@ -61,11 +50,12 @@ void NodeRegistry::SendOutbox() {
   // Proposed without the lock: the log may run `done` at once (shutting down).
   for (auto& [node, cmd] : out) {
     log_.Propose(std::move(cmd), replication::kNoDeadline, [this, node = node](replication::CommandOutcome outcome) {
-      if (!outcome.ok()) spdlog::warn("node {}: readiness change not applied: {}", node, outcome.status().ToString());
+      if (!outcome.ok()) spdlog::warn("node {}: command not applied: {}", node, outcome.status().ToString());
       auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
       mu_.Lock();
       Entry& e = entries_[node];
       e.pending = false;
+      if (!outcome.ok()) e.reclaimed_since_ms = -1;  // a reclaim that did not apply is proposed again
       // Heard from while the command was in flight (a node marked not ready that is back): look again.
       if (std::exchange(e.recheck, false) && outcome.ok() &&
           options_.clock->NowUnixMs() - e.last_heartbeat_ms <= options_.lease_ms) {
@@ -243,8 +233,27 @@ void NodeRegistry::Expire(const domain::NodeStateView& view, int64_t now) {
       Propose(name, std::move(cmd));
     } else if (!node->ready() && alive && it != entries_.end() && Connected(it->second, now)) {
       RegisterIfNotReady(name, it->second, view);
+    } else if (!node->ready()) {
+      ReclaimIfLost(name, *node, now);
     }
   }
+}
+
+void NodeRegistry::ReclaimIfLost(const std::string& name, const v1::Node& node, int64_t now) {
+  const int64_t after = options_.reclaim_not_ready_after_ms;
+  const int64_t since = node.ready_change_time_unix_ms();
+  if (after <= 0 || now - since < after) return;
+  Entry& e = entries_[name];
+  if (e.reclaimed_since_ms == since) return;
+  e.reclaimed_since_ms = since;
+  spdlog::info("node {}: not ready for {} ms; reclaiming the allocations made through it", name, now - since);
+  v1::Command cmd;
+  v1::ReclaimNodeAllocations* r = cmd.mutable_reclaim_node_allocations();
+  r->set_node(name);
+  r->set_not_ready_since_unix_ms(since);
+  r->set_reason(absl::StrCat("node ", name, " not ready for more than ",
+                             absl::FormatDuration(absl::Milliseconds(after)), ": reclaimed"));
+  Propose(name, std::move(cmd));
 }
 
 std::optional<v1::RelayLivenessRequest> NodeRegistry::TakeRelay(const LeaderLiveness::Leader& leader, int64_t now) {

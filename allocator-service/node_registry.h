@@ -9,16 +9,17 @@
 // if later) before it expires anything.
 //
 // Thread safety: thread-safe. Expiry decisions read the injected Clock; a sweep (expiry on the leader, the
-// relay on a follower) runs every sweep_interval_ms of real time and can be run directly (Sweep) by tests.
+// relay on a follower) runs every sweep_interval_ms on the injected Timers (ticks on the timer's thread), so
+// tests fire sweeps and advance the clock instead of waiting for real time.
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_REGISTRY_H_
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "allocator-service/timers.h"
 #include "allocator-service/watch_hub.h"
 #include "replication/clock.h"
 #include "replication/command_log.h"
@@ -52,8 +54,12 @@ class LeaderLiveness {
 
 struct NodeRegistryOptions {
   int64_t lease_ms = 5000;           // a node not heard from for this long is not ready
-  int64_t sweep_interval_ms = 200;   // real time between lease checks (and between a follower's relays)
+  int64_t sweep_interval_ms = 200;   // timer interval between lease checks (and between a follower's relays)
   replication::Clock* clock = nullptr;            // required; outlives the registry
+  Timers* timers = nullptr;                       // required; runs the sweeps; outlives the registry
+  // Opt-in reclaim: the leader releases the allocations made through a node that has not been ready for
+  // this long (ReclaimNodeAllocations). 0: never.
+  int64_t reclaim_not_ready_after_ms = 0;
   LeaderLiveness* leadership = nullptr;  // null: this replica always leads; else outlives the registry
 };
 
@@ -98,6 +104,8 @@ class NodeRegistry {
     bool heard_unrelayed = false;
     std::set<std::string> unrelayed_statuses;
     bool relayed_connected = false;
+    // The not-ready period (its start) whose allocations the leader proposed to reclaim.
+    int64_t reclaimed_since_ms = -1;
     // The leader's knowledge of streams on other replicas: member id -> connected there.
     std::map<uint64_t, bool> remote_connected;
   };
@@ -108,6 +116,8 @@ class NodeRegistry {
   // Proposes what Propose queued; releases mu_ first.
   void SendOutbox() ABSL_UNLOCK_FUNCTION(mu_);
   void Expire(const domain::NodeStateView& view, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Proposes the reclaim of a node lost for longer than reclaim_not_ready_after_ms, once per lost period.
+  void ReclaimIfLost(const std::string& name, const v1::Node& node, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A follower's next relay (marked in flight), or nothing to send now.
   std::optional<v1::RelayLivenessRequest> TakeRelay(const LeaderLiveness::Leader& leader, int64_t now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -130,7 +140,7 @@ class NodeRegistry {
   bool relaying_ ABSL_GUARDED_BY(mu_) = false;
   int64_t last_relay_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_relay_ok_ms_ ABSL_GUARDED_BY(mu_) = 0;  // when a relay last succeeded
-  std::thread thread_;
+  std::unique_ptr<PeriodicTimer> timer_;  // last: destroyed first
 };
 
 }  // namespace abode::allocator

@@ -45,7 +45,10 @@ absl::Status Lookup(const Map& objects, const std::string& name, absl::string_vi
 // go down while heartbeats and status reports come up.
 class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
  public:
-  WatchReactor(WatchHub& hub, NodeRegistry& registry) : hub_(hub), registry_(registry) { StartRead(&request_); }
+  WatchReactor(WatchHub& hub, NodeRegistry& registry, tracing::Tracer* tracer)
+      : hub_(hub), registry_(registry), tracer_(tracer) {
+    StartRead(&request_);
+  }
 
   void Notify() override { TryWrite(); }
 
@@ -75,6 +78,10 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      for (tracing::Span& span : delivering_) {
+        if (!ok) span.SetError("the stream closed before the message went out");
+      }
+      delivering_.clear();  // ends them
     }
     if (!ok) {
       End(grpc::Status::OK);
@@ -157,9 +164,24 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
       acknowledged_ = acknowledge_;
     }
     first_ = false;
+    if (tracer_ != nullptr && !next->snapshot()) TraceDelivery(*next);
     response_ = std::move(*next);
     writing_ = true;
     StartWrite(&response_);
+  }
+
+  // A span per changed assignment, from the write to its completion; the node continues under it.
+  void TraceDelivery(v1::WatchAssignmentsResponse& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (v1::Assignment& assignment : *message.mutable_assignments()) {
+      if (assignment.traceparent().empty()) continue;
+      tracing::Span span = tracer_->StartSpan("watch.deliver", tracing::SpanKind::kProducer, assignment.traceparent());
+      if (!span.context().valid()) continue;
+      span.SetAttribute("abode.node", node_)
+          .SetAttribute("abode.assignment", assignment.id())
+          .SetAttribute("abode.revision", assignment.revision());
+      assignment.set_traceparent(span.traceparent());
+      delivering_.push_back(std::move(span));
+    }
   }
 
   void End(grpc::Status status) {
@@ -171,6 +193,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
 
   WatchHub& hub_;
   NodeRegistry& registry_;
+  tracing::Tracer* const tracer_;  // null: no spans
   v1::WatchAssignmentsRequest request_;  // reads are sequential: one at a time
   std::string node_;                     // set once, by the first read
   bool registered_ = false;
@@ -184,6 +207,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   bool first_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<tracing::Span> delivering_ ABSL_GUARDED_BY(mu_);  // of the message being written
 };
 
 }  // namespace
@@ -198,8 +222,9 @@ struct LeaderRead {
   std::unique_ptr<v1::Nodes::Stub> stub;
 };
 
+// Passes a call to the leader, marked so that the leader answers it itself.
 template <typename Request, typename Response, typename Call>
-grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, LeaderChannels& link,
+grpc::ServerUnaryReactor* AtLeader(grpc::CallbackServerContext* ctx, LeaderChannels& link,
                                        const std::string& leader, const Request* req, Response* resp, Call call) {
   auto* reactor = ctx->DefaultReactor();
   auto* read = new LeaderRead();
@@ -210,7 +235,7 @@ grpc::ServerUnaryReactor* ReadAtLeader(grpc::CallbackServerContext* ctx, LeaderC
     if (!s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
                     s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrCat("reading nodes at the leader ", leader, " failed (", s.error_message(), "); retry"));
+                       absl::StrCat("calling the leader ", leader, " failed (", s.error_message(), "); retry"));
     }
     reactor->Finish(s);
     delete read;
@@ -229,7 +254,7 @@ absl::StatusOr<std::string> NodesService::LeaderFor(grpc::CallbackServerContext*
 }
 
 WatchReactorBase* NodesService::WatchAssignments(grpc::CallbackServerContext* /*ctx*/) {
-  return new WatchReactor(hub_, registry_);
+  return new WatchReactor(hub_, registry_, tracer_ != nullptr && tracer_->enabled() ? tracer_ : nullptr);
 }
 
 v1::Node NodesService::Describe(const v1::Node& stored) {
@@ -245,7 +270,7 @@ grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx
   auto leader = LeaderFor(ctx);
   if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
-    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+    return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->GetNode(c, q, r, std::move(done));
     });
   }
@@ -265,7 +290,7 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
   auto leader = LeaderFor(ctx);
   if (!leader.ok()) return FinishNow(ctx, leader.status());
   if (!leader->empty()) {
-    return ReadAtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+    return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
       stub->ListNodes(c, q, r, std::move(done));
     });
   }
@@ -285,6 +310,31 @@ grpc::ServerUnaryReactor* NodesService::SetNodeLabels(grpc::CallbackServerContex
   if (s.ok()) s = domain::ValidateLabels(req->labels(), "labels");
   if (!s.ok()) return FinishNow(ctx, s);
   return Write(ctx, log_, *req, &v1::Command::mutable_set_node_labels, &v1::CommandResult::mutable_node, resp);
+}
+
+grpc::ServerUnaryReactor* NodesService::DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,
+                                                   v1::DeleteNodeResponse* resp) {
+  if (req->node().empty()) return FinishNow(ctx, absl::InvalidArgumentError("node: must not be empty"));
+  if (!req->force()) {
+    auto leader = LeaderFor(ctx);
+    if (!leader.ok()) return FinishNow(ctx, leader.status());
+    if (!leader->empty()) {
+      return AtLeader(ctx, *link_, *leader, req, resp, [](auto* stub, auto* c, auto* q, auto* r, auto done) {
+        stub->DeleteNode(c, q, r, std::move(done));
+      });
+    }
+    v1::Node known;
+    known.mutable_spec()->set_name(req->node());
+    registry_.Fill(&known);
+    if (known.connected()) {
+      return FinishNow(ctx, absl::FailedPreconditionError(absl::StrCat(
+                                "node: node \"", req->node(),
+                                "\" is connected; stop its abode-node first, or delete it with force")));
+    }
+  }
+  v1::Command command;
+  *command.mutable_delete_node() = *req;
+  return ProposeAndFinish(ctx, log_, std::move(command), &v1::CommandResult::mutable_delete_node, resp);
 }
 
 // ------------------------------------------------------------------------------------ ExternalAddresses

@@ -1,5 +1,5 @@
 // gRPC services for nodes and the addresses they carry: Nodes (the WatchAssignments stream, GetNode,
-// ListNodes), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
+// ListNodes, DeleteNode), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
 // CommandLog; reads come from the watch hub's published view, so every replica can answer them.
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
@@ -9,6 +9,7 @@
 #include "allocator-service/node_registry.h"
 #include "allocator-service/watch_hub.h"
 #include "replication/command_log.h"
+#include "tracing/tracer.h"
 
 namespace abode::allocator {
 
@@ -16,9 +17,12 @@ namespace abode::allocator {
 // call carries "abode-read-stale: true": then the follower answers with what its own streams heard).
 class NodesService final : public v1::Nodes::CallbackService {
  public:
-  // `link` reaches the leader from a follower; null for a single voter.
-  NodesService(replication::CommandLog& log, WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr)
-      : log_(log), hub_(hub), registry_(registry), link_(link) {}
+  // `link` reaches the leader from a follower; null for a single voter. With `tracer` (outliving the
+  // service), every changed assignment streamed to a node gets a "watch.deliver" span under the command that
+  // changed it, and the node hears that span's context as the assignment's traceparent.
+  NodesService(replication::CommandLog& log, WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr,
+               tracing::Tracer* tracer = nullptr)
+      : log_(log), hub_(hub), registry_(registry), link_(link), tracer_(tracer) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
       grpc::CallbackServerContext* ctx) override;
@@ -28,6 +32,10 @@ class NodesService final : public v1::Nodes::CallbackService {
                                       v1::ListNodesResponse* resp) override;
   grpc::ServerUnaryReactor* SetNodeLabels(grpc::CallbackServerContext* ctx, const v1::SetNodeLabelsRequest* req,
                                           v1::Node* resp) override;
+  // Without force, the leader (which knows every stream) refuses a connected node: a follower passes the
+  // call there.
+  grpc::ServerUnaryReactor* DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,
+                                       v1::DeleteNodeResponse* resp) override;
 
  private:
   v1::Node Describe(const v1::Node& stored);
@@ -38,6 +46,7 @@ class NodesService final : public v1::Nodes::CallbackService {
   WatchHub& hub_;
   NodeRegistry& registry_;
   LeaderChannels* link_;
+  tracing::Tracer* tracer_;
 };
 
 class ExternalAddressesService final : public v1::ExternalAddresses::CallbackService {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <grpcpp/create_channel.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "abode/v1/allocator.grpc.pb.h"
@@ -23,6 +24,7 @@
 namespace abode::allocator {
 namespace {
 
+using ::testing::HasSubstr;
 using Stream = grpc::ClientReaderWriter<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>;
 
 // A simulated node client: keeps the desired state it was sent, by assignment id.
@@ -132,6 +134,7 @@ class NodeServicesTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.node_lease_ms = 3000;
     o.node_sweep_interval_ms = 3'600'000;  // tests sweep explicitly
+    o.reclaim_not_ready_after_ms = reclaim_ms_;
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
@@ -147,6 +150,7 @@ class NodeServicesTest : public ::testing::Test {
     server_.reset();
     std::filesystem::remove_all(dir_);
   }
+  int64_t reclaim_ms_ = 0;  // set before SetUp to enable reclaim
 
   void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
     grpc::ClientContext ctx;
@@ -270,6 +274,68 @@ TEST_F(NodeServicesTest, ExternalPlacementFailoverOnLeaseExpiryAndNoFlapBack) {
   EXPECT_EQ(c.node(), "n1") << "new claims go to the least-loaded node";
   ASSERT_TRUE(n1.WaitFor([](auto& s) { return s.size() == 1 && Has(s, "external/c"); }));
   EXPECT_EQ(n2.state().size(), 2u);
+}
+
+TEST_F(NodeServicesTest, DeleteNodeRefusesAConnectedNodeAndDecommissionsOneThatIsNot) {
+  Pool("pods", "10.1.0.0/24", v1::POOL_PURPOSE_WORKLOAD);
+  Pool("ext", "198.51.100.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  auto n1 = std::make_unique<NodeClient>(*nodes_, "n1", std::map<std::string, std::string>{{"edge", "yes"}});
+  NodeClient n2(*nodes_, "n2", {{"edge", "yes"}});
+  WaitReady("n1", true);
+  WaitReady("n2", true);
+  v1::ExternalAddress a;
+  ASSERT_TRUE(External("a", "edge=yes", &a).ok());
+  ASSERT_EQ(a.node(), "n1") << "the least-loaded node, then the lowest name";
+  ASSERT_TRUE(Workload("pod-1", "n1", "web").ok());
+  ASSERT_TRUE(Workload("pod-2", "n1", "web").ok());
+  ASSERT_TRUE(Workload("pod-3", "n2", "web").ok());
+
+  auto del = [&](const std::string& node, const std::string& reason, bool force, v1::DeleteNodeResponse* out) {
+    grpc::ClientContext ctx;
+    v1::DeleteNodeRequest req;
+    req.set_node(node);
+    req.set_reason(reason);
+    req.set_force(force);
+    return nodes_->DeleteNode(&ctx, req, out);
+  };
+  v1::DeleteNodeResponse deleted;
+  grpc::Status s = del("n1", "rack retired", false, &deleted);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("connected"));
+
+  n1->Close();
+  ASSERT_TRUE(NodeEventually("n1", [](const v1::Node& n) { return !n.connected(); }));
+  s = del("n1", "rack retired", false, &deleted);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(deleted.released_size(), 2);
+  EXPECT_EQ(deleted.released(0).owner(), "pod-1");
+  EXPECT_EQ(deleted.released(1).owner(), "pod-2");
+  ASSERT_EQ(deleted.moved_external_addresses_size(), 1);
+  EXPECT_EQ(deleted.moved_external_addresses(0), "a");
+  ASSERT_TRUE(n2.WaitFor([](auto& st) { return Has(st, "external/a"); })) << "the external address moved to n2";
+
+  grpc::ClientContext hctx;
+  v1::GetHistoryRequest hreq;
+  hreq.set_address(deleted.released(0).address());
+  hreq.set_pool("pods");
+  v1::GetHistoryResponse history;
+  ASSERT_TRUE(alloc_->GetHistory(&hctx, hreq, &history).ok());
+  ASSERT_EQ(history.entries_size(), 1);
+  EXPECT_EQ(history.entries(0).end_reason(), "node n1 decommissioned: rack retired");
+
+  grpc::ClientContext gctx;
+  v1::GetNodeRequest get;
+  get.set_name("n1");
+  v1::Node gone;
+  EXPECT_EQ(nodes_->GetNode(&gctx, get, &gone).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(del("n1", "", false, &deleted).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(del("", "", true, &deleted).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Force deletes a connected node.
+  s = del("n2", "", true, &deleted);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(deleted.released_size(), 1);
+  EXPECT_EQ(deleted.released(0).owner(), "pod-3");
 }
 
 TEST_F(NodeServicesTest, BadInputNamesTheField) {
@@ -498,6 +564,58 @@ TEST_F(NodeServicesTest, HeartbeatsAreAcknowledgedAndANodeBackAfterItsLeaseStart
   bool has_magic = false;
   for (const auto& a : first.assignments()) has_magic |= a.id() == "magic/dd";
   EXPECT_TRUE(has_magic) << "the first snapshot of a node back after its lease lacks its magic address";
+}
+
+// The allocator with opt-in reclaim of nodes lost for a minute.
+class NodeReclaimTest : public NodeServicesTest {
+ protected:
+  void SetUp() override {
+    reclaim_ms_ = 60'000;
+    NodeServicesTest::SetUp();
+  }
+};
+
+TEST_F(NodeReclaimTest, ALostNodesAllocationsAreReleasedOnceItHasBeenLostLongEnough) {
+  Pool("pods", "10.1.0.0/24", v1::POOL_PURPOSE_WORKLOAD);
+  auto n1 = std::make_unique<NodeClient>(*nodes_, "n1");
+  WaitReady("n1", true);
+  grpc::ClientContext actx;
+  v1::AllocateRequest areq;
+  areq.set_pool("pods");
+  areq.set_owner("pod-1");
+  areq.set_node("n1");
+  v1::Allocation pod;
+  ASSERT_TRUE(alloc_->Allocate(&actx, areq, &pod).ok());
+  ASSERT_TRUE(Workload("pod-2", "n2", "web").ok());
+
+  n1->Close();
+  ASSERT_TRUE(NodeEventually("n1", [](const v1::Node& n) { return !n.connected(); }));
+  clock_.Advance(3500);  // the lease runs out
+  server_->node_registry().Sweep();
+  WaitReady("n1", false);
+
+  auto on_node = [&](const std::string& node) {
+    grpc::ClientContext ctx;
+    v1::ListAllocationsRequest req;
+    req.set_node(node);
+    v1::ListAllocationsResponse resp;
+    EXPECT_TRUE(alloc_->ListAllocations(&ctx, req, &resp).ok());
+    return resp.allocations_size();
+  };
+  clock_.Advance(60'000);
+  server_->node_registry().Sweep();
+  ASSERT_TRUE(test_support::Eventually([&] { return on_node("n1") == 0; }, std::chrono::seconds(10)));
+  EXPECT_EQ(on_node("n2"), 1) << "only the lost node's allocations go";
+
+  grpc::ClientContext hctx;
+  v1::GetHistoryRequest hreq;
+  hreq.set_address(pod.address());
+  hreq.set_pool("pods");
+  v1::GetHistoryResponse history;
+  ASSERT_TRUE(alloc_->GetHistory(&hctx, hreq, &history).ok());
+  ASSERT_EQ(history.entries_size(), 1);
+  EXPECT_EQ(history.entries(0).end_reason(), "node n1 not ready for more than 1m: reclaimed");
+  WaitReady("n1", false);  // the node itself stays known
 }
 
 }  // namespace

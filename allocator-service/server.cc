@@ -1,5 +1,7 @@
 #include "allocator-service/server.h"
 
+#include "tracing/grpc_tracing.h"
+
 #include <chrono>
 #include <thread>
 
@@ -80,9 +82,10 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
     s->rpc_metrics_ = std::make_unique<RpcMetrics>(*s->metrics_registry_);
   }
   if (!options.raft.peers.empty()) {
-    s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms);
+    s->link_ = std::make_unique<GrpcLeaderLink>(options.peer_credentials, options.forward_timeout_ms, options.tracer);
     options.raft.leader_link = s->link_.get();
   }
+  if (options.tracer != nullptr && options.tracer->enabled()) options.raft.tracer = options.tracer;
   if (absl::Status st = replication::RaftNode::CheckOptions(options.raft); !st.ok()) return st;
   s->hub_ = std::make_unique<WatchHub>();
 
@@ -97,6 +100,7 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
                                        s->hub_.get());
   if (!store.ok()) return store.status();
   s->store_ = std::move(*store);
+  s->store_->set_tracer(options.raft.tracer);
   s->store_->PublishNodeState();  // what a reopened database already holds
 
   if (options.timers == nullptr) {
@@ -119,19 +123,29 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   auto reader = storage::StateReader::Open(s->store_->db_path(), s->store_->owner_index());
   if (!reader.ok()) return reader.status();
   s->reader_ = std::move(*reader);
-  s->reads_ = std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read");
+  s->reads_ =
+      std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read", options.read_observer);
 
+  replication::RaftNode* raft = s->node_.get();
+  s->log_ = std::make_unique<GatedCommandLog>(
+      *raft, CommandGateOptions{.view = [raft] { return raft->view(); },
+                                .channels = s->link_.get(),
+                                .clock = options.raft.clock});
   if (s->link_ != nullptr) s->leadership_ = std::make_unique<RaftLeaderLiveness>(*s->node_, *s->link_);
   s->registry_ = std::make_unique<NodeRegistry>(
-      *s->node_, *s->hub_,
-      NodeRegistryOptions{options.node_lease_ms, options.node_sweep_interval_ms, options.raft.clock,
-                          s->leadership_.get()});
-  s->nodes_ = std::make_unique<NodesService>(*s->node_, *s->hub_, *s->registry_, s->link_.get());
-  s->externals_ = std::make_unique<ExternalAddressesService>(*s->node_, *s->hub_);
-  s->elastics_ = std::make_unique<ElasticAddressesService>(*s->node_, *s->hub_);
-  s->magics_ = std::make_unique<MagicAddressesService>(*s->node_, *s->hub_);
-  s->pools_ = std::make_unique<PoolsService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
-  s->allocator_ = std::make_unique<AllocatorService>(*s->node_, *s->reader_, s->node_.get(), s->reads_.get());
+      *s->log_, *s->hub_,
+      NodeRegistryOptions{.lease_ms = options.node_lease_ms,
+                          .sweep_interval_ms = options.node_sweep_interval_ms,
+                          .clock = options.raft.clock,
+                          .timers = options.timers,
+                          .reclaim_not_ready_after_ms = options.reclaim_not_ready_after_ms,
+                          .leadership = s->leadership_.get()});
+  s->nodes_ = std::make_unique<NodesService>(*s->log_, *s->hub_, *s->registry_, s->link_.get(), options.tracer);
+  s->externals_ = std::make_unique<ExternalAddressesService>(*s->log_, *s->hub_);
+  s->elastics_ = std::make_unique<ElasticAddressesService>(*s->log_, *s->hub_);
+  s->magics_ = std::make_unique<MagicAddressesService>(*s->log_, *s->hub_);
+  s->pools_ = std::make_unique<PoolsService>(*s->log_, *s->reader_, s->node_.get(), s->reads_.get());
+  s->allocator_ = std::make_unique<AllocatorService>(*s->log_, *s->reader_, s->node_.get(), s->reads_.get());
   s->cluster_ = std::make_unique<ClusterService>(*s->node_, *s->store_, *s->reads_, s->link_.get());
   s->replica_ = std::make_unique<ReplicaService>(*s->node_, *s->registry_);
 
@@ -157,11 +171,12 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  if (s->rpc_metrics_ != nullptr) {
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-    interceptors.push_back(s->rpc_metrics_->InterceptorFactory());
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  if (s->rpc_metrics_ != nullptr) interceptors.push_back(s->rpc_metrics_->InterceptorFactory());
+  if (options.tracer != nullptr && options.tracer->enabled()) {
+    interceptors.push_back(tracing::ServerInterceptorFactory(*options.tracer));
   }
+  if (!interceptors.empty()) builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::FailedPreconditionError(absl::StrCat("listen: cannot serve gRPC on ", options.listen));
@@ -171,6 +186,7 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
     s->replica_metrics_ = std::make_shared<ReplicaMetrics>(*s->node_, *s->reader_);
     s->metrics_->Register(s->metrics_registry_);
     s->metrics_->Register(s->replica_metrics_);
+    if (options.tracer != nullptr) s->metrics_->Register(options.tracer->metrics());
   }
   return s;
 }
@@ -189,6 +205,7 @@ void AllocatorServer::Shutdown() {
   }
   if (registry_) registry_->Stop();
   if (housekeeper_) housekeeper_->Stop();
+  log_.reset();  // waits for its questions to the members, which may still propose to node_
   node_.reset();
   stop_metrics.join();
 }

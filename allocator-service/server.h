@@ -9,6 +9,7 @@
 #ifndef ABODE_ALLOCATOR_SERVICE_SERVER_H_
 #define ABODE_ALLOCATOR_SERVICE_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "allocator-service/cluster_service.h"
+#include "allocator-service/command_gate.h"
 #include "allocator-service/housekeeper.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/metrics.h"
@@ -31,6 +33,7 @@
 #include "replication/data_dir.h"
 #include "replication/raft_node.h"
 #include "storage/state_reader.h"
+#include "tracing/tracer.h"
 
 namespace abode::allocator {
 
@@ -39,8 +42,9 @@ struct ServerOptions {
   replication::RaftNodeOptions raft;  // raft.data_dir also holds state.db
   int64_t housekeeping_interval_ms = 1000;  // how often the leader looks for expired allocations
   int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;  // 0 keeps history forever
-  Timers* timers = nullptr;  // the housekeeper's; null: real time. Outlives the server.
+  Timers* timers = nullptr;  // the housekeeper's and the node registry's; null: real time. Outlives the server.
   size_t read_threads = 2;   // the read executor's threads
+  std::function<void()> read_observer;  // runs on the read thread before every read (see read_executor.h)
   // Transport security; insecure by default. Pluggable so mTLS can be configured by the caller.
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // How this replica reaches the others' gRPC servers (forwarded writes, read indexes); insecure when null.
@@ -50,9 +54,13 @@ struct ServerOptions {
   // node_sweep_interval_ms against raft.clock).
   int64_t node_lease_ms = 5000;
   int64_t node_sweep_interval_ms = 200;
+  int64_t reclaim_not_ready_after_ms = 0;  // release a lost node's allocations after this long; 0: never
   // Prometheus metrics over HTTP at /metrics on HOST:PORT (port 0: any free port, see metrics_port());
   // empty: no metrics endpoint and no per-call accounting. See docs/metrics.md.
   std::string metrics_listen;
+  // Spans for every gRPC call, forwarded write, log entry and applied command (docs/tracing.md); null or
+  // disabled: none. Outlives the server.
+  tracing::Tracer* tracer = nullptr;
 };
 
 class AllocatorServer {
@@ -84,6 +92,7 @@ class AllocatorServer {
   std::unique_ptr<HousekeepingHost> housekeeping_host_;
   std::unique_ptr<Housekeeper> housekeeper_;  // stopped before node_ goes; destroyed after it
   std::unique_ptr<replication::RaftNode> node_;
+  std::unique_ptr<GatedCommandLog> log_;  // the services' and the registry's way to node_
   std::unique_ptr<storage::StateReader> reader_;
   std::unique_ptr<ReadExecutor> reads_;  // its threads finish their reads (of reader_) before reader_ goes
   std::unique_ptr<LeaderLiveness> leadership_;  // with peers; outlives registry_

@@ -13,8 +13,8 @@ absl::string_view Metadata(grpc::CallbackServerContext* ctx, absl::string_view k
 }  // namespace
 
 std::string TraceParent(grpc::CallbackServerContext* ctx, absl::string_view from_request) {
-  if (!from_request.empty()) return std::string(from_request);
-  return std::string(Metadata(ctx, "traceparent"));
+  absl::string_view metadata = Metadata(ctx, "traceparent");
+  return std::string(metadata.empty() ? from_request : metadata);
 }
 
 bool WantsStaleRead(grpc::CallbackServerContext* ctx) { return Metadata(ctx, "abode-read-stale") == "true"; }

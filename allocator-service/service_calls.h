@@ -17,16 +17,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "allocator-service/grpc_status.h"
+#include "allocator-service/read_executor.h"
 #include "replication/command_log.h"
 #include "replication/read_fence.h"
-#include "replication/worker_threads.h"
 
 namespace abode::allocator {
 
-// Where linearizable and stale reads run their queries (see the header comment).
-using ReadExecutor = replication::WorkerThreads;
-
-// The W3C trace context of the call: `from_request` when set, else the "traceparent" metadata.
+// The W3C trace context of the call: the "traceparent" metadata (which the tracing interceptor sets to the
+// call's own span), else `from_request`.
 std::string TraceParent(grpc::CallbackServerContext* ctx, absl::string_view from_request = {});
 // True when the call carries "abode-read-stale: true".
 bool WantsStaleRead(grpc::CallbackServerContext* ctx);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "allocator-service/apply_spans.h"
+
 namespace abode::allocator {
 namespace {
 
@@ -29,8 +31,11 @@ absl::StatusOr<std::unique_ptr<StoreStateMachine>> StoreStateMachine::Open(const
 
 absl::StatusOr<std::vector<replication::CommandOutcome>> StoreStateMachine::Apply(const v1::CommandBatch& batch,
                                                                                   uint64_t index) {
+  const bool traced = tracer_ != nullptr && tracer_->enabled();
+  const int64_t start = traced ? tracer_->Now() : 0;
   auto outcomes = store_->Apply(batch, index);
   if (outcomes.ok()) PublishNodeState();
+  if (traced) RecordApplySpans(*tracer_, batch, index, start, outcomes);
   return outcomes;
 }
 

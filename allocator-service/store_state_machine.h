@@ -18,6 +18,7 @@
 #include "domain/node_state_sink.h"
 #include "storage/snapshot.h"
 #include "storage/state_machine.h"
+#include "tracing/tracer.h"
 
 namespace abode::allocator {
 
@@ -49,10 +50,13 @@ class StoreStateMachine final : public replication::StateMachine {
   // What a StateReader over the same store needs to answer owner queries consistently.
   const std::shared_ptr<storage::OwnerIndex>& owner_index() const { return store_->owner_index(); }
   storage::StateMachine& store() { return *store_; }
+  // Spans for applied commands (apply_spans.h); null: none. Set before raft starts; outlives this object.
+  void set_tracer(tracing::Tracer* tracer) { tracer_ = tracer; }
 
  private:
   std::unique_ptr<storage::StateMachine> store_;
   domain::NodeStateSink* const sink_;
+  tracing::Tracer* tracer_ = nullptr;
 };
 
 }  // namespace abode::allocator

@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace abode::cli {
@@ -29,6 +31,21 @@ std::string UsageError(const CLI::App& app, const std::string& reason) {
 
 }  // namespace
 
+absl::Status CheckServer(const std::string& server) {
+  if (absl::StrContains(server, "://") || absl::StartsWith(server, "unix:")) return absl::OkStatus();
+  const size_t colon = server.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(server.substr(colon + 1), &port) || port < 1 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("--server: \"", server, "\" is not HOST:PORT"));
+  }
+  const std::string host = server.substr(0, colon);
+  if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--server: \"", server, "\": an IPv6 host goes in brackets"));
+  }
+  return absl::OkStatus();
+}
+
 ParsedCommandLine ParseCommandLine(const std::vector<std::string>& args,
                                    const std::optional<std::string>& server_from_env) {
   ParsedCommandLine parsed;
@@ -48,6 +65,8 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& args,
   app.add_option("--timeout", timeout_seconds, "Deadline of every call, in seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--check-config", global.check_config,
+               "Validate the command line and $ABODE_SERVER, print what would be called and exit without dialing");
   AddCommands(app, selected);
 
   try {
@@ -59,6 +78,15 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& args,
   } catch (const CLI::ParseError& e) {
     parsed.exit_code = kExitUsage;
     parsed.err = UsageError(app, e.what());
+    return parsed;
+  }
+  if (global.check_config) {
+    if (absl::Status s = CheckServer(global.server); !s.ok()) {
+      parsed.exit_code = kExitUsage;
+      parsed.err = absl::StrCat("error: ", s.message(), "\n");
+      return parsed;
+    }
+    parsed.out = absl::StrCat("abodectl: configuration ok: server ", global.server, "\n");
     return parsed;
   }
   if (!selected) {  // every leaf command selects an action; a group alone is refused by require_subcommand

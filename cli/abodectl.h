@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/transport.h"
@@ -27,6 +28,8 @@ struct GlobalOptions {
   std::string server;
   OutputFormat format = OutputFormat::kTable;
   std::chrono::milliseconds timeout{10'000};
+  // --check-config: validate the command line and exit without dialing; the command may be left out.
+  bool check_config = false;
 };
 
 // A command line that asks for work: the global options and the selected command.
@@ -46,6 +49,10 @@ struct ParsedCommandLine {
 // `args` excludes the program name. `server_from_env` is $ABODE_SERVER if set; --server overrides it.
 ParsedCommandLine ParseCommandLine(const std::vector<std::string>& args,
                                    const std::optional<std::string>& server_from_env);
+
+// --check-config's test of --server: a gRPC target, HOST:PORT with a port in 1..65535 unless it is a URI
+// (dns:///..., unix:...). INVALID_ARGUMENT naming --server otherwise.
+absl::Status CheckServer(const std::string& server);
 
 // Opens the transport for a run; DialInsecure in the binary, a fake in tests.
 using Dialer = std::function<std::unique_ptr<Transport>(const GlobalOptions&)>;

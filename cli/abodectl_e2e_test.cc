@@ -19,7 +19,11 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/create_channel.h>
+
+#include "abode/v1/nodes.grpc.pb.h"
 #include "integration/allocator_process.h"
+#include "test-support/eventually.h"
 
 namespace abode::cli {
 namespace {
@@ -363,6 +367,55 @@ TEST_F(AbodectlE2eTest, NodesList) {
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_THAT(table.out, StartsWith("NAME"));
   EXPECT_THAT(table.out, HasSubstr("CARRIES"));
+}
+
+// Whether `nodes get NAME` shows the node with `connected`.
+bool NodeConnected(const ProcessResult& got, bool connected) {
+  if (got.exit_code != 0) return false;
+  const nlohmann::json node = nlohmann::json::parse(got.out, nullptr, /*allow_exceptions=*/false);
+  return node.is_object() && node["ready"] == true && node["connected"] == connected;
+}
+
+TEST_F(AbodectlE2eTest, NodesDeleteDecommissionsANodeAndRecordsTheReason) {
+  CreatePool("e2e-decom", "10.83.0.0/24");
+  // A node client's stream registers the node and keeps it connected.
+  auto nodes = v1::Nodes::NewStub(grpc::CreateChannel(*server_, grpc::InsecureChannelCredentials()));
+  auto stream_ctx = std::make_unique<grpc::ClientContext>();
+  auto stream = nodes->WatchAssignments(stream_ctx.get());
+  v1::WatchAssignmentsRequest start;
+  start.mutable_start()->set_node("e2e-n1");
+  start.mutable_start()->mutable_registration()->set_name("e2e-n1");
+  ASSERT_TRUE(stream->Write(start));
+  ASSERT_TRUE(test_support::Eventually(
+      [] { return NodeConnected(Abodectl({"-o", "json", "nodes", "get", "e2e-n1"}), true); },
+      std::chrono::seconds(10)));
+  const nlohmann::json pod = Json({"allocate", "--pool", "e2e-decom", "--owner", "e2e-decom-pod", "--node", "e2e-n1"});
+  Json({"allocate", "--pool", "e2e-decom", "--owner", "e2e-decom-elsewhere", "--node", "e2e-n2"});
+
+  const ProcessResult refused = Abodectl({"nodes", "delete", "e2e-n1", "--reason", "rack retired"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(refused.err, HasSubstr("connected"));
+
+  const ProcessResult deleted = Abodectl({"nodes", "delete", "e2e-n1", "--reason", "rack retired", "--force"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "node \"e2e-n1\" deleted; 1 allocation released (" + pod["address"].get<std::string>() +
+                             ")\n");
+  stream_ctx->TryCancel();
+  stream->Finish().IgnoreError();
+
+  const nlohmann::json history =
+      Json({"history", "--address", pod["address"].get<std::string>(), "--pool", "e2e-decom"});
+  ASSERT_EQ(history.size(), 1u) << history.dump();
+  EXPECT_EQ(history[0]["owner"], "e2e-decom-pod");
+  EXPECT_EQ(history[0]["reason"], "node e2e-n1 decommissioned: rack retired");
+  const nlohmann::json left = Json({"list", "--pool", "e2e-decom"});
+  ASSERT_EQ(left.size(), 1u) << left.dump();
+  EXPECT_EQ(left[0]["owner"], "e2e-decom-elsewhere");
+
+  const ProcessResult gone = Abodectl({"nodes", "delete", "e2e-n1"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_THAT(gone.err, HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(AbodectlE2eTest, WatchPrintsTheSnapshotFirst) {

@@ -339,3 +339,32 @@ TEST_F(AbodectlTest, HelpExitsZero) {
 
 }  // namespace
 }  // namespace abode::cli
+
+namespace abode::cli {
+namespace {
+
+TEST_F(AbodectlTest, CheckConfigValidatesWithoutDialing) {
+  Result ok = Run({"--check-config", "--server", "abode.abode-system.svc:7443", "cluster", "status"});
+  EXPECT_EQ(ok.exit_code, kExitOk) << ok.err;
+  EXPECT_EQ(ok.out, "abodectl: configuration ok: server abode.abode-system.svc:7443\n");
+  ok = Run({"--check-config"}, "[fd00::1]:7443");  // no command, server from $ABODE_SERVER
+  EXPECT_EQ(ok.exit_code, kExitOk) << ok.err;
+  EXPECT_EQ(ok.out, "abodectl: configuration ok: server [fd00::1]:7443\n");
+  EXPECT_EQ(Run({"--check-config", "--server", "dns:///abode:7443"}).exit_code, kExitOk);
+
+  for (const std::string bad : {"abode", "abode:0", "abode:http", ":7443", "fd00::1:7443"}) {
+    SCOPED_TRACE(bad);
+    const Result r = Run({"--check-config", "--server", bad, "list"});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_THAT(r.err, ::testing::HasSubstr("--server: \"" + bad + "\""));
+  }
+  // The command line itself is still parsed: a bad command is a usage error.
+  const Result bad_command = Run({"--check-config", "pool", "create", "pods"});
+  EXPECT_EQ(bad_command.exit_code, kExitUsage);
+  EXPECT_THAT(bad_command.err, ::testing::HasSubstr("--cidr"));
+  EXPECT_THAT(fake_.calls(), ::testing::IsEmpty());
+  EXPECT_FALSE(dialed_.has_value());
+}
+
+}  // namespace
+}  // namespace abode::cli

@@ -370,4 +370,25 @@ void WriteAddressDeleted(Output& output, const std::string& kind, const std::str
       [&] { return absl::StrCat(kind, " address \"", name, "\" deleted\n"); });
 }
 
+void WriteNodeDeleted(Output& output, const std::string& name, const v1::DeleteNodeResponse& deleted) {
+  std::vector<std::string> released;
+  for (const auto& a : deleted.released()) released.push_back(a.address());
+  const std::vector<std::string> moved(deleted.moved_external_addresses().begin(),
+                                       deleted.moved_external_addresses().end());
+  output.Write(
+      [&]() -> nlohmann::json {
+        return {{"name", name},
+                {"revision", deleted.revision()},
+                {"released", released},
+                {"moved_external_addresses", moved}};
+      },
+      [&] {
+        std::string text = absl::StrCat("node \"", name, "\" deleted; ", released.size(), " allocation",
+                                        released.size() == 1 ? "" : "s", " released");
+        if (!released.empty()) absl::StrAppend(&text, " (", absl::StrJoin(released, ", "), ")");
+        if (!moved.empty()) absl::StrAppend(&text, "; external addresses moved: ", absl::StrJoin(moved, ", "));
+        return absl::StrCat(text, "\n");
+      });
+}
+
 }  // namespace abode::cli

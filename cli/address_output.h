@@ -61,6 +61,8 @@ std::string MagicAddressesTable(const Repeated<v1::MagicAddress>& addresses);
 
 void WriteNode(Output& output, const v1::Node& node);
 void WriteNodes(Output& output, const Repeated<v1::Node>& nodes);
+// Keys: name, revision, released (the allocations' addresses), moved_external_addresses.
+void WriteNodeDeleted(Output& output, const std::string& name, const v1::DeleteNodeResponse& deleted);
 void WriteWatchMessage(Output& output, const v1::WatchAssignmentsResponse& message);
 void WriteExternalAddress(Output& output, const v1::ExternalAddress& address);
 void WriteExternalAddresses(Output& output, const Repeated<v1::ExternalAddress>& addresses);

@@ -36,6 +36,7 @@ inline constexpr UnaryMethod<v1::ChecksumRequest, v1::ChecksumResponse> kChecksu
 
 inline constexpr UnaryMethod<v1::GetNodeRequest, v1::Node> kGetNode{"/abode.v1.Nodes/GetNode"};
 inline constexpr UnaryMethod<v1::ListNodesRequest, v1::ListNodesResponse> kListNodes{"/abode.v1.Nodes/ListNodes"};
+inline constexpr UnaryMethod<v1::DeleteNodeRequest, v1::DeleteNodeResponse> kDeleteNode{"/abode.v1.Nodes/DeleteNode"};
 inline constexpr StreamMethod<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse> kWatchAssignments{
     "/abode.v1.Nodes/WatchAssignments"};
 

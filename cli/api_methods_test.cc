@@ -57,6 +57,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kChecksum);
   ExpectMatchesDescriptor(kGetNode);
   ExpectMatchesDescriptor(kListNodes);
+  ExpectMatchesDescriptor(kDeleteNode);
   ExpectMatchesDescriptor(kWatchAssignments);
   ExpectMatchesDescriptor(kCreateExternalAddress);
   ExpectMatchesDescriptor(kGetExternalAddress);

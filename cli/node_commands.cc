@@ -1,4 +1,4 @@
-// nodes [list | get NAME] and watch --node NAME.
+// nodes [list | get NAME | delete NODE] and watch --node NAME.
 #include <signal.h>
 
 #include <atomic>
@@ -69,6 +69,22 @@ void NodesCommand(CLI::App& app, CommandAction& selected) {
   get->add_option("NAME", *get_request->mutable_name(), "Node name")->required();
   OnSelected(get, selected, [get_request](Session& session) -> absl::Status {
     return CallAndWrite(session, kGetNode, *get_request, &WriteNode);
+  });
+  auto delete_request = std::make_shared<v1::DeleteNodeRequest>();
+  CLI::App* del = nodes->add_subcommand(
+      "delete", "Decommission a node: release the allocations made through it, move its external addresses, "
+                "forget it");
+  del->add_option("NODE", *delete_request->mutable_node(), "Node name")->required();
+  del->add_option("--reason", *delete_request->mutable_reason(),
+                  "Why; recorded in the history of every allocation released");
+  del->add_flag_function(
+      "--force", [delete_request](std::int64_t) { delete_request->set_force(true); },
+      "Delete it even while its abode-node is connected");
+  OnSelected(del, selected, [delete_request](Session& session) -> absl::Status {
+    return CallAndWrite(session, kDeleteNode, *delete_request,
+                        [&](Output& output, const v1::DeleteNodeResponse& deleted) {
+                          WriteNodeDeleted(output, delete_request->node(), deleted);
+                        });
   });
   // `nodes` alone lists. Its callback runs after a subcommand's, so it leaves their choice alone.
   nodes->final_callback([nodes, &selected, list_request] {

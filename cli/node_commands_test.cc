@@ -64,6 +64,32 @@ TEST_F(NodeCommandsTest, NodesGet) {
   EXPECT_THAT(result.out, StartsWith("NAME         n1\n"));
 }
 
+TEST_F(NodeCommandsTest, NodesDeleteSendsReasonAndForceAndSaysWhatWasReleased) {
+  v1::DeleteNodeResponse deleted;
+  deleted.set_revision(42);
+  deleted.add_released()->set_address("10.0.0.7");
+  deleted.add_released()->set_address("10.0.0.9");
+  deleted.add_moved_external_addresses("web");
+  fake_.Respond(deleted);
+  Result result = Run({"nodes", "delete", "n1", "--reason", "hardware failure", "--force"});
+  ASSERT_EQ(result.exit_code, kExitOk) << result.err;
+  EXPECT_EQ(fake_.calls()[0].method, kDeleteNode.path);
+  EXPECT_EQ(fake_.request<v1::DeleteNodeRequest>().node(), "n1");
+  EXPECT_EQ(fake_.request<v1::DeleteNodeRequest>().reason(), "hardware failure");
+  EXPECT_TRUE(fake_.request<v1::DeleteNodeRequest>().force());
+  EXPECT_EQ(result.out,
+            "node \"n1\" deleted; 2 allocations released (10.0.0.7, 10.0.0.9); external addresses moved: web\n");
+
+  fake_.Respond(v1::DeleteNodeResponse());
+  result = Run({"-o", "json", "nodes", "delete", "n2"});
+  ASSERT_EQ(result.exit_code, kExitOk) << result.err;
+  EXPECT_FALSE(fake_.request<v1::DeleteNodeRequest>(1).force());
+  EXPECT_EQ(fake_.request<v1::DeleteNodeRequest>(1).reason(), "");
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["name"], "n2");
+  EXPECT_TRUE(json["released"].empty());
+}
+
 TEST_F(NodeCommandsTest, WatchSendsAnObservingStartAndStopsAtCount) {
   fake_.RespondStream(WatchMessages(3), absl::OkStatus());
   const Result result = Run({"watch", "--node", "n1", "--resume-revision", "7", "--count", "2", "--timeout", "4"});
@@ -110,6 +136,7 @@ TEST_F(NodeCommandsTest, BadUsageExitsTwo) {
   ExpectUsageError({"watch"}, "--node");
   ExpectUsageError({"watch", "--node", "n1", "--count", "0"}, "--count");
   ExpectUsageError({"nodes", "get"}, "NAME");
+  ExpectUsageError({"nodes", "delete"}, "NODE");
 }
 
 }  // namespace

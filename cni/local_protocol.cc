@@ -87,6 +87,7 @@ std::string EncodeRequest(const LocalRequest& r) {
             {"labels", r.labels},
             {"prev_ips", r.prev_ips},
             {"traceparent", r.traceparent},
+            {"parent_traceparent", r.parent_traceparent},
             {"plugin_start_unix_ns", r.plugin_start_unix_ns},
             {"timeout_ms", r.timeout_ms}};
   for (const PoolRequest& p : r.pools) j["pools"].push_back(PoolToJson(p));
@@ -113,6 +114,7 @@ Result<LocalRequest> DecodeRequest(const std::string& text) {
   }
   r.network = Str(j, "network");
   r.traceparent = Str(j, "traceparent");
+  r.parent_traceparent = Str(j, "parent_traceparent");
   r.plugin_start_unix_ns = Int(j, "plugin_start_unix_ns");
   r.timeout_ms = Int(j, "timeout_ms");
   if (r.timeout_ms <= 0) r.timeout_ms = kDefaultTimeoutMs;

@@ -29,7 +29,8 @@ struct LocalRequest {
   std::map<std::string, std::string> labels;
   std::vector<std::string> prev_ips;  // CHECK: "address/prefix" from prevResult
   std::optional<std::vector<std::pair<std::string, std::string>>> valid_attachments;  // GC
-  std::string traceparent;
+  std::string traceparent;         // the plugin's own span (abode-node records it as service abode-cni)
+  std::string parent_traceparent;  // the plugin's parent: TRACEPARENT from its environment, if valid
   int64_t plugin_start_unix_ns = 0;
   int64_t timeout_ms = kDefaultTimeoutMs;
 };

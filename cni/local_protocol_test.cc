@@ -31,6 +31,7 @@ TEST(LocalProtocolTest, RequestRoundTrips) {
   r.prev_ips = {"10.0.0.5/24"};
   r.valid_attachments = std::vector<std::pair<std::string, std::string>>{{"c1", "eth0"}};
   r.traceparent = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01";
+  r.parent_traceparent = "00-0123456789abcdef0123456789abcdef-1111111111111111-01";
   r.plugin_start_unix_ns = 42;
   r.timeout_ms = 1234;
   auto back = DecodeRequest(EncodeRequest(r));
@@ -41,6 +42,7 @@ TEST(LocalProtocolTest, RequestRoundTrips) {
   EXPECT_EQ(back->prev_ips, r.prev_ips);
   EXPECT_EQ(back->valid_attachments, r.valid_attachments);
   EXPECT_EQ(back->traceparent, r.traceparent);
+  EXPECT_EQ(back->parent_traceparent, r.parent_traceparent);
   EXPECT_EQ(back->plugin_start_unix_ns, 42);
   EXPECT_EQ(back->timeout_ms, 1234);
 }

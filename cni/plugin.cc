@@ -1,7 +1,6 @@
 #include "cni/plugin.h"
 
 #include <errno.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -15,6 +14,7 @@
 #include "cni/cni_result.h"
 #include "cni/ipam_config.h"
 #include "node-client/unique_fd.h"
+#include "tracing/trace_context.h"
 
 namespace abode::cni {
 namespace {
@@ -54,28 +54,7 @@ bool LevelEnabled(const std::string& configured, const std::string& level) {
 }  // namespace
 
 std::string NewTraceparent(const std::string& parent) {
-  unsigned char random[24] = {};
-  if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
-    const int64_t now = NowUnixNs();
-    std::memcpy(random, &now, sizeof now);
-  }
-  static const char kHex[] = "0123456789abcdef";
-  auto hex = [](const unsigned char* bytes, size_t n) {
-    std::string out;
-    for (size_t i = 0; i < n; ++i) {
-      out.push_back(kHex[bytes[i] >> 4]);
-      out.push_back(kHex[bytes[i] & 0xf]);
-    }
-    return out;
-  };
-  std::string trace_id = hex(random, 16);
-  // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
-  if (parent.size() == 55 && parent.compare(0, 3, "00-") == 0 && parent[35] == '-' && parent[52] == '-' &&
-      parent.substr(3, 32).find_first_not_of(kHex) == std::string::npos &&
-      parent.substr(3, 32) != std::string(32, '0')) {
-    trace_id = parent.substr(3, 32);
-  }
-  return "00-" + trace_id + "-" + hex(random + 16, 8) + "-01";
+  return tracing::FormatTraceparent(tracing::ChildOf(parent));
 }
 
 Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const LocalRequest& request,
@@ -159,7 +138,10 @@ PluginOutput Run(const PluginEnvironment& environment, const NodeCall& call_node
   request.timeout_ms = config->timeout_ms;
   request.plugin_start_unix_ns = environment.start_unix_ns;
   auto parent = environment.env.find("TRACEPARENT");
-  request.traceparent = NewTraceparent(parent == environment.env.end() ? "" : parent->second);
+  if (parent != environment.env.end() && tracing::ParseTraceparent(parent->second)) {
+    request.parent_traceparent = parent->second;
+  }
+  request.traceparent = NewTraceparent(request.parent_traceparent);
 
   // Static requests: the configuration's addresses and CNI_ARGS IP= (comma separated) with GATEWAY=.
   std::vector<AllocatedIp> unmanaged;

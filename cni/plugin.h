@@ -37,7 +37,8 @@ struct PluginEnvironment {
 
 PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& call_node);
 
-// A fresh W3C traceparent: the trace id of `parent` (a traceparent) when it is valid, else a new one.
+// The plugin's own span context: a child of `parent` (a traceparent; its trace id and sampled flag) when it
+// is valid, else the root of a new, sampled trace.
 std::string NewTraceparent(const std::string& parent);
 
 }  // namespace abode::cni

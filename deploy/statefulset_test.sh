@@ -1,37 +1,40 @@
 #!/usr/bin/env bash
-# Runs deploy/allocator.yaml's StatefulSet the way Kubernetes would, without Kubernetes: three members, each
-# in a network namespace of its own (its pod network) and a UTS namespace of its own (its pod hostname,
-# abode-allocator-N), started with the container's command and environment taken from the manifest, and
-# finding each other by the DNS names of the manifest's ABODE_PEERS (from a hosts file in each namespace,
-# which `ip netns exec` puts over /etc/hosts). Checks that they bootstrap one cluster and elect a leader,
-# that each member's raft id is its ordinal + 1, and that a write through one member is read on another.
-# Also checks that every flag deploy/node.yaml passes to abode-node exists.
+# Runs the StatefulSet of the rendered `default` overlay (kustomize build deploy/overlays/default) the way
+# Kubernetes would, without Kubernetes: each member in a network namespace of its own (its pod network) and a
+# UTS namespace of its own (its pod hostname, abode-allocator-N), started with the container's command and
+# environment taken from the rendered manifest, and finding each other by the DNS names of its ABODE_PEERS
+# (from a hosts file in each namespace, which `ip netns exec` puts over /etc/hosts). Checks that they bootstrap
+# one cluster and elect a leader, that each member's raft id is its ordinal + 1, and that a write through one
+# member is read on another. The members run from the abode-allocator image when it can be built here
+# (root, buildah, umoci, jq; ABODE_TEST_IMAGES=0: the built binary instead).
 #
-# Usage: deploy/statefulset_test.sh BUILD_DIR. Needs root (network namespaces); without root it is skipped
-# (exit 77) unless CI is set.
+# Usage: deploy/statefulset_test.sh BUILD_DIR. Needs root (network namespaces) and kustomize
+# (scripts/test-tools.sh kustomize); without them it is skipped (exit 77) unless CI is set.
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
-MANIFEST=$HERE/allocator.yaml
 ALLOC=$BUILD/allocator-service/abode-allocator
 CTL=$BUILD/cli/abodectl
-NODE=$BUILD/node-client/abode-node
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# --- deploy/node.yaml: every flag it passes exists.
-flags=$(sed -n 's/^ *- "\(--[a-z-]*\)=.*"$/\1/p' "$HERE/node.yaml")
-[ -n "$flags" ] || fail "no flags found in deploy/node.yaml"
-for flag in $flags; do
-  "$NODE" --help | grep -q -- "$flag" || fail "deploy/node.yaml passes $flag, which abode-node does not take"
-done
-echo "node.yaml: flags known to abode-node:" $flags
-
-if [ "$(id -u)" != 0 ]; then
-  [ -n "${CI:-}" ] && fail "needs root (network namespaces) in CI"
-  echo "SKIP: needs root for network namespaces; runs in CI"
+skip() {
+  [ -n "${CI:-}" ] && fail "$* (CI)"
+  echo "SKIP: $*"
   exit 77
-fi
+}
+
+KUSTOMIZE=$("$HERE/../scripts/test-tools.sh" --dir kustomize)/kustomize
+[ -x "$KUSTOMIZE" ] || skip "no kustomize (scripts/test-tools.sh kustomize)"
+RENDERED=$(mktemp /tmp/abode-sts-default-XXXXXX.yaml)
+trap 'rm -f "$RENDERED"' EXIT
+"$KUSTOMIZE" build "$HERE/overlays/default" > "$RENDERED" || fail "the default overlay does not render"
+# Only the StatefulSet's document.
+MANIFEST=$RENDERED.sts
+awk 'BEGIN {RS = "\n---\n"} /(^|\n)kind: StatefulSet\n/ {print}' "$RENDERED" > "$MANIFEST"
+trap 'rm -f "$RENDERED" "$MANIFEST"' EXIT
+[ -s "$MANIFEST" ] || fail "no StatefulSet in the default overlay"
+
+[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 
 # --- The allocator container's environment, from the manifest: `- name: X` followed by `value: "Y"`.
 declare -A ENV
@@ -64,16 +67,20 @@ WORK=$(mktemp -d /tmp/abode-sts-XXXXXX)
 TAG=$(( $$ % 200 + 20 ))
 SUBNET=10.198.$TAG
 BR=asb$(( $$ % 100000 ))
-PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Every member runs in its namespace: stop what runs there.
+  for i in $(seq 0 $((REPLICAS - 1))); do
+    for p in $(ip netns pids "abode-sts-$$-$i" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   wait 2>/dev/null || true
+  [ -n "${IMAGES:-}" ] && bundles_cleanup
   for i in $(seq 0 $((REPLICAS - 1))); do
     ip link del "ash$$-$i" 2>/dev/null || true
     ip netns del "abode-sts-$$-$i" 2>/dev/null || true
     rm -rf "/etc/netns/abode-sts-$$-$i"
   done
   ip link del "$BR" 2>/dev/null || true
+  rm -f "$RENDERED" "$MANIFEST"
   [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -93,15 +100,34 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   mkdir -p "/etc/netns/$ns" && printf '%s' "$HOSTS_FILE" > "/etc/netns/$ns/hosts"
 done
 
-# --- Start the pods together (podManagementPolicy: Parallel). The volume is a folder of the test.
+# --- Start the pods together (podManagementPolicy: Parallel). The volume is a folder of the test. From the
+# allocator's image when it can be built here (as a runtime runs it: deploy/images/bundle.sh), else the built
+# binary.
+IMAGES=""
+if [ "${ABODE_TEST_IMAGES:-1}" = 1 ] && command -v buildah >/dev/null && command -v umoci >/dev/null &&
+   command -v jq >/dev/null; then
+  IMAGES=1
+  # shellcheck source=deploy/images/bundle.sh
+  . "$HERE/images/bundle.sh"
+  bundles_build abode-allocator
+fi
 for i in $(seq 0 $((REPLICAS - 1))); do
-  envs=()
-  for k in "${!ENV[@]}"; do envs+=("$k=${ENV[$k]}"); done
-  envs+=("ABODE_DATA_DIR=$WORK/data-$i")
-  ip netns exec "abode-sts-$$-$i" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$STS-$i" \
-    env "${envs[@]}" "$ALLOC" >"$WORK/member-$i.log" 2>&1 &
-  PIDS+=($!)
+  if [ -n "$IMAGES" ]; then
+    install -d -o 65532 -g 65532 "$WORK/data-$i"
+    env_lines=""
+    for k in "${!ENV[@]}"; do env_lines+="$k=${ENV[$k]}"$'\n'; done
+    EXTRA_ENV=${env_lines%$'\n'} POD_HOSTNAME=$STS-$i \
+      BIND="$WORK/data-$i:${ENV[ABODE_DATA_DIR]} /etc/netns/abode-sts-$$-$i/hosts:/etc/hosts" \
+      container abode-allocator "abode-sts-$$-$i" >"$WORK/member-$i.log" 2>&1 &
+  else
+    envs=()
+    for k in "${!ENV[@]}"; do envs+=("$k=${ENV[$k]}"); done
+    envs+=("ABODE_DATA_DIR=$WORK/data-$i")
+    ip netns exec "abode-sts-$$-$i" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$STS-$i" \
+      env "${envs[@]}" "$ALLOC" >"$WORK/member-$i.log" 2>&1 &
+  fi
 done
+echo "members started from $([ -n "$IMAGES" ] && echo "the abode-allocator image" || echo "$ALLOC")"
 
 status() { "$CTL" --server "$SUBNET.$(($1 + 1)):$GRPC_PORT" --timeout 2 cluster status -o json 2>/dev/null; }
 leader=""

@@ -184,7 +184,8 @@ absl::StatusOr<v1::Allocation> AllocationCommands::AllocateOne(const v1::Allocat
   return a;
 }
 
-absl::Status AllocationCommands::RemoveAll(StoredAllocations& held, const char* reason, AllocationChangeSet& out) {
+absl::Status AllocationCommands::RemoveAll(StoredAllocations& held, absl::string_view reason,
+                                           AllocationChangeSet& out) {
   out.removals.reserve(out.removals.size() + held.size());
   for (StoredAllocation& h : held) {
     Pool* pool = pools_.Find(h.allocation.pool());
@@ -364,6 +365,16 @@ void AllocationCommands::CommitToPools(AllocationChangeSet& changes) {
     r.pool->dirty = true;
   }
   if (changes.deleted_pool != nullptr) pools_.Remove(changes.deleted_pool->spec.name());
+}
+
+absl::StatusOr<StoredAllocations> AllocationCommands::ReleaseOnNode(absl::string_view node, std::string reason,
+                                                                    const Stamp& stamp, AllocationChangeSet& out) {
+  out.Clear(stamp.revision);
+  auto held = reader_.OnNode(node);
+  if (!held.ok()) return held.status();
+  out.reason_text = std::move(reason);
+  if (absl::Status s = RemoveAll(*held, out.reason_text, out); !s.ok()) return s;
+  return held;
 }
 
 }  // namespace abode::domain

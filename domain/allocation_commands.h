@@ -4,7 +4,8 @@
 // command's part of the batch transaction and, only once they are written, commits them to memory
 // (CommitToPools here; its owner index itself), so a command refused anywhere leaves no trace.
 //
-// The handlers read stored allocations through AllocationReader, which the engine implements.
+// The handlers read stored allocations through AllocationReader (allocation_reader.h), which the engine
+// implements.
 //
 // Not thread-safe: the engine calls it from the thread that applies commands.
 #ifndef ABODE_DOMAIN_ALLOCATION_COMMANDS_H_
@@ -19,32 +20,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/address.h"
+#include "domain/allocation_reader.h"
 #include "domain/node_model.h"
 #include "domain/pools.h"
 
 namespace abode::domain {
-
-// A stored allocation and its row id.
-struct StoredAllocation {
-  int64_t row_id = 0;
-  v1::Allocation allocation;
-};
-using StoredAllocations = std::vector<StoredAllocation>;
-
-// What the allocation commands read of the stored allocations. Every allocation comes with its pool's name,
-// prefix length and gateway.
-class AllocationReader {
- public:
-  virtual ~AllocationReader() = default;
-  // The allocations of `owner` (only in pool `pool_id`, if not 0), by pool id, then row id.
-  virtual absl::StatusOr<StoredAllocations> OfOwner(absl::string_view owner, int64_t pool_id) = 0;
-  // The allocations of `address` in `network` (at most one while the store is sound).
-  virtual absl::StatusOr<StoredAllocations> AtAddress(absl::string_view network, const IpAddress& address) = 0;
-  // The allocations of pool `pool_id`, by row id.
-  virtual absl::StatusOr<StoredAllocations> InPool(int64_t pool_id) = 0;
-  // Up to `limit` allocations whose lease ended at or before `time_ms`, by expiry, then row id.
-  virtual absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) = 0;
-};
 
 // The most items one AllocateMany may carry.
 inline constexpr int kMaxAllocateItems = 16;
@@ -73,7 +53,7 @@ struct AllocationChangeSet {
     int64_t row_id = 0;
     v1::Allocation allocation;  // as stored
     uint64_t revision = 0;
-    const char* reason = "";
+    absl::string_view reason;  // a literal, or reason_text
   };
   // A lease restarted: the row's new TTL, expiry and revision.
   struct LeaseRenewal {
@@ -102,6 +82,7 @@ struct AllocationChangeSet {
   std::vector<Relabel> relabels;
   Pool* deleted_pool = nullptr;  // removed after its allocations
   uint64_t revision = 0;         // the global revision once the changes are made
+  std::string reason_text;       // a reason composed for this command (removals point into it)
 
   void Clear(uint64_t start_revision) {
     inserts.clear();
@@ -112,6 +93,7 @@ struct AllocationChangeSet {
     relabels.clear();
     deleted_pool = nullptr;
     revision = start_revision;
+    reason_text.clear();
   }
 };
 
@@ -140,6 +122,9 @@ class AllocationCommands {
   CommandOutcome UpdateLabels(const v1::UpdateLabelsRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Expire(const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  // Ends every allocation made through `node`, for `reason` (kept in `out`); returns them as they end.
+  absl::StatusOr<StoredAllocations> ReleaseOnNode(absl::string_view node, std::string reason, const Stamp& stamp,
+                                                  AllocationChangeSet& out);
 
   // Commits written changes to the pools: free sets, counters and cursors; adds a new pool (moved out of
   // `changes`) and removes a deleted one.
@@ -150,7 +135,7 @@ class AllocationCommands {
   absl::StatusOr<v1::Allocation> AllocateOne(const v1::AllocateRequest& req, const Stamp& stamp, int result_index,
                                              AllocationChangeSet& out);
   // Ends the holdings of `held` for `reason` (one revision each); the result shows them at that revision.
-  absl::Status RemoveAll(StoredAllocations& held, const char* reason, AllocationChangeSet& out);
+  absl::Status RemoveAll(StoredAllocations& held, absl::string_view reason, AllocationChangeSet& out);
   // Restarts the lease of `a` for `ttl_seconds`, or its own TTL when that is 0 (nothing without a TTL).
   void RenewLease(int64_t row_id, int64_t ttl_seconds, int64_t time_ms, v1::Allocation& a, AllocationChangeSet& out);
   absl::StatusOr<StoredAllocations> HoldersOf(const v1::ReleaseRequest& req, const Pool* only_pool);

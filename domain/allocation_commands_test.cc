@@ -10,77 +10,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "domain/fake_allocation_store.h"
 
 namespace abode::domain {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Stored rows in a vector, and the writes an engine would make.
-class FakeStore final : public AllocationReader {
- public:
-  absl::StatusOr<StoredAllocations> OfOwner(absl::string_view owner, int64_t pool_id) override {
-    return Matching([&](const StoredAllocation& r) {
-      return r.allocation.owner() == owner && (pool_id == 0 || pool_ids_.at(r.row_id) == pool_id);
-    });
-  }
-  absl::StatusOr<StoredAllocations> AtAddress(absl::string_view network, const IpAddress& address) override {
-    return Matching([&](const StoredAllocation& r) {
-      return r.allocation.network() == network && r.allocation.address() == address.ToString();
-    });
-  }
-  absl::StatusOr<StoredAllocations> InPool(int64_t pool_id) override {
-    return Matching([&](const StoredAllocation& r) { return pool_ids_.at(r.row_id) == pool_id; });
-  }
-  absl::StatusOr<StoredAllocations> ExpiredAt(int64_t time_ms, int limit) override {
-    StoredAllocations out = Matching([&](const StoredAllocation& r) {
-      return r.allocation.expire_time_unix_ms() > 0 && r.allocation.expire_time_unix_ms() <= time_ms;
-    });
-    if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
-    return out;
-  }
-
-  // Writes a change set as the engine does (the allocation an insert creates is the command's answer).
-  void Write(const AllocationChangeSet& c, const v1::CommandResult& result) {
-    for (const auto& in : c.inserts) {
-      pool_ids_[next_id_] = in.pool->id;
-      rows_.push_back(StoredAllocation{
-          next_id_++, in.result_index < 0 ? result.allocation() : result.allocate_many().allocations(in.result_index)});
-    }
-    for (const auto& r : c.removals) {
-      rows_.erase(std::find_if(rows_.begin(), rows_.end(), [&](const auto& row) { return row.row_id == r.row_id; }));
-    }
-    for (const auto& r : c.relabels) {
-      for (auto& row : rows_) {
-        if (row.row_id != r.row_id) continue;
-        row.allocation = result.update_labels().allocations(r.result_index);
-      }
-    }
-    for (const auto& r : c.renewals) {
-      for (auto& row : rows_) {
-        if (row.row_id != r.row_id) continue;
-        row.allocation.set_ttl_seconds(r.ttl_seconds);
-        row.allocation.set_expire_time_unix_ms(r.expire_ms);
-        row.allocation.set_revision(r.revision);
-      }
-    }
-  }
-  size_t size() const { return rows_.size(); }
-
- private:
-  template <typename Pred>
-  StoredAllocations Matching(Pred pred) const {
-    StoredAllocations out;
-    for (const auto& r : rows_) {
-      if (pred(r)) out.push_back(r);
-    }
-    return out;
-  }
-
-  StoredAllocations rows_;
-  std::map<int64_t, int64_t> pool_ids_;  // row id -> pool id
-  int64_t next_id_ = 1;
-};
+using FakeStore = FakeAllocationStore;
 
 class AllocationCommandsTest : public ::testing::Test {
  protected:
@@ -89,17 +26,7 @@ class AllocationCommandsTest : public ::testing::Test {
   }
 
   Pool* AddPool(const std::string& name, const std::string& cidr) {
-    v1::PoolSpec spec;
-    spec.set_name(name);
-    spec.set_cidr(cidr);
-    auto canonical = CanonicalizePool(spec);
-    EXPECT_TRUE(canonical.ok()) << canonical.status();
-    Pool p;
-    p.id = pools_.next_id();
-    p.spec = canonical->spec;
-    p.layout = canonical->layout;
-    p.free = p.layout.Assignable();
-    return &pools_.Add(std::move(p));
+    return AddTestPool(pools_, name, cidr, v1::POOL_PURPOSE_UNSPECIFIED);
   }
 
   v1::AllocateManyRequest Many(const std::string& owner, const std::vector<std::string>& pools) {
@@ -292,7 +219,7 @@ TEST_F(AllocationCommandsTest, ReleaseRemovesEachHoldingAtARevisionOfItsOwn) {
   ASSERT_EQ(changes_.removals.size(), 1u);
   EXPECT_EQ(changes_.removals[0].allocation.owner(), "pod-b");
   EXPECT_EQ(changes_.removals[0].revision, 13u);
-  EXPECT_STREQ(changes_.removals[0].reason, "released");
+  EXPECT_EQ(changes_.removals[0].reason, "released");
   EXPECT_EQ(out->release().revision(), 13u);
   EXPECT_EQ(pool_->used, 2u) << "nothing is given back before the engine commits";
   Commit(out);
@@ -383,7 +310,7 @@ TEST_F(AllocationCommandsTest, ExpiryRemovesWhatEndedAtTheBatchTime) {
   EXPECT_EQ(out->changed(), 1u);
   ASSERT_EQ(changes_.removals.size(), 1u);
   EXPECT_EQ(changes_.removals[0].allocation.owner(), "short");
-  EXPECT_STREQ(changes_.removals[0].reason, "expired");
+  EXPECT_EQ(changes_.removals[0].reason, "expired");
 }
 
 TEST_F(AllocationCommandsTest, CreatingAPoolAddsItOnlyOnCommit) {

@@ -105,6 +105,17 @@ void NodeModel::SetNode(v1::Node node, std::vector<v1::ExternalAddress> moved) {
   view_dirty_ = true;
 }
 
+void NodeModel::RemoveNode(absl::string_view name, std::vector<v1::ExternalAddress> moved) {
+  if (auto it = nodes_.find(name); it != nodes_.end()) nodes_.erase(it);
+  for (auto& x : moved) {
+    const std::string n = x.spec().name();
+    externals_[n] = Share(std::move(x));
+  }
+  dirty_claims_ = true;
+  dirty_nodes_.insert(std::string(name));
+  view_dirty_ = true;
+}
+
 void NodeModel::SetExternals(Objects<v1::ExternalAddress> externals) {
   externals_ = std::move(externals);
   dirty_claims_ = true;

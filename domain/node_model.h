@@ -1,7 +1,7 @@
 // The node state in memory: nodes and the addresses they carry (external, elastic, magic), the workload
 // allocations that selectors or elastic owners pick, and the assignments derived from all of them: which
 // node must carry what. Pure: it never reads or writes the store. The node command handlers
-// (storage/node_commands.h) check a command, write its rows, and then change the model here.
+// (node_commands.h) check a command and propose its rows; once they are written, the model changes here.
 //
 // Decisions that depend on history are stored in the objects (the node serving an external address, so that
 // a recovered node never takes a claim back); everything else is derived on every replica: the target of an
@@ -54,6 +54,8 @@ class NodeModel {
 
   // Changes, made after the command's rows are written. Each marks what it makes stale.
   void SetNode(v1::Node node, std::vector<v1::ExternalAddress> moved);
+  // Forgets a node; `moved` are the externals it served, placed elsewhere.
+  void RemoveNode(absl::string_view name, std::vector<v1::ExternalAddress> moved);
   void SetExternals(Objects<v1::ExternalAddress> externals);
   void RemoveExternal(absl::string_view name);
   void AddElastic(v1::ElasticAddress elastic);

@@ -75,6 +75,10 @@ class ClusterHarness {
   std::shared_ptr<grpc::Channel> channel(int i) const { return members_[i].channel; }
   const std::string& log_path(int i) const { return members_[i].log; }
   const std::string& data_dir(int i) const { return members_[i].data_dir; }
+  // Network namespaces only: the bridge joining the members, and the test process's address on it (a /24;
+  // addresses .200 to .249 of it are free for the test's own namespaces).
+  const std::string& bridge() const { return bridge_; }
+  std::string test_host_ip() const { return TestHostIp(); }
 
   absl::StatusOr<v1::ClusterStatus> Status(int i, int timeout_ms = 2000);
   absl::StatusOr<v1::ChecksumResponse> Checksum(int i, int timeout_ms = 5000);

@@ -36,14 +36,6 @@ namespace {
 
 using nlohmann::json;
 
-// Series the tracer's exporter will serve. They are queried by the dashboard but optional here until the
-// exporter is part of the daemons; then this list is emptied, and they are required like every other series.
-const std::set<std::string> kProvidedByTheTracer = {
-    "abode_trace_export_queue_length",
-    "abode_trace_export_dropped_total",
-    "abode_trace_export_errors_total",
-};
-
 std::set<std::string> Names(const std::string& expression) {
   auto names = PromqlMetricNames(expression);
   EXPECT_TRUE(names.ok()) << names.status();
@@ -143,8 +135,12 @@ TEST(DashboardTest, IsAGrafanaDashboardWhosePanelsAllQueryPrometheus) {
     targets += static_cast<int>(panel.value("targets", json::array()).size());
   }
   EXPECT_GT(targets, 20);
+  // The tracer's exporter is on the dashboard too.
   const auto metrics = DashboardMetrics();
-  for (const std::string& name : kProvidedByTheTracer) EXPECT_EQ(metrics.count(name), 1u) << name;
+  for (const char* name : {"abode_trace_export_queue_length", "abode_trace_export_dropped_total",
+                           "abode_trace_export_errors_total"}) {
+    EXPECT_EQ(metrics.count(name), 1u) << name;
+  }
 }
 
 // GET /metrics from 127.0.0.1:`port`: the body, or "" when nothing answers.
@@ -272,7 +268,7 @@ TEST(DashboardLiveTest, EverySeriesTheDashboardQueriesIsServedByADaemon) {
         served.insert(from_node.begin(), from_node.end());
         missing.clear();
         for (const auto& [name, panels] : wanted) {
-          if (served.count(name) == 0 && kProvidedByTheTracer.count(name) == 0) {
+          if (served.count(name) == 0) {
             missing.push_back(name + " (" + absl::StrJoin(panels, ", ") + ")");
           }
         }
@@ -280,9 +276,6 @@ TEST(DashboardLiveTest, EverySeriesTheDashboardQueriesIsServedByADaemon) {
       },
       std::chrono::seconds(30), std::chrono::milliseconds(200));
   EXPECT_TRUE(missing.empty()) << "the dashboard queries series no daemon serves: " << absl::StrJoin(missing, "; ");
-  for (const std::string& name : kProvidedByTheTracer) {
-    if (served.count(name) == 0) std::printf("optional until the tracer's exporter lands: %s\n", name.c_str());
-  }
 
   // abode-node's JSON log, line by line.
   node.Kill();

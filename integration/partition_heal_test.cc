@@ -80,26 +80,15 @@ TEST(ClusterPartitionTest, FollowerServesWithinTwoSecondsAfterItsCutFromTheLeade
   ASSERT_TRUE(c.Heal(l).ok());
   const Clock::time_point healed_at = Clock::now();
   // The next forwarded write through the follower, then its next linearizable read.
-  Clock::time_point wrote_at;
-  for (int i = 0;; ++i) {
-    s = Allocate(c, f, "p", "after-" + std::to_string(i), &a, 1000);
-    if (s.ok()) {
-      wrote_at = Clock::now();
-      break;
-    }
-    ASSERT_LT(Clock::now() - healed_at, seconds(60)) << "no write through the follower: " << s.error_message();
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  Clock::time_point read_at;
-  for (;;) {
-    s = GetByOwner(c, f, "warm", &got, /*stale=*/false, 1000);
-    if (s.ok()) {
-      read_at = Clock::now();
-      break;
-    }
-    ASSERT_LT(Clock::now() - healed_at, seconds(60)) << "no read through the follower: " << s.error_message();
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  int attempt = 0;
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return (s = Allocate(c, f, "p", "after-" + std::to_string(attempt++), &a, 1000)).ok(); }, seconds(60)))
+      << "no write through the follower: " << s.error_message();
+  const Clock::time_point wrote_at = Clock::now();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return (s = GetByOwner(c, f, "warm", &got, /*stale=*/false, 1000)).ok(); }, seconds(60)))
+      << "no read through the follower: " << s.error_message();
+  const Clock::time_point read_at = Clock::now();
   // Pre-vote keeps the leader that held its quorum: the heal is the moment the follower may serve again.
   auto after = c.Status(f);
   ASSERT_TRUE(after.ok()) << after.status();

@@ -9,7 +9,6 @@
 #include "absl/strings/string_view.h"
 
 namespace abode::metrics {
-namespace {
 
 // IPV4:PORT: what the HTTP server can bind to.
 absl::Status CheckMetricsListen(const std::string& listen) {
@@ -31,8 +30,6 @@ absl::Status CheckMetricsListen(const std::string& listen) {
   if (::inet_pton(AF_INET, host.c_str(), buf) == 1) return absl::OkStatus();
   return bad("needs an IPv4 address as HOST, not a name");
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string& listen) {
   if (absl::Status s = CheckMetricsListen(listen); !s.ok()) return s;

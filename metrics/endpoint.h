@@ -13,6 +13,10 @@
 
 namespace abode::metrics {
 
+// INVALID_ARGUMENT naming --metrics-listen unless `listen` is IPV4:PORT: what Start() accepts, checked without
+// binding (for --check-config).
+absl::Status CheckMetricsListen(const std::string& listen);
+
 // Serves /metrics until destroyed.
 class MetricsEndpoint {
  public:

@@ -7,6 +7,7 @@
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
+#include "tracing/grpc_tracing.h"
 
 namespace abode::node {
 namespace {
@@ -17,14 +18,14 @@ absl::Status ToAbsl(const grpc::Status& s) {
 
 class GrpcCniAllocator final : public CniAllocator {
  public:
-  explicit GrpcCniAllocator(const std::vector<std::string>& endpoints) {
+  GrpcCniAllocator(const std::vector<std::string>& endpoints, tracing::Tracer* tracer) {
     grpc::ChannelArguments args;
     // An allocator that comes back must be found within a CNI timeout, not after gRPC's two-minute backoff.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     for (const std::string& endpoint : endpoints) {
-      auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+      auto channel = tracing::CreateTracedChannel(endpoint, grpc::InsecureChannelCredentials(), args, tracer);
       channel->GetState(/*try_to_connect=*/true);  // warm: connect before the first pod arrives
       endpoints_.push_back(Endpoint{v1::Allocator::NewStub(channel), v1::Pools::NewStub(channel)});
     }
@@ -113,8 +114,8 @@ class GrpcCniAllocator final : public CniAllocator {
 
 }  // namespace
 
-std::unique_ptr<CniAllocator> NewGrpcCniAllocator(const std::vector<std::string>& endpoints) {
-  return std::make_unique<GrpcCniAllocator>(endpoints);
+std::unique_ptr<CniAllocator> NewGrpcCniAllocator(const std::vector<std::string>& endpoints, tracing::Tracer* tracer) {
+  return std::make_unique<GrpcCniAllocator>(endpoints, tracer);
 }
 
 }  // namespace abode::node

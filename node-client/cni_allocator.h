@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tracing/tracer.h"
 #include "abode/v1/allocator.pb.h"
 #include "abode/v1/pools.pb.h"
 
@@ -40,7 +41,9 @@ class CniAllocator {
 
 // Over gRPC to `endpoints` (host:port). A call that finds its endpoint unavailable moves on to the next one
 // until its deadline; channels reconnect within a second of an allocator coming back.
-std::unique_ptr<CniAllocator> NewGrpcCniAllocator(const std::vector<std::string>& endpoints);
+// With `tracer` (outliving the allocator), each call gets a client span under the caller's traceparent.
+std::unique_ptr<CniAllocator> NewGrpcCniAllocator(const std::vector<std::string>& endpoints,
+                                                  tracing::Tracer* tracer = nullptr);
 
 }  // namespace abode::node
 

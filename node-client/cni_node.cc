@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "cni_spans.h"
+
 namespace abode::node {
 namespace {
 
@@ -34,19 +36,30 @@ void CniMetrics::Record(const CniRequestRecord& record) {
 }
 
 absl::StatusOr<std::unique_ptr<CniNode>> CniNode::Start(const std::string& socket_path, const std::string& node_name,
-                                                        const std::vector<std::string>& endpoints) {
-  return Start(socket_path, node_name, NewGrpcCniAllocator(endpoints));
+                                                        const std::vector<std::string>& endpoints,
+                                                        tracing::Tracer* tracer) {
+  return Start(socket_path, node_name, NewGrpcCniAllocator(endpoints, tracer), tracer);
 }
 
 absl::StatusOr<std::unique_ptr<CniNode>> CniNode::Start(const std::string& socket_path, const std::string& node_name,
-                                                        std::unique_ptr<CniAllocator> allocator) {
+                                                        std::unique_ptr<CniAllocator> allocator,
+                                                        tracing::Tracer* tracer) {
   std::unique_ptr<CniNode> node(new CniNode());
   node->allocator_ = std::move(allocator);
   node->service_ = std::make_unique<CniService>(node_name, node->allocator_.get());
   node->metrics_ = std::make_unique<CniMetrics>();
+  if (tracer != nullptr && !tracer->enabled()) tracer = nullptr;
   auto server = CniSocketServer::Start(
-      socket_path, [s = node->service_.get()](const cni::LocalRequest& r) { return s->Handle(r); },
-      [m = node->metrics_.get()](const CniRequestRecord& r) { m->Record(r); }, 32, ::geteuid());
+      socket_path,
+      [s = node->service_.get(), tracer, node_name](const cni::LocalRequest& r) {
+        if (tracer == nullptr) return s->Handle(r);
+        return HandleTraced(*tracer, node_name, r, [s](const cni::LocalRequest& t) { return s->Handle(t); });
+      },
+      [m = node->metrics_.get(), tracer, node_name](const CniRequestRecord& r) {
+        m->Record(r);
+        if (tracer != nullptr) RecordPluginSpan(*tracer, node_name, r);
+      },
+      32, ::geteuid());
   if (!server.ok()) return server.status();
   node->server_ = std::move(*server);
   return node;

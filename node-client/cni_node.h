@@ -16,6 +16,7 @@
 #include "cni_allocator.h"
 #include "cni_service.h"
 #include "cni_socket.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 
@@ -35,12 +36,15 @@ class CniMetrics {
 
 class CniNode {
  public:
-  // Serves `socket_path` for `node_name` with the allocator at `endpoints`.
+  // Serves `socket_path` for `node_name` with the allocator at `endpoints`. With `tracer` (which outlives
+  // the node), requests are traced (cni_spans.h) and so are the allocator calls they make.
   static absl::StatusOr<std::unique_ptr<CniNode>> Start(const std::string& socket_path, const std::string& node_name,
-                                                        const std::vector<std::string>& endpoints);
+                                                        const std::vector<std::string>& endpoints,
+                                                        tracing::Tracer* tracer = nullptr);
   // As above with an allocator of the caller's (tests).
   static absl::StatusOr<std::unique_ptr<CniNode>> Start(const std::string& socket_path, const std::string& node_name,
-                                                        std::unique_ptr<CniAllocator> allocator);
+                                                        std::unique_ptr<CniAllocator> allocator,
+                                                        tracing::Tracer* tracer = nullptr);
   // For the metrics endpoint.
   std::shared_ptr<prometheus::Registry> metrics() const { return metrics_->registry(); }
 

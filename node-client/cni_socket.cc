@@ -86,6 +86,7 @@ void CniSocketServer::Serve(int fd) {
   CniRequestRecord record;
   auto answer = [&](const cni::LocalResponse& response, Clock::time_point deadline) {
     record.code = response.error ? response.error->code : 0;
+    if (response.error) record.message = response.error->msg;
     (void)cni::WriteFrame(fd, cni::EncodeResponse(response), deadline);
     record.node_seconds = std::chrono::duration<double>(Clock::now() - received).count();
   };
@@ -120,12 +121,20 @@ void CniSocketServer::Serve(int fd) {
     return;
   }
   record.verb = request->verb;
+  record.traceparent = request->traceparent;
+  record.parent_traceparent = request->parent_traceparent;
+  record.container_id = request->container_id;
+  record.ifname = request->ifname;
+  record.plugin_start_unix_ns = request->plugin_start_unix_ns;
   answer(handler_(*request), Clock::now() + std::chrono::seconds(2));
   // The closing frame: the plugin's end time, sent right after it read the answer.
   auto closing = cni::ReadFrame(fd, Clock::now() + std::chrono::milliseconds(200));
   if (closing.ok() && request->plugin_start_unix_ns > 0) {
     const int64_t end = cni::DecodeClosing(*closing);
-    if (end > request->plugin_start_unix_ns) record.plugin_seconds = (end - request->plugin_start_unix_ns) / 1e9;
+    if (end > request->plugin_start_unix_ns) {
+      record.plugin_seconds = (end - request->plugin_start_unix_ns) / 1e9;
+      record.plugin_end_unix_ns = end;
+    }
   }
   recorder_(record);
 }

@@ -27,6 +27,15 @@ struct CniRequestRecord {
   int code = 0;      // 0 for success, else the CNI error code answered
   double node_seconds = 0;    // from reading the request to writing the answer
   double plugin_seconds = 0;  // the plugin's own start to end, 0 when it did not say
+  // What the plugin's span needs (abode-node records it for the plugin): its context and parent's, its
+  // times (0 when it did not say), and the answer's error text.
+  std::string traceparent;
+  std::string parent_traceparent;
+  std::string container_id;
+  std::string ifname;
+  int64_t plugin_start_unix_ns = 0;
+  int64_t plugin_end_unix_ns = 0;
+  std::string message;
 };
 
 class CniSocketServer {

@@ -80,7 +80,8 @@ TEST_F(NodeE2eTest, RestartUnderTrafficRemovesAndReAddsNothing) {
   receiver.join();
   monitors.Stop();
 
-  // The elastic address's lifetime is renewed (the kernel reports each renewal); nothing else may change.
+  // The elastic address's lease is renewed (nft reports each renewal), perhaps its lifetime too (the kernel
+  // reports each renewal); nothing else may change.
   EXPECT_THAT(monitors.AddressChanges(addresses_before), ::testing::IsEmpty()) << "addresses changed";
   EXPECT_THAT(monitors.RuleChanges(), ::testing::IsEmpty()) << monitors.RuleEvents();
   EXPECT_EQ(nodes_[0].ns->Exec("ip -4 -br addr show dev up0; ip -4 -br addr show dev pbr0").output, addresses_before);

@@ -13,13 +13,6 @@ class FakeRuleProgrammer final : public RuleProgrammer {
  public:
   absl::StatusOr<NatRuleset> Read() override;
   absl::Status Apply(const NatRuleset& desired) override;
-  void SetElasticLifetime(std::chrono::milliseconds lifetime) override { elastic_lifetime_ = lifetime; }
-  absl::Status RenewElastic() override {
-    ++elastic_renewals_;
-    return absl::OkStatus();
-  }
-  std::chrono::milliseconds elastic_lifetime() const { return elastic_lifetime_; }
-  int elastic_renewals() const { return elastic_renewals_; }
 
   // The next call of that kind returns `status` and changes nothing.
   void FailNextRead(absl::Status status) { fail_read_ = std::move(status); }
@@ -41,8 +34,6 @@ class FakeRuleProgrammer final : public RuleProgrammer {
   int batches_ = 0;
   int mappings_added_ = 0;
   int mappings_removed_ = 0;
-  std::chrono::milliseconds elastic_lifetime_{0};
-  int elastic_renewals_ = 0;
 };
 
 }  // namespace abode::node

@@ -13,14 +13,13 @@
 #include "absl/strings/strip.h"
 
 namespace abode::node {
-namespace {
 
-std::string ProcPath(const std::string& name) { return "/proc/sys/" + absl::StrReplaceAll(name, {{".", "/"}}); }
-
-}  // namespace
+std::string ProcSysctls::Path(const std::string& name) const {
+  return absl::StrCat(root_, "/", absl::StrReplaceAll(name, {{".", "/"}}));
+}
 
 absl::StatusOr<std::string> ProcSysctls::Read(const std::string& name) {
-  std::ifstream in(ProcPath(name));
+  std::ifstream in(Path(name));
   if (!in) return absl::NotFoundError(absl::StrCat(name, " does not exist"));
   std::string value;
   std::getline(in, value);
@@ -28,7 +27,7 @@ absl::StatusOr<std::string> ProcSysctls::Read(const std::string& name) {
 }
 
 absl::Status ProcSysctls::Write(const std::string& name, const std::string& value) {
-  std::ofstream out(ProcPath(name));
+  std::ofstream out(Path(name));
   if (!out) return absl::NotFoundError(absl::StrCat(name, " cannot be opened: ", std::strerror(errno)));
   out << value << "\n";
   out.flush();

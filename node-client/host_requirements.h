@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,8 +37,15 @@ class SysctlAccess {
 // /proc/sys of the calling process's network namespace.
 class ProcSysctls final : public SysctlAccess {
  public:
+  // `root` holds the settings as /proc/sys does: net.ipv4.ip_forward is root/net/ipv4/ip_forward. A container
+  // whose /proc/sys is read-only reaches the host's through a mount elsewhere (--sysctl-dir).
+  explicit ProcSysctls(std::string root = "/proc/sys") : root_(std::move(root)) {}
   absl::StatusOr<std::string> Read(const std::string& name) override;
   absl::Status Write(const std::string& name, const std::string& value) override;
+
+ private:
+  std::string Path(const std::string& name) const;
+  std::string root_;
 };
 
 // One setting an assignment needs.

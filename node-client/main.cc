@@ -6,16 +6,20 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/un.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "assignment_stream.h"
 #include "cni_node.h"
 #include "ctnetlink_conntrack_flusher.h"
@@ -29,6 +33,8 @@
 #include "node_metrics.h"
 #include "nft_rule_programmer.h"
 #include "reconciler.h"
+#include "tracing/current_span.h"
+#include "tracing/tracer.h"
 
 namespace abode::node {
 namespace {
@@ -60,6 +66,37 @@ void AddInterfaceFacts(v1::NodeSpec& spec) {
   for (auto& [name, interface] : interfaces) *spec.add_interfaces() = std::move(interface);
 }
 
+// An interface name the kernel would accept (IFNAMSIZ, no '/', ':' or blanks); `flag` names it in the error.
+absl::Status CheckInterfaceName(const std::string& name, const char* flag) {
+  if (name.empty()) return absl::OkStatus();  // not used
+  if (name.size() >= IFNAMSIZ || name == "." || name == ".." ||
+      name.find_first_of("/: \t\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": \"", name, "\" is not an interface name"));
+  }
+  return absl::OkStatus();
+}
+
+// --check-config: what the start would refuse beyond what the parse already checked, found without binding,
+// creating the socket or opening kernel interfaces. An error names the flag.
+absl::Status CheckConfig(const ReconcilerOptions& reconciler, const std::string& metrics_listen,
+                         const std::string& cni_socket, const std::string& sysctl_dir) {
+  if (absl::Status s = CheckInterfaceName(reconciler.uplink_interface, "--uplink-interface"); !s.ok()) return s;
+  if (absl::Status s = CheckInterfaceName(reconciler.magic_interface, "--magic-interface"); !s.ok()) return s;
+  if (!metrics_listen.empty()) {
+    if (absl::Status s = metrics::CheckMetricsListen(metrics_listen); !s.ok()) return s;
+  }
+  if (sysctl_dir.empty() || sysctl_dir.front() != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("--sysctl-dir: \"", sysctl_dir, "\" must be an absolute path"));
+  }
+  if (!cni_socket.empty() && (cni_socket.front() != '/' || cni_socket.back() == '/' ||
+                              cni_socket.size() >= sizeof(sockaddr_un::sun_path))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-socket: \"", cni_socket, "\" must be an absolute file path shorter than ",
+                     sizeof(sockaddr_un::sun_path), " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"abode-node: makes abode's address assignments real in this node's kernel"};
   std::string node_name = std::getenv("NODE_NAME") != nullptr ? std::getenv("NODE_NAME") : "";
@@ -77,6 +114,12 @@ int Main(int argc, char** argv) {
   app.add_option("--resync-interval", resync_seconds, "seconds between full reconciles with the kernel")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  int64_t backstop_seconds = 600;
+  app.add_option("--address-lifetime-min", backstop_seconds,
+                 "seconds: the least kernel lifetime of external and elastic addresses, a backstop that removes a "
+                 "dead agent's addresses (the lease silences them much sooner); at least 12 leases")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   app.add_option("--label", labels, "node label key=value (repeatable), matched by external node selectors");
   GrpcWatchTransportOptions transport_options;
   app.add_option("--keepalive-time-ms", transport_options.keepalive_time_ms,
@@ -97,11 +140,26 @@ int Main(int argc, char** argv) {
   app.add_flag("--manage-sysctls", manage_sysctls,
                "set the kernel settings the assignments need (forwarding, bridge-nf-call-ip[6]tables) instead of "
                "only reporting them");
+  std::string sysctl_dir = "/proc/sys";
+  app.add_option("--sysctl-dir", sysctl_dir,
+                 "where the kernel settings are read and set: /proc/sys, or the host's /proc/sys/net mounted "
+                 "elsewhere (DIR/net/...) where the container's /proc/sys is read-only")
+      ->capture_default_str();
   logging::LogFlags log_flags;
   logging::AddLogFlags(app, &log_flags);
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
+               "binding a port, creating the CNI socket or touching the kernel");
   CLI11_PARSE(app, argc, argv);
 
   const std::unique_ptr<logging::ProcessLog> log = logging::ProcessLog::Install(log_flags.Options("abode-node"));
+  // Lines written inside a traced scope (a CNI request, a traced reconcile) name its trace and span.
+  log->SetTraceContextProvider([]() -> std::optional<logging::TraceContext> {
+    tracing::LogIds ids = tracing::CurrentLogIds();
+    if (ids.trace_id.empty()) return std::nullopt;
+    return logging::TraceContext{std::move(ids.trace_id), std::move(ids.span_id)};
+  });
   // Signals are taken synchronously by the main thread (SIGUSR1 and SIGUSR2 by the log's thread), blocked
   // before any thread starts (the metrics endpoint's among the first), so every thread inherits the mask.
   if (absl::Status s = log->HandleLevelSignals(); !s.ok()) {
@@ -114,12 +172,13 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (node_name.empty()) {
-    spdlog::error("--node (or NODE_NAME) is required");
+    std::fprintf(stderr, "abode-node: --node (or NODE_NAME) is required\n");
     return 2;
   }
   absl::StatusOr<std::vector<std::string>> endpoints = ParseEndpoints(allocator);
   if (!endpoints.ok()) {
-    spdlog::error("--allocator (or ABODE_ALLOCATOR): {}", std::string(endpoints.status().message()));
+    std::fprintf(stderr, "abode-node: --allocator (or ABODE_ALLOCATOR): %s\n",
+                 std::string(endpoints.status().message()).c_str());
     return 2;
   }
   AssignmentStreamOptions stream_options;
@@ -128,12 +187,45 @@ int Main(int argc, char** argv) {
   for (const std::string& label : labels) {
     const size_t eq = label.find('=');
     if (eq == std::string::npos || eq == 0) {
-      spdlog::error("--label {}: want key=value", label);
+      std::fprintf(stderr, "abode-node: --label %s: want key=value\n", label.c_str());
       return 2;
     }
     (*stream_options.registration.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
+  if (check_config) {
+    absl::Status s = CheckConfig(reconciler_options, metrics_listen, cni_socket, sysctl_dir);
+    if (!s.ok()) {
+      std::fprintf(stderr, "abode-node: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    std::printf("abode-node: configuration ok: node %s, allocator %s, uplink '%s', magic interface '%s'%s%s%s%s\n",
+                node_name.c_str(), absl::StrJoin(*endpoints, ",").c_str(), reconciler_options.uplink_interface.c_str(),
+                reconciler_options.magic_interface.c_str(), cni_socket.empty() ? "" : ", CNI socket ",
+                cni_socket.c_str(), metrics_listen.empty() ? "" : ", metrics ", metrics_listen.c_str());
+    return 0;
+  }
   AddInterfaceFacts(stream_options.registration);
+  // Tracing from the OTEL_* variables (docs/tracing.md); a value it cannot use stops the start here.
+  auto tracing_config = tracing::ConfigFromEnvironment(std::getenv, "abode-node");
+  if (!tracing_config.ok()) {
+    spdlog::error("{}", std::string(tracing_config.status().message()));
+    return 2;
+  }
+  if (std::none_of(tracing_config->resource.begin(), tracing_config->resource.end(),
+                   [](const auto& kv) { return kv.first == "service.instance.id"; })) {
+    tracing_config->resource.emplace_back("service.instance.id", node_name);
+  }
+  // Outlives everything that records spans below (declared first); flushes at the end of Main.
+  auto tracer = tracing::Tracer::Start(*tracing_config);
+  if (!tracer.ok()) {
+    spdlog::error("{}", std::string(tracer.status().message()));
+    return 2;
+  }
+  if ((*tracer)->enabled()) {
+    spdlog::info("tracing: spans of {} go to {} over OTLP/gRPC", tracing_config->service_name,
+                 tracing_config->endpoint);
+  }
+  reconciler_options.tracer = tracer->get();
   // Bound before anything touches the kernel, so that a bad address stops the start cleanly.
   std::unique_ptr<metrics::MetricsEndpoint> metrics;
   if (!metrics_listen.empty()) {
@@ -143,12 +235,13 @@ int Main(int argc, char** argv) {
       return 2;
     }
     metrics = std::move(*endpoint);
+    metrics->Register((*tracer)->metrics());
   }
 
   // Its workers inherit the signal mask.
   std::unique_ptr<CniNode> cni;
   if (!cni_socket.empty()) {
-    auto started = CniNode::Start(cni_socket, node_name, *endpoints);
+    auto started = CniNode::Start(cni_socket, node_name, *endpoints, tracer->get());
     if (!started.ok()) {
       spdlog::error("{}", std::string(started.status().message()));
       return 2;
@@ -169,7 +262,9 @@ int Main(int argc, char** argv) {
   }
   NodeLease lease;
   reconciler_options.lease = &lease;
-  ProcSysctls sysctls;
+  reconciler_options.guard = rules->get();
+  reconciler_options.backstop_minimum = std::chrono::seconds(backstop_seconds);
+  ProcSysctls sysctls(sysctl_dir);
   HostRequirements host(&sysctls, manage_sysctls);
   reconciler_options.host = &host;
   stream_options.lease = &lease;

@@ -6,6 +6,7 @@
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_arp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +19,7 @@ namespace {
 
 // nftables datatype numbers (nft's src/datatype.h); a concatenation packs its parts six bits apart.
 constexpr uint32_t kTypeBits = 6;
+constexpr uint32_t kTypeNfproto = 2;
 constexpr uint32_t kTypeIpv4Addr = 7;
 constexpr uint32_t kTypeIpv6Addr = 8;
 constexpr uint32_t kTypeInetProto = 12;
@@ -78,13 +80,15 @@ void AddMeta(nftnl_rule* rule, uint32_t key, uint32_t reg) {
 }
 
 // A map lookup leaves its data in NFT_REG_1; a set lookup (`map` false) only matches.
-void AddLookup(nftnl_rule* rule, const char* set, uint32_t set_id, bool map = true) {
+// `inverted`: a set lookup that matches when the key is absent.
+void AddLookup(nftnl_rule* rule, const char* set, uint32_t set_id, bool map = true, bool inverted = false) {
   ExprPtr e(nftnl_expr_alloc("lookup"));
   nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
   if (map) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
   nftnl_expr_set_str(e.get(), NFTNL_EXPR_LOOKUP_SET, set);
   if (set_id != 0) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, set_id);
-  nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_FLAGS, 0);  // the kernel reports it
+  // Always set: the kernel reports it.
+  nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_FLAGS, inverted ? NFT_LOOKUP_F_INV : 0);
   nftnl_rule_add_expr(rule, e.release());
 }
 
@@ -101,6 +105,14 @@ void AddNat(nftnl_rule* rule, const FamilyLayout& l, uint32_t type, bool with_po
     flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
   }
   nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FLAGS, flags);
+  nftnl_rule_add_expr(rule, e.release());
+}
+
+void AddCmpEq(nftnl_rule* rule, const void* data, uint32_t length) {
+  ExprPtr e(nftnl_expr_alloc("cmp"));
+  nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+  nftnl_expr_set(e.get(), NFTNL_EXPR_CMP_DATA, data, length);
   nftnl_rule_add_expr(rule, e.release());
 }
 
@@ -134,6 +146,20 @@ std::string MagicKey(const std::string& address, L4Protocol protocol, uint16_t p
   return key;
 }
 
+RulePtr NewRule(const FamilyLayout& l, const std::string& table, const char* chain) {
+  RulePtr rule(nftnl_rule_alloc());
+  nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, chain);
+  nftnl_rule_set_u32(rule.get(), NFTNL_RULE_FAMILY, l.nfproto);
+  return rule;
+}
+
+// The batch-local id of set `name` when it is created in the same batch, else 0.
+uint32_t IdOf(const std::map<std::string, uint32_t>& set_ids, const char* name) {
+  auto it = set_ids.find(name);
+  return it == set_ids.end() ? 0u : it->second;
+}
+
 }  // namespace
 
 FamilyLayout Layout(IpFamily family) {
@@ -143,8 +169,14 @@ FamilyLayout Layout(IpFamily family) {
   return {family, NFPROTO_IPV6, 16, kTypeIpv6Addr, 8, 24, NFT_REG_2 /* = NFT_REG32_04 */, NFT_REG32_05};
 }
 
+FamilyLayout ArpLayout() {
+  FamilyLayout l = Layout(IpFamily::kIpv4);
+  l.nfproto = NFPROTO_ARP;
+  return l;
+}
+
 std::string TableName(const FamilyLayout& l, const std::string& table) {
-  return absl::StrCat(IpFamilyName(l.family), " ", table);
+  return absl::StrCat(l.nfproto == NFPROTO_ARP ? "arp" : IpFamilyName(l.family), " ", table);
 }
 
 // Every part of a concatenation is padded to four bytes.
@@ -152,8 +184,8 @@ std::array<SetShape, kSetCount> Sets(const FamilyLayout& l) {
   const uint32_t magic_key = Concat(Concat(l.addr_type, kTypeInetProto), kTypeInetService);
   return {{
       {kMagicDnat, NFT_SET_MAP, magic_key, l.addr_len + 8, Concat(l.addr_type, kTypeInetService), l.addr_len + 4},
-      {kElasticDnat, NFT_SET_MAP | NFT_SET_TIMEOUT, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
-      {kElasticSnat, NFT_SET_MAP | NFT_SET_TIMEOUT, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
+      {kElasticDnat, NFT_SET_MAP, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
+      {kElasticSnat, NFT_SET_MAP, l.addr_type, l.addr_len, l.addr_type, l.addr_len},
       {kMagicDrop, 0, magic_key, l.addr_len + 8, 0, 0},
   }};
 }
@@ -241,14 +273,8 @@ std::string Errno(int error) { return std::strerror(error); }
 // `set_ids` maps a map name to the batch-local id of a map created in the same batch (0: already in the kernel).
 RulePtr BuildRule(const FamilyLayout& l, const std::string& table, const char* chain, RuleKind kind,
                   const std::map<std::string, uint32_t>& set_ids) {
-  RulePtr rule(nftnl_rule_alloc());
-  nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, chain);
-  nftnl_rule_set_u32(rule.get(), NFTNL_RULE_FAMILY, l.nfproto);
-  auto id_of = [&](const char* set) {
-    auto it = set_ids.find(set);
-    return it == set_ids.end() ? 0u : it->second;
-  };
+  RulePtr rule = NewRule(l, table, chain);
+  auto id_of = [&](const char* set) { return IdOf(set_ids, set); };
   switch (kind) {
     case RuleKind::kMagicDnat:
       AddMagicKey(rule.get(), l);
@@ -272,6 +298,81 @@ RulePtr BuildRule(const FamilyLayout& l, const std::string& table, const char* c
       AddVerdict(rule.get(), NF_DROP);
       break;
   }
+  return rule;
+}
+
+std::array<SetShape, 2> GuardSets(const FamilyLayout& l) {
+  return {{{kGuarded, 0, l.addr_type, l.addr_len, 0, 0}, {kAlive, NFT_SET_TIMEOUT, kTypeNfproto, 1, 0, 0}}};
+}
+
+Element AliveElement(const FamilyLayout& l) {
+  return {std::string(1, static_cast<char>(l.nfproto)), std::string()};
+}
+
+std::vector<ChainShape> GuardChains(const FamilyLayout& l) {
+  if (l.nfproto == NFPROTO_ARP) {
+    return {{kGuardInput, "filter", NF_ARP_IN, 0}, {kGuardOutput, "filter", NF_ARP_OUT, 0}};
+  }
+  // Inbound before connection tracking and NAT; outbound after source NAT, so that what an elastic mapping
+  // translates to the guarded address is seen with it.
+  return {{kGuardPrerouting, "filter", NF_INET_PRE_ROUTING, NF_IP_PRI_RAW},
+          {kGuardPostrouting, "filter", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC + 1}};
+}
+
+std::vector<GuardRule> GuardRulesOf(const FamilyLayout& l, absl::string_view chain) {
+  if (chain == kGuardInput) return {GuardRule::kArpTarget};
+  if (chain == kGuardOutput) return {GuardRule::kArpSender};
+  const bool v6 = l.family == IpFamily::kIpv6;
+  if (chain == kGuardPrerouting) {
+    if (v6) return {GuardRule::kDestination, GuardRule::kNeighbourSolicitationTarget};
+    return {GuardRule::kDestination};
+  }
+  if (v6) return {GuardRule::kSource, GuardRule::kNeighbourAdvertisementTarget};
+  return {GuardRule::kSource};
+}
+
+RulePtr BuildGuardRule(const FamilyLayout& l, const std::string& table, const char* chain, GuardRule kind,
+                       const std::map<std::string, uint32_t>& set_ids) {
+  RulePtr rule = NewRule(l, table, chain);
+  auto id_of = [&](const char* set) { return IdOf(set_ids, set); };
+  // An ICMPv6 neighbour message of `type` whose target address (8 bytes into the message) is the key.
+  auto neighbour_target = [&](uint8_t type) {
+    const uint8_t icmpv6 = IPPROTO_ICMPV6;
+    AddMeta(rule.get(), NFT_META_L4PROTO, NFT_REG_1);
+    AddCmpEq(rule.get(), &icmpv6, 1);
+    AddPayload(rule.get(), NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+    AddCmpEq(rule.get(), &type, 1);
+    AddPayload(rule.get(), NFT_PAYLOAD_TRANSPORT_HEADER, 8, 16, NFT_REG_1);
+  };
+  // ARP over Ethernet: sender protocol address at 14, target protocol address at 24 (as nft's `arp saddr ip`).
+  constexpr uint32_t kArpSenderOffset = 14;
+  constexpr uint32_t kArpTargetOffset = 24;
+  switch (kind) {
+    case GuardRule::kDestination:
+      AddPayload(rule.get(), NFT_PAYLOAD_NETWORK_HEADER, l.daddr_offset, l.addr_len, NFT_REG_1);
+      break;
+    case GuardRule::kSource:
+      AddPayload(rule.get(), NFT_PAYLOAD_NETWORK_HEADER, l.saddr_offset, l.addr_len, NFT_REG_1);
+      break;
+    case GuardRule::kNeighbourSolicitationTarget:
+      neighbour_target(135);
+      break;
+    case GuardRule::kNeighbourAdvertisementTarget:
+      neighbour_target(136);
+      break;
+    case GuardRule::kArpTarget:
+      AddPayload(rule.get(), NFT_PAYLOAD_NETWORK_HEADER, kArpTargetOffset, 4, NFT_REG_1);
+      break;
+    case GuardRule::kArpSender:
+      AddPayload(rule.get(), NFT_PAYLOAD_NETWORK_HEADER, kArpSenderOffset, 4, NFT_REG_1);
+      break;
+  }
+  AddLookup(rule.get(), kGuarded, id_of(kGuarded), /*map=*/false);
+  // The lease: the one element of `alive`, keyed by the hook's family, which every packet here shares.
+  AddMeta(rule.get(), NFT_META_NFPROTO, NFT_REG_1);
+  AddLookup(rule.get(), kAlive, id_of(kAlive), /*map=*/false, /*inverted=*/true);
+  AddCounter(rule.get());
+  AddVerdict(rule.get(), NF_DROP);
   return rule;
 }
 
@@ -393,7 +494,25 @@ void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& ta
   batch.Commit(m, absl::StrCat("add ", shape.data_len > 0 ? "map " : "set ", TableName(l, table), " ", shape.name));
 }
 
-bool Expires(absl::string_view name) { return name == kElasticDnat || name == kElasticSnat; }
+// The element keys of the addresses of `addresses` that a table of layout `l` holds, in ascending order.
+std::vector<Element> AddressKeys(const FamilyLayout& l, const std::set<std::string>& addresses) {
+  std::vector<Element> keys;
+  for (const std::string& text : addresses) {
+    absl::StatusOr<IpAddress> address = IpAddress::Parse(text);
+    if (!address.ok() || address->family != l.family) continue;
+    keys.emplace_back(std::string(reinterpret_cast<const char*>(address->bytes.data()), address->ByteLength()),
+                      std::string());
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+void FlushSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name) {
+  SetPtr set = NewSetObject(l, table, name, 0);
+  nlmsghdr* m = batch.Start(NFT_MSG_DELSETELEM, l.nfproto, 0);
+  nftnl_set_elems_nlmsg_build_payload(m, set.get());
+  batch.Commit(m, absl::StrCat("flush set ", TableName(l, table), " ", name));
+}
 
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
                      uint32_t set_id, const std::vector<Element>& elements, bool add, uint64_t timeout_ms) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,7 +53,9 @@ struct FamilyLayout {
   uint32_t port_reg;
 };
 FamilyLayout Layout(IpFamily family);
-std::string TableName(const FamilyLayout& l, const std::string& table);  // "ip abode"
+// The arp family's table: IPv4 addresses, nfproto NFPROTO_ARP.
+FamilyLayout ArpLayout();
+std::string TableName(const FamilyLayout& l, const std::string& table);  // "ip abode", "arp abode_lease"
 
 // A named map (flags include NFT_SET_MAP, data_len > 0) or set (data_len == 0).
 struct SetShape {
@@ -137,6 +140,47 @@ RulePtr BuildRule(const FamilyLayout& l, const std::string& table, const char* c
 std::string RuleText(nftnl_rule* rule);
 SetPtr NewSetObject(const FamilyLayout& l, const std::string& table, const char* name, uint32_t set_id);
 
+// The lease guard's tables (nft_lease_guard.cc), one per family (ip, ip6, arp):
+//   set guarded { type ipv4_addr }                # external and elastic addresses placed on the node
+//   set alive   { type nf_proto; flags timeout }  # one element, the table's family, while the node's lease runs
+//   ip, ip6: chain prerouting  { type filter hook prerouting priority raw;
+//              ip daddr @guarded meta nfproto != @alive counter drop
+//              (ip6) icmpv6 type nd-neighbor-solicit, target @guarded, meta nfproto != @alive counter drop }
+//            chain postrouting { type filter hook postrouting priority srcnat + 1;
+//              ip saddr @guarded meta nfproto != @alive counter drop
+//              (ip6) icmpv6 type nd-neighbor-advert, target @guarded, meta nfproto != @alive counter drop }
+//   arp:     chain input  { type filter hook input priority 0;  arp daddr ip @guarded meta nfproto != @alive ... }
+//            chain output { type filter hook output priority 0; arp saddr ip @guarded meta nfproto != @alive ... }
+// Every packet a table's hooks see has the table's family as its nfproto (NFPROTO_ARP, 3, in the arp table), so
+// the one element of `alive` is the lease of every guarded address: one kernel timer per table, renewed by a
+// flush of `alive` and the addition of that element, whatever the number of addresses.
+inline constexpr char kGuarded[] = "guarded";
+inline constexpr char kAlive[] = "alive";
+// The set of one timed element per address that the tables held before `alive`; found only in tables left by an
+// earlier abode-node, which are built anew.
+inline constexpr char kLeased[] = "leased";
+inline constexpr char kGuardPrerouting[] = "prerouting";
+inline constexpr char kGuardPostrouting[] = "postrouting";
+inline constexpr char kGuardInput[] = "input";
+inline constexpr char kGuardOutput[] = "output";
+std::array<SetShape, 2> GuardSets(const FamilyLayout& l);
+// The element keys of the addresses of `addresses` (canonical text) that a table of layout `l` holds, ascending.
+std::vector<Element> AddressKeys(const FamilyLayout& l, const std::set<std::string>& addresses);
+// The one element of `alive` in a table of layout `l`: its nfproto, one byte.
+Element AliveElement(const FamilyLayout& l);
+std::vector<ChainShape> GuardChains(const FamilyLayout& l);
+enum class GuardRule {
+  kDestination,
+  kSource,
+  kNeighbourSolicitationTarget,
+  kNeighbourAdvertisementTarget,
+  kArpTarget,
+  kArpSender
+};
+std::vector<GuardRule> GuardRulesOf(const FamilyLayout& l, absl::string_view chain);
+RulePtr BuildGuardRule(const FamilyLayout& l, const std::string& table, const char* chain, GuardRule kind,
+                       const std::map<std::string, uint32_t>& set_ids);
+
 // One nfnetlink batch: begin, messages that each ask for an acknowledgement, end.
 class NftBatch {
  public:
@@ -175,12 +219,12 @@ void AddRuleMessages(NftBatch& batch, const FamilyLayout& l, const std::string& 
                      const std::map<std::string, uint32_t>& set_ids);
 void AddSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& table, const SetShape& shape,
                    uint32_t set_id);
+// Removes every element of set `name` (a DELSETELEM message without elements).
+void FlushSetMessage(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name);
 // Adds (with data, if any, and a timeout when timeout_ms > 0) or deletes (keys only) `elements` of set `name`, in
 // messages of bounded size.
 void ElementMessages(NftBatch& batch, const FamilyLayout& l, const std::string& table, const char* name,
                      uint32_t set_id, const std::vector<Element>& elements, bool add, uint64_t timeout_ms = 0);
-// Whether the elements of set `name` may carry a timeout (the elastic maps: they go with the node's lease).
-bool Expires(absl::string_view name);
 
 // One family's table as read from the kernel.
 struct ObservedTable {

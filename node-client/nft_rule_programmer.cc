@@ -167,7 +167,7 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
       nft::AddSetMessage(batch, l, table, shape, id);
       const Elements& elements = want[shape.name];
       std::vector<Element> add(elements.begin(), elements.end());
-      nft::ElementMessages(batch, l, table, shape.name, id, add, /*add=*/true, TimeoutFor(shape.name, add.size()));
+      nft::ElementMessages(batch, l, table, shape.name, id, add, /*add=*/true);
       last_apply_.elements_added += static_cast<int>(add.size());
     }
     for (const ChainShape& chain : kChains) nft::AddRuleMessages(batch, l, table, chain.name, set_ids);
@@ -209,7 +209,7 @@ void NftRuleProgrammer::Plan(IpFamily family, const NatRuleset& desired, const O
     }
     // Deletions first: a changed element is deleted and added again within the batch.
     nft::ElementMessages(batch, l, table, shape.name, 0, remove, /*add=*/false);
-    nft::ElementMessages(batch, l, table, shape.name, 0, add, /*add=*/true, TimeoutFor(shape.name, add.size()));
+    nft::ElementMessages(batch, l, table, shape.name, 0, add, /*add=*/true);
     last_apply_.elements_removed += static_cast<int>(remove.size());
     last_apply_.elements_added += static_cast<int>(add.size());
   }
@@ -270,7 +270,7 @@ absl::Status NftRuleProgrammer::Send(NftBatch& batch) {
       }
     }
   }
-  // An element to delete is gone: it expired (elastic mappings go with the lease). Planned again from a read.
+  // An object to change is gone (someone else removed it): planned again from a read.
   if (first_error == ERESTART || first_error == ENOENT) {
     return absl::AbortedError(
         absl::StrCat("the ruleset changed while table ", options_.table_name, " was being updated"));
@@ -322,61 +322,10 @@ void NftRuleProgrammer::PlanChange(IpFamily family, const NatRulesetDiff& diff, 
   for (const auto& [name, remove, add] : maps) {
     // Deletions first: a key that changes its data is deleted and added again within the batch.
     nft::ElementMessages(batch, l, table, name, 0, *remove, /*add=*/false);
-    nft::ElementMessages(batch, l, table, name, 0, *add, /*add=*/true, TimeoutFor(name, add->size()));
+    nft::ElementMessages(batch, l, table, name, 0, *add, /*add=*/true);
     last_apply_.elements_removed += static_cast<int>(remove->size());
     last_apply_.elements_added += static_cast<int>(add->size());
   }
-}
-
-uint64_t NftRuleProgrammer::TimeoutFor(absl::string_view name, size_t added) {
-  if (!nft::Expires(name) || elastic_lifetime_.count() <= 0) return 0;
-  if (added > 0) {
-    const auto expiry = std::chrono::steady_clock::now() + elastic_lifetime_;
-    if (!elastic_expiry_ || expiry < *elastic_expiry_) elastic_expiry_ = expiry;
-  }
-  return static_cast<uint64_t>(elastic_lifetime_.count());
-}
-
-absl::Status NftRuleProgrammer::RenewElastic() {
-  if (elastic_lifetime_.count() <= 0) return absl::OkStatus();
-  absl::Status status;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<uint32_t> generation = Generation();
-    if (!generation.ok()) return generation.status();
-    NatRuleset ruleset;
-    if (committed_.has_value() && committed_->generation == *generation && !ElasticMayHaveExpired()) {
-      ruleset = committed_->ruleset;
-    } else {
-      absl::StatusOr<NatRuleset> read = ReadOnce();
-      if (absl::IsAborted(read.status())) continue;
-      if (!read.ok()) return read.status();
-      ruleset = std::move(*read);
-    }
-    if (ruleset.elastic_nat.empty()) return absl::OkStatus();
-    last_apply_ = ApplyReport{};
-    elastic_expiry_.reset();
-    NftBatch batch(next_seq_, *generation);
-    // Deleted and added again: the same mapping, with a fresh timeout.
-    NatRulesetDiff renewal;
-    renewal.elastic_nat.to_remove.assign(ruleset.elastic_nat.begin(), ruleset.elastic_nat.end());
-    renewal.elastic_nat.to_add = renewal.elastic_nat.to_remove;
-    PlanChange(IpFamily::kIpv4, renewal, batch);
-    PlanChange(IpFamily::kIpv6, renewal, batch);
-    committed_.reset();
-    status = Send(batch);
-    if (status.ok()) {
-      Remember(*generation + 1, std::move(ruleset));
-      return status;
-    }
-    if (!absl::IsAborted(status)) return status;
-  }
-  return status;
-}
-
-bool NftRuleProgrammer::ElasticMayHaveExpired() const {
-  // A margin for the time between this check and the batch reaching the kernel.
-  return elastic_expiry_.has_value() &&
-         std::chrono::steady_clock::now() + std::chrono::milliseconds(500) >= *elastic_expiry_;
 }
 
 void NftRuleProgrammer::Remember(uint32_t generation, NatRuleset ruleset) {
@@ -393,7 +342,7 @@ absl::Status NftRuleProgrammer::ApplyOnce(const NatRuleset& desired, bool valida
   absl::StatusOr<uint32_t> generation = Generation();
   if (!generation.ok()) return generation.status();
 
-  if (committed_.has_value() && committed_->generation == *generation && !ElasticMayHaveExpired()) {
+  if (committed_.has_value() && committed_->generation == *generation) {
     // Nothing was committed since our own last batch (and no element may have expired): the tables hold
     // committed_->ruleset exactly.
     const NatRulesetDiff diff = Diff(committed_->ruleset, desired);

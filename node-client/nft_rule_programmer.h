@@ -21,9 +21,15 @@
 // (ipv6_addr in table ip6; a counter's value is not part of a rule's identity.) Apply() reads the tables,
 // computes the difference and sends one nfnetlink batch, tied to the ruleset generation it read so that a
 // concurrent change makes the kernel refuse it (then Apply reads and plans again). When the generation shows
-// that nothing was committed since this instance's own last batch (and no element may have expired), the tables
-// are known without reading them, and a change costs one round trip plus its batch. The elastic maps' elements
-// may carry timeouts (SetElasticLifetime), so that elastic mappings leave with the node's lease.
+// that nothing was committed since this instance's own last batch, the tables are known without reading them, and
+// a change costs one round trip plus its batch.
+//
+// It is also the LeaseGuard: three more tables, `table ip|ip6|arp abode_lease` (the NAT table's name and
+// "_lease"), whose layout nft_objects.h shows. The lease is one kernel timer per table, shared by all the
+// guarded addresses: the one element of set `alive`. A renewal is one batch that, in each table, flushes `alive`
+// and adds its element again with a fresh timeout (adding an element that is already there does not restart its
+// timeout; checked on Linux 6.18): two messages per table whatever the number of addresses. A flush and the
+// addition in one batch are atomic, so no packet sees the set empty.
 // A batch planned from a read also repairs what someone else changed: missing tables, chains or maps are
 // created, edited or deleted rules are replaced, and a table whose chains or maps no longer have abode's shape
 // (or that holds objects abode did not create, or that was made dormant) is rebuilt within the same batch.
@@ -34,13 +40,16 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "kernel_model.h"
+#include "lease_guard.h"
 #include "rule_programmer.h"
 
 struct mnl_socket;
@@ -51,6 +60,8 @@ namespace abode::node {
 namespace nft {
 class NftBatch;        // one nfnetlink batch under construction
 struct ObservedTable;  // one family's table as read from the kernel
+struct FamilyLayout;   // a family's addresses and nfproto
+using Element = std::pair<std::string, std::string>;  // a set element's key and data bytes
 }  // namespace nft
 
 struct MnlSocketDeleter {
@@ -58,7 +69,7 @@ struct MnlSocketDeleter {
 };
 using MnlSocketPtr = std::unique_ptr<mnl_socket, MnlSocketDeleter>;
 
-class NftRuleProgrammer final : public RuleProgrammer {
+class NftRuleProgrammer final : public RuleProgrammer, public LeaseGuard {
  public:
   struct Options {
     std::string table_name = "abode";
@@ -85,9 +96,14 @@ class NftRuleProgrammer final : public RuleProgrammer {
 
   absl::StatusOr<NatRuleset> Read() override;
   absl::Status Apply(const NatRuleset& desired) override;
-  void SetElasticLifetime(std::chrono::milliseconds lifetime) override { elastic_lifetime_ = lifetime; }
-  // Deletes and adds every elastic element again in one batch (kernels before 6.10 cannot update a timeout).
-  absl::Status RenewElastic() override;
+
+  // LeaseGuard (nft_lease_guard.cc). The first Guard() of an instance reads the kernel's guarded sets: when they
+  // hold exactly `guarded` in tables with an `alive` set (left by an earlier process) nothing changes. Otherwise, and whenever a batch finds a
+  // table missing, the three tables are built anew, with their elements, in one atomic batch.
+  absl::StatusOr<bool> Guard(const std::set<std::string>& guarded, std::chrono::milliseconds lease_left) override;
+  absl::Status Renew(std::chrono::milliseconds lease_left) override;
+  // Netlink messages in the last lease guard batch (0: none was sent).
+  int last_guard_messages() const { return last_guard_messages_; }
 
   const ApplyReport& last_apply() const { return last_apply_; }
 
@@ -112,9 +128,16 @@ class NftRuleProgrammer final : public RuleProgrammer {
   absl::Status ApplyOnce(const NatRuleset& desired, bool validated);
   // Appends to `batch` the element changes of `diff` for one family.
   void PlanChange(IpFamily family, const NatRulesetDiff& diff, nft::NftBatch& batch);
-  // The timeout of elements added to set `name` (0: none); notes when `added` of them may expire.
-  uint64_t TimeoutFor(absl::string_view name, size_t added);
-  bool ElasticMayHaveExpired() const;
+  // The guard tables' name.
+  std::string GuardTable() const { return options_.table_name + "_lease"; }
+  // The sorted element keys of set `name` of the guard table of layout `l`; nullopt when there is no such set.
+  absl::StatusOr<std::optional<std::vector<nft::Element>>> GuardSetKeys(const nft::FamilyLayout& l, const char* name);
+  // Whether the guard tables exist with their current layout and their guarded sets hold exactly `guarded`.
+  absl::StatusOr<bool> GuardedInKernel(const std::set<std::string>& guarded);
+  // Sends one batch that makes the guard tables guard `changed` (null: guarded_, unchanged) and leases it for
+  // `lease_left` (0: no lease): incrementally from guarded_ when known and `rebuild` is false, else building the
+  // tables anew. REQUIRES: guarded_ is known when `changed` is null.
+  absl::Status SendGuard(const std::set<std::string>* changed, std::chrono::milliseconds lease_left, bool rebuild);
   // After a commit based on `generation`: remembers `ruleset` if nobody else committed meanwhile.
   void Remember(uint32_t generation, NatRuleset ruleset);
 
@@ -131,9 +154,9 @@ class NftRuleProgrammer final : public RuleProgrammer {
     NatRuleset ruleset;
   };
   std::optional<Committed> committed_;
-  std::chrono::milliseconds elastic_lifetime_{0};
-  // Elastic elements may have expired after this: committed_ no longer describes the kernel then.
-  std::optional<std::chrono::steady_clock::time_point> elastic_expiry_;
+  // What the guard tables guard since this instance's last guard batch (unknown before the first Guard()).
+  std::optional<std::set<std::string>> guarded_;
+  int last_guard_messages_ = 0;
 };
 
 }  // namespace abode::node

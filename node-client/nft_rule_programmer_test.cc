@@ -4,14 +4,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "netns_testing.h"
+#include "test-support/eventually.h"
 
 namespace abode::node {
 namespace {
@@ -290,35 +297,153 @@ TEST_F(NftRuleProgrammerTest, ReadsNothingBeforeTheFirstApply) {
   EXPECT_TRUE(*read == NatRuleset{});
 }
 
-TEST_F(NftRuleProgrammerTest, ElasticMappingsLeaveWithTheirLifetimeUnlessRenewed) {
-  NatRuleset desired = SampleRuleset();
-  desired.magic_drop = {{IpFamily::kIpv4, "169.254.1.1", L4Protocol::kUdp, 8125}};
-  programmer_->SetElasticLifetime(std::chrono::seconds(2));
-  ABODE_ASSERT_OK(programmer_->Apply(desired));
-  EXPECT_THAT(Nft("list map ip abode elastic_dnat"), HasSubstr("expires"));
-  EXPECT_THAT(Nft("list map ip abode magic_dnat"), Not(HasSubstr("expires")));  // magic mappings stay
-  // Renewed well within their lifetime, they stay past it.
+TEST_F(NftRuleProgrammerTest, ElasticMappingsArePermanentTheGuardGatesThem) {
+  ABODE_ASSERT_OK(programmer_->Apply(SampleRuleset()));
+  EXPECT_THAT(Nft("list map ip abode elastic_dnat"), Not(HasSubstr("expires")));
+}
+
+TEST_F(NftRuleProgrammerTest, GuardBuildsTablesThatNftUnderstandsForEachFamily) {
+  absl::StatusOr<bool> leased =
+      programmer_->Guard({"203.0.113.10", "2001:db8:3::10"}, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_TRUE(*leased);
+  const std::string v4 = Nft("list table ip abode_lease");
+  EXPECT_THAT(v4, HasSubstr("type filter hook prerouting priority raw; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("type filter hook postrouting priority srcnat + 1; policy accept;"));
+  EXPECT_THAT(v4, HasSubstr("ip daddr @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(v4, HasSubstr("ip saddr @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout 1m expires"));
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), HasSubstr("203.0.113.10"));
+  const std::string v6 = Nft("list table ip6 abode_lease");
+  EXPECT_THAT(v6, HasSubstr("ip6 daddr @guarded meta nfproto != @alive counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-solicit @th,64,128 @guarded meta nfproto != @alive counter"));
+  EXPECT_THAT(v6, HasSubstr("icmpv6 type nd-neighbor-advert @th,64,128 @guarded meta nfproto != @alive counter"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::10"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease alive"), HasSubstr("ipv6 timeout 1m expires"));
+  const std::string arp = Nft("list table arp abode_lease");
+  EXPECT_THAT(arp, HasSubstr("arp daddr ip @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(arp, HasSubstr("arp saddr ip @guarded meta nfproto != @alive counter packets 0 bytes 0 drop"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout 1m expires"));  // NFPROTO_ARP
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.10"));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), Not(HasSubstr("2001:db8")));
+}
+
+TEST_F(NftRuleProgrammerTest, LeasesEndUnlessRenewedAndARenewalIsOneBatchWhateverTheirNumber) {
+  std::set<std::string> guarded;
+  for (int i = 0; i < 2000; ++i) guarded.insert(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".1"));
+  guarded.insert("2001:db8:3::10");
+  ASSERT_TRUE(programmer_->Guard(guarded, std::chrono::milliseconds(1500)).ok());
+  // Renewed well within the lease, it holds past it: adding an element again does not restart its timeout (the
+  // kernel keeps the old expiry), so a renewal flushes `alive` and adds its one element back within one batch.
+  const uint32_t before = Generation();
   const auto placed = std::chrono::steady_clock::now();
+  int renewals = 0;
   while (std::chrono::steady_clock::now() - placed < std::chrono::seconds(3)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a renewal cadence, not a wait for a result
-    ABODE_ASSERT_OK(programmer_->RenewElastic());
+    ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(1500)));
+    ++renewals;
+    EXPECT_EQ(programmer_->last_guard_messages(), 3 * 2);  // per table: one flush, one element
   }
-  ExpectKernelHolds(desired);
-  // Not renewed any more: the kernel removes them by itself; magic mappings and drops stay.
-  NatRuleset without_elastic = desired;
-  without_elastic.elastic_nat.clear();
-  bool expired = false;
+  EXPECT_EQ(Generation(), before + static_cast<uint32_t>(renewals));  // one commit per renewal
+  EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout"));
+  EXPECT_THAT(Nft("list set ip6 abode_lease alive"), HasSubstr("ipv6 timeout"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout"));
+  // Not renewed any more: the lease ends by itself in every table; the guarded sets stay.
+  bool ended = false;
   for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       !expired && std::chrono::steady_clock::now() < deadline;) {
-    absl::StatusOr<NatRuleset> read = programmer_->Read();
-    ASSERT_TRUE(read.ok()) << read.status();
-    expired = *read == without_elastic;
-    if (!expired) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+       !ended && std::chrono::steady_clock::now() < deadline;) {
+    ended = true;
+    for (const char* family : {"ip", "ip6", "arp"}) {
+      ended = ended &&
+              Nft(absl::StrCat("list set ", family, " abode_lease alive")).find("expires") == std::string::npos;
+    }
+    if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_TRUE(expired) << Nft("list table ip abode");
-  // The programmer knows they may be gone: the same desired state places them again.
-  ABODE_ASSERT_OK(programmer_->Apply(desired));
-  ExpectKernelHolds(desired);
+  EXPECT_TRUE(ended) << Nft("list set ip abode_lease alive");
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), HasSubstr("10.100.0.1"));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("10.107.249.1"));
+}
+
+TEST_F(NftRuleProgrammerTest, ARenewalSendsAsManyMessagesForOneAddressAsForAThousand) {
+  auto renewal_messages = [&](const std::set<std::string>& guarded) {
+    EXPECT_TRUE(programmer_->Guard(guarded, std::chrono::milliseconds(60000)).ok());
+    const uint32_t before = Generation();
+    EXPECT_TRUE(programmer_->Renew(std::chrono::milliseconds(90000)).ok());
+    EXPECT_EQ(Generation(), before + 1);
+    EXPECT_THAT(Nft("list set ip abode_lease alive"), HasSubstr("ipv4 timeout 1m30s expires"));
+    return programmer_->last_guard_messages();
+  };
+  const int one = renewal_messages({"203.0.113.10"});
+  std::set<std::string> thousand;
+  for (int i = 0; i < 500; ++i) {
+    thousand.insert(absl::StrCat("10.", 100 + i / 250, ".", i % 250, ".1"));
+    thousand.insert(absl::StrCat("2001:db8:3::", absl::Hex(i + 1)));
+  }
+  ASSERT_EQ(thousand.size(), 1000u);
+  const int many = renewal_messages(thousand);
+  EXPECT_EQ(one, many);
+  EXPECT_EQ(many, 3 * 2);
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::1f4"));
+}
+
+TEST_F(NftRuleProgrammerTest, AGuardLeftByAnEarlierProcessIsAdoptedAndOneRemovedIsBuiltAgain) {
+  ASSERT_TRUE(programmer_->Guard({"203.0.113.10"}, std::chrono::milliseconds(60000)).ok());
+  const uint32_t generation = Generation();
+  std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
+  absl::StatusOr<bool> adopted = restarted->Guard({"203.0.113.10"}, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_FALSE(*adopted);
+  EXPECT_EQ(Generation(), generation);  // nothing sent
+  // A change after adoption is incremental.
+  ASSERT_TRUE(restarted->Guard({"203.0.113.10", "203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.11"));
+  EXPECT_EQ(restarted->last_guard_messages(), (1 + 1 + 1) * 2 + (1 + 1));  // ip, arp: add, flush, add; ip6
+  // Someone deletes a table: the next renewal builds all of them again.
+  Nft("delete table arp abode_lease");
+  ABODE_ASSERT_OK(restarted->Renew(std::chrono::milliseconds(60000)));
+  EXPECT_THAT(Nft("list set arp abode_lease guarded"), HasSubstr("203.0.113.11"));
+  EXPECT_THAT(Nft("list set arp abode_lease alive"), HasSubstr("3 timeout 1m"));
+  // Unguarded, an address leaves both sets' effect: guarded no more.
+  ASSERT_TRUE(restarted->Guard({"203.0.113.11"}, std::chrono::milliseconds(60000)).ok());
+  EXPECT_THAT(Nft("list set ip abode_lease guarded"), Not(HasSubstr("203.0.113.10")));
+}
+
+TEST_F(NftRuleProgrammerTest, TablesOfTheEarlierOneElementPerAddressLayoutAreBuiltAgain) {
+  // As an abode-node before the one-timer lease left them: a timed element per address in `leased`.
+  std::string script;
+  for (const auto& [family, type, match] : {std::tuple{"ip", "ipv4_addr", "ip daddr"},
+                                            {"ip6", "ipv6_addr", "ip6 daddr"},
+                                            {"arp", "ipv4_addr", "arp daddr ip"}}) {
+    const char* chain = std::string(family) == "arp" ? "input { type filter hook input priority 0;"
+                                                     : "prerouting { type filter hook prerouting priority raw;";
+    const char* element = std::string(family) == "ip6" ? "2001:db8:3::10" : "203.0.113.10";
+    absl::StrAppend(&script, "table ", family, " abode_lease { set guarded { type ", type, "; elements = { ", element,
+                    " }; }; set leased { type ", type, "; flags timeout; elements = { ", element,
+                    " timeout 1m }; }; chain ", chain, " ", match, " @guarded ", match,
+                    " != @leased counter drop; }; }\n");
+  }
+  const std::string path = absl::StrCat("/tmp/abode-nft-test-", getpid(), ".nft");
+  std::ofstream(path) << script;
+  Nft(absl::StrCat("-f ", path));
+  std::remove(path.c_str());
+  const std::set<std::string> guarded = {"203.0.113.10", "2001:db8:3::10"};
+  absl::StatusOr<bool> rebuilt = programmer_->Guard(guarded, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_TRUE(*rebuilt);  // not adopted: the same addresses, but guarded by the earlier layout
+  for (const char* family : {"ip", "ip6", "arp"}) {
+    const std::string table = Nft(absl::StrCat("list table ", family, " abode_lease"));
+    EXPECT_THAT(table, Not(HasSubstr("leased"))) << family;
+    EXPECT_THAT(table, HasSubstr("meta nfproto != @alive counter")) << family;
+    EXPECT_THAT(Nft(absl::StrCat("list set ", family, " abode_lease alive")), HasSubstr("timeout 1m")) << family;
+  }
+  EXPECT_THAT(Nft("list set ip6 abode_lease guarded"), HasSubstr("2001:db8:3::10"));
+  // From then on adopted as usual, and renewed in one message pair per table.
+  std::unique_ptr<NftRuleProgrammer> restarted = NewProgrammer();
+  absl::StatusOr<bool> adopted = restarted->Guard(guarded, std::chrono::milliseconds(60000));
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_FALSE(*adopted);
+  ABODE_ASSERT_OK(restarted->Renew(std::chrono::milliseconds(60000)));
+  EXPECT_EQ(restarted->last_guard_messages(), 3 * 2);
 }
 
 // Addresses of the traffic topology, per family:
@@ -478,6 +603,47 @@ TEST_P(NftTrafficTest, ElasticAddressReachesTheWorkloadBothWays) {
     if (!got.ok()) break;
     EXPECT_EQ(got->payload, "inbound") << "the elastic address still leads to the workload";
   }
+}
+
+TEST_P(NftTrafficTest, TheGuardSilencesAnElasticAddressBothWaysOnceItsLeaseEnds) {
+  const TrafficPlan& p = GetParam();
+  const std::string family = p.family == IpFamily::kIpv4 ? "ip" : "ip6";
+  absl::StatusOr<bool> guarded = programmer_->Guard({p.elastic}, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(guarded.ok()) << guarded.status();
+  UniqueFd workload = Bind(*workload_, p.any, 7000);
+  UniqueFd outside = Bind(*outside_, p.any, 7001);
+  // Leased, it carries traffic both ways.
+  ASSERT_TRUE(testing::SendUntilReceived(outside, p.elastic, 7000, "leased in", workload).ok());
+  UniqueFd workload_client = Bind(*workload_, p.any, 0);
+  ASSERT_TRUE(testing::SendUntilReceived(workload_client, p.outside, 7001, "leased out", outside).ok());
+
+  // Not renewed: once its lease element is gone, new flows neither reach the workload nor leave translated.
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return node_->Exec(absl::StrCat("nft list set ", family, " abode_lease alive")).output.find("expires") ==
+               std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  while (testing::ReceiveUdp(workload, std::chrono::milliseconds(100)).ok()) {
+  }
+  while (testing::ReceiveUdp(outside, std::chrono::milliseconds(100)).ok()) {
+  }
+  UniqueFd late_outside = Bind(*outside_, p.any, 0);
+  UniqueFd late_workload = Bind(*workload_, p.any, 0);
+  for (int i = 0; i < 3; ++i) {
+    ABODE_ASSERT_OK(testing::SendUdp(late_outside, p.elastic, 7000, "unleased in"));
+    ABODE_ASSERT_OK(testing::SendUdp(late_workload, p.outside, 7001, "unleased out"));
+  }
+  EXPECT_FALSE(testing::ReceiveUdp(workload, std::chrono::milliseconds(300)).ok());
+  EXPECT_FALSE(testing::ReceiveUdp(outside, std::chrono::milliseconds(300)).ok());
+  const std::string counted = node_->Exec(absl::StrCat("nft list table ", family, " abode_lease")).output;
+  EXPECT_THAT(counted, HasSubstr("daddr @guarded meta nfproto != @alive counter packets 3 "));
+  EXPECT_THAT(counted, HasSubstr("saddr @guarded meta nfproto != @alive counter packets 3 "));
+
+  // Renewed, it carries traffic again.
+  ABODE_ASSERT_OK(programmer_->Renew(std::chrono::milliseconds(60000)));
+  UniqueFd again = Bind(*outside_, p.any, 0);
+  EXPECT_TRUE(testing::SendUntilReceived(again, p.elastic, 7000, "renewed in", workload).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, NftTrafficTest, ::testing::Values(kIpv4Plan, kIpv6Plan),

@@ -54,8 +54,11 @@ std::vector<prometheus::MetricFamily> NodeMetrics::Collect() const {
                        "Conntrack entries deleted after their NAT mapping changed or went away", MetricType::Counter,
                        {Sample(static_cast<double>(c.conntrack_entries_deleted))}));
   out.push_back(Family("abode_node_lease_renewals_total",
-                       "Renewals of the kernel lifetime of the node's external and elastic addresses",
+                       "nftables batches that renewed the lease of every external and elastic address of the node",
                        MetricType::Counter, {Sample(static_cast<double>(c.lease_renewals))}));
+  out.push_back(Family("abode_node_address_lifetime_renewals_total",
+                       "Renewals of the backstop kernel lifetime of the node's external and elastic addresses",
+                       MetricType::Counter, {Sample(static_cast<double>(c.address_lifetime_renewals))}));
   out.push_back(Family("abode_node_lease_withdrawals_total",
                        "Times the node's lease ran out and its external and elastic addresses were withdrawn",
                        MetricType::Counter, {Sample(static_cast<double>(c.withdrawals))}));

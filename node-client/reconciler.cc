@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "tracing/current_span.h"
 
 namespace abode::node {
 
@@ -155,8 +156,42 @@ Reconciler::Reconciler(ReconcilerOptions options, AddressProgrammer* addresses, 
       announcer_(announcer),
       conntrack_(conntrack) {}
 
+tracing::Span Reconciler::StartReconcileSpan(const v1::WatchAssignmentsResponse& update) {
+  if (options_.tracer == nullptr || !options_.tracer->enabled()) return {};
+  std::set<std::string> parents;
+  for (const v1::Assignment& a : update.assignments()) {
+    if (tracing::ParseTraceparent(a.traceparent())) parents.insert(a.traceparent());
+  }
+  if (parents.empty()) return {};
+  tracing::Span span;
+  if (parents.size() == 1) {
+    span = options_.tracer->StartSpan("node.reconcile", tracing::SpanKind::kConsumer, *parents.begin());
+  } else {
+    std::vector<tracing::SpanContext> links;
+    for (const std::string& p : parents) links.push_back(*tracing::ParseTraceparent(p));
+    span = options_.tracer->StartLinkedSpan("node.reconcile", tracing::SpanKind::kConsumer, links);
+  }
+  span.SetAttribute("abode.revision", update.revision())
+      .SetAttribute("abode.assignments_changed", update.assignments_size())
+      .SetAttribute("abode.assignments_removed", update.removed_size());
+  for (const v1::Assignment& a : update.assignments()) span.SetAttribute("abode.assignment", a.id());
+  return span;
+}
+
+tracing::Span Reconciler::StartStep(const char* name) {
+  if (!reconcile_span_.valid() || !reconcile_span_.sampled) return {};
+  return options_.tracer->StartSpan(name, tracing::SpanKind::kInternal, reconcile_span_);
+}
+
 std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignmentsResponse& update) {
+  tracing::Span span = StartReconcileSpan(update);
+  tracing::ScopedSpanContext scope(span.context());  // log lines of this reconcile name it
   std::lock_guard<std::mutex> lock(mu_);
+  reconcile_span_ = span.context();
+  struct Untrace {
+    tracing::SpanContext& context;
+    ~Untrace() { context = {}; }
+  } untrace{reconcile_span_};
   if (update.snapshot()) {
     desired_.clear();
     have_snapshot_ = true;
@@ -169,7 +204,12 @@ std::vector<v1::AssignmentStatus> Reconciler::OnUpdate(const v1::WatchAssignment
     // before any snapshot means the allocator answered a resume: the desired state is still unknown.
     return {};
   }
-  return ReconcileLocked();
+  std::vector<v1::AssignmentStatus> changed = ReconcileLocked();
+  for (const v1::AssignmentStatus& s : changed) {
+    if (s.state() == v1::ASSIGNMENT_STATE_ERROR) span.SetError(absl::StrCat(s.id(), ": ", s.message()));
+  }
+  span.SetOk();
+  return changed;
 }
 
 std::vector<v1::AssignmentStatus> Reconciler::Resync() {
@@ -199,7 +239,7 @@ std::vector<v1::AssignmentStatus> Reconciler::OnLeaseRenewed() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!have_snapshot_) return {};  // nothing is asserted before the allocator's snapshot confirms it
   if (withdrawn_) return ReconcileLocked();
-  RenewLocked(/*force=*/false);
+  RenewLocked();
   return {};
 }
 
@@ -211,33 +251,67 @@ std::optional<NodeLease::Clock::time_point> Reconciler::LeaseDeadline() const {
   return options_.lease->Until();
 }
 
-std::chrono::seconds Reconciler::LifetimeLocked() const {
-  const auto left = *options_.lease->Until() - options_.lease->Now();
-  const auto seconds = std::chrono::ceil<std::chrono::seconds>(left);
-  return std::max(seconds, std::chrono::seconds(1));
+std::chrono::milliseconds Reconciler::LeaseLeftLocked() const {
+  const std::optional<NodeLease::Clock::time_point> until = options_.lease->Until();
+  if (!until) return std::chrono::milliseconds(0);
+  const auto left = std::chrono::floor<std::chrono::milliseconds>(*until - options_.lease->Now());
+  return std::max(left, std::chrono::milliseconds(0));
 }
 
-void Reconciler::RenewLocked(bool force) {
-  const bool elastic = applied_ && !applied_->elastic_nat.empty();
-  if (options_.lease == nullptr || (leased_.empty() && !elastic) || !options_.lease->Valid()) return;
+std::chrono::seconds Reconciler::BackstopLocked() const {
+  const auto backstop = std::chrono::ceil<std::chrono::seconds>(options_.lease->length() * options_.backstop_leases);
+  return std::max({backstop, options_.backstop_minimum, std::chrono::seconds(1)});
+}
+
+void Reconciler::GuardLocked() {
+  if (options_.guard == nullptr || options_.lease == nullptr) return;
+  std::set<std::string> guarded;
+  for (const OwnedAddress& address : leased_) guarded.insert(address.address);
+  if (guarded_ == guarded) return;
+  const std::chrono::milliseconds left = options_.lease->Valid() ? LeaseLeftLocked() : std::chrono::milliseconds(0);
+  absl::StatusOr<bool> leased = options_.guard->Guard(guarded, left);
+  if (!leased.ok()) {
+    // Retried at the next reconcile; what the kernel guarded before stays guarded.
+    spdlog::error("guarding {} external and elastic addresses: {}", guarded.size(), leased.status().ToString());
+    guarded_.reset();
+    return;
+  }
+  guarded_ = std::move(guarded);
+  if (*leased && left.count() > 0) {
+    ++counters_.lease_renewals;
+    renewed_until_ = options_.lease->Now() + left;
+  }
+}
+
+void Reconciler::RenewLocked() {
+  if (options_.lease == nullptr || leased_.empty() || !options_.lease->Valid()) return;
   const NodeLease::Clock::time_point now = options_.lease->Now();
-  if (!force && renewed_until_ && *renewed_until_ - now > options_.lease->length() / 2) return;
-  const std::chrono::seconds lifetime = LifetimeLocked();
+  if (options_.guard != nullptr && !guarded_) GuardLocked();  // after a failure: set up again first
+  if (options_.guard != nullptr && guarded_ && !guarded_->empty() &&
+      (!renewed_until_ || *renewed_until_ - now <= options_.lease->length() / 2)) {
+    const std::chrono::milliseconds left = LeaseLeftLocked();
+    // Retried at the next acknowledgement; the kernel silences the addresses if none succeeds within the lease.
+    if (absl::Status renewed = options_.guard->Renew(left); !renewed.ok()) {
+      spdlog::error("renewing the lease of {} external and elastic addresses: {}", guarded_->size(),
+                    renewed.ToString());
+      guarded_.reset();  // set up again at the next renewal
+    } else {
+      ++counters_.lease_renewals;
+      renewed_until_ = now + left;
+      spdlog::debug("renewed the lease of {} addresses for {} ms", guarded_->size(), left.count());
+    }
+  }
+  const std::chrono::seconds backstop = BackstopLocked();
+  if (backstop_until_ && *backstop_until_ - now > backstop / 2) return;
   const std::vector<OwnedAddress> addresses(leased_.begin(), leased_.end());
-  // Retried at the next acknowledgement; the kernel withdraws them if none succeeds within the lease.
-  if (absl::Status renewed = addresses_->Renew(addresses, lifetime); !renewed.ok()) {
+  if (absl::Status renewed = addresses_->Renew(addresses, backstop); !renewed.ok()) {
     spdlog::error("renewing the lifetime of {} external and elastic addresses: {}", addresses.size(),
                   renewed.ToString());
     return;
   }
-  rules_->SetElasticLifetime(lifetime);
-  if (absl::Status renewed = elastic ? rules_->RenewElastic() : absl::OkStatus(); !renewed.ok()) {
-    spdlog::error("renewing the lifetime of elastic mappings: {}", renewed.ToString());
-    return;
-  }
-  ++counters_.lease_renewals;
-  renewed_until_ = now + lifetime;
-  spdlog::debug("renewed {} addresses for {} s", addresses.size(), lifetime.count());
+  ++counters_.address_lifetime_renewals;
+  backstop_until_ = now + backstop;
+  spdlog::debug("renewed the lifetime of {} addresses: {} s", addresses.size(), backstop.count());
 }
 
 std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
@@ -277,6 +351,8 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
     if (!inserted) duplicates.emplace_back(id, absl::StrCat(plan.address->ToString(), " is also assigned by ", it->second));
   }
   for (const auto& [id, message] : duplicates) fail(id, message);
+  tracing::Span netlink = StartStep("netlink");
+  const int64_t added_before = counters_.addresses_added, removed_before = counters_.addresses_removed;
   absl::StatusOr<std::vector<OwnedAddress>> owned = addresses_->ListOwned();
   if (!owned.ok()) {
     // The kernel's view is unknown: change nothing this round.
@@ -293,14 +369,16 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
         spdlog::info("removed {}", address.ToString());
       }
     }
-    leased_.clear();
+    const std::set<OwnedAddress> known = std::exchange(leased_, {});
+    bool adopted = false;  // found in place from an earlier process: its lifetime left is unknown
     for (const auto& [address, id] : wanted) {
       const bool bound = leased.count(address) > 0;
       if (present.count(address) > 0) {
         if (bound) leased_.insert(address);
+        adopted = adopted || (bound && known.count(address) == 0);
         continue;
       }
-      const std::chrono::seconds lifetime = bound ? LifetimeLocked() : std::chrono::seconds(0);
+      const std::chrono::seconds lifetime = bound ? BackstopLocked() : std::chrono::seconds(0);
       absl::Status added = bound ? addresses_->Add(address, lifetime) : addresses_->Add(address);
       if (!added.ok()) {
         spdlog::error("{}: placing {}: {}", id, address.ToString(), added.ToString());
@@ -312,8 +390,8 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
         leased_.insert(address);
         const auto until = options_.lease->Now() + lifetime;
         // Renewed with the others once the earliest of them is due.
-        if (renewed_until_ && until < *renewed_until_) renewed_until_ = until;
-        spdlog::info("{}: placed {} (valid {} s, renewed while the lease is)", id, address.ToString(),
+        if (!backstop_until_ || until < *backstop_until_) backstop_until_ = until;
+        spdlog::info("{}: placed {} (guarded by the lease; lifetime {} s)", id, address.ToString(),
                      lifetime.count());
       } else {
         spdlog::info("{}: placed {}", id, address.ToString());
@@ -328,8 +406,15 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
         ++counters_.announcements;
       }
     }
+    if (adopted) backstop_until_.reset();
+    // Guarded before the NAT mappings that translate to them are applied.
+    GuardLocked();
   }
 
+  netlink.SetAttribute("abode.addresses_added", counters_.addresses_added - added_before)
+      .SetAttribute("abode.addresses_removed", counters_.addresses_removed - removed_before);
+  if (!owned.ok()) netlink.SetError(std::string(owned.status().message()));
+  netlink.End();
 
   // NAT: the mappings of every assignment whose address is in place, in one atomic apply.
   NatRuleset ruleset;
@@ -384,10 +469,13 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
                    current.status().ToString());
     }
   }
-  // Elastic mappings go with the lease, like their addresses: added with a lifetime that ends with it.
-  if (options_.lease != nullptr && lease_valid) rules_->SetElasticLifetime(LifetimeLocked());
+  tracing::Span nftables = StartStep("nftables");
   absl::Status applied = rules_->Apply(ruleset);
   for (int attempt = 1; absl::IsAborted(applied) && attempt < 3; ++attempt) applied = rules_->Apply(ruleset);
+  nftables.SetAttribute("abode.magic_dnat", static_cast<int64_t>(ruleset.magic_dnat.size()))
+      .SetAttribute("abode.elastic_nat", static_cast<int64_t>(ruleset.elastic_nat.size()));
+  if (!applied.ok()) nftables.SetError(std::string(applied.message()));
+  nftables.End();
   if (!applied.ok()) {
     spdlog::error("applying NAT mappings: {}", applied.ToString());
     for (const std::string& id : with_nat) fail(id, absl::StrCat("applying NAT mappings: ", applied.message()));
@@ -398,9 +486,9 @@ std::vector<v1::AssignmentStatus> Reconciler::ReconcileLocked() {
   // What the host must provide for what is served.
   if (options_.host != nullptr) CheckHostLocked(plans);
 
-  // Addresses adopted from a previous process have an unknown lifetime left (and so have elastic mappings):
-  // renewed once the snapshot confirmed them; afterwards when due.
-  if (owned.ok()) RenewLocked(/*force=*/false);
+  // Addresses adopted from a previous process have an unknown lease and lifetime left: renewed once the
+  // snapshot confirmed them; afterwards when due.
+  if (owned.ok()) RenewLocked();
 
   // Statuses: report what changed.
   std::vector<v1::AssignmentStatus> changed;
@@ -461,8 +549,12 @@ void Reconciler::FlushReplacedFlowsLocked(const NatRuleset& applied) {
   applied_ = applied;
   if (pending_flush_.empty()) return;
   const std::vector<ConntrackFilter> filters(pending_flush_.begin(), pending_flush_.end());
+  tracing::Span span = StartStep("conntrack");
   absl::StatusOr<int> deleted = conntrack_->Flush(filters);
+  span.SetAttribute("abode.flow_filters", static_cast<int64_t>(filters.size()));
+  if (deleted.ok()) span.SetAttribute("abode.entries_deleted", static_cast<int64_t>(*deleted));
   if (!deleted.ok()) {
+    span.SetError(std::string(deleted.status().message()));
     // The mappings are in place; only established flows still use the old ones. Retried at the next reconcile.
     spdlog::error("deleting conntrack entries of replaced NAT mappings: {}", deleted.status().ToString());
     return;

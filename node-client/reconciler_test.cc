@@ -5,6 +5,7 @@
 
 #include "fake_address_programmer.h"
 #include "fake_conntrack_flusher.h"
+#include "fake_lease_guard.h"
 #include "fake_rule_programmer.h"
 #include "host_requirements.h"
 
@@ -74,6 +75,7 @@ class ReconcilerTest : public ::testing::Test {
 
   FakeAddressProgrammer addresses_;
   FakeRuleProgrammer rules_;
+  FakeLeaseGuard guard_;
   FakeAnnouncer announcer_;
   FakeConntrackFlusher conntrack_;
 };
@@ -236,42 +238,57 @@ TEST_F(ReconcilerTest, ResyncRepairsAnAddressRemovedByOthersAndAnnouncesItAgain)
   EXPECT_EQ(announcer_.announced().size(), 2u);
 }
 
-TEST_F(ReconcilerTest, ExternalAndElasticAddressesLiveWithTheLeaseAndMagicStays) {
+TEST_F(ReconcilerTest, ExternalAndElasticAddressesAreGuardedByTheLeaseAndMagicStays) {
   int64_t now_ms = 0;
   NodeLease lease([&] { return NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms)); });
-  ReconcilerOptions options{"eth0", "abode0", &lease};
-  Reconciler reconciler(options, &addresses_, &rules_, &announcer_, &conntrack_);
+  // A backstop of 12 leases, without the 10-minute minimum.
+  Reconciler reconciler({"eth0", "abode0", &lease, nullptr, &guard_, 12, std::chrono::seconds(0)}, &addresses_,
+                        &rules_, &announcer_, &conntrack_);
   lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));  // valid until 5 s
   now_ms = 200;
   reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10"), Elastic("db", "203.0.113.11", "10.1.1.5"),
                                    Magic("dd", "169.254.210.210", "10.1.1.7")}));
-  // The kernel lifetime ends with the lease (4.8 s left, rounded up); magic addresses are permanent.
+  // Guarded and leased until the lease's end, in one batch; magic addresses are not guarded.
+  EXPECT_EQ(guard_.guarded(), (std::set<std::string>{"203.0.113.10", "203.0.113.11"}));
+  EXPECT_EQ(guard_.batches(), 1);
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4800));
+  // The address lifetime is only a backstop of 12 leases; magic addresses are permanent.
   EXPECT_THAT(addresses_.lifetimes(),
-              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(5)),
-                          testing::Pair(OwnedAddress{"eth0", "203.0.113.11", 24}, std::chrono::seconds(5))));
-  EXPECT_EQ(rules_.elastic_lifetime(), std::chrono::seconds(5));  // the elastic mapping goes with them
-  const int renewals = addresses_.renewals();
-  const int elastic_renewals = rules_.elastic_renewals();
+              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(60)),
+                          testing::Pair(OwnedAddress{"eth0", "203.0.113.11", 24}, std::chrono::seconds(60))));
+  EXPECT_EQ(reconciler.counters().lease_renewals, 1);
+  EXPECT_EQ(addresses_.renewals(), 0);
 
-  // Acknowledged heartbeats renew the lifetimes only once half a lease of them is used up.
+  // Acknowledged heartbeats renew the leases, in one batch, only once half a lease of them is used up.
   now_ms = 1500;
   lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(1400)), std::chrono::milliseconds(5000));
   reconciler.OnLeaseRenewed();
-  EXPECT_EQ(addresses_.renewals(), renewals);
+  EXPECT_EQ(guard_.renewals(), 0);
   now_ms = 3000;
   lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(2900)), std::chrono::milliseconds(5000));
   reconciler.OnLeaseRenewed();
-  EXPECT_EQ(addresses_.renewals(), renewals + 1);
-  EXPECT_EQ(rules_.elastic_renewals(), elastic_renewals + 1);
-  EXPECT_EQ(addresses_.lifetimes().at(OwnedAddress{"eth0", "203.0.113.10", 24}), std::chrono::seconds(5));
+  EXPECT_EQ(guard_.renewals(), 1);
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4900));
+  EXPECT_EQ(addresses_.renewals(), 0);  // the backstop is far from due
+  EXPECT_EQ(reconciler.counters().lease_renewals, 2);
+  // Six leases later, half of the backstop is used: renewed once, with the leases.
+  for (now_ms = 4500; now_ms <= 31500; now_ms += 1500) {
+    lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms - 100)), std::chrono::milliseconds(5000));
+    reconciler.OnLeaseRenewed();
+  }
+  EXPECT_EQ(addresses_.renewals(), 1);
+  EXPECT_EQ(addresses_.lifetimes().at(OwnedAddress{"eth0", "203.0.113.10", 24}), std::chrono::seconds(60));
+  // One batch every other heartbeat (every 1.5 s here), not one per heartbeat or per address.
+  EXPECT_EQ(guard_.renewals(), 10);
   ASSERT_TRUE(reconciler.LeaseDeadline().has_value());
-  EXPECT_EQ(*reconciler.LeaseDeadline(), NodeLease::Clock::time_point(std::chrono::milliseconds(7900)));
+  EXPECT_EQ(*reconciler.LeaseDeadline(), NodeLease::Clock::time_point(std::chrono::milliseconds(36400)));
 
   // No acknowledgement any more (allocator unreachable): at the lease's end external and elastic addresses and
-  // the elastic mapping are withdrawn; the magic address and its mapping stay.
-  now_ms = 7900;
+  // the elastic mapping are withdrawn and no longer guarded; the magic address and its mapping stay.
+  now_ms = 36400;
   auto changed = ById(reconciler.Resync());
   EXPECT_THAT(addresses_.owned(), ElementsAre(OwnedAddress{"abode0", "169.254.210.210", 32}));
+  EXPECT_EQ(guard_.guarded(), std::set<std::string>{});
   EXPECT_TRUE(rules_.state().elastic_nat.empty());
   EXPECT_EQ(rules_.state().magic_dnat.size(), 1u);
   EXPECT_EQ(changed["external/web"].state(), v1::ASSIGNMENT_STATE_ERROR);
@@ -280,29 +297,63 @@ TEST_F(ReconcilerTest, ExternalAndElasticAddressesLiveWithTheLeaseAndMagicStays)
   for (int i = 0; i < 3; ++i) reconciler.Resync();  // resyncs do not bring them back
   EXPECT_EQ(addresses_.owned().size(), 1u);
 
-  // The allocator acknowledges again: they are placed again with a fresh lifetime.
-  now_ms = 9000;
-  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(8900)), std::chrono::milliseconds(5000));
+  // The allocator acknowledges again: they are placed, guarded and leased again.
+  now_ms = 37500;
+  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(37400)), std::chrono::milliseconds(5000));
   reconciler.OnLeaseRenewed();
   EXPECT_EQ(addresses_.owned().size(), 3u);
   EXPECT_EQ(rules_.state().elastic_nat.size(), 1u);
+  EXPECT_EQ(guard_.guarded(), (std::set<std::string>{"203.0.113.10", "203.0.113.11"}));
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4900));
 }
 
 TEST_F(ReconcilerTest, ARestartedAgentRenewsAdoptedAddressesOnlyAfterTheSnapshot) {
   ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.10", 24}, std::chrono::seconds(2)).ok());  // left behind
   ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.20", 24}, std::chrono::seconds(2)).ok());  // moved meanwhile
+  guard_.SetKernelState({"203.0.113.10", "203.0.113.20"});  // as the earlier process left the guard
   NodeLease lease([] { return NodeLease::Clock::time_point(std::chrono::seconds(1)); });
-  Reconciler reconciler({"eth0", "abode0", &lease}, &addresses_, &rules_, &announcer_, &conntrack_);
+  Reconciler reconciler({"eth0", "abode0", &lease, nullptr, &guard_}, &addresses_, &rules_, &announcer_, &conntrack_);
   lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));
   reconciler.OnLeaseRenewed();
   reconciler.Resync();
-  EXPECT_EQ(addresses_.renewals(), 0);  // not before the snapshot says they are still this node's
+  // Nothing is renewed or leased before the snapshot says they are still this node's.
+  EXPECT_EQ(addresses_.renewals(), 0);
+  EXPECT_EQ(guard_.batches(), 0);
   EXPECT_TRUE(announcer_.announced().empty());
   reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
   EXPECT_THAT(addresses_.lifetimes(),
-              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(4))));
+              ElementsAre(testing::Pair(OwnedAddress{"eth0", "203.0.113.10", 24}, std::chrono::seconds(600))));
   EXPECT_EQ(addresses_.removes(), 1);
+  // Guards what the snapshot confirmed, leased until the lease's end.
+  EXPECT_EQ(guard_.guarded(), std::set<std::string>{"203.0.113.10"});
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4000));
   EXPECT_TRUE(announcer_.announced().empty());  // adopted, not placed: nothing to announce
+}
+
+TEST_F(ReconcilerTest, ARestartedAgentAdoptsTheGuardAsLeftAndRenewsItOnceConfirmed) {
+  ASSERT_TRUE(addresses_.Add({"eth0", "203.0.113.10", 24}, std::chrono::seconds(60)).ok());
+  guard_.SetKernelState({"203.0.113.10"});
+  int64_t now_ms = 1000;
+  NodeLease lease([&] { return NodeLease::Clock::time_point(std::chrono::milliseconds(now_ms)); });
+  Reconciler reconciler({"eth0", "abode0", &lease, nullptr, &guard_}, &addresses_, &rules_, &announcer_, &conntrack_);
+  lease.Renew(NodeLease::Clock::time_point(), std::chrono::milliseconds(5000));
+  reconciler.OnUpdate(Snapshot(7, {External("web", "203.0.113.10")}));
+  // The guard already guards it: no rebuild, but its lease (left by the earlier process) is renewed once.
+  EXPECT_EQ(guard_.batches(), 1);
+  EXPECT_EQ(guard_.renewals(), 1);
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4000));
+  EXPECT_EQ(reconciler.counters().lease_renewals, 1);
+  // Unchanged, a resync sends nothing; a failed renewal is retried at the next acknowledgement.
+  reconciler.Resync();
+  EXPECT_EQ(guard_.batches(), 1);
+  guard_.FailNext(absl::UnavailableError("netlink"));
+  now_ms = 3000;
+  lease.Renew(NodeLease::Clock::time_point(std::chrono::milliseconds(2900)), std::chrono::milliseconds(5000));
+  reconciler.OnLeaseRenewed();
+  EXPECT_EQ(guard_.renewals(), 1);
+  reconciler.OnLeaseRenewed();
+  EXPECT_EQ(guard_.renewals(), 2);
+  EXPECT_EQ(guard_.lease_left(), std::chrono::milliseconds(4900));
 }
 
 class FakeSysctls final : public SysctlAccess {

@@ -25,12 +25,6 @@ class RuleProgrammer {
   // changes nothing. InvalidArgument if `desired` fails ValidateNatRuleset; the kernel is then untouched.
   // Aborted if others kept changing the kernel's rules while this was planned: nothing was applied; retry.
   virtual absl::Status Apply(const NatRuleset& desired) = 0;
-
-  // Elastic mappings added from now on leave the kernel by themselves after `lifetime` unless renewed (0: they
-  // stay); they go with the node's lease, like the elastic address.
-  virtual void SetElasticLifetime(std::chrono::milliseconds lifetime) = 0;
-  // Gives every elastic mapping in place the current lifetime from now, in one atomic step.
-  virtual absl::Status RenewElastic() = 0;
 };
 
 }  // namespace abode::node

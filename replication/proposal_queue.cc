@@ -20,6 +20,9 @@ struct ProposalQueue::InFlight {
   ProposalQueue* owner = nullptr;
   uint64_t proposal_id = 0;
   std::vector<CommandLog::Done> dones;
+  // From proposal to commit and apply. A root span that links to every command's caller: an entry serves
+  // many traces and belongs to none of them.
+  tracing::Span span;
 };
 
 ProposalQueue::ProposalQueue(const Options& options, struct raft* raft, WorkerThreads* completions,
@@ -58,6 +61,14 @@ void ProposalQueue::ProposeAll(std::vector<Proposal>& proposals) {
     batch.set_format_version(options_.command_format_version);
     batch.set_time_unix_ms(options_.clock->NowUnixMs());
     batch.set_proposal_id(f->proposal_id);
+    if (options_.tracer != nullptr) {
+      // Only entries that serve a traced caller (not the leader's own housekeeping) get a span.
+      std::vector<tracing::SpanContext> callers;
+      for (size_t i = start; i < end; ++i) {
+        if (auto caller = tracing::ParseTraceparent(proposals[i].command.traceparent())) callers.push_back(*caller);
+      }
+      if (!callers.empty()) f->span = options_.tracer->StartLinkedSpan("raft.commit", tracing::SpanKind::kInternal, callers);
+    }
     for (size_t i = start; i < end; ++i) {
       *batch.add_commands() = std::move(proposals[i].command);
       f->dones.push_back(std::move(proposals[i].done));
@@ -70,8 +81,15 @@ void ProposalQueue::ProposeAll(std::vector<Proposal>& proposals) {
       raft_free(buf.base);
       inflight_.erase(f->proposal_id);
       for (auto& d : f->dones) std::move(d)(RaftError(rv, "propose", raft_->errmsg));
+      f->span.SetError(raft_->errmsg);
       delete f;
       continue;
+    }
+    if (f->span.recording()) {
+      f->span.SetAttribute("raft.index", static_cast<uint64_t>(raft_last_index(raft_)))
+          .SetAttribute("raft.term", static_cast<uint64_t>(raft_->current_term))
+          .SetAttribute("raft.batch_size", static_cast<uint64_t>(end - start))
+          .SetAttribute("raft.proposal_id", absl::StrCat(absl::Hex(f->proposal_id, absl::kZeroPad16)));
     }
     entries_.fetch_add(1, std::memory_order_relaxed);
     if (inflight_.size() > most_inflight_.load(std::memory_order_relaxed)) {
@@ -129,6 +147,12 @@ void ProposalQueue::AnswerProposers(struct raft_apply* req, int status, void* re
   std::unique_ptr<EntryOutcomes> outcomes = TakeEntryOutcomes(result);
   ProposalQueue* self = f->owner;
   self->inflight_.erase(f->proposal_id);
+  if (status != 0) {
+    f->span.SetError(raft_strerror(status));
+  } else {
+    f->span.SetOk();
+  }
+  f->span.End();
   // Held proposals go out on the next turn of the loop, not from inside raft's callback.
   if (!self->held_.empty()) uv_async_send(self->wakeup_);
   // Each task answers its own run of the shared answers; no two touch the same element.

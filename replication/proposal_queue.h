@@ -31,6 +31,7 @@ extern "C" {
 #include "replication/command_log.h"
 #include "replication/leader_link.h"
 #include "replication/worker_threads.h"
+#include "tracing/tracer.h"
 
 namespace abode::replication {
 
@@ -51,6 +52,7 @@ class ProposalQueue {
     uint32_t command_format_version = 0;
     Clock* clock = nullptr;
     LeaderLink* leader_link = nullptr;  // with peers
+    tracing::Tracer* tracer = nullptr;  // a "raft.commit" span per entry; null: none
   };
   // `raft`, `completions` and `wakeup` (which runs ProposeOrHold again) outlive the queue.
   ProposalQueue(const Options& options, struct raft* raft, WorkerThreads* completions, uv_async_t* wakeup);

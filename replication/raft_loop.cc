@@ -45,6 +45,7 @@ RaftLoop::RaftLoop(RaftNodeOptions options, StateMachine* state_machine)
   q.command_format_version = options_.command_format_version;
   q.clock = options_.clock;
   q.leader_link = options_.leader_link;
+  q.tracer = options_.tracer;
   proposals_.emplace(q, &raft_, &completions_, &wakeup_);
   read_index_.emplace(&raft_, &indexes_, &completions_);
 }
@@ -86,7 +87,7 @@ void RaftLoop::Enqueue(Proposal p) {
       return;
     }
   }
-  std::move(p.done)(absl::UnavailableError("allocator is shutting down"));
+  std::move(p.done)(ShuttingDown());
 }
 
 void RaftLoop::EnqueueLocal(std::vector<v1::Command> commands, std::vector<CommandLog::Done> dones) {
@@ -101,7 +102,7 @@ void RaftLoop::EnqueueLocal(std::vector<v1::Command> commands, std::vector<Comma
       return;
     }
   }
-  for (auto& d : dones) std::move(d)(absl::UnavailableError("allocator is shutting down"));
+  for (auto& d : dones) std::move(d)(ShuttingDown());
 }
 
 void RaftLoop::RunOnLoop(Task task, Task if_stopped) {
@@ -163,7 +164,7 @@ void RaftLoop::Run(const std::string& raft_dir) {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Whatever raft did not call back about was not committed as far as its callers can know.
   proposals_->FailInFlight(absl::UnavailableError("allocator shut down before commit"));
-  read_index_->FailAll(absl::UnavailableError("allocator is shutting down"));
+  read_index_->FailAll(ShuttingDown());
   uv_loop_close(&loop_);
 }
 
@@ -294,7 +295,7 @@ void RaftLoop::OnWakeup(uv_async_t* handle) {
     if (stopping) self->running_ = false;
   }
   if (stopping) {
-    const absl::Status down = absl::UnavailableError("allocator is shutting down");
+    const absl::Status down = ShuttingDown();
     self->proposals_->FailHeld(down);
     for (auto& p : batch) std::move(p.done)(down);
     for (auto& t : tasks) std::move(t.second)();

@@ -55,7 +55,9 @@ class RaftLoop final : public ReplicatedFsm::Observer {
   bool single_voter() const { return options_.peers.empty(); }
   LeaderLink* leader_link() const { return options_.leader_link; }
 
-  // Any thread: hands proposals to the loop; when it no longer runs, their `done` hears UNAVAILABLE.
+  // What a caller hears once the loop no longer runs: UNAVAILABLE "allocator is shutting down".
+  static absl::Status ShuttingDown() { return absl::UnavailableError("allocator is shutting down"); }
+  // Any thread: hands proposals to the loop; when it no longer runs, their `done` hears ShuttingDown().
   void Enqueue(Proposal p) ABSL_LOCKS_EXCLUDED(inbox_mu_);
   void EnqueueLocal(std::vector<v1::Command> commands, std::vector<CommandLog::Done> dones)
       ABSL_LOCKS_EXCLUDED(inbox_mu_);
@@ -68,7 +70,7 @@ class RaftLoop final : public ReplicatedFsm::Observer {
   void RunOnLoopOrRefuse(Done done, TaskWithDone task) {
     auto shared = std::make_shared<Done>(std::move(done));
     RunOnLoop([shared, task = std::move(task)]() mutable { std::move(task)(std::move(*shared)); },
-              [shared] { std::move (*shared)(absl::UnavailableError("allocator is shutting down")); });
+              [shared] { std::move (*shared)(ShuttingDown()); });
   }
   void PostCompletion(Task task) { completions_.Post(std::move(task)); }
 

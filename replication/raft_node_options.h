@@ -10,6 +10,7 @@
 #include "replication/clock.h"
 #include "replication/leader_link.h"
 #include "replication/membership.h"
+#include "tracing/tracer.h"
 
 namespace abode::replication {
 
@@ -36,6 +37,8 @@ struct RaftNodeOptions {
   size_t max_inflight_entries = 1;
   uint32_t command_format_version = 0;    // stamped into every batch; required (> 0)
   Clock* clock = nullptr;                 // stamps batch time; required; outlives the node
+  // Records a span per proposed log entry (docs/tracing.md); null: none. Outlives the node.
+  tracing::Tracer* tracer = nullptr;
 };
 
 }  // namespace abode::replication

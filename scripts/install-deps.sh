@@ -20,10 +20,14 @@ packages=(
   libcurl4-openssl-dev libyaml-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the tracing test reads Jaeger's query API over HTTP
+  libcurl4-openssl-dev
   # kernel tooling used by network-namespace tests and the nft comparison benchmark
   iproute2 nftables tcpdump procps iputils-ping
   # CNI main plugins (bridge, macvlan) and host-local, for the CNI plugin's tests and benchmark
   containernetworking-plugins
+  # container images (`make images`) and their test: build, unpack, read the runtime configuration
+  buildah umoci jq
   # the real Kubernetes API server of the tests (scripts/kube-test-env.sh): certificates, readiness probe
   openssl curl
 )

@@ -142,10 +142,15 @@ build_kustomize() {
 
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=(cni-plugins jaeger kube kustomize)
+mkdir -p "$cache"
 for t in "${tools[@]}"; do
   dir="$(tool_dir "$t")"
+  # One build of a tool at a time: tests running in parallel may all ask for it, and wait here.
+  exec 9>"${cache}/.${t}.lock"
+  flock 9
   if present "$t"; then
     echo "test-tools: ${t} present in ${dir}"
+    exec 9>&-
     continue
   fi
   find_go
@@ -161,4 +166,5 @@ for t in "${tools[@]}"; do
   rm -rf "$dir"
   mv "${dir}.partial" "$dir"
   echo "test-tools: ${t} built into ${dir}"
+  exec 9>&-
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles the replication and service layers with clang's thread-safety analysis (-Wthread-safety, as
+# Compiles the tracer, the replication and service layers with clang's thread-safety analysis (-Wthread-safety, as
 # errors) in a build dir of its own (build-thread-safety/ unless BUILD_DIR is set). Compile only: nothing is
 # linked or run. Needs Debian's clang (scripts/install-deps.sh installs it).
 #
@@ -24,9 +24,9 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DABODE_THREAD_SAFETY=ON -G "Unix Makefiles" "${launcher[@]}" >/dev/null
 # The generated protobuf code they include, then the object files of the two layers alone (the layers they
 # build on are not compiled here: what they include of them is checked with them).
-cmake --build "$build" --target abode_proto -j "$jobs"
-for dir in replication allocator-service; do
+cmake --build "$build" --target abode_proto abode_otlp_proto -j "$jobs"
+for dir in tracing replication allocator-service; do
   mapfile -t objects < <(make -C "$build/$dir" help | sed -n 's/^\.\.\. \(.*\.o\)$/\1/p')
   make -C "$build/$dir" -j "$jobs" --no-print-directory "${objects[@]}"
 done
-echo "thread-safety-check: replication/ and allocator-service/ pass clang -Wthread-safety"
+echo "thread-safety-check: tracing/, replication/ and allocator-service/ pass clang -Wthread-safety"

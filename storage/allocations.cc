@@ -26,7 +26,7 @@ std::string CursorBytes(const std::optional<u128>& cursor, domain::Family f) {
 struct Allocations::Statements {
   Statement insert_pool, delete_pool, update_pool;
   Statement insert_alloc, delete_alloc, update_alloc_lease, update_alloc_labels;
-  Statement alloc_by_id, alloc_by_address, alloc_by_pool, alloc_expired, min_expiry, scan_all;
+  Statement alloc_by_id, alloc_by_address, alloc_by_pool, alloc_by_node, alloc_expired, min_expiry, scan_all;
   Statement insert_history, prune_history;
 };
 
@@ -56,6 +56,8 @@ absl::Status Allocations::PrepareStatements() {
       {&stmts_->alloc_by_address,
        absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.network = ? AND a.address = ?")},
       {&stmts_->alloc_by_pool, absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.pool_id = ? ORDER BY a.id")},
+      {&stmts_->alloc_by_node,
+       absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.node = ? AND a.node <> '' ORDER BY a.id")},
       {&stmts_->alloc_expired,
        absl::StrCat("SELECT ", cols,
                     " FROM allocations a WHERE a.expire_ms > 0 AND a.expire_ms <= ? ORDER BY a.expire_ms, a.id LIMIT ?")},
@@ -183,6 +185,11 @@ absl::StatusOr<Allocations::Rows> Allocations::InPool(int64_t pool_id) {
   return Query(stmts_->alloc_by_pool);
 }
 
+absl::StatusOr<Allocations::Rows> Allocations::OnNode(absl::string_view node) {
+  stmts_->alloc_by_node.Bind(1, node);
+  return Query(stmts_->alloc_by_node);
+}
+
 absl::StatusOr<Allocations::Rows> Allocations::ExpiredAt(int64_t time_ms, int limit) {
   stmts_->alloc_expired.Bind(1, time_ms).Bind(2, limit);
   return Query(stmts_->alloc_expired);
@@ -214,8 +221,7 @@ absl::Status Allocations::WriteRemoval(const domain::AllocationChangeSet::Remova
   return stmts_->insert_history.Run();
 }
 
-absl::Status Allocations::Write() {
-  const domain::AllocationChangeSet& c = changes_;
+absl::Status Allocations::Write(const domain::AllocationChangeSet& c) {
   if (c.has_new_pool) {
     const Pool& p = c.new_pool;
     std::string blob;
@@ -264,24 +270,25 @@ absl::Status Allocations::Write() {
   return absl::OkStatus();
 }
 
-CommandOutcome Allocations::Commit(CommandOutcome outcome, AllocationChanges& changes) {
+CommandOutcome Allocations::CommitChangeSet(domain::AllocationChangeSet& set, CommandOutcome outcome,
+                                            AllocationChanges& changes) {
   if (!outcome.ok()) return outcome;
-  if (absl::Status s = Write(); !s.ok()) return s;
+  if (absl::Status s = Write(set); !s.ok()) return s;
   // Written: now memory.
-  stamp_.revision = changes_.revision;
-  for (size_t i = 0; i < changes_.inserts.size(); ++i) {
-    const domain::AllocationChangeSet::Insert& in = changes_.inserts[i];
+  stamp_.revision = set.revision;
+  for (size_t i = 0; i < set.inserts.size(); ++i) {
+    const domain::AllocationChangeSet::Insert& in = set.inserts[i];
     owners_.Add(in.request->owner(), inserted_rows_[i], in.pool->id);
     changes.push_back(AllocationChange{
         in.result_index < 0 ? outcome->allocation() : outcome->allocate_many().allocations(in.result_index), true});
   }
-  for (auto& r : changes_.removals) owners_.Remove(r.allocation.owner(), r.row_id);
-  commands_.CommitToPools(changes_);
-  for (auto& r : changes_.removals) changes.push_back(AllocationChange{std::move(r.allocation), false});
-  for (const auto& r : changes_.relabels) {
+  for (auto& r : set.removals) owners_.Remove(r.allocation.owner(), r.row_id);
+  commands_.CommitToPools(set);
+  for (auto& r : set.removals) changes.push_back(AllocationChange{std::move(r.allocation), false});
+  for (const auto& r : set.relabels) {
     changes.push_back(AllocationChange{outcome->update_labels().allocations(r.result_index), true, true});
   }
-  changes_.Clear(stamp_.revision);
+  set.Clear(stamp_.revision);
   return outcome;
 }
 

@@ -48,6 +48,8 @@ class Allocations final : private domain::AllocationReader {
   absl::Status Load();
 
   const domain::Pools& pools() const { return pools_; }
+  // The domain's handlers, for the node commands that allocate and release (storage/node_store.h).
+  domain::AllocationCommands& commands() { return commands_; }
 
   // The commands. All but PruneHistory run the domain's handler (domain/allocation_commands.h) and commit
   // the changes it returns (see Commit). Those that add or remove allocations append them to `changes`.
@@ -62,6 +64,9 @@ class Allocations final : private domain::AllocationReader {
   CommandOutcome UpdateLabels(const v1::UpdateLabelsRequest& req, AllocationChanges& changes);
   CommandOutcome Expire(AllocationChanges& changes);
   CommandOutcome PruneHistory(const v1::PruneHistory& req);
+
+  // Commits the changes a domain handler proposed, with `result` as its answer (see Commit).
+  CommandOutcome CommitChangeSet(domain::AllocationChangeSet& set, CommandOutcome result, AllocationChanges& changes);
 
   // The allocations `owner` holds, in every pool, by pool id, then row id.
   absl::StatusOr<std::vector<v1::Allocation>> OfOwner(absl::string_view owner);
@@ -81,14 +86,17 @@ class Allocations final : private domain::AllocationReader {
   absl::StatusOr<Rows> OfOwner(absl::string_view owner, int64_t pool_id) override;
   absl::StatusOr<Rows> AtAddress(absl::string_view network, const domain::IpAddress& address) override;
   absl::StatusOr<Rows> InPool(int64_t pool_id) override;
+  absl::StatusOr<Rows> OnNode(absl::string_view node) override;
   absl::StatusOr<Rows> ExpiredAt(int64_t time_ms, int limit) override;
 
   absl::StatusOr<Rows> Query(Statement& stmt);
   absl::Status AddToOwnerIndex(absl::string_view owner, int64_t row_id, int64_t pool_id);
-  // Applies the outcome of a domain handler: writes changes_, then commits them to memory and appends the
+  // Applies the outcome of a domain handler: writes `set`, then commits it to memory and appends the
   // allocations added and removed to `changes`. A refused command or a failed write changes nothing.
-  CommandOutcome Commit(CommandOutcome outcome, AllocationChanges& changes);
-  absl::Status Write();
+  CommandOutcome Commit(CommandOutcome outcome, AllocationChanges& changes) {
+    return CommitChangeSet(changes_, std::move(outcome), changes);
+  }
+  absl::Status Write(const domain::AllocationChangeSet& c);
   absl::Status WriteRemoval(const domain::AllocationChangeSet::Removal& r);
 
   Database& db_;

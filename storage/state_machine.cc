@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "storage/allocations.h"
-#include "storage/node_commands.h"
+#include "storage/node_store.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/wal_batching_vfs.h"
@@ -32,7 +32,7 @@ StateMachine::StateMachine(StateMachineOptions options, Database db)
       allocations_(std::make_unique<Allocations>(
           db_, stamp_, *owners_, AllocationLimits{options_.max_ttl_seconds, options_.max_expire_per_command})),
       nodes_(allocations_->pools()),
-      node_commands_(std::make_unique<NodeCommands>(db_, stamp_, *allocations_, nodes_)) {}
+      node_store_(std::make_unique<NodeStore>(db_, stamp_, *allocations_, nodes_)) {}
 
 StateMachine::~StateMachine() = default;
 
@@ -101,7 +101,7 @@ absl::Status StateMachine::PrepareStatements() {
        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
   });
   if (s.ok()) s = allocations_->PrepareStatements();
-  if (s.ok()) s = node_commands_->PrepareStatements();
+  if (s.ok()) s = node_store_->PrepareStatements();
   return s;
 }
 
@@ -116,7 +116,7 @@ absl::Status StateMachine::LoadFromDatabase() {
     return absl::OkStatus();
   });
   if (s.ok()) s = allocations_->Load();
-  if (s.ok()) s = node_commands_->Load();
+  if (s.ok()) s = node_store_->Load();
   return s;
 }
 
@@ -207,14 +207,14 @@ CommandOutcome StateMachine::ApplyCommand(const v1::Command& command) {
     case v1::Command::kPruneHistory: out = a.PruneHistory(command.prune_history()); break;
     case v1::Command::OP_NOT_SET: break;
     default:
-      if (NodeCommands::Handles(command)) out = node_commands_->Apply(command, changes);
+      if (NodeStore::Handles(command)) out = node_store_->Apply(command, changes);
       break;
   }
-  if (absl::Status failed = node_commands_->TakeStoreFailure(); !failed.ok() && batch_failure_.ok()) {
+  if (absl::Status failed = node_store_->TakeStoreFailure(); !failed.ok() && batch_failure_.ok()) {
     batch_failure_ = failed;
   }
   if (out.ok()) {
-    if (absl::Status s = node_commands_->AfterCommand(changes, command.traceparent()); !s.ok() && batch_failure_.ok()) {
+    if (absl::Status s = node_store_->AfterCommand(changes, command.traceparent()); !s.ok() && batch_failure_.ok()) {
       batch_failure_ = s;
     }
     if (savepoint) {

@@ -1,5 +1,5 @@
 // The deterministic state machine: applies replicated command batches to the SQLite store through the domain
-// core (domain/): Allocations runs the pool and allocation commands, NodeCommands the node ones, and the
+// core (domain/): Allocations runs the pool and allocation commands, NodeStore the node ones, and the
 // node model derives the assignments. Every replica runs one; given the same log they reach byte-identical
 // state.
 //
@@ -58,7 +58,7 @@ using domain::NodeStateUpdate;
 using domain::NodeStateView;
 
 class Allocations;
-class NodeCommands;
+class NodeStore;
 class WalCheckpointer;
 
 class StateMachine {
@@ -120,7 +120,7 @@ class StateMachine {
   // The pools and allocations, the node model (which reads the pools) and the node commands, in that order.
   std::unique_ptr<Allocations> allocations_;
   domain::NodeModel nodes_;
-  std::unique_ptr<NodeCommands> node_commands_;
+  std::unique_ptr<NodeStore> node_store_;
   absl::Status batch_failure_;  // a store failure that must roll back the whole batch
 };
 

@@ -1,0 +1,180 @@
+// Where reads run: every linearizable read's query and the checksum dump run on the read executor's threads
+// (recorded through the executor's observer), and a write is answered while every read thread is held.
+#include <pthread.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <vector>
+
+#include <grpcpp/create_channel.h>
+#include <gtest/gtest.h>
+
+#include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/cluster.grpc.pb.h"
+#include "abode/v1/pools.grpc.pb.h"
+#include "absl/synchronization/mutex.h"
+#include "allocator-service/server.h"
+#include "replication/clock.h"
+#include "test-support/temp_dir.h"
+
+namespace abode::allocator {
+namespace {
+
+std::string ThisThreadName() {
+  char name[16] = {};
+  pthread_getname_np(pthread_self(), name, sizeof(name));
+  return name;
+}
+
+class ReadThreadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.raft.data_dir = dir_.path() + "/data";
+    o.raft.clock = &clock_;
+    o.timers = &timers_;
+    o.read_threads = 1;
+    o.read_observer = [this] { ObserveRead(); };
+    auto s = AllocatorServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    auto channel =
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    pools_ = v1::Pools::NewStub(channel);
+    alloc_ = v1::Allocator::NewStub(channel);
+    cluster_ = v1::Cluster::NewStub(channel);
+
+    grpc::ClientContext ctx;
+    v1::CreatePoolRequest req;
+    req.mutable_pool()->set_name("p");
+    req.mutable_pool()->set_cidr("10.0.0.0/24");
+    v1::Pool pool;
+    ASSERT_TRUE(pools_->CreatePool(&ctx, req, &pool).ok());
+    ASSERT_TRUE(Allocate("pod-a").ok());
+  }
+  void TearDown() override {
+    Open();
+    server_.reset();
+  }
+
+  // On the read thread, before each read: records the thread and waits while the gate is closed.
+  void ObserveRead() {
+    absl::MutexLock lock(&mu_);
+    threads_.push_back(ThisThreadName());
+    ++entered_;
+    mu_.Await(absl::Condition(+[](bool* open) { return *open; }, &gate_open_));
+  }
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    gate_open_ = false;
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    gate_open_ = true;
+  }
+  void AwaitEntered(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entered_ >= n; };
+    mu_.Await(absl::Condition(&reached));
+  }
+  std::vector<std::string> threads() {
+    absl::MutexLock lock(&mu_);
+    return threads_;
+  }
+
+  grpc::Status Allocate(const std::string& owner) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::AllocateRequest req;
+    req.set_pool("p");
+    req.set_owner(owner);
+    v1::Allocation a;
+    return alloc_->Allocate(&ctx, req, &a);
+  }
+  grpc::Status List() {
+    grpc::ClientContext ctx;
+    v1::ListAllocationsRequest req;
+    req.set_pool("p");
+    v1::ListAllocationsResponse resp;
+    return alloc_->ListAllocations(&ctx, req, &resp);
+  }
+  grpc::Status Checksum() {
+    grpc::ClientContext ctx;
+    v1::ChecksumResponse resp;
+    return cluster_->Checksum(&ctx, v1::ChecksumRequest(), &resp);
+  }
+
+  test_support::TempDir dir_;
+  replication::FakeClock clock_{1'700'000'000'000};
+  ManualTimers timers_;
+  std::unique_ptr<AllocatorServer> server_;
+  std::unique_ptr<v1::Pools::Stub> pools_;
+  std::unique_ptr<v1::Allocator::Stub> alloc_;
+  std::unique_ptr<v1::Cluster::Stub> cluster_;
+
+  absl::Mutex mu_;
+  bool gate_open_ ABSL_GUARDED_BY(mu_) = true;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
+  const size_t before = threads().size();
+  ASSERT_TRUE(List().ok());
+  {
+    grpc::ClientContext ctx;
+    v1::GetAllocationRequest req;
+    req.set_pool("p");
+    req.set_owner("pod-a");
+    v1::GetAllocationResponse resp;
+    ASSERT_TRUE(alloc_->GetAllocation(&ctx, req, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetPoolRequest req;
+    req.set_name("p");
+    v1::Pool resp;
+    ASSERT_TRUE(pools_->GetPool(&ctx, req, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListPoolsResponse resp;
+    ASSERT_TRUE(pools_->ListPools(&ctx, v1::ListPoolsRequest(), &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetHistoryRequest req;
+    req.set_address("10.0.0.1");
+    req.set_pool("p");
+    v1::GetHistoryResponse resp;
+    ASSERT_TRUE(alloc_->GetHistory(&ctx, req, &resp).ok());
+  }
+  ASSERT_TRUE(Checksum().ok());
+  const std::vector<std::string> seen = threads();
+  ASSERT_EQ(seen.size() - before, 6u) << "each read went through the read executor once";
+  for (size_t i = before; i < seen.size(); ++i) EXPECT_EQ(seen[i], "abode-read");
+}
+
+TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {
+  const int before = static_cast<int>(threads().size());
+  Close();
+  auto list = std::async(std::launch::async, [this] { return List(); });
+  AwaitEntered(before + 1);  // the list is inside the only read thread now
+  const int held = before + 1;
+  auto checksum = std::async(std::launch::async, [this] { return Checksum(); });
+
+  // The only read thread is held by the list; writes are still answered.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Allocate("writer-" + std::to_string(i)).ok());
+  EXPECT_EQ(list.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  EXPECT_EQ(checksum.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+
+  Open();
+  EXPECT_TRUE(list.get().ok());
+  EXPECT_TRUE(checksum.get().ok());
+  EXPECT_EQ(static_cast<int>(threads().size()), held + 1) << "the checksum ran on the read thread after the list";
+}
+
+}  // namespace
+}  // namespace abode::allocator

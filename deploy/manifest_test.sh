@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# The manifests as product surface: every overlay renders (kustomize v5), every rendered object is created in
+# a real kube-apiserver with strict field validation, and the objects agree with each other and with the
+# binaries they run:
+#   - each abode container's command, args and env (NODE_NAME from the downward API given a node name; each
+#     StatefulSet member with its own pod hostname) pass its binary's --check-config, inside its image when
+#     the images can be built here (root, buildah, umoci), else the built binary;
+#   - probe ports, container ports, Service target ports, NetworkPolicy ports, scrape annotations and the
+#     listen flags agree; the OTLP endpoint names the Jaeger Service's port;
+#   - ABODE_PEERS lists exactly `replicas` members, member N+1 being pod N under the headless Service.
+# A copy of an overlay with an unknown field must be refused, so the validation is known to bite.
+#
+# Usage: deploy/manifest_test.sh BUILD_DIR (ABODE_TEST_IMAGES=0: the built binaries, not the images).
+# Skipped (77) without kustomize or the API server's tools unless CI is set (scripts/test-tools.sh
+# builds them).
+set -euo pipefail
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+KUBE_TEST_ENV=${KUBE_TEST_ENV:-$SRC/scripts/kube-test-env.sh}
+OVERLAYS=(single default ha-5 jaeger)
+
+skip() {
+  [ -n "${CI:-}" ] && { echo "FAIL: $* (CI)" >&2; exit 1; }
+  echo "SKIP: $*"
+  exit 77
+}
+fail() { echo "FAIL: $*" >&2; exit 1; }
+command -v jq >/dev/null || skip "needs jq (scripts/install-deps.sh)"
+[ -x "$KUBE_TEST_ENV" ] || skip "no $KUBE_TEST_ENV"
+KUSTOMIZE=$("$SRC/scripts/test-tools.sh" --dir kustomize)/kustomize
+if [ ! -x "$KUSTOMIZE" ]; then
+  rc=0
+  "$SRC/scripts/test-tools.sh" kustomize || rc=$?
+  [ "$rc" = 77 ] && skip "kustomize cannot be built here"
+  [ "$rc" = 0 ] || fail "scripts/test-tools.sh kustomize: exit $rc"
+fi
+
+WORK=$(mktemp -d /tmp/abode-manifest-test-XXXXXX)
+IMAGES=""
+if [ "${ABODE_TEST_IMAGES:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v buildah >/dev/null && command -v umoci >/dev/null; then
+  IMAGES=1
+  # shellcheck source=deploy/images/bundle.sh
+  . "$HERE/images/bundle.sh"
+fi
+cleanup() {
+  "$KUBE_TEST_ENV" stop "$WORK/kube" >/dev/null 2>&1 || true
+  [ -n "$IMAGES" ] && bundles_cleanup
+  [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- Render.
+for o in "${OVERLAYS[@]}"; do
+  "$KUSTOMIZE" build "$HERE/overlays/$o" > "$WORK/$o.yaml" || fail "overlay $o does not render"
+done
+echo "rendered: ${OVERLAYS[*]}"
+
+# --- A real API server.
+rc=0
+"$KUBE_TEST_ENV" start "$WORK/kube" > /dev/null || rc=$?
+[ "$rc" = 77 ] && skip "the API server's tools cannot be built here"
+[ "$rc" = 0 ] || fail "kube-test-env start: exit $rc"
+# shellcheck disable=SC1091
+. "$WORK/kube/env"
+export KUBECONFIG
+k() { "$KUBECTL" "$@"; }
+
+
+if [ -n "$IMAGES" ]; then
+  names="abode-allocator abode-node"
+  [ -n "$(find "$BUILD" -type f -name abode-kube -perm -u+x 2>/dev/null | head -1)" ] && names+=" abode-kube"
+  # shellcheck disable=SC2086
+  bundles_build $names
+  echo "images built for the --check-config runs: $names"
+fi
+
+# check_config IMAGE HOSTNAME CONTAINER_JSON: runs the container's command and args with --check-config, in
+# its environment (NODE_NAME from the downward API: node-1), with the pod's hostname, in a network namespace
+# of its own; inside IMAGE's bundle (its environment under the container's, its user) when images were built.
+# Prints the output; returns the exit code.
+check_config() {
+  local image=$1 host=$2 c=$3
+  local -a cmd env prefix
+  mapfile -t cmd < <(jq -r '(.command // []) + (.args // []) | .[]' <<< "$c")
+  [ "${#cmd[@]}" -gt 0 ] || fail "$image: a container without a command"
+  mapfile -t env < <(jq -r '.env // [] | .[] |
+      if .value != null then "\(.name)=\(.value)"
+      elif .valueFrom.fieldRef.fieldPath == "spec.nodeName" then "\(.name)=node-1"
+      else error("env \(.name): a valueFrom this test cannot give") end' <<< "$c")
+  if [ -n "$IMAGES" ] && [ -d "$WORK/$image" ]; then
+    local config=$WORK/$image/config.json
+    local -a image_env
+    mapfile -t image_env < <(jq -r '.process.env[]' "$config")
+    mkdir -p "$WORK/$image/rootfs/proc"
+    prefix=(env -i "${image_env[@]}" "${env[@]}" unshare --pid --fork --kill-child --mount-proc=/proc
+      --root="$WORK/$image/rootfs" --setgid "$(jq -r '.process.user.gid' "$config")"
+      --setuid "$(jq -r '.process.user.uid' "$config")" --)
+  else
+    # The built binaries stand in for /usr/local/bin, in the command and in the args that name files.
+    local i name bin
+    for i in "${!cmd[@]}"; do
+      while [[ ${cmd[i]} =~ /usr/local/bin/([a-z0-9-]+) ]]; do
+        name=${BASH_REMATCH[1]}
+        bin=$(find "$BUILD" -type f -name "$name" -perm -u+x | head -1)
+        [ -n "$bin" ] || fail "no $name in $BUILD"
+        cmd[i]=${cmd[i]//\/usr\/local\/bin\/$name/$bin}
+      done
+    done
+    prefix=(env -i "${env[@]}")
+  fi
+  unshare --net --uts --mount --propagation private sh -c 'hostname "$0" && exec "$@"' "$host" \
+    "${prefix[@]}" "${cmd[0]}" --check-config "${cmd[@]:1}" 2>&1
+}
+
+# The cross-checks of one rendered, applied overlay (a List from the API server): jq prints one line per
+# disagreement.
+CROSS_CHECKS='
+def items_of($kind): .items[] | select(.kind == $kind);
+def port_of($hostport): $hostport | sub(".*:"; "") | tonumber;
+def named_port($c; $name): [$c.ports[]? | select(.name == $name) | .containerPort][0];
+def env_of($c; $name): [$c.env[]? | select(.name == $name) | .value][0];
+def flag_of($c; $flag): [($c.args // [])[] | select(startswith($flag + "=")) | sub("^[^=]*="; "")][0];
+. as $all
+| (.items[] | select(.kind != "Namespace" and .metadata.namespace != "abode-system")
+   | "\(.kind)/\(.metadata.name) is in namespace \(.metadata.namespace), not abode-system"),
+  (items_of("StatefulSet") as $sts
+   | $sts.spec.template.spec.containers[0] as $c
+   | port_of(env_of($c; "ABODE_LISTEN")) as $grpc
+   | port_of(env_of($c; "ABODE_METRICS_LISTEN")) as $metrics
+   | (env_of($c; "ABODE_PEERS") | split(",")) as $peers
+   | [$all | items_of("Service") | select(.metadata.name == $sts.spec.serviceName)][0] as $headless
+   | (if $headless == null then "no headless Service \($sts.spec.serviceName)" else empty end),
+     (if $headless.spec.clusterIP != "None" or $headless.spec.publishNotReadyAddresses != true
+      then "Service \($sts.spec.serviceName) is not headless with publishNotReadyAddresses" else empty end),
+     (if ($peers | length) != $sts.spec.replicas
+      then "ABODE_PEERS lists \($peers | length) members for \($sts.spec.replicas) replicas" else empty end),
+     ($peers | to_entries[] | .key as $i | .value
+      | ("\($i + 1)=\($sts.metadata.name)-\($i).\($sts.spec.serviceName).\($sts.metadata.namespace).svc.cluster.local:\(named_port($c; "raft"))") as $want
+      | if . != $want then "peer \($i + 1) is \(.), want \($want)" else empty end),
+     (if named_port($c; "grpc") != $grpc then "containerPort grpc \(named_port($c; "grpc")) != ABODE_LISTEN port \($grpc)" else empty end),
+     (if named_port($c; "metrics") != $metrics then "containerPort metrics != ABODE_METRICS_LISTEN port \($metrics)" else empty end),
+     (if $c.readinessProbe.grpc.port != $grpc then "readiness probe port \($c.readinessProbe.grpc.port) != gRPC port \($grpc)" else empty end),
+     (if $c.startupProbe.grpc.port != $grpc then "startup probe port \($c.startupProbe.grpc.port) != gRPC port \($grpc)" else empty end),
+     (if ($sts.spec.template.metadata.annotations["prometheus.io/port"] | tonumber) != $metrics
+      then "scrape annotation != metrics port \($metrics)" else empty end),
+     ($all | items_of("Service") | select(.spec.selector["app.kubernetes.io/name"] == "abode-allocator")
+      | .metadata.name as $svc | .spec.ports[]
+      | if named_port($c; .targetPort) != .port then "Service \($svc) port \(.name): targetPort \(.targetPort) is not container port \(.port)" else empty end),
+     ($all | items_of("NetworkPolicy") | select(.spec.podSelector.matchLabels["app.kubernetes.io/name"] == "abode-allocator")
+      | .spec.ingress[].ports[].port | select(named_port($c; .) == null) | "NetworkPolicy opens port \(.), which no container names")
+  ),
+  (items_of("DaemonSet") as $ds
+   | $ds.spec.template.spec.containers[0] as $c
+   | port_of(flag_of($c; "--metrics-listen")) as $metrics
+   | (if $c.readinessProbe.httpGet.port != $metrics then "abode-node readiness port != --metrics-listen port \($metrics)" else empty end),
+     (if named_port($c; "metrics") != $metrics then "abode-node containerPort metrics != \($metrics)" else empty end),
+     (if ($ds.spec.template.metadata.annotations["prometheus.io/port"] | tonumber) != $metrics
+      then "abode-node scrape annotation != \($metrics)" else empty end),
+     (env_of($c; "ABODE_ALLOCATOR") as $a
+      | [$all | items_of("Service") | select("\(.metadata.name).\(.metadata.namespace).svc.cluster.local:\(.spec.ports[0].port)" == $a)]
+      | if length != 1 then "ABODE_ALLOCATOR \($a) names no Service port" else empty end),
+     (if flag_of($c; "--cni-socket") == null or ([$c.volumeMounts[] | select(.mountPath as $m | flag_of($c; "--cni-socket") | startswith($m + "/"))] | length) != 1
+      then "the CNI socket is not in a mounted host folder" else empty end)
+  ),
+  (.items[] | select(.kind == "StatefulSet" or .kind == "DaemonSet" or .kind == "Deployment") as $w
+   | $w.spec.template.spec.containers[] | env_of(.; "OTEL_EXPORTER_OTLP_ENDPOINT") | select(. != null)
+   | capture("^http://(?<svc>[^.]+)\\.(?<ns>[^.]+)\\.svc\\.cluster\\.local:(?<port>[0-9]+)$") as $e
+   | if $e == null then "\($w.metadata.name): OTEL_EXPORTER_OTLP_ENDPOINT \(.) is not http://SERVICE.NAMESPACE.svc.cluster.local:PORT"
+     else ([$all | items_of("Service") | select(.metadata.name == $e.svc and .metadata.namespace == $e.ns) | .spec.ports[]
+            | select(.port == ($e.port | tonumber))] | length) as $n
+     | if $n != 1 then "\($w.metadata.name): OTEL endpoint \(.) names no Service port" else empty end end)
+'
+
+for o in "${OVERLAYS[@]}"; do
+  # Created, every object, with strict field validation.
+  k apply --server-side --validate=strict --field-manager=abode-test -f "$WORK/$o.yaml" -o json > "$WORK/$o.json" ||
+    fail "overlay $o: the API server refused it"
+  want=$(grep -c '^kind: ' "$WORK/$o.yaml")
+  got=$(jq '.items | length' "$WORK/$o.json")
+  [ "$want" = "$got" ] || fail "overlay $o: $want objects rendered, $got applied"
+  problems=$(jq -r "$CROSS_CHECKS" "$WORK/$o.json")
+  [ -z "$problems" ] || fail "overlay $o: $problems"
+
+  # Every abode container through its binary's --check-config; each StatefulSet member with its hostname.
+  checked=0
+  while IFS=$'\t' read -r kind name replicas container; do
+    image=$(jq -r '.image | sub(".*/"; "") | sub(":.*"; "")' <<< "$container")
+    [[ $image == abode-* ]] || continue
+    cname=$(jq -r .name <<< "$container")
+    if [ "$kind" = StatefulSet ] && [ "$cname" = allocator ]; then
+      for i in $(seq 0 $((replicas - 1))); do
+        out=$(check_config "$image" "$name-$i" "$container") || fail "overlay $o: $name-$i: $out"
+        [[ $out == *"member $((i + 1)) of $replicas,"* ]] || fail "overlay $o: pod $name-$i is not member $((i + 1)) of $replicas: $out"
+        checked=$((checked + 1))
+      done
+    else
+      out=$(check_config "$image" "$name-pod" "$container") || fail "overlay $o: $kind $name container $cname: $out"
+      checked=$((checked + 1))
+    fi
+  done < <(jq -c -r '.items[] | select(.kind == "StatefulSet" or .kind == "DaemonSet" or .kind == "Deployment")
+      | . as $w | (.spec.template.spec.initContainers // []) + .spec.template.spec.containers | .[]
+      | [$w.kind, $w.metadata.name, ($w.spec.replicas // 1 | tostring), tojson] | @tsv' "$WORK/$o.json")
+  if [ "$o" = default ]; then
+    # The validation bites: a copy with an unknown field, and one with a wrong type, are refused.
+    refused() {
+      local what=$1 want=$2 out
+      if out=$(k apply --server-side --validate=strict --dry-run=server --field-manager=abode-test -f "$WORK/bad.yaml" 2>&1); then
+        fail "$what was accepted: $out"
+      fi
+      [[ $out == *"$want"* ]] || fail "$what was refused for another reason: $out"
+      echo "strict validation refuses $what"
+    }
+    sed '0,/^\( *\)imagePullPolicy: IfNotPresent$/s//&\n\1imagePullPolicyy: Always/' "$WORK/default.yaml" > "$WORK/bad.yaml"
+    refused "an unknown field" "imagePullPolicyy"
+    sed 's/^  replicas: 3$/  replicas: three/' "$WORK/default.yaml" > "$WORK/bad.yaml"
+    refused "a wrong type" "replicas"
+
+    # The cross-checks bite: a peer list one short, a probe on another port, a Service port without its container port.
+    for mutation in \
+        '(.items[] | select(.kind == "StatefulSet") | .spec.template.spec.containers[0].env[] | select(.name == "ABODE_PEERS") | .value) |= sub(",3=.*"; "")|ABODE_PEERS lists 2 members for 3 replicas' \
+        '(.items[] | select(.kind == "StatefulSet") | .spec.template.spec.containers[0].readinessProbe.grpc.port) = 7444|readiness probe port 7444' \
+        '(.items[] | select(.kind == "Service" and .metadata.name == "abode") | .spec.ports[0].targetPort) = "grcp"|targetPort grcp'; do
+      problems=$(jq "${mutation%|*}" "$WORK/default.json" | jq -r "$CROSS_CHECKS")
+      [[ $problems == *"${mutation##*|}"* ]] || fail "the cross-checks miss: ${mutation##*|} (got: $problems)"
+    done
+    echo "the cross-checks catch a short peer list, a probe on the wrong port, a Service port without a container port"
+    # --check-config bites: the DaemonSet's container with a relative socket path is refused, naming the flag.
+    bad_container=$(jq -c '.items[] | select(.kind == "DaemonSet") | .spec.template.spec.containers[0]
+        | .args |= map(sub("^--cni-socket=.*"; "--cni-socket=cni.sock"))' "$WORK/default.json")
+    if out=$(check_config abode-node node-pod "$bad_container"); then fail "a relative --cni-socket passed: $out"; fi
+    [[ $out == *--cni-socket* ]] || fail "a relative --cni-socket was refused for another reason: $out"
+    echo "--check-config refuses the DaemonSet's container with a relative --cni-socket"
+  fi
+  echo "overlay $o: $got objects created (strict), cross-checks agree, $checked --check-config runs pass$([ -n "$IMAGES" ] && echo " in the images")"
+
+  # Removed again (all but the namespace, which no controller here would finish deleting) for the next overlay.
+  jq -r '.items[] | select(.kind != "Namespace") | "\(.kind)/\(.metadata.name)"' "$WORK/$o.json" |
+    xargs "$KUBECTL" -n abode-system delete --wait=false > /dev/null
+done
+echo PASS

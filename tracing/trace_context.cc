@@ -1,0 +1,126 @@
+#include "tracing/trace_context.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+#include <cstring>
+
+namespace abode::tracing {
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+template <size_t N>
+bool ParseHex(std::string_view text, std::array<uint8_t, N>& out) {
+  if (text.size() != 2 * N) return false;
+  for (size_t i = 0; i < N; ++i) {
+    const int hi = HexDigit(text[2 * i]);
+    const int lo = HexDigit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+template <size_t N>
+bool AllZero(const std::array<uint8_t, N>& id) {
+  for (uint8_t b : id) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// Fills `out` from getrandom; should the kernel refuse, from the clock and the address of `out`, which is
+// still unique enough for ids (they are not secrets).
+void FillRandom(uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::getrandom(out + got, n - got, 0);
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  if (got == n) return;
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t seed = static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(ts.tv_sec) << 30) ^
+                  reinterpret_cast<uintptr_t>(out);
+  for (size_t i = got; i < n; ++i) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    out[i] = static_cast<uint8_t>(seed >> 56);
+  }
+}
+
+}  // namespace
+
+bool SpanContext::valid() const { return !AllZero(trace_id) && !AllZero(span_id); }
+
+std::optional<SpanContext> ParseTraceparent(std::string_view text) {
+  if (text.size() < 55 || text[2] != '-' || text[35] != '-' || text[52] != '-') return std::nullopt;
+  std::array<uint8_t, 1> version{}, flags{};
+  if (!ParseHex(text.substr(0, 2), version) || version[0] == 0xff) return std::nullopt;
+  if (version[0] == 0 && text.size() != 55) return std::nullopt;
+  if (version[0] != 0 && text.size() > 55 && text[55] != '-') return std::nullopt;
+  SpanContext c;
+  if (!ParseHex(text.substr(3, 32), c.trace_id) || !ParseHex(text.substr(36, 16), c.span_id) ||
+      !ParseHex(text.substr(53, 2), flags)) {
+    return std::nullopt;
+  }
+  if (!c.valid()) return std::nullopt;
+  c.sampled = (flags[0] & 0x01) != 0;
+  return c;
+}
+
+std::string ToHex(const uint8_t* bytes, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+std::string FormatTraceparent(const SpanContext& context) {
+  std::string out = "00-";
+  out.reserve(55);
+  out += ToHex(context.trace_id);
+  out += '-';
+  out += ToHex(context.span_id);
+  out += context.sampled ? "-01" : "-00";
+  return out;
+}
+
+TraceId RandomTraceId() {
+  TraceId id;
+  do {
+    FillRandom(id.data(), id.size());
+  } while (AllZero(id));
+  return id;
+}
+
+SpanId RandomSpanId() {
+  SpanId id;
+  do {
+    FillRandom(id.data(), id.size());
+  } while (AllZero(id));
+  return id;
+}
+
+SpanContext ChildOf(std::string_view parent) {
+  SpanContext c;
+  if (auto p = ParseTraceparent(parent)) {
+    c.trace_id = p->trace_id;
+    c.sampled = p->sampled;
+  } else {
+    c.trace_id = RandomTraceId();
+    c.sampled = true;
+  }
+  c.span_id = RandomSpanId();
+  return c;
+}
+
+}  // namespace abode::tracing

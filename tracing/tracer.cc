@@ -1,0 +1,212 @@
+#include "tracing/tracer.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "metrics/family.h"
+#include "tracing/batch_span_processor.h"
+#include "tracing/span_exporter.h"
+
+namespace abode::tracing {
+namespace {
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The tracer's series, read when scraped.
+class TracerMetrics final : public prometheus::Collectable {
+ public:
+  explicit TracerMetrics(const BatchSpanProcessor* processor) : processor_(processor) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using metrics::Family;
+    using metrics::Sample;
+    using prometheus::MetricType;
+    const BatchSpanProcessor::Counts c = processor_ ? processor_->counts() : BatchSpanProcessor::Counts{};
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(Family("abode_trace_export_queue_length", "Ended spans waiting for export", MetricType::Gauge,
+                         {Sample(static_cast<double>(c.queued))}));
+    out.push_back(Family("abode_trace_export_spans_total", "Spans the OTLP receiver accepted", MetricType::Counter,
+                         {Sample(static_cast<double>(c.exported))}));
+    out.push_back(Family("abode_trace_export_dropped_total", "Spans dropped because the export queue was full",
+                         MetricType::Counter, {Sample(static_cast<double>(c.dropped))}));
+    out.push_back(Family("abode_trace_export_errors_total", "Export calls that failed (their spans are lost)",
+                         MetricType::Counter, {Sample(static_cast<double>(c.export_errors))}));
+    out.push_back(Family("abode_trace_export_failed_spans_total", "Spans lost in failed export calls",
+                         MetricType::Counter, {Sample(static_cast<double>(c.failed_spans))}));
+    return out;
+  }
+
+ private:
+  const BatchSpanProcessor* processor_;
+};
+
+}  // namespace
+
+Span::Span(Span&& other) noexcept
+    : tracer_(other.tracer_), context_(other.context_), data_(std::move(other.data_)) {}
+
+Span& Span::operator=(Span&& other) noexcept {
+  if (this != &other) {
+    End();
+    tracer_ = other.tracer_;
+    context_ = other.context_;
+    data_ = std::move(other.data_);
+  }
+  return *this;
+}
+
+Span& Span::SetAttribute(std::string key, std::string_view value) {
+  if (data_) data_->attributes.emplace_back(std::move(key), std::string(value));
+  return *this;
+}
+Span& Span::SetAttribute(std::string key, int64_t value) {
+  if (data_) data_->attributes.emplace_back(std::move(key), value);
+  return *this;
+}
+Span& Span::SetAttribute(std::string key, double value) {
+  if (data_) data_->attributes.emplace_back(std::move(key), value);
+  return *this;
+}
+Span& Span::SetAttribute(std::string key, bool value) {
+  if (data_) data_->attributes.emplace_back(std::move(key), value);
+  return *this;
+}
+
+Span& Span::AddEvent(std::string name, Attributes attributes) {
+  if (data_) data_->events.push_back(SpanEvent{tracer_->Now(), std::move(name), std::move(attributes)});
+  return *this;
+}
+
+Span& Span::AddLink(const SpanContext& other) {
+  if (data_ && other.valid()) data_->links.push_back(other);
+  return *this;
+}
+
+Span& Span::SetError(std::string_view message) {
+  if (data_) {
+    data_->status = StatusCode::kError;
+    data_->status_message = std::string(message);
+  }
+  return *this;
+}
+
+Span& Span::SetOk() {
+  if (data_ && data_->status != StatusCode::kError) data_->status = StatusCode::kOk;
+  return *this;
+}
+
+void Span::End() {
+  if (data_) EndAt(tracer_->Now());
+}
+
+void Span::EndAt(int64_t end_unix_ns) {
+  if (!data_) return;
+  data_->end_unix_ns = std::max(end_unix_ns, data_->start_unix_ns);
+  tracer_->Finish(std::move(data_));
+}
+
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const TracingConfig& config) {
+  return Start(config, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const TracingConfig& config,
+                                                      std::unique_ptr<SpanExporter> exporter) {
+  if (!config.enabled) return std::unique_ptr<Tracer>(new Tracer(config, nullptr));
+  if (config.max_queue_spans == 0 || config.max_batch_spans == 0) {
+    return absl::InvalidArgumentError("tracing: the export queue and batch sizes must be positive");
+  }
+  if (exporter == nullptr) exporter = std::make_unique<OtlpGrpcExporter>(config);
+  return std::unique_ptr<Tracer>(new Tracer(config, std::make_unique<BatchSpanProcessor>(config, std::move(exporter))));
+}
+
+Tracer::Tracer(TracingConfig config, std::unique_ptr<BatchSpanProcessor> processor)
+    : config_(std::move(config)),
+      now_(WallNowNs),
+      processor_(std::move(processor)),
+      metrics_(std::make_shared<TracerMetrics>(processor_.get())) {}
+
+Tracer::~Tracer() = default;  // the processor flushes as it goes
+
+bool Tracer::Sample(const SpanContext& parent, const TraceId& trace_id) const {
+  if (config_.parent_based && parent.valid()) return parent.sampled;
+  switch (config_.sampler) {
+    case Sampler::kAlwaysOn:
+      return true;
+    case Sampler::kAlwaysOff:
+      return false;
+    case Sampler::kRatio:
+      break;
+  }
+  if (config_.ratio >= 1.0) return true;
+  // The trace id's last 8 bytes as a number below ratio * 2^64 (every process decides alike for one trace).
+  uint64_t low = 0;
+  for (size_t i = 8; i < 16; ++i) low = low << 8 | trace_id[i];
+  return static_cast<double>(low) < config_.ratio * 18446744073709551616.0;
+}
+
+Span Tracer::StartSpan(std::string_view name, SpanKind kind, std::string_view parent) {
+  auto p = ParseTraceparent(parent);
+  Span span = StartSpanAt(name, kind, p ? *p : SpanContext{}, 0);
+  if (span.data_ && p) span.data_->parent_remote = true;
+  return span;
+}
+
+Span Tracer::StartSpan(std::string_view name, SpanKind kind, const SpanContext& parent) {
+  return StartSpanAt(name, kind, parent, 0);
+}
+
+Span Tracer::StartSpanAt(std::string_view name, SpanKind kind, const SpanContext& parent, int64_t start_unix_ns) {
+  // Off: no ids are made; the parent's context passes on unchanged.
+  if (!enabled()) return Span(this, parent.valid() ? parent : SpanContext{}, nullptr);
+  SpanContext context;
+  context.trace_id = parent.valid() ? parent.trace_id : RandomTraceId();
+  context.span_id = RandomSpanId();
+  context.sampled = Sample(parent, context.trace_id);
+  if (!context.sampled) return Span(this, context, nullptr);
+  auto data = std::make_unique<SpanData>();
+  data->context = context;
+  if (parent.valid()) data->parent_span_id = parent.span_id;
+  data->name = std::string(name);
+  data->kind = kind;
+  data->start_unix_ns = start_unix_ns > 0 ? start_unix_ns : Now();
+  return Span(this, context, std::move(data));
+}
+
+Span Tracer::StartLinkedSpan(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links) {
+  if (!enabled()) return Span(this, SpanContext{}, nullptr);
+  // A stand-in parent that carries only the links' verdict, so Sample() decides as for a child.
+  SpanContext verdict;
+  for (const SpanContext& l : links) {
+    if (!l.valid()) continue;
+    verdict = l;
+    if (l.sampled) break;
+  }
+  SpanContext context;
+  context.trace_id = RandomTraceId();
+  context.span_id = RandomSpanId();
+  context.sampled = Sample(verdict, context.trace_id);
+  if (!context.sampled) return Span(this, context, nullptr);
+  auto data = std::make_unique<SpanData>();
+  data->context = context;
+  data->name = std::string(name);
+  data->kind = kind;
+  data->start_unix_ns = Now();
+  for (const SpanContext& l : links) {
+    if (l.valid()) data->links.push_back(l);
+  }
+  return Span(this, context, std::move(data));
+}
+
+void Tracer::Record(SpanData span) {
+  if (processor_) processor_->Enqueue(std::move(span));
+}
+
+bool Tracer::Flush(absl::Duration timeout) { return processor_ == nullptr || processor_->Flush(timeout); }
+
+void Tracer::Finish(std::unique_ptr<SpanData> data) {
+  if (processor_) processor_->Enqueue(std::move(*data));
+}
+
+}  // namespace abode::tracing
