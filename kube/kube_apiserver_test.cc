@@ -13,6 +13,7 @@
 
 #include <grpcpp/create_channel.h>
 
+#include "absl/strings/str_cat.h"
 #include "allocator-service/server.h"
 #include "cni/cni_invocation.h"
 #include "gmock/gmock.h"
@@ -360,6 +361,79 @@ TEST_F(KubeApiServerTest, ALabelledPodGetsAnElasticAddressThatFollowsItsRecreati
   // Gone for good: the elastic address goes after the grace period.
   ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "pods", "default", "db-0") + "?gracePeriodSeconds=0").ok());
   ASSERT_TRUE(Eventually([&] { return !elastic(&e); }, 15s));
+}
+
+// A Kubernetes Node deleted: the leader deletes the abode node (its allocations released); a follower never
+// does, and a Node abode never knew is no failure.
+TEST_F(KubeApiServerTest, ADeletedKubernetesNodeIsDeletedInAbodeByTheLeaderOnly) {
+  {
+    grpc::ClientContext stream_ctx;
+    auto stream = nodes_->WatchAssignments(&stream_ctx);
+    v1::WatchAssignmentsRequest start;
+    start.mutable_start()->set_node("n1");
+    start.mutable_start()->mutable_registration()->set_name("n1");
+    ASSERT_TRUE(stream->Write(start));
+    v1::WatchAssignmentsResponse first;
+    ASSERT_TRUE(stream->Read(&first));
+    stream_ctx.TryCancel();
+    while (stream->Read(&first)) {
+    }
+    (void)stream->Finish();
+  }
+  auto node = [&](v1::Node* out) {
+    grpc::ClientContext ctx;
+    v1::GetNodeRequest req;
+    req.set_name("n1");
+    return nodes_->GetNode(&ctx, req, out);
+  };
+  v1::Node n;
+  ASSERT_TRUE(Eventually([&] { return node(&n).ok(); }, 10s));
+  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "nodes"), {{"apiVersion", "v1"},
+                                                          {"kind", "Node"},
+                                                          {"metadata", {{"name", "n1"}, {"labels", {{"zone", "a"}}}}}})
+                  .ok());
+  PodWithAllocation("default", "on-n1", "x", "cid-n1/eth0");
+  AbodeApi abode{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()};
+  SyncOptions so;
+  Sync follower(*kube_, abode, clock_, so, [] { return false; });
+  follower.Start();
+  StartSync();
+  ASSERT_TRUE(Eventually([&] { return node(&n).ok() && n.set_labels().count("zone"); }, 10s));
+  ASSERT_EQ(Selected("k8s-pod-name=on-n1"), std::set<std::string>{"cid-n1/eth0"});
+  std::string address;
+  {
+    grpc::ClientContext ctx;
+    v1::ListAllocationsRequest req;
+    req.set_label_selector("k8s-pod-name=on-n1");
+    v1::ListAllocationsResponse out;
+    ASSERT_TRUE(alloc_->ListAllocations(&ctx, req, &out).ok());
+    ASSERT_EQ(out.allocations_size(), 1);
+    address = out.allocations(0).address();
+  }
+
+  ASSERT_TRUE(kube_->Delete(ResourcePath("v1", "nodes", "", "n1")).ok());
+  ASSERT_TRUE(Eventually([&] { return node(&n).error_code() == grpc::StatusCode::NOT_FOUND; }, 10s));
+  EXPECT_TRUE(Selected("k8s-pod-name=on-n1").empty()) << "the node's allocations are released with it";
+  EXPECT_EQ(sync_->counters().nodes_deleted.load(), 1u);
+  // The history names the reason.
+  {
+    grpc::ClientContext ctx;
+    v1::GetHistoryRequest req;
+    req.set_address(address);
+    v1::GetHistoryResponse out;
+    grpc::Status s = alloc_->GetHistory(&ctx, req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_GT(out.entries_size(), 0);
+    EXPECT_EQ(out.entries(0).owner(), "cid-n1/eth0");
+    EXPECT_EQ(out.entries(0).end_reason(), absl::StrCat("node n1 decommissioned: ", kNodeDeletedReason));
+  }
+  // Again (a resync, a second deletion event), and for a Node abode never registered: NOT_FOUND is done.
+  EXPECT_TRUE(sync_->Reconcile("node/n1").ok());
+  EXPECT_TRUE(sync_->Reconcile("node/never-registered").ok());
+  EXPECT_EQ(sync_->counters().nodes_deleted.load(), 1u);
+  follower.Stop();
+  EXPECT_EQ(follower.counters().reconciles.load(), 0u);
+  EXPECT_EQ(follower.counters().nodes_deleted.load(), 0u);
 }
 
 TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {

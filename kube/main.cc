@@ -69,6 +69,7 @@ class KubeMetrics final : public prometheus::Collectable {
         counter("abode_kube_elastic_addresses_created_total", "elastic addresses created for pods", c.elastics_created),
         counter("abode_kube_elastic_addresses_deleted_total", "elastic addresses of pods gone deleted",
                 c.elastics_deleted),
+        counter("abode_kube_nodes_deleted_total", "abode nodes deleted for Kubernetes Nodes deleted", c.nodes_deleted),
     };
   }
 

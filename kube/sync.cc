@@ -238,7 +238,7 @@ absl::Status Sync::CollectPods() {
 
 absl::Status Sync::ReconcileNode(const std::string& name) {
   ObjectPtr node = nodes_->Get(name);
-  if (node == nullptr) return absl::OkStatus();  // decommissioning waits for Nodes.DeleteNode
+  if (node == nullptr) return DeleteNode(name);
   v1::SetNodeLabelsRequest req;
   req.set_name(name);
   const json labels = node->body.value("metadata", json::object()).value("labels", json::object());
@@ -254,6 +254,19 @@ absl::Status Sync::ReconcileNode(const std::string& name) {
   absl::Status s = FromGrpc(abode_.nodes->SetNodeLabels(Rpc().get(), req, &out), "SetNodeLabels");
   // Not registered yet: its node client has not started; the retry backoff tries again.
   return s;
+}
+
+absl::Status Sync::DeleteNode(const std::string& name) {
+  v1::DeleteNodeRequest req;
+  req.set_node(name);
+  req.set_reason(kNodeDeletedReason);
+  req.set_force(true);  // the Node is gone from Kubernetes: its node client is gone with it, or going
+  v1::DeleteNodeResponse out;
+  grpc::Status s = abode_.nodes->DeleteNode(Rpc().get(), req, &out);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return absl::OkStatus();  // never registered, or done
+  if (!s.ok()) return FromGrpc(s, "DeleteNode");
+  counters_.nodes_deleted.fetch_add(1);
+  return absl::OkStatus();
 }
 
 }  // namespace abode::kube

@@ -18,6 +18,9 @@
 //    the pod is annotated with abode.dev/elastic-address and external-dns.alpha.kubernetes.io/target. It is
 //    deleted once no such pod has been cached for the grace period.
 //  * Kubernetes Node labels → abode node labels (Nodes.SetNodeLabels).
+//  * A Kubernetes Node deleted → the abode node deleted (Nodes.DeleteNode with force, reason
+//    kNodeDeletedReason): its allocations are released and its external addresses move. NOT_FOUND (never
+//    registered, or already deleted) is success.
 //
 // Informers run on every replica (a warm cache); only the leader reconciles (the work queue waits otherwise),
 // and a new leader reconciles every cached object once.
@@ -53,6 +56,7 @@ inline constexpr char kFieldManager[] = "abode-kube";
 inline constexpr char kElasticLabel[] = "abode.dev/elastic-ip";              // "true"
 inline constexpr char kElasticAddressAnnotation[] = "abode.dev/elastic-address";
 inline constexpr char kExternalDnsTarget[] = "external-dns.alpha.kubernetes.io/target";
+inline constexpr char kNodeDeletedReason[] = "Kubernetes Node deleted";
 
 struct SyncOptions {
   std::string default_external_pool;  // for LoadBalancer Services that name none; empty: they must name one
@@ -80,6 +84,7 @@ struct SyncCounters {
   std::atomic<uint64_t> events_recorded{0};
   std::atomic<uint64_t> elastics_created{0};
   std::atomic<uint64_t> elastics_deleted{0};
+  std::atomic<uint64_t> nodes_deleted{0};
 };
 
 // The abode labels of a pod: its own labels that abode accepts (others are skipped; CNI keys stay the
@@ -127,6 +132,7 @@ class Sync {
   absl::Status CollectElastics();
   absl::Status ReconcileService(const std::string& key);
   absl::Status ReconcileNode(const std::string& name);
+  absl::Status DeleteNode(const std::string& name);
   absl::Status ClaimExternal(const json& svc, const std::string& name, const std::string& pool,
                              const std::string& address, const std::string& selector, std::string* got);
   absl::Status DeleteExternalsExcept(const std::string& prefix, const std::vector<std::string>& keep);
