@@ -140,6 +140,30 @@ class KubeApiServerTest : public ::testing::Test {
     return got;
   }
 
+  // Registers node `name` as its node client would: a WatchAssignments stream on `ctx`, closed by CloseStream.
+  using NodeStream = grpc::ClientReaderWriter<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>;
+  std::unique_ptr<NodeStream> OpenNodeStream(grpc::ClientContext& ctx, const std::string& name) {
+    auto stream = nodes_->WatchAssignments(&ctx);
+    v1::WatchAssignmentsRequest start;
+    start.mutable_start()->set_node(name);
+    start.mutable_start()->mutable_registration()->set_name(name);
+    EXPECT_TRUE(stream->Write(start));
+    return stream;
+  }
+  static void CloseStream(grpc::ClientContext& ctx, NodeStream& stream) {
+    ctx.TryCancel();
+    v1::WatchAssignmentsResponse drain;
+    while (stream.Read(&drain)) {
+    }
+    (void)stream.Finish();
+  }
+  grpc::Status GetNode(const std::string& name, v1::Node* out) {
+    grpc::ClientContext ctx;
+    v1::GetNodeRequest req;
+    req.set_name(name);
+    return nodes_->GetNode(&ctx, req, out);
+  }
+
   TempDir env_dir_;
   TempDir data_dir_;
   bool started_ = false;
@@ -191,17 +215,8 @@ TEST_F(KubeApiServerTest, PodLabelsReachAllocationsAndFollowChangesAcrossAnApiSe
 // the Kubernetes Node's labels on the abode node.
 TEST_F(KubeApiServerTest, MagicAddressReachesTheLabelledAgentOnItsNodeAndNodeLabelsArrive) {
   grpc::ClientContext stream_ctx;
-  auto stream = nodes_->WatchAssignments(&stream_ctx);
-  v1::WatchAssignmentsRequest start;
-  start.mutable_start()->set_node("n1");
-  start.mutable_start()->mutable_registration()->set_name("n1");
-  ASSERT_TRUE(stream->Write(start));
-  auto node = [&](v1::Node* out) {
-    grpc::ClientContext ctx;
-    v1::GetNodeRequest req;
-    req.set_name("n1");
-    return nodes_->GetNode(&ctx, req, out).ok();
-  };
+  auto stream = OpenNodeStream(stream_ctx, "n1");
+  auto node = [&](v1::Node* out) { return GetNode("n1", out).ok(); };
   v1::Node n;
   ASSERT_TRUE(Eventually([&] { return node(&n) && n.ready(); }, 10s));
   ASSERT_TRUE(kube_->Create(ResourcePath("v1", "nodes"), {{"apiVersion", "v1"},
@@ -251,11 +266,7 @@ TEST_F(KubeApiServerTest, MagicAddressReachesTheLabelledAgentOnItsNodeAndNodeLab
   ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "nodes", "", "n1"), {{"metadata", {{"labels", {{"zone", "b"}}}}}})
                   .ok());
   ASSERT_TRUE(Eventually([&] { return node(&n) && n.set_labels().at("zone") == "b"; }, 10s));
-  stream_ctx.TryCancel();
-  v1::WatchAssignmentsResponse drain;
-  while (stream->Read(&drain)) {
-  }
-  (void)stream->Finish();
+  CloseStream(stream_ctx, *stream);
 }
 
 TEST_F(KubeApiServerTest, LoadBalancerServiceGetsAnAddressAndStatusExternalIpsAreClaimedDeletionReleases) {
@@ -368,24 +379,12 @@ TEST_F(KubeApiServerTest, ALabelledPodGetsAnElasticAddressThatFollowsItsRecreati
 TEST_F(KubeApiServerTest, ADeletedKubernetesNodeIsDeletedInAbodeByTheLeaderOnly) {
   {
     grpc::ClientContext stream_ctx;
-    auto stream = nodes_->WatchAssignments(&stream_ctx);
-    v1::WatchAssignmentsRequest start;
-    start.mutable_start()->set_node("n1");
-    start.mutable_start()->mutable_registration()->set_name("n1");
-    ASSERT_TRUE(stream->Write(start));
+    auto stream = OpenNodeStream(stream_ctx, "n1");
     v1::WatchAssignmentsResponse first;
     ASSERT_TRUE(stream->Read(&first));
-    stream_ctx.TryCancel();
-    while (stream->Read(&first)) {
-    }
-    (void)stream->Finish();
+    CloseStream(stream_ctx, *stream);
   }
-  auto node = [&](v1::Node* out) {
-    grpc::ClientContext ctx;
-    v1::GetNodeRequest req;
-    req.set_name("n1");
-    return nodes_->GetNode(&ctx, req, out);
-  };
+  auto node = [&](v1::Node* out) { return GetNode("n1", out); };
   v1::Node n;
   ASSERT_TRUE(Eventually([&] { return node(&n).ok(); }, 10s));
   ASSERT_TRUE(kube_->Create(ResourcePath("v1", "nodes"), {{"apiVersion", "v1"},
