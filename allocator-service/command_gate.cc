@@ -20,6 +20,8 @@ bool IsGatedCommand(v1::Command::OpCase op) {
     case v1::Command::kAllocateMany:
     case v1::Command::kDeleteNode:
     case v1::Command::kReclaimNodeAllocations:
+    case v1::Command::kUpdateLabels:
+    case v1::Command::kSetNodeLabels:
       return true;
     default:
       return false;

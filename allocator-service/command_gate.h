@@ -1,5 +1,5 @@
 // The version gate of commands added after the first release (AllocateMany, DeleteNode,
-// ReclaimNodeAllocations): during a rolling upgrade a member whose build does not know a command would refuse
+// ReclaimNodeAllocations, UpdateLabels, SetNodeLabels): during a rolling upgrade a member whose build does not know a command would refuse
 // the whole batch that carries it (RAFT_MALFORMED), so such a command is proposed only once every member of
 // the configuration said it applies it. Otherwise the caller hears FAILED_PRECONDITION naming the member to
 // upgrade, or UNAVAILABLE while a member has never answered.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "allocator-service/service_calls.h"
+#include "domain/node_specs.h"
 #include "domain/validation.h"
 
 namespace abode::allocator {
@@ -295,14 +296,20 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
   }
   auto view = hub_.view();
   for (const auto& [name, node] : view->nodes) {
-    const auto& labels = node->spec().labels();
-    if (!domain::SelectorMatches(*selector, std::map<std::string, std::string>(labels.begin(), labels.end()))) {
-      continue;
-    }
+    if (!domain::SelectorMatches(*selector, domain::NodeLabels(*node))) continue;
     *resp->add_nodes() = Describe(*node);
   }
   resp->set_revision(view->revision);
   return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* NodesService::SetNodeLabels(grpc::CallbackServerContext* ctx,
+                                                      const v1::SetNodeLabelsRequest* req, v1::Node* resp) {
+  absl::Status s = req->name().empty() ? absl::InvalidArgumentError("name: must not be empty")
+                                       : domain::ValidateNodeName(req->name(), "name");
+  if (s.ok()) s = domain::ValidateLabels(req->labels(), "labels");
+  if (!s.ok()) return FinishNow(ctx, s);
+  return Write(ctx, log_, *req, &v1::Command::mutable_set_node_labels, &v1::CommandResult::mutable_node, resp);
 }
 
 grpc::ServerUnaryReactor* NodesService::DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,

@@ -30,6 +30,8 @@ class NodesService final : public v1::Nodes::CallbackService {
                                     v1::Node* resp) override;
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx, const v1::ListNodesRequest* req,
                                       v1::ListNodesResponse* resp) override;
+  grpc::ServerUnaryReactor* SetNodeLabels(grpc::CallbackServerContext* ctx, const v1::SetNodeLabelsRequest* req,
+                                          v1::Node* resp) override;
   // Without force, the leader (which knows every stream) refuses a connected node: a follower passes the
   // call there.
   grpc::ServerUnaryReactor* DeleteNode(grpc::CallbackServerContext* ctx, const v1::DeleteNodeRequest* req,

@@ -418,6 +418,79 @@ TEST_F(NodeServicesTest, MagicTargetIsLocalAndStable) {
   ASSERT_TRUE(n1.WaitFor(target("agent-1b")));
 }
 
+TEST_F(NodeServicesTest, UpdateLabelsMovesTheMagicTargetOverGrpc) {
+  Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+  NodeClient n1(*nodes_, "n1");
+  WaitReady("n1", true);
+  ASSERT_TRUE(Workload("pod-1", "n1", "web").ok());
+  v1::MagicAddress m;
+  ASSERT_TRUE(Magic("dd", "169.254.210.210", &m).ok());  // selects app=agent
+  auto target = [](const std::string& owner) {
+    return [owner](auto& s) { return Has(s, "magic/dd") && s.at("magic/dd").magic().target_owner() == owner; };
+  };
+  ASSERT_TRUE(n1.WaitFor(target("")));
+  auto update = [&](const std::string& owner, const std::string& app, v1::UpdateLabelsResponse* out) {
+    grpc::ClientContext ctx;
+    v1::UpdateLabelsRequest req;
+    req.set_owner(owner);
+    (*req.mutable_labels())["app"] = app;
+    return alloc_->UpdateLabels(&ctx, req, out);
+  };
+  v1::UpdateLabelsResponse resp;
+  grpc::Status s = update("pod-1", "agent", &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.allocations_size(), 1);
+  EXPECT_EQ(resp.allocations(0).labels().at("app"), "agent");
+  ASSERT_TRUE(n1.WaitFor(target("pod-1")));
+  ASSERT_TRUE(update("pod-1", "web", &resp).ok());
+  ASSERT_TRUE(n1.WaitFor(target("")));
+
+  s = update("nobody", "web", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("owner"), std::string::npos) << s.error_message();
+  s = update("pod-1", "bad value!", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("labels"), std::string::npos) << s.error_message();
+}
+
+TEST_F(NodeServicesTest, SetNodeLabelsOverGrpcSteerPlacementAndListNodes) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  NodeClient n1(*nodes_, "n1", {{"edge", "no"}});
+  WaitReady("n1", true);
+  v1::ExternalAddress x;
+  ASSERT_TRUE(External("x", "edge=yes", &x).ok());
+  EXPECT_EQ(x.node(), "");
+  auto set = [&](const std::string& name, const std::string& edge, v1::Node* out) {
+    grpc::ClientContext ctx;
+    v1::SetNodeLabelsRequest req;
+    req.set_name(name);
+    (*req.mutable_labels())["edge"] = edge;
+    return nodes_->SetNodeLabels(&ctx, req, out);
+  };
+  v1::Node node;
+  grpc::Status s = set("n1", "yes", &node);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(node.set_labels().at("edge"), "yes");
+  ASSERT_TRUE(n1.WaitFor([](auto& st) { return Has(st, "external/x"); }));
+  // ListNodes selects by the labels selectors see: the set one wins.
+  grpc::ClientContext ctx;
+  v1::ListNodesRequest list;
+  list.set_label_selector("edge=yes");
+  v1::ListNodesResponse nodes;
+  ASSERT_TRUE(nodes_->ListNodes(&ctx, list, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_EQ(nodes.nodes(0).spec().name(), "n1");
+
+  s = set("n9", "yes", &node);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  s = set("", "yes", &node);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("name"), std::string::npos) << s.error_message();
+  s = set("n1", "no way", &node);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("labels"), std::string::npos) << s.error_message();
+}
+
 TEST_F(NodeServicesTest, StreamSnapshotDeltaResumeAndStatus) {
   Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
   uint64_t last = 0;

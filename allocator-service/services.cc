@@ -118,6 +118,17 @@ grpc::ServerUnaryReactor* AllocatorService::Renew(grpc::CallbackServerContext* c
   return Write(ctx, log_, *req, &v1::Command::mutable_renew, &v1::CommandResult::mutable_renew, resp);
 }
 
+grpc::ServerUnaryReactor* AllocatorService::UpdateLabels(grpc::CallbackServerContext* ctx,
+                                                         const v1::UpdateLabelsRequest* req,
+                                                         v1::UpdateLabelsResponse* resp) {
+  if (absl::Status s = domain::CheckUpdateLabelsRequest(*req); !s.ok()) return FinishNow(ctx, s);
+  v1::Command cmd;
+  cmd.set_traceparent(TraceParent(ctx, req->traceparent()));
+  *cmd.mutable_update_labels() = *req;
+  cmd.mutable_update_labels()->clear_traceparent();
+  return ProposeAndFinish(ctx, log_, std::move(cmd), &v1::CommandResult::mutable_update_labels, resp);
+}
+
 grpc::ServerUnaryReactor* AllocatorService::GetAllocation(grpc::CallbackServerContext* ctx,
                                                           const v1::GetAllocationRequest* req,
                                                           v1::GetAllocationResponse* resp) {

@@ -53,6 +53,8 @@ class AllocatorService final : public v1::Allocator::CallbackService {
                                     v1::ReleaseResponse* resp) override;
   grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* ctx, const v1::RenewRequest* req,
                                   v1::RenewResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateLabels(grpc::CallbackServerContext* ctx, const v1::UpdateLabelsRequest* req,
+                                         v1::UpdateLabelsResponse* resp) override;
   grpc::ServerUnaryReactor* GetAllocation(grpc::CallbackServerContext* ctx, const v1::GetAllocationRequest* req,
                                           v1::GetAllocationResponse* resp) override;
   grpc::ServerUnaryReactor* ListAllocations(grpc::CallbackServerContext* ctx,

@@ -15,6 +15,22 @@ std::string Q(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 
 }  // namespace
 
+absl::Status CheckUpdateLabelsRequest(const v1::UpdateLabelsRequest& req) {
+  if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
+  if (absl::Status s = ValidateName(req.pool(), "pool", true); !s.ok()) return s;
+  if (absl::Status s = ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
+  if (req.keep_keys_size() > static_cast<int>(kMaxLabels)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep_keys: ", req.keep_keys_size(), " keys, at most ", kMaxLabels));
+  }
+  for (int i = 0; i < req.keep_keys_size(); ++i) {
+    google::protobuf::Map<std::string, std::string> key;
+    key[req.keep_keys(i)] = "";
+    if (absl::Status s = ValidateLabels(key, absl::StrCat("keep_keys[", i, "]")); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Pool*> AllocationCommands::OptionalPool(const std::string& name) {
   if (name.empty()) return nullptr;
   return pools_.Named(name, "pool");
@@ -240,23 +256,62 @@ CommandOutcome AllocationCommands::Release(const v1::ReleaseRequest& req, const 
   return result;
 }
 
+absl::StatusOr<StoredAllocations> AllocationCommands::HeldBy(const std::string& owner, const std::string& pool) {
+  auto only_pool = OptionalPool(pool);
+  if (!only_pool.ok()) return only_pool.status();
+  auto found = reader_.OfOwner(owner, *only_pool ? (*only_pool)->id : 0);
+  if (!found.ok()) return found.status();
+  if (found->empty()) {
+    return absl::NotFoundError(absl::StrCat("owner: ", Q(owner), " holds no allocation",
+                                            *only_pool ? absl::StrCat(" in pool ", Q(pool)) : ""));
+  }
+  return found;
+}
+
 CommandOutcome AllocationCommands::Renew(const v1::RenewRequest& req, const Stamp& stamp, AllocationChangeSet& out) {
   out.Clear(stamp.revision);
   if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
   if (absl::Status s = CheckTtl(req.ttl_seconds(), limits_.max_ttl_seconds, "ttl_seconds"); !s.ok()) return s;
-  auto only_pool = OptionalPool(req.pool());
-  if (!only_pool.ok()) return only_pool.status();
-  auto found = reader_.OfOwner(req.owner(), *only_pool ? (*only_pool)->id : 0);
+  auto found = HeldBy(req.owner(), req.pool());
   if (!found.ok()) return found.status();
-  if (found->empty()) {
-    return absl::NotFoundError(absl::StrCat("owner: ", Q(req.owner()), " holds no allocation",
-                                            *only_pool ? absl::StrCat(" in pool ", Q(req.pool())) : ""));
-  }
   v1::CommandResult result;
   for (auto& held : *found) {
     RenewLease(held.row_id, req.ttl_seconds(), stamp.time_ms, held.allocation, out);
     *result.mutable_renew()->add_allocations() = std::move(held.allocation);
   }
+  return result;
+}
+
+CommandOutcome AllocationCommands::UpdateLabels(const v1::UpdateLabelsRequest& req, const Stamp& stamp,
+                                                AllocationChangeSet& out) {
+  out.Clear(stamp.revision);
+  if (absl::Status s = CheckUpdateLabelsRequest(req); !s.ok()) return s;
+  auto found = HeldBy(req.owner(), req.pool());
+  if (!found.ok()) return found.status();
+  v1::CommandResult result;
+  v1::UpdateLabelsResponse& answer = *result.mutable_update_labels();
+  for (StoredAllocation& held : *found) {
+    v1::Allocation& a = held.allocation;
+    google::protobuf::Map<std::string, std::string> labels = req.labels();
+    for (const std::string& key : req.keep_keys()) {
+      auto kept = a.labels().find(key);
+      if (kept != a.labels().end() && !labels.contains(key)) labels[key] = kept->second;
+    }
+    if (labels.size() > kMaxLabels) {
+      return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels with the kept ones, at most ",
+                                                     kMaxLabels));
+    }
+    std::string encoded = EncodeLabels(labels);
+    if (encoded != EncodeLabels(a.labels())) {
+      const uint64_t rev = ++out.revision;
+      *a.mutable_labels() = std::move(labels);
+      a.set_revision(rev);
+      out.relabels.push_back(
+          AllocationChangeSet::Relabel{held.row_id, std::move(encoded), rev, answer.allocations_size()});
+    }
+    *answer.add_allocations() = std::move(a);
+  }
+  answer.set_revision(out.revision);
   return result;
 }
 

@@ -64,6 +64,14 @@ struct AllocationChangeSet {
     int result_index = -1;  // the allocation's place in an AllocateMany answer; -1 for Allocate's
   };
 
+  // An allocation's labels replaced in place: the row's new labels (encoded) and revision.
+  struct Relabel {
+    int64_t row_id = 0;
+    std::string labels;  // EncodeLabels form
+    uint64_t revision = 0;
+    int result_index = 0;  // the allocation's place in the UpdateLabels answer
+  };
+
   std::vector<Insert> inserts;
   // The per-item requests of an AllocateMany, which its inserts point into (reserved up front, never moved).
   std::vector<v1::AllocateRequest> item_requests;
@@ -71,6 +79,7 @@ struct AllocationChangeSet {
   Pool new_pool;  // added to the pools
   std::vector<Removal> removals;
   std::vector<LeaseRenewal> renewals;
+  std::vector<Relabel> relabels;
   Pool* deleted_pool = nullptr;  // removed after its allocations
   uint64_t revision = 0;         // the global revision once the changes are made
   std::string reason_text;       // a reason composed for this command (removals point into it)
@@ -81,6 +90,7 @@ struct AllocationChangeSet {
     has_new_pool = false;
     removals.clear();
     renewals.clear();
+    relabels.clear();
     deleted_pool = nullptr;
     revision = start_revision;
     reason_text.clear();
@@ -88,6 +98,9 @@ struct AllocationChangeSet {
 };
 
 using CommandOutcome = absl::StatusOr<v1::CommandResult>;
+
+// The checks of an UpdateLabels request that need no state (owner, pool, labels, keep_keys).
+absl::Status CheckUpdateLabelsRequest(const v1::UpdateLabelsRequest& req);
 
 class AllocationCommands {
  public:
@@ -104,6 +117,9 @@ class AllocationCommands {
   CommandOutcome AllocateMany(const v1::AllocateManyRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Release(const v1::ReleaseRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Renew(const v1::RenewRequest& req, const Stamp& stamp, AllocationChangeSet& out);
+  // Replaces the labels of the owner's allocations (see UpdateLabelsRequest); unchanged ones keep their
+  // revision. NOT_FOUND when the owner holds nothing (in the pool).
+  CommandOutcome UpdateLabels(const v1::UpdateLabelsRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome Expire(const Stamp& stamp, AllocationChangeSet& out);
   CommandOutcome DeletePool(const v1::DeletePoolRequest& req, const Stamp& stamp, AllocationChangeSet& out);
   // Ends every allocation made through `node`, for `reason` (kept in `out`); returns them as they end.
@@ -124,6 +140,8 @@ class AllocationCommands {
   void RenewLease(int64_t row_id, int64_t ttl_seconds, int64_t time_ms, v1::Allocation& a, AllocationChangeSet& out);
   absl::StatusOr<StoredAllocations> HoldersOf(const v1::ReleaseRequest& req, const Pool* only_pool);
   absl::StatusOr<Pool*> OptionalPool(const std::string& name);
+  // The allocations `owner` holds (in `pool`, if named); NOT_FOUND when there are none.
+  absl::StatusOr<StoredAllocations> HeldBy(const std::string& owner, const std::string& pool);
 
   Pools& pools_;
   AllocationReader& reader_;

@@ -228,6 +228,79 @@ TEST_F(AllocationCommandsTest, ReleaseRemovesEachHoldingAtARevisionOfItsOwn) {
   EXPECT_EQ(store_.size(), 1u);
 }
 
+TEST_F(AllocationCommandsTest, UpdateLabelsReplacesLabelsKeepingTheNamedOnes) {
+  Pool* v6 = AddPool("v6", "fd00::/120");
+  v1::AllocateManyRequest many = Many("pod-a", {"p", "v6"});
+  (*many.mutable_labels())["k8s-pod-uid"] = "u-1";
+  (*many.mutable_labels())["app"] = "old";
+  Commit(commands_.AllocateMany(many, stamp_, changes_));
+  ASSERT_NE(v6, nullptr);
+
+  v1::UpdateLabelsRequest req;
+  req.set_owner("pod-a");
+  (*req.mutable_labels())["app"] = "agent";
+  (*req.mutable_labels())["k8s-pod-namespace"] = "mon";
+  req.add_keep_keys("k8s-pod-uid");
+  req.add_keep_keys("cni-network");  // absent: nothing kept
+  auto out = commands_.UpdateLabels(req, stamp_, changes_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->update_labels().allocations_size(), 2);
+  ASSERT_EQ(changes_.relabels.size(), 2u);
+  EXPECT_EQ(changes_.relabels[0].revision, stamp_.revision + 1);
+  EXPECT_EQ(changes_.relabels[1].revision, stamp_.revision + 2);
+  EXPECT_EQ(out->update_labels().revision(), stamp_.revision + 2);
+  const std::map<std::string, std::string> want{{"app", "agent"}, {"k8s-pod-namespace", "mon"}, {"k8s-pod-uid", "u-1"}};
+  for (const auto& a : out->update_labels().allocations()) {
+    EXPECT_EQ((std::map<std::string, std::string>(a.labels().begin(), a.labels().end())), want);
+  }
+  EXPECT_EQ(changes_.relabels[0].labels, "app=agent\nk8s-pod-namespace=mon\nk8s-pod-uid=u-1");
+  Commit(out);
+
+  // The same labels again: nothing to write, revisions stay.
+  const uint64_t before = stamp_.revision;
+  auto same = commands_.UpdateLabels(req, stamp_, changes_);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(changes_.relabels.empty());
+  EXPECT_EQ(same->update_labels().revision(), before);
+  EXPECT_EQ(same->update_labels().allocations(0).revision(), before - 1);
+
+  // Only one pool.
+  req.set_pool("v6");
+  (*req.mutable_labels())["app"] = "v6-only";
+  auto one = commands_.UpdateLabels(req, stamp_, changes_);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->update_labels().allocations_size(), 1);
+  EXPECT_EQ(one->update_labels().allocations(0).pool(), "v6");
+}
+
+TEST_F(AllocationCommandsTest, UpdateLabelsRefusesBadInputAndUnknownOwners) {
+  Commit(commands_.Allocate(Request("pod-a"), stamp_, changes_));
+  v1::UpdateLabelsRequest req;
+  req.set_owner("nobody");
+  auto unknown = commands_.UpdateLabels(req, stamp_, changes_);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("owner"));
+
+  req.set_owner("");
+  EXPECT_THAT(commands_.UpdateLabels(req, stamp_, changes_).status().message(), HasSubstr("owner"));
+  req.set_owner("pod-a");
+  (*req.mutable_labels())["bad key"] = "v";
+  auto bad_label = commands_.UpdateLabels(req, stamp_, changes_);
+  EXPECT_EQ(bad_label.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad_label.status().message(), HasSubstr("labels"));
+  req.clear_labels();
+  req.add_keep_keys("");
+  auto bad_keep = commands_.UpdateLabels(req, stamp_, changes_);
+  EXPECT_EQ(bad_keep.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad_keep.status().message(), HasSubstr("keep_keys[0]"));
+  req.clear_keep_keys();
+  req.set_pool("missing");
+  auto no_pool = commands_.UpdateLabels(req, stamp_, changes_);
+  EXPECT_EQ(no_pool.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(no_pool.status().message(), HasSubstr("pool"));
+  EXPECT_TRUE(changes_.relabels.empty());
+}
+
 TEST_F(AllocationCommandsTest, ExpiryRemovesWhatEndedAtTheBatchTime) {
   Commit(commands_.Allocate(Request("short", 1), stamp_, changes_));
   Commit(commands_.Allocate(Request("long", 100), stamp_, changes_));

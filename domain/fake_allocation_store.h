@@ -50,6 +50,11 @@ class FakeAllocationStore final : public AllocationReader, public AllocationScan
     for (const auto& r : c.removals) {
       rows_.erase(std::find_if(rows_.begin(), rows_.end(), [&](const auto& row) { return row.row_id == r.row_id; }));
     }
+    for (const auto& r : c.relabels) {
+      for (auto& row : rows_) {
+        if (row.row_id == r.row_id) row.allocation = result.update_labels().allocations(r.result_index);
+      }
+    }
     for (const auto& r : c.renewals) {
       for (auto& row : rows_) {
         if (row.row_id != r.row_id) continue;

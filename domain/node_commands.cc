@@ -46,6 +46,7 @@ bool NodeCommands::Handles(const v1::Command& command) {
   switch (command.op_case()) {
     case v1::Command::kRegisterNode:
     case v1::Command::kMarkNodeNotReady:
+    case v1::Command::kSetNodeLabels:
     case v1::Command::kCreateExternalAddress:
     case v1::Command::kDeleteExternalAddress:
     case v1::Command::kCreateElasticAddress:
@@ -67,6 +68,7 @@ CommandOutcome NodeCommands::Apply(const v1::Command& c, const Stamp& stamp, Nod
   switch (c.op_case()) {
     case v1::Command::kRegisterNode: return RegisterNode(c.register_node(), stamp, out);
     case v1::Command::kMarkNodeNotReady: return MarkNodeNotReady(c.mark_node_not_ready(), stamp, out);
+    case v1::Command::kSetNodeLabels: return SetNodeLabels(c.set_node_labels(), out);
     case v1::Command::kCreateExternalAddress: return CreateExternal(c.create_external_address(), stamp, out);
     case v1::Command::kDeleteExternalAddress:
       return DeleteAddress(model_.externals(), c.delete_external_address().name(), NodeTable::kExternals, stamp, out);
@@ -135,6 +137,23 @@ CommandOutcome NodeCommands::MarkNodeNotReady(const v1::MarkNodeNotReady& req, c
   v1::Node node = *it->second;
   node.set_ready(false);
   node.set_ready_change_time_unix_ms(stamp.time_ms);
+  node.set_revision(++out.revision);
+  return StoreNode(std::move(node), out);
+}
+
+CommandOutcome NodeCommands::SetNodeLabels(const v1::SetNodeLabelsRequest& req, NodeChangeSet& out) {
+  if (req.name().empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (absl::Status s = ValidateNodeName(req.name(), "name"); !s.ok()) return s;
+  if (absl::Status s = ValidateLabels(req.labels(), "labels"); !s.ok()) return s;
+  auto it = model_.nodes().find(req.name());
+  if (it == model_.nodes().end()) return absl::NotFoundError(absl::StrCat("name: node ", Q(req.name()), " not found"));
+  if (EncodeLabels(it->second->set_labels()) == EncodeLabels(req.labels())) {
+    v1::CommandResult same;
+    *same.mutable_node() = *it->second;
+    return same;  // nothing changes
+  }
+  v1::Node node = *it->second;
+  *node.mutable_set_labels() = req.labels();
   node.set_revision(++out.revision);
   return StoreNode(std::move(node), out);
 }

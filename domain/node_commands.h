@@ -109,6 +109,7 @@ class NodeCommands {
 
   CommandOutcome RegisterNode(const v1::RegisterNode& req, const Stamp& stamp, NodeChangeSet& out);
   CommandOutcome MarkNodeNotReady(const v1::MarkNodeNotReady& req, const Stamp& stamp, NodeChangeSet& out);
+  CommandOutcome SetNodeLabels(const v1::SetNodeLabelsRequest& req, NodeChangeSet& out);
   CommandOutcome DeleteNode(const v1::DeleteNodeRequest& req, const Stamp& stamp, NodeChangeSet& out);
   CommandOutcome ReclaimNodeAllocations(const v1::ReclaimNodeAllocations& req, const Stamp& stamp,
                                         NodeChangeSet& out);

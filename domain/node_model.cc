@@ -53,7 +53,7 @@ std::vector<v1::ExternalAddress> PlanPlacement(const Objects<v1::Node>& nodes,
   };
   std::vector<Candidate> ready;
   for (const auto& [name, n] : nodes) {
-    if (n->ready()) ready.push_back(Candidate{&name, LabelMap(n->spec().labels())});
+    if (n->ready()) ready.push_back(Candidate{&name, NodeLabels(*n)});
   }
   auto eligible = [](const LabelSelector& sel, const Candidate& c) { return SelectorMatches(sel, c.labels); };
   std::map<std::string, int, std::less<>> load;
@@ -250,6 +250,12 @@ void NodeModel::MarkWorkloadDirty(const Workload& w) {
 
 std::optional<NodeModel::Orphan> NodeModel::OnAllocationChange(const AllocationChange& c) {
   const v1::Allocation& a = c.allocation;
+  if (c.relabelled) {
+    // Untracking marks what the old labels selected, tracking what the new ones select.
+    Untrack({a.pool(), a.owner()});
+    if (IsWorkloadPool(a.pool()) && Relevant(a)) Track(a);
+    return std::nullopt;
+  }
   if (c.added) {
     if (IsWorkloadPool(a.pool()) && Relevant(a)) Track(a);
     return std::nullopt;

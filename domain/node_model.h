@@ -74,7 +74,7 @@ class NodeModel {
   // Whether Replace left selectors or owners whose workloads must be found among the stored allocations.
   bool WantsWorkloads() const { return !selectors_.empty() || !elastic_owners_.empty(); }
 
-  // An allocation the command added or removed: tracks or untracks it. Returns the name of the external
+  // An allocation the command added, removed or relabelled: tracks or untracks it. Returns the name of the external
   // (first) or elastic (second) address that held the removed allocation, if any: the object goes with its
   // address, and the caller removes it (row first, then RemoveExternal / RemoveElastic).
   struct Orphan {

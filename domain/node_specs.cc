@@ -18,6 +18,12 @@ bool IsLinkLocal(const IpAddress& a) {
   return (a.value() >> 118) == (u128{0xfe80} >> 6);                 // fe80::/10
 }
 
+std::map<std::string, std::string> NodeLabels(const v1::Node& node) {
+  std::map<std::string, std::string> out(node.spec().labels().begin(), node.spec().labels().end());
+  for (const auto& [k, v] : node.set_labels()) out[k] = v;
+  return out;
+}
+
 absl::Status CheckNodeSpec(const v1::NodeSpec& spec) {
   if (spec.name().empty()) return absl::InvalidArgumentError("node.name: must not be empty");
   if (absl::Status s = ValidateNodeName(spec.name(), "node.name"); !s.ok()) return s;

@@ -2,6 +2,7 @@
 #ifndef ABODE_DOMAIN_NODE_SPECS_H_
 #define ABODE_DOMAIN_NODE_SPECS_H_
 
+#include <map>
 #include <string>
 
 #include "abode/v1/nodes.pb.h"
@@ -16,6 +17,11 @@ inline constexpr absl::string_view kExternalOwner = "abode:external/";
 inline constexpr absl::string_view kElasticOwner = "abode:elastic/";
 
 absl::Status CheckNodeSpec(const v1::NodeSpec& spec);
+
+// The labels node selectors match: what the node client reports (spec.labels) overlaid by the labels set
+// through SetNodeLabels (set_labels), which win on a shared key: they are the cluster's intent (Kubernetes
+// Node labels), while a node client reports what it was started with.
+std::map<std::string, std::string> NodeLabels(const v1::Node& node);
 
 // A magic address spec as it is stored (canonical address, default policy and target ports), with its
 // parsed selector.

@@ -31,6 +31,7 @@ struct Stamp {
 struct AllocationChange {
   v1::Allocation allocation;
   bool added = false;
+  bool relabelled = false;  // held before and after the command, with new labels (added is true)
 };
 
 struct Pool {

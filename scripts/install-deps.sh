@@ -16,6 +16,8 @@ packages=(
   libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
   # logging, CLI, metrics, JSON
   libspdlog-dev libcli11-dev prometheus-cpp-dev nlohmann-json3-dev
+  # abode-kube: the Kubernetes API over HTTPS, kubeconfig (YAML) files
+  libcurl4-openssl-dev libyaml-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # the tracing test reads Jaeger's query API over HTTP

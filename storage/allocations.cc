@@ -25,7 +25,7 @@ std::string CursorBytes(const std::optional<u128>& cursor, domain::Family f) {
 
 struct Allocations::Statements {
   Statement insert_pool, delete_pool, update_pool;
-  Statement insert_alloc, delete_alloc, update_alloc_lease;
+  Statement insert_alloc, delete_alloc, update_alloc_lease, update_alloc_labels;
   Statement alloc_by_id, alloc_by_address, alloc_by_pool, alloc_by_node, alloc_expired, min_expiry, scan_all;
   Statement insert_history, prune_history;
 };
@@ -51,6 +51,7 @@ absl::Status Allocations::PrepareStatements() {
        "create_revision, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
       {&stmts_->delete_alloc, "DELETE FROM allocations WHERE id = ?"},
       {&stmts_->update_alloc_lease, "UPDATE allocations SET ttl_s = ?, expire_ms = ?, revision = ? WHERE id = ?"},
+      {&stmts_->update_alloc_labels, "UPDATE allocations SET labels = ?, revision = ? WHERE id = ?"},
       {&stmts_->alloc_by_id, absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.id = ?")},
       {&stmts_->alloc_by_address,
        absl::StrCat("SELECT ", cols, " FROM allocations a WHERE a.network = ? AND a.address = ?")},
@@ -261,6 +262,10 @@ absl::Status Allocations::Write(const domain::AllocationChangeSet& c) {
         .Bind(4, r.row_id);
     if (absl::Status s = stmts_->update_alloc_lease.Run(); !s.ok()) return s;
   }
+  for (const auto& r : c.relabels) {
+    stmts_->update_alloc_labels.Bind(1, r.labels).Bind(2, static_cast<int64_t>(r.revision)).Bind(3, r.row_id);
+    if (absl::Status s = stmts_->update_alloc_labels.Run(); !s.ok()) return s;
+  }
   if (c.deleted_pool != nullptr) return stmts_->delete_pool.Bind(1, c.deleted_pool->id).Run();
   return absl::OkStatus();
 }
@@ -280,6 +285,9 @@ CommandOutcome Allocations::CommitChangeSet(domain::AllocationChangeSet& set, Co
   for (auto& r : set.removals) owners_.Remove(r.allocation.owner(), r.row_id);
   commands_.CommitToPools(set);
   for (auto& r : set.removals) changes.push_back(AllocationChange{std::move(r.allocation), false});
+  for (const auto& r : set.relabels) {
+    changes.push_back(AllocationChange{outcome->update_labels().allocations(r.result_index), true, true});
+  }
   set.Clear(stamp_.revision);
   return outcome;
 }
@@ -303,6 +311,10 @@ CommandOutcome Allocations::Release(const v1::ReleaseRequest& req, AllocationCha
 CommandOutcome Allocations::Renew(const v1::RenewRequest& req) {
   AllocationChanges none;
   return Commit(commands_.Renew(req, stamp_, changes_), none);
+}
+
+CommandOutcome Allocations::UpdateLabels(const v1::UpdateLabelsRequest& req, AllocationChanges& changes) {
+  return Commit(commands_.UpdateLabels(req, stamp_, changes_), changes);
 }
 
 CommandOutcome Allocations::Expire(AllocationChanges& changes) {

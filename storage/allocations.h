@@ -60,6 +60,8 @@ class Allocations final : private domain::AllocationReader {
   CommandOutcome AllocateMany(const v1::AllocateManyRequest& req, AllocationChanges& changes);
   CommandOutcome Release(const v1::ReleaseRequest& req, AllocationChanges& changes);
   CommandOutcome Renew(const v1::RenewRequest& req);
+  // Appends the relabelled allocations to `changes` (as AllocationChange::relabelled).
+  CommandOutcome UpdateLabels(const v1::UpdateLabelsRequest& req, AllocationChanges& changes);
   CommandOutcome Expire(AllocationChanges& changes);
   CommandOutcome PruneHistory(const v1::PruneHistory& req);
 

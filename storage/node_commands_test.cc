@@ -102,6 +102,20 @@ class NodeStateTest : public ::testing::Test {
     p->set_port(8125);
     return Run(c);
   }
+  CommandOutcome Relabel(const std::string& owner, std::map<std::string, std::string> labels,
+                         std::vector<std::string> keep = {}) {
+    v1::Command c;
+    c.mutable_update_labels()->set_owner(owner);
+    for (auto& [k, v] : labels) (*c.mutable_update_labels()->mutable_labels())[k] = v;
+    for (auto& k : keep) c.mutable_update_labels()->add_keep_keys(k);
+    return Run(c);
+  }
+  CommandOutcome SetNodeLabels(const std::string& node, std::map<std::string, std::string> labels) {
+    v1::Command c;
+    c.mutable_set_node_labels()->set_name(node);
+    for (auto& [k, v] : labels) (*c.mutable_set_node_labels()->mutable_labels())[k] = v;
+    return Run(c);
+  }
   std::string ServingNode(const std::string& external) {
     auto view = view_();
     return view->externals.at(external)->node();
@@ -193,6 +207,67 @@ TEST_F(NodeStateTest, MagicTargetIsTheOldestLocalMatchAndStaysPut) {
   EXPECT_EQ(MagicTarget("n2", "dd"), "agent-d");
   NotReady("n2");
   EXPECT_EQ(MagicTarget("n2", "dd"), "-");
+}
+
+TEST_F(NodeStateTest, RelabellingMovesTheMagicTarget) {
+  Pool("pods", "10.0.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
+  Node("n1");
+  ASSERT_TRUE(Workload("pod-a", "n1", "web").ok());
+  ASSERT_TRUE(Workload("pod-b", "n1", "web").ok());
+  ASSERT_TRUE(Magic("dd", "169.254.210.210", "app=agent,k8s-pod-namespace=mon").ok());
+  EXPECT_EQ(MagicTarget("n1", "dd"), "");  // nothing matches yet
+
+  // The newer pod becomes the agent: the magic address reaches it.
+  auto relabelled = Relabel("pod-b", {{"app", "agent"}, {"k8s-pod-namespace", "mon"}});
+  ASSERT_TRUE(relabelled.ok()) << relabelled.status();
+  EXPECT_EQ(MagicTarget("n1", "dd"), "pod-b");
+  // The older one too: the oldest match is the target.
+  ASSERT_TRUE(Relabel("pod-a", {{"app", "agent"}, {"k8s-pod-namespace", "mon"}}).ok());
+  EXPECT_EQ(MagicTarget("n1", "dd"), "pod-a");
+  // pod-a stops matching: the target moves back to pod-b.
+  ASSERT_TRUE(Relabel("pod-a", {{"app", "web"}}).ok());
+  EXPECT_EQ(MagicTarget("n1", "dd"), "pod-b");
+  ASSERT_TRUE(Relabel("pod-b", {{"app", "web"}}).ok());
+  EXPECT_EQ(MagicTarget("n1", "dd"), "");
+  // A namespace that differs is no match.
+  ASSERT_TRUE(Relabel("pod-a", {{"app", "agent"}, {"k8s-pod-namespace", "other"}}).ok());
+  EXPECT_EQ(MagicTarget("n1", "dd"), "");
+  // Unchanged labels change nothing: no revision, no assignment change.
+  const size_t seen = changes_.size();
+  auto same = Relabel("pod-a", {{"app", "agent"}, {"k8s-pod-namespace", "other"}});
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->update_labels().revision(), same->update_labels().allocations(0).revision());
+  EXPECT_EQ(changes_.size(), seen);
+}
+
+TEST_F(NodeStateTest, SetNodeLabelsOverrideReportedOnesAndMovePlacement) {
+  Pool("ext", "203.0.113.0/24", v1::POOL_PURPOSE_EXTERNAL);
+  Node("n1", {{"edge", "yes"}});
+  Node("n2", {{"edge", "no"}});
+  ASSERT_TRUE(External("x", "edge=yes").ok());
+  EXPECT_EQ(ServingNode("x"), "n1");
+  // The set label wins over the reported one on the same key.
+  auto set = SetNodeLabels("n1", {{"edge", "no"}});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(ServingNode("x"), "");
+  ASSERT_TRUE(SetNodeLabels("n2", {{"edge", "yes"}}).ok());
+  EXPECT_EQ(ServingNode("x"), "n2");
+  // A node client re-registering keeps the set labels.
+  Node("n2", {{"edge", "no"}, {"zone", "a"}});
+  EXPECT_EQ(view_()->nodes.at("n2")->set_labels().at("edge"), "yes");
+  EXPECT_EQ(ServingNode("x"), "n2");
+  // Setting the same labels again changes nothing, not even the revision.
+  const uint64_t revision = set->node().revision();
+  auto again = SetNodeLabels("n1", {{"edge", "no"}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->node().revision(), revision);
+
+  auto unknown = SetNodeLabels("n9", {});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("name"));
+  auto bad = SetNodeLabels("n1", {{"bad key", "v"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("labels"));
 }
 
 TEST_F(NodeStateTest, MagicFallbackAndBadInput) {

@@ -202,6 +202,7 @@ CommandOutcome StateMachine::ApplyCommand(const v1::Command& command) {
     case v1::Command::kAllocateMany: out = a.AllocateMany(command.allocate_many(), changes); break;
     case v1::Command::kRelease: out = a.Release(command.release(), changes); break;
     case v1::Command::kRenew: out = a.Renew(command.renew()); break;
+    case v1::Command::kUpdateLabels: out = a.UpdateLabels(command.update_labels(), changes); break;
     case v1::Command::kExpireAllocations: out = a.Expire(changes); break;
     case v1::Command::kPruneHistory: out = a.PruneHistory(command.prune_history()); break;
     case v1::Command::OP_NOT_SET: break;
