@@ -269,6 +269,13 @@ class TracingTest : public ::testing::Test {
     return out;
   }
 
+  // Whether at least `n` spans of that name (and service, when given) have reached Jaeger: each process exports
+  // its spans in its own batches, so a trace fills in over time.
+  static bool Has(const std::vector<JaegerSpan>& spans, const std::string& name, const std::string& service,
+                  size_t n = 1) {
+    return Named(spans, name, service).size() >= n;
+  }
+
   static const JaegerSpan* ById(const std::vector<JaegerSpan>& spans, const std::string& id) {
     for (const JaegerSpan& s : spans) {
       if (s.span_id == id) return &s;
@@ -310,7 +317,9 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
     for (const JaegerSpan& span : s) {
       if (span.name == "raft.apply allocate") appliers.insert(span.instance);
     }
-    return appliers.size() == 3;
+    return appliers.size() == 3 && Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
+           Has(s, "abode.v1.Allocator/Allocate", "abode-node") &&
+           Has(s, "abode.v1.Allocator/Allocate", "abode-allocator") && Has(s, "abode.v1.Replica/Forward", "", 2);
   });
 
   // The chain: plugin → abode-node → its client call → Allocate on the follower → Forward → leader.
@@ -413,7 +422,8 @@ TEST_F(TracingTest, AFullPoolShowsAsAnErrorAlongTheTrace) {
   const std::string trace_id = FindTrace("abode-cni", "cni.container_id", "trace-full-2");
   ASSERT_FALSE(trace_id.empty());
   const auto spans = AwaitTrace(trace_id, [](const std::vector<JaegerSpan>& s) {
-    return Named(s, "raft.apply allocate").size() >= 2 && !Named(s, "cni ADD", "abode-cni").empty();
+    return Has(s, "raft.apply allocate", "", 2) && Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
+           Has(s, "abode.v1.Allocator/Allocate", "abode-allocator");
   });
   auto plugin = Named(spans, "cni ADD", "abode-cni");
   ASSERT_EQ(plugin.size(), 1u);
@@ -471,7 +481,9 @@ TEST_F(TracingTest, AMagicAddressChangeIsTracedToBothNodesKernels) {
     for (const JaegerSpan& span : s) {
       if (span.name == "nftables") reconciled.insert(span.instance);
     }
-    return reconciled.size() == 2;
+    return reconciled.size() == 2 && Has(s, "abode.v1.MagicAddresses/CreateMagicAddress", "abode-allocator") &&
+           Has(s, "raft.apply create_magic_address", "", 2) && Has(s, "watch.deliver", "abode-allocator", 2) &&
+           Has(s, "node.reconcile", "abode-node", 2);
   });
 
   auto server = Named(spans, "abode.v1.MagicAddresses/CreateMagicAddress", "abode-allocator");

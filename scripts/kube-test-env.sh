@@ -108,6 +108,18 @@ case "$cmd" in
       --listen-peer-urls "http://127.0.0.1:${peer_port}" --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
       --initial-cluster "abode-test=http://127.0.0.1:${peer_port}" >"${dir}/etcd.log" 2>&1 &
     echo $! >"${dir}/etcd.pid"
+    # kube-apiserver gives up when etcd does not answer soon enough (a busy machine): start it once etcd serves.
+    etcd_ready=0
+    for _ in $(seq 1 600); do
+      if curl -sf "http://127.0.0.1:${etcd_port}/health" >/dev/null 2>&1; then etcd_ready=1; break; fi
+      kill -0 "$(cat "${dir}/etcd.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ "$etcd_ready" != 1 ]; then
+      echo "kube-test-env: etcd did not start; last lines of ${dir}/etcd.log:" >&2
+      tail -n 20 "${dir}/etcd.log" >&2
+      exit 1
+    fi
     pki="${dir}/pki"
     # ServiceAccount admission is off: no controller manager creates the namespaces' default accounts.
     cat >"${dir}/apiserver.args" <<EOF
