@@ -123,12 +123,18 @@ void Sync::Work() {
     if (!pod_allocations_.loaded() || now >= next_relist_ms_) {
       if (absl::Status s = ListPodAllocations(); !s.ok()) {
         counters_.failures.fetch_add(1);
-        if (stop_.Sleep(list_backoff.NextMs())) return;
-        continue;
+        // Without a first list pods cannot be reconciled: wait. A later list that fails is tried again
+        // while the index that is loaded keeps serving.
+        if (!pod_allocations_.loaded()) {
+          if (stop_.Sleep(list_backoff.NextMs())) return;
+          continue;
+        }
+        next_relist_ms_ = now + list_backoff.NextMs();
+      } else {
+        list_backoff.Reset();
+        now = clock_.NowUnixMs();
+        next_relist_ms_ = now + options_.allocation_relist_ms;
       }
-      list_backoff.Reset();
-      now = clock_.NowUnixMs();
-      next_relist_ms_ = now + options_.allocation_relist_ms;
     }
     if (!was_leader_.exchange(true)) EnqueueAll();  // a new leader reconciles everything once
     if (now >= next_resync) {

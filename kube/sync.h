@@ -129,7 +129,7 @@ class Sync {
   size_t watched_pods() const { return pods_->size(); }
   size_t queue_length() const { return queue_.size(); }
   // Reconciles one key now ("pod/<ns>/<name>", "svc/<ns>/<name>", "node/<name>", "gc"); for tests and the
-  // worker.
+  // worker. Pod keys and "gc" use the worker's pod allocation index: only from the worker, or while stopped.
   absl::Status Reconcile(const std::string& key);
 
  private:
