@@ -35,16 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if ! ss -Hltn "sport = :${p}" | grep -q .; then echo "$p"; return 0; fi
-  done
-  echo "bench-kube: no free port found" >&2
-  return 1
-}
-
 rc=0
 "$here/kube-test-env.sh" start "$WORK/kube" >"$WORK/kube-env.log" 2>&1 || rc=$?
 if [ "$rc" = 77 ]; then
@@ -63,11 +53,13 @@ for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
 [ -s "$WORK/port" ] || { echo "bench-kube: abode-allocator did not start" >&2; exit 1; }
 SERVER=127.0.0.1:$(cat "$WORK/port")
 
-METRICS_PORT=$(free_port)
-HEALTH_PORT=$(free_port)
 "$KUBE" --kubeconfig "$WORK/kube/kubeconfig" --allocator "$SERVER" --lease-namespace default \
-  --listen "127.0.0.1:$METRICS_PORT" --health-listen "127.0.0.1:$HEALTH_PORT" >"$WORK/abode-kube.log" 2>&1 &
+  --listen 127.0.0.1:0 --metrics-port-file "$WORK/metrics-port" --health-listen 127.0.0.1:0 \
+  >"$WORK/abode-kube.log" 2>&1 &
 KUBE_PID=$!
+for _ in $(seq 1 6000); do [ -s "$WORK/metrics-port" ] && break; sleep 0.01; done
+[ -s "$WORK/metrics-port" ] || { echo "bench-kube: abode-kube did not start" >&2; exit 1; }
+METRICS_PORT=$(cat "$WORK/metrics-port")
 
 echo "== abode-kube-bench: $PODS pods on $NODES nodes, $CHANGES label changes, $SERVICES Services," \
   "$PARALLEL workers; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
