@@ -7,7 +7,7 @@
 //     "<container>/eth0", the pod's node, the CNI plugin's labels with the pod's UID), then its status
 //     (podIP, podIPs, phase Running) written through the status subresource. --parallel workers.
 //  3. Convergence: until every allocation carries its pod's labels and abode-kube watches every pod; then
-//     abode-kube's VmRSS again, and the memory per watched pod.
+//     abode-kube's VmRSS again, the memory per watched pod, and the CPU time abode-kube used since step 1.
 //  4. Label changes, one at a time: a merge PATCH of one pod's labels, timed until the allocation carries the
 //     new label, observed by polling Allocator.GetAllocation for the pod's owner every 1 ms.
 //  5. LoadBalancer Services, one at a time: created, timed until a watch on the namespace's Services
@@ -16,6 +16,7 @@
 // Exits non-zero when a step fails or a change is not observed within --timeout-seconds. Output: a table of
 // the figures (markdown), then one JSON object on the last line.
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +27,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +77,22 @@ double LoadAverage() {
   double one = -1;
   in >> one;
   return one;
+}
+
+// CPU time (user + system) a process has used, in seconds; -1 when it cannot be read.
+double CpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const size_t end = line.rfind(')');  // the command name may hold spaces
+  if (end == std::string::npos) return -1;
+  std::istringstream fields(line.substr(end + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::strtod(field.c_str(), nullptr);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 size_t AppendBody(char* data, size_t size, size_t count, void* out) {
@@ -350,6 +368,7 @@ int Bench::Run() {
     return fail(absl::UnavailableError("abode-kube did not become leader"));
   }
   const long rss0 = VmRssKiB(f_.kube_pid);
+  const double cpu0 = CpuSeconds(f_.kube_pid);
   const double pods0 = MetricValue(f_.kube_metrics, "abode_kube_watched_pods");
   if (absl::Status s = CreatePools(); !s.ok()) return fail(s);
   if (auto s = kube_.Create(ResourcePath("v1", "namespaces"),
@@ -382,6 +401,7 @@ int Bench::Run() {
   }
   const double converge_ms = MsSince(t);
   const long rss1 = VmRssKiB(f_.kube_pid);
+  const double setup_cpu = CpuSeconds(f_.kube_pid) - cpu0;
   const double per_pod = (static_cast<double>(rss1 - rss0) * 1024.0) / f_.pods;
 
   // 4, 5.
@@ -407,6 +427,7 @@ int Bench::Run() {
             << absl::StrFormat("| abode-kube VmRSS, %.0f pods / %d pods | %.1f / %.1f MiB |\n", pods0, f_.pods,
                                rss0 / 1024.0, rss1 / 1024.0)
             << absl::StrFormat("| abode-kube memory per watched pod | %.0f bytes |\n", per_pod)
+            << absl::StrFormat("| abode-kube CPU time from the first Node to convergence | %.1f s |\n", setup_cpu)
             << absl::StrFormat("| abode-kube: complete allocation lists / pod lookups / label writes | %.0f / %.0f / %.0f |\n",
                                lists, lookups, writes)
             << absl::StrFormat("| load average (1 min) at the end | %.2f |\n", load);
@@ -427,6 +448,7 @@ int Bench::Run() {
               {"rss_idle_kib", rss0},
               {"rss_pods_kib", rss1},
               {"bytes_per_pod", per_pod},
+              {"setup_cpu_s", setup_cpu},
               {"allocation_lists", lists},
               {"allocation_lookups", lookups},
               {"label_writes", writes},

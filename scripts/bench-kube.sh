@@ -5,7 +5,7 @@
 # LoadBalancer Services timed, abode-kube's VmRSS). Builds nothing; everything runs in a temporary folder
 # that is removed afterwards (kept, with its logs, when a step fails).
 # Exit 77 when kube-apiserver/etcd are not built and CI is unset.
-# Usage: [PARALLEL=16] scripts/bench-kube.sh [BUILD_DIR] [PODS] [NODES] [LABEL_CHANGES] [SERVICES]
+# Usage: [PARALLEL=16] [TIMEOUT=30 (longest wait for one step, s)] scripts/bench-kube.sh [BUILD_DIR] [PODS] [NODES] [LABEL_CHANGES] [SERVICES]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 BUILD=${1:-build}
@@ -14,6 +14,7 @@ NODES=${3:-100}
 CHANGES=${4:-200}
 SERVICES=${5:-100}
 PARALLEL=${PARALLEL:-16}
+TIMEOUT=${TIMEOUT:-30}
 ALLOC=$BUILD/allocator-service/abode-allocator
 KUBE=$BUILD/kube/abode-kube
 BENCH=$BUILD/kube/abode-kube-bench
@@ -65,5 +66,5 @@ echo "== abode-kube-bench: $PODS pods on $NODES nodes, $CHANGES label changes, $
   "$PARALLEL workers; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 "$BENCH" --kubeconfig "$WORK/kube/kubeconfig" --allocator "$SERVER" --kube-pid "$KUBE_PID" \
   --kube-metrics "http://127.0.0.1:$METRICS_PORT/metrics" --pods "$PODS" --nodes "$NODES" \
-  --label-changes "$CHANGES" --services "$SERVICES" --parallel "$PARALLEL"
+  --label-changes "$CHANGES" --services "$SERVICES" --parallel "$PARALLEL" --timeout-seconds "$TIMEOUT"
 OK=1
