@@ -159,6 +159,20 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--bridge-adds", bridge_adds, "whole bridge ADDs per IPAM plugin")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // The binaries run from other working directories (abode-node's, the plugin's symlink in a temporary
+  // folder): every path is made absolute here, and a missing one is refused by name.
+  for (auto [flag, path] : {std::pair<const char*, std::string*>{"--allocator-bin", &allocator_bin},
+                            {"--node-bin", &node_bin},
+                            {"--cni-bin", &cni_bin},
+                            {"--plugins", &plugins}}) {
+    std::error_code error;
+    const std::filesystem::path absolute = std::filesystem::absolute(*path, error);
+    if (error || !std::filesystem::exists(absolute, error)) {
+      std::fprintf(stderr, "%s: %s does not exist\n", flag, path->c_str());
+      return 2;
+    }
+    *path = absolute.lexically_normal().string();
+  }
   if (::geteuid() != 0) {
     std::fprintf(stderr, "abode-cni-bench needs root (network namespaces)\n");
     return 2;
