@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# What tracing costs Allocate throughput. Usage: scripts/bench-tracing.sh [BUILD_DIR] [PAIRS]
-# A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) in alternating runs:
-# tracing off (no OTEL_* endpoint), and tracing on at 100% sampling exporting to a live Jaeger v2 all-in-one
-# (built by scripts/test-tools.sh jaeger, in-memory storage bounded to 20,000 traces, so that its own memory
-# and CPU stay steady over the runs). Every call is a root span there: the server span,
-# the raft.commit span of its entry and its raft.apply span, all exported. PAIRS (default 3) off/on pairs run in
-# one go, each on a fresh data dir; the ratio of the medians is printed last.
+# What tracing costs Allocate throughput.
+# Usage: scripts/bench-tracing.sh [BUILD_DIR [ROUNDS [NOTRACE_BUILD_DIR]]]
+#   BUILD_DIR          the build to measure (default: build)
+#   ROUNDS             rounds (default 3); each runs every mode once, in an order that rotates between rounds
+#   NOTRACE_BUILD_DIR  the same tree configured with -DABODE_TRACING=OFF (tracing compiled out); configured and
+#                      its abode-allocator built here when missing (default: BUILD_DIR-notrace)
+# A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) for 5 s in three modes:
+#   on    tracing at 100% sampling, exporting to a live Jaeger v2 all-in-one (built by scripts/test-tools.sh
+#         jaeger, in-memory storage bounded to 20,000 traces, so that its own memory and CPU stay steady);
+#         every call is a root span there: its server span, and the raft.commit and raft.apply spans of the
+#         log entry that carries it (one each per entry, linking to every caller);
+#   off   the same binary with tracing off (no OTEL_* endpoint);
+#   none  the NOTRACE build, tracing compiled out.
+# Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
+# (target >= 0.99), with the load average at the start and end (other work on the machine shows there).
 set -euo pipefail
 BUILD=${1:-build}
-PAIRS=${2:-3}
+ROUNDS=${2:-3}
+NOTRACE=${3:-$BUILD-notrace}
 ALLOC=$BUILD/allocator-service/abode-allocator
+ALLOC_NONE=$NOTRACE/allocator-service/abode-allocator
 BENCH=$BUILD/integration/abode-bench
 HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$ALLOC_NONE" ]; then
+  cmake -S "$HERE/.." -B "$NOTRACE" -DABODE_TRACING=OFF -DCMAKE_BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' \
+    "$BUILD/CMakeCache.txt")" >/dev/null
+  cmake --build "$NOTRACE" --target abode-allocator -j2 >/dev/null
+fi
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 "$HERE/test-tools.sh" jaeger >/dev/null
 JAEGER=$("$HERE/test-tools.sh" --dir jaeger)/jaeger
 WORK=$(mktemp -d /var/tmp/abode-bench-tracing-XXXXXX)
@@ -78,7 +94,9 @@ for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null 
 run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   local mode=$1 n=$2
   rm -rf "$WORK/data" "$WORK/port"
-  if [ "$mode" = on ]; then
+  if [ "$mode" = none ]; then
+    "$ALLOC_NONE" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+  elif [ "$mode" = on ]; then
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on \
       "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn \
       --metrics-listen "127.0.0.1:$METRICS" &
@@ -96,18 +114,25 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops_per_sec"])' "$WORK/out"
 }
 
-off=(); on=()
-for i in $(seq 1 "$PAIRS"); do
-  # The order alternates between pairs, so that a drift of the machine over the run favours neither mode.
-  if [ $((i % 2)) = 1 ]; then a=$(run off "$i"); b=$(run on "$i"); else b=$(run on "$i"); a=$(run off "$i"); fi
-  echo "pair $i: off $a/s, on (100% to Jaeger) $b/s"
-  off+=("$a"); on+=("$b")
+declare -A results=([off]="" [on]="" [none]="")
+modes=(off on none)
+for i in $(seq 1 "$ROUNDS"); do
+  # The order rotates between rounds, so that a drift of the machine over the run favours no mode.
+  line="round $i:"
+  for k in 0 1 2; do
+    mode=${modes[$(((i - 1 + k) % 3))]}
+    r=$(run "$mode" "$i")
+    results[$mode]+=" $r"
+    line+=" $mode $r/s"
+  done
+  echo "$line"
 done
-python3 - "${off[*]}" "${on[*]}" <<'PY'
-import statistics, sys
-off = [float(x) for x in sys.argv[1].split()]
-on = [float(x) for x in sys.argv[2].split()]
-m_off, m_on = statistics.median(off), statistics.median(on)
-print(f'{{"off_median_per_s": {m_off:.0f}, "on_median_per_s": {m_on:.0f}, "on_over_off": {m_on / m_off:.3f}}}')
+python3 - "${results[off]}" "${results[on]}" "${results[none]}" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, statistics, sys
+off, on, none = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+m_off, m_on, m_none = statistics.median(off), statistics.median(on), statistics.median(none)
+print(json.dumps({"on_median_per_s": round(m_on), "off_median_per_s": round(m_off), "none_median_per_s": round(m_none),
+                  "on_over_off": round(m_on / m_off, 3), "off_over_none": round(m_off / m_none, 3),
+                  "loadavg_start": sys.argv[4], "loadavg_end": sys.argv[5]}))
 PY
 curl -s "http://127.0.0.1:$QUERY/api/services" | grep -q abode-allocator || { echo "Jaeger received no spans" >&2; exit 1; }
