@@ -13,7 +13,9 @@
 #   off   the same binary with tracing off (no OTEL_* endpoint);
 #   none  the NOTRACE build, tracing compiled out.
 # Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
-# (target >= 0.99), with the load average at the start and end (other work on the machine shows there).
+# (target >= 0.99), with the load average at the start and end (other work on the machine shows there), and
+# the CPU time per call of the allocator in each mode and of Jaeger with tracing on: unlike throughput, these
+# hardly depend on what else the machine runs.
 set -euo pipefail
 BUILD=${1:-build}
 ROUNDS=${2:-3}
@@ -91,7 +93,11 @@ nice -n 19 "$JAEGER" --config "file:$WORK/jaeger.yaml" > "$WORK/jaeger.log" 2>&1
 JPID=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null && break; sleep 0.1; done
 
-run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # CPU time of process $1 so far, in clock ticks
+
+run() {  # run MODE N: one 5 s Allocate run; prints allocations per second, and CPU µs per allocation of the
+         # allocator and of Jaeger
+  local a0 j0
   local mode=$1 n=$2
   rm -rf "$WORK/data" "$WORK/port"
   if [ "$mode" = none ]; then
@@ -105,34 +111,45 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   fi
   PID=$!
   for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
+  a0=$(ticks "$PID"); j0=$(ticks "$JPID")
   "$BENCH" --server "127.0.0.1:$(cat "$WORK/port")" --pool "p$n$mode" --create-cidr 10.0.0.0/12 --concurrency 64 \
     --duration 5s | tail -1 > "$WORK/out"
   # Spans exported and dropped (a full queue drops rather than slowing a call down): printed on stderr.
   [ "$mode" = on ] && curl -s "http://127.0.0.1:$METRICS/metrics" | grep -E '^abode_trace_export_(spans|dropped)_total' \
     | tr '\n' ' ' >&2 && echo >&2
+  local a1 j1
+  a1=$(ticks "$PID"); j1=$(ticks "$JPID")
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops_per_sec"])' "$WORK/out"
+  python3 -c 'import json,sys,os; o=json.load(open(sys.argv[1])); t=1e6/os.sysconf("SC_CLK_TCK")/max(o["ops"],1)
+a, j = (int(sys.argv[3]) - int(sys.argv[2])) * t, (int(sys.argv[5]) - int(sys.argv[4])) * t
+print("%.0f %.1f %.1f" % (o["ops_per_sec"], a, j))' \
+    "$WORK/out" "$a0" "$a1" "$j0" "$j1"
 }
 
-declare -A results=([off]="" [on]="" [none]="")
+declare -A results=([off]="" [on]="" [none]="") cpu=([off]="" [on]="" [none]="") jcpu=([on]="")
 modes=(off on none)
 for i in $(seq 1 "$ROUNDS"); do
   # The order rotates between rounds, so that a drift of the machine over the run favours no mode.
   line="round $i:"
   for k in 0 1 2; do
     mode=${modes[$(((i - 1 + k) % 3))]}
-    r=$(run "$mode" "$i")
+    read -r r c j < <(run "$mode" "$i")
     results[$mode]+=" $r"
-    line+=" $mode $r/s"
+    cpu[$mode]+=" $c"
+    [ "$mode" = on ] && jcpu[on]+=" $j"
+    line+=" $mode $r/s ($c µs CPU per call)"
   done
   echo "$line"
 done
-python3 - "${results[off]}" "${results[on]}" "${results[none]}" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+python3 - "${results[off]}" "${results[on]}" "${results[none]}" "${cpu[off]}" "${cpu[on]}" "${cpu[none]}" \
+  "${jcpu[on]}" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, statistics, sys
-off, on, none = ([float(x) for x in a.split()] for a in sys.argv[1:4])
-m_off, m_on, m_none = statistics.median(off), statistics.median(on), statistics.median(none)
-print(json.dumps({"on_median_per_s": round(m_on), "off_median_per_s": round(m_off), "none_median_per_s": round(m_none),
-                  "on_over_off": round(m_on / m_off, 3), "off_over_none": round(m_off / m_none, 3),
-                  "loadavg_start": sys.argv[4], "loadavg_end": sys.argv[5]}))
+off, on, none, c_off, c_on, c_none, j_on = ([float(x) for x in a.split()] for a in sys.argv[1:8])
+m = statistics.median
+print(json.dumps({"on_median_per_s": round(m(on)), "off_median_per_s": round(m(off)),
+                  "none_median_per_s": round(m(none)), "on_over_off": round(m(on) / m(off), 3),
+                  "off_over_none": round(m(off) / m(none), 3),
+                  "allocator_cpu_us_per_call": {"on": m(c_on), "off": m(c_off), "none": m(c_none)},
+                  "jaeger_cpu_us_per_call_on": m(j_on), "loadavg_start": sys.argv[8], "loadavg_end": sys.argv[9]}))
 PY
 curl -s "http://127.0.0.1:$QUERY/api/services" | grep -q abode-allocator || { echo "Jaeger received no spans" >&2; exit 1; }
