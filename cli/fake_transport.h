@@ -79,6 +79,7 @@ class FakeTransport final : public Transport {
     absl::Status status;
     std::vector<std::unique_ptr<google::protobuf::Message>> written;
     std::size_t delivered = 0;
+    bool writes_done = false;  // the client closed its side
   };
 
   class FakeStream final : public Stream {
@@ -87,6 +88,10 @@ class FakeTransport final : public Transport {
     bool Write(const google::protobuf::Message& request) override {
       script_.written.emplace_back(request.New());
       script_.written.back()->CopyFrom(request);
+      return true;
+    }
+    bool WritesDone() override {
+      script_.writes_done = true;
       return true;
     }
     bool Read(google::protobuf::Message& response) override {

@@ -75,30 +75,56 @@ if [ -n "$IMAGES" ]; then
   echo "images built for the --check-config runs: $names"
 fi
 
-# check_config IMAGE HOSTNAME CONTAINER_JSON: runs the container's command and args with --check-config, in
-# its environment (NODE_NAME from the downward API: node-1), with the pod's hostname, in a network namespace
-# of its own; inside IMAGE's bundle (its environment under the container's, its user) when images were built.
-# Prints the output; returns the exit code.
+SA_MOUNT=/var/run/secrets/kubernetes.io/serviceaccount
+KUBE_SERVICE=${KUBE_APISERVER#https://}
+
+# service_account NAME: the folder the kubelet mounts for a pod of ServiceAccount NAME (abode-system): a
+# token the API server issues for it (TokenRequest), the cluster's CA, the namespace. Prints its path.
+service_account() {
+  local dir=$WORK/sa-$1
+  rm -rf "$dir" && mkdir -m 0755 "$dir"
+  k -n abode-system create token "$1" --duration=10m > "$dir/token" || fail "no token for ServiceAccount $1"
+  cp "$KUBE_CA" "$dir/ca.crt"
+  printf abode-system > "$dir/namespace"
+  chmod 0644 "$dir"/*
+  echo "$dir"
+}
+
+# check_config IMAGE POD CONTAINER_JSON [SA]: runs the container's command and args with --check-config, in
+# its environment as the kubelet gives it (KUBERNETES_SERVICE_HOST/PORT, the API server here; NODE_NAME from
+# the downward API: node-1; POD_NAME: POD; $(VAR) in command and args expanded from the env), with POD as
+# its hostname, in a network namespace of its own; SA: a service account folder (service_account) mounted
+# where the kubelet mounts it. Inside
+# IMAGE's bundle (its environment under the container's, its user) when images were built. Prints the
+# output; returns the exit code.
 check_config() {
-  local image=$1 host=$2 c=$3
+  local image=$1 host=$2 c=$3 sa=${4:-}
   local -a cmd env prefix
   mapfile -t cmd < <(jq -r '(.command // []) + (.args // []) | .[]' <<< "$c")
   [ "${#cmd[@]}" -gt 0 ] || fail "$image: a container without a command"
-  mapfile -t env < <(jq -r '.env // [] | .[] |
+  env=("KUBERNETES_SERVICE_HOST=${KUBE_SERVICE%:*}" "KUBERNETES_SERVICE_PORT=${KUBE_SERVICE##*:}")
+  mapfile -t -O 2 env < <(jq -r --arg pod "$host" '.env // [] | .[] |
       if .value != null then "\(.name)=\(.value)"
       elif .valueFrom.fieldRef.fieldPath == "spec.nodeName" then "\(.name)=node-1"
+      elif .valueFrom.fieldRef.fieldPath == "metadata.name" then "\(.name)=\($pod)"
       else error("env \(.name): a valueFrom this test cannot give") end' <<< "$c")
+  local i e
+  for i in "${!cmd[@]}"; do
+    for e in "${env[@]}"; do cmd[i]=${cmd[i]//\$(${e%%=*})/${e#*=}}; done
+  done
+  local root=""
   if [ -n "$IMAGES" ] && [ -d "$WORK/$image" ]; then
     local config=$WORK/$image/config.json
     local -a image_env
     mapfile -t image_env < <(jq -r '.process.env[]' "$config")
-    mkdir -p "$WORK/$image/rootfs/proc"
+    root=$WORK/$image/rootfs
+    mkdir -p "$root/proc"
     prefix=(env -i "${image_env[@]}" "${env[@]}" unshare --pid --fork --kill-child --mount-proc=/proc
-      --root="$WORK/$image/rootfs" --setgid "$(jq -r '.process.user.gid' "$config")"
+      --root="$root" --setgid "$(jq -r '.process.user.gid' "$config")"
       --setuid "$(jq -r '.process.user.uid' "$config")" --)
   else
     # The built binaries stand in for /usr/local/bin, in the command and in the args that name files.
-    local i name bin
+    local name bin
     for i in "${!cmd[@]}"; do
       while [[ ${cmd[i]} =~ /usr/local/bin/([a-z0-9-]+) ]]; do
         name=${BASH_REMATCH[1]}
@@ -109,7 +135,16 @@ check_config() {
     done
     prefix=(env -i "${env[@]}")
   fi
-  unshare --net --uts --mount --propagation private sh -c 'hostname "$0" && exec "$@"' "$host" \
+  # The service account folder, mounted (read-only) where the kubelet mounts it: over the rootfs's path, or
+  # over a private /run (/var/run's target) for the built binaries.
+  unshare --net --uts --mount --propagation private sh -c '
+      host=$1 sa=$2 root=$3 mnt=$4; shift 4
+      hostname "$host"
+      if [ -n "$sa" ]; then
+        if [ -z "$root" ]; then mount -t tmpfs -o mode=0755 sa-run /run; fi
+        mkdir -p "$root$mnt" && mount --bind -o ro "$sa" "$root$mnt"
+      fi
+      exec "$@"' sh "$host" "$sa" "$root" "$SA_MOUNT" \
     "${prefix[@]}" "${cmd[0]}" --check-config "${cmd[@]:1}" 2>&1
 }
 
@@ -121,8 +156,11 @@ def port_of($hostport): $hostport | sub(".*:"; "") | tonumber;
 def named_port($c; $name): [$c.ports[]? | select(.name == $name) | .containerPort][0];
 def env_of($c; $name): [$c.env[]? | select(.name == $name) | .value][0];
 def flag_of($c; $flag): [($c.args // [])[] | select(startswith($flag + "=")) | sub("^[^=]*="; "")][0];
+def probe_port($c; $p): if ($p | type) == "string" then named_port($c; $p) else $p end;
 . as $all
-| (.items[] | select(.kind != "Namespace" and .metadata.namespace != "abode-system")
+| def names_service_port($a): [$all | items_of("Service")
+      | select("\(.metadata.name).\(.metadata.namespace).svc.cluster.local:\(.spec.ports[0].port)" == $a)] | length == 1;
+  (.items[] | select((.kind | IN("Namespace", "ClusterRole", "ClusterRoleBinding") | not) and .metadata.namespace != "abode-system")
    | "\(.kind)/\(.metadata.name) is in namespace \(.metadata.namespace), not abode-system"),
   (items_of("StatefulSet") as $sts
    | $sts.spec.template.spec.containers[0] as $c
@@ -158,10 +196,33 @@ def flag_of($c; $flag): [($c.args // [])[] | select(startswith($flag + "=")) | s
      (if ($ds.spec.template.metadata.annotations["prometheus.io/port"] | tonumber) != $metrics
       then "abode-node scrape annotation != \($metrics)" else empty end),
      (env_of($c; "ABODE_ALLOCATOR") as $a
-      | [$all | items_of("Service") | select("\(.metadata.name).\(.metadata.namespace).svc.cluster.local:\(.spec.ports[0].port)" == $a)]
-      | if length != 1 then "ABODE_ALLOCATOR \($a) names no Service port" else empty end),
+      | if names_service_port($a) | not then "ABODE_ALLOCATOR \($a) names no Service port" else empty end),
      (if flag_of($c; "--cni-socket") == null or ([$c.volumeMounts[] | select(.mountPath as $m | flag_of($c; "--cni-socket") | startswith($m + "/"))] | length) != 1
       then "the CNI socket is not in a mounted host folder" else empty end)
+  ),
+  (items_of("Deployment") | select(.metadata.name == "abode-kube") as $d
+   | $d.spec.template.spec as $pod
+   | $pod.containers[0] as $c
+   | port_of(flag_of($c; "--listen")) as $metrics
+   | port_of(flag_of($c; "--health-listen")) as $health
+   | (if named_port($c; "metrics") != $metrics then "abode-kube containerPort metrics != --listen port \($metrics)" else empty end),
+     (if probe_port($c; $c.readinessProbe.httpGet.port) != $health or $c.readinessProbe.httpGet.path != "/readyz"
+      then "abode-kube readiness probe is not /readyz on --health-listen port \($health)" else empty end),
+     (if probe_port($c; $c.livenessProbe.httpGet.port) != $health or $c.livenessProbe.httpGet.path != "/healthz"
+      then "abode-kube liveness probe is not /healthz on --health-listen port \($health)" else empty end),
+     (if ($d.spec.template.metadata.annotations["prometheus.io/port"] | tonumber) != $metrics
+      then "abode-kube scrape annotation != \($metrics)" else empty end),
+     (if names_service_port(flag_of($c; "--allocator")) | not then "abode-kube --allocator \(flag_of($c; "--allocator")) names no Service port" else empty end),
+     (if $pod.automountServiceAccountToken == false then "abode-kube does not mount its service account token" else empty end),
+     (if [$all | items_of("ServiceAccount") | select(.metadata.name == $pod.serviceAccountName)] | length != 1
+      then "abode-kube ServiceAccount \($pod.serviceAccountName) is not deployed" else empty end),
+     ($all | .items[] | select(.kind == "ClusterRoleBinding" or .kind == "RoleBinding") | select(.metadata.name | startswith("abode-kube"))
+      | select([.subjects[] | select(.kind == "ServiceAccount" and .name == $pod.serviceAccountName and .namespace == $d.metadata.namespace)] | length != 1)
+      | "\(.kind)/\(.metadata.name) does not bind ServiceAccount \($d.metadata.namespace)/\($pod.serviceAccountName)"),
+     ($all | items_of("NetworkPolicy") | select(.spec.podSelector.matchLabels["app.kubernetes.io/name"] == "abode-allocator")
+      | select([.spec.ingress[] | select(any(.ports[]; .port == "grpc")) | .from[]
+                | select(.namespaceSelector == null and .podSelector.matchLabels == $d.spec.selector.matchLabels)] | length == 0)
+      | "NetworkPolicy \(.metadata.name) does not open gRPC to abode-kube")
   ),
   (.items[] | select(.kind == "StatefulSet" or .kind == "DaemonSet" or .kind == "Deployment") as $w
    | $w.spec.template.spec.containers[] | env_of(.; "OTEL_EXPORTER_OTLP_ENDPOINT") | select(. != null)
@@ -184,7 +245,7 @@ for o in "${OVERLAYS[@]}"; do
 
   # Every abode container through its binary's --check-config; each StatefulSet member with its hostname.
   checked=0
-  while IFS=$'\t' read -r kind name replicas container; do
+  while IFS=$'\t' read -r kind name replicas sa container; do
     image=$(jq -r '.image | sub(".*/"; "") | sub(":.*"; "")' <<< "$container")
     [[ $image == abode-* ]] || continue
     cname=$(jq -r .name <<< "$container")
@@ -195,12 +256,20 @@ for o in "${OVERLAYS[@]}"; do
         checked=$((checked + 1))
       done
     else
-      out=$(check_config "$image" "$name-pod" "$container") || fail "overlay $o: $kind $name container $cname: $out"
+      sa_dir=""
+      [ "$sa" = - ] || sa_dir=$(service_account "$sa")
+      out=$(check_config "$image" "$name-pod" "$container" "$sa_dir") || fail "overlay $o: $kind $name container $cname: $out"
+      if [ "$kind" = Deployment ] && [ "$name" = abode-kube ]; then
+        [[ $out == *"server $KUBE_APISERVER, lease abode-system/abode-kube, identity $name-pod)"* ]] ||
+          fail "overlay $o: abode-kube is not configured for this cluster, its namespace's Lease and its pod's name: $out"
+      fi
       checked=$((checked + 1))
     fi
   done < <(jq -c -r '.items[] | select(.kind == "StatefulSet" or .kind == "DaemonSet" or .kind == "Deployment")
       | . as $w | (.spec.template.spec.initContainers // []) + .spec.template.spec.containers | .[]
-      | [$w.kind, $w.metadata.name, ($w.spec.replicas // 1 | tostring), tojson] | @tsv' "$WORK/$o.json")
+      | [$w.kind, $w.metadata.name, ($w.spec.replicas // 1 | tostring),
+         (if $w.spec.template.spec.automountServiceAccountToken == false then "-" else $w.spec.template.spec.serviceAccountName // "default" end),
+         tojson] | @tsv' "$WORK/$o.json")
   if [ "$o" = default ]; then
     # The validation bites: a copy with an unknown field, and one with a wrong type, are refused.
     refused() {
@@ -231,11 +300,61 @@ for o in "${OVERLAYS[@]}"; do
     if out=$(check_config abode-node node-pod "$bad_container"); then fail "a relative --cni-socket passed: $out"; fi
     [[ $out == *--cni-socket* ]] || fail "a relative --cni-socket was refused for another reason: $out"
     echo "--check-config refuses the DaemonSet's container with a relative --cni-socket"
+    # ... and abode-kube's container without the service account folder (automountServiceAccountToken: false).
+    kube_container=$(jq -c '.items[] | select(.kind == "Deployment" and .metadata.name == "abode-kube") | .spec.template.spec.containers[0]' "$WORK/default.json")
+    if out=$(check_config abode-kube abode-kube-pod "$kube_container"); then fail "abode-kube passed without a service account: $out"; fi
+    [[ $out == *"in-cluster CA"* ]] || fail "abode-kube without a service account was refused for another reason: $out"
+    echo "--check-config refuses abode-kube's container without its service account"
+
+    # abode-kube's RBAC as the API server's authorizer decides it: what it does is allowed, nothing else.
+    can() { k auth can-i --as=system:serviceaccount:abode-system:abode-kube "$@" > /dev/null 2>&1; }
+    while read -r verb resource where; do
+      # shellcheck disable=SC2086
+      can "$verb" "$resource" $where || fail "abode-kube may not $verb $resource $where"
+    done <<'ALLOWED'
+list pods --all-namespaces
+watch pods --all-namespaces
+get pods -n default
+patch pods -n default
+list services --all-namespaces
+watch services --all-namespaces
+patch services --subresource=status -n default
+list nodes
+watch nodes
+create events -n default
+get leases.coordination.k8s.io -n abode-system
+create leases.coordination.k8s.io -n abode-system
+update leases.coordination.k8s.io -n abode-system
+ALLOWED
+    while read -r verb resource where; do
+      # shellcheck disable=SC2086
+      if can "$verb" "$resource" $where; then fail "abode-kube may $verb $resource $where"; fi
+    done <<'DENIED'
+create pods -n default
+delete pods -n default
+update pods -n default
+patch services -n default
+update services -n default
+delete services -n default
+patch nodes
+delete nodes
+get secrets -n abode-system
+list configmaps --all-namespaces
+delete leases.coordination.k8s.io -n abode-system
+update leases.coordination.k8s.io -n default
+create leases.coordination.k8s.io -n default
+DENIED
+    echo "abode-kube's RBAC allows what it does and refuses the rest (kubectl auth can-i against the API server)"
   fi
+  # Every abode container: each allocator member, abode-node and its installer, abode-kube.
+  want=$(jq '[.items[] | select(.kind == "StatefulSet") | .spec.replicas] | add + 3' "$WORK/$o.json")
+  [ "$checked" = "$want" ] || fail "overlay $o: $checked --check-config runs, want $want"
   echo "overlay $o: $got objects created (strict), cross-checks agree, $checked --check-config runs pass$([ -n "$IMAGES" ] && echo " in the images")"
 
   # Removed again (all but the namespace, which no controller here would finish deleting) for the next overlay.
-  jq -r '.items[] | select(.kind != "Namespace") | "\(.kind)/\(.metadata.name)"' "$WORK/$o.json" |
+  jq -r '.items[] | select(.metadata.namespace == "abode-system") | "\(.kind)/\(.metadata.name)"' "$WORK/$o.json" |
     xargs "$KUBECTL" -n abode-system delete --wait=false > /dev/null
+  jq -r '.items[] | select(.kind | IN("ClusterRole", "ClusterRoleBinding")) | "\(.kind)/\(.metadata.name)"' "$WORK/$o.json" |
+    xargs "$KUBECTL" delete --wait=false > /dev/null
 done
 echo PASS
