@@ -18,7 +18,9 @@ BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)
 KUBE_TEST_ENV=${KUBE_TEST_ENV:-$SRC/scripts/kube-test-env.sh}
+# The overlays, and the opt-in components each on top of the default overlay.
 OVERLAYS=(single default ha-5 jaeger)
+COMPONENTS=(cni-conflist)
 
 skip() {
   [ -n "${CI:-}" ] && { echo "FAIL: $* (CI)" >&2; exit 1; }
@@ -54,6 +56,15 @@ trap cleanup EXIT
 for o in "${OVERLAYS[@]}"; do
   "$KUSTOMIZE" build "$HERE/overlays/$o" > "$WORK/$o.yaml" || fail "overlay $o does not render"
 done
+for comp in "${COMPONENTS[@]}"; do
+  # An overlay as an operator writes one: the default overlay plus the component (kustomize wants relative paths).
+  mkdir -p "$WORK/overlays/$comp"
+  rel=$(realpath --relative-to="$WORK/overlays/$comp" "$HERE")
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s/overlays/default\ncomponents:\n  - %s/components/%s\n' \
+    "$rel" "$rel" "$comp" > "$WORK/overlays/$comp/kustomization.yaml"
+  "$KUSTOMIZE" build "$WORK/overlays/$comp" > "$WORK/$comp.yaml" || fail "component $comp does not render"
+  OVERLAYS+=("$comp")
+done
 echo "rendered: ${OVERLAYS[*]}"
 
 # --- A real API server.
@@ -78,6 +89,26 @@ fi
 SA_MOUNT=/var/run/secrets/kubernetes.io/serviceaccount
 KUBE_SERVICE=${KUBE_APISERVER#https://}
 
+# configmap_mounts OVERLAY KIND NAME CONTAINER_JSON: the container's ConfigMap volumes as the kubelet mounts
+# them, one "MOUNT_PATH FOLDER" a line, each FOLDER holding the ConfigMap's files (from the applied objects).
+configmap_mounts() {
+  local o=$1 kind=$2 name=$3 c=$4 path cm dir
+  while read -r path cm; do
+    [ -n "$path" ] || continue
+    dir=$WORK/configmap-$o-$cm
+    mkdir -p "$dir"
+    jq -r --arg cm "$cm" '.items[] | select(.kind == "ConfigMap" and .metadata.name == $cm) | .data | keys[]' "$WORK/$o.json" |
+      while read -r key; do
+        jq -j --arg cm "$cm" --arg key "$key" '.items[] | select(.kind == "ConfigMap" and .metadata.name == $cm) | .data[$key]' \
+          "$WORK/$o.json" > "$dir/$key"
+      done
+    chmod -R a+rX "$dir"
+    echo "$path $dir"
+  done < <(jq -r --arg kind "$kind" --arg name "$name" --argjson c "$c" '.items[] | select(.kind == $kind and .metadata.name == $name)
+      | .spec.template.spec.volumes as $vols | $c.volumeMounts[]? | .name as $v | .mountPath as $p
+      | $vols[] | select(.name == $v and .configMap != null) | "\($p) \(.configMap.name)"' "$WORK/$o.json")
+}
+
 # service_account NAME: the folder the kubelet mounts for a pod of ServiceAccount NAME (abode-system): a
 # token the API server issues for it (TokenRequest), the cluster's CA, the namespace. Prints its path.
 service_account() {
@@ -98,7 +129,7 @@ service_account() {
 # IMAGE's bundle (its environment under the container's, its user) when images were built. Prints the
 # output; returns the exit code.
 check_config() {
-  local image=$1 host=$2 c=$3 sa=${4:-}
+  local image=$1 host=$2 c=$3 sa=${4:-} mounts=${5:-}
   local -a cmd env prefix
   mapfile -t cmd < <(jq -r '(.command // []) + (.args // []) | .[]' <<< "$c")
   [ "${#cmd[@]}" -gt 0 ] || fail "$image: a container without a command"
@@ -134,17 +165,27 @@ check_config() {
       done
     done
     prefix=(env -i "${env[@]}")
+    # ConfigMap folders: their files where the args name them.
+    local m
+    while read -r m; do
+      [ -n "$m" ] || continue
+      for i in "${!cmd[@]}"; do cmd[i]=${cmd[i]//${m%% *}\//${m#* }\/}; done
+    done <<< "$mounts"
+    mounts=""
   fi
   # The service account folder, mounted (read-only) where the kubelet mounts it: over the rootfs's path, or
   # over a private /run (/var/run's target) for the built binaries.
   unshare --net --uts --mount --propagation private sh -c '
-      host=$1 sa=$2 root=$3 mnt=$4; shift 4
+      host=$1 sa=$2 root=$3 mnt=$4 mounts=$5; shift 5
       hostname "$host"
       if [ -n "$sa" ]; then
         if [ -z "$root" ]; then mount -t tmpfs -o mode=0755 sa-run /run; fi
         mkdir -p "$root$mnt" && mount --bind -o ro "$sa" "$root$mnt"
       fi
-      exec "$@"' sh "$host" "$sa" "$root" "$SA_MOUNT" \
+      echo "$mounts" | while read -r path dir; do
+        [ -z "$path" ] || { mkdir -p "$root$path" && mount --bind -o ro "$dir" "$root$path"; }
+      done
+      exec "$@"' sh "$host" "$sa" "$root" "$SA_MOUNT" "$mounts" \
     "${prefix[@]}" "${cmd[0]}" --check-config "${cmd[@]:1}" 2>&1
 }
 
@@ -197,6 +238,9 @@ def probe_port($c; $p): if ($p | type) == "string" then named_port($c; $p) else 
       then "abode-node scrape annotation != \($metrics)" else empty end),
      (env_of($c; "ABODE_ALLOCATOR") as $a
       | if names_service_port($a) | not then "ABODE_ALLOCATOR \($a) names no Service port" else empty end),
+     ($ds.spec.template.spec.volumes[] | select(.hostPath.path == "/etc/cni/net.d") | .name as $v
+      | $ds.spec.template.spec.containers[] | select(any(.volumeMounts[]?; .name == $v))
+      | "abode-node container \(.name) mounts the host'"'"'s /etc/cni/net.d (only the installer may)"),
      (if flag_of($c; "--cni-socket") == null or ([$c.volumeMounts[] | select(.mountPath as $m | flag_of($c; "--cni-socket") | startswith($m + "/"))] | length) != 1
       then "the CNI socket is not in a mounted host folder" else empty end)
   ),
@@ -258,7 +302,17 @@ for o in "${OVERLAYS[@]}"; do
     else
       sa_dir=""
       [ "$sa" = - ] || sa_dir=$(service_account "$sa")
-      out=$(check_config "$image" "$name-pod" "$container" "$sa_dir") || fail "overlay $o: $kind $name container $cname: $out"
+      out=$(check_config "$image" "$name-pod" "$container" "$sa_dir" "$(configmap_mounts "$o" "$kind" "$name" "$container")") ||
+        fail "overlay $o: $kind $name container $cname: $out"
+      if [ "$cname" = install-cni ]; then
+        # The conflist goes to the host's /etc/cni/net.d only with the component.
+        conflist=/host/etc/cni/net.d/10-abode.conflist
+        if [ "$o" = cni-conflist ]; then
+          [[ $out == *", $conflist"* ]] || fail "overlay $o: the installer does not plan the conflist: $out"
+        elif [[ $out == *conflist* ]]; then
+          fail "overlay $o: the installer writes a conflist without the cni-conflist component: $out"
+        fi
+      fi
       if [ "$kind" = Deployment ] && [ "$name" = abode-kube ]; then
         [[ $out == *"server $KUBE_APISERVER, lease abode-system/abode-kube, identity $name-pod)"* ]] ||
           fail "overlay $o: abode-kube is not configured for this cluster, its namespace's Lease and its pod's name: $out"
