@@ -1,7 +1,7 @@
 // abode-allocator --restore-from FILE: a fresh store in an empty data dir from a backup (abodectl backup).
-// state.db holds the backup's state and the raft log a first configuration of this member alone, so the
-// member starts as a one-member cluster with that state; with --peers the others then start empty and are
-// added (docs/replication.md, "Backup and restore").
+// state.db holds the backup's state, and the raft log starts with a snapshot of it whose configuration is this
+// member alone, so the member starts as a one-member cluster with that state; with --peers the others then
+// start empty, are added, and receive it by snapshot install (docs/replication.md, "Backup and restore").
 #ifndef ABODE_ALLOCATOR_SERVICE_RESTORE_H_
 #define ABODE_ALLOCATOR_SERVICE_RESTORE_H_
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The manifests as product surface: every overlay renders (kustomize v5), every rendered object is created in
-# a real kube-apiserver with strict field validation, and the objects agree with each other and with the
-# binaries they run:
-#   - each abode container's command, args and env (NODE_NAME from the downward API given a node name; each
-#     StatefulSet member with its own pod hostname) pass its binary's --check-config, inside its image when
-#     the images can be built here (root, buildah, umoci), else the built binary;
+# The manifests as product surface: every overlay, and the default overlay with each component, renders
+# (kustomize v5), every rendered object is created in a real kube-apiserver with strict field validation, and
+# the objects agree with each other, with the binaries they run and with the API server's authorizer:
+#   - each abode container's command, args and env, as the kubelet gives them (downward API, $(VAR)
+#     expansion, KUBERNETES_SERVICE_*, ConfigMap volumes, the service account folder with a token issued by
+#     the API server; each StatefulSet member with its own pod hostname) pass its binary's --check-config,
+#     inside its image when the images can be built here (root, buildah, umoci), else the built binary;
+#   - abode-kube's service account may do what it does and no other write (kubectl auth can-i);
 #   - probe ports, container ports, Service target ports, NetworkPolicy ports, scrape annotations and the
 #     listen flags agree; the OTLP endpoint names the Jaeger Service's port;
 #   - ABODE_PEERS lists exactly `replicas` members, member N+1 being pod N under the headless Service.
