@@ -67,6 +67,9 @@ class FakeTransport final : public Transport {
     return scripts_.at(index)->written;
   }
 
+  // Whether the client closed its side of stream `index`.
+  bool writes_done(std::size_t index = 0) const { return scripts_.at(index)->writes_done; }
+
   // The request of call `index`, as its concrete type. REQUIRES: the call exists and has that type.
   template <typename Request>
   const Request& request(std::size_t index = 0) const {
