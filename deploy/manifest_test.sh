@@ -372,12 +372,14 @@ list pods --all-namespaces
 watch pods --all-namespaces
 get pods -n default
 patch pods -n default
+patch pods --subresource=status -n default
 list services --all-namespaces
 watch services --all-namespaces
 patch services --subresource=status -n default
 list nodes
 watch nodes
 create events -n default
+patch events -n default
 get leases.coordination.k8s.io -n abode-system
 create leases.coordination.k8s.io -n abode-system
 update leases.coordination.k8s.io -n abode-system
@@ -389,6 +391,8 @@ ALLOWED
 create pods -n default
 delete pods -n default
 update pods -n default
+update pods --subresource=status -n default
+delete events -n default
 patch services -n default
 update services -n default
 delete services -n default
