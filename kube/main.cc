@@ -33,7 +33,7 @@ struct Flags {
   std::string listen = "0.0.0.0:9620";
   std::string health_listen = "0.0.0.0:9621";
   std::string default_pool;
-  std::string metrics_port_file;
+  std::string port_file;
   int64_t pod_gc_grace_s = 60;
   int64_t allocation_relist_s = 300;
   bool check_config = false;
@@ -173,14 +173,16 @@ int Run(Flags f) {
     return 2;
   }
 
-  if (!f.metrics_port_file.empty()) {
-    const std::string tmp = f.metrics_port_file + ".tmp";
-    std::ofstream(tmp) << (*endpoint)->port() << "\n";
-    if (std::rename(tmp.c_str(), f.metrics_port_file.c_str()) != 0) {
-      std::cerr << "abode-kube: --metrics-port-file: cannot write " << f.metrics_port_file << "\n";
+  if (!f.port_file.empty()) {
+    // Written whole, then renamed: a reader never sees half of it.
+    const std::string tmp = f.port_file + ".tmp";
+    std::ofstream(tmp) << (*endpoint)->port() << " " << (*health)->port() << "\n";
+    if (std::rename(tmp.c_str(), f.port_file.c_str()) != 0) {
+      std::cerr << "abode-kube: --port-file: cannot write " << f.port_file << "\n";
       return 2;
     }
   }
+
   StopSignal stop;
   sync.Start();
   std::thread election([&] {
@@ -210,12 +212,12 @@ int main(int argc, char** argv) {
   app.add_option("--lease-name", f.lease_name, "name of the leader-election Lease");
   app.add_option("--identity", f.identity, "holder identity in the Lease (default: hostname_pid)");
   app.add_option("--listen", f.listen, "Prometheus /metrics address IPV4:PORT");
-  app.add_option("--metrics-port-file", f.metrics_port_file, "write the bound /metrics port here once serving");
   app.add_option("--health-listen", f.health_listen, "/healthz and /readyz address IPV4:PORT");
   app.add_option("--default-external-pool", f.default_pool, "external pool of LoadBalancer Services naming none");
   app.add_option("--pod-gc-grace-seconds", f.pod_gc_grace_s, "how long a pod must be gone before its allocations go");
   app.add_option("--allocation-relist-seconds", f.allocation_relist_s,
                  "how often the pod allocation index is listed again in full (between: lookups per pod)");
+  app.add_option("--port-file", f.port_file, "write \"METRICS_PORT HEALTH_PORT\" here once both serve");
   app.add_flag("--check-config", f.check_config, "validate flags, environment and files, then exit");
   CLI11_PARSE(app, argc, argv);
   return abode::kube::Run(std::move(f));

@@ -55,12 +55,12 @@ for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
 SERVER=127.0.0.1:$(cat "$WORK/port")
 
 "$KUBE" --kubeconfig "$WORK/kube/kubeconfig" --allocator "$SERVER" --lease-namespace default \
-  --listen 127.0.0.1:0 --metrics-port-file "$WORK/metrics-port" --health-listen 127.0.0.1:0 \
+  --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --port-file "$WORK/kube-ports" \
   >"$WORK/abode-kube.log" 2>&1 &
 KUBE_PID=$!
-for _ in $(seq 1 6000); do [ -s "$WORK/metrics-port" ] && break; sleep 0.01; done
-[ -s "$WORK/metrics-port" ] || { echo "bench-kube: abode-kube did not start" >&2; exit 1; }
-METRICS_PORT=$(cat "$WORK/metrics-port")
+for _ in $(seq 1 6000); do [ -s "$WORK/kube-ports" ] && break; sleep 0.01; done
+[ -s "$WORK/kube-ports" ] || { echo "bench-kube: abode-kube did not start" >&2; exit 1; }
+METRICS_PORT=$(cut -d' ' -f1 "$WORK/kube-ports")
 
 echo "== abode-kube-bench: $PODS pods on $NODES nodes, $CHANGES label changes, $SERVICES Services," \
   "$PARALLEL workers; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
