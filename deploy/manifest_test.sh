@@ -10,7 +10,12 @@
 #   - probe ports, container ports, Service target ports, NetworkPolicy ports, scrape annotations and the
 #     listen flags agree; the OTLP endpoint names the Jaeger Service's port;
 #   - ABODE_PEERS lists exactly `replicas` members, member N+1 being pod N under the headless Service.
-# A copy of an overlay with an unknown field must be refused, so the validation is known to bite.
+#   - every reference between them names a rendered object (or one the API server or a namespace's
+#     controllers create): service accounts, ConfigMaps, Secrets and their keys, roles and binding subjects, the
+#     StatefulSet's headless Service, PriorityClasses; every Service, PDB and NetworkPolicy selector matches a
+#     pod template. The API server takes dangling names, so the test checks them itself.
+# Copies of an overlay with an unknown field, a wrong type or a dangling reference must be refused, so the
+# validation and the checks are known to bite.
 #
 # Usage: deploy/manifest_test.sh BUILD_DIR (ABODE_TEST_IMAGES=0: the built binaries, not the images).
 # Skipped (77) without kustomize or the API server's tools unless CI is set (scripts/test-tools.sh
@@ -78,6 +83,11 @@ rc=0
 . "$WORK/kube/env"
 export KUBECONFIG
 k() { "$KUBECTL" "$@"; }
+# What the API server creates itself, before any overlay: its ClusterRoles and Roles (rbac-defaults) and its
+# PriorityClasses, which rendered objects may name.
+k get clusterroles,roles,priorityclasses --all-namespaces -o json |
+  jq '.items |= map(select(.kind == "PriorityClass" or .metadata.labels["kubernetes.io/bootstrapping"] == "rbac-defaults"))' \
+  > "$WORK/server-objects.json" || fail "the API server's own ClusterRoles, Roles and PriorityClasses cannot be listed"
 
 
 if [ -n "$IMAGES" ]; then
@@ -279,6 +289,87 @@ def probe_port($c; $p): if ($p | type) == "string" then named_port($c; $p) else 
      | if $n != 1 then "\($w.metadata.name): OTEL endpoint \(.) names no Service port" else empty end end)
 '
 
+# The references between the objects of one rendered, applied overlay, which the API server takes without
+# looking (a name is only a string to it, so a dangling one is valid): jq over the List, with $server[0] the
+# API server's own ClusterRoles, Roles and PriorityClasses; one line per reference that names nothing. Each
+# namespace also holds what its controllers create there in a cluster: ServiceAccount default and ConfigMap
+# kube-root-ca.crt. NetworkPolicy peers that also carry a namespaceSelector select pods the operator labels in
+# other namespaces, not the rendered ones, so only same-namespace peers are checked.
+REFERENCE_CHECKS='
+def ns: .metadata.namespace // "";
+def what: "\(.kind)/\(.metadata.name)";
+def selects($sel; $labels):
+  all(($sel.matchLabels // {}) | to_entries[]; $labels[.key] == .value)
+  and all(($sel.matchExpressions // [])[]; .key as $k | .values as $v
+    | if .operator == "In" then any($v[]?; . == $labels[$k])
+      elif .operator == "NotIn" then any($v[]?; . == $labels[$k]) | not
+      elif .operator == "Exists" then $labels | has($k)
+      else $labels | has($k) | not end);
+. as $all
+| ([$all.items[] | (select(.kind == "Namespace") | .metadata.name), .metadata.namespace | strings] | unique) as $namespaces
+| ($all.items + $server[0].items
+   + [$namespaces[] | {kind: "ServiceAccount", metadata: {name: "default", namespace: .}},
+                      {kind: "ConfigMap", metadata: {name: "kube-root-ca.crt", namespace: .}, data: {"ca.crt": ""}}]) as $objects
+| def object($kind; $ns; $name): first($objects[] | select(.kind == $kind and .metadata.name == $name and ns == $ns)) // null;
+  # One named reference (and the keys it reads) from $what, unless optional.
+  def dangling($what; $kind; $ns; $name; $keys; $optional):
+    if $optional == true then empty
+    else object($kind; $ns; $name) as $o
+    | if $o == null then "\($what) names \($kind) \($name), which is not in namespace \($ns)"
+      else (($o.data // {}) + ($o.binaryData // {}) + ($o.stringData // {})) as $data
+      | $keys[] as $k | select($data | has($k) | not) | "\($what) reads key \($k) of \($kind) \($name), which has no such key" end
+    end;
+  def pod_templates: $all.items[]
+    | (if .kind == "Pod" then . elif .kind == "CronJob" then .spec.jobTemplate.spec.template
+       elif .spec.template.spec.containers? != null then .spec.template else empty end) as $t
+    | {what: what, ns: ns, labels: ($t.metadata.labels // {}), spec: $t.spec};
+  def selects_a_pod($sel; $ns): any(pod_templates; .ns == $ns and selects($sel; .labels));
+  (pod_templates | .what as $w | .ns as $ns | .spec as $spec
+   | ($spec.serviceAccountName // $spec.serviceAccount // "default") as $sa
+   | (if object("ServiceAccount"; $ns; $sa) == null
+      then "\($w): serviceAccountName \($sa) names no ServiceAccount in namespace \($ns)" else empty end),
+     (if $spec.priorityClassName != null and object("PriorityClass"; ""; $spec.priorityClassName) == null
+      then "\($w): priorityClassName \($spec.priorityClassName) names no PriorityClass" else empty end),
+     ($spec.imagePullSecrets[]? | dangling("\($w) imagePullSecrets"; "Secret"; $ns; .name; []; false)),
+     ($spec.volumes[]? | "\($w) volume \(.name)" as $v
+      | (.configMap // empty | dangling($v; "ConfigMap"; $ns; .name; [.items[]?.key]; .optional)),
+        (.secret // empty | dangling($v; "Secret"; $ns; .secretName; [.items[]?.key]; .optional)),
+        (.projected.sources[]? | (.configMap // empty | dangling($v; "ConfigMap"; $ns; .name; [.items[]?.key]; .optional)),
+                                 (.secret // empty | dangling($v; "Secret"; $ns; .name; [.items[]?.key]; .optional)))),
+     (($spec.initContainers // []) + $spec.containers + ($spec.ephemeralContainers // []) | .[]
+      | "\($w) container \(.name)" as $c
+      | (.env[]? | "\($c) env \(.name)" as $e | .valueFrom
+         | (.configMapKeyRef // empty | dangling($e; "ConfigMap"; $ns; .name; [.key]; .optional)),
+           (.secretKeyRef // empty | dangling($e; "Secret"; $ns; .name; [.key]; .optional))),
+        (.envFrom[]? | (.configMapRef // empty | dangling("\($c) envFrom"; "ConfigMap"; $ns; .name; []; .optional)),
+                       (.secretRef // empty | dangling("\($c) envFrom"; "Secret"; $ns; .name; []; .optional))))),
+  ($all.items[] | select(.kind == "RoleBinding" or .kind == "ClusterRoleBinding") | what as $w | ns as $ns
+   | (if .roleRef.kind == "Role" then object("Role"; $ns; .roleRef.name) else object("ClusterRole"; ""; .roleRef.name) end) as $role
+   | (if $role == null then "\($w): roleRef names \(.roleRef.kind) \(.roleRef.name), which is neither rendered nor the API server'"'"'s own"
+      else empty end),
+     (.subjects[]? | select(.kind == "ServiceAccount") | (.namespace // $ns) as $sns
+      | if object("ServiceAccount"; $sns; .name) == null
+        then "\($w): subject ServiceAccount \($sns)/\(.name) is not rendered" else empty end)),
+  ($all.items[] | select(.kind == "StatefulSet" and (.spec.serviceName // "") != "") | what as $w
+   | object("Service"; ns; .spec.serviceName) as $svc
+   | if $svc == null then "\($w): serviceName \(.spec.serviceName) names no Service in namespace \(ns)"
+     elif $svc.spec.clusterIP != "None" then "\($w): serviceName \(.spec.serviceName) names a Service that is not headless"
+     else empty end),
+  ($all.items[] | select(.kind == "Service" and (.spec.selector // {}) != {})
+   | select(selects_a_pod({matchLabels: .spec.selector}; ns) | not)
+   | "\(what): selector \(.spec.selector | tojson) matches no pod template in namespace \(ns)"),
+  ($all.items[] | select(.kind == "PodDisruptionBudget") | select(selects_a_pod(.spec.selector // {}; ns) | not)
+   | "\(what): selector \(.spec.selector | tojson) matches no pod template in namespace \(ns)"),
+  ($all.items[] | select(.kind == "NetworkPolicy") | what as $w | ns as $ns
+   | (if selects_a_pod(.spec.podSelector; $ns) | not
+      then "\($w): podSelector \(.spec.podSelector | tojson) matches no pod template in namespace \($ns)" else empty end),
+     ((.spec.ingress[]?.from[]?, .spec.egress[]?.to[]?) | select(.podSelector != null and .namespaceSelector == null)
+      | select(selects_a_pod(.podSelector; $ns) | not)
+      | "\($w): peer podSelector \(.podSelector | tojson) matches no pod template in namespace \($ns)"))
+'
+# references FILE: the reference checks over a List of applied objects, one line per dangling reference.
+references() { jq -r --slurpfile server "$WORK/server-objects.json" "$REFERENCE_CHECKS" "$1"; }
+
 for o in "${OVERLAYS[@]}"; do
   # Created, every object, with strict field validation.
   k apply --server-side --validate=strict --field-manager=abode-test -f "$WORK/$o.yaml" -o json > "$WORK/$o.json" ||
@@ -288,6 +379,8 @@ for o in "${OVERLAYS[@]}"; do
   [ "$want" = "$got" ] || fail "overlay $o: $want objects rendered, $got applied"
   problems=$(jq -r "$CROSS_CHECKS" "$WORK/$o.json")
   [ -z "$problems" ] || fail "overlay $o: $problems"
+  problems=$(references "$WORK/$o.json")
+  [ -z "$problems" ] || fail "overlay $o: dangling references: $problems"
 
   # Every abode container through its binary's --check-config; each StatefulSet member with its hostname.
   checked=0
@@ -350,6 +443,31 @@ for o in "${OVERLAYS[@]}"; do
       [[ $problems == *"${mutation##*|}"* ]] || fail "the cross-checks miss: ${mutation##*|} (got: $problems)"
     done
     echo "the cross-checks catch a short peer list, a probe on the wrong port, a Service port without a container port"
+    # The reference checks bite: the API server takes each copy with a dangling reference (a name is only a
+    # string to it); the reference checks refuse it, naming the object and the reference. (A binding's roleRef
+    # and a StatefulSet's serviceName cannot change in place, so those copies are objects of another name.)
+    while IFS='|' read -r base edit want; do
+      sed "$edit" "$WORK/$base.yaml" > "$WORK/bad.yaml"
+      if cmp -s "$WORK/$base.yaml" "$WORK/bad.yaml"; then fail "the copy for \"$want\" is overlay $base unchanged"; fi
+      k apply --server-side --validate=strict --dry-run=server --field-manager=abode-test -f "$WORK/bad.yaml" -o json \
+        > "$WORK/bad.json" || fail "the API server refused the copy for \"$want\": the premise of the reference checks changed"
+      problems=$(references "$WORK/bad.json")
+      [[ $problems == *"$want"* ]] || fail "the reference checks miss: $want (got: $problems)"
+    done <<'DANGLING'
+default|/^kind: ServiceAccount$/,/^---$/s/^  name: abode-allocator$/  name: abode-alocator/|StatefulSet/abode-allocator: serviceAccountName abode-allocator names no ServiceAccount in namespace abode-system
+default|/^kind: Service$/,/^---$/s/^    app.kubernetes.io\/name: abode-allocator$/    app.kubernetes.io\/name: abode-alocator/|Service/abode: selector {"app.kubernetes.io/name":"abode-alocator"} matches no pod template in namespace abode-system
+default|/^kind: ClusterRoleBinding$/,/^roleRef:$/s/^  name: abode-kube$/  name: abode-kube-copy/;/^roleRef:$/,/^subjects:$/s/^  name: abode-kube$/  name: abode-kub/|ClusterRoleBinding/abode-kube-copy: roleRef names ClusterRole abode-kub, which is neither rendered nor the API server's own
+default|/^kind: RoleBinding$/,/^---$/s/^  name: abode-kube$/  name: abode-kub/|RoleBinding/abode-kube-lease: subject ServiceAccount abode-system/abode-kub is not rendered
+default|/^kind: StatefulSet$/,/^spec:$/s/^  name: abode-allocator$/  name: abode-allocator-copy/;s/^  serviceName: abode-allocator$/  serviceName: abode/|StatefulSet/abode-allocator-copy: serviceName abode names a Service that is not headless
+default|/^kind: PodDisruptionBudget$/,/^---$/s/^      app.kubernetes.io\/name: abode-allocator$/&x/|PodDisruptionBudget/abode-allocator: selector {"matchLabels":{"app.kubernetes.io/name":"abode-allocatorx"}} matches no pod template
+default|/^  podSelector:$/,/^---$/s/abode-allocator$/abode-alocator/|NetworkPolicy/abode-allocator: podSelector {"matchLabels":{"app.kubernetes.io/name":"abode-alocator"}} matches no pod template
+default|/^kind: NetworkPolicy$/,/^---$/s/name: abode-kube$/name: abode-cube/|NetworkPolicy/abode-allocator: peer podSelector {"matchLabels":{"app.kubernetes.io/name":"abode-cube"}} matches no pod template
+default|s/priorityClassName: system-node-critical$/priorityClassName: system-node-critcal/|DaemonSet/abode-node: priorityClassName system-node-critcal names no PriorityClass
+cni-conflist|/^kind: ConfigMap$/,/^---$/s/^  name: abode-cni-conflist-/  name: abode-cni-conflst-/|DaemonSet/abode-node volume cni-conflist names ConfigMap abode-cni-conflist-
+cni-conflist|/^ *- configMap:$/{n;s/$/\n          items:\n          - key: 10-abode.conf\n            path: 10-abode.conf/}|DaemonSet/abode-node volume cni-conflist reads key 10-abode.conf of ConfigMap abode-cni-conflist-
+DANGLING
+    echo "the reference checks catch a renamed ServiceAccount or ConfigMap, a missing key, selector typos (Service, PDB," \
+      "NetworkPolicy and its peer), a wrong roleRef, binding subject, serviceName and priorityClassName"
     # --check-config bites: the DaemonSet's container with a relative socket path is refused, naming the flag.
     bad_container=$(jq -c '.items[] | select(.kind == "DaemonSet") | .spec.template.spec.containers[0]
         | .args |= map(sub("^--cni-socket=.*"; "--cni-socket=cni.sock"))' "$WORK/default.json")
@@ -409,7 +527,7 @@ DENIED
   # Every abode container: each allocator member, abode-node and its installer, abode-kube.
   want=$(jq '[.items[] | select(.kind == "StatefulSet") | .spec.replicas] | add + 3' "$WORK/$o.json")
   [ "$checked" = "$want" ] || fail "overlay $o: $checked --check-config runs, want $want"
-  echo "overlay $o: $got objects created (strict), cross-checks agree, $checked --check-config runs pass$([ -n "$IMAGES" ] && echo " in the images")"
+  echo "overlay $o: $got objects created (strict), cross-checks agree, references resolve, $checked --check-config runs pass$([ -n "$IMAGES" ] && echo " in the images")"
 
   # Removed again (all but the namespace, which no controller here would finish deleting) for the next overlay.
   jq -r '.items[] | select(.metadata.namespace == "abode-system") | "\(.kind)/\(.metadata.name)"' "$WORK/$o.json" |
