@@ -47,6 +47,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kAllocate);
   ExpectMatchesDescriptor(kRelease);
   ExpectMatchesDescriptor(kRenew);
+  ExpectMatchesDescriptor(kUpdateLabels);
   ExpectMatchesDescriptor(kGetAllocation);
   ExpectMatchesDescriptor(kListAllocations);
   ExpectMatchesDescriptor(kGetHistory);
@@ -57,6 +58,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kChecksum);
   ExpectMatchesDescriptor(kGetNode);
   ExpectMatchesDescriptor(kListNodes);
+  ExpectMatchesDescriptor(kSetNodeLabels);
   ExpectMatchesDescriptor(kDeleteNode);
   ExpectMatchesDescriptor(kWatchAssignments);
   ExpectMatchesDescriptor(kCreateExternalAddress);

@@ -6,8 +6,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace abode::kube {
-namespace {
-
 std::string Rfc3339(int64_t unix_ms) {
   const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
@@ -16,6 +14,8 @@ std::string Rfc3339(int64_t unix_ms) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+namespace {
 
 std::string ApiVersionPath(absl::string_view group_version) {
   return group_version.find('/') == absl::string_view::npos ? absl::StrCat("/api/", group_version)
@@ -108,6 +108,10 @@ absl::StatusOr<json> KubeClient::MergePatch(const std::string& path, const json&
   return Call("PATCH", path, patch.dump(), "application/merge-patch+json", absl::StrCat("PATCH ", path));
 }
 
+absl::StatusOr<json> KubeClient::StrategicMergePatch(const std::string& path, const json& patch) {
+  return Call("PATCH", path, patch.dump(), "application/strategic-merge-patch+json", absl::StrCat("PATCH ", path));
+}
+
 absl::StatusOr<json> KubeClient::Apply(const std::string& path, const json& object, const std::string& field_manager,
                                        bool force) {
   const std::string full =
@@ -182,7 +186,7 @@ absl::StatusOr<std::string> KubeClient::Watch(const std::string& collection_path
   return last;
 }
 
-absl::Status KubeClient::RecordEvent(const json& object, const std::string& type, const std::string& reason,
+absl::StatusOr<json> KubeClient::RecordEvent(const json& object, const std::string& type, const std::string& reason,
                                      const std::string& message, const std::string& component, int64_t now_unix_ms) {
   const json meta = object.value("metadata", json::object());
   std::string ns = meta.value("namespace", std::string());
@@ -208,7 +212,7 @@ absl::Status KubeClient::RecordEvent(const json& object, const std::string& type
       {"lastTimestamp", now},
       {"count", 1},
   };
-  return Create(ResourcePath("v1", "events", ns), ev).status();
+  return Create(ResourcePath("v1", "events", ns), ev);
 }
 
 }  // namespace abode::kube

@@ -59,7 +59,8 @@ Sync::Sync(KubeClient& kube, AbodeApi abode, replication::Clock& clock, SyncOpti
       clock_(clock),
       options_(std::move(options)),
       is_leader_(std::move(is_leader)),
-      queue_(clock) {
+      queue_(clock),
+      events_(kube, clock, kFieldManager) {
   auto on = [this](const char* kind) {
     return [this, kind](const ObjectPtr& before, const ObjectPtr& after) {
       queue_.Add(absl::StrCat(kind, (after ? after : before)->key));
@@ -102,7 +103,7 @@ std::unique_ptr<grpc::ClientContext> Sync::Rpc() const {
 }
 
 void Sync::Event(const json& object, const std::string& type, const std::string& reason, const std::string& message) {
-  if (kube_.RecordEvent(object, type, reason, message, kFieldManager, clock_.NowUnixMs()).ok()) {
+  if (events_.Record(object, type, reason, message).ok()) {
     counters_.events_recorded.fetch_add(1);
   }
 }
@@ -112,7 +113,12 @@ void Sync::Work() {
   int64_t next_gc = clock_.NowUnixMs() + options_.pod_gc_interval_ms;
   while (!stop_.stopped()) {
     const bool leading = is_leader_() && synced();
-    if (leading && !was_leader_.exchange(true)) EnqueueAll();  // a new leader reconciles everything once
+    if (leading && !was_leader_.exchange(true)) {  // a new leader reconciles everything once
+      std::optional<uint64_t> epoch;
+      if (options_.leader_epoch) epoch = options_.leader_epoch();
+      if (!epoch || epoch != led_epoch_) EnqueueAll();
+      led_epoch_ = epoch;
+    }
     if (!leading) {
       was_leader_ = false;
       if (stop_.Sleep(200)) return;

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +43,7 @@
 #include "absl/status/status.h"
 #include "kube/backoff.h"
 #include "kube/client.h"
+#include "kube/event_recorder.h"
 #include "kube/informer.h"
 #include "kube/stop_signal.h"
 #include "kube/work_queue.h"
@@ -57,6 +59,8 @@ inline constexpr char kElasticLabel[] = "abode.dev/elastic-ip";              // 
 inline constexpr char kElasticAddressAnnotation[] = "abode.dev/elastic-address";
 inline constexpr char kExternalDnsTarget[] = "external-dns.alpha.kubernetes.io/target";
 inline constexpr char kNodeDeletedReason[] = "Kubernetes Node deleted";
+// The status condition of a pod abode-kube gives an elastic address (True once associated and annotated).
+inline constexpr char kElasticReadyCondition[] = "abode.dev/ElasticAddressReady";
 
 struct SyncOptions {
   std::string default_external_pool;  // for LoadBalancer Services that name none; empty: they must name one
@@ -64,6 +68,11 @@ struct SyncOptions {
   int64_t pod_gc_interval_ms = 15'000;
   int64_t rpc_timeout_ms = 10'000;
   int64_t resync_ms = 300'000;  // every cached object is reconciled again this often
+  // The leadership epoch (LeaderElector::epoch). A new leadership reconciles everything once, unless its
+  // epoch is the one this replica last led in: then nobody else led meanwhile, and the queue kept every key
+  // that changed (an API server restart that outlasts the renew deadline causes no second round of writes).
+  // Null: every new leadership reconciles everything.
+  std::function<uint64_t()> leader_epoch;
 };
 
 struct AbodeApi {
@@ -121,6 +130,10 @@ class Sync {
   const SyncCounters& counters() const { return counters_; }
   size_t watched_pods() const { return pods_->size(); }
   size_t queue_length() const { return queue_.size(); }
+  // Each informer's figures (lists, watch events, 410s, failures), by resource: pods, services, nodes.
+  std::vector<std::pair<std::string, InformerStats>> informer_stats() const {
+    return {{"pods", pods_->stats()}, {"services", services_->stats()}, {"nodes", nodes_->stats()}};
+  }
   // Reconciles one key now ("pod/<ns>/<name>", "svc/<ns>/<name>", "node/<name>", "gc"); for tests and the
   // worker.
   absl::Status Reconcile(const std::string& key);
@@ -140,6 +153,10 @@ class Sync {
                                   const std::string& message);
   absl::StatusOr<std::string> ExternalPoolContaining(const std::string& address);
   void Event(const json& object, const std::string& type, const std::string& reason, const std::string& message);
+  // Sets the pod's kElasticReadyCondition (a strategic merge patch of pods/status touching that condition
+  // only), unless the cached pod already carries it so.
+  absl::Status SetElasticCondition(const json& pod, bool ready, const std::string& reason,
+                                   const std::string& message);
   std::unique_ptr<grpc::ClientContext> Rpc() const;
   void Work();
 
@@ -150,6 +167,7 @@ class Sync {
   const std::function<bool()> is_leader_;
   WorkQueue queue_;
   SyncCounters counters_;
+  EventRecorder events_;
   StopSignal stop_;
 
   std::unique_ptr<Informer> pods_;
@@ -167,6 +185,7 @@ class Sync {
   std::map<std::string, Missing> missing_;
   std::map<std::string, int64_t> elastic_missing_since_;  // elastic name -> first seen without its pod
   std::atomic<bool> was_leader_{false};
+  std::optional<uint64_t> led_epoch_;  // worker thread only: the epoch of the last leadership
 };
 
 }  // namespace abode::kube
