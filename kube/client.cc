@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace abode::kube {
@@ -136,8 +137,17 @@ absl::StatusOr<ListResult> KubeClient::List(const std::string& collection_path, 
     const json& meta = (*page)["metadata"];
     if (out.resource_version.empty()) out.resource_version = meta.value("resourceVersion", std::string());
     cont = meta.value("continue", std::string());
+    // The server leaves kind and apiVersion out of a list's items; they are the list's, less "List" (as a
+    // watch event's object carries them), so an object reads the same however it reached the cache.
+    std::string kind = page->value("kind", std::string());
+    if (absl::EndsWith(kind, "List")) kind.resize(kind.size() - 4);
+    const std::string api_version = page->value("apiVersion", std::string());
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
-      for (auto& item : *items) out.items.push_back(std::move(item));
+      for (auto& item : *items) {
+        if (item.is_object() && !item.contains("kind") && !kind.empty()) item["kind"] = kind;
+        if (item.is_object() && !item.contains("apiVersion") && !api_version.empty()) item["apiVersion"] = api_version;
+        out.items.push_back(std::move(item));
+      }
     }
   } while (!cont.empty());
   return out;

@@ -119,6 +119,13 @@ class KubeProcess {
 
 class KubeProcessTest : public KubeApiServerTest {
  protected:
+  // The kubectl kube-test-env.sh names in DIR/env.
+  std::string test_tools_kubectl() {
+    const std::string env = ReadFile(env_dir_.File("env")).value_or("");
+    const size_t at = env.find("KUBECTL=");
+    if (at == std::string::npos) return "kubectl";
+    return env.substr(at + 8, env.find('\n', at) - at - 8);
+  }
   std::vector<std::string> Args(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--kubeconfig", env_dir_.File("kubeconfig"), "--allocator",
                                      absl::StrCat("127.0.0.1:", server_->port()), "--lease-namespace", "default"};
@@ -265,6 +272,69 @@ TEST_F(KubeProcessTest, AnApiServerRestartCausesNoWriteAndARealChangeExactlyOne)
   expected[R"({controller="pods",method="UpdateLabels",code="OK"})"] += 1;
   EXPECT_EQ(kube.Writes(), expected);
   EXPECT_EQ(AppliedAndRevision(), std::make_pair(applied.first + 1, applied.second + 1));
+}
+
+// abode-kube with exactly the rights deploy/kube.yaml grants its ServiceAccount (a token of that account):
+// every write it makes is allowed, the Lease in its own namespace included.
+TEST_F(KubeProcessTest, TheRightsDeployKubeYamlGrantsAreEnoughForEveryWrite) {
+  Namespace("abode-system");
+  const std::string kubectl = absl::StrCat("KUBECONFIG=", env_dir_.File("kubeconfig"), " ",
+                                           test_tools_kubectl(), " apply -f ", ABODE_SOURCE_DIR, "/deploy/kube.yaml > ",
+                                           env_dir_.File("apply.log"), " 2>&1");
+  ASSERT_EQ(WEXITSTATUS(std::system(kubectl.c_str())), 0) << "see " << env_dir_.File("apply.log");
+  auto token = kube_->Create(ResourcePath("v1", "serviceaccounts", "abode-system", "abode-kube", "token"),
+                             {{"apiVersion", "authentication.k8s.io/v1"},
+                              {"kind", "TokenRequest"},
+                              {"spec", {{"expirationSeconds", 3600}}}});
+  ASSERT_TRUE(token.ok()) << token.status();
+  std::string kubeconfig = ReadFile(env_dir_.File("kubeconfig")).value();
+  const size_t at = kubeconfig.find(config_.token);
+  ASSERT_NE(at, std::string::npos);
+  kubeconfig.replace(at, config_.token.size(), (*token)["status"]["token"].get<std::string>());
+  std::ofstream(env_dir_.File("abode-kube.kubeconfig")) << kubeconfig;
+
+  PodWithAllocation("default", "db-0", "db", "cid-db/eth0", {{kElasticLabel, "true"}});
+  json svc = {{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", {{"name", "web"}, {"namespace", "default"}, {"annotations", {{kPoolAnnotation, "ext"}}}}},
+              {"spec",
+               {{"type", "LoadBalancer"},
+                {"ports", {{{"port", 80}, {"protocol", "TCP"}}}},
+                {"externalIPs", {"198.51.100.7"}}}}};
+  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "services", "default"), svc).ok());
+  KubeProcess kube(env_dir_.path(), "kube-rbac",
+                   {"--kubeconfig", env_dir_.File("abode-kube.kubeconfig"), "--allocator",
+                    absl::StrCat("127.0.0.1:", server_->port()), "--lease-namespace", "abode-system"});
+  kube.Start();
+  // The Lease (get, create, update), Service status (patch), the pod's annotations (patch) and condition
+  // (pods/status patch).
+  ASSERT_TRUE(Eventually([&] { return kube.Metric("abode_kube_leader") == 1; }, 30s));
+  ASSERT_TRUE(Eventually([&] { return !Ingress("web").empty(); }, 30s));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto pod = kube_->Get(ResourcePath("v1", "pods", "default", "db-0"));
+        return pod.ok() && !Annotation(*pod, kElasticAddressAnnotation).empty() &&
+               Condition(*pod, kElasticReadyCondition).value("status", "") == "True";
+      },
+      30s));
+  // Events: created, then patched when the refusal repeats (the Service changed, the refusal did not).
+  auto refusal = [&] {
+    auto events = kube_->List(ResourcePath("v1", "events", "default"));
+    if (!events.ok()) return json::object();
+    for (const auto& e : events->items) {
+      if (e.value("reason", "") == "ExternalIPRefused") return e;
+    }
+    return json::object();
+  };
+  ServiceBarrier("zz-rbac");  // the reconciles the Service's own status write caused are done
+  const int count = refusal().value("count", 0);
+  ASSERT_GE(count, 1);
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "services", "default", "web"),
+                                {{"metadata", {{"annotations", {{"touched", "1"}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return refusal().value("count", 0) == count + 1; }, 30s)) << refusal().dump();
+  EXPECT_EQ(refusal()["involvedObject"].value("kind", ""), "Service");
+  EXPECT_EQ(kube.Metric("abode_kube_reconcile_failures_total"), 0) << "nothing was forbidden";
 }
 
 }  // namespace
