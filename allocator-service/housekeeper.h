@@ -15,30 +15,14 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 
-#include "abode/v1/commands.pb.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/any_invocable.h"
-#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "allocator-service/housekeeping_host.h"
 #include "allocator-service/timers.h"
 #include "replication/clock.h"
-#include "replication/command_log.h"
 
 namespace abode::allocator {
-
-// What the housekeeper needs of the replica; implemented over the raft node and the store (server.cc).
-class HousekeepingHost {
- public:
-  using ExpiryDone = absl::AnyInvocable<void(absl::StatusOr<std::optional<int64_t>>) &&>;
-  virtual ~HousekeepingHost() = default;
-  virtual bool Leads() = 0;
-  // The earliest expiry among allocations with a TTL (nullopt: none). `done` runs once, on any thread.
-  virtual void EarliestExpiry(ExpiryDone done) = 0;
-  // Proposes at this replica only (never forwarded): UNAVAILABLE when it no longer leads.
-  virtual void ProposeHere(v1::Command command, replication::CommandLog::Done done) = 0;
-};
 
 struct HousekeeperOptions {
   int64_t interval_ms = 1000;     // how often the leader looks for expired allocations

@@ -158,7 +158,7 @@ void RpcMetrics::Handled(Method& m, int code, double seconds) {
 void ReplicaMetrics::Detach() {
   absl::MutexLock lock(&mu_);
   node_ = nullptr;
-  reader_ = nullptr;
+  pools_ = nullptr;
 }
 
 std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
@@ -202,7 +202,7 @@ std::vector<prometheus::MetricFamily> ReplicaMetrics::Collect() const {
                        MetricType::Counter, {Sample(static_cast<double>(s.commands))}));
 
   // Pools as this replica's state holds them. On a replica that is catching up they lag the leader's.
-  auto pools = reader_->ListPools(v1::ListPoolsRequest());
+  auto pools = pools_->ListPools(v1::ListPoolsRequest());
   std::vector<prometheus::ClientMetric> size, used;
   if (pools.ok()) {
     for (const v1::Pool& p : pools->pools()) {

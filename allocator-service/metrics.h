@@ -26,7 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "replication/cluster_view.h"
-#include "storage/state_reader.h"
+#include "storage/pool_listing.h"
 
 namespace abode::allocator {
 
@@ -60,11 +60,11 @@ class RpcMetrics {
   absl::flat_hash_map<std::string, std::unique_ptr<Method>> by_name_ ABSL_GUARDED_BY(mu_);
 };
 
-// Raft, state and pool figures of one replica, read from the node and the reader each time Prometheus
-// scrapes.
+// Raft, state and pool figures of one replica, read from the node's status and the pool listing each time
+// Prometheus scrapes.
 class ReplicaMetrics final : public prometheus::Collectable {
  public:
-  ReplicaMetrics(replication::ReplicaStatus& node, storage::StateReader& reader) : node_(&node), reader_(&reader) {}
+  ReplicaMetrics(replication::ReplicaStatus& node, storage::PoolListing& pools) : node_(&node), pools_(&pools) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
   // Waits for a scrape under way; later scrapes report nothing of the node (it is going away).
   void Detach();
@@ -72,7 +72,7 @@ class ReplicaMetrics final : public prometheus::Collectable {
  private:
   mutable absl::Mutex mu_;
   replication::ReplicaStatus* node_ ABSL_GUARDED_BY(mu_);
-  storage::StateReader* reader_ ABSL_GUARDED_BY(mu_);
+  storage::PoolListing* pools_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace abode::allocator

@@ -18,11 +18,13 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/server.h"
 #include "replication/clock.h"
+#include "storage/pool_listing.h"
 #include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
@@ -337,6 +339,94 @@ TEST(MetricsEndpointTest, RefusesAnAddressItCannotServeBeforeTouchingTheDataDir)
   auto plain = start("");
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_EQ((*plain)->metrics_port(), 0);
+}
+
+// ReplicaMetrics alone, over fakes of the replica's status and of the pool listing: what a follower and a
+// failing read side report, which a single-voter server does not show.
+class FakeStatus final : public replication::ReplicaStatus {
+ public:
+  replication::ClusterView view() override { return view_; }
+  replication::ReplicationStats stats() override { return stats_; }
+  replication::ClusterView view_;
+  replication::ReplicationStats stats_;
+};
+
+class FakePools final : public storage::PoolListing {
+ public:
+  absl::StatusOr<v1::ListPoolsResponse> ListPools(const v1::ListPoolsRequest& /*req*/) override {
+    ++calls;
+    return pools;
+  }
+  absl::StatusOr<v1::ListPoolsResponse> pools = absl::UnavailableError("database is locked");
+  int calls = 0;
+};
+
+std::vector<Sample> Collected(const ReplicaMetrics& metrics) {
+  return Parse(prometheus::TextSerializer().Serialize(metrics.Collect()));
+}
+
+TEST(ReplicaMetricsTest, AFollowerReportsItsRoleLeaderAndMembers) {
+  FakeStatus status;
+  status.view_.role = replication::RaftRole::kFollower;
+  status.view_.term = 7;
+  status.view_.leader_id = 3;
+  status.view_.commit_index = 120;
+  status.view_.applied_index = 118;
+  status.view_.revision = 90;
+  status.view_.ready = true;
+  status.view_.members = {{1, "", "", replication::MemberRole::kVoter},
+                          {2, "", "", replication::MemberRole::kSpare},
+                          {3, "", "", replication::MemberRole::kLeader},
+                          {4, "", "", replication::MemberRole::kVoter}};
+  FakePools pools;
+  ReplicaMetrics metrics(status, pools);
+
+  const auto m = Collected(metrics);
+  EXPECT_EQ(Find(m, "abode_raft_role", {{"role", "follower"}}), 1);
+  EXPECT_EQ(Find(m, "abode_raft_role", {{"role", "leader"}}), 0);
+  EXPECT_EQ(Find(m, "abode_raft_term"), 7);
+  EXPECT_EQ(Find(m, "abode_raft_leader_id"), 3);
+  EXPECT_EQ(Find(m, "abode_raft_commit_index"), 120);
+  EXPECT_EQ(Find(m, "abode_raft_applied_index"), 118);
+  EXPECT_EQ(Find(m, "abode_state_revision"), 90);
+  EXPECT_EQ(Find(m, "abode_raft_members", {{"role", "voter"}}), 2);
+  EXPECT_EQ(Find(m, "abode_raft_members", {{"role", "leader"}}), 1);
+  EXPECT_EQ(Find(m, "abode_raft_members", {{"role", "spare"}}), 1);
+  EXPECT_EQ(Find(m, "abode_raft_members", {{"role", "standby"}}), 0);
+}
+
+TEST(ReplicaMetricsTest, PoolsThatCannotBeReadAreReportedAsSuchUntilTheyCanBe) {
+  FakeStatus status;
+  FakePools pools;
+  ReplicaMetrics metrics(status, pools);
+
+  auto m = Collected(metrics);
+  EXPECT_EQ(Find(m, "abode_pool_scrape_ok"), 0);
+  EXPECT_EQ(Find(m, "abode_pool_addresses"), std::nullopt);
+  EXPECT_EQ(Find(m, "abode_raft_term"), 0) << "the raft figures do not depend on the pools";
+
+  v1::ListPoolsResponse listed;
+  v1::Pool* pool = listed.add_pools();
+  pool->mutable_spec()->set_name("v4");
+  pool->mutable_spec()->set_cidr("10.9.0.0/24");
+  pool->set_size("254");
+  pool->set_used(17);
+  pools.pools = listed;
+  m = Collected(metrics);
+  EXPECT_EQ(Find(m, "abode_pool_scrape_ok"), 1);
+  EXPECT_EQ(Find(m, "abode_pool_addresses", {{"pool", "v4"}, {"family", "ipv4"}}), 254);
+  EXPECT_EQ(Find(m, "abode_pool_allocated_addresses", {{"pool", "v4"}}), 17);
+}
+
+TEST(ReplicaMetricsTest, ADetachedReplicaReportsNothingAndReadsNothing) {
+  FakeStatus status;
+  FakePools pools;
+  ReplicaMetrics metrics(status, pools);
+  ASSERT_FALSE(metrics.Collect().empty());
+  const int reads = pools.calls;
+  metrics.Detach();
+  EXPECT_TRUE(metrics.Collect().empty());
+  EXPECT_EQ(pools.calls, reads);
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 
 namespace abode::allocator {
 
-NodeRegistry::NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegistryOptions options)
-    : log_(log), hub_(hub), options_(options) {
+NodeRegistry::NodeRegistry(replication::CommandLog& log, NodeViewSource& views, NodeRegistryOptions options)
+    : log_(log), views_(views), options_(options) {
   {
     absl::MutexLock lock(&mu_);
     leading_ = options_.leadership == nullptr;
@@ -51,7 +51,7 @@ void NodeRegistry::SendOutbox() {
   for (auto& [node, cmd] : out) {
     log_.Propose(std::move(cmd), replication::kNoDeadline, [this, node = node](replication::CommandOutcome outcome) {
       if (!outcome.ok()) spdlog::warn("node {}: command not applied: {}", node, outcome.status().ToString());
-      auto view = hub_.view();  // already shows the outcome: commands are applied before `done` runs
+      auto view = views_.view();  // already shows the outcome: commands are applied before `done` runs
       mu_.Lock();
       Entry& e = entries_[node];
       e.pending = false;
@@ -116,7 +116,7 @@ void NodeRegistry::RegisterIfNotReady(const std::string& node, Entry& e, const d
 }
 
 void NodeRegistry::Heartbeat(const std::string& node) {
-  auto view = hub_.view();
+  auto view = views_.view();
   mu_.Lock();
   Entry& e = entries_[node];
   e.last_heartbeat_ms = options_.clock->NowUnixMs();
@@ -140,7 +140,7 @@ void NodeRegistry::ReportStatus(const std::string& node, const v1::AssignmentSta
 }
 
 void NodeRegistry::Relayed(const v1::RelayLivenessRequest& relay) {
-  auto view = hub_.view();
+  auto view = views_.view();
   mu_.Lock();
   if (stopping_) {
     mu_.Unlock();
@@ -180,7 +180,7 @@ void NodeRegistry::Fill(v1::Node* node) {
 
 void NodeRegistry::Sweep() {
   const LeaderLiveness::Leader current = leader();
-  auto view = hub_.view();
+  auto view = views_.view();
   const int64_t now = options_.clock->NowUnixMs();
   mu_.Lock();
   if (stopping_) {

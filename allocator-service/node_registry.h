@@ -26,31 +26,15 @@
 #include "abode/v1/cluster.pb.h"
 #include "abode/v1/nodes.pb.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/any_invocable.h"
-#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "allocator-service/leader_liveness.h"
+#include "allocator-service/node_liveness.h"
+#include "allocator-service/node_view_source.h"
 #include "allocator-service/timers.h"
-#include "allocator-service/watch_hub.h"
 #include "replication/clock.h"
 #include "replication/command_log.h"
 
 namespace abode::allocator {
-
-// Who leads, and how a follower reaches the leader with what its streams heard. Implemented over the raft
-// node and the Replica service (server.cc); a single voter needs none (it always leads).
-class LeaderLiveness {
- public:
-  struct Leader {
-    bool self = false;    // this replica leads (and has applied its term's first entry)
-    std::string address;  // the leader's gRPC address when another replica leads; empty when unknown
-    uint64_t member_id = 0;  // this replica's id
-  };
-  virtual ~LeaderLiveness() = default;
-  virtual Leader Current() = 0;  // thread-safe
-  // Sends `relay` to the leader at `address`; `done` runs once, on any thread, and must not block.
-  virtual void Relay(const std::string& address, v1::RelayLivenessRequest relay,
-                     absl::AnyInvocable<void(absl::Status) &&> done) = 0;
-};
 
 struct NodeRegistryOptions {
   int64_t lease_ms = 5000;           // a node not heard from for this long is not ready
@@ -63,29 +47,28 @@ struct NodeRegistryOptions {
   LeaderLiveness* leadership = nullptr;  // null: this replica always leads; else outlives the registry
 };
 
-class NodeRegistry {
+// Reads the nodes from `views` (the watch hub), which shows a command's outcome by the time the command log
+// runs its `done`.
+class NodeRegistry final : public NodeLiveness {
  public:
-  NodeRegistry(replication::CommandLog& log, WatchHub& hub, NodeRegistryOptions options);
-  ~NodeRegistry();  // Stop()
-  void Stop();      // stops sweeping and waits for a relay in flight; idempotent
+  NodeRegistry(replication::CommandLog& log, NodeViewSource& views, NodeRegistryOptions options);
+  ~NodeRegistry() override;  // Stop()
+  void Stop();               // stops sweeping and waits for a relay in flight; idempotent
 
-  int64_t lease_ms() const { return options_.lease_ms; }
-  // Whether this replica may tell a node that its lease runs from a heartbeat it heard now: it leads, or its
-  // last relay reached the leader within lease_ms / 2 (so the leader hears of the heartbeat soon, or hears
-  // from this replica last at most that long before it).
-  bool VouchesForLeases();
-  LeaderLiveness::Leader leader();
+  // NodeLiveness (node_liveness.h).
+  int64_t lease_ms() const override { return options_.lease_ms; }
+  // This replica leads, or its last relay reached the leader within lease_ms / 2 (so the leader hears of
+  // the heartbeat soon, or hears from this replica last at most that long before it).
+  bool VouchesForLeases() override;
+  LeaderLiveness::Leader leader() override;
+  void Connect(const v1::NodeSpec& spec) override;
+  void Disconnect(const std::string& node) override;
+  void Heartbeat(const std::string& node) override;
+  void ReportStatus(const std::string& node, const v1::AssignmentStatusReport& report) override;
+  void Fill(v1::Node* node) override;
 
-  // A node client opened its stream here: registers it (labels, interfaces) and starts its lease.
-  void Connect(const v1::NodeSpec& spec);
-  void Disconnect(const std::string& node);
-  void Heartbeat(const std::string& node);
-  void ReportStatus(const std::string& node, const v1::AssignmentStatusReport& report);
   // The leader's side of a follower's relay.
   void Relayed(const v1::RelayLivenessRequest& relay);
-
-  // Adds what is known in memory (last heartbeat, connection, statuses) to a node from the view.
-  void Fill(v1::Node* node);
 
   // On the leader, proposes the readiness transitions that are due now; on a follower, relays what its
   // streams heard since the last relay.
@@ -124,10 +107,10 @@ class NodeRegistry {
   bool Connected(const Entry& e, int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   replication::CommandLog& log_;
-  WatchHub& hub_;
+  NodeViewSource& views_;
   const NodeRegistryOptions options_;
 
-  absl::Mutex mu_;  // taken last: nothing is called while it is held (hub_ and the log are called without it)
+  absl::Mutex mu_;  // taken last: nothing is called while it is held (views_ and the log are called without it)
   std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::pair<std::string, v1::Command>> outbox_ ABSL_GUARDED_BY(mu_);

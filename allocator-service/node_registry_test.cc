@@ -9,7 +9,6 @@
 
 #include "absl/synchronization/mutex.h"
 #include "allocator-service/timers.h"
-#include "allocator-service/watch_hub.h"
 #include "gtest/gtest.h"
 #include "replication/clock.h"
 
@@ -40,11 +39,29 @@ class RecordingLog final : public replication::CommandLog {
   std::vector<v1::Command> commands_ ABSL_GUARDED_BY(mu_);
 };
 
+// The view of nodes the test sets, handed out as the watch hub would hand out the one it published.
+class FakeViews final : public NodeViewSource {
+ public:
+  std::shared_ptr<const domain::NodeStateView> view() override {
+    absl::MutexLock lock(&mu_);
+    return view_;
+  }
+  void Set(std::shared_ptr<const domain::NodeStateView> view) {
+    absl::MutexLock lock(&mu_);
+    view_ = std::move(view);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<const domain::NodeStateView> view_ ABSL_GUARDED_BY(mu_) =
+      std::make_shared<domain::NodeStateView>();
+};
+
 class NodeRegistryTest : public ::testing::Test {
  protected:
   NodeRegistryTest() {
     PublishNode("n1", /*ready=*/true, kT0);
-    registry_ = std::make_unique<NodeRegistry>(log_, hub_,
+    registry_ = std::make_unique<NodeRegistry>(log_, views_,
                                                NodeRegistryOptions{.lease_ms = kLeaseMs,
                                                                    .sweep_interval_ms = 200,
                                                                    .clock = &clock_,
@@ -62,8 +79,7 @@ class NodeRegistryTest : public ::testing::Test {
     node->set_ready_change_time_unix_ms(change_ms);
     view->nodes[name] = std::move(node);
     view->revision = ++revision_;
-    hub_.Publish(domain::NodeStateUpdate{revision_, {}, std::move(view)});
-    hub_.Flush();
+    views_.Set(std::move(view));
   }
 
   size_t NotReadyProposals() {
@@ -82,7 +98,7 @@ class NodeRegistryTest : public ::testing::Test {
   replication::FakeClock clock_{kT0};
   ManualTimers timers_;
   RecordingLog log_;
-  WatchHub hub_;
+  FakeViews views_;
   uint64_t revision_ = 0;
   std::unique_ptr<NodeRegistry> registry_;
 };

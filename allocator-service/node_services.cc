@@ -43,10 +43,10 @@ absl::Status Lookup(const Map& objects, const std::string& name, absl::string_vi
 
 // One node client's stream: the first request names the node (and registers it); then the hub's messages
 // go down while heartbeats and status reports come up.
-class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
+class WatchReactor final : public WatchReactorBase, public AssignmentFeed::Watcher {
  public:
-  WatchReactor(WatchHub& hub, NodeRegistry& registry, tracing::Tracer* tracer)
-      : hub_(hub), registry_(registry), tracer_(tracer) {
+  WatchReactor(AssignmentFeed& feed, NodeLiveness& liveness, tracing::Tracer* tracer)
+      : feed_(feed), liveness_(liveness), tracer_(tracer) {
     StartRead(&request_);
   }
 
@@ -62,11 +62,11 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
       if (!Begin()) return;
     } else if (request_.has_heartbeat()) {
       if (registered_) {
-        registry_.Heartbeat(node_);
+        liveness_.Heartbeat(node_);
         Acknowledge(request_.heartbeat().sequence());
       }
     } else if (request_.has_status()) {
-      if (registered_) registry_.ReportStatus(node_, request_.status());
+      if (registered_) liveness_.ReportStatus(node_, request_.status());
     } else if (request_.has_start()) {
       End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "start: sent twice on one stream"));
       return;
@@ -93,8 +93,8 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   void OnCancel() override { End(grpc::Status::CANCELLED); }
 
   void OnDone() override {
-    if (subscribed_) hub_.Unsubscribe(node_, this);
-    if (registered_) registry_.Disconnect(node_);
+    if (subscribed_) feed_.Unsubscribe(node_, this);
+    if (registered_) liveness_.Disconnect(node_);
     delete this;
   }
 
@@ -124,11 +124,11 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
       after_ = start.resume_revision();
     }
     if (start.has_registration()) {
-      registry_.Connect(start.registration());
+      liveness_.Connect(start.registration());
       registered_ = true;
       Acknowledge(start.heartbeat_sequence());
     }
-    hub_.Subscribe(node_, this);
+    feed_.Subscribe(node_, this);
     subscribed_ = true;
     TryWrite();
     return true;
@@ -137,7 +137,7 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
   // Vouches for the node's lease from when it sent heartbeat `sequence`, if this replica can: it leads, or
   // its relays reach the leader.
   void Acknowledge(uint64_t sequence) {
-    if (sequence == 0 || !registry_.VouchesForLeases()) return;
+    if (sequence == 0 || !liveness_.VouchesForLeases()) return;
     {
       absl::MutexLock lock(&mu_);
       acknowledge_ = std::max(acknowledge_, sequence);
@@ -151,12 +151,12 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     // A registering node's first message describes it as a ready node: a node coming back after its lease
     // ran out is not ready until its registration is applied, and a snapshot of a node that is not ready
     // lacks what every ready node carries (magic addresses), which it would remove and place again.
-    if (first_ && registered_ && !hub_.Ready(node_)) return;
-    auto next = hub_.Next(node_, &after_, first_);
+    if (first_ && registered_ && !feed_.Ready(node_)) return;
+    auto next = feed_.Next(node_, &after_, first_);
     if (!next && acknowledge_ == acknowledged_) return;
     if (!next) next.emplace();  // an acknowledgement alone
     if (first_) {
-      next->set_lease_ms(registry_.lease_ms());
+      next->set_lease_ms(liveness_.lease_ms());
       next->set_acknowledges_heartbeats(true);
     }
     if (acknowledge_ != acknowledged_) {
@@ -191,8 +191,8 @@ class WatchReactor final : public WatchReactorBase, public WatchHub::Watcher {
     Finish(std::move(status));
   }
 
-  WatchHub& hub_;
-  NodeRegistry& registry_;
+  AssignmentFeed& feed_;
+  NodeLiveness& liveness_;
   tracing::Tracer* const tracer_;  // null: no spans
   v1::WatchAssignmentsRequest request_;  // reads are sequential: one at a time
   std::string node_;                     // set once, by the first read
@@ -247,20 +247,20 @@ grpc::ServerUnaryReactor* AtLeader(grpc::CallbackServerContext* ctx, LeaderChann
 
 absl::StatusOr<std::string> NodesService::LeaderFor(grpc::CallbackServerContext* ctx) {
   if (link_ == nullptr || WantsStaleRead(ctx)) return std::string();
-  const LeaderLiveness::Leader leader = registry_.leader();
+  const LeaderLiveness::Leader leader = liveness_.leader();
   if (leader.self) return std::string();
   if (leader.address.empty()) return absl::UnavailableError("no leader is known to this replica; retry");
   return leader.address;
 }
 
 WatchReactorBase* NodesService::WatchAssignments(grpc::CallbackServerContext* /*ctx*/) {
-  return new WatchReactor(hub_, registry_, tracer_ != nullptr && tracer_->enabled() ? tracer_ : nullptr);
+  return new WatchReactor(feed_, liveness_, tracer_ != nullptr && tracer_->enabled() ? tracer_ : nullptr);
 }
 
 v1::Node NodesService::Describe(const v1::Node& stored) {
   v1::Node out = stored;
-  registry_.Fill(&out);
-  for (auto& a : hub_.Assignments(stored.spec().name())) *out.add_assignments() = std::move(a);
+  liveness_.Fill(&out);
+  for (auto& a : feed_.Assignments(stored.spec().name())) *out.add_assignments() = std::move(a);
   return out;
 }
 
@@ -274,7 +274,7 @@ grpc::ServerUnaryReactor* NodesService::GetNode(grpc::CallbackServerContext* ctx
       stub->GetNode(c, q, r, std::move(done));
     });
   }
-  auto view = hub_.view();
+  auto view = feed_.view();
   auto it = view->nodes.find(req->name());
   if (it == view->nodes.end()) {
     return FinishNow(ctx, absl::NotFoundError(absl::StrCat("name: node \"", req->name(), "\" not found")));
@@ -294,7 +294,7 @@ grpc::ServerUnaryReactor* NodesService::ListNodes(grpc::CallbackServerContext* c
       stub->ListNodes(c, q, r, std::move(done));
     });
   }
-  auto view = hub_.view();
+  auto view = feed_.view();
   for (const auto& [name, node] : view->nodes) {
     if (!domain::SelectorMatches(*selector, domain::NodeLabels(*node))) continue;
     *resp->add_nodes() = Describe(*node);
@@ -325,7 +325,7 @@ grpc::ServerUnaryReactor* NodesService::DeleteNode(grpc::CallbackServerContext* 
     }
     v1::Node known;
     known.mutable_spec()->set_name(req->node());
-    registry_.Fill(&known);
+    liveness_.Fill(&known);
     if (known.connected()) {
       return FinishNow(ctx, absl::FailedPreconditionError(absl::StrCat(
                                 "node: node \"", req->node(),
@@ -349,7 +349,7 @@ grpc::ServerUnaryReactor* ExternalAddressesService::CreateExternalAddress(grpc::
 grpc::ServerUnaryReactor* ExternalAddressesService::GetExternalAddress(grpc::CallbackServerContext* ctx,
                                                                        const v1::GetExternalAddressRequest* req,
                                                                        v1::ExternalAddress* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   if (absl::Status s = Lookup(view->externals, req->name(), "external address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->externals.at(req->name());
   return FinishNow(ctx, absl::OkStatus());
@@ -358,7 +358,7 @@ grpc::ServerUnaryReactor* ExternalAddressesService::GetExternalAddress(grpc::Cal
 grpc::ServerUnaryReactor* ExternalAddressesService::ListExternalAddresses(
     grpc::CallbackServerContext* ctx, const v1::ListExternalAddressesRequest* req,
     v1::ListExternalAddressesResponse* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   for (const auto& [name, x] : view->externals) {
     if (req->node().empty() || x->node() == req->node()) *resp->add_addresses() = *x;
   }
@@ -385,7 +385,7 @@ grpc::ServerUnaryReactor* ElasticAddressesService::CreateElasticAddress(grpc::Ca
 grpc::ServerUnaryReactor* ElasticAddressesService::GetElasticAddress(grpc::CallbackServerContext* ctx,
                                                                      const v1::GetElasticAddressRequest* req,
                                                                      v1::ElasticAddress* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   if (absl::Status s = Lookup(view->elastics, req->name(), "elastic address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->elastics.at(req->name());
   return FinishNow(ctx, absl::OkStatus());
@@ -394,7 +394,7 @@ grpc::ServerUnaryReactor* ElasticAddressesService::GetElasticAddress(grpc::Callb
 grpc::ServerUnaryReactor* ElasticAddressesService::ListElasticAddresses(grpc::CallbackServerContext* ctx,
                                                                         const v1::ListElasticAddressesRequest*,
                                                                         v1::ListElasticAddressesResponse* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   for (const auto& [name, e] : view->elastics) *resp->add_addresses() = *e;
   resp->set_revision(view->revision);
   return FinishNow(ctx, absl::OkStatus());
@@ -431,7 +431,7 @@ grpc::ServerUnaryReactor* MagicAddressesService::CreateMagicAddress(grpc::Callba
 grpc::ServerUnaryReactor* MagicAddressesService::GetMagicAddress(grpc::CallbackServerContext* ctx,
                                                                  const v1::GetMagicAddressRequest* req,
                                                                  v1::MagicAddress* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   if (absl::Status s = Lookup(view->magics, req->name(), "magic address"); !s.ok()) return FinishNow(ctx, s);
   *resp = *view->magics.at(req->name());
   return FinishNow(ctx, absl::OkStatus());
@@ -440,7 +440,7 @@ grpc::ServerUnaryReactor* MagicAddressesService::GetMagicAddress(grpc::CallbackS
 grpc::ServerUnaryReactor* MagicAddressesService::ListMagicAddresses(grpc::CallbackServerContext* ctx,
                                                                     const v1::ListMagicAddressesRequest*,
                                                                     v1::ListMagicAddressesResponse* resp) {
-  auto view = hub_.view();
+  auto view = views_.view();
   for (const auto& [name, m] : view->magics) *resp->add_addresses() = *m;
   resp->set_revision(view->revision);
   return FinishNow(ctx, absl::OkStatus());

@@ -1,13 +1,15 @@
 // gRPC services for nodes and the addresses they carry: Nodes (the WatchAssignments stream, GetNode,
 // ListNodes, DeleteNode), ExternalAddresses, ElasticAddresses and MagicAddresses. Writes are commands proposed to the
-// CommandLog; reads come from the watch hub's published view, so every replica can answer them.
+// CommandLog; reads come from the published view of nodes (the watch hub's, as a NodeViewSource), so every
+// replica can answer them.
 #ifndef ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
 #define ABODE_ALLOCATOR_SERVICE_NODE_SERVICES_H_
 
 #include "abode/v1/nodes.grpc.pb.h"
+#include "allocator-service/assignment_feed.h"
 #include "allocator-service/leader_channels.h"
-#include "allocator-service/node_registry.h"
-#include "allocator-service/watch_hub.h"
+#include "allocator-service/node_liveness.h"
+#include "allocator-service/node_view_source.h"
 #include "replication/command_log.h"
 #include "tracing/tracer.h"
 
@@ -20,9 +22,10 @@ class NodesService final : public v1::Nodes::CallbackService {
   // `link` reaches the leader from a follower; null for a single voter. With `tracer` (outliving the
   // service), every changed assignment streamed to a node gets a "watch.deliver" span under the command that
   // changed it, and the node hears that span's context as the assignment's traceparent.
-  NodesService(replication::CommandLog& log, WatchHub& hub, NodeRegistry& registry, LeaderChannels* link = nullptr,
-               tracing::Tracer* tracer = nullptr)
-      : log_(log), hub_(hub), registry_(registry), link_(link), tracer_(tracer) {}
+  // `feed` (the watch hub) serves the streams and the view; `liveness` (the node registry) hears them.
+  NodesService(replication::CommandLog& log, AssignmentFeed& feed, NodeLiveness& liveness,
+               LeaderChannels* link = nullptr, tracing::Tracer* tracer = nullptr)
+      : log_(log), feed_(feed), liveness_(liveness), link_(link), tracer_(tracer) {}
 
   grpc::ServerBidiReactor<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>* WatchAssignments(
       grpc::CallbackServerContext* ctx) override;
@@ -43,15 +46,15 @@ class NodesService final : public v1::Nodes::CallbackService {
   absl::StatusOr<std::string> LeaderFor(grpc::CallbackServerContext* ctx);
 
   replication::CommandLog& log_;
-  WatchHub& hub_;
-  NodeRegistry& registry_;
+  AssignmentFeed& feed_;
+  NodeLiveness& liveness_;
   LeaderChannels* link_;
   tracing::Tracer* tracer_;
 };
 
 class ExternalAddressesService final : public v1::ExternalAddresses::CallbackService {
  public:
-  ExternalAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  ExternalAddressesService(replication::CommandLog& log, NodeViewSource& views) : log_(log), views_(views) {}
 
   grpc::ServerUnaryReactor* CreateExternalAddress(grpc::CallbackServerContext* ctx,
                                                   const v1::CreateExternalAddressRequest* req,
@@ -68,12 +71,12 @@ class ExternalAddressesService final : public v1::ExternalAddresses::CallbackSer
 
  private:
   replication::CommandLog& log_;
-  WatchHub& hub_;
+  NodeViewSource& views_;
 };
 
 class ElasticAddressesService final : public v1::ElasticAddresses::CallbackService {
  public:
-  ElasticAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  ElasticAddressesService(replication::CommandLog& log, NodeViewSource& views) : log_(log), views_(views) {}
 
   grpc::ServerUnaryReactor* CreateElasticAddress(grpc::CallbackServerContext* ctx,
                                                  const v1::CreateElasticAddressRequest* req,
@@ -96,12 +99,12 @@ class ElasticAddressesService final : public v1::ElasticAddresses::CallbackServi
 
  private:
   replication::CommandLog& log_;
-  WatchHub& hub_;
+  NodeViewSource& views_;
 };
 
 class MagicAddressesService final : public v1::MagicAddresses::CallbackService {
  public:
-  MagicAddressesService(replication::CommandLog& log, WatchHub& hub) : log_(log), hub_(hub) {}
+  MagicAddressesService(replication::CommandLog& log, NodeViewSource& views) : log_(log), views_(views) {}
 
   grpc::ServerUnaryReactor* CreateMagicAddress(grpc::CallbackServerContext* ctx,
                                                const v1::CreateMagicAddressRequest* req,
@@ -117,7 +120,7 @@ class MagicAddressesService final : public v1::MagicAddresses::CallbackService {
 
  private:
   replication::CommandLog& log_;
-  WatchHub& hub_;
+  NodeViewSource& views_;
 };
 
 }  // namespace abode::allocator

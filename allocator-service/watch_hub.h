@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "allocator-service/assignment_feed.h"
 #include "domain/node_state_sink.h"
 #include "domain/node_state_view.h"
 
@@ -33,38 +34,23 @@ struct WatchHubOptions {
   size_t retained_changes = 200000;  // and at most this many assignment changes in them
 };
 
-class WatchHub final : public domain::NodeStateSink {
+class WatchHub final : public domain::NodeStateSink, public AssignmentFeed {
  public:
-  // Told when its node may have a new message. Called from the hub's fan-out thread; must not block.
-  class Watcher {
-   public:
-    virtual ~Watcher() = default;
-    virtual void Notify() = 0;
-  };
-
   explicit WatchHub(WatchHubOptions options = {});
   ~WatchHub() override;  // REQUIRES: no watcher is subscribed
 
   // The loop thread: O(1) apart from swapping in the published view.
   void Publish(domain::NodeStateUpdate update) override;
 
-  // The latest view of nodes and addresses; never null.
-  std::shared_ptr<const domain::NodeStateView> view();
-  // What `node` must carry now, by assignment id.
-  std::vector<v1::Assignment> Assignments(const std::string& node);
+  // AssignmentFeed (assignment_feed.h); watchers are notified from the hub's fan-out thread.
+  std::shared_ptr<const domain::NodeStateView> view() override;
+  std::vector<v1::Assignment> Assignments(const std::string& node) override;
+  bool Ready(const std::string& node) override;
+  void Subscribe(const std::string& node, Watcher* watcher) override;
+  void Unsubscribe(const std::string& node, Watcher* watcher) override;
+  std::optional<v1::WatchAssignmentsResponse> Next(const std::string& node, uint64_t* after, bool first) override;
+
   uint64_t revision();
-  // Whether `node` is ready in the state the hub's assignments reflect (the published view may be ahead).
-  // Watchers of a node are notified when its readiness changes.
-  bool Ready(const std::string& node);
-
-  void Subscribe(const std::string& node, Watcher* watcher);
-  // After it returns, `watcher` is never notified again.
-  void Unsubscribe(const std::string& node, Watcher* watcher);
-
-  // The next message for a watcher of `node` that holds the state at `*after` (0: nothing). first: the
-  // stream's first message (always returned: a snapshot, or the deltas since *after when they are still
-  // retained). Otherwise returns nothing when the node has nothing new. Advances *after.
-  std::optional<v1::WatchAssignmentsResponse> Next(const std::string& node, uint64_t* after, bool first);
 
   // Waits until every update published so far reached the hub (tests and benchmarks).
   void Flush();

@@ -14,11 +14,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/owner_index.h"
+#include "storage/pool_listing.h"
 #include "storage/sqlite.h"
 
 namespace abode::storage {
 
-class StateReader {
+class StateReader final : public PoolListing {
  public:
   // REQUIRES: the state machine has created the database at db_path.
   // `owners` is the state machine's owner index (StateMachine::owner_index()).
@@ -26,7 +27,7 @@ class StateReader {
                                                            std::shared_ptr<OwnerIndex> owners);
 
   absl::StatusOr<v1::Pool> GetPool(const v1::GetPoolRequest& req);
-  absl::StatusOr<v1::ListPoolsResponse> ListPools(const v1::ListPoolsRequest& req);
+  absl::StatusOr<v1::ListPoolsResponse> ListPools(const v1::ListPoolsRequest& req) override;
   absl::StatusOr<v1::GetAllocationResponse> GetAllocation(const v1::GetAllocationRequest& req);
   absl::StatusOr<v1::ListAllocationsResponse> ListAllocations(const v1::ListAllocationsRequest& req);
   absl::StatusOr<v1::GetHistoryResponse> GetHistory(const v1::GetHistoryRequest& req);

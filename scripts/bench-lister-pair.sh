@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# What a client listing 1,000,000 allocations in a loop costs the writers: Allocate at 64 clients on top of
+# 1,000,000 allocations, without and with one more client listing them all (linearizable ListAllocations,
+# pages of 5,000) again and again, alternating in one run. Usage: scripts/bench-lister-pair.sh [BUILD] [PAIRS]
+#   Loads the allocations once (a minute or two), then runs PAIRS pairs of 5 s runs, the order within a pair
+#   alternating, and prints both sides' runs, their medians and the load average at the start of every run.
+set -euo pipefail
+BUILD=${1:-build}
+PAIRS=${2:-3}
+ALLOC=$BUILD/allocator-service/abode-allocator
+BENCH=$BUILD/integration/abode-bench
+WORK=$(mktemp -d /var/tmp/abode-lister-bench-XXXXXX)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+PID=$!
+for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
+SERVER=127.0.0.1:$(cat "$WORK/port")
+
+fallocate -l 4M "$WORK/probe"
+probe() { { dd if=/dev/zero of="$WORK/probe" bs=4k count=200 oflag=direct,dsync conv=notrunc 2>&1; } | tail -1; }
+echo "disk probe before (200 x 4 KiB direct+dsync writes): $(probe)"
+echo "== loading 1,000,000 allocations into a /8 (64 clients)"
+"$BENCH" --server "$SERVER" --pool big --create-cidr 10.0.0.0/8 --concurrency 64 --count 1000000 | tail -1
+
+run() {  # run SIDE PAIR
+  local side=$1 pair=$2 list=()
+  [ "$side" = listing ] && list=(--list-pool big)
+  echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s "${list[@]}" |
+    tail -1 | tee -a "$WORK/$side.jsonl"
+}
+for pair in $(seq 1 "$PAIRS"); do
+  if [ $((pair % 2)) = 1 ]; then run alone "$pair"; run listing "$pair"; else run listing "$pair"; run alone "$pair"; fi
+done
+echo "disk probe after: $(probe)"
+
+python3 - "$WORK/alone.jsonl" "$WORK/listing.jsonl" <<'PY'
+import json, statistics, sys
+alone = [json.loads(l) for l in open(sys.argv[1])]
+listing = [json.loads(l) for l in open(sys.argv[2])]
+med = lambda runs, k: statistics.median(r[k] for r in runs)
+print(json.dumps({
+    "alone_p99_ms": [round(r["p99_ms"], 2) for r in alone],
+    "listing_p99_ms": [round(r["p99_ms"], 2) for r in listing],
+    "alone_p99_ms_median": round(med(alone, "p99_ms"), 2),
+    "listing_p99_ms_median": round(med(listing, "p99_ms"), 2),
+    "alone_ops_per_sec_median": round(med(alone, "ops_per_sec")),
+    "listing_ops_per_sec_median": round(med(listing, "ops_per_sec")),
+    "listed_per_sec_median": round(med(listing, "listed_per_sec")),
+    "whole_listings": [r["whole_listings"] for r in listing],
+    "list_errors": sum(r["list_errors"] for r in listing),
+}))
+PY
