@@ -37,7 +37,8 @@ class KubeApiServerTest : public ::testing::Test {
   void SetUp() override {
     const int rc = std::system((Script() + " start " + env_dir_.path() + " > " + env_dir_.File("start.log") + " 2>&1").c_str());
     if (WEXITSTATUS(rc) == 77 && std::getenv("CI") == nullptr) GTEST_SKIP() << "kube-apiserver/etcd not built";
-    ASSERT_EQ(WEXITSTATUS(rc), 0) << "kube-test-env.sh failed; see " << env_dir_.File("start.log");
+    ASSERT_EQ(WEXITSTATUS(rc), 0) << "kube-test-env.sh failed:\n"
+                                  << ReadFile(env_dir_.File("start.log")).value_or("(no start.log)");
     started_ = true;
     auto config = KubeconfigConfig(env_dir_.File("kubeconfig"));
     ASSERT_TRUE(config.ok()) << config.status();
@@ -174,14 +175,17 @@ class KubeApiServerTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return {out.applied_index(), out.revision()};
   }
-  // A Service of type LoadBalancer from pool "ext" (or none, when `pool` is empty).
-  void LoadBalancer(const std::string& name, const std::string& pool = "ext") {
+  // A Service of type LoadBalancer from pool "ext" (or none, when `pool` is empty), with `external_ips`.
+  void LoadBalancer(const std::string& name, const std::string& pool = "ext", json external_ips = json::array()) {
     json annotations = json::object();
     if (!pool.empty()) annotations[kPoolAnnotation] = pool;
     json svc = {{"apiVersion", "v1"},
                 {"kind", "Service"},
                 {"metadata", {{"name", name}, {"namespace", "default"}, {"annotations", annotations}}},
-                {"spec", {{"type", "LoadBalancer"}, {"ports", {{{"port", 80}, {"protocol", "TCP"}}}}}}};
+                {"spec",
+                 {{"type", "LoadBalancer"},
+                  {"ports", {{{"port", 80}, {"protocol", "TCP"}}}},
+                  {"externalIPs", std::move(external_ips)}}}};
     auto created = kube_->Create(ResourcePath("v1", "services", "default"), svc);
     ASSERT_TRUE(created.ok()) << created.status();
   }

@@ -120,7 +120,7 @@ class KubeProcess {
 class KubeProcessTest : public KubeApiServerTest {
  protected:
   // The kubectl kube-test-env.sh names in DIR/env.
-  std::string test_tools_kubectl() {
+  std::string Kubectl() {
     const std::string env = ReadFile(env_dir_.File("env")).value_or("");
     const size_t at = env.find("KUBECTL=");
     if (at == std::string::npos) return "kubectl";
@@ -193,6 +193,10 @@ TEST_F(KubeProcessTest, OneOfTwoReplicasLeadsAndWritesTheOtherTakesOverOnSigterm
   LoadBalancer("s1");
   ASSERT_TRUE(Eventually([&] { return !Ingress("s1").empty(); }, 30s));
   EXPECT_THAT(ExternalsOf("s1"), ::testing::ElementsAre(::testing::Pair(::testing::_, Ingress("s1"))));
+  const json assigned = Condition(kube_->Get(ResourcePath("v1", "services", "default", "s1")).value(),
+                                  "abode.dev/AddressAssigned");
+  EXPECT_EQ(assigned.value("status", ""), "True") << assigned.dump();
+  EXPECT_EQ(assigned.value("reason", ""), "Assigned");
   EXPECT_GE(leader->Writes().count(R"({controller="services",method="CreateExternalAddress",code="OK"})"), 1u);
   EXPECT_EQ(Sum(follower->Writes()), 0) << "a follower never writes";
   EXPECT_EQ(follower->Metric("abode_kube_reconciles_total"), 0);
@@ -279,7 +283,7 @@ TEST_F(KubeProcessTest, AnApiServerRestartCausesNoWriteAndARealChangeExactlyOne)
 TEST_F(KubeProcessTest, TheRightsDeployKubeYamlGrantsAreEnoughForEveryWrite) {
   Namespace("abode-system");
   const std::string kubectl = absl::StrCat("KUBECONFIG=", env_dir_.File("kubeconfig"), " ",
-                                           test_tools_kubectl(), " apply -f ", ABODE_SOURCE_DIR, "/deploy/kube.yaml > ",
+                                           Kubectl(), " apply -f ", ABODE_SOURCE_DIR, "/deploy/kube.yaml > ",
                                            env_dir_.File("apply.log"), " 2>&1");
   ASSERT_EQ(WEXITSTATUS(std::system(kubectl.c_str())), 0) << "see " << env_dir_.File("apply.log");
   auto token = kube_->Create(ResourcePath("v1", "serviceaccounts", "abode-system", "abode-kube", "token"),
@@ -294,14 +298,7 @@ TEST_F(KubeProcessTest, TheRightsDeployKubeYamlGrantsAreEnoughForEveryWrite) {
   std::ofstream(env_dir_.File("abode-kube.kubeconfig")) << kubeconfig;
 
   PodWithAllocation("default", "db-0", "db", "cid-db/eth0", {{kElasticLabel, "true"}});
-  json svc = {{"apiVersion", "v1"},
-              {"kind", "Service"},
-              {"metadata", {{"name", "web"}, {"namespace", "default"}, {"annotations", {{kPoolAnnotation, "ext"}}}}},
-              {"spec",
-               {{"type", "LoadBalancer"},
-                {"ports", {{{"port", 80}, {"protocol", "TCP"}}}},
-                {"externalIPs", {"198.51.100.7"}}}}};
-  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "services", "default"), svc).ok());
+  LoadBalancer("web", "ext", {"198.51.100.7"});
   KubeProcess kube(env_dir_.path(), "kube-rbac",
                    {"--kubeconfig", env_dir_.File("abode-kube.kubeconfig"), "--allocator",
                     absl::StrCat("127.0.0.1:", server_->port()), "--lease-namespace", "abode-system"});
