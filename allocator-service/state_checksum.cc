@@ -9,15 +9,6 @@
 
 namespace abode::allocator {
 
-uint64_t Fnv1a64(absl::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 // The allocation count from a snapshot's trailer (its last record).
 uint64_t SnapshotAllocations(absl::string_view snap) {
   constexpr size_t kHeader = 12;  // magic + format version
@@ -39,34 +30,49 @@ uint64_t SnapshotAllocations(absl::string_view snap) {
   return last.has_trailer() ? last.trailer().allocations() : 0;
 }
 
-void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
-                       absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
+void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done) {
   node.BetweenApplies([&store, &reads, done = std::move(done)](absl::StatusOr<uint64_t> applied) mutable {
     if (!applied.ok()) {
       std::move(done)(applied.status());
       return;
     }
     // Between two applies the store holds exactly the state at the applied index: pin it here, serialise
-    // and hash it on the read executor.
-    StateChecksum c;
-    c.applied_index = *applied;
-    c.revision = store.revision();
+    // it on the read executor.
+    StateSnapshot snap;
+    snap.applied_index = *applied;
+    snap.revision = store.revision();
     auto pinned = store.PinState();
     if (!pinned.ok()) {
       std::move(done)(pinned.status());
       return;
     }
-    reads.Post([c, pinned = std::move(*pinned), done = std::move(done)]() mutable {
-      auto snap = pinned->Dump();
+    reads.Post([snap = std::move(snap), pinned = std::move(*pinned), done = std::move(done)]() mutable {
+      auto bytes = pinned->Dump();
       pinned.reset();
-      if (!snap.ok()) {
-        std::move(done)(snap.status());
+      if (!bytes.ok()) {
+        std::move(done)(bytes.status());
         return;
       }
-      c.checksum = Fnv1a64(*snap);
-      c.allocations = SnapshotAllocations(*snap);
-      std::move(done)(c);
+      snap.bytes = std::move(*bytes);
+      std::move(done)(std::move(snap));
     });
+  });
+}
+
+void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
+  TakeStateSnapshot(node, store, reads, [done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
+    if (!snap.ok()) {
+      std::move(done)(snap.status());
+      return;
+    }
+    StateChecksum c;
+    c.applied_index = snap->applied_index;
+    c.revision = snap->revision;
+    c.checksum = Fnv1a64(snap->bytes);
+    c.allocations = SnapshotAllocations(snap->bytes);
+    std::move(done)(c);
   });
 }
 

@@ -278,14 +278,14 @@ TEST_F(KubeProcessTest, AnApiServerRestartCausesNoWriteAndARealChangeExactlyOne)
   EXPECT_EQ(AppliedAndRevision(), std::make_pair(applied.first + 1, applied.second + 1));
 }
 
-// abode-kube with exactly the rights deploy/kube.yaml grants its ServiceAccount (a token of that account):
+// abode-kube with exactly the rights deploy/base/kube.yaml grants its ServiceAccount (a token of that account):
 // every write it makes is allowed, the Lease in its own namespace included.
 TEST_F(KubeProcessTest, TheRightsDeployKubeYamlGrantsAreEnoughForEveryWrite) {
   Namespace("abode-system");
-  const std::string kubectl = absl::StrCat("KUBECONFIG=", env_dir_.File("kubeconfig"), " ",
-                                           Kubectl(), " apply -f ", ABODE_SOURCE_DIR, "/deploy/kube.yaml > ",
-                                           env_dir_.File("apply.log"), " 2>&1");
-  ASSERT_EQ(WEXITSTATUS(std::system(kubectl.c_str())), 0) << "see " << env_dir_.File("apply.log");
+  const std::string kubectl =
+      absl::StrCat("KUBECONFIG=", env_dir_.File("kubeconfig"), " ", Kubectl(), " apply -n abode-system -f ",
+                   ABODE_SOURCE_DIR, "/deploy/base/kube.yaml > ", env_dir_.File("apply.log"), " 2>&1");
+  ASSERT_EQ(WEXITSTATUS(std::system(kubectl.c_str())), 0) << ReadFile(env_dir_.File("apply.log")).value_or("");
   auto token = kube_->Create(ResourcePath("v1", "serviceaccounts", "abode-system", "abode-kube", "token"),
                              {{"apiVersion", "authentication.k8s.io/v1"},
                               {"kind", "TokenRequest"},
