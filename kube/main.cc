@@ -34,11 +34,12 @@ struct Flags {
   std::string listen = "0.0.0.0:9620";
   std::string health_listen = "0.0.0.0:9621";
   std::string default_pool;
+  std::string port_file;
   int64_t pod_gc_grace_s = 60;
   double lease_duration_s = 15;
   double renew_deadline_s = 10;
   double retry_period_s = 2;
-  std::string port_file;
+  int64_t allocation_relist_s = 300;
   bool check_config = false;
 };
 
@@ -87,6 +88,9 @@ class KubeMetrics final : public prometheus::Collectable {
         counter("abode_kube_reconciles_total", "keys reconciled", c.reconciles),
         counter("abode_kube_reconcile_failures_total", "reconciles that failed and were retried", c.failures),
         counter("abode_kube_labels_updated_total", "UpdateLabels calls made for pods", c.labels_updated),
+        counter("abode_kube_allocation_lists_total", "complete lists of abode's allocations (the pod index)",
+                c.allocation_lists),
+        counter("abode_kube_allocation_lookups_total", "pods looked up in abode on their node", c.allocation_lookups),
         counter("abode_kube_allocations_released_total", "allocations of deleted pods released",
                 c.allocations_released),
         counter("abode_kube_external_addresses_created_total", "external addresses created for Services",
@@ -142,6 +146,7 @@ absl::StatusOr<ClusterConfig> Check(Flags& f) {
   if (f.lease_duration_s <= f.renew_deadline_s) {
     return absl::InvalidArgumentError("--lease-duration-seconds: must be above --renew-deadline-seconds");
   }
+  if (f.allocation_relist_s < 1) return absl::InvalidArgumentError("--allocation-relist-seconds: must be at least 1");
   if (!config->token_file.empty()) {
     if (auto t = ReadFile(config->token_file); !t.ok()) return t.status();
   }
@@ -187,6 +192,7 @@ int Run(Flags f) {
   options.default_external_pool = f.default_pool;
   options.pod_gc_grace_ms = f.pod_gc_grace_s * 1000;
   options.leader_epoch = [&] { return elector.epoch(); };
+  options.allocation_relist_ms = f.allocation_relist_s * 1000;
   Sync sync(kube, AbodeApi{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
             [&] { return elector.is_leader(); });
 
@@ -255,7 +261,9 @@ int main(int argc, char** argv) {
   app.add_option("--renew-deadline-seconds", f.renew_deadline_s,
                  "how long the leader keeps writing without a successful renewal (below the lease duration)");
   app.add_option("--retry-period-seconds", f.retry_period_s, "how often candidates try to acquire or renew the Lease");
-  app.add_option("--port-file", f.port_file, "write \"METRICS_PORT HEALTH_PORT\" here once serving (for port 0)");
+  app.add_option("--allocation-relist-seconds", f.allocation_relist_s,
+                 "how often the pod allocation index is listed again in full (between: lookups per pod)");
+  app.add_option("--port-file", f.port_file, "write \"METRICS_PORT HEALTH_PORT\" here once both serve");
   app.add_flag("--check-config", f.check_config, "validate flags, environment and files, then exit");
   CLI11_PARSE(app, argc, argv);
   return abode::kube::Run(std::move(f));
