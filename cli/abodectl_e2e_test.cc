@@ -418,6 +418,55 @@ TEST_F(AbodectlE2eTest, NodesDeleteDecommissionsANodeAndRecordsTheReason) {
   EXPECT_THAT(gone.err, HasSubstr("NOT_FOUND"));
 }
 
+TEST_F(AbodectlE2eTest, LabelEditsAnOwnersLabelsAndANodesSetLabels) {
+  CreatePool("e2e-label", "10.84.0.0/24");
+  Json({"allocate", "--pool", "e2e-label", "--owner", "e2e-label-pod", "--label", "app=web", "--label",
+        "tier=front", "--label", "keep=me"});
+  const nlohmann::json labelled =
+      Json({"label", "--owner", "e2e-label-pod", "app=db", "zone=a", "--remove", "tier"});
+  ASSERT_EQ(labelled.size(), 1u) << labelled.dump();
+  EXPECT_EQ(labelled[0]["labels"], (nlohmann::json{{"app", "db"}, {"keep", "me"}, {"zone", "a"}}));
+  const nlohmann::json selected = Json({"list", "--selector", "app=db,zone=a"});
+  ASSERT_EQ(selected.size(), 1u) << selected.dump();
+  EXPECT_EQ(selected[0]["owner"], "e2e-label-pod");
+
+  const ProcessResult nobody = Abodectl({"label", "--owner", "e2e-label-nobody", "app=db"});
+  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_THAT(nobody.err, StartsWith("error: NOT_FOUND: "));
+  const ProcessResult bad = Abodectl({"label", "--owner", "e2e-label-pod", "Bad Key=x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, StartsWith("error: INVALID_ARGUMENT: "));
+  EXPECT_THAT(bad.err, HasSubstr("labels"));
+  const ProcessResult usage = Abodectl({"label", "--owner", "e2e-label-pod"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("give at least one KEY=VALUE to set or --remove KEY"));
+
+  // A node registers (its node client's stream) with a reported label; set labels go beside it.
+  auto nodes = v1::Nodes::NewStub(grpc::CreateChannel(*server_, grpc::InsecureChannelCredentials()));
+  auto stream_ctx = std::make_unique<grpc::ClientContext>();
+  auto stream = nodes->WatchAssignments(stream_ctx.get());
+  v1::WatchAssignmentsRequest start;
+  start.mutable_start()->set_node("e2e-label-n1");
+  start.mutable_start()->mutable_registration()->set_name("e2e-label-n1");
+  (*start.mutable_start()->mutable_registration()->mutable_labels())["reported"] = "yes";
+  ASSERT_TRUE(stream->Write(start));
+  ASSERT_TRUE(test_support::Eventually(
+      [] { return Abodectl({"nodes", "get", "e2e-label-n1"}).exit_code == 0; }, std::chrono::seconds(10)));
+  Json({"nodes", "label", "e2e-label-n1", "edge=true", "rack=r1"});
+  const nlohmann::json node = Json({"nodes", "label", "e2e-label-n1", "rack=r2", "--remove", "edge"});
+  EXPECT_EQ(node["set_labels"], (nlohmann::json{{"rack", "r2"}}));
+  EXPECT_EQ(node["labels"], (nlohmann::json{{"reported", "yes"}}));
+  const nlohmann::json matched = Json({"nodes", "--selector", "rack=r2,reported=yes"});
+  ASSERT_EQ(matched.size(), 1u) << matched.dump();
+  EXPECT_EQ(matched[0]["name"], "e2e-label-n1");
+  stream_ctx->TryCancel();
+  stream->Finish().IgnoreError();
+
+  const ProcessResult unknown = Abodectl({"nodes", "label", "e2e-label-n9", "rack=r1"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, StartsWith("error: NOT_FOUND: "));
+}
+
 TEST_F(AbodectlE2eTest, WatchPrintsTheSnapshotFirst) {
   const ProcessResult watched = Abodectl({"watch", "--count", "1", "--node", "n1"});
   EXPECT_EQ(watched.exit_code, 0) << watched.err;

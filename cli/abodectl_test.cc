@@ -13,6 +13,8 @@
 namespace abode::cli {
 namespace {
 
+using LabelMap = std::map<std::string, std::string>;
+
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -178,6 +180,48 @@ TEST_F(AbodectlTest, RenewFillsEveryField) {
   EXPECT_EQ(request.owner(), "o");
   EXPECT_EQ(request.pool(), "pods");
   EXPECT_EQ(request.ttl_seconds(), 60);
+}
+
+TEST_F(AbodectlTest, LabelKeepsTheOwnersOtherLabelsSetsAndRemoves) {
+  v1::GetAllocationResponse held;
+  *held.add_allocations() = SomeAllocation("10.0.0.4", "o");
+  (*held.mutable_allocations(0)->mutable_labels())["k8s-pod-uid"] = "u1";
+  (*held.mutable_allocations(0)->mutable_labels())["app"] = "web";
+  (*held.mutable_allocations(0)->mutable_labels())["tier"] = "front";
+  fake_.Respond(held);
+  v1::UpdateLabelsResponse updated;
+  *updated.add_allocations() = SomeAllocation("10.0.0.4", "o");
+  fake_.Respond(updated);
+  const Result result = Run({"label", "--owner", "o", "--pool", "pods", "app=db", "zone=a", "--remove", "tier"});
+  ASSERT_EQ(result.exit_code, kExitOk) << result.err;
+  ASSERT_EQ(fake_.calls().size(), 2u);
+  EXPECT_EQ(fake_.calls()[0].method, kGetAllocation.path);
+  EXPECT_EQ(fake_.request<v1::GetAllocationRequest>(0).owner(), "o");
+  EXPECT_EQ(fake_.request<v1::GetAllocationRequest>(0).pool(), "pods");
+  EXPECT_EQ(fake_.calls()[1].method, kUpdateLabels.path);
+  const auto& request = fake_.request<v1::UpdateLabelsRequest>(1);
+  EXPECT_EQ(request.owner(), "o");
+  EXPECT_EQ(request.pool(), "pods");
+  EXPECT_EQ(LabelMap(request.labels().begin(), request.labels().end()),
+            (LabelMap{{"app", "db"}, {"zone", "a"}}));
+  EXPECT_THAT(request.keep_keys(), ::testing::ElementsAre("k8s-pod-uid")) << "set keys and removed ones are not kept";
+  EXPECT_THAT(result.out, ::testing::HasSubstr("10.0.0.4"));
+
+  // An owner holding nothing: the read's NOT_FOUND, and no write.
+  fake_.Fail(absl::NotFoundError("owner \"x\" holds no address"));
+  const Result missing = Run({"label", "--owner", "x", "app=db"});
+  EXPECT_EQ(missing.exit_code, kExitRpcError);
+  EXPECT_EQ(missing.err, "error: NOT_FOUND: owner \"x\" holds no address\n");
+  EXPECT_EQ(fake_.calls().size(), 3u);
+}
+
+TEST_F(AbodectlTest, LabelUsageErrorsNameTheArgument) {
+  ExpectUsageError({"label", "app=db"}, "--owner");
+  ExpectUsageError({"label", "--owner", "o"}, "give at least one KEY=VALUE to set or --remove KEY");
+  ExpectUsageError({"label", "--owner", "o", "app"}, "\"app\" is not key=value");
+  ExpectUsageError({"label", "--owner", "o", "=db"}, "\"=db\" is not key=value");
+  ExpectUsageError({"label", "--owner", "o", "app=db", "--remove", "app"},
+                   "--remove: key \"app\" is also set by app=db");
 }
 
 TEST_F(AbodectlTest, GetByOwnerOrByAddress) {

@@ -169,6 +169,7 @@ nlohmann::json NodeJson(const v1::Node& node) {
   return {
       {"name", node.spec().name()},
       {"labels", LabelsJson(node.spec().labels())},
+      {"set_labels", LabelsJson(node.set_labels())},
       {"interfaces", JsonArray(node.spec().interfaces(), &InterfaceJson)},
       {"ready", node.ready()},
       {"ready_change_time", TimeOrNull(node.ready_change_time_unix_ms())},
@@ -204,6 +205,7 @@ std::string NodeDetail(const v1::Node& node) {
       {"HEARTBEAT", node.last_heartbeat_unix_ms() == 0 ? OrNone("") : FormatUnixMillis(node.last_heartbeat_unix_ms())},
       {"CONNECTED", node.connected() ? "yes" : "no"},
       {"LABELS", OrNone(LabelsText(node.spec().labels()))},
+      {"SET-LABELS", OrNone(LabelsText(node.set_labels()))},
       {"INTERFACES", OrNone(absl::StrJoin(interfaces, "; "))},
       {"REVISION", absl::StrCat(node.revision())},
   });

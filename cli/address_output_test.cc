@@ -42,6 +42,7 @@ TEST(AddressOutputTest, NodeJsonTableAndDetail) {
   v1::Node node;
   node.mutable_spec()->set_name("node-a");
   (*node.mutable_spec()->mutable_labels())["zone"] = "a";
+  (*node.mutable_set_labels())["rack"] = "r1";
   v1::NodeInterface& interface = *node.mutable_spec()->add_interfaces();
   interface.set_name("eth0");
   interface.add_addresses("192.0.2.10/24");
@@ -60,6 +61,7 @@ TEST(AddressOutputTest, NodeJsonTableAndDetail) {
   const nlohmann::json json = NodeJson(node);
   EXPECT_EQ(json["name"], "node-a");
   EXPECT_EQ(json["labels"], (nlohmann::json{{"zone", "a"}}));
+  EXPECT_EQ(json["set_labels"], (nlohmann::json{{"rack", "r1"}}));
   EXPECT_EQ(json["interfaces"], nlohmann::json::parse(R"([{"name":"eth0","addresses":["192.0.2.10/24"]}])"));
   EXPECT_EQ(json["ready"], true);
   EXPECT_EQ(json["ready_change_time"], "2026-11-22T14:04:00Z");
@@ -70,7 +72,7 @@ TEST(AddressOutputTest, NodeJsonTableAndDetail) {
   EXPECT_EQ(json["assignments"][0]["id"], "magic/dd");
   EXPECT_EQ(json["statuses"], nlohmann::json::parse(R"([{"id":"magic/dd","revision":8,"state":"error",
                                                         "message":"nft: busy","report_time":null}])"));
-  EXPECT_EQ(json.size(), 11u);
+  EXPECT_EQ(json.size(), 12u);
 
   Repeated<v1::Node> nodes;
   *nodes.Add() = node;
@@ -79,6 +81,7 @@ TEST(AddressOutputTest, NodeJsonTableAndDetail) {
             "node-a   yes     2026-11-22T14:05:00Z   yes         zone=a   magic/dd=169.254.210.210\n");
   const std::string detail = NodeDetail(node);
   EXPECT_NE(detail.find("INTERFACES   eth0 192.0.2.10/24\n"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("SET-LABELS   rack=r1\n"), std::string::npos) << detail;
   EXPECT_NE(detail.find("magic/dd     8          error: nft: busy"), std::string::npos) << detail;
 }
 

@@ -1,7 +1,8 @@
-// allocate | release | renew | get | list | history.
+// allocate | release | renew | label | get | list | history.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,43 @@ void RenewCommand(CLI::App& app, CommandAction& selected) {
       WriteAllocations(output, renewed.allocations());
     });
   });
+}
+
+// Labels are replaced as a whole by UpdateLabels: the keys to keep are the owner's current ones (read first)
+// but those removed or set. A key another writer adds between the read and the write is not kept.
+void LabelCommand(CLI::App& app, CommandAction& selected) {
+  struct Flags {
+    v1::GetAllocationRequest get;
+    LabelEdit edit;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("label", "Set or remove labels of an owner's allocations");
+  command->add_option("--owner", *flags->get.mutable_owner(), "Owner key")->required();
+  command->add_option("--pool", *flags->get.mutable_pool(), "Only its allocation in this pool");
+  std::function<void()> check = AddLabelEdit(command, flags->edit);
+  OnSelected(
+      command, selected,
+      [flags](Session& session) -> absl::Status {
+        absl::StatusOr<v1::GetAllocationResponse> held = Call(session.transport, kGetAllocation, flags->get);
+        if (!held.ok()) return held.status();
+        v1::UpdateLabelsRequest request;
+        request.set_owner(flags->get.owner());
+        request.set_pool(flags->get.pool());
+        std::set<std::string> keep;
+        for (const v1::Allocation& a : held->allocations()) {
+          for (const auto& [key, value] : a.labels()) keep.insert(key);
+        }
+        for (const auto& [key, value] : flags->edit.Apply({})) {
+          (*request.mutable_labels())[key] = value;
+          keep.erase(key);
+        }
+        for (const std::string& key : flags->edit.remove) keep.erase(key);
+        for (const std::string& key : keep) request.add_keep_keys(key);
+        return CallAndWrite(session, kUpdateLabels, request, [](Output& output, const v1::UpdateLabelsResponse& done) {
+          WriteAllocations(output, done.allocations());
+        });
+      },
+      check);
 }
 
 void GetCommand(CLI::App& app, CommandAction& selected) {
@@ -172,6 +210,7 @@ void AddAllocationCommands(CLI::App& app, CommandAction& selected) {
   AllocateCommand(app, selected);
   ReleaseCommand(app, selected);
   RenewCommand(app, selected);
+  LabelCommand(app, selected);
   GetCommand(app, selected);
   ListCommand(app, selected);
   HistoryCommand(app, selected);

@@ -19,6 +19,8 @@ inline constexpr UnaryMethod<v1::DeletePoolRequest, v1::DeletePoolResponse> kDel
 inline constexpr UnaryMethod<v1::AllocateRequest, v1::Allocation> kAllocate{"/abode.v1.Allocator/Allocate"};
 inline constexpr UnaryMethod<v1::ReleaseRequest, v1::ReleaseResponse> kRelease{"/abode.v1.Allocator/Release"};
 inline constexpr UnaryMethod<v1::RenewRequest, v1::RenewResponse> kRenew{"/abode.v1.Allocator/Renew"};
+inline constexpr UnaryMethod<v1::UpdateLabelsRequest, v1::UpdateLabelsResponse> kUpdateLabels{
+    "/abode.v1.Allocator/UpdateLabels"};
 inline constexpr UnaryMethod<v1::GetAllocationRequest, v1::GetAllocationResponse> kGetAllocation{
     "/abode.v1.Allocator/GetAllocation"};
 inline constexpr UnaryMethod<v1::ListAllocationsRequest, v1::ListAllocationsResponse> kListAllocations{
@@ -37,6 +39,7 @@ inline constexpr ServerStreamMethod<v1::BackupRequest, v1::BackupChunk> kBackup{
 
 inline constexpr UnaryMethod<v1::GetNodeRequest, v1::Node> kGetNode{"/abode.v1.Nodes/GetNode"};
 inline constexpr UnaryMethod<v1::ListNodesRequest, v1::ListNodesResponse> kListNodes{"/abode.v1.Nodes/ListNodes"};
+inline constexpr UnaryMethod<v1::SetNodeLabelsRequest, v1::Node> kSetNodeLabels{"/abode.v1.Nodes/SetNodeLabels"};
 inline constexpr UnaryMethod<v1::DeleteNodeRequest, v1::DeleteNodeResponse> kDeleteNode{"/abode.v1.Nodes/DeleteNode"};
 inline constexpr StreamMethod<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse> kWatchAssignments{
     "/abode.v1.Nodes/WatchAssignments"};

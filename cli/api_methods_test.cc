@@ -52,6 +52,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kAllocate);
   ExpectMatchesDescriptor(kRelease);
   ExpectMatchesDescriptor(kRenew);
+  ExpectMatchesDescriptor(kUpdateLabels);
   ExpectMatchesDescriptor(kGetAllocation);
   ExpectMatchesDescriptor(kListAllocations);
   ExpectMatchesDescriptor(kGetHistory);
@@ -63,6 +64,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kBackup);
   ExpectMatchesDescriptor(kGetNode);
   ExpectMatchesDescriptor(kListNodes);
+  ExpectMatchesDescriptor(kSetNodeLabels);
   ExpectMatchesDescriptor(kDeleteNode);
   ExpectMatchesDescriptor(kWatchAssignments);
   ExpectMatchesDescriptor(kCreateExternalAddress);

@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,33 @@ void OnSelected(CLI::App* command, CommandAction& selected, CommandAction action
     if (check) check();
     selected = action;
   });
+}
+
+std::map<std::string, std::string> LabelEdit::Apply(std::map<std::string, std::string> current) const {
+  for (const std::string& key : remove) current.erase(key);
+  for (const std::string& label : set) {
+    const auto equals = label.find('=');
+    current[label.substr(0, equals)] = label.substr(equals + 1);
+  }
+  return current;
+}
+
+std::function<void()> AddLabelEdit(CLI::App* command, LabelEdit& edit) {
+  command->add_option("LABEL", edit.set, "KEY=VALUE to set (repeatable); other labels stay")
+      ->check(KeyValueValidator());
+  command->add_option("--remove", edit.remove, "Label key to remove (repeatable)")->allow_extra_args(false);
+  return [&edit] {
+    if (edit.set.empty() && edit.remove.empty()) {
+      throw CLI::ValidationError("LABEL", "give at least one KEY=VALUE to set or --remove KEY");
+    }
+    const std::set<std::string> removed(edit.remove.begin(), edit.remove.end());
+    for (const std::string& label : edit.set) {
+      const std::string key = label.substr(0, label.find('='));
+      if (removed.count(key)) {
+        throw CLI::ValidationError("--remove", absl::StrCat("key \"", key, "\" is also set by ", label));
+      }
+    }
+  };
 }
 
 std::function<void()> ExactlyOneOf(CLI::Option* a, CLI::Option* b) {

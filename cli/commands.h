@@ -70,6 +70,17 @@ CLI::Option* AddChoice(CLI::App* command, const std::string& name, T& target, st
       ->type_name(type_name);
 }
 
+// The KEY=VALUE arguments and --remove KEY flags of the label commands (`label`, `nodes label`).
+struct LabelEdit {
+  std::vector<std::string> set;     // KEY=VALUE, checked by KeyValueValidator
+  std::vector<std::string> remove;  // KEY
+  // `current` with the keys removed and the values set.
+  std::map<std::string, std::string> Apply(std::map<std::string, std::string> current) const;
+};
+// Declares them on `command`; the returned check (for OnSelected) refuses an edit that sets and removes
+// nothing, and a key both set and removed.
+std::function<void()> AddLabelEdit(CLI::App* command, LabelEdit& edit);
+
 // Validators for flag values that have a fixed shape.
 CLI::Validator KeyValueValidator();  // key=value with a non-empty key
 CLI::Validator TimeValidator();      // see ParseTimeArgument

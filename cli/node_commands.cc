@@ -1,8 +1,9 @@
-// nodes [list | get NAME | delete NODE] and watch --node NAME.
+// nodes [list | get NAME | label NODE | delete NODE] and watch --node NAME.
 #include <signal.h>
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,28 @@ void NodesCommand(CLI::App& app, CommandAction& selected) {
   OnSelected(get, selected, [get_request](Session& session) -> absl::Status {
     return CallAndWrite(session, kGetNode, *get_request, &WriteNode);
   });
+  // SetNodeLabels replaces the set labels as a whole: the node's current ones are read first and edited.
+  struct LabelFlags {
+    v1::GetNodeRequest get;
+    LabelEdit edit;
+  };
+  auto label_flags = std::make_shared<LabelFlags>();
+  CLI::App* label = nodes->add_subcommand(
+      "label", "Set or remove labels set on a node (node selectors match them over what abode-node reports)");
+  label->add_option("NODE", *label_flags->get.mutable_name(), "Node name")->required();
+  std::function<void()> label_check = AddLabelEdit(label, label_flags->edit);
+  OnSelected(
+      label, selected,
+      [label_flags](Session& session) -> absl::Status {
+        absl::StatusOr<v1::Node> node = Call(session.transport, kGetNode, label_flags->get);
+        if (!node.ok()) return node.status();
+        v1::SetNodeLabelsRequest request;
+        request.set_name(label_flags->get.name());
+        const std::map<std::string, std::string> current(node->set_labels().begin(), node->set_labels().end());
+        for (const auto& [key, value] : label_flags->edit.Apply(current)) (*request.mutable_labels())[key] = value;
+        return CallAndWrite(session, kSetNodeLabels, request, &WriteNode);
+      },
+      label_check);
   auto delete_request = std::make_shared<v1::DeleteNodeRequest>();
   CLI::App* del = nodes->add_subcommand(
       "delete", "Decommission a node: release the allocations made through it, move its external addresses, "

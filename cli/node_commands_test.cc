@@ -8,6 +8,8 @@
 namespace abode::cli {
 namespace {
 
+using LabelMap = std::map<std::string, std::string>;
+
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -132,11 +134,43 @@ TEST_F(NodeCommandsTest, WatchEndedByTheServerBeforeCountIsAnError) {
   EXPECT_THAT(result.out, StartsWith("revision 10 snapshot"));
 }
 
+TEST_F(NodeCommandsTest, NodesLabelEditsTheSetLabelsOnly) {
+  v1::Node node;
+  node.mutable_spec()->set_name("n1");
+  (*node.mutable_spec()->mutable_labels())["reported"] = "by-abode-node";
+  (*node.mutable_set_labels())["zone"] = "a";
+  (*node.mutable_set_labels())["rack"] = "r1";
+  fake_.Respond(node);
+  fake_.Respond(node);
+  const Result result = Run({"nodes", "label", "n1", "zone=b", "role=edge", "--remove", "rack"});
+  ASSERT_EQ(result.exit_code, kExitOk) << result.err;
+  ASSERT_EQ(fake_.calls().size(), 2u);
+  EXPECT_EQ(fake_.calls()[0].method, kGetNode.path);
+  EXPECT_EQ(fake_.request<v1::GetNodeRequest>(0).name(), "n1");
+  EXPECT_EQ(fake_.calls()[1].method, kSetNodeLabels.path);
+  const auto& request = fake_.request<v1::SetNodeLabelsRequest>(1);
+  EXPECT_EQ(request.name(), "n1");
+  EXPECT_EQ(LabelMap(request.labels().begin(), request.labels().end()),
+            (LabelMap{{"role", "edge"}, {"zone", "b"}}))
+      << "the reported labels are abode-node's, never copied into the set ones";
+  EXPECT_THAT(result.out, StartsWith("NAME         n1\n"));
+
+  fake_.Fail(absl::NotFoundError("node \"n9\" is not registered"));
+  const Result missing = Run({"nodes", "label", "n9", "zone=a"});
+  EXPECT_EQ(missing.exit_code, kExitRpcError);
+  EXPECT_EQ(missing.err, "error: NOT_FOUND: node \"n9\" is not registered\n");
+  EXPECT_EQ(fake_.calls().size(), 3u);
+}
+
 TEST_F(NodeCommandsTest, BadUsageExitsTwo) {
   ExpectUsageError({"watch"}, "--node");
   ExpectUsageError({"watch", "--node", "n1", "--count", "0"}, "--count");
   ExpectUsageError({"nodes", "get"}, "NAME");
   ExpectUsageError({"nodes", "delete"}, "NODE");
+  ExpectUsageError({"nodes", "label"}, "NODE");
+  ExpectUsageError({"nodes", "label", "n1"}, "give at least one KEY=VALUE to set or --remove KEY");
+  ExpectUsageError({"nodes", "label", "n1", "zone"}, "\"zone\" is not key=value");
+  ExpectUsageError({"nodes", "label", "n1", "zone=a", "--remove", "zone"}, "--remove: key \"zone\" is also set");
 }
 
 }  // namespace

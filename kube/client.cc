@@ -3,11 +3,10 @@
 #include <cstdio>
 #include <ctime>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace abode::kube {
-namespace {
-
 std::string Rfc3339(int64_t unix_ms) {
   const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
@@ -16,6 +15,8 @@ std::string Rfc3339(int64_t unix_ms) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+namespace {
 
 std::string ApiVersionPath(absl::string_view group_version) {
   return group_version.find('/') == absl::string_view::npos ? absl::StrCat("/api/", group_version)
@@ -108,6 +109,10 @@ absl::StatusOr<json> KubeClient::MergePatch(const std::string& path, const json&
   return Call("PATCH", path, patch.dump(), "application/merge-patch+json", absl::StrCat("PATCH ", path));
 }
 
+absl::StatusOr<json> KubeClient::StrategicMergePatch(const std::string& path, const json& patch) {
+  return Call("PATCH", path, patch.dump(), "application/strategic-merge-patch+json", absl::StrCat("PATCH ", path));
+}
+
 absl::StatusOr<json> KubeClient::Apply(const std::string& path, const json& object, const std::string& field_manager,
                                        bool force) {
   const std::string full =
@@ -132,8 +137,17 @@ absl::StatusOr<ListResult> KubeClient::List(const std::string& collection_path, 
     const json& meta = (*page)["metadata"];
     if (out.resource_version.empty()) out.resource_version = meta.value("resourceVersion", std::string());
     cont = meta.value("continue", std::string());
+    // The server leaves kind and apiVersion out of a list's items; they are the list's, less "List" (as a
+    // watch event's object carries them), so an object reads the same however it reached the cache.
+    std::string kind = page->value("kind", std::string());
+    if (absl::EndsWith(kind, "List")) kind.resize(kind.size() - 4);
+    const std::string api_version = page->value("apiVersion", std::string());
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
-      for (auto& item : *items) out.items.push_back(std::move(item));
+      for (auto& item : *items) {
+        if (item.is_object() && !item.contains("kind") && !kind.empty()) item["kind"] = kind;
+        if (item.is_object() && !item.contains("apiVersion") && !api_version.empty()) item["apiVersion"] = api_version;
+        out.items.push_back(std::move(item));
+      }
     }
   } while (!cont.empty());
   return out;
@@ -182,7 +196,7 @@ absl::StatusOr<std::string> KubeClient::Watch(const std::string& collection_path
   return last;
 }
 
-absl::Status KubeClient::RecordEvent(const json& object, const std::string& type, const std::string& reason,
+absl::StatusOr<json> KubeClient::RecordEvent(const json& object, const std::string& type, const std::string& reason,
                                      const std::string& message, const std::string& component, int64_t now_unix_ms) {
   const json meta = object.value("metadata", json::object());
   std::string ns = meta.value("namespace", std::string());
@@ -208,7 +222,7 @@ absl::Status KubeClient::RecordEvent(const json& object, const std::string& type
       {"lastTimestamp", now},
       {"count", 1},
   };
-  return Create(ResourcePath("v1", "events", ns), ev).status();
+  return Create(ResourcePath("v1", "events", ns), ev);
 }
 
 }  // namespace abode::kube

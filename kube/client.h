@@ -29,6 +29,8 @@ using nlohmann::json;
 // "coordination.k8s.io/v1" otherwise; empty `ns` for cluster-scoped resources or all namespaces.
 std::string ResourcePath(absl::string_view group_version, absl::string_view resource, absl::string_view ns = "",
                          absl::string_view name = "", absl::string_view subresource = "");
+// "2026-12-06T01:02:03Z" (metav1.Time) of a Unix time in milliseconds.
+std::string Rfc3339(int64_t unix_ms);
 // Percent-encodes a query value.
 std::string QueryEscape(absl::string_view value);
 
@@ -57,6 +59,9 @@ class KubeClient {
   // PUT: with metadata.resourceVersion set, a concurrent change makes it ABORTED.
   absl::StatusOr<json> Replace(const std::string& path, const json& object);
   absl::StatusOr<json> MergePatch(const std::string& path, const json& patch);
+  // A strategic merge patch: lists with a merge key (a pod's status.conditions, by type) merge item by item,
+  // so a patch of one condition leaves the others (the kubelet's) as they are.
+  absl::StatusOr<json> StrategicMergePatch(const std::string& path, const json& patch);
   // Server-side apply under `field_manager`, taking fields from other managers when `force`.
   absl::StatusOr<json> Apply(const std::string& path, const json& object, const std::string& field_manager,
                              bool force = true);
@@ -73,8 +78,9 @@ class KubeClient {
                                     const std::function<bool(const WatchEvent&)>& on_event,
                                     const std::function<bool()>& stopped, int timeout_seconds = 300);
 
-  // A core/v1 Event about `object` (its kind, namespace, name, uid from the object), by `component`.
-  absl::Status RecordEvent(const json& object, const std::string& type, const std::string& reason,
+  // Creates a core/v1 Event about `object` (its kind, namespace, name, uid from the object), by `component`,
+  // with count 1; returns it as created. EventRecorder aggregates repeats.
+  absl::StatusOr<json> RecordEvent(const json& object, const std::string& type, const std::string& reason,
                            const std::string& message, const std::string& component, int64_t now_unix_ms);
 
  private:

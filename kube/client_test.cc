@@ -59,14 +59,18 @@ TEST_F(ClientTest, AnswersMapToPreciseStatusCodesWithTheServerMessage) {
 TEST_F(ClientTest, ListFollowsContinueTokensAndKeepsTheFirstResourceVersion) {
   transport_.SetHandler([](const HttpRequest& r) {
     if (r.path.find("continue=") == std::string::npos) {
-      return HttpResponse{200, R"({"metadata":{"resourceVersion":"100","continue":"p2"},"items":[{"a":1}]})"};
+      return HttpResponse{200, R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"100",
+                                   "continue":"p2"},"items":[{"a":1}]})"};
     }
-    return HttpResponse{200, R"({"metadata":{"resourceVersion":"101"},"items":[{"a":2},{"a":3}]})"};
+    return HttpResponse{200, R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"101"},
+                                 "items":[{"a":2},{"a":3}]})"};
   });
   auto list = client_.List("/api/v1/pods", "app=x", 1);
   ASSERT_TRUE(list.ok()) << list.status();
   EXPECT_EQ(list->resource_version, "100");
   EXPECT_EQ(list->items.size(), 3u);
+  // Items carry their kind and apiVersion, as a watch event's object does (the server leaves them out).
+  EXPECT_EQ(list->items[2], (json{{"a", 3}, {"kind", "Pod"}, {"apiVersion", "v1"}}));
   auto reqs = transport_.requests();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].path, "/api/v1/pods?limit=1&labelSelector=app%3Dx");

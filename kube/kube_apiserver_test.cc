@@ -1,186 +1,20 @@
 // abode-kube's controllers against a REAL kube-apiserver and etcd (scripts/kube-test-env.sh) and a real
 // allocator on port 0. No kubelet runs: pods are API objects only, and their allocations are made through
 // abode's API with the labels the CNI plugin gives them.
-#include <stdlib.h>
-
-#include <chrono>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 
-#include <grpcpp/create_channel.h>
-
 #include "absl/strings/str_cat.h"
-#include "allocator-service/server.h"
-#include "cni/cni_invocation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kube/curl_transport.h"
+#include "kube/kube_apiserver_fixture.h"
 #include "kube/leader_election.h"
-#include "kube/sync.h"
-#include "replication/clock.h"
-#include "test-support/eventually.h"
-#include "test-support/temp_dir.h"
 
 namespace abode::kube {
 namespace {
-
-using test_support::Eventually;
-using test_support::TempDir;
-using namespace std::chrono_literals;
-
-std::string Script() { return std::string(ABODE_SOURCE_DIR) + "/scripts/kube-test-env.sh"; }
-
-class KubeApiServerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const int rc = std::system((Script() + " start " + env_dir_.path() + " > " + env_dir_.File("start.log") + " 2>&1").c_str());
-    if (WEXITSTATUS(rc) == 77 && std::getenv("CI") == nullptr) GTEST_SKIP() << "kube-apiserver/etcd not built";
-    ASSERT_EQ(WEXITSTATUS(rc), 0) << "kube-test-env.sh failed; see " << env_dir_.File("start.log");
-    started_ = true;
-    auto config = KubeconfigConfig(env_dir_.File("kubeconfig"));
-    ASSERT_TRUE(config.ok()) << config.status();
-    config_ = *config;
-    transport_ = std::make_unique<CurlTransport>(config_.tls);
-    tokens_ = std::make_unique<TokenSource>(config_, clock_);
-    kube_ = std::make_unique<KubeClient>(*transport_, *tokens_);
-
-    allocator::ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = data_dir_.path() + "/data";
-    o.raft.clock = &clock_;
-    o.node_lease_ms = 600'000;  // the registered test node stays ready without heartbeats
-    auto s = allocator::AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
-    alloc_ = v1::Allocator::NewStub(ch);
-    nodes_ = v1::Nodes::NewStub(ch);
-    ext_ = v1::ExternalAddresses::NewStub(ch);
-    pools_ = v1::Pools::NewStub(ch);
-    eip_ = v1::ElasticAddresses::NewStub(ch);
-    magic_ = v1::MagicAddresses::NewStub(ch);
-    Pool("pods", "10.1.0.0/16", v1::POOL_PURPOSE_WORKLOAD);
-    Pool("ext", "203.0.113.0/28", v1::POOL_PURPOSE_EXTERNAL);
-  }
-  void TearDown() override {
-    if (sync_) sync_->Stop();
-    sync_.reset();
-    server_.reset();
-    if (started_) (void)!std::system((Script() + " stop " + env_dir_.path() + " > /dev/null 2>&1").c_str());
-  }
-  void StartSync(SyncOptions options = {}) {
-    options.pod_gc_interval_ms = 200;
-    sync_ = std::make_unique<Sync>(*kube_, AbodeApi{alloc_.get(), nodes_.get(), ext_.get(), pools_.get(), eip_.get()}, clock_,
-                                   options, [] { return true; });
-    sync_->Start();
-    ASSERT_TRUE(Eventually([&] { return sync_->synced(); }, 30s));
-  }
-  void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
-    grpc::ClientContext ctx;
-    v1::CreatePoolRequest req;
-    req.mutable_pool()->set_name(name);
-    req.mutable_pool()->set_cidr(cidr);
-    req.mutable_pool()->set_purpose(purpose);
-    v1::Pool out;
-    grpc::Status s = pools_->CreatePool(&ctx, req, &out);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-  // A pod object (never run: no kubelet) and its allocation as the CNI plugin makes it. Returns the UID.
-  std::string PodWithAllocation(const std::string& ns, const std::string& name, const std::string& app,
-                                const std::string& owner, json extra_labels = json::object()) {
-    json labels = extra_labels;
-    labels["app"] = app;
-    json pod = {{"apiVersion", "v1"},
-                {"kind", "Pod"},
-                {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"annotations", {{kPoolAnnotation, "ext"}}}}},
-                {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "c"}, {"image", "agent"}}}}}}};
-    auto created = kube_->Create(ResourcePath("v1", "pods", ns), pod);
-    EXPECT_TRUE(created.ok()) << created.status();
-    const std::string uid = (*created)["metadata"]["uid"];
-    grpc::ClientContext ctx;
-    v1::AllocateRequest req;
-    req.set_pool("pods");
-    req.set_owner(owner);
-    req.set_node("n1");
-    (*req.mutable_labels())[cni::kLabelPodNamespace] = ns;
-    (*req.mutable_labels())[cni::kLabelPodName] = name;
-    (*req.mutable_labels())[cni::kLabelPodUid] = uid;
-    (*req.mutable_labels())[cni::kLabelNetwork] = "abode";
-    v1::Allocation out;
-    EXPECT_TRUE(alloc_->Allocate(&ctx, req, &out).ok());
-    return uid;
-  }
-  void Namespace(const std::string& ns) {
-    ASSERT_TRUE(kube_->Create(ResourcePath("v1", "namespaces"),
-                              {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}})
-                    .ok());
-  }
-  // Owners of the allocations `selector` picks, as abode answers.
-  std::set<std::string> Selected(const std::string& selector) {
-    grpc::ClientContext ctx;
-    v1::ListAllocationsRequest req;
-    req.set_label_selector(selector);
-    v1::ListAllocationsResponse out;
-    std::set<std::string> owners;
-    if (!alloc_->ListAllocations(&ctx, req, &out).ok()) return owners;
-    for (const auto& a : out.allocations()) owners.insert(a.owner());
-    return owners;
-  }
-  std::map<std::string, std::string> Externals() {
-    grpc::ClientContext ctx;
-    v1::ListExternalAddressesRequest req;
-    v1::ListExternalAddressesResponse out;
-    std::map<std::string, std::string> got;
-    if (!ext_->ListExternalAddresses(&ctx, req, &out).ok()) return got;
-    for (const auto& x : out.addresses()) got[x.spec().name()] = x.address();
-    return got;
-  }
-
-  // Registers node `name` as its node client would: a WatchAssignments stream on `ctx`, closed by CloseStream.
-  using NodeStream = grpc::ClientReaderWriter<v1::WatchAssignmentsRequest, v1::WatchAssignmentsResponse>;
-  std::unique_ptr<NodeStream> OpenNodeStream(grpc::ClientContext& ctx, const std::string& name) {
-    auto stream = nodes_->WatchAssignments(&ctx);
-    v1::WatchAssignmentsRequest start;
-    start.mutable_start()->set_node(name);
-    start.mutable_start()->mutable_registration()->set_name(name);
-    EXPECT_TRUE(stream->Write(start));
-    return stream;
-  }
-  static void CloseStream(grpc::ClientContext& ctx, NodeStream& stream) {
-    ctx.TryCancel();
-    v1::WatchAssignmentsResponse drain;
-    while (stream.Read(&drain)) {
-    }
-    (void)stream.Finish();
-  }
-  grpc::Status GetNode(const std::string& name, v1::Node* out) {
-    grpc::ClientContext ctx;
-    v1::GetNodeRequest req;
-    req.set_name(name);
-    return nodes_->GetNode(&ctx, req, out);
-  }
-
-  TempDir env_dir_;
-  TempDir data_dir_;
-  bool started_ = false;
-  replication::SystemClock clock_;
-  ClusterConfig config_;
-  std::unique_ptr<CurlTransport> transport_;
-  std::unique_ptr<TokenSource> tokens_;
-  std::unique_ptr<KubeClient> kube_;
-  std::unique_ptr<allocator::AllocatorServer> server_;
-  std::unique_ptr<v1::Allocator::Stub> alloc_;
-  std::unique_ptr<v1::Nodes::Stub> nodes_;
-  std::unique_ptr<v1::ExternalAddresses::Stub> ext_;
-  std::unique_ptr<v1::Pools::Stub> pools_;
-  std::unique_ptr<v1::ElasticAddresses::Stub> eip_;
-  std::unique_ptr<v1::MagicAddresses::Stub> magic_;
-  std::unique_ptr<Sync> sync_;
-};
 
 TEST_F(KubeApiServerTest, PodLabelsReachAllocationsAndFollowChangesAcrossAnApiServerRestart) {
   Namespace("mon");
@@ -511,6 +345,100 @@ TEST_F(KubeApiServerTest, OnlyTheLeaderWritesAndTheOtherTakesOverWhenItStops) {
   sync_b->Stop();
   stop_b.Stop();
   run_b.join();
+}
+
+// The same refusal, again and again: one Event whose count says how often, as Kubernetes' event recorder
+// aggregates it.
+TEST_F(KubeApiServerTest, ARepeatedRefusalIsOneEventWithACount) {
+  StartSync();
+  json svc = {{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", {{"name", "web"}, {"namespace", "default"}}},
+              {"spec", {{"ports", {{{"port", 80}, {"protocol", "TCP"}}}}, {"externalIPs", {"198.51.100.7"}}}}};
+  ASSERT_TRUE(kube_->Create(ResourcePath("v1", "services", "default"), svc).ok());
+  auto refusals = [&] {
+    std::vector<json> found;
+    auto events = kube_->List(ResourcePath("v1", "events", "default"));
+    if (!events.ok()) return found;
+    for (const auto& e : events->items) {
+      if (e.value("reason", "") == "ExternalIPRefused" && e["involvedObject"].value("name", "") == "web") {
+        found.push_back(e);
+      }
+    }
+    return found;
+  };
+  // The leader's reconcile of the new Service refuses once; four more reconciles refuse again.
+  ASSERT_TRUE(Eventually([&] { return refusals().size() == 1; }, 10s));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(sync_->Reconcile("svc/default/web").ok());
+  const auto events = refusals();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].value("count", 0), 5);
+  EXPECT_THAT(events[0].value("message", ""), ::testing::HasSubstr("198.51.100.7"));
+  EXPECT_LE(events[0].value("firstTimestamp", ""), events[0].value("lastTimestamp", ""));
+  EXPECT_EQ(sync_->counters().events_recorded.load(), 5u);
+}
+
+// A pod given an elastic address carries the condition abode.dev/ElasticAddressReady, written through
+// pods/status by a strategic merge patch that leaves the kubelet's conditions alone.
+TEST_F(KubeApiServerTest, APodsElasticAddressIsAStatusConditionBesideTheKubeletsOwn) {
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata",
+               {{"name", "db-0"},
+                {"namespace", "default"},
+                {"labels", {{kElasticLabel, "true"}}},
+                {"annotations", {{kPoolAnnotation, "ext"}}}}},
+              {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "c"}, {"image", "db"}}}}}}};
+  auto created = kube_->Create(ResourcePath("v1", "pods", "default"), pod);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string uid = (*created)["metadata"]["uid"];
+  const std::string status_path = ResourcePath("v1", "pods", "default", "db-0", "status");
+  // The kubelet's view, as it would report it.
+  ASSERT_TRUE(kube_->StrategicMergePatch(status_path, {{"status", {{"conditions", {{{"type", "Ready"},
+                                                                                    {"status", "False"},
+                                                                                    {"reason", "ContainersNotReady"}}}}}}})
+                  .ok());
+  StartSync();
+  auto condition = [&] {
+    auto got = kube_->Get(ResourcePath("v1", "pods", "default", "db-0"));
+    return got.ok() ? Condition(*got, kElasticReadyCondition) : json::object();
+  };
+  // No allocation yet (the CNI plugin has not run): not ready, and why.
+  ASSERT_TRUE(Eventually([&] { return condition().value("reason", "") == "WaitingForAllocation"; }, 10s))
+      << condition().dump();
+  EXPECT_EQ(condition()["status"], "False");
+  {
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool("pods");
+    req.set_owner("cid-db/eth0");
+    req.set_node("n1");
+    (*req.mutable_labels())[cni::kLabelPodNamespace] = "default";
+    (*req.mutable_labels())[cni::kLabelPodName] = "db-0";
+    (*req.mutable_labels())[cni::kLabelPodUid] = uid;
+    v1::Allocation out;
+    ASSERT_TRUE(alloc_->Allocate(&ctx, req, &out).ok());
+  }
+  // The retry finds the allocation: ready, naming the address the pod is annotated with.
+  ASSERT_TRUE(Eventually([&] { return condition().value("status", "") == "True"; }, 20s)) << condition().dump();
+  auto got = kube_->Get(ResourcePath("v1", "pods", "default", "db-0"));
+  ASSERT_TRUE(got.ok());
+  const json ready = Condition(*got, kElasticReadyCondition);
+  EXPECT_EQ(ready["reason"], "Associated");
+  EXPECT_EQ(ready["message"], "elastic address " + Annotation(*got, kElasticAddressAnnotation));
+  EXPECT_FALSE(ready.value("lastTransitionTime", "").empty());
+  const json kubelet = Condition(*got, "Ready");
+  ASSERT_FALSE(kubelet.empty()) << "the kubelet's condition stays";
+  EXPECT_EQ(kubelet["reason"], "ContainersNotReady");
+
+  // The kubelet reports again (its own condition only): abode's stays.
+  ASSERT_TRUE(kube_->StrategicMergePatch(status_path, {{"status", {{"conditions", {{{"type", "Ready"},
+                                                                                    {"status", "True"}}}}}}})
+                  .ok());
+  got = kube_->Get(ResourcePath("v1", "pods", "default", "db-0"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Condition(*got, "Ready")["status"], "True");
+  EXPECT_EQ(Condition(*got, kElasticReadyCondition)["status"], "True");
 }
 
 }  // namespace

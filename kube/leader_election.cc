@@ -63,6 +63,7 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
   const int64_t now = clock_.NowUnixMs();
   auto current = client_.Get(path_);
   absl::Status wrote;
+  bool taken = true;  // from nobody or from another holder, rather than our own record renewed
   if (current.status().code() == absl::StatusCode::kNotFound) {
     wrote = client_.Create(collection_, LeaseBody(json(), true)).status();
   } else if (!current.ok()) {
@@ -85,6 +86,7 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
     }
     // The PUT carries the resourceVersion read: a concurrent writer makes it 409 ABORTED.
     wrote = client_.Replace(path_, LeaseBody(*current, !mine)).status();
+    taken = !mine;
   }
   if (!wrote.ok()) {
     // Not renewed this round: still leading only while the last renewal is within the deadline.
@@ -93,6 +95,7 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
     return wrote;
   }
   if (!leading_) transitions_.fetch_add(1);
+  if (taken) epoch_.fetch_add(1);
   renewed_at_ms_ = now;
   leading_ = true;
   observed_holder_ = options_.identity;

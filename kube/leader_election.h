@@ -53,6 +53,10 @@ class LeaderElector {
   // Leading, and renewed within the renew deadline (by the injected clock).
   bool is_leader() const;
   uint64_t transitions() const { return transitions_.load(); }
+  // Changes whenever this candidate takes the Lease (created, or taken from another holder or from none),
+  // and not when it renews its own record, also after a lapse (an API server out for longer than the renew
+  // deadline): the same epoch means nobody else can have led in between.
+  uint64_t epoch() const { return epoch_.load(); }
 
  private:
   json LeaseBody(const json& previous, bool take_over) const;
@@ -71,6 +75,7 @@ class LeaderElector {
   std::atomic<bool> leading_{false};
   std::atomic<int64_t> renewed_at_ms_{0};
   std::atomic<uint64_t> transitions_{0};
+  std::atomic<uint64_t> epoch_{0};
 };
 
 }  // namespace abode::kube

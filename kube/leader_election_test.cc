@@ -114,6 +114,28 @@ TEST_F(LeaderElectionTest, ALeaderThatCannotReachTheServerStepsDownBeforeExpiry)
   EXPECT_FALSE(a_.is_leader());
 }
 
+// The epoch tells a new leadership that continues this candidate's own record (nobody else led: the queue
+// holds everything that changed) from one that took the Lease over (everything must be reconciled again).
+TEST_F(LeaderElectionTest, TheEpochStaysThroughALapseAndChangesWhenTheLeaseChangesHands) {
+  ASSERT_TRUE(*a_.TryAcquireOrRenew());
+  const uint64_t first = a_.epoch();
+  EXPECT_EQ(first, 1u);
+  transport_.SetHandler([](const HttpRequest&) { return HttpResponse{503, R"({"message":"down"})"}; });
+  clock_.Advance(11'000);
+  EXPECT_FALSE(a_.TryAcquireOrRenew().ok());
+  EXPECT_FALSE(a_.is_leader()) << "past the renew deadline";
+  transport_.SetHandler([this](const HttpRequest& r) { return store_.Answer(r); });
+  ASSERT_TRUE(*a_.TryAcquireOrRenew()) << "its own record, not yet taken by anyone";
+  EXPECT_EQ(a_.epoch(), first);
+  EXPECT_EQ(a_.transitions(), 2u);
+
+  ASSERT_TRUE(a_.Release().ok());
+  ASSERT_TRUE(*b_.TryAcquireOrRenew());
+  ASSERT_TRUE(b_.Release().ok());
+  ASSERT_TRUE(*a_.TryAcquireOrRenew());
+  EXPECT_NE(a_.epoch(), first) << "b led in between";
+}
+
 TEST(MicroTimeTest, RoundTrips) {
   EXPECT_EQ(MicroTime(1'700'000'000'123), "2023-11-14T22:13:20.123000Z");
   EXPECT_EQ(ParseMicroTime("2023-11-14T22:13:20.123000Z"), 1'700'000'000'123);

@@ -13,6 +13,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "kube/allocator_writes.h"
 #include "kube/health_server.h"
 #include "kube/leader_election.h"
 #include "kube/sync.h"
@@ -35,6 +36,9 @@ struct Flags {
   std::string default_pool;
   std::string port_file;
   int64_t pod_gc_grace_s = 60;
+  double lease_duration_s = 15;
+  double renew_deadline_s = 10;
+  double retry_period_s = 2;
   int64_t allocation_relist_s = 300;
   bool check_config = false;
 };
@@ -42,7 +46,8 @@ struct Flags {
 // What /metrics serves, read at scrape time.
 class KubeMetrics final : public prometheus::Collectable {
  public:
-  KubeMetrics(const Sync& sync, const LeaderElector& elector) : sync_(sync), elector_(elector) {}
+  KubeMetrics(const Sync& sync, const LeaderElector& elector, const AllocatorWrites& writes)
+      : sync_(sync), elector_(elector), writes_(writes) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     using metrics::Family;
     using metrics::Sample;
@@ -51,7 +56,27 @@ class KubeMetrics final : public prometheus::Collectable {
     auto counter = [](const char* name, const char* help, const std::atomic<uint64_t>& v) {
       return Family(name, help, MetricType::Counter, {Sample(static_cast<double>(v.load()))});
     };
+    std::vector<prometheus::ClientMetric> writes;
+    for (const auto& [key, n] : writes_.Counts()) {
+      writes.push_back(Sample(static_cast<double>(n),
+                              {{"controller", key.controller}, {"method", key.method}, {"code", key.code}}));
+    }
+    std::vector<prometheus::ClientMetric> lists, errors, gone;
+    for (const auto& [resource, stats] : sync_.informer_stats()) {
+      lists.push_back(Sample(static_cast<double>(stats.lists), {{"resource", resource}}));
+      gone.push_back(Sample(static_cast<double>(stats.gone), {{"resource", resource}}));
+      errors.push_back(Sample(static_cast<double>(stats.errors), {{"resource", resource}}));
+    }
     return {
+        Family("abode_kube_informer_lists_total", "full lists (the first, and relists)", MetricType::Counter,
+               std::move(lists)),
+        Family("abode_kube_informer_gone_total", "watches answered 410 Gone (each causes a relist)",
+               MetricType::Counter, std::move(gone)),
+        Family("abode_kube_informer_errors_total", "lists and watches that failed otherwise (broken streams)",
+               MetricType::Counter, std::move(errors)),
+        Family("abode_kube_allocator_writes_total",
+               "calls that change abode's state, by controller, method and answer (reads are not counted)",
+               MetricType::Counter, std::move(writes)),
         Family("abode_kube_leader", "1 while this replica leads and may write", MetricType::Gauge,
                {Sample(elector_.is_leader() ? 1 : 0)}),
         Family("abode_kube_leader_transitions_total", "times this replica became leader", MetricType::Counter,
@@ -83,6 +108,7 @@ class KubeMetrics final : public prometheus::Collectable {
  private:
   const Sync& sync_;
   const LeaderElector& elector_;
+  const AllocatorWrites& writes_;
 };
 
 absl::StatusOr<ClusterConfig> LoadConfig(const Flags& f) {
@@ -111,6 +137,15 @@ absl::StatusOr<ClusterConfig> Check(Flags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--allocator: \"", f.allocator, "\" is not HOST:PORT"));
   }
   if (f.pod_gc_grace_s < 1) return absl::InvalidArgumentError("--pod-gc-grace-seconds: must be at least 1");
+  // client-go's rule: a leader gives up (renew deadline) before the others may take over (lease duration),
+  // and retries several times within the deadline.
+  if (f.retry_period_s <= 0) return absl::InvalidArgumentError("--retry-period-seconds: must be above 0");
+  if (f.renew_deadline_s <= f.retry_period_s) {
+    return absl::InvalidArgumentError("--renew-deadline-seconds: must be above --retry-period-seconds");
+  }
+  if (f.lease_duration_s <= f.renew_deadline_s) {
+    return absl::InvalidArgumentError("--lease-duration-seconds: must be above --renew-deadline-seconds");
+  }
   if (f.allocation_relist_s < 1) return absl::InvalidArgumentError("--allocation-relist-seconds: must be at least 1");
   if (!config->token_file.empty()) {
     if (auto t = ReadFile(config->token_file); !t.ok()) return t.status();
@@ -140,9 +175,14 @@ int Run(Flags f) {
   CurlTransport transport(config->tls);
   TokenSource tokens(*config, clock);
   KubeClient kube(transport, tokens);
-  LeaderElector elector(kube, clock, LeaseOptions{f.lease_namespace, f.lease_name, f.identity});
+  auto ms = [](double seconds) { return static_cast<int64_t>(seconds * 1000); };
+  LeaderElector elector(kube, clock,
+                        LeaseOptions{f.lease_namespace, f.lease_name, f.identity, ms(f.lease_duration_s),
+                                     ms(f.renew_deadline_s), ms(f.retry_period_s)});
 
-  auto channel = grpc::CreateChannel(f.allocator, grpc::InsecureChannelCredentials());
+  // Every stub shares one channel, so every write abode-kube makes is counted (abode_kube_allocator_writes_total).
+  AllocatorWrites writes;
+  auto channel = CreateCountedChannel(f.allocator, grpc::InsecureChannelCredentials(), writes);
   auto allocator = v1::Allocator::NewStub(channel);
   auto nodes = v1::Nodes::NewStub(channel);
   auto externals = v1::ExternalAddresses::NewStub(channel);
@@ -151,6 +191,7 @@ int Run(Flags f) {
   SyncOptions options;
   options.default_external_pool = f.default_pool;
   options.pod_gc_grace_ms = f.pod_gc_grace_s * 1000;
+  options.leader_epoch = [&] { return elector.epoch(); };
   options.allocation_relist_ms = f.allocation_relist_s * 1000;
   Sync sync(kube, AbodeApi{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
             [&] { return elector.is_leader(); });
@@ -160,7 +201,7 @@ int Run(Flags f) {
     std::cerr << "abode-kube: " << endpoint.status().message() << "\n";
     return 2;
   }
-  auto collectable = std::make_shared<KubeMetrics>(sync, elector);
+  auto collectable = std::make_shared<KubeMetrics>(sync, elector, writes);
   (*endpoint)->Register(collectable);
   auto health = HealthServer::Start(
       f.health_listen, [] { return absl::OkStatus(); },
@@ -215,6 +256,11 @@ int main(int argc, char** argv) {
   app.add_option("--health-listen", f.health_listen, "/healthz and /readyz address IPV4:PORT");
   app.add_option("--default-external-pool", f.default_pool, "external pool of LoadBalancer Services naming none");
   app.add_option("--pod-gc-grace-seconds", f.pod_gc_grace_s, "how long a pod must be gone before its allocations go");
+  app.add_option("--lease-duration-seconds", f.lease_duration_s,
+                 "how long the others wait on an unrenewed Lease before taking it over");
+  app.add_option("--renew-deadline-seconds", f.renew_deadline_s,
+                 "how long the leader keeps writing without a successful renewal (below the lease duration)");
+  app.add_option("--retry-period-seconds", f.retry_period_s, "how often candidates try to acquire or renew the Lease");
   app.add_option("--allocation-relist-seconds", f.allocation_relist_s,
                  "how often the pod allocation index is listed again in full (between: lookups per pod)");
   app.add_option("--port-file", f.port_file, "write \"METRICS_PORT HEALTH_PORT\" here once both serve");

@@ -59,7 +59,8 @@ Sync::Sync(KubeClient& kube, AbodeApi abode, replication::Clock& clock, SyncOpti
       clock_(clock),
       options_(std::move(options)),
       is_leader_(std::move(is_leader)),
-      queue_(clock) {
+      queue_(clock),
+      events_(kube, clock, kFieldManager) {
   auto on = [this](const char* kind) {
     return [this, kind](const ObjectPtr& before, const ObjectPtr& after) {
       queue_.Add(absl::StrCat(kind, (after ? after : before)->key));
@@ -102,7 +103,7 @@ std::unique_ptr<grpc::ClientContext> Sync::Rpc() const {
 }
 
 void Sync::Event(const json& object, const std::string& type, const std::string& reason, const std::string& message) {
-  if (kube_.RecordEvent(object, type, reason, message, kFieldManager, clock_.NowUnixMs()).ok()) {
+  if (events_.Record(object, type, reason, message).ok()) {
     counters_.events_recorded.fetch_add(1);
   }
 }
@@ -136,7 +137,12 @@ void Sync::Work() {
         next_relist_ms_ = now + options_.allocation_relist_ms;
       }
     }
-    if (!was_leader_.exchange(true)) EnqueueAll();  // a new leader reconciles everything once
+    if (!was_leader_.exchange(true)) {  // a new leader reconciles everything once
+      std::optional<uint64_t> epoch;
+      if (options_.leader_epoch) epoch = options_.leader_epoch();
+      if (!epoch || epoch != led_epoch_) EnqueueAll();
+      led_epoch_ = epoch;
+    }
     if (now >= next_resync) {
       EnqueueAll();
       next_resync = now + options_.resync_ms;

@@ -35,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "absl/status/status.h"
 #include "kube/backoff.h"
 #include "kube/client.h"
+#include "kube/event_recorder.h"
 #include "kube/informer.h"
 #include "kube/pod_allocations.h"
 #include "kube/stop_signal.h"
@@ -61,6 +63,8 @@ inline constexpr char kElasticLabel[] = "abode.dev/elastic-ip";              // 
 inline constexpr char kElasticAddressAnnotation[] = "abode.dev/elastic-address";
 inline constexpr char kExternalDnsTarget[] = "external-dns.alpha.kubernetes.io/target";
 inline constexpr char kNodeDeletedReason[] = "Kubernetes Node deleted";
+// The status condition of a pod abode-kube gives an elastic address (True once associated and annotated).
+inline constexpr char kElasticReadyCondition[] = "abode.dev/ElasticAddressReady";
 
 struct SyncOptions {
   std::string default_external_pool;  // for LoadBalancer Services that name none; empty: they must name one
@@ -69,6 +73,11 @@ struct SyncOptions {
   int64_t rpc_timeout_ms = 10'000;
   int64_t resync_ms = 300'000;  // every cached object is reconciled again this often
   int64_t allocation_relist_ms = 300'000;  // the pod allocation index is listed again this often
+  // The leadership epoch (LeaderElector::epoch). A new leadership reconciles everything once, unless its
+  // epoch is the one this replica last led in: then nobody else led meanwhile, and the queue kept every key
+  // that changed (an API server restart that outlasts the renew deadline causes no second round of writes).
+  // Null: every new leadership reconciles everything.
+  std::function<uint64_t()> leader_epoch;
 };
 
 struct AbodeApi {
@@ -128,6 +137,10 @@ class Sync {
   const SyncCounters& counters() const { return counters_; }
   size_t watched_pods() const { return pods_->size(); }
   size_t queue_length() const { return queue_.size(); }
+  // Each informer's figures (lists, watch events, 410s, failures), by resource: pods, services, nodes.
+  std::vector<std::pair<std::string, InformerStats>> informer_stats() const {
+    return {{"pods", pods_->stats()}, {"services", services_->stats()}, {"nodes", nodes_->stats()}};
+  }
   // Reconciles one key now ("pod/<ns>/<name>", "svc/<ns>/<name>", "node/<name>", "gc"); for tests and the
   // worker. Pod keys and "gc" use the worker's pod allocation index: only from the worker, or while stopped.
   absl::Status Reconcile(const std::string& key);
@@ -151,6 +164,10 @@ class Sync {
                                   const std::string& message);
   absl::StatusOr<std::string> ExternalPoolContaining(const std::string& address);
   void Event(const json& object, const std::string& type, const std::string& reason, const std::string& message);
+  // Sets the pod's kElasticReadyCondition (a strategic merge patch of pods/status touching that condition
+  // only), unless the cached pod already carries it so.
+  absl::Status SetElasticCondition(const json& pod, bool ready, const std::string& reason,
+                                   const std::string& message);
   std::unique_ptr<grpc::ClientContext> Rpc() const;
   void Work();
 
@@ -161,6 +178,7 @@ class Sync {
   const std::function<bool()> is_leader_;
   WorkQueue queue_;
   SyncCounters counters_;
+  EventRecorder events_;
   StopSignal stop_;
 
   std::unique_ptr<Informer> pods_;
@@ -180,6 +198,7 @@ class Sync {
   int64_t next_relist_ms_ = 0;
   std::map<std::string, int64_t> elastic_missing_since_;  // elastic name -> first seen without its pod
   std::atomic<bool> was_leader_{false};
+  std::optional<uint64_t> led_epoch_;  // worker thread only: the epoch of the last leadership
 };
 
 }  // namespace abode::kube
