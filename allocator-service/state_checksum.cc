@@ -56,16 +56,17 @@ void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, Re
       std::move(done)(pinned.status());
       return;
     }
-    reads.Post([c, pinned = std::move(*pinned), done = std::move(done)]() mutable {
+    reads.Post([&reads, c, pinned = std::move(*pinned), done = std::move(done)]() mutable {
       auto snap = pinned->Dump();
       pinned.reset();
-      if (!snap.ok()) {
-        std::move(done)(snap.status());
-        return;
+      absl::StatusOr<StateChecksum> result = c;
+      if (snap.ok()) {
+        result->checksum = Fnv1a64(*snap);
+        result->allocations = SnapshotAllocations(*snap);
+      } else {
+        result = snap.status();
       }
-      c.checksum = Fnv1a64(*snap);
-      c.allocations = SnapshotAllocations(*snap);
-      std::move(done)(c);
+      reads.Reply([result = std::move(result), done = std::move(done)]() mutable { std::move(done)(result); });
     });
   });
 }

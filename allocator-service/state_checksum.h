@@ -22,7 +22,7 @@ struct StateChecksum {
   uint64_t allocations = 0;  // as the snapshot's trailer counts them
 };
 
-// `done` runs once: on the read executor, or with UNAVAILABLE on the caller's thread when the node stopped.
+// `done` runs once: on the read executor's reply thread, or with UNAVAILABLE on the caller's thread when the node stopped.
 // All three outlive the call.
 void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
                        absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done);
