@@ -55,34 +55,45 @@ std::string OpName(const v1::Command& command) {
 void RecordApplySpans(tracing::Tracer& tracer, const v1::CommandBatch& batch, uint64_t index, int64_t start_unix_ns,
                       const absl::StatusOr<std::vector<replication::CommandOutcome>>& outcomes) {
   const int64_t end = tracer.Now();
-  for (int i = 0; i < batch.commands_size(); ++i) {
+  std::vector<tracing::SpanContext> callers;
+  callers.reserve(batch.commands_size());
+  for (const v1::Command& command : batch.commands()) {
+    if (auto caller = tracing::ParseTraceparent(command.traceparent())) callers.push_back(*caller);
+  }
+  if (callers.empty()) return;
+  tracing::Span span = tracer.StartLinkedSpanAt("raft.apply", tracing::SpanKind::kInternal, callers, start_unix_ns);
+  if (!span.recording()) return;
+  span.SetAttribute("raft.index", index).SetAttribute("raft.batch_size", batch.commands_size());
+  if (!outcomes.ok()) {
+    span.SetError(std::string(outcomes.status().message()));
+    span.EndAt(end);
+    return;
+  }
+  // Refused commands only: the rare, interesting ones (a full pool). Each names its caller and its facts.
+  int failed = 0;
+  std::string first_error;
+  for (int i = 0; i < batch.commands_size() && static_cast<size_t>(i) < outcomes->size(); ++i) {
+    const replication::CommandOutcome& outcome = (*outcomes)[i];
+    if (outcome.ok()) continue;
     const v1::Command& command = batch.commands(i);
-    auto parent = tracing::ParseTraceparent(command.traceparent());
-    if (!parent) continue;
-    tracing::Span span = tracer.StartSpanAt(absl::StrCat("raft.apply ", OpName(command)),
-                                            tracing::SpanKind::kInternal, *parent, start_unix_ns);
-    if (!span.recording()) continue;
-    span.SetAttribute("raft.index", index).SetAttribute("raft.batch_size", batch.commands_size());
+    if (failed++ == 0) first_error = std::string(outcome.status().message());
     Fields fields;
     if (const auto* op = OneofMessage(command, "op")) AddFields(*op, fields);
-    if (!outcomes.ok()) {
-      span.SetError(std::string(outcomes.status().message()));
-    } else if (static_cast<size_t>(i) < outcomes->size()) {
-      const replication::CommandOutcome& outcome = (*outcomes)[i];
-      if (!outcome.ok()) {
-        span.SetAttribute("abode.error_code", absl::StatusCodeToString(outcome.status().code()));
-        span.SetError(std::string(outcome.status().message()));
-      } else {
-        if (const auto* result = OneofMessage(*outcome, "result")) AddFields(*result, fields);
-        span.SetOk();
-      }
-    }
-    for (auto& field : fields) {
-      const auto& key = field.first;
-      std::visit([&span, &key](auto& v) { span.SetAttribute(key, v); }, field.second);
-    }
-    span.EndAt(end);
+    tracing::Attributes attributes;
+    attributes.emplace_back("abode.command", OpName(command));
+    attributes.emplace_back("abode.error_code", absl::StatusCodeToString(outcome.status().code()));
+    attributes.emplace_back("abode.error", std::string(outcome.status().message()));
+    if (!command.traceparent().empty()) attributes.emplace_back("abode.caller", command.traceparent());
+    for (auto& [key, value] : fields) attributes.emplace_back(key, std::move(value));
+    span.AddEvent("command refused", std::move(attributes));
   }
+  span.SetAttribute("abode.commands_refused", failed);
+  if (failed > 0) {
+    span.SetError(absl::StrCat(failed, " of ", batch.commands_size(), " commands refused; the first: ", first_error));
+  } else {
+    span.SetOk();
+  }
+  span.EndAt(end);
 }
 
 }  // namespace abode::allocator

@@ -1,6 +1,9 @@
-// Spans for applied commands: one "raft.apply <command>" span per command of a log entry, a child of the
-// command's traceparent (the span of the call that proposed it), on every replica that applies it. So a
-// caller's trace shows where its command was applied, by whom, at which raft index, and with what outcome.
+// Spans for applied log entries: one "raft.apply" span per entry on every replica that applies it, the root
+// of a new trace that links to the span of each command's caller (the call that proposed it), as the
+// leader's "raft.commit" does: an entry serves many callers and belongs to none of their traces. It carries
+// the raft index (the same on every replica, and on the leader's raft.commit) and the batch size; a command
+// the state machine refused is an event with its caller, its facts and its error code, and makes the span an
+// error.
 #ifndef ABODE_ALLOCATOR_SERVICE_APPLY_SPANS_H_
 #define ABODE_ALLOCATOR_SERVICE_APPLY_SPANS_H_
 
@@ -14,8 +17,8 @@
 
 namespace abode::allocator {
 
-// Records the spans of `batch` applied at raft `index` from `start_unix_ns` to now. Commands without a
-// valid traceparent (housekeeping) get none.
+// Records the span of `batch` applied at raft `index` from `start_unix_ns` to now. An entry none of whose
+// commands has a valid traceparent (housekeeping) gets none.
 void RecordApplySpans(tracing::Tracer& tracer, const v1::CommandBatch& batch, uint64_t index, int64_t start_unix_ns,
                       const absl::StatusOr<std::vector<replication::CommandOutcome>>& outcomes);
 

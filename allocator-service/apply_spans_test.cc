@@ -16,7 +16,7 @@ const tracing::AttributeValue* Attr(const tracing::SpanData& s, const std::strin
   return nullptr;
 }
 
-TEST(ApplySpans, OneSpanPerTracedCommandUnderItsCallerWithTheOutcome) {
+TEST(ApplySpans, OneSpanPerEntryLinkingToEveryCallerWithTheRefusedCommandsAsEvents) {
   tracing::CollectedSpans collected;
   auto tracer = tracing::CollectingTracer(&collected);
   v1::CommandBatch batch;
@@ -49,27 +49,56 @@ TEST(ApplySpans, OneSpanPerTracedCommandUnderItsCallerWithTheOutcome) {
   RecordApplySpans(*tracer, batch, 42, tracer->Now(), outcomes);
   ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
   auto spans = collected.Take();
-  ASSERT_EQ(spans.size(), 3u);
+  ASSERT_EQ(spans.size(), 1u);
   const tracing::SpanData& a = spans[0];
-  EXPECT_EQ(a.name, "raft.apply allocate");
-  EXPECT_EQ(tracing::ToHex(a.parent_span_id), "b7ad6b7169203331");
+  EXPECT_EQ(a.name, "raft.apply");
+  EXPECT_EQ(a.parent_span_id, tracing::SpanId{}) << "the root of its own trace";
+  // One link per traced command, to its caller; the housekeeping command has none.
+  ASSERT_EQ(a.links.size(), 3u);
+  for (const tracing::SpanContext& link : a.links) EXPECT_EQ(tracing::FormatTraceparent(link), kCaller);
   EXPECT_EQ(std::get<int64_t>(*Attr(a, "raft.index")), 42);
   EXPECT_EQ(std::get<int64_t>(*Attr(a, "raft.batch_size")), 4);
-  EXPECT_EQ(std::get<std::string>(*Attr(a, "abode.owner")), "cni/c1/eth0");
-  EXPECT_EQ(std::get<std::string>(*Attr(a, "abode.address")), "10.0.0.9");
-  EXPECT_EQ(std::get<int64_t>(*Attr(a, "abode.revision")), 7);
-  EXPECT_EQ(a.status, tracing::StatusCode::kOk);
+  EXPECT_EQ(std::get<int64_t>(*Attr(a, "abode.commands_refused")), 1);
+  EXPECT_EQ(a.status, tracing::StatusCode::kError);
+  EXPECT_EQ(a.status_message, "1 of 4 commands refused; the first: pool \"tiny\" is full");
   EXPECT_LE(a.start_unix_ns, a.end_unix_ns);
 
-  const tracing::SpanData& f = spans[1];
-  EXPECT_EQ(f.status, tracing::StatusCode::kError);
-  EXPECT_EQ(f.status_message, "pool \"tiny\" is full");
-  EXPECT_EQ(std::get<std::string>(*Attr(f, "abode.error_code")), "RESOURCE_EXHAUSTED");
+  // The refused command is an event with its caller and facts.
+  ASSERT_EQ(a.events.size(), 1u);
+  const tracing::SpanEvent& e = a.events[0];
+  EXPECT_EQ(e.name, "command refused");
+  auto field = [&e](const std::string& key) -> std::string {
+    for (const auto& [k, v] : e.attributes) {
+      if (k == key) return std::get<std::string>(v);
+    }
+    return "";
+  };
+  EXPECT_EQ(field("abode.command"), "allocate");
+  EXPECT_EQ(field("abode.error_code"), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(field("abode.error"), "pool \"tiny\" is full");
+  EXPECT_EQ(field("abode.pool"), "tiny");
+  EXPECT_EQ(field("abode.caller"), kCaller);
+}
 
-  const tracing::SpanData& m = spans[2];
-  EXPECT_EQ(m.name, "raft.apply create_magic_address");
-  EXPECT_EQ(std::get<std::string>(*Attr(m, "abode.name")), "metrics");
-  EXPECT_EQ(std::get<std::string>(*Attr(m, "abode.address")), "169.254.20.10");
+TEST(ApplySpans, AllAcceptedIsOkAndHousekeepingAloneHasNoSpan) {
+  tracing::CollectedSpans collected;
+  auto tracer = tracing::CollectingTracer(&collected);
+  v1::CommandBatch housekeeping;
+  housekeeping.add_commands()->mutable_expire_allocations();
+  RecordApplySpans(*tracer, housekeeping, 7, tracer->Now(), std::vector<replication::CommandOutcome>{v1::CommandResult()});
+
+  v1::CommandBatch batch;
+  v1::Command* ok = batch.add_commands();
+  ok->set_traceparent(kCaller);
+  ok->mutable_allocate()->set_pool("pods");
+  RecordApplySpans(*tracer, batch, 8, tracer->Now(), std::vector<replication::CommandOutcome>{v1::CommandResult()});
+  ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
+  auto spans = collected.Take();
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(std::get<int64_t>(*Attr(spans[0], "raft.index")), 8);
+  EXPECT_EQ(std::get<int64_t>(*Attr(spans[0], "abode.commands_refused")), 0);
+  EXPECT_EQ(spans[0].status, tracing::StatusCode::kOk);
+  EXPECT_TRUE(spans[0].events.empty());
 }
 
 }  // namespace

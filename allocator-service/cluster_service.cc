@@ -1,5 +1,6 @@
 #include "allocator-service/cluster_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -22,6 +23,57 @@ absl::Status CheckAddress(const std::string& address, absl::string_view field) {
   if (port == 0) return absl::InvalidArgumentError(absl::StrCat(field, ": port must not be 0"));
   return absl::OkStatus();
 }
+
+// Streams a backup: the header, then the snapshot in chunks, one write at a time. Deletes itself when done.
+class BackupWriter final : public grpc::ServerWriteReactor<v1::BackupChunk> {
+ public:
+  static constexpr size_t kChunkBytes = 1 << 20;
+
+  explicit BackupWriter(uint64_t member_id) : member_id_(member_id) {}
+
+  // Any thread, once: the snapshot to send, or why there is none.
+  void Send(absl::StatusOr<StateSnapshot> snap) {
+    if (!snap.ok()) {
+      Finish(ToGrpcStatus(snap.status()));
+      return;
+    }
+    snap_ = std::move(*snap);
+    v1::BackupHeader* h = chunk_.mutable_header();
+    h->set_member_id(member_id_);
+    h->set_applied_index(snap_.applied_index);
+    h->set_revision(snap_.revision);
+    h->set_time_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+    h->set_size(snap_.bytes.size());
+    h->set_checksum(Fnv1a64(snap_.bytes));
+    h->set_allocations(SnapshotAllocations(snap_.bytes));
+    StartWrite(&chunk_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "backup: the client stopped reading"));
+      return;
+    }
+    if (offset_ == snap_.bytes.size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const size_t n = std::min(kChunkBytes, snap_.bytes.size() - offset_);
+    chunk_.set_data(snap_.bytes.substr(offset_, n));
+    offset_ += n;
+    StartWrite(&chunk_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const uint64_t member_id_;
+  StateSnapshot snap_;
+  size_t offset_ = 0;
+  v1::BackupChunk chunk_;
+};
 
 // A membership call passed on to the leader.
 template <typename Request>
@@ -140,6 +192,20 @@ grpc::ServerUnaryReactor* ClusterService::Checksum(grpc::CallbackServerContext* 
     reactor->Finish(ToGrpcStatus(c.status()));
   });
   return reactor;
+}
+
+grpc::ServerWriteReactor<v1::BackupChunk>* ClusterService::Backup(grpc::CallbackServerContext* ctx,
+                                                                  const v1::BackupRequest* /*req*/) {
+  auto* writer = new BackupWriter(node_.view().id);
+  node_.Await(replication::ReadConsistency::kLinearizable, ctx->deadline(), [this, writer](absl::Status s) {
+    if (!s.ok()) {
+      writer->Send(s);
+      return;
+    }
+    TakeStateSnapshot(node_, store_, reads_,
+                      [writer](absl::StatusOr<StateSnapshot> snap) { writer->Send(std::move(snap)); });
+  });
+  return writer;
 }
 
 grpc::ServerUnaryReactor* ReplicaService::Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,

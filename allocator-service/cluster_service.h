@@ -30,6 +30,10 @@ class ClusterService final : public v1::Cluster::CallbackService {
                                                v1::ClusterStatus* resp) override;
   grpc::ServerUnaryReactor* Checksum(grpc::CallbackServerContext* ctx, const v1::ChecksumRequest* req,
                                      v1::ChecksumResponse* resp) override;
+  // Linearizable: waits for a read index confirmed through the leader, then pins and serialises the state
+  // like Checksum and streams it.
+  grpc::ServerWriteReactor<v1::BackupChunk>* Backup(grpc::CallbackServerContext* ctx,
+                                                    const v1::BackupRequest* req) override;
 
  private:
   // Runs `change` here when this replica leads, else passes the call on to the leader via `proxy`.

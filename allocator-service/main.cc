@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "allocator-service/leader_link.h"
 #include "allocator-service/rejoin.h"
+#include "allocator-service/restore.h"
 #include "allocator-service/server.h"
 #include "logging/process_log.h"
 #include "metrics/endpoint.h"
@@ -285,6 +286,10 @@ int main(int argc, char** argv) {
   app.add_option("--recover", recover,
                  "disaster recovery: make the members with these ids (comma-separated, from --peers, this one "
                  "among them) the whole configuration, then exit; see docs/replication.md");
+  std::string restore_from;
+  app.add_option("--restore-from", restore_from,
+                 "make a fresh store in the empty --data-dir from this backup file (abodectl backup), this member "
+                 "alone in its configuration, then exit; see docs/replication.md");
   abode::logging::LogFlags log_flags;
   abode::logging::AddLogFlags(app, &log_flags);
   bool check_config = false;
@@ -338,6 +343,22 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(options.raft.id), static_cast<unsigned long long>(st->term),
                 static_cast<unsigned long long>(st->voted_for), static_cast<unsigned long long>(st->last_index),
                 static_cast<unsigned long long>(st->last_term), static_cast<unsigned long long>(st->snapshot_index));
+    return 0;
+  }
+  if (!restore_from.empty()) {
+    auto header = abode::allocator::RestoreFromBackup(restore_from, options.raft);
+    if (!header.ok()) {
+      std::fprintf(stderr, "abode-allocator: %s\n", std::string(header.status().message()).c_str());
+      return 1;
+    }
+    std::printf("abode-allocator: restored %s into %s as member %llu: revision %llu, %llu allocations, checksum "
+                "%016llx (taken at applied index %llu by member %llu); start the member, then add the others\n",
+                restore_from.c_str(), options.raft.data_dir.c_str(), static_cast<unsigned long long>(options.raft.id),
+                static_cast<unsigned long long>(header->revision()),
+                static_cast<unsigned long long>(header->allocations()),
+                static_cast<unsigned long long>(header->checksum()),
+                static_cast<unsigned long long>(header->applied_index()),
+                static_cast<unsigned long long>(header->member_id()));
     return 0;
   }
   if (!recover.empty()) {

@@ -14,9 +14,11 @@
 #include <gtest/gtest.h>
 
 #include "abode/v1/allocator.grpc.pb.h"
+#include "abode/v1/cluster.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "replication/clock.h"
 #include "replication/offline_tools.h"
+#include "storage/backup_file.h"
 #include "storage/sqlite.h"
 #include "storage/state_machine.h"
 #include "test-support/eventually.h"
@@ -469,6 +471,57 @@ TEST_F(ServerTest, HealthServiceReportsServing) {
   std::string bytes;
   for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+
+// A backup larger than one message: the header, then the snapshot in chunks that add up to what the header
+// says, hashing to the checksum Cluster.Checksum reports for the same state.
+TEST_F(ServerTest, BackupStreamsTheStateInChunksWithItsChecksum) {
+  ASSERT_TRUE(CreatePool("big", "10.61.0.0/16").ok());
+  // Labels at their limits (64 a row, 63 characters each): ~8 KiB a row, ~1.3 MiB in all.
+  const std::string value(63, 'v');
+  constexpr int kRows = 160;
+  for (int i = 0; i < kRows; ++i) {
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool("big");
+    req.set_owner("big-" + std::to_string(i));
+    for (int k = 0; k < 64; ++k) (*req.mutable_labels())[std::string(60, 'k') + std::to_string(100 + k)] = value;
+    v1::Allocation a;
+    const grpc::Status s = alloc_->Allocate(&ctx, req, &a);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  auto cluster = v1::Cluster::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  v1::ChecksumResponse sum;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cluster->Checksum(&ctx, v1::ChecksumRequest(), &sum).ok());
+  }
+  grpc::ClientContext ctx;
+  auto reader = cluster->Backup(&ctx, v1::BackupRequest());
+  v1::BackupChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  ASSERT_TRUE(chunk.has_header());
+  const v1::BackupHeader header = chunk.header();
+  std::string snapshot;
+  int chunks = 0;
+  while (reader->Read(&chunk)) {
+    ASSERT_EQ(chunk.part_case(), v1::BackupChunk::kData);
+    snapshot += chunk.data();
+    ++chunks;
+  }
+  const grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_GT(chunks, 1);
+  EXPECT_GT(snapshot.size(), 1u << 20);
+  EXPECT_EQ(snapshot.size(), header.size());
+  EXPECT_EQ(header.checksum(), storage::Fnv1a64(snapshot));
+  EXPECT_EQ(header.checksum(), sum.checksum());
+  EXPECT_EQ(header.revision(), sum.revision());
+  EXPECT_EQ(header.allocations(), static_cast<uint64_t>(kRows));
+  EXPECT_EQ(header.member_id(), 1u);
+  EXPECT_EQ(snapshot.substr(0, 8), "ABODESNP");
 }
 
 }  // namespace

@@ -9,15 +9,6 @@
 
 namespace abode::allocator {
 
-uint64_t Fnv1a64(absl::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 // The allocation count from a snapshot's trailer (its last record).
 uint64_t SnapshotAllocations(absl::string_view snap) {
   constexpr size_t kHeader = 12;  // magic + format version
@@ -39,35 +30,62 @@ uint64_t SnapshotAllocations(absl::string_view snap) {
   return last.has_trailer() ? last.trailer().allocations() : 0;
 }
 
-void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
-                       absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
-  node.BetweenApplies([&store, &reads, done = std::move(done)](absl::StatusOr<uint64_t> applied) mutable {
+namespace {
+
+// Pins the state between two applies and dumps it on a read thread; `then` runs there with the dump, or with
+// the error (on the thread that found it).
+void DumpState(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+               absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> then) {
+  node.BetweenApplies([&store, &reads, then = std::move(then)](absl::StatusOr<uint64_t> applied) mutable {
     if (!applied.ok()) {
-      std::move(done)(applied.status());
+      std::move(then)(applied.status());
       return;
     }
     // Between two applies the store holds exactly the state at the applied index: pin it here, serialise
-    // and hash it on the read executor.
-    StateChecksum c;
-    c.applied_index = *applied;
-    c.revision = store.revision();
+    // it on the read executor.
+    StateSnapshot snap;
+    snap.applied_index = *applied;
+    snap.revision = store.revision();
     auto pinned = store.PinState();
     if (!pinned.ok()) {
-      std::move(done)(pinned.status());
+      std::move(then)(pinned.status());
       return;
     }
-    reads.Post([&reads, c, pinned = std::move(*pinned), done = std::move(done)]() mutable {
-      auto snap = pinned->Dump();
+    reads.Post([snap = std::move(snap), pinned = std::move(*pinned), then = std::move(then)]() mutable {
+      auto bytes = pinned->Dump();
       pinned.reset();
-      absl::StatusOr<StateChecksum> result = c;
-      if (snap.ok()) {
-        result->checksum = Fnv1a64(*snap);
-        result->allocations = SnapshotAllocations(*snap);
-      } else {
-        result = snap.status();
+      if (!bytes.ok()) {
+        std::move(then)(bytes.status());
+        return;
       }
-      reads.Reply([result = std::move(result), done = std::move(done)]() mutable { std::move(done)(result); });
+      snap.bytes = std::move(*bytes);
+      std::move(then)(std::move(snap));
     });
+  });
+}
+
+}  // namespace
+
+void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done) {
+  DumpState(node, store, reads, [&reads, done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
+    reads.Reply([snap = std::move(snap), done = std::move(done)]() mutable { std::move(done)(std::move(snap)); });
+  });
+}
+
+void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
+  DumpState(node, store, reads, [&reads, done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
+    absl::StatusOr<StateChecksum> c = StateChecksum{};
+    if (snap.ok()) {
+      c->applied_index = snap->applied_index;
+      c->revision = snap->revision;
+      c->checksum = Fnv1a64(snap->bytes);
+      c->allocations = SnapshotAllocations(snap->bytes);
+    } else {
+      c = snap.status();
+    }
+    reads.Reply([c = std::move(c), done = std::move(done)]() mutable { std::move(done)(std::move(c)); });
   });
 }
 

@@ -5,6 +5,7 @@
 #define ABODE_ALLOCATOR_SERVICE_STATE_CHECKSUM_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -12,6 +13,7 @@
 #include "allocator-service/service_calls.h"
 #include "allocator-service/store_state_machine.h"
 #include "replication/raft_node.h"
+#include "storage/backup_file.h"
 
 namespace abode::allocator {
 
@@ -22,13 +24,23 @@ struct StateChecksum {
   uint64_t allocations = 0;  // as the snapshot's trailer counts them
 };
 
-// `done` runs once: on the read executor's reply thread, or with UNAVAILABLE on the caller's thread when the node stopped.
-// All three outlive the call.
+// The state's snapshot encoding at the applied index (Cluster.Backup).
+struct StateSnapshot {
+  uint64_t applied_index = 0;
+  uint64_t revision = 0;
+  std::string bytes;
+};
+
+// `done` runs once, on the read executor's reply thread (with UNAVAILABLE when the node stopped). All three
+// outlive the call.
+void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done);
+
+// The same, hashed on the read thread: `done` runs like TakeStateSnapshot's.
 void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
                        absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done);
 
-// FNV-1a, 64 bits: stable across processes and builds, unlike absl::Hash.
-uint64_t Fnv1a64(absl::string_view data);
+using storage::Fnv1a64;
 // The allocation count from a state snapshot's trailer (its last record); 0 when it has none.
 uint64_t SnapshotAllocations(absl::string_view snapshot);
 

@@ -12,12 +12,6 @@
 namespace abode::allocator {
 namespace {
 
-TEST(StateChecksumTest, Fnv1a64MatchesTheReferenceValues) {
-  EXPECT_EQ(Fnv1a64(""), 0xcbf29ce484222325ULL);
-  EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
-  EXPECT_EQ(Fnv1a64("foobar"), 0x85944171f73967e8ULL);
-}
-
 TEST(StateChecksumTest, CountsTheAllocationsOfAStoresSnapshot) {
   test_support::TempDir dir;
   auto store = StoreStateMachine::Open(dir.File("state.db"), /*reuse_existing=*/false, nullptr);

@@ -33,6 +33,7 @@ inline constexpr UnaryMethod<v1::RemoveMemberRequest, v1::ClusterStatus> kRemove
 inline constexpr UnaryMethod<v1::TransferLeadershipRequest, v1::ClusterStatus> kTransferLeadership{
     "/abode.v1.Cluster/TransferLeadership"};
 inline constexpr UnaryMethod<v1::ChecksumRequest, v1::ChecksumResponse> kChecksum{"/abode.v1.Cluster/Checksum"};
+inline constexpr ServerStreamMethod<v1::BackupRequest, v1::BackupChunk> kBackup{"/abode.v1.Cluster/Backup"};
 
 inline constexpr UnaryMethod<v1::GetNodeRequest, v1::Node> kGetNode{"/abode.v1.Nodes/GetNode"};
 inline constexpr UnaryMethod<v1::ListNodesRequest, v1::ListNodesResponse> kListNodes{"/abode.v1.Nodes/ListNodes"};

@@ -10,9 +10,9 @@ namespace abode::cli {
 namespace {
 
 // A method path names a method of the generated service whose request and response are the C++ types the
-// UnaryMethod or StreamMethod promises, and which streams in both directions exactly when it is a StreamMethod.
+// UnaryMethod, StreamMethod or ServerStreamMethod promises, streaming in the directions it says.
 void ExpectMethod(std::string_view method_path, const google::protobuf::Descriptor* request,
-                  const google::protobuf::Descriptor* response, bool streaming) {
+                  const google::protobuf::Descriptor* response, bool client_streaming, bool server_streaming) {
   SCOPED_TRACE(std::string(method_path));
   const std::string path(method_path);
   ASSERT_EQ(path.front(), '/');
@@ -25,18 +25,23 @@ void ExpectMethod(std::string_view method_path, const google::protobuf::Descript
   ASSERT_NE(descriptor, nullptr);
   EXPECT_EQ(descriptor->input_type(), request);
   EXPECT_EQ(descriptor->output_type(), response);
-  EXPECT_EQ(descriptor->client_streaming(), streaming);
-  EXPECT_EQ(descriptor->server_streaming(), streaming);
+  EXPECT_EQ(descriptor->client_streaming(), client_streaming);
+  EXPECT_EQ(descriptor->server_streaming(), server_streaming);
 }
 
 template <typename Request, typename Response>
 void ExpectMatchesDescriptor(UnaryMethod<Request, Response> method) {
-  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), /*streaming=*/false);
+  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), false, false);
 }
 
 template <typename Request, typename Response>
 void ExpectMatchesDescriptor(StreamMethod<Request, Response> method) {
-  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), /*streaming=*/true);
+  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), true, true);
+}
+
+template <typename Request, typename Response>
+void ExpectMatchesDescriptor(ServerStreamMethod<Request, Response> method) {
+  ExpectMethod(method.path, Request::descriptor(), Response::descriptor(), false, true);
 }
 
 TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
@@ -55,6 +60,7 @@ TEST(ApiMethodsTest, EveryMethodMatchesTheGeneratedService) {
   ExpectMatchesDescriptor(kRemoveMember);
   ExpectMatchesDescriptor(kTransferLeadership);
   ExpectMatchesDescriptor(kChecksum);
+  ExpectMatchesDescriptor(kBackup);
   ExpectMatchesDescriptor(kGetNode);
   ExpectMatchesDescriptor(kListNodes);
   ExpectMatchesDescriptor(kDeleteNode);

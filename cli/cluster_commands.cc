@@ -1,11 +1,13 @@
-// cluster status | add | remove | transfer | checksum.
+// cluster status | add | remove | transfer | checksum, and backup.
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "cli/api_methods.h"
 #include "cli/cluster_output.h"
 #include "cli/commands.h"
+#include "storage/backup_file.h"
 
 namespace abode::cli {
 namespace {
@@ -90,6 +92,40 @@ void ClusterChecksumCommand(CLI::App& cluster, CommandAction& selected) {
   });
 }
 
+// backup --to FILE: the state, linearizable, streamed from the server, checked and written atomically.
+void BackupCommand(CLI::App& app, CommandAction& selected) {
+  auto to = std::make_shared<std::string>();
+  CLI::App* command = app.add_subcommand(
+      "backup", "Save a consistent snapshot of the whole state to a file (restore: abode-allocator --restore-from)");
+  command->add_option("--to", *to, "The backup file (replaced atomically)")->required();
+  OnSelected(command, selected, [to](Session& session) -> absl::Status {
+    StreamOptions options;
+    options.first_message_timeout = session.timeout;
+    std::unique_ptr<Stream> stream = OpenServerStream(session.transport, kBackup, v1::BackupRequest(), options);
+    storage::Backup backup;
+    v1::BackupChunk chunk;
+    bool have_header = false;
+    while (stream->Read(chunk)) {
+      if (!have_header) {
+        if (!chunk.has_header()) return absl::DataLossError("backup: the server's stream starts without a header");
+        backup.header = chunk.header();
+        have_header = true;
+        continue;
+      }
+      if (backup.snapshot.size() + chunk.data().size() > backup.header.size()) {
+        return absl::DataLossError(absl::StrCat("backup: the server sent more than the ", backup.header.size(),
+                                                " bytes its header announced"));
+      }
+      backup.snapshot += chunk.data();
+    }
+    if (absl::Status s = stream->Finish(); !s.ok()) return s;
+    if (!have_header) return absl::DataLossError("backup: the server's stream ended without a header");
+    if (absl::Status s = storage::WriteBackupFile(*to, backup); !s.ok()) return s;
+    WriteBackupSaved(session.output, *to, backup.header);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace
 
 void AddClusterCommands(CLI::App& app, CommandAction& selected) {
@@ -100,6 +136,7 @@ void AddClusterCommands(CLI::App& app, CommandAction& selected) {
   ClusterRemoveCommand(*cluster, selected);
   ClusterTransferCommand(*cluster, selected);
   ClusterChecksumCommand(*cluster, selected);
+  BackupCommand(app, selected);
 }
 
 }  // namespace abode::cli

@@ -1,9 +1,19 @@
-// cluster status | add | remove | transfer | checksum through RunAbodectl against a fake transport.
+// cluster status | add | remove | transfer | checksum, and backup, through RunAbodectl against a fake
+// transport.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "cli/abodectl_fixture.h"
 #include "cli/api_methods.h"
+#include "storage/backup_file.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::cli {
 namespace {
@@ -120,6 +130,79 @@ TEST_F(ClusterCommandsTest, BadUsageExitsTwo) {
   ExpectUsageError({"cluster", "remove"}, "ID");
   ExpectUsageError({"cluster", "transfer", "-1"}, "ID");
 }
+
+// A backup stream as the server sends it: the header, then `snapshot` in `chunks` pieces.
+std::vector<std::unique_ptr<google::protobuf::Message>> BackupStream(const std::string& snapshot, int chunks,
+                                                                     uint64_t checksum) {
+  std::vector<std::unique_ptr<google::protobuf::Message>> out;
+  auto header = std::make_unique<v1::BackupChunk>();
+  v1::BackupHeader& h = *header->mutable_header();
+  h.set_member_id(2);
+  h.set_applied_index(50);
+  h.set_revision(30);
+  h.set_size(snapshot.size());
+  h.set_checksum(checksum);
+  h.set_allocations(4);
+  out.push_back(std::move(header));
+  const size_t piece = snapshot.size() / static_cast<size_t>(chunks) + 1;
+  for (size_t at = 0; at < snapshot.size(); at += piece) {
+    auto data = std::make_unique<v1::BackupChunk>();
+    data->set_data(snapshot.substr(at, piece));
+    out.push_back(std::move(data));
+  }
+  return out;
+}
+
+TEST_F(ClusterCommandsTest, BackupWritesTheStreamedStateToTheFile) {
+  test_support::TempDir dir("backup");
+  const std::string snapshot(1000, 's');
+  fake_.RespondStream(BackupStream(snapshot, 3, storage::Fnv1a64(snapshot)), absl::OkStatus());
+  const Result result = Run({"-o", "json", "backup", "--to", dir.File("b")});
+  ASSERT_EQ(result.exit_code, kExitOk) << result.err;
+  ASSERT_EQ(fake_.opened_streams().size(), 1u);
+  EXPECT_EQ(fake_.opened_streams()[0].method, kBackup.path);
+  EXPECT_EQ(fake_.written().size(), 1u);  // one request, then this side closed
+  EXPECT_TRUE(fake_.writes_done());
+  const nlohmann::json out = nlohmann::json::parse(result.out);
+  EXPECT_EQ(out["file"], dir.File("b"));
+  EXPECT_EQ(out["applied_index"], 50);
+  EXPECT_EQ(out["bytes"], 1000);
+  auto back = storage::ReadBackupFile(dir.File("b"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->snapshot, snapshot);
+  EXPECT_EQ(back->header.revision(), 30u);
+}
+
+TEST_F(ClusterCommandsTest, BackupRefusesADamagedOrBrokenStreamAndWritesNothing) {
+  test_support::TempDir dir("backup");
+  const std::string snapshot(1000, 's');
+  struct Case {
+    std::string name;
+    std::vector<std::unique_ptr<google::protobuf::Message>> messages;
+    absl::Status status;
+    std::string reason;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"checksum", BackupStream(snapshot, 2, storage::Fnv1a64(snapshot) ^ 1), absl::OkStatus(),
+                   "DATA_LOSS: backup: the snapshot's checksum"});
+  cases.push_back({"no header", BackupStream(snapshot, 2, 0), absl::OkStatus(), "starts without a header"});
+  cases.back().messages.erase(cases.back().messages.begin());
+  cases.push_back({"short", BackupStream(snapshot, 2, storage::Fnv1a64(snapshot)), absl::OkStatus(),
+                   "DATA_LOSS: backup: the snapshot holds 501 bytes"});
+  cases.back().messages.pop_back();
+  cases.push_back({"broken", BackupStream(snapshot, 2, storage::Fnv1a64(snapshot)),
+                   absl::UnavailableError("no leader"), "UNAVAILABLE: no leader"});
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    fake_.RespondStream(std::move(c.messages), c.status);
+    const Result result = Run({"backup", "--to", dir.File("b")});
+    EXPECT_EQ(result.exit_code, kExitRpcError);
+    EXPECT_THAT(result.err, HasSubstr(c.reason));
+    EXPECT_FALSE(std::filesystem::exists(dir.File("b")));
+  }
+}
+
+TEST_F(ClusterCommandsTest, BackupNeedsAFile) { ExpectUsageError({"backup"}, "--to"); }
 
 }  // namespace
 }  // namespace abode::cli

@@ -76,4 +76,21 @@ void WriteChecksum(Output& output, const v1::ChecksumResponse& checksum) {
                });
 }
 
+void WriteBackupSaved(Output& output, const std::string& path, const v1::BackupHeader& header) {
+  const std::string checksum = absl::StrFormat("%016x", header.checksum());
+  output.Write(
+      [&]() -> nlohmann::json {
+        return {
+            {"file", path},           {"member_id", header.member_id()}, {"applied_index", header.applied_index()},
+            {"revision", header.revision()}, {"checksum", checksum},     {"allocations", header.allocations()},
+            {"bytes", header.size()},
+        };
+      },
+      [&] {
+        return absl::StrCat("backup ", path, ": member ", header.member_id(), " at applied index ",
+                            header.applied_index(), " (revision ", header.revision(), "): checksum ", checksum, ", ",
+                            header.allocations(), " allocations, ", header.size(), " bytes\n");
+      });
+}
+
 }  // namespace abode::cli

@@ -22,6 +22,8 @@ nlohmann::json ChecksumJson(const v1::ChecksumResponse& checksum);
 
 void WriteClusterStatus(Output& output, const v1::ClusterStatus& status);
 void WriteChecksum(Output& output, const v1::ChecksumResponse& checksum);
+// What `abodectl backup` wrote to `path`.
+void WriteBackupSaved(Output& output, const std::string& path, const v1::BackupHeader& header);
 
 }  // namespace abode::cli
 

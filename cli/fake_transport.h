@@ -67,6 +67,9 @@ class FakeTransport final : public Transport {
     return scripts_.at(index)->written;
   }
 
+  // Whether the client closed its side of stream `index`.
+  bool writes_done(std::size_t index = 0) const { return scripts_.at(index)->writes_done; }
+
   // The request of call `index`, as its concrete type. REQUIRES: the call exists and has that type.
   template <typename Request>
   const Request& request(std::size_t index = 0) const {
@@ -79,6 +82,7 @@ class FakeTransport final : public Transport {
     absl::Status status;
     std::vector<std::unique_ptr<google::protobuf::Message>> written;
     std::size_t delivered = 0;
+    bool writes_done = false;  // the client closed its side
   };
 
   class FakeStream final : public Stream {
@@ -87,6 +91,10 @@ class FakeTransport final : public Transport {
     bool Write(const google::protobuf::Message& request) override {
       script_.written.emplace_back(request.New());
       script_.written.back()->CopyFrom(request);
+      return true;
+    }
+    bool WritesDone() override {
+      script_.writes_done = true;
       return true;
     }
     bool Read(google::protobuf::Message& response) override {

@@ -59,6 +59,13 @@ class GrpcStream final : public Stream {
     return live_;
   }
 
+  bool WritesDone() override {
+    if (!live_) return false;
+    call_->WritesDone(this);
+    live_ = Await();
+    return live_;
+  }
+
   bool Read(google::protobuf::Message& response) override {
     if (!live_) return false;
     call_->Read(&response, this);

@@ -35,6 +35,12 @@ struct StreamMethod {
   std::string_view path;
 };
 
+// A server-streaming RPC: one request, then a stream of responses.
+template <typename Request, typename Response>
+struct ServerStreamMethod {
+  std::string_view path;
+};
+
 // How long a stream may live and when the caller wants it to end.
 struct StreamOptions {
   // Deadline of the whole stream from when it opens; none: it may run until stopped.
@@ -52,6 +58,8 @@ class Stream {
 
   // Sends `request`; false once the stream is broken (Finish says why).
   virtual bool Write(const google::protobuf::Message& request) = 0;
+  // Closes this side of the stream (no more writes); false once the stream is broken.
+  virtual bool WritesDone() = 0;
   // Waits for the next message; false at the end of the stream, including after a stop.
   // REQUIRES: `response` is of the method's response type.
   virtual bool Read(google::protobuf::Message& response) = 0;
@@ -86,6 +94,16 @@ template <typename Request, typename Response>
 std::unique_ptr<Stream> OpenStream(Transport& transport, StreamMethod<Request, Response> method,
                                    StreamOptions options) {
   return transport.OpenStream(method.path, std::move(options));
+}
+
+// Opens a server-streaming call: sends `request` and closes this side; the caller reads the responses. On
+// the wire it is a stream whose client sends one message, so the bidirectional transport carries it.
+template <typename Request, typename Response>
+std::unique_ptr<Stream> OpenServerStream(Transport& transport, ServerStreamMethod<Request, Response> method,
+                                         const Request& request, StreamOptions options) {
+  std::unique_ptr<Stream> stream = transport.OpenStream(method.path, std::move(options));
+  if (stream->Write(request)) stream->WritesDone();
+  return stream;
 }
 
 // Converts a gRPC status to the absl::Status with the same code and message.

@@ -153,6 +153,15 @@ Result<InstallPlan> PlanInstall(const InstallOptions& o) {
     if (auto e = CheckConflist(plan.conflist, "--network/--bridge/--range")) return *e;
   }
   plan.conflist_destination = o.cni_conf_dir + "/" + o.conflist_name;
+  if (!o.overwrite_conflist && ::access(plan.conflist_destination.c_str(), F_OK) == 0) {
+    Result<std::string> existing = ReadFile(plan.conflist_destination, "--conflist-name");
+    if (!existing.ok()) return existing.error();
+    if (CheckConflist(*existing, plan.conflist_destination)) {
+      return Invalid("--conflist-name", plan.conflist_destination +
+                                            " exists and is not an abode configuration; it is left alone (pick "
+                                            "another --conflist-name, or replace it with --overwrite-conflist)");
+    }
+  }
   return plan;
 }
 

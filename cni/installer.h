@@ -22,6 +22,10 @@ struct InstallOptions {
   std::string range;
   std::string cni_conf_dir = "/host/etc/cni/net.d";  // --cni-conf-dir
   std::string conflist_name = "10-abode.conflist";   // --conflist-name
+  // A file already at the destination is replaced only when it is an abode configuration (a list whose one
+  // IPAM is abode), or with --overwrite-conflist: a node's own network configuration is never taken over
+  // by mistake.
+  bool overwrite_conflist = false;
 };
 
 // What Install() will do, decided from the options and the files they name, without writing anything.
@@ -31,8 +35,9 @@ struct InstallPlan {
   std::string conflist;              // the text to write there
 };
 
-// Validates the options, reads the plugin's metadata and the configuration file. Errors name the flag
-// (code 7, invalid configuration; code 5 when a named file cannot be read).
+// Validates the options, reads the plugin's metadata and the configuration file, and looks at the file the
+// configuration would replace. Errors name the flag (code 7, invalid configuration; code 5 when a named file
+// cannot be read).
 Result<InstallPlan> PlanInstall(const InstallOptions& options);
 
 // Carries out a plan: copies the plugin, then writes the configuration list. Code 5 on an I/O failure.

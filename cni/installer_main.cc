@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   app.add_option("--cni-conf-dir", o.cni_conf_dir, "the host's CNI configuration directory (as mounted)")
       ->capture_default_str();
   app.add_option("--conflist-name", o.conflist_name, "the configuration list's file name")->capture_default_str();
+  app.add_flag("--overwrite-conflist", o.overwrite_conflist,
+               "replace a configuration list at the destination even when it is not abode's");
   bool check_config = false;
   app.add_flag("--check-config", check_config,
                "validate the flags and the files they name, print the plan, write nothing");

@@ -132,6 +132,40 @@ TEST_F(InstallerTest, InstallsAConflistFileAfterCheckingItsAbodeSection) {
   EXPECT_EQ(Slurp(conf_dir() + "/05-net.conflist"), good);
 }
 
+// The node's own network configuration under the same name is left alone unless the operator says so; an
+// abode configuration (an earlier install) is replaced.
+TEST_F(InstallerTest, ReplacesAnAbodeConflistButNotAForeignOneUnlessTold) {
+  options_.network = "pods";
+  options_.range = "10.244.0.0/16";
+  const std::string dest = conf_dir() + "/10-abode.conflist";
+  const std::string foreign = R"({"cniVersion": "1.0.0", "name": "cluster", "plugins": [
+      {"type": "calico", "ipam": {"type": "calico-ipam"}}]})";
+  Spit(dest, foreign);
+  Result<InstallPlan> plan = PlanInstall(options_);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code, kInvalidConfig);
+  EXPECT_THAT(plan.error().msg, HasSubstr("--conflist-name"));
+  EXPECT_THAT(plan.error().msg, HasSubstr("not an abode configuration"));
+  EXPECT_EQ(Slurp(dest), foreign);
+  Spit(dest, "not json at all");
+  EXPECT_FALSE(PlanInstall(options_).ok());
+
+  options_.overwrite_conflist = true;
+  plan = PlanInstall(options_);
+  ASSERT_TRUE(plan.ok()) << plan.error().msg;
+  ASSERT_EQ(Install(options_, *plan), std::nullopt);
+  EXPECT_EQ(nlohmann::json::parse(Slurp(dest))["name"], "pods");
+
+  // Now abode's: a second install with other values replaces it without being told.
+  options_.overwrite_conflist = false;
+  options_.range = "10.245.0.0/16";
+  plan = PlanInstall(options_);
+  ASSERT_TRUE(plan.ok()) << plan.error().msg;
+  ASSERT_EQ(Install(options_, *plan), std::nullopt);
+  EXPECT_EQ(nlohmann::json::parse(Slurp(dest))["plugins"][0]["ipam"]["range"], "10.245.0.0/16");
+  EXPECT_THAT(Entries(conf_dir()), UnorderedElementsAre("10-abode.conflist"));
+}
+
 // Each bad configuration is refused before anything is written, with a message naming the flag.
 TEST_F(InstallerTest, RefusesBadConfigurationsNamingTheFlag) {
   struct Case {

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "integration/allocator_process.h"
@@ -63,8 +64,31 @@ int FreeLoopbackPort() {
   return port;
 }
 
+namespace {
+
+// What the child of ExecPlugin needs, prepared before the clone: it shares the caller's memory until it execs.
+struct ChildSetup {
+  int netns = -1;
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  char** argv = nullptr;
+  char** envp = nullptr;
+};
+
+int ExecChild(void* arg) {
+  const ChildSetup& c = *static_cast<const ChildSetup*>(arg);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (c.netns >= 0 && ::setns(c.netns, CLONE_NEWNET) != 0) ::_exit(126);
+  ::dup2(c.stdin_fd, 0);
+  ::dup2(c.stdout_fd, 1);
+  ::execve(c.argv[0], c.argv, c.envp);
+  ::_exit(127);
+}
+
+}  // namespace
+
 PluginExit ExecPlugin(const PluginRun& run) {
-  // Everything the child needs is prepared before fork: after it, async-signal-safe calls only.
+  // Everything the child needs is prepared before the clone: after it, async-signal-safe calls only.
   std::vector<std::string> env_text;
   for (const auto& [k, v] : run.env) env_text.push_back(k + "=" + v);
   std::vector<char*> envp;
@@ -81,17 +105,22 @@ PluginExit ExecPlugin(const PluginRun& run) {
     ::close(in[1]);
     return result;
   }
+  // As a runtime written in Go starts a plugin (os/exec: clone with CLONE_VM | CLONE_VFORK): the child
+  // borrows this process's memory until it execs, instead of copying the page tables of a large,
+  // many-threaded process for every exec, a cost that would land on both plugins' figures alike.
+  ChildSetup setup{netns, in[0], out[1], argv, envp.data()};
+  std::vector<char> child_stack(64 * 1024);
   const auto start = Clock::now();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) ::_exit(126);
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::execve(argv[0], argv, envp.data());
-    ::_exit(127);
-  }
+  const pid_t pid = ::clone(ExecChild, child_stack.data() + child_stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                            &setup);
   ::close(in[0]);
+  if (pid < 0) {
+    ::close(in[1]);
+    ::close(out[0]);
+    ::close(out[1]);
+    if (netns >= 0) ::close(netns);
+    return result;
+  }
   ::close(out[1]);
   if (netns >= 0) ::close(netns);
   size_t written = 0;

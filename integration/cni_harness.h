@@ -24,7 +24,7 @@ absl::Status EnterPrivateNetworkNamespace();
 // A free TCP port on 127.0.0.1 (bound and released).
 int FreeLoopbackPort();
 
-// A plugin exec'd by fork + setns + execve, with exactly `env` as its environment.
+// A plugin exec'd by clone (vfork-like) + setns + execve, with exactly `env` as its environment.
 struct PluginRun {
   std::string plugin;      // path
   std::string netns_path;  // namespace to run it in ("" = the caller's)

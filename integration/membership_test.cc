@@ -1,12 +1,15 @@
 // Membership changes on a cluster of real abode-allocator processes: a member started with --join is added
 // through a follower and caught up by snapshot install; a follower and then the leader are removed; bad
-// requests are refused with precise codes naming the field; `abodectl cluster add|remove` end to end.
+// requests are refused with precise codes naming the field; `abodectl cluster add|remove` end to end; disaster
+// recovery (--recover) and backup and restore (`abodectl backup`, --restore-from).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -14,8 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "abode/v1/cluster.grpc.pb.h"
+#include "absl/strings/str_format.h"
 #include "integration/cluster_harness.h"
 #include "test-support/eventually.h"
+#include "test-support/temp_dir.h"
 
 namespace abode::integration {
 namespace {
@@ -571,6 +576,89 @@ TEST(MembershipTest, AbodectlClusterAddAndRemove) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find(c->grpc_address(*joiner)), std::string::npos) << r.out;
   ExpectWritesThrough(*c, {0, 1, 2}, "after");
+}
+
+// Backup and restore: `abodectl backup` through a follower while the cluster serves; every member is then
+// lost. `abode-allocator --restore-from` makes member 1 afresh with the backup's state (the same checksum),
+// it starts alone, and the others start empty and are added.
+TEST(MembershipTest, ABackupThroughAFollowerRestoresIntoAFreshClusterWithTheSameState) {
+  int leader = -1;
+  auto c = StartCluster({}, &leader);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(CreatePool(*c, leader, "p", "10.27.0.0/16").ok());
+  ASSERT_TRUE(CreatePool(*c, leader, "q", "10.28.0.0/24").ok());
+  ExpectWritesThrough(*c, {0, 1, 2}, "before");
+  auto converged = c->WaitConverged(seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged.status();
+
+  const int follower = (leader + 1) % 3;
+  test_support::TempDir dir("backup");
+  const std::string file = dir.File("abode.bak");
+  ProcessResult r = Abodectl(*c, follower, {"backup", "--to", file});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json saved = nlohmann::json::parse(r.out);
+  EXPECT_EQ(saved["checksum"], absl::StrFormat("%016x", converged->checksum()));
+  EXPECT_EQ(saved["allocations"].get<uint64_t>(), 3u);
+  EXPECT_EQ(saved["member_id"].get<uint64_t>(), static_cast<uint64_t>(follower + 1));
+  EXPECT_GE(saved["applied_index"].get<uint64_t>(), converged->applied_index());  // a read index: never behind
+  EXPECT_EQ(saved["file"], file);
+  ExpectWritesThrough(*c, {leader}, "later");  // after the backup: not in it
+
+  // A store is never replaced: member 1's data dir holds one.
+  for (int i = 0; i < 3; ++i) c->Kill(i);
+  r = c->RunOnce(0, {"--restore-from", file});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is not empty"), std::string::npos) << r.err;
+  for (int i = 0; i < 3; ++i) c->Wipe(i);
+  // A damaged copy is refused and leaves no store behind.
+  std::string bytes = Slurp(file);
+  bytes[bytes.size() - 5] ^= 0x40;
+  const std::string damaged = dir.File("damaged.bak");
+  {
+    std::FILE* f = std::fopen(damaged.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
+  r = c->RunOnce(0, {"--restore-from", damaged});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  std::error_code ec;
+  EXPECT_TRUE(!std::filesystem::exists(c->data_dir(0), ec) || std::filesystem::is_empty(c->data_dir(0), ec));
+
+  r = c->RunOnce(0, {"--restore-from", file});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(c->Start(0).ok());
+  auto alone = WaitForMembers(*c, 0, {1});
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  auto restored = c->Checksum(0);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->checksum(), converged->checksum());
+  EXPECT_EQ(restored->revision(), converged->revision());
+  EXPECT_EQ(restored->allocations(), 3u);
+  for (int i = 1; i <= 3; ++i) {
+    r = Abodectl(*c, 0, {"get", "--owner", "before-" + std::to_string(i)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  r = Abodectl(*c, 0, {"get", "--owner", "later-" + std::to_string(leader + 1)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+  r = Abodectl(*c, 0, {"pool", "get", "q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["cidr"], "10.28.0.0/24");
+
+  for (int i = 1; i < 3; ++i) {
+    ASSERT_TRUE(c->Start(i).ok());
+    EXPECT_NE(Slurp(c->log_path(i)).find("waiting to be added"), std::string::npos);
+    v1::ClusterStatus out;
+    grpc::Status s = AddMember(*c, 0, i + 1, c->raft_address(i), c->grpc_address(i), &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ExpectWholeClusterAgain(*c, 6);  // 3 restored, 3 after
+  // The restored log starts with the state's snapshot: the members added later received it by install.
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_NE(Slurp(c->log_path(i)).find("installed a snapshot"), std::string::npos) << "member " << i + 1;
+  }
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ struct JaegerSpan {
   int64_t start_us = 0, duration_us = 0;
   json tags;
   json references;
+  json logs;  // the span's events
   int64_t end_us() const { return start_us + duration_us; }
   const json* Tag(const std::string& key) const {
     for (const json& t : tags) {
@@ -72,6 +73,23 @@ struct JaegerSpan {
     return v->is_string() ? v->get<std::string>() : v->dump();
   }
   bool error() const { return StrTag("otel.status_code") == "ERROR"; }
+  // Whether the span links (a FOLLOWS_FROM reference) to span `span_id` of trace `trace_id`.
+  bool LinksTo(const std::string& trace_id, const std::string& span_id) const {
+    for (const json& r : references) {
+      if (r["refType"] == "FOLLOWS_FROM" && r["traceID"] == trace_id && r["spanID"] == span_id) return true;
+    }
+    return false;
+  }
+  // The fields of each event named `name`, as key → text.
+  std::vector<std::map<std::string, std::string>> Events(const std::string& name) const {
+    std::vector<std::map<std::string, std::string>> out;
+    for (const json& log : logs) {
+      std::map<std::string, std::string> fields;
+      for (const json& f : log["fields"]) fields[f["key"]] = f["value"].is_string() ? f["value"].get<std::string>() : f["value"].dump();
+      if (fields["event"] == name) out.push_back(std::move(fields));
+    }
+    return out;
+  }
 };
 
 std::vector<JaegerSpan> SpansOf(const json& trace) {
@@ -85,6 +103,7 @@ std::vector<JaegerSpan> SpansOf(const json& trace) {
     span.duration_us = s["duration"];
     span.tags = s["tags"];
     span.references = s["references"];
+    span.logs = s.contains("logs") ? s["logs"] : json::array();
     for (const json& r : s["references"]) {
       if (r["refType"] == "CHILD_OF" && r["traceID"] == span.trace_id) span.parent = r["spanID"];
     }
@@ -260,6 +279,37 @@ class TracingTest : public ::testing::Test {
     return spans;
   }
 
+  // The spans named `operation` of abode-allocator that link to span `span_id` of trace `trace_id` (each the
+  // root of a trace of its own: a log entry serves many callers), once `ready` holds for them.
+  template <typename Ready>
+  static std::vector<JaegerSpan> AwaitLinked(const std::string& operation, const std::string& trace_id,
+                                             const std::string& span_id, Ready ready) {
+    std::vector<JaegerSpan> linked;
+    Eventually(
+        [&] {
+          auto body = HttpGet(absl::StrCat(*query_url_, "/api/traces?service=abode-allocator&operation=", operation,
+                                           "&limit=1000&lookback=1h"));
+          if (!body) return false;
+          const json j = json::parse(*body, nullptr, false);
+          if (!j.is_object() || !j["data"].is_array()) return false;
+          linked.clear();
+          for (const json& trace : j["data"]) {
+            for (JaegerSpan& s : SpansOf(trace)) {
+              if (s.name == operation && s.LinksTo(trace_id, span_id)) linked.push_back(std::move(s));
+            }
+          }
+          return ready(linked);
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(200));
+    return linked;
+  }
+
+  static std::set<std::string> Instances(const std::vector<JaegerSpan>& spans) {
+    std::set<std::string> out;
+    for (const JaegerSpan& s : spans) out.insert(s.instance);
+    return out;
+  }
+
   static std::vector<const JaegerSpan*> Named(const std::vector<JaegerSpan>& spans, const std::string& name,
                                               const std::string& service = "") {
     std::vector<const JaegerSpan*> out;
@@ -311,13 +361,8 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
 
   const std::string trace_id = FindTrace("abode-cni", "cni.container_id", "trace-ctr-1");
   ASSERT_FALSE(trace_id.empty()) << "no abode-cni span for the ADD in Jaeger";
-  // Complete once the apply is seen on every member.
   const auto spans = AwaitTrace(trace_id, [](const std::vector<JaegerSpan>& s) {
-    std::set<std::string> appliers;
-    for (const JaegerSpan& span : s) {
-      if (span.name == "raft.apply allocate") appliers.insert(span.instance);
-    }
-    return appliers.size() == 3 && Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
+    return Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
            Has(s, "abode.v1.Allocator/Allocate", "abode-node") &&
            Has(s, "abode.v1.Allocator/Allocate", "abode-allocator") && Has(s, "abode.v1.Replica/Forward", "", 2);
   });
@@ -365,16 +410,6 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
   ASSERT_NE(at_leader, nullptr);
   EXPECT_EQ(at_leader->instance, absl::StrCat("member-", leader_ + 1));
 
-  // Applied on every member, under the follower's call, with the facts of the allocation.
-  for (const JaegerSpan* apply : Named(spans, "raft.apply allocate")) {
-    EXPECT_EQ(apply->parent, server->span_id);
-    EXPECT_EQ(apply->StrTag("abode.address"), ip);
-    EXPECT_EQ(apply->StrTag("abode.owner"), "cni/trace-ctr-1/eth0");
-    EXPECT_EQ(apply->StrTag("abode.node"), "node-0");
-    EXPECT_FALSE(apply->StrTag("raft.index").empty());
-    EXPECT_FALSE(apply->error());
-  }
-
   // Time runs forward along the chain; the synchronous calls nest.
   for (const JaegerSpan& s : spans) {
     if (const JaegerSpan* parent = ById(spans, s.parent)) {
@@ -387,30 +422,35 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
     EXPECT_LE(inner->end_us(), outer->end_us()) << inner->name << " ends after " << outer->name;
   }
 
-  // The leader's log entry links to the command it carried, rather than belonging to its trace.
-  bool linked = false;
-  Eventually(
-      [&] {
-        auto body = HttpGet(absl::StrCat(*query_url_, "/api/traces?service=abode-allocator&operation=raft.commit",
-                                         "&limit=500&lookback=1h"));
-        if (!body) return false;
-        const json j = json::parse(*body, nullptr, false);
-        if (!j.is_object() || !j["data"].is_array()) return false;
-        for (const json& trace : j["data"]) {
-          for (const JaegerSpan& s : SpansOf(trace)) {
-            if (s.name != "raft.commit") continue;
-            for (const json& r : s.references) {
-              if (r["traceID"] == trace_id && r["spanID"] == server->span_id) {
-                linked = s.instance == absl::StrCat("member-", leader_ + 1) && !s.StrTag("raft.term").empty() &&
-                         !s.StrTag("raft.batch_size").empty();
-              }
-            }
-          }
-        }
-        return linked;
-      },
-      std::chrono::seconds(30), std::chrono::milliseconds(200));
-  EXPECT_TRUE(linked) << "no raft.commit span on the leader links to the Allocate call";
+  // The log entry that carried the command links to the follower's call rather than belonging to its trace:
+  // committed by the leader, then applied on every member at the same index.
+  const auto commits = AwaitLinked("raft.commit", trace_id, server->span_id,
+                                   [](const std::vector<JaegerSpan>& s) { return !s.empty(); });
+  ASSERT_EQ(commits.size(), 1u) << "one raft.commit span on the leader links to the Allocate call";
+  const JaegerSpan& commit = commits[0];
+  EXPECT_EQ(commit.instance, absl::StrCat("member-", leader_ + 1));
+  EXPECT_EQ(commit.parent, "");
+  EXPECT_FALSE(commit.StrTag("raft.term").empty());
+  EXPECT_FALSE(commit.StrTag("raft.index").empty());
+  EXPECT_GE(commit.start_us, server->start_us);
+  EXPECT_FALSE(commit.error());
+  const auto applies = AwaitLinked("raft.apply", trace_id, server->span_id,
+                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  EXPECT_EQ(Instances(applies).size(), 3u) << "the entry is applied on every member";
+  for (const JaegerSpan& apply : applies) {
+    EXPECT_EQ(apply.parent, "");
+    EXPECT_EQ(apply.StrTag("raft.index"), commit.StrTag("raft.index")) << apply.instance;
+    EXPECT_EQ(apply.StrTag("raft.batch_size"), commit.StrTag("raft.batch_size")) << apply.instance;
+    EXPECT_EQ(apply.StrTag("abode.commands_refused"), "0");
+    EXPECT_GE(apply.start_us, server->start_us);
+    EXPECT_FALSE(apply.error());
+  }
+  // The leader answers the caller once its own apply is done.
+  for (const JaegerSpan& apply : applies) {
+    if (apply.instance == commit.instance) {
+      EXPECT_LE(apply.end_us(), commit.end_us() + 1);  // µs rounding
+    }
+  }
 }
 
 TEST_F(TracingTest, AFullPoolShowsAsAnErrorAlongTheTrace) {
@@ -422,7 +462,7 @@ TEST_F(TracingTest, AFullPoolShowsAsAnErrorAlongTheTrace) {
   const std::string trace_id = FindTrace("abode-cni", "cni.container_id", "trace-full-2");
   ASSERT_FALSE(trace_id.empty());
   const auto spans = AwaitTrace(trace_id, [](const std::vector<JaegerSpan>& s) {
-    return Has(s, "raft.apply allocate", "", 2) && Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
+    return Has(s, "cni ADD", "abode-cni") && Has(s, "cni ADD", "abode-node") &&
            Has(s, "abode.v1.Allocator/Allocate", "abode-allocator");
   });
   auto plugin = Named(spans, "cni ADD", "abode-cni");
@@ -431,14 +471,23 @@ TEST_F(TracingTest, AFullPoolShowsAsAnErrorAlongTheTrace) {
   auto node = Named(spans, "cni ADD", "abode-node");
   ASSERT_EQ(node.size(), 1u);
   EXPECT_TRUE(node[0]->error());
-  bool server_error = false;
-  for (const JaegerSpan* s : Named(spans, "abode.v1.Allocator/Allocate", "abode-allocator")) {
-    server_error = server_error || (s->StrTag("rpc.grpc.status_code") == "8" && s->error());
-  }
-  EXPECT_TRUE(server_error) << "the Allocate call's span carries RESOURCE_EXHAUSTED (8) as an error";
-  for (const JaegerSpan* apply : Named(spans, "raft.apply allocate")) {
-    EXPECT_TRUE(apply->error());
-    EXPECT_EQ(apply->StrTag("abode.error_code"), "RESOURCE_EXHAUSTED");
+  auto server = Named(spans, "abode.v1.Allocator/Allocate", "abode-allocator");
+  ASSERT_EQ(server.size(), 1u);
+  EXPECT_EQ(server[0]->StrTag("rpc.grpc.status_code"), "8");
+  EXPECT_TRUE(server[0]->error()) << "the Allocate call's span carries RESOURCE_EXHAUSTED (8) as an error";
+  // The entry's apply, on every member, is an error with an event naming the refused command and its caller.
+  const auto applies = AwaitLinked("raft.apply", trace_id, server[0]->span_id,
+                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  EXPECT_EQ(Instances(applies).size(), 3u);
+  for (const JaegerSpan& apply : applies) {
+    EXPECT_TRUE(apply.error()) << apply.instance;
+    EXPECT_EQ(apply.StrTag("abode.commands_refused"), "1");
+    const auto refused = apply.Events("command refused");
+    ASSERT_EQ(refused.size(), 1u) << apply.instance;
+    EXPECT_EQ(refused[0].at("abode.command"), "allocate");
+    EXPECT_EQ(refused[0].at("abode.error_code"), "RESOURCE_EXHAUSTED");
+    EXPECT_EQ(refused[0].at("abode.owner"), "cni/trace-full-2/eth0");
+    EXPECT_EQ(refused[0].at("abode.caller"), absl::StrCat("00-", trace_id, "-", server[0]->span_id, "-01"));
   }
 }
 
@@ -482,7 +531,7 @@ TEST_F(TracingTest, AMagicAddressChangeIsTracedToBothNodesKernels) {
       if (span.name == "nftables") reconciled.insert(span.instance);
     }
     return reconciled.size() == 2 && Has(s, "abode.v1.MagicAddresses/CreateMagicAddress", "abode-allocator") &&
-           Has(s, "raft.apply create_magic_address", "", 2) && Has(s, "watch.deliver", "abode-allocator", 2) &&
+           Has(s, "watch.deliver", "abode-allocator", 2) &&
            Has(s, "node.reconcile", "abode-node", 2);
   });
 
@@ -490,13 +539,13 @@ TEST_F(TracingTest, AMagicAddressChangeIsTracedToBothNodesKernels) {
   ASSERT_EQ(server.size(), 1u);
   EXPECT_EQ(server[0]->parent, caller);
   EXPECT_EQ(server[0]->instance, absl::StrCat("member-", follower_ + 1));
-  std::set<std::string> appliers;
-  for (const JaegerSpan* apply : Named(spans, "raft.apply create_magic_address")) {
-    EXPECT_EQ(apply->parent, server[0]->span_id);
-    EXPECT_EQ(apply->StrTag("abode.name"), "metrics");
-    appliers.insert(apply->instance);
+  const auto applies = AwaitLinked("raft.apply", trace_id, server[0]->span_id,
+                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  EXPECT_EQ(Instances(applies).size(), 3u);
+  for (const JaegerSpan& apply : applies) {
+    EXPECT_EQ(apply.StrTag("raft.index"), applies[0].StrTag("raft.index"));
+    EXPECT_FALSE(apply.error());
   }
-  EXPECT_GE(appliers.size(), 2u);
 
   // Streamed to each node, then reconciled there, with the kernel steps beneath.
   std::set<std::string> delivered_to, reconciled_on;

@@ -29,6 +29,15 @@ absl::StatusOr<RaftLogState> ReadRaftLogState(const std::string& data_dir, uint6
 // then longest log), which must be among `members`. See docs/replication.md.
 absl::Status RecoverConfiguration(const std::string& data_dir, uint64_t id, const std::vector<Member>& members);
 
+// A new member's raft log that starts with a snapshot of `state` (a state snapshot, storage's encoding) at
+// index 1, term 1, whose configuration is `members`; written without starting the member, as a follower
+// installs a snapshot. A store restored from a backup (abode-allocator --restore-from) then starts as that
+// configuration, and members added later receive the state by snapshot install. `members` holds `id`; a
+// single voter's configuration address is its raft address alone (grpc_address empty). REQUIRES:
+// `data_dir` holds no raft log, and the caller holds its lock (DirLock).
+absl::Status BootstrapFromSnapshot(const std::string& data_dir, uint64_t id, const std::vector<Member>& members,
+                                   const std::string& state);
+
 }  // namespace abode::replication
 
 #endif  // ABODE_REPLICATION_OFFLINE_TOOLS_H_

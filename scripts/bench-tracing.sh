@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# What tracing costs Allocate throughput. Usage: scripts/bench-tracing.sh [BUILD_DIR] [PAIRS]
-# A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) in alternating runs:
-# tracing off (no OTEL_* endpoint), and tracing on at 100% sampling exporting to a live Jaeger v2 all-in-one
-# (built by scripts/test-tools.sh jaeger, in-memory storage bounded to 20,000 traces, so that its own memory
-# and CPU stay steady over the runs). Every call is a root span there: the server span,
-# the raft.commit span of its entry and its raft.apply span, all exported. PAIRS (default 3) off/on pairs run in
-# one go, each on a fresh data dir; the ratio of the medians is printed last.
+# What tracing costs Allocate throughput.
+# Usage: scripts/bench-tracing.sh [BUILD_DIR [ROUNDS [NOTRACE_BUILD_DIR]]]
+#   BUILD_DIR          the build to measure (default: build)
+#   ROUNDS             rounds (default 3); each runs every mode once, in an order that rotates between rounds
+#   NOTRACE_BUILD_DIR  the same tree configured with -DABODE_TRACING=OFF (tracing compiled out); configured and
+#                      its abode-allocator built here when missing (default: BUILD_DIR-notrace)
+# A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) for 5 s in three modes:
+#   on    tracing at 100% sampling, exporting to a live Jaeger v2 all-in-one (built by scripts/test-tools.sh
+#         jaeger, in-memory storage bounded to 20,000 traces, so that its own memory and CPU stay steady);
+#         every call is a root span there: its server span, and the raft.commit and raft.apply spans of the
+#         log entry that carries it (one each per entry, linking to every caller);
+#   off   the same binary with tracing off (no OTEL_* endpoint);
+#   none  the NOTRACE build, tracing compiled out.
+# Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
+# (target >= 0.99), with the load average at the start and end (other work on the machine shows there), and
+# the CPU time per call of the allocator in each mode and of Jaeger with tracing on: unlike throughput, these
+# hardly depend on what else the machine runs.
 set -euo pipefail
 BUILD=${1:-build}
-PAIRS=${2:-3}
+ROUNDS=${2:-3}
+NOTRACE=${3:-$BUILD-notrace}
 ALLOC=$BUILD/allocator-service/abode-allocator
+ALLOC_NONE=$NOTRACE/allocator-service/abode-allocator
 BENCH=$BUILD/integration/abode-bench
 HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$ALLOC_NONE" ]; then
+  cmake -S "$HERE/.." -B "$NOTRACE" -DABODE_TRACING=OFF -DCMAKE_BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' \
+    "$BUILD/CMakeCache.txt")" >/dev/null
+  cmake --build "$NOTRACE" --target abode-allocator -j2 >/dev/null
+fi
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 "$HERE/test-tools.sh" jaeger >/dev/null
 JAEGER=$("$HERE/test-tools.sh" --dir jaeger)/jaeger
 WORK=$(mktemp -d /var/tmp/abode-bench-tracing-XXXXXX)
@@ -75,10 +93,16 @@ nice -n 19 "$JAEGER" --config "file:$WORK/jaeger.yaml" > "$WORK/jaeger.log" 2>&1
 JPID=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null && break; sleep 0.1; done
 
-run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # CPU time of process $1 so far, in clock ticks
+
+run() {  # run MODE N: one 5 s Allocate run; prints allocations per second, and CPU µs per allocation of the
+         # allocator and of Jaeger
+  local a0 j0
   local mode=$1 n=$2
   rm -rf "$WORK/data" "$WORK/port"
-  if [ "$mode" = on ]; then
+  if [ "$mode" = none ]; then
+    "$ALLOC_NONE" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+  elif [ "$mode" = on ]; then
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on \
       "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn \
       --metrics-listen "127.0.0.1:$METRICS" &
@@ -87,27 +111,45 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second
   fi
   PID=$!
   for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
+  a0=$(ticks "$PID"); j0=$(ticks "$JPID")
   "$BENCH" --server "127.0.0.1:$(cat "$WORK/port")" --pool "p$n$mode" --create-cidr 10.0.0.0/12 --concurrency 64 \
     --duration 5s | tail -1 > "$WORK/out"
   # Spans exported and dropped (a full queue drops rather than slowing a call down): printed on stderr.
   [ "$mode" = on ] && curl -s "http://127.0.0.1:$METRICS/metrics" | grep -E '^abode_trace_export_(spans|dropped)_total' \
     | tr '\n' ' ' >&2 && echo >&2
+  local a1 j1
+  a1=$(ticks "$PID"); j1=$(ticks "$JPID")
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops_per_sec"])' "$WORK/out"
+  python3 -c 'import json,sys,os; o=json.load(open(sys.argv[1])); t=1e6/os.sysconf("SC_CLK_TCK")/max(o["ops"],1)
+a, j = (int(sys.argv[3]) - int(sys.argv[2])) * t, (int(sys.argv[5]) - int(sys.argv[4])) * t
+print("%.0f %.1f %.1f" % (o["ops_per_sec"], a, j))' \
+    "$WORK/out" "$a0" "$a1" "$j0" "$j1"
 }
 
-off=(); on=()
-for i in $(seq 1 "$PAIRS"); do
-  # The order alternates between pairs, so that a drift of the machine over the run favours neither mode.
-  if [ $((i % 2)) = 1 ]; then a=$(run off "$i"); b=$(run on "$i"); else b=$(run on "$i"); a=$(run off "$i"); fi
-  echo "pair $i: off $a/s, on (100% to Jaeger) $b/s"
-  off+=("$a"); on+=("$b")
+declare -A results=([off]="" [on]="" [none]="") cpu=([off]="" [on]="" [none]="") jcpu=([on]="")
+modes=(off on none)
+for i in $(seq 1 "$ROUNDS"); do
+  # The order rotates between rounds, so that a drift of the machine over the run favours no mode.
+  line="round $i:"
+  for k in 0 1 2; do
+    mode=${modes[$(((i - 1 + k) % 3))]}
+    read -r r c j < <(run "$mode" "$i")
+    results[$mode]+=" $r"
+    cpu[$mode]+=" $c"
+    [ "$mode" = on ] && jcpu[on]+=" $j"
+    line+=" $mode $r/s ($c µs CPU per call)"
+  done
+  echo "$line"
 done
-python3 - "${off[*]}" "${on[*]}" <<'PY'
-import statistics, sys
-off = [float(x) for x in sys.argv[1].split()]
-on = [float(x) for x in sys.argv[2].split()]
-m_off, m_on = statistics.median(off), statistics.median(on)
-print(f'{{"off_median_per_s": {m_off:.0f}, "on_median_per_s": {m_on:.0f}, "on_over_off": {m_on / m_off:.3f}}}')
+python3 - "${results[off]}" "${results[on]}" "${results[none]}" "${cpu[off]}" "${cpu[on]}" "${cpu[none]}" \
+  "${jcpu[on]}" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, statistics, sys
+off, on, none, c_off, c_on, c_none, j_on = ([float(x) for x in a.split()] for a in sys.argv[1:8])
+m = statistics.median
+print(json.dumps({"on_median_per_s": round(m(on)), "off_median_per_s": round(m(off)),
+                  "none_median_per_s": round(m(none)), "on_over_off": round(m(on) / m(off), 3),
+                  "off_over_none": round(m(off) / m(none), 3),
+                  "allocator_cpu_us_per_call": {"on": m(c_on), "off": m(c_off), "none": m(c_none)},
+                  "jaeger_cpu_us_per_call_on": m(j_on), "loadavg_start": sys.argv[8], "loadavg_end": sys.argv[9]}))
 PY
 curl -s "http://127.0.0.1:$QUERY/api/services" | grep -q abode-allocator || { echo "Jaeger received no spans" >&2; exit 1; }

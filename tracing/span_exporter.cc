@@ -78,6 +78,12 @@ void ToOtlpSpan(const SpanData& span, otlp_trace::Span* out) {
 
 ExportTraceServiceRequest ToOtlp(const TracingConfig& config, const std::vector<SpanData>& spans) {
   ExportTraceServiceRequest request;
+  ToOtlp(config, spans, &request);
+  return request;
+}
+
+void ToOtlp(const TracingConfig& config, const std::vector<SpanData>& spans, ExportTraceServiceRequest* out) {
+  ExportTraceServiceRequest& request = *out;
   std::map<std::string, otlp_trace::ScopeSpans*> by_service;
   for (const SpanData& span : spans) {
     const std::string& service = span.service_name.empty() ? config.service_name : span.service_name;
@@ -94,10 +100,12 @@ ExportTraceServiceRequest ToOtlp(const TracingConfig& config, const std::vector<
     }
     ToOtlpSpan(span, scope->add_spans());
   }
-  return request;
 }
 
-OtlpGrpcExporter::OtlpGrpcExporter(const TracingConfig& config) : config_(config) {
+constexpr size_t kArenaBlockBytes = 1 << 20;
+
+OtlpGrpcExporter::OtlpGrpcExporter(const TracingConfig& config)
+    : config_(config), arena_block_(new char[kArenaBlockBytes]) {
   auto credentials = config.use_tls ? grpc::SslCredentials(grpc::SslCredentialsOptions())
                                     : grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
@@ -107,11 +115,16 @@ OtlpGrpcExporter::OtlpGrpcExporter(const TracingConfig& config) : config_(config
 }
 
 absl::Status OtlpGrpcExporter::Export(const std::vector<SpanData>& spans) {
-  const ExportTraceServiceRequest request = ToOtlp(config_, spans);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = arena_block_.get();
+  options.initial_block_size = kArenaBlockBytes;
+  google::protobuf::Arena arena(options);
+  auto* request = google::protobuf::Arena::CreateMessage<ExportTraceServiceRequest>(&arena);
+  ToOtlp(config_, spans, request);
   ExportTraceServiceResponse response;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(config_.export_timeout));
-  const grpc::Status s = stub_->Export(&ctx, request, &response);
+  const grpc::Status s = stub_->Export(&ctx, *request, &response);
   if (!s.ok()) {
     return absl::UnavailableError(absl::StrCat("exporting ", spans.size(), " spans to ", config_.endpoint, ": ",
                                                s.error_message(), " (gRPC code ", s.error_code(), ")"));

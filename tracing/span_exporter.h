@@ -24,18 +24,24 @@ class SpanExporter {
 
 // The OTLP request for `spans`: one ResourceSpans per service (the tracer's resource, with service.name
 // replaced for spans recorded on behalf of another program), one scope "abode".
+// `out` is empty; it may live on an arena.
+void ToOtlp(const TracingConfig& config, const std::vector<SpanData>& spans,
+            opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest* out);
 opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest ToOtlp(const TracingConfig& config,
                                                                              const std::vector<SpanData>& spans);
 
 class OtlpGrpcExporter final : public SpanExporter {
  public:
-  // Connects lazily to `config.endpoint` (TLS for an https:// endpoint).
+  // Connects lazily to `config.endpoint` (TLS for an https:// endpoint), uncompressed (compressing costs the
+  // exporting process CPU to save bandwidth that a trace receiver rarely lacks). Each request is built on an
+  // arena whose first block is kept from one export to the next, so a batch costs few allocations.
   explicit OtlpGrpcExporter(const TracingConfig& config);
   absl::Status Export(const std::vector<SpanData>& spans) override;
 
  private:
   const TracingConfig config_;
   std::unique_ptr<opentelemetry::proto::collector::trace::v1::TraceService::Stub> stub_;
+  std::unique_ptr<char[]> arena_block_;
 };
 
 }  // namespace abode::tracing

@@ -114,18 +114,61 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const TracingConfig& confi
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const TracingConfig& config,
                                                       std::unique_ptr<SpanExporter> exporter) {
   if (!config.enabled) return std::unique_ptr<Tracer>(new Tracer(config, nullptr));
+#ifdef ABODE_TRACING_COMPILED_OUT
+  exporter.reset();
+  return absl::FailedPreconditionError(
+      "tracing: this build has tracing compiled out (ABODE_TRACING=OFF); unset OTEL_EXPORTER_OTLP_ENDPOINT or set "
+      "OTEL_SDK_DISABLED=true");
+#else
   if (config.max_queue_spans == 0 || config.max_batch_spans == 0) {
     return absl::InvalidArgumentError("tracing: the export queue and batch sizes must be positive");
   }
   if (exporter == nullptr) exporter = std::make_unique<OtlpGrpcExporter>(config);
   return std::unique_ptr<Tracer>(new Tracer(config, std::make_unique<BatchSpanProcessor>(config, std::move(exporter))));
+#endif
 }
 
 Tracer::Tracer(TracingConfig config, std::unique_ptr<BatchSpanProcessor> processor)
     : config_(std::move(config)),
       now_(WallNowNs),
       processor_(std::move(processor)),
-      metrics_(std::make_shared<TracerMetrics>(processor_.get())) {}
+      metrics_(std::make_shared<TracerMetrics>(processor_.get())) {
+  const TraceId seed = RandomTraceId();
+  uint64_t start = 0;
+  for (size_t i = 0; i < 8; ++i) start = start << 8 | seed[i];
+  id_state_.store(start, std::memory_order_relaxed);
+}
+
+uint64_t Tracer::NextRandom() {
+  uint64_t z = id_state_.fetch_add(0x9e3779b97f4a7c15, std::memory_order_relaxed) + 0x9e3779b97f4a7c15;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+  return z ^ (z >> 31);
+}
+
+TraceId Tracer::NewTraceId() {
+  TraceId id;
+  uint64_t high = 0, low = 0;
+  do {
+    high = NextRandom();
+    low = NextRandom();
+  } while ((high | low) == 0);
+  for (size_t i = 0; i < 8; ++i) {
+    id[i] = static_cast<uint8_t>(high >> (56 - 8 * i));
+    id[8 + i] = static_cast<uint8_t>(low >> (56 - 8 * i));
+  }
+  return id;
+}
+
+SpanId Tracer::NewSpanId() {
+  SpanId id;
+  uint64_t v = 0;
+  do {
+    v = NextRandom();
+  } while (v == 0);
+  for (size_t i = 0; i < 8; ++i) id[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+  return id;
+}
 
 Tracer::~Tracer() = default;  // the processor flushes as it goes
 
@@ -161,8 +204,8 @@ Span Tracer::StartSpanAt(std::string_view name, SpanKind kind, const SpanContext
   // Off: no ids are made; the parent's context passes on unchanged.
   if (!enabled()) return Span(this, parent.valid() ? parent : SpanContext{}, nullptr);
   SpanContext context;
-  context.trace_id = parent.valid() ? parent.trace_id : RandomTraceId();
-  context.span_id = RandomSpanId();
+  context.trace_id = parent.valid() ? parent.trace_id : NewTraceId();
+  context.span_id = NewSpanId();
   context.sampled = Sample(parent, context.trace_id);
   if (!context.sampled) return Span(this, context, nullptr);
   auto data = std::make_unique<SpanData>();
@@ -171,10 +214,12 @@ Span Tracer::StartSpanAt(std::string_view name, SpanKind kind, const SpanContext
   data->name = std::string(name);
   data->kind = kind;
   data->start_unix_ns = start_unix_ns > 0 ? start_unix_ns : Now();
+  data->attributes.reserve(4);  // most spans have a few: one allocation, not one per doubling
   return Span(this, context, std::move(data));
 }
 
-Span Tracer::StartLinkedSpan(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links) {
+Span Tracer::StartLinkedSpanAt(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links,
+                               int64_t start_unix_ns) {
   if (!enabled()) return Span(this, SpanContext{}, nullptr);
   // A stand-in parent that carries only the links' verdict, so Sample() decides as for a child.
   SpanContext verdict;
@@ -184,15 +229,16 @@ Span Tracer::StartLinkedSpan(std::string_view name, SpanKind kind, const std::ve
     if (l.sampled) break;
   }
   SpanContext context;
-  context.trace_id = RandomTraceId();
-  context.span_id = RandomSpanId();
+  context.trace_id = NewTraceId();
+  context.span_id = NewSpanId();
   context.sampled = Sample(verdict, context.trace_id);
   if (!context.sampled) return Span(this, context, nullptr);
   auto data = std::make_unique<SpanData>();
   data->context = context;
   data->name = std::string(name);
   data->kind = kind;
-  data->start_unix_ns = Now();
+  data->start_unix_ns = start_unix_ns > 0 ? start_unix_ns : Now();
+  data->links.reserve(links.size());
   for (const SpanContext& l : links) {
     if (l.valid()) data->links.push_back(l);
   }

@@ -8,6 +8,7 @@
 #ifndef ABODE_TRACING_TRACER_H_
 #define ABODE_TRACING_TRACER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -126,13 +127,23 @@ class Tracer {
   Span StartSpanAt(std::string_view name, SpanKind kind, const SpanContext& parent, int64_t start_unix_ns);
   // The root of a new trace that links to each of `links` (work done for many callers at once, such as a log
   // entry). Sampled when any link is (parent-based samplers), else as a root.
-  Span StartLinkedSpan(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links);
+  Span StartLinkedSpan(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links) {
+    return StartLinkedSpanAt(name, kind, links, 0);
+  }
+  // As above, starting at `start_unix_ns` (0: now).
+  Span StartLinkedSpanAt(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links,
+                         int64_t start_unix_ns);
   // Queues a span recorded elsewhere, as it is (its context decides nothing here: the caller sampled it).
   void Record(SpanData span);
   // Blocks until everything queued so far has been exported or dropped, or `timeout` passed. False on timeout.
   bool Flush(absl::Duration timeout);
 
+#ifdef ABODE_TRACING_COMPILED_OUT
+  // Built with ABODE_TRACING=OFF: never enabled, so every recording site folds away.
+  static constexpr bool enabled() { return false; }
+#else
   bool enabled() const { return processor_ != nullptr; }
+#endif
   const TracingConfig& config() const { return config_; }
   // abode_trace_* series: queue length, spans exported, dropped, export errors (docs/metrics.md).
   std::shared_ptr<prometheus::Collectable> metrics() const { return metrics_; }
@@ -144,11 +155,17 @@ class Tracer {
   Tracer(TracingConfig config, std::unique_ptr<BatchSpanProcessor> processor);
   bool Sample(const SpanContext& parent, const TraceId& trace_id) const;
   void Finish(std::unique_ptr<SpanData> data);
+  // New ids without a system call per span: a counter from a random start, mixed (splitmix64, a bijection,
+  // so no id repeats within 2^64 draws); never all zero.
+  uint64_t NextRandom();
+  TraceId NewTraceId();
+  SpanId NewSpanId();
 
   const TracingConfig config_;
   std::function<int64_t()> now_;
   std::unique_ptr<BatchSpanProcessor> processor_;  // null when disabled
   std::shared_ptr<prometheus::Collectable> metrics_;
+  std::atomic<uint64_t> id_state_;
 };
 
 }  // namespace abode::tracing

@@ -1,6 +1,11 @@
 #include "tracing/tracer.h"
 
 #include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
 #include <prometheus/metric_family.h>
 
 #include "absl/synchronization/mutex.h"
@@ -111,6 +116,35 @@ TEST(Tracer, SamplesByParentThenByRatio) {
   for (int i = 0; i < 2000; ++i) sampled += half->StartSpan("r", SpanKind::kInternal, "").recording() ? 1 : 0;
   EXPECT_GT(sampled, 800);
   EXPECT_LT(sampled, 1200);
+}
+
+TEST(Tracer, IdsAreUniqueAcrossThreadsAndTracers) {
+  RecordingExporter* exporter;
+  auto one = Make(Enabled(), &exporter);
+  auto two = Make(Enabled(), &exporter);
+  // Spans on four threads of one tracer, and on another tracer (another process, as far as ids go).
+  std::vector<std::vector<SpanContext>> made(5);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 5; ++t) {
+    threads.emplace_back([&, t] {
+      Tracer& tracer = t < 4 ? *one : *two;
+      for (int i = 0; i < 2000; ++i) {
+        Span span = tracer.StartSpan("s", SpanKind::kInternal, "");
+        made[t].push_back(span.context());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> trace_ids, span_ids;
+  for (const auto& contexts : made) {
+    for (const SpanContext& c : contexts) {
+      EXPECT_TRUE(c.valid());
+      trace_ids.insert(ToHex(c.trace_id));
+      span_ids.insert(ToHex(c.span_id));
+    }
+  }
+  EXPECT_EQ(trace_ids.size(), 10000u);
+  EXPECT_EQ(span_ids.size(), 10000u);
 }
 
 TEST(Tracer, ALinkedSpanIsANewTraceSampledWhenACallerIs) {

@@ -6,7 +6,8 @@
 #   - no shell in any image, and the users the images declare (non-root except abode-node);
 #   - abode-allocator serves: its gRPC health check passes, and abodectl from the same image talks to it;
 #   - abode-node, from its image in another namespace, registers with that allocator;
-#   - abode-cni-install, from the abode-node image, copies the plugin into a host folder mounted into it.
+#   - abode-cni-install, from the abode-node image, copies the plugin into a host folder mounted into it, and
+#     the cni-conflist component's list, leaving a foreign list of the same name alone.
 # Usage: deploy/images/image_test.sh BUILD_DIR. Needs root, buildah, umoci and jq: skipped (77) without
 # them unless CI is set.
 set -euo pipefail
@@ -99,6 +100,24 @@ cmp "$WORK/host/bin/abode" "$WORK/abode-node/rootfs/usr/local/bin/abode" || fail
 [ "$(stat -c %a "$WORK/host/bin/abode")" = 755 ] || fail "the installed plugin's mode is not 0755"
 jq -e '.plugins[0].ipam.type == "abode"' "$WORK/host/net.d/10-abode.conflist" >/dev/null || fail "no conflist"
 echo "abode-cni-install from the image: plugin and conflist on the host"
+
+# The cni-conflist component's list, from its ConfigMap's mount: a node's own list under that name is left
+# alone (the installer fails naming the flag); once the name is free it is written.
+conflist=$HERE/../components/cni-conflist/10-abode.conflist
+printf '{"cniVersion": "1.0.0", "name": "cluster", "plugins": [{"type": "ptp", "ipam": {"type": "host-local"}}]}\n' \
+  > "$WORK/host/net.d/05-cluster.conflist"
+cp "$WORK/host/net.d/05-cluster.conflist" "$WORK/foreign.conflist"
+install_component() {
+  BIND="$WORK/host:/host $conflist:/etc/abode/cni/10-abode.conflist" COMMAND=/usr/local/bin/abode-cni-install \
+    container abode-node "$NS_N" --cni-bin-dir /host/bin --cni-conf-dir /host/net.d \
+    --conflist-file /etc/abode/cni/10-abode.conflist --conflist-name "$1" > "$WORK/install.log" 2>&1
+}
+if install_component 05-cluster.conflist; then fail "the installer replaced the node's own conflist"; fi
+grep -q -- "--conflist-name" "$WORK/install.log" || { cat "$WORK/install.log" >&2; fail "refused for another reason"; }
+cmp "$WORK/host/net.d/05-cluster.conflist" "$WORK/foreign.conflist" || fail "the node's own conflist changed"
+install_component 10-abode.conflist || { cat "$WORK/install.log" >&2; fail "the component's conflist from the image"; }
+cmp "$WORK/host/net.d/10-abode.conflist" "$conflist" || fail "the installed conflist differs from the component's"
+echo "abode-cni-install from the image: the component's conflist installed, a foreign one of that name left alone"
 
 # Every process of the test lives in one of its two namespaces: stop them there.
 for ns in "$NS_A" "$NS_N"; do
