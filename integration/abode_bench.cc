@@ -54,6 +54,7 @@ struct Config {
   std::string owner_prefix = "bench";
   std::string list_pool;    // list this pool's allocations in a loop meanwhile (empty: no lister)
   int list_page_size = 5000;
+  bool list_stale = false;  // the lister asks for this replica's state without a read fence
 };
 
 double ParseDuration(const std::string& s) {
@@ -149,6 +150,7 @@ class Bench {
     while (listing_.load()) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      if (cfg_.list_stale) ctx.AddMetadata("abode-read-stale", "true");
       abode::v1::ListAllocationsRequest req;
       req.set_pool(cfg_.list_pool);
       req.set_page_size(cfg_.list_page_size);
@@ -344,6 +346,8 @@ int main(int argc, char** argv) {
   app.add_option("--owner-prefix", c.owner_prefix, "owner key prefix")->capture_default_str();
   app.add_option("--list-pool", c.list_pool,
                  "one more client lists this pool's allocations, page by page, in a loop while the others run");
+  app.add_flag("--list-stale", c.list_stale,
+               "the lister reads without a linearizable fence (abode-read-stale), so its pages add no raft barrier");
   app.add_option("--list-page-size", c.list_page_size, "the lister's page size")
       ->check(CLI::Range(1, 5000))
       ->capture_default_str();
