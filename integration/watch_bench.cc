@@ -27,6 +27,7 @@
 #include <grpcpp/create_channel.h>
 
 #include "CLI/CLI.hpp"
+#include "test-support/process_memory.h"
 #include "abode/v1/allocator.grpc.pb.h"
 #include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
@@ -41,21 +42,7 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
 
-// VmRSS of a process in KiB; -1 when it cannot be read.
-long VmRssKiB(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      long kib = -1;
-      in >> kib;
-      return kib;
-    }
-    std::string rest;
-    std::getline(in, rest);
-  }
-  return -1;
-}
+using abode::test_support::VmRssKiB;
 
 // One change being measured: which assignment id must arrive (added/changed, or removed) and how many
 // watchers must see it (any watcher counts; each once).

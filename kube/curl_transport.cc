@@ -10,11 +10,6 @@
 namespace abode::kube {
 namespace {
 
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-using Easy = std::unique_ptr<CURL, EasyDeleter>;
-
 struct ListDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
@@ -92,7 +87,15 @@ absl::StatusOr<HttpResponse> CurlTransport::Send(const HttpRequest& request) {
 absl::StatusOr<HttpResponse> CurlTransport::Stream(const HttpRequest& request,
                                                    const std::function<bool(absl::string_view line)>& on_line,
                                                    const std::function<bool()>& stopped) {
-  Easy easy(curl_easy_init());
+  Easy easy;
+  if (on_line == nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (!idle_.empty()) {
+      easy = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!easy) easy.reset(curl_easy_init());
   if (!easy) return absl::ResourceExhaustedError("curl: cannot create a handle");
   CURL* c = easy.get();
   const std::string url = tls_.server + request.path;
@@ -149,6 +152,11 @@ absl::StatusOr<HttpResponse> CurlTransport::Stream(const HttpRequest& request,
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   out.status = static_cast<int>(status != 0 ? status : sink.status);
   out.body = std::move(sink.body);
+  if (on_line == nullptr && rc == CURLE_OK) {
+    curl_easy_reset(c);  // keeps its open connection
+    absl::MutexLock lock(&mu_);
+    if (idle_.size() < kIdleHandles) idle_.push_back(std::move(easy));
+  }
   return out;
 }
 

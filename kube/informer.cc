@@ -19,6 +19,9 @@ bool ResourceVersionLess(const std::string& a, const std::string& b) {
 namespace {
 
 ObjectPtr MakeObject(json body) {
+  // metadata.managedFields (server-side apply's field ownership) is often the largest part of an object and
+  // nothing here reads it: the cache does not keep it.
+  if (auto meta = body.find("metadata"); meta != body.end() && meta->is_object()) meta->erase("managedFields");
   auto o = std::make_shared<Object>();
   o->key = ObjectKey(body);
   const json meta = body.value("metadata", json::object());

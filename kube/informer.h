@@ -4,7 +4,8 @@
 //
 // A relist replaces the cache and reports only differences (an object whose resourceVersion is unchanged is
 // no event), so an API server restart during a watch causes no duplicate action. A handler sees an object
-// replaced under the same name (a StatefulSet pod re-created) as a change whose UID differs.
+// replaced under the same name (a StatefulSet pod re-created) as a change whose UID differs. Cached objects
+// lack metadata.managedFields.
 //
 // Thread safety: Run on one thread; Get / Keys / synced from any thread. Handlers run on Run's thread with
 // no lock held, after the cache changed.

@@ -62,6 +62,18 @@ TEST_F(InformerTest, ARelistReportsOnlyDifferences) {
   EXPECT_EQ(informer_.size(), 2u);
 }
 
+TEST_F(InformerTest, TheCacheKeepsObjectsWithoutManagedFields) {
+  json pod = Pod("a", "ua", "5");
+  pod["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}, {"operation", "Update"}}});
+  pod["metadata"]["labels"] = {{"app", "web"}};
+  Lists(List("10", {pod}));
+  ASSERT_TRUE(informer_.Relist().ok());
+  ASSERT_NE(informer_.Get("d/a"), nullptr);
+  const json& meta = informer_.Get("d/a")->body["metadata"];
+  EXPECT_FALSE(meta.contains("managedFields"));
+  EXPECT_EQ(meta["labels"]["app"], "web");
+}
+
 TEST_F(InformerTest, WatchResumesAndA410RelistsWithoutDuplicates) {
   Lists(List("10", {Pod("a", "ua", "5")}));
   transport_.QueueWatch({200,

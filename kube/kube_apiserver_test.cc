@@ -211,6 +211,48 @@ TEST_F(KubeApiServerTest, PodLabelsReachAllocationsAndFollowChangesAcrossAnApiSe
   ASSERT_TRUE(Eventually([&] { return Selected("app=dd-agent") == std::set<std::string>{"cid-w/eth0"}; }, 30s));
 }
 
+// The pod allocation index: pods known from the one list cost no lookup, a resync of unchanged pods writes
+// nothing, and a new sandbox's allocation (its address in the pod's status, as the kubelet reports it) is
+// found by one lookup on the pod's node and labelled.
+TEST_F(KubeApiServerTest, PodLabelsAreWrittenOnlyWhenTheyDifferAndANewSandboxIsFoundByItsAddress) {
+  const std::string uid = PodWithAllocation("default", "a", "one", "cid-a/eth0");
+  StartSync();
+  ASSERT_TRUE(Eventually([&] { return Selected("app=one") == std::set<std::string>{"cid-a/eth0"}; }, 10s));
+  EXPECT_EQ(sync_->counters().allocation_lookups.load(), 0u) << "the pod's allocation came with the list";
+  EXPECT_GE(sync_->counters().allocation_lists.load(), 1u);
+  const uint64_t written = sync_->counters().labels_updated.load();
+  EXPECT_EQ(written, 1u);
+
+  const uint64_t reconciled = sync_->counters().reconciles.load();
+  sync_->EnqueueAll();
+  ASSERT_TRUE(Eventually(
+      [&] { return sync_->counters().reconciles.load() >= reconciled + 2 && sync_->queue_length() == 0; }, 10s));
+  EXPECT_EQ(sync_->counters().labels_updated.load(), written) << "labels already right: no write";
+
+  // The pod's sandbox is re-created: the CNI plugin allocates for the new container, the kubelet reports
+  // the new address.
+  std::string address;
+  {
+    grpc::ClientContext ctx;
+    v1::AllocateRequest req;
+    req.set_pool("pods");
+    req.set_owner("cid-a2/eth0");
+    req.set_node("n1");
+    (*req.mutable_labels())[cni::kLabelPodNamespace] = "default";
+    (*req.mutable_labels())[cni::kLabelPodName] = "a";
+    (*req.mutable_labels())[cni::kLabelPodUid] = uid;
+    v1::Allocation out;
+    ASSERT_TRUE(alloc_->Allocate(&ctx, req, &out).ok());
+    address = out.address();
+  }
+  ASSERT_TRUE(kube_->MergePatch(ResourcePath("v1", "pods", "default", "a", "status"),
+                                {{"status", {{"podIP", address}, {"podIPs", {{{"ip", address}}}}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return Selected("app=one") == std::set<std::string>{"cid-a/eth0", "cid-a2/eth0"}; },
+                         10s));
+  EXPECT_EQ(sync_->counters().allocation_lookups.load(), 1u);
+}
+
 // The dd-agent case end to end: a DaemonSet-like pod per node, a magic address selecting them by label, and
 // the Kubernetes Node's labels on the abode node.
 TEST_F(KubeApiServerTest, MagicAddressReachesTheLabelledAgentOnItsNodeAndNodeLabelsArrive) {

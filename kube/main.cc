@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -31,7 +33,9 @@ struct Flags {
   std::string listen = "0.0.0.0:9620";
   std::string health_listen = "0.0.0.0:9621";
   std::string default_pool;
+  std::string port_file;
   int64_t pod_gc_grace_s = 60;
+  int64_t allocation_relist_s = 300;
   bool check_config = false;
 };
 
@@ -59,6 +63,9 @@ class KubeMetrics final : public prometheus::Collectable {
         counter("abode_kube_reconciles_total", "keys reconciled", c.reconciles),
         counter("abode_kube_reconcile_failures_total", "reconciles that failed and were retried", c.failures),
         counter("abode_kube_labels_updated_total", "UpdateLabels calls made for pods", c.labels_updated),
+        counter("abode_kube_allocation_lists_total", "complete lists of abode's allocations (the pod index)",
+                c.allocation_lists),
+        counter("abode_kube_allocation_lookups_total", "pods looked up in abode on their node", c.allocation_lookups),
         counter("abode_kube_allocations_released_total", "allocations of deleted pods released",
                 c.allocations_released),
         counter("abode_kube_external_addresses_created_total", "external addresses created for Services",
@@ -104,6 +111,7 @@ absl::StatusOr<ClusterConfig> Check(Flags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--allocator: \"", f.allocator, "\" is not HOST:PORT"));
   }
   if (f.pod_gc_grace_s < 1) return absl::InvalidArgumentError("--pod-gc-grace-seconds: must be at least 1");
+  if (f.allocation_relist_s < 1) return absl::InvalidArgumentError("--allocation-relist-seconds: must be at least 1");
   if (!config->token_file.empty()) {
     if (auto t = ReadFile(config->token_file); !t.ok()) return t.status();
   }
@@ -143,6 +151,7 @@ int Run(Flags f) {
   SyncOptions options;
   options.default_external_pool = f.default_pool;
   options.pod_gc_grace_ms = f.pod_gc_grace_s * 1000;
+  options.allocation_relist_ms = f.allocation_relist_s * 1000;
   Sync sync(kube, AbodeApi{allocator.get(), nodes.get(), externals.get(), pools.get(), elastics.get()}, clock, options,
             [&] { return elector.is_leader(); });
 
@@ -162,6 +171,16 @@ int Run(Flags f) {
   if (!health.ok()) {
     std::cerr << "abode-kube: " << health.status().message() << "\n";
     return 2;
+  }
+
+  if (!f.port_file.empty()) {
+    // Written whole, then renamed: a reader never sees half of it.
+    const std::string tmp = f.port_file + ".tmp";
+    std::ofstream(tmp) << (*endpoint)->port() << " " << (*health)->port() << "\n";
+    if (std::rename(tmp.c_str(), f.port_file.c_str()) != 0) {
+      std::cerr << "abode-kube: --port-file: cannot write " << f.port_file << "\n";
+      return 2;
+    }
   }
 
   StopSignal stop;
@@ -196,6 +215,9 @@ int main(int argc, char** argv) {
   app.add_option("--health-listen", f.health_listen, "/healthz and /readyz address IPV4:PORT");
   app.add_option("--default-external-pool", f.default_pool, "external pool of LoadBalancer Services naming none");
   app.add_option("--pod-gc-grace-seconds", f.pod_gc_grace_s, "how long a pod must be gone before its allocations go");
+  app.add_option("--allocation-relist-seconds", f.allocation_relist_s,
+                 "how often the pod allocation index is listed again in full (between: lookups per pod)");
+  app.add_option("--port-file", f.port_file, "write \"METRICS_PORT HEALTH_PORT\" here once both serve");
   app.add_flag("--check-config", f.check_config, "validate flags, environment and files, then exit");
   CLI11_PARSE(app, argc, argv);
   return abode::kube::Run(std::move(f));

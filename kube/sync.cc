@@ -110,15 +110,33 @@ void Sync::Event(const json& object, const std::string& type, const std::string&
 void Sync::Work() {
   int64_t next_resync = clock_.NowUnixMs() + options_.resync_ms;
   int64_t next_gc = clock_.NowUnixMs() + options_.pod_gc_interval_ms;
+  Backoff list_backoff(500, 30'000, 14);
   while (!stop_.stopped()) {
     const bool leading = is_leader_() && synced();
-    if (leading && !was_leader_.exchange(true)) EnqueueAll();  // a new leader reconciles everything once
     if (!leading) {
       was_leader_ = false;
+      pod_allocations_.Clear();
       if (stop_.Sleep(200)) return;
       continue;
     }
-    const int64_t now = clock_.NowUnixMs();
+    int64_t now = clock_.NowUnixMs();
+    if (!pod_allocations_.loaded() || now >= next_relist_ms_) {
+      if (absl::Status s = ListPodAllocations(); !s.ok()) {
+        counters_.failures.fetch_add(1);
+        // Without a first list pods cannot be reconciled: wait. A later list that fails is tried again
+        // while the index that is loaded keeps serving.
+        if (!pod_allocations_.loaded()) {
+          if (stop_.Sleep(list_backoff.NextMs())) return;
+          continue;
+        }
+        next_relist_ms_ = now + list_backoff.NextMs();
+      } else {
+        list_backoff.Reset();
+        now = clock_.NowUnixMs();
+        next_relist_ms_ = now + options_.allocation_relist_ms;
+      }
+    }
+    if (!was_leader_.exchange(true)) EnqueueAll();  // a new leader reconciles everything once
     if (now >= next_resync) {
       EnqueueAll();
       next_resync = now + options_.resync_ms;
@@ -152,30 +170,97 @@ absl::Status Sync::Reconcile(const std::string& key) {
 
 // ------------------------------------------------------------------------------------------ pod labels
 
-absl::Status Sync::ReconcilePod(const std::string& key) {
-  ObjectPtr pod = pods_->Get(key);
-  if (pod == nullptr || pod->uid.empty()) return absl::OkStatus();  // gone: the collector releases
+namespace {
+
+// The addresses a pod's status names (status.podIPs, status.podIP).
+std::set<std::string> PodIps(const json& pod) {
+  std::set<std::string> out;
+  const json status = pod.value("status", json::object());
+  const std::string ip = status.value("podIP", std::string());
+  if (!ip.empty()) out.insert(ip);
+  const json ips = status.value("podIPs", json::array());
+  for (const json& one : ips) {
+    if (one.is_object() && one.value("ip", std::string()) != "") out.insert(one.value("ip", std::string()));
+  }
+  return out;
+}
+
+std::vector<v1::Allocation> Items(const google::protobuf::RepeatedPtrField<v1::Allocation>& all) {
+  return std::vector<v1::Allocation>(all.begin(), all.end());
+}
+
+}  // namespace
+
+absl::Status Sync::ListPodAllocations() {
+  std::vector<v1::Allocation> all;
   v1::ListAllocationsRequest list;
-  list.set_label_selector(absl::StrCat(cni::kLabelPodUid, "=", pod->uid));
+  list.set_page_size(5000);
+  do {
+    v1::ListAllocationsResponse page;
+    if (absl::Status s = FromGrpc(abode_.allocator->ListAllocations(Rpc().get(), list, &page), "ListAllocations");
+        !s.ok()) {
+      return s;
+    }
+    for (auto& a : *page.mutable_allocations()) {
+      if (!PodUidOf(a).empty()) all.push_back(std::move(a));
+    }
+    list.set_page_token(page.next_page_token());
+  } while (!list.page_token().empty());
+  pod_allocations_.Replace(all);
+  counters_.allocation_lists.fetch_add(1);
+  return absl::OkStatus();
+}
+
+absl::Status Sync::LookUpPodAllocations(const Object& pod) {
+  const std::set<std::string> ips = PodIps(pod.body);
+  if (!pod_allocations_.NeedsLookup(pod.uid, ips)) return absl::OkStatus();
+  // The CNI plugin runs only for a pod scheduled to a node, and labels its allocations with that node.
+  const std::string node = pod.body.value("spec", json::object()).value("nodeName", std::string());
+  if (node.empty()) return absl::OkStatus();
+  v1::ListAllocationsRequest list;
+  list.set_node(node);
+  list.set_label_selector(absl::StrCat(cni::kLabelPodUid, "=", pod.uid));
   list.set_page_size(100);
   v1::ListAllocationsResponse held;
   if (absl::Status s = FromGrpc(abode_.allocator->ListAllocations(Rpc().get(), list, &held), "ListAllocations");
       !s.ok()) {
     return s;
   }
+  counters_.allocation_lookups.fetch_add(1);
+  pod_allocations_.Put(pod.uid, Items(held.allocations()), ips);
+  return absl::OkStatus();
+}
+
+absl::Status Sync::ReconcilePod(const std::string& key) {
+  ObjectPtr pod = pods_->Get(key);
+  if (pod == nullptr || pod->uid.empty()) return absl::OkStatus();  // gone: the collector releases
+  if (!pod_allocations_.loaded()) return absl::UnavailableError("the pod allocations have not been listed yet");
+  if (absl::Status s = LookUpPodAllocations(*pod); !s.ok()) return s;
   const auto labels = PodAllocationLabels(pod->body);
-  std::set<std::string> owners;
-  for (const auto& a : held.allocations()) owners.insert(a.owner());
-  for (const std::string& owner : owners) {
+  // The labels the CNI plugin set that a pod's labels never replace.
+  const std::vector<std::string> kept = {cni::kLabelPodUid, cni::kLabelNetwork};
+  std::vector<std::string> stale;
+  for (const auto& [owner, pools] : pod_allocations_.OwnersOf(pod->uid)) {
+    for (const auto& [pool, held] : pools) {
+      if (LabelsAfterUpdate(held.labels, labels, kept) != held.labels) {
+        stale.push_back(owner);
+        break;
+      }
+    }
+  }
+  for (const std::string& owner : stale) {
     v1::UpdateLabelsRequest req;
     req.set_owner(owner);
     for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
-    req.add_keep_keys(cni::kLabelPodUid);
-    req.add_keep_keys(cni::kLabelNetwork);
+    for (const std::string& k : kept) req.add_keep_keys(k);
     v1::UpdateLabelsResponse resp;
     absl::Status s = FromGrpc(abode_.allocator->UpdateLabels(Rpc().get(), req, &resp), "UpdateLabels");
-    if (s.code() == absl::StatusCode::kNotFound) continue;  // released meanwhile
+    if (s.code() == absl::StatusCode::kNotFound) {  // released meanwhile
+      pod_allocations_.ForgetOwner(owner);
+      continue;
+    }
     if (!s.ok()) return s;
+    pod_allocations_.Update(owner, Items(resp.allocations()));
     counters_.labels_updated.fetch_add(1);
   }
   const json labels_now = pod->body.value("metadata", json::object()).value("labels", json::object());
@@ -186,49 +271,49 @@ absl::Status Sync::ReconcilePod(const std::string& key) {
 // ---------------------------------------------------------------------------------------- pods gone
 
 absl::Status Sync::CollectPods() {
-  if (!pods_->synced()) return absl::OkStatus();
-  // First the allocations, then a resourceVersion from the server: every pod created before any of these
-  // allocations has a version at or below it, so once the cache has seen it, a missing pod is gone.
-  std::map<std::string, std::string> uid_of_owner;
-  v1::ListAllocationsRequest list;
-  list.set_page_size(5000);
-  do {
-    v1::ListAllocationsResponse page;
-    if (absl::Status s = FromGrpc(abode_.allocator->ListAllocations(Rpc().get(), list, &page), "ListAllocations");
-        !s.ok()) {
-      return s;
-    }
-    for (const auto& a : page.allocations()) {
-      auto uid = a.labels().find(cni::kLabelPodUid);
-      if (uid != a.labels().end() && !uid->second.empty()) uid_of_owner[a.owner()] = uid->second;
-    }
-    list.set_page_token(page.next_page_token());
-  } while (!list.page_token().empty());
-  auto fresh = kube_.List(ResourcePath("v1", "pods"), "", 1);
-  if (!fresh.ok()) return fresh.status();
-
+  if (!pods_->synced() || !pod_allocations_.loaded()) return absl::OkStatus();
   std::set<std::string> live_uids;
   for (const auto& p : pods_->List()) live_uids.insert(p->uid);
+  // Every allocation in the index was seen before this resourceVersion is read, so every pod created before
+  // it has a version at or below it: once the cache has seen that version, a pod missing from it is gone.
+  // Read once per pass, and only when an allocation starts to be missing.
+  std::string fresh_rv;
   const std::string seen = pods_->seen_resource_version();
   const int64_t now = clock_.NowUnixMs();
   std::map<std::string, Missing> still;
-  for (const auto& [owner, uid] : uid_of_owner) {
+  for (const std::string& uid : pod_allocations_.Uids()) {
     if (live_uids.count(uid)) continue;
-    auto it = missing_.find(owner);
-    Missing m = it != missing_.end() ? it->second : Missing{now, fresh->resource_version};
-    const bool caught_up = !ResourceVersionLess(seen, m.must_see_rv);
-    if (now - m.since_ms < options_.pod_gc_grace_ms || !caught_up) {
-      still[owner] = m;
-      continue;
+    std::vector<std::string> owners;
+    for (const auto& [owner, _] : pod_allocations_.OwnersOf(uid)) owners.push_back(owner);
+    if (owners.empty()) pod_allocations_.ForgetPod(uid);  // a lookup that found nothing, for a pod now gone
+    for (const std::string& owner : owners) {
+      auto it = missing_.find(owner);
+      Missing m;
+      if (it != missing_.end()) {
+        m = it->second;
+      } else {
+        if (fresh_rv.empty()) {
+          auto fresh = kube_.List(ResourcePath("v1", "pods"), "", 1);
+          if (!fresh.ok()) return fresh.status();
+          fresh_rv = fresh->resource_version;
+        }
+        m = Missing{now, fresh_rv};
+      }
+      const bool caught_up = !ResourceVersionLess(seen, m.must_see_rv);
+      if (now - m.since_ms < options_.pod_gc_grace_ms || !caught_up) {
+        still[owner] = m;
+        continue;
+      }
+      v1::ReleaseRequest rel;
+      rel.set_owner(owner);
+      v1::ReleaseResponse out;
+      if (absl::Status s = FromGrpc(abode_.allocator->Release(Rpc().get(), rel, &out), "Release"); !s.ok()) {
+        still[owner] = m;
+        continue;
+      }
+      pod_allocations_.ForgetOwner(owner);
+      counters_.allocations_released.fetch_add(static_cast<uint64_t>(out.released_size()));
     }
-    v1::ReleaseRequest rel;
-    rel.set_owner(owner);
-    v1::ReleaseResponse out;
-    if (absl::Status s = FromGrpc(abode_.allocator->Release(Rpc().get(), rel, &out), "Release"); !s.ok()) {
-      still[owner] = m;
-      continue;
-    }
-    counters_.allocations_released.fetch_add(static_cast<uint64_t>(out.released_size()));
   }
   missing_ = std::move(still);
   return CollectElastics();

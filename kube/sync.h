@@ -2,11 +2,14 @@
 //
 //  * Pod labels → allocation labels. The CNI plugin labels a pod's allocations with k8s-pod-namespace,
 //    k8s-pod-name, k8s-pod-uid and cni-network; the pod's own labels (and its namespace) follow through one
-//    UpdateLabels per owner, keeping the CNI plugin's labels.
-//  * Pods gone → allocations released: an allocation labelled with a pod UID the cache does not hold is
-//    released once it has been missing for the grace period AND the pod cache has caught up with a
-//    resourceVersion read from the server after the allocation was seen (so a pod created after the cache's
-//    list, whose allocation appeared before the cache saw it, is never taken for a deleted one).
+//    UpdateLabels per owner, keeping the CNI plugin's labels, and only when they differ. The allocations of
+//    each pod come from an index (pod_allocations.h) filled by one paged list when a replica starts leading
+//    and every allocation_relist_ms, and by a lookup on the pod's node (ListAllocations by node, an indexed
+//    read of that node's rows) when a pod is new to it or its status names an address it does not hold.
+//  * Pods gone → allocations released: an allocation of the index labelled with a pod UID the cache does
+//    not hold is released once it has been missing for the grace period AND the pod cache has caught up with
+//    a resourceVersion read from the server after the allocation was seen (so a pod created after the
+//    cache's list, whose allocation appeared before the cache saw it, is never taken for a deleted one).
 //  * Services of type LoadBalancer → an external address (pool: spec.loadBalancerClass "abode.dev/<pool>",
 //    the annotation abode.dev/pool, or the default pool; node selector: the annotation
 //    abode.dev/node-selector), written to status.loadBalancer.ingress with a condition; spec.externalIPs →
@@ -43,6 +46,7 @@
 #include "kube/backoff.h"
 #include "kube/client.h"
 #include "kube/informer.h"
+#include "kube/pod_allocations.h"
 #include "kube/stop_signal.h"
 #include "kube/work_queue.h"
 #include "replication/clock.h"
@@ -64,6 +68,7 @@ struct SyncOptions {
   int64_t pod_gc_interval_ms = 15'000;
   int64_t rpc_timeout_ms = 10'000;
   int64_t resync_ms = 300'000;  // every cached object is reconciled again this often
+  int64_t allocation_relist_ms = 300'000;  // the pod allocation index is listed again this often
 };
 
 struct AbodeApi {
@@ -78,6 +83,8 @@ struct SyncCounters {
   std::atomic<uint64_t> reconciles{0};
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> labels_updated{0};
+  std::atomic<uint64_t> allocation_lists{0};    // complete lists of the allocations (every page)
+  std::atomic<uint64_t> allocation_lookups{0};  // single pods looked up on their node
   std::atomic<uint64_t> allocations_released{0};
   std::atomic<uint64_t> externals_created{0};
   std::atomic<uint64_t> externals_deleted{0};
@@ -122,11 +129,15 @@ class Sync {
   size_t watched_pods() const { return pods_->size(); }
   size_t queue_length() const { return queue_.size(); }
   // Reconciles one key now ("pod/<ns>/<name>", "svc/<ns>/<name>", "node/<name>", "gc"); for tests and the
-  // worker.
+  // worker. Pod keys and "gc" use the worker's pod allocation index: only from the worker, or while stopped.
   absl::Status Reconcile(const std::string& key);
 
  private:
   absl::Status ReconcilePod(const std::string& key);
+  // Fills the pod allocation index from one complete list.
+  absl::Status ListPodAllocations();
+  // Looks pod `pod` up on its node when the index does not account for it.
+  absl::Status LookUpPodAllocations(const Object& pod);
   absl::Status CollectPods();
   absl::Status ReconcileElastic(const Object& pod);
   absl::Status CollectElastics();
@@ -165,6 +176,8 @@ class Sync {
     std::string must_see_rv;
   };
   std::map<std::string, Missing> missing_;
+  PodAllocations pod_allocations_;
+  int64_t next_relist_ms_ = 0;
   std::map<std::string, int64_t> elastic_missing_since_;  // elastic name -> first seen without its pod
   std::atomic<bool> was_leader_{false};
 };
