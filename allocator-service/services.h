@@ -42,9 +42,18 @@ class PoolsService final : public v1::Pools::CallbackService {
 
 // ListAllocations is a raw method: a page (up to 5,000 allocations, ~0.5 MB) is built, serialised and freed on
 // a read thread, and gRPC's threads, which carry writes too, only send its bytes.
-class AllocatorService final
-    : public v1::Allocator::WithRawCallbackMethod_ListAllocations<v1::Allocator::CallbackService> {
+// Every method of v1.Allocator on the callback API, ListAllocations raw (a method left out of this list would
+// answer UNIMPLEMENTED).
+using AllocatorCallbackService = v1::Allocator::WithCallbackMethod_Allocate<
+    v1::Allocator::WithCallbackMethod_AllocateMany<v1::Allocator::WithCallbackMethod_Release<
+        v1::Allocator::WithCallbackMethod_Renew<v1::Allocator::WithCallbackMethod_UpdateLabels<
+            v1::Allocator::WithCallbackMethod_GetAllocation<v1::Allocator::WithRawCallbackMethod_ListAllocations<
+                v1::Allocator::WithCallbackMethod_GetHistory<v1::Allocator::Service>>>>>>>>;
+
+class AllocatorService final : public AllocatorCallbackService {
  public:
+  using AllocatorCallbackService::ListAllocations;  // the synchronous one stays visible (and unused)
+
   // `fence` and `reads` may be null (see ReadAndFinish); all outlive the service.
   AllocatorService(replication::CommandLog& log, storage::StateReader& reader, replication::ReadFence* fence = nullptr,
                    ReadExecutor* reads = nullptr)
