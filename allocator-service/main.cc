@@ -236,6 +236,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-inflight-entries", options.raft.max_inflight_entries,
                  "log entries the leader keeps in flight before holding new commands for the next one (0: no limit)")
       ->capture_default_str();
+  app.add_option("--read-nice", options.read_nice,
+                 "nice value of the threads that run reads (ListAllocations, Checksum, ...): when the cores are "
+                 "busy, reads get what writes leave (0: the process's own priority)")
+      ->envname("ABODE_READ_NICE")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   app.add_option("--snapshot-trailing", options.raft.snapshot_trailing, "log entries kept after a snapshot")
       ->capture_default_str();
   app.add_option("--snapshot-threshold", options.raft.snapshot_threshold, "least log entries between snapshots")

@@ -2,8 +2,15 @@
 // from the raft node's completion threads that answer writes, so that a long read never delays an Allocate
 // acknowledgement.
 //
-// Thread safety: Post is thread-safe. Each task runs on one of the executor's threads, after the observer
-// (if any) ran on that same thread.
+// Reads also yield the CPU to writes: the read threads run at a lower priority (a higher nice value,
+// `--read-nice`), so that when the cores are busy a listing of 1,000,000 allocations takes what the writers
+// leave. Work on a read thread therefore never calls into gRPC: threads that gRPC starts from inside a call
+// inherit the caller's nice value, and would then answer writes at the readers' priority. Replies (Finish,
+// which serialises the response) run on one reply thread at the priority of the thread that built the
+// executor; a large response is serialised on the read thread beforehand (see AllocatorService).
+//
+// Thread safety: every method is thread-safe. Each posted read runs on one of the read threads, after the
+// observer (if any) ran on that same thread; each reply runs on the reply thread.
 #ifndef ABODE_ALLOCATOR_SERVICE_READ_EXECUTOR_H_
 #define ABODE_ALLOCATOR_SERVICE_READ_EXECUTOR_H_
 
@@ -18,26 +25,21 @@ namespace abode::allocator {
 class ReadExecutor {
  public:
   using Task = replication::WorkerThreads::Task;
-  // `name` names the threads (at most 15 characters). `observer`, if set, runs on the executing thread before
-  // every task (tests record where reads run with it); it must be thread-safe.
-  ReadExecutor(size_t threads, const char* name, std::function<void()> observer = nullptr)
-      : observer_(std::move(observer)), threads_(threads, name) {}
+  // `threads` read threads named `name` (at most 15 characters) at nice value `nice` (kept at the
+  // process's own when the kernel refuses it, with a warning). `observer`, if set, runs on the executing
+  // thread before every read (tests record where reads run with it); it must be thread-safe.
+  ReadExecutor(size_t threads, const char* name, int nice = 0, std::function<void()> observer = nullptr);
 
-  void Post(Task task) {
-    if (!observer_) {
-      threads_.Post(std::move(task));
-      return;
-    }
-    threads_.Post([this, task = std::move(task)]() mutable {
-      observer_();
-      std::move(task)();
-    });
-  }
-  size_t size() const { return threads_.size(); }
+  // Runs `task` on a read thread.
+  void Post(Task task);
+  // Runs `task` on the reply thread: where a read's answer goes back to gRPC.
+  void Reply(Task task) { replies_.Post(std::move(task)); }
+  size_t size() const { return reads_.size(); }
 
  private:
   const std::function<void()> observer_;
-  replication::WorkerThreads threads_;  // last: its threads stop before observer_ goes
+  replication::WorkerThreads replies_;
+  replication::WorkerThreads reads_;  // last: its threads stop (their replies posted) before replies_ and observer_ go
 };
 
 }  // namespace abode::allocator

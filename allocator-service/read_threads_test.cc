@@ -1,6 +1,11 @@
 // Where reads run: every linearizable read's query and the checksum dump run on the read executor's threads
-// (recorded through the executor's observer), and a write is answered while every read thread is held.
+// (recorded through the executor's observer), at the configured nice value while every other thread keeps
+// the process's, and a write is answered while every read thread is held.
+#include <dirent.h>
 #include <pthread.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <chrono>
 #include <future>
@@ -15,11 +20,32 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "absl/synchronization/mutex.h"
 #include "allocator-service/server.h"
+#include "allocator-service/thread_priority.h"
 #include "replication/clock.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::allocator {
 namespace {
+
+constexpr int kReadNice = 13;
+
+// Every thread of this process: its name and nice value, as the kernel reports them.
+std::vector<std::pair<std::string, int>> ProcessThreads() {
+  std::vector<std::pair<std::string, int>> out;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const pid_t tid = std::stoi(e->d_name);
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    auto nice = ThreadNice(tid);
+    if (!name.empty() && nice.ok()) out.emplace_back(name, *nice);  // a thread that ended meanwhile is skipped
+  }
+  closedir(dir);
+  return out;
+}
 
 std::string ThisThreadName() {
   char name[16] = {};
@@ -36,6 +62,7 @@ class ReadThreadsTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.timers = &timers_;
     o.read_threads = 1;
+    o.read_nice = kReadNice;
     o.read_observer = [this] { ObserveRead(); };
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -63,6 +90,8 @@ class ReadThreadsTest : public ::testing::Test {
   void ObserveRead() {
     absl::MutexLock lock(&mu_);
     threads_.push_back(ThisThreadName());
+    auto nice = ThreadNice(gettid());
+    nices_.push_back(nice.ok() ? *nice : -100);
     ++entered_;
     mu_.Await(absl::Condition(+[](bool* open) { return *open; }, &gate_open_));
   }
@@ -82,6 +111,10 @@ class ReadThreadsTest : public ::testing::Test {
   std::vector<std::string> threads() {
     absl::MutexLock lock(&mu_);
     return threads_;
+  }
+  std::vector<int> nices() {
+    absl::MutexLock lock(&mu_);
+    return nices_;
   }
 
   grpc::Status Allocate(const std::string& owner) {
@@ -118,6 +151,7 @@ class ReadThreadsTest : public ::testing::Test {
   bool gate_open_ ABSL_GUARDED_BY(mu_) = true;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> nices_ ABSL_GUARDED_BY(mu_);  // the kernel's nice value of each read's thread
 };
 
 TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
@@ -174,6 +208,46 @@ TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {
   EXPECT_TRUE(list.get().ok());
   EXPECT_TRUE(checksum.get().ok());
   EXPECT_EQ(static_cast<int>(threads().size()), held + 1) << "the checksum ran on the read thread after the list";
+}
+
+// Reads run at the configured nice value, and only reads: the threads that answer writes, the reply thread
+// and gRPC's own threads (some started while reads ran) keep the process's priority.
+TEST_F(ReadThreadsTest, ReadsRunAtTheConfiguredNiceAndNothingElseDoes) {
+  ASSERT_NE(kReadNice, ThreadNice(gettid()).value());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(List().ok());
+    ASSERT_TRUE(Allocate("nice-" + std::to_string(i)).ok());
+  }
+  ASSERT_TRUE(Checksum().ok());
+  for (int nice : nices()) EXPECT_EQ(nice, kReadNice);
+
+  int read_threads = 0;
+  const int process_nice = ThreadNice(getpid()).value();
+  const auto all = ProcessThreads();
+  for (const auto& [name, nice] : all) {
+    if (name == "abode-read") {
+      ++read_threads;
+      EXPECT_EQ(nice, kReadNice);
+    } else {
+      EXPECT_EQ(nice, process_nice) << name;
+    }
+  }
+  EXPECT_EQ(read_threads, 1);
+  EXPECT_GT(all.size(), 5u) << "the raft, answer and reply threads and gRPC's are all listed";
+}
+
+TEST(ReadNiceTest, ANiceValueOutsideZeroToNineteenIsRefusedNamingTheField) {
+  test_support::TempDir dir;
+  for (int nice : {-1, 20}) {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.raft.data_dir = dir.path() + "/data";
+    o.read_nice = nice;
+    auto s = AllocatorServer::Start(o);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.status().message().find("read_nice"), std::string::npos) << s.status();
+  }
 }
 
 }  // namespace

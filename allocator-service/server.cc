@@ -1,5 +1,6 @@
 #include "allocator-service/server.h"
 
+#include "allocator-service/thread_priority.h"
 #include "tracing/grpc_tracing.h"
 
 #include <chrono>
@@ -71,6 +72,10 @@ class ReplicaHousekeepingHost final : public HousekeepingHost {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOptions options) {
+  if (options.read_nice < 0 || options.read_nice > kMaxNice) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("read_nice: ", options.read_nice, " is outside 0..", kMaxNice, " (reads never outrank writes)"));
+  }
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
   if (options.raft.command_format_version == 0) options.raft.command_format_version = storage::kCommandFormatVersion;
   // Bound first, so that a metrics address that cannot be served stops the start before raft runs.
@@ -124,7 +129,8 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   if (!reader.ok()) return reader.status();
   s->reader_ = std::move(*reader);
   s->reads_ =
-      std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read", options.read_observer);
+      std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read",
+                                     options.read_nice, options.read_observer);
 
   replication::RaftNode* raft = s->node_.get();
   s->log_ = std::make_unique<GatedCommandLog>(

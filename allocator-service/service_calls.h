@@ -15,6 +15,7 @@
 
 #include "abode/v1/commands.pb.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "allocator-service/grpc_status.h"
 #include "allocator-service/read_executor.h"
@@ -62,25 +63,32 @@ grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, replication::C
   return ProposeAndFinish(ctx, log, std::move(command), field, resp);
 }
 
-// Answers a read with `read()` once `fence` allows it (the consistency the call asks for), on `executor`.
-// Without a fence the read goes ahead at once; without an executor it runs on the thread that got the
-// fence's answer. `read` must not refer to the handler's locals.
+// Finishes a read's call with its result.
+template <typename Response>
+void FinishRead(grpc::ServerUnaryReactor* reactor, Response* resp, absl::StatusOr<Response> result) {
+  if (result.ok()) *resp = std::move(*result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+}
+
+// Answers a read with `read()` once `fence` allows it (the consistency the call asks for): the query on a
+// read thread of `executor`, the reply on its reply thread (see read_executor.h). Without a fence the read
+// goes ahead at once; without an executor it runs, and is answered, on the thread that got the fence's
+// answer. `read` must not refer to the handler's locals.
 template <typename Response, typename Read>
 grpc::ServerUnaryReactor* ReadAndFinish(grpc::CallbackServerContext* ctx, replication::ReadFence* fence,
                                         ReadExecutor* executor, Response* resp, Read read) {
   auto* reactor = ctx->DefaultReactor();
-  auto answer = [reactor, resp, read = std::move(read)]() mutable {
-    auto result = read();
-    if (result.ok()) *resp = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  };
-  auto fenced = [reactor, executor, answer = std::move(answer)](absl::Status s) mutable {
+  auto fenced = [reactor, resp, executor, read = std::move(read)](absl::Status s) mutable {
     if (!s.ok()) {
       reactor->Finish(ToGrpcStatus(s));
     } else if (executor == nullptr) {
-      answer();
+      FinishRead<Response>(reactor, resp, read());
     } else {
-      executor->Post(std::move(answer));
+      executor->Post([reactor, resp, executor, read = std::move(read)]() mutable {
+        executor->Reply([reactor, resp, result = absl::StatusOr<Response>(read())]() mutable {
+          FinishRead<Response>(reactor, resp, std::move(result));
+        });
+      });
     }
   };
   if (fence == nullptr) {

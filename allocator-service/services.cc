@@ -1,5 +1,6 @@
 #include "allocator-service/services.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -136,9 +137,23 @@ grpc::ServerUnaryReactor* AllocatorService::GetAllocation(grpc::CallbackServerCo
 }
 
 grpc::ServerUnaryReactor* AllocatorService::ListAllocations(grpc::CallbackServerContext* ctx,
-                                                            const v1::ListAllocationsRequest* req,
-                                                            v1::ListAllocationsResponse* resp) {
-  return ReadAndFinish(ctx, fence_, reads_, resp, [this, req] { return reader_.ListAllocations(*req); });
+                                                            const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  auto request = std::make_shared<v1::ListAllocationsRequest>();
+  grpc::ByteBuffer bytes(*req);
+  if (!grpc::SerializationTraits<v1::ListAllocationsRequest>::Deserialize(&bytes, request.get()).ok()) {
+    return FinishNow(ctx, absl::InvalidArgumentError("request: not a ListAllocationsRequest"));
+  }
+  return ReadAndFinish(ctx, fence_, reads_, resp, [this, request]() -> absl::StatusOr<grpc::ByteBuffer> {
+    auto page = reader_.ListAllocations(*request);
+    if (!page.ok()) return page.status();
+    grpc::ByteBuffer out;
+    bool own = false;
+    if (grpc::Status s = grpc::SerializationTraits<v1::ListAllocationsResponse>::Serialize(*page, &out, &own);
+        !s.ok()) {
+      return absl::InternalError(absl::StrCat("the page could not be serialised: ", s.error_message()));
+    }
+    return out;  // the page's messages are freed here, on the read thread
+  });
 }
 
 grpc::ServerUnaryReactor* AllocatorService::GetHistory(grpc::CallbackServerContext* ctx,

@@ -30,11 +30,15 @@ uint64_t SnapshotAllocations(absl::string_view snap) {
   return last.has_trailer() ? last.trailer().allocations() : 0;
 }
 
-void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
-                       absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done) {
-  node.BetweenApplies([&store, &reads, done = std::move(done)](absl::StatusOr<uint64_t> applied) mutable {
+namespace {
+
+// Pins the state between two applies and dumps it on a read thread; `then` runs there with the dump, or with
+// the error (on the thread that found it).
+void DumpState(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+               absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> then) {
+  node.BetweenApplies([&store, &reads, then = std::move(then)](absl::StatusOr<uint64_t> applied) mutable {
     if (!applied.ok()) {
-      std::move(done)(applied.status());
+      std::move(then)(applied.status());
       return;
     }
     // Between two applies the store holds exactly the state at the applied index: pin it here, serialise
@@ -44,35 +48,44 @@ void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, Re
     snap.revision = store.revision();
     auto pinned = store.PinState();
     if (!pinned.ok()) {
-      std::move(done)(pinned.status());
+      std::move(then)(pinned.status());
       return;
     }
-    reads.Post([snap = std::move(snap), pinned = std::move(*pinned), done = std::move(done)]() mutable {
+    reads.Post([snap = std::move(snap), pinned = std::move(*pinned), then = std::move(then)]() mutable {
       auto bytes = pinned->Dump();
       pinned.reset();
       if (!bytes.ok()) {
-        std::move(done)(bytes.status());
+        std::move(then)(bytes.status());
         return;
       }
       snap.bytes = std::move(*bytes);
-      std::move(done)(std::move(snap));
+      std::move(then)(std::move(snap));
     });
+  });
+}
+
+}  // namespace
+
+void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
+                       absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done) {
+  DumpState(node, store, reads, [&reads, done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
+    reads.Reply([snap = std::move(snap), done = std::move(done)]() mutable { std::move(done)(std::move(snap)); });
   });
 }
 
 void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
                        absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done) {
-  TakeStateSnapshot(node, store, reads, [done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
-    if (!snap.ok()) {
-      std::move(done)(snap.status());
-      return;
+  DumpState(node, store, reads, [&reads, done = std::move(done)](absl::StatusOr<StateSnapshot> snap) mutable {
+    absl::StatusOr<StateChecksum> c = StateChecksum{};
+    if (snap.ok()) {
+      c->applied_index = snap->applied_index;
+      c->revision = snap->revision;
+      c->checksum = Fnv1a64(snap->bytes);
+      c->allocations = SnapshotAllocations(snap->bytes);
+    } else {
+      c = snap.status();
     }
-    StateChecksum c;
-    c.applied_index = snap->applied_index;
-    c.revision = snap->revision;
-    c.checksum = Fnv1a64(snap->bytes);
-    c.allocations = SnapshotAllocations(snap->bytes);
-    std::move(done)(c);
+    reads.Reply([c = std::move(c), done = std::move(done)]() mutable { std::move(done)(std::move(c)); });
   });
 }
 

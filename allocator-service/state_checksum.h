@@ -31,12 +31,12 @@ struct StateSnapshot {
   std::string bytes;
 };
 
-// `done` runs once: on the read executor, or with UNAVAILABLE on the caller's thread when the node stopped.
-// All three outlive the call.
+// `done` runs once, on the read executor's reply thread (with UNAVAILABLE when the node stopped). All three
+// outlive the call.
 void TakeStateSnapshot(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
                        absl::AnyInvocable<void(absl::StatusOr<StateSnapshot>) &&> done);
 
-// The same, hashed: runs like TakeStateSnapshot.
+// The same, hashed on the read thread: `done` runs like TakeStateSnapshot's.
 void TakeStateChecksum(replication::RaftNode& node, StoreStateMachine& store, ReadExecutor& reads,
                        absl::AnyInvocable<void(absl::StatusOr<StateChecksum>) &&> done);
 

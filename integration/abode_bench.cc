@@ -8,7 +8,12 @@
 //
 // --list-pool P adds one more client, on a connection of its own, that lists every allocation of pool P
 // (linearizable ListAllocations, pages of --list-page-size) from start to end, again and again, while the
-// others run: what a large read costs the writers. Its pace is reported as listed_per_sec.
+// others run: what a large read costs the writers. Its pace is reported as listed_per_sec. The lister's
+// thread runs at nice 19: in production the lister is another machine, here it shares the cores with the
+// writers' clients and the allocator, and parsing its pages must not take their CPU.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,6 +54,7 @@ struct Config {
   std::string owner_prefix = "bench";
   std::string list_pool;    // list this pool's allocations in a loop meanwhile (empty: no lister)
   int list_page_size = 5000;
+  bool list_stale = false;  // the lister asks for this replica's state without a read fence
 };
 
 double ParseDuration(const std::string& s) {
@@ -116,7 +122,14 @@ class Bench {
     if (cfg_.count > 0) stop_at_ = Clock::time_point::max();
     outstanding_ = cfg_.concurrency;
     std::thread lister;
-    if (!cfg_.list_pool.empty()) lister = std::thread([this] { ListInALoop(); });
+    if (!cfg_.list_pool.empty()) {
+      grpc::ChannelArguments args;
+      args.SetInt("abode.bench.lister", 1);
+      args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+      lister = std::thread(
+          [this, stub = abode::v1::Allocator::NewStub(grpc::CreateCustomChannel(
+                     cfg_.server, grpc::InsecureChannelCredentials(), args))]() { ListInALoop(*stub); });
+    }
     for (auto& c : clients_) StartAllocate(c);
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -130,22 +143,20 @@ class Bench {
   }
 
   // The lister: whole listings of the pool, page by page, until the writers are done.
-  void ListInALoop() {
-    grpc::ChannelArguments args;
-    args.SetInt("abode.bench.lister", 1);
-    args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-    auto stub = abode::v1::Allocator::NewStub(
-        grpc::CreateCustomChannel(cfg_.server, grpc::InsecureChannelCredentials(), args));
+  // It runs at nice 19 (the channel is made on the caller's thread).
+  void ListInALoop(abode::v1::Allocator::Stub& stub) {
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) std::perror("lister: setpriority");
     std::string token;
     while (listing_.load()) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      if (cfg_.list_stale) ctx.AddMetadata("abode-read-stale", "true");
       abode::v1::ListAllocationsRequest req;
       req.set_pool(cfg_.list_pool);
       req.set_page_size(cfg_.list_page_size);
       req.set_page_token(token);
       abode::v1::ListAllocationsResponse resp;
-      const grpc::Status s = stub->ListAllocations(&ctx, req, &resp);
+      const grpc::Status s = stub.ListAllocations(&ctx, req, &resp);
       if (!s.ok()) {
         list_errors_.fetch_add(1);
         token.clear();
@@ -335,6 +346,8 @@ int main(int argc, char** argv) {
   app.add_option("--owner-prefix", c.owner_prefix, "owner key prefix")->capture_default_str();
   app.add_option("--list-pool", c.list_pool,
                  "one more client lists this pool's allocations, page by page, in a loop while the others run");
+  app.add_flag("--list-stale", c.list_stale,
+               "the lister reads without a linearizable fence (abode-read-stale), so its pages add no raft barrier");
   app.add_option("--list-page-size", c.list_page_size, "the lister's page size")
       ->check(CLI::Range(1, 5000))
       ->capture_default_str();

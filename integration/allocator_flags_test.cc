@@ -33,6 +33,16 @@ TEST(AllocatorFlagsTest, BadSnapshotPacingIsRefusedNamingTheFlag) {
   EXPECT_NE(r.err.find("--snapshot-threshold"), std::string::npos) << r.err;
 }
 
+TEST(AllocatorFlagsTest, AReadNiceOutsideZeroToNineteenIsRefusedNamingTheFlag) {
+  TempDir dir;
+  for (const std::string bad : {"-1", "20", "low"}) {
+    const ProcessResult r = RunProcess({ABODE_ALLOCATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                        dir.path() + "/data", "--read-nice", bad});
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find("--read-nice"), std::string::npos) << bad << ": " << r.err;
+  }
+}
+
 TEST(AllocatorFlagsTest, AMetricsAddressItCannotServeIsRefusedNamingTheFlag) {
   TempDir dir;
   for (const std::string bad : {"localhost:9464", "[::1]:9464", "127.0.0.1"}) {

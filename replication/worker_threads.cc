@@ -5,15 +5,21 @@
 
 #include <pthread.h>
 
+#include "absl/synchronization/blocking_counter.h"
+
 namespace abode::replication {
 
-WorkerThreads::WorkerThreads(size_t threads, const char* name) {
+WorkerThreads::WorkerThreads(size_t threads, const char* name, const std::function<void()>& on_start) {
+  absl::BlockingCounter started(static_cast<int>(threads));
   for (size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this, name] {
+    threads_.emplace_back([this, name, &on_start, &started] {
       pthread_setname_np(pthread_self(), name);
+      if (on_start) on_start();
+      started.DecrementCount();
       Run();
     });
   }
+  started.Wait();
 }
 
 WorkerThreads::~WorkerThreads() {

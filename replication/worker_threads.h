@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -20,8 +21,9 @@ namespace abode::replication {
 class WorkerThreads {
  public:
   using Task = absl::AnyInvocable<void() &&>;
-  // `name` names the threads (at most 15 characters).
-  WorkerThreads(size_t threads, const char* name);
+  // `name` names the threads (at most 15 characters). `on_start`, if set, runs once on each new thread before
+  // it takes any task (e.g. to lower the thread's priority); the constructor returns once it ran on all.
+  WorkerThreads(size_t threads, const char* name, const std::function<void()>& on_start = nullptr);
   WorkerThreads(const WorkerThreads&) = delete;
   WorkerThreads& operator=(const WorkerThreads&) = delete;
   ~WorkerThreads();

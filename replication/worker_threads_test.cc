@@ -2,9 +2,13 @@
 #include "replication/worker_threads.h"
 
 #include <future>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "absl/synchronization/mutex.h"
 
 namespace abode::replication {
 namespace {
@@ -35,6 +39,19 @@ TEST(WorkerThreadsTest, RunsEveryPostedTaskBeforeStopping) {
   for (auto& p : ran) {
     EXPECT_EQ(p.get_future().wait_for(std::chrono::seconds(0)), std::future_status::ready);
   }
+}
+
+// The start hook has run on every thread, and not on the constructing one, when the constructor returns.
+TEST(WorkerThreadsTest, RunsTheStartHookOnEveryThreadBeforeReturning) {
+  absl::Mutex mu;
+  std::set<std::thread::id> started;
+  WorkerThreads threads(3, "abode-test", [&] {
+    absl::MutexLock lock(&mu);
+    started.insert(std::this_thread::get_id());
+  });
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(started.size(), 3u);
+  EXPECT_EQ(started.count(std::this_thread::get_id()), 0u);
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 # pages of 5,000) again and again, alternating in one run. Usage: scripts/bench-lister-pair.sh [BUILD] [PAIRS]
 #   Loads the allocations once (a minute or two), then runs PAIRS pairs of 5 s runs, the order within a pair
 #   alternating, and prints both sides' runs, their medians and the load average at the start of every run.
+#   The lister and the writers' clients run in one abode-bench process on the allocator's machine; the
+#   lister's thread runs at nice 19 so that parsing its pages does not take the writers' clients' CPU (in
+#   production the lister is another machine). The allocator's read threads run at its --read-nice (19).
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${2:-3}

@@ -1,0 +1,31 @@
+#include "allocator-service/read_executor.h"
+
+#include <string>
+
+#include "allocator-service/thread_priority.h"
+#include "spdlog/spdlog.h"
+
+namespace abode::allocator {
+
+ReadExecutor::ReadExecutor(size_t threads, const char* name, int nice, std::function<void()> observer)
+    : observer_(std::move(observer)),
+      replies_(1, "abode-reply"),
+      reads_(threads, name, [nice] {
+        if (nice == 0) return;
+        if (absl::Status s = SetThisThreadNice(nice); !s.ok()) {
+          spdlog::warn("read threads keep the process's priority: {}", std::string(s.message()));
+        }
+      }) {}
+
+void ReadExecutor::Post(Task task) {
+  if (!observer_) {
+    reads_.Post(std::move(task));
+    return;
+  }
+  reads_.Post([this, task = std::move(task)]() mutable {
+    observer_();
+    std::move(task)();
+  });
+}
+
+}  // namespace abode::allocator
