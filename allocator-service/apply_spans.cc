@@ -55,13 +55,19 @@ std::string OpName(const v1::Command& command) {
 void RecordApplySpans(tracing::Tracer& tracer, const v1::CommandBatch& batch, uint64_t index, int64_t start_unix_ns,
                       const absl::StatusOr<std::vector<replication::CommandOutcome>>& outcomes) {
   const int64_t end = tracer.Now();
-  std::vector<tracing::SpanContext> callers;
-  callers.reserve(batch.commands_size());
-  for (const v1::Command& command : batch.commands()) {
-    if (auto caller = tracing::ParseTraceparent(command.traceparent())) callers.push_back(*caller);
+  tracing::Span span;
+  if (tracing::ParseTraceparent(batch.traceparent())) {
+    span = tracer.StartSpanAt("raft.apply", tracing::SpanKind::kInternal, batch.traceparent(), start_unix_ns);
+  } else {
+    // Proposed by a leader that traced it not: link to the callers here.
+    std::vector<tracing::SpanContext> callers;
+    callers.reserve(batch.commands_size());
+    for (const v1::Command& command : batch.commands()) {
+      if (auto caller = tracing::ParseTraceparent(command.traceparent())) callers.push_back(*caller);
+    }
+    if (callers.empty()) return;
+    span = tracer.StartLinkedSpanAt("raft.apply", tracing::SpanKind::kInternal, callers, start_unix_ns);
   }
-  if (callers.empty()) return;
-  tracing::Span span = tracer.StartLinkedSpanAt("raft.apply", tracing::SpanKind::kInternal, callers, start_unix_ns);
   if (!span.recording()) return;
   span.SetAttribute("raft.index", index).SetAttribute("raft.batch_size", batch.commands_size());
   if (!outcomes.ok()) {

@@ -16,7 +16,40 @@ const tracing::AttributeValue* Attr(const tracing::SpanData& s, const std::strin
   return nullptr;
 }
 
-TEST(ApplySpans, OneSpanPerEntryLinkingToEveryCallerWithTheRefusedCommandsAsEvents) {
+TEST(ApplySpans, AChildOfTheCommitSpanTheEntryCarries) {
+  tracing::CollectedSpans collected;
+  auto tracer = tracing::CollectingTracer(&collected);
+  constexpr char kCommit[] = "00-5eed0000000000000000000000000019-1111111111111111-01";
+  v1::CommandBatch batch;
+  batch.set_traceparent(kCommit);
+  for (int i = 0; i < 2; ++i) {
+    v1::Command* c = batch.add_commands();
+    c->set_traceparent(kCaller);
+    c->mutable_allocate()->set_pool("pods");
+  }
+  const int64_t start = tracer->Now();
+  RecordApplySpans(*tracer, batch, 9, start,
+                   std::vector<replication::CommandOutcome>{v1::CommandResult(), v1::CommandResult()});
+  // Not sampled by the leader: not recorded here either.
+  batch.set_traceparent("00-5eed0000000000000000000000000019-1111111111111111-00");
+  RecordApplySpans(*tracer, batch, 10, start,
+                   std::vector<replication::CommandOutcome>{v1::CommandResult(), v1::CommandResult()});
+  ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
+  auto spans = collected.Take();
+  ASSERT_EQ(spans.size(), 1u);
+  const tracing::SpanData& a = spans[0];
+  EXPECT_EQ(a.name, "raft.apply");
+  EXPECT_EQ(tracing::ToHex(a.context.trace_id), "5eed0000000000000000000000000019");
+  EXPECT_EQ(tracing::ToHex(a.parent_span_id), "1111111111111111");
+  EXPECT_TRUE(a.parent_remote) << "its parent's context came through the log";
+  EXPECT_TRUE(a.links.empty()) << "the commit span links to the callers";
+  EXPECT_EQ(a.start_unix_ns, start);
+  EXPECT_EQ(std::get<int64_t>(*Attr(a, "raft.index")), 9);
+  EXPECT_EQ(std::get<int64_t>(*Attr(a, "raft.batch_size")), 2);
+  EXPECT_EQ(a.status, tracing::StatusCode::kOk);
+}
+
+TEST(ApplySpans, WithoutACommitSpanOneSpanLinksToEveryCallerWithTheRefusedCommandsAsEvents) {
   tracing::CollectedSpans collected;
   auto tracer = tracing::CollectingTracer(&collected);
   v1::CommandBatch batch;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <grpcpp/grpcpp.h>
@@ -304,6 +305,29 @@ class TracingTest : public ::testing::Test {
     return linked;
   }
 
+  // The raft.commit span on the leader that links to span `span_id` of trace `trace_id`.
+  static std::optional<JaegerSpan> CommitLinkedTo(const std::string& trace_id, const std::string& span_id) {
+    const auto commits =
+        AwaitLinked("raft.commit", trace_id, span_id, [](const std::vector<JaegerSpan>& s) { return !s.empty(); });
+    EXPECT_EQ(commits.size(), 1u) << "one raft.commit span on the leader links to the call";
+    if (commits.empty()) return std::nullopt;
+    return commits[0];
+  }
+
+  // The raft.apply spans beneath `commit`, in its trace, once every member's has arrived.
+  static std::vector<JaegerSpan> AppliesOf(const JaegerSpan& commit) {
+    auto applies_of = [&commit](const std::vector<JaegerSpan>& spans) {
+      std::vector<JaegerSpan> out;
+      for (const JaegerSpan& s : spans) {
+        if (s.name == "raft.apply" && s.parent == commit.span_id) out.push_back(s);
+      }
+      return out;
+    };
+    return applies_of(AwaitTrace(commit.trace_id, [&](const std::vector<JaegerSpan>& spans) {
+      return Instances(applies_of(spans)).size() == 3;
+    }));
+  }
+
   static std::set<std::string> Instances(const std::vector<JaegerSpan>& spans) {
     std::set<std::string> out;
     for (const JaegerSpan& s : spans) out.insert(s.instance);
@@ -423,22 +447,21 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
   }
 
   // The log entry that carried the command links to the follower's call rather than belonging to its trace:
-  // committed by the leader, then applied on every member at the same index.
-  const auto commits = AwaitLinked("raft.commit", trace_id, server->span_id,
-                                   [](const std::vector<JaegerSpan>& s) { return !s.empty(); });
-  ASSERT_EQ(commits.size(), 1u) << "one raft.commit span on the leader links to the Allocate call";
-  const JaegerSpan& commit = commits[0];
+  // committed by the leader, then applied on every member at the same index, each apply beneath the commit.
+  const std::optional<JaegerSpan> found = CommitLinkedTo(trace_id, server->span_id);
+  ASSERT_TRUE(found.has_value());
+  const JaegerSpan& commit = *found;
   EXPECT_EQ(commit.instance, absl::StrCat("member-", leader_ + 1));
   EXPECT_EQ(commit.parent, "");
   EXPECT_FALSE(commit.StrTag("raft.term").empty());
   EXPECT_FALSE(commit.StrTag("raft.index").empty());
   EXPECT_GE(commit.start_us, server->start_us);
   EXPECT_FALSE(commit.error());
-  const auto applies = AwaitLinked("raft.apply", trace_id, server->span_id,
-                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  const auto applies = AppliesOf(commit);
   EXPECT_EQ(Instances(applies).size(), 3u) << "the entry is applied on every member";
   for (const JaegerSpan& apply : applies) {
-    EXPECT_EQ(apply.parent, "");
+    EXPECT_EQ(apply.trace_id, commit.trace_id);
+    EXPECT_EQ(apply.parent, commit.span_id);
     EXPECT_EQ(apply.StrTag("raft.index"), commit.StrTag("raft.index")) << apply.instance;
     EXPECT_EQ(apply.StrTag("raft.batch_size"), commit.StrTag("raft.batch_size")) << apply.instance;
     EXPECT_EQ(apply.StrTag("abode.commands_refused"), "0");
@@ -476,8 +499,9 @@ TEST_F(TracingTest, AFullPoolShowsAsAnErrorAlongTheTrace) {
   EXPECT_EQ(server[0]->StrTag("rpc.grpc.status_code"), "8");
   EXPECT_TRUE(server[0]->error()) << "the Allocate call's span carries RESOURCE_EXHAUSTED (8) as an error";
   // The entry's apply, on every member, is an error with an event naming the refused command and its caller.
-  const auto applies = AwaitLinked("raft.apply", trace_id, server[0]->span_id,
-                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  const std::optional<JaegerSpan> commit = CommitLinkedTo(trace_id, server[0]->span_id);
+  ASSERT_TRUE(commit.has_value());
+  const auto applies = AppliesOf(*commit);
   EXPECT_EQ(Instances(applies).size(), 3u);
   for (const JaegerSpan& apply : applies) {
     EXPECT_TRUE(apply.error()) << apply.instance;
@@ -539,11 +563,12 @@ TEST_F(TracingTest, AMagicAddressChangeIsTracedToBothNodesKernels) {
   ASSERT_EQ(server.size(), 1u);
   EXPECT_EQ(server[0]->parent, caller);
   EXPECT_EQ(server[0]->instance, absl::StrCat("member-", follower_ + 1));
-  const auto applies = AwaitLinked("raft.apply", trace_id, server[0]->span_id,
-                                   [](const std::vector<JaegerSpan>& s) { return Instances(s).size() == 3; });
+  const std::optional<JaegerSpan> commit = CommitLinkedTo(trace_id, server[0]->span_id);
+  ASSERT_TRUE(commit.has_value());
+  const auto applies = AppliesOf(*commit);
   EXPECT_EQ(Instances(applies).size(), 3u);
   for (const JaegerSpan& apply : applies) {
-    EXPECT_EQ(apply.StrTag("raft.index"), applies[0].StrTag("raft.index"));
+    EXPECT_EQ(apply.StrTag("raft.index"), commit->StrTag("raft.index"));
     EXPECT_FALSE(apply.error());
   }
 

@@ -62,12 +62,17 @@ void ProposalQueue::ProposeAll(std::vector<Proposal>& proposals) {
     batch.set_time_unix_ms(options_.clock->NowUnixMs());
     batch.set_proposal_id(f->proposal_id);
     if (options_.tracer != nullptr) {
-      // Only entries that serve a traced caller (not the leader's own housekeeping) get a span.
+      // Only entries that serve a traced caller (not the leader's own housekeeping) get a span. It travels
+      // in the entry, so that each replica's apply span is its child rather than linking to every caller too.
       std::vector<tracing::SpanContext> callers;
+      callers.reserve(end - start);
       for (size_t i = start; i < end; ++i) {
         if (auto caller = tracing::ParseTraceparent(proposals[i].command.traceparent())) callers.push_back(*caller);
       }
-      if (!callers.empty()) f->span = options_.tracer->StartLinkedSpan("raft.commit", tracing::SpanKind::kInternal, callers);
+      if (!callers.empty()) {
+        f->span = options_.tracer->StartLinkedSpan("raft.commit", tracing::SpanKind::kInternal, callers);
+        if (f->span.context().valid()) batch.set_traceparent(f->span.traceparent());
+      }
     }
     for (size_t i = start; i < end; ++i) {
       *batch.add_commands() = std::move(proposals[i].command);

@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 
-#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -29,14 +28,49 @@ BatchSpanProcessor::~BatchSpanProcessor() {
   thread_.join();
 }
 
-void BatchSpanProcessor::Enqueue(SpanData span) {
-  absl::MutexLock lock(&mu_);
-  if (queue_.size() >= max_queue_ || stopping_) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
+std::unique_ptr<SpanData> BatchSpanProcessor::Acquire() {
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<SpanData> span = std::move(pool_.back());
+      pool_.pop_back();
+      return span;
+    }
   }
-  queue_.push_back(std::move(span));
-  ++enqueued_;
+  return std::make_unique<SpanData>();
+}
+
+void BatchSpanProcessor::Enqueue(std::unique_ptr<SpanData> span) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (queue_.size() < max_queue_ && !stopping_) {
+      queue_.push_back(std::move(span));
+      ++enqueued_;
+      return;
+    }
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  SpanBatch dropped;
+  dropped.push_back(std::move(span));
+  Recycle(dropped);
+}
+
+void BatchSpanProcessor::Recycle(SpanBatch& batch) {
+  // A span that once held very many links or attributes gives its memory back rather than keep it pooled.
+  constexpr size_t kMaxKept = 256;
+  for (auto& span : batch) {
+    if (span->links.capacity() > kMaxKept || span->attributes.capacity() > kMaxKept) {
+      span = std::make_unique<SpanData>();
+    } else {
+      span->Reset();
+    }
+  }
+  absl::MutexLock lock(&pool_mu_);
+  for (auto& span : batch) {
+    if (pool_.size() >= max_queue_ + max_batch_) break;
+    pool_.push_back(std::move(span));
+  }
+  batch.clear();
 }
 
 bool BatchSpanProcessor::Flush(absl::Duration timeout) {
@@ -62,8 +96,8 @@ BatchSpanProcessor::Counts BatchSpanProcessor::counts() const {
 
 void BatchSpanProcessor::Run() {
   absl::Time last_export = absl::Now();
+  SpanBatch batch;
   while (true) {
-    std::vector<SpanData> batch;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -77,11 +111,11 @@ void BatchSpanProcessor::Run() {
         queue_.clear();
         return;
       }
-      const size_t n = std::min(queue_.size(), max_batch_);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      if (queue_.size() <= max_batch_) {
+        batch.swap(queue_);
+      } else {
+        batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + max_batch_));
+        queue_.erase(queue_.begin(), queue_.begin() + max_batch_);
       }
     }
     last_export = absl::Now();
@@ -96,8 +130,10 @@ void BatchSpanProcessor::Run() {
       }
       failed_spans_.fetch_add(batch.size(), std::memory_order_relaxed);
     }
+    const size_t n = batch.size();
+    Recycle(batch);
     absl::MutexLock lock(&mu_);
-    done_ += batch.size();
+    done_ += n;
   }
 }
 

@@ -22,9 +22,9 @@ struct CollectedSpans {
 class CollectingExporter final : public SpanExporter {
  public:
   explicit CollectingExporter(CollectedSpans* out) : out_(out) {}
-  absl::Status Export(const std::vector<SpanData>& spans) override {
+  absl::Status Export(const SpanBatch& spans) override {
     absl::MutexLock lock(&out_->mu);
-    out_->spans.insert(out_->spans.end(), spans.begin(), spans.end());
+    for (const auto& span : spans) out_->spans.push_back(*span);
     return absl::OkStatus();
   }
 

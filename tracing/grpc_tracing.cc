@@ -12,18 +12,13 @@ using grpc::experimental::InterceptorBatchMethods;
 
 constexpr char kTraceparent[] = "traceparent";
 
-// "/pkg.Service/Method" → span name "pkg.Service/Method" and its attributes.
+// "/pkg.Service/Method" → span name "pkg.Service/Method"; its rpc.* attributes are derived from the name
+// when the span is exported.
 void NameCall(Tracer& tracer, const char* full_method, SpanKind kind, std::string_view parent, Span& span) {
   std::string_view method(full_method == nullptr ? "" : full_method);
   if (!method.empty() && method.front() == '/') method.remove_prefix(1);
-  const size_t slash = method.find('/');
   span = tracer.StartSpan(method.empty() ? "grpc" : method, kind, parent);
-  if (!span.recording()) return;
-  span.SetAttribute("rpc.system", "grpc");
-  if (slash != std::string_view::npos) {
-    span.SetAttribute("rpc.service", method.substr(0, slash));
-    span.SetAttribute("rpc.method", method.substr(slash + 1));
-  }
+  span.MarkGrpcCall();
 }
 
 bool ServerError(grpc::StatusCode code) {
@@ -42,7 +37,7 @@ bool ServerError(grpc::StatusCode code) {
 }
 
 void RecordStatus(Span& span, const grpc::Status& status, bool error) {
-  span.SetAttribute("rpc.grpc.status_code", static_cast<int64_t>(status.error_code()));
+  span.SetGrpcStatusCode(static_cast<int>(status.error_code()));
   if (error) {
     span.SetError(status.error_message());
   } else if (status.ok()) {
@@ -63,10 +58,14 @@ class ServerInterceptor final : public grpc::experimental::Interceptor {
       NameCall(tracer_, info_->method(), SpanKind::kServer, parent, span_);
       // The handler continues under this call's span. The metadata refers to our own copy of the text,
       // which lives as long as the call.
-      own_traceparent_ = span_.traceparent();
-      if (!own_traceparent_.empty()) {
-        if (it != md->end()) md->erase(it);
-        md->emplace(grpc::string_ref(kTraceparent), grpc::string_ref(own_traceparent_));
+      if (span_.context().valid()) {
+        FormatTraceparent(span_.context(), own_traceparent_);
+        const grpc::string_ref own(own_traceparent_, sizeof(own_traceparent_));
+        if (it != md->end()) {
+          it->second = own;
+        } else {
+          md->emplace(grpc::string_ref(kTraceparent), own);
+        }
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -81,7 +80,7 @@ class ServerInterceptor final : public grpc::experimental::Interceptor {
   Tracer& tracer_;
   grpc::experimental::ServerRpcInfo* const info_;
   Span span_;
-  std::string own_traceparent_;
+  char own_traceparent_[kTraceparentSize];
 };
 
 class ServerFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -5,10 +5,13 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
+#include <optional>
 #include <prometheus/metric_family.h>
 
 #include "absl/synchronization/mutex.h"
 #include "tracing/collecting_exporter.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tracing/span_exporter.h"
 
 namespace abode::tracing {
@@ -77,11 +80,18 @@ class GrpcTracingTest : public ::testing::Test {
     ExportTraceServiceResponse resp;
     return stub_->Export(&ctx, req, &resp);
   }
-  static const AttributeValue* Attr(const SpanData& s, const std::string& key) {
-    for (const auto& [k, v] : s.attributes) {
-      if (k == key) return &v;
-    }
-    return nullptr;
+  // The attribute `key` as the span is exported with it.
+  static std::optional<AttributeValue> Attr(const SpanData& s, const std::string& key) {
+    std::optional<AttributeValue> found;
+    ForEachAttribute(s, [&](std::string_view k, const AttributeRef& v) {
+      if (k != key) return;
+      if (const auto* text = std::get_if<std::string_view>(&v)) {
+        found = std::string(*text);
+      } else if (const auto* i = std::get_if<int64_t>(&v)) {
+        found = *i;
+      }
+    });
+    return found;
   }
 
   // Filled by Flushed().

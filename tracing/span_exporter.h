@@ -5,11 +5,10 @@
 
 #include <memory>
 #include <string>
-#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
 
 #include "absl/status/status.h"
-#include "absl/time/time.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tracing/config.h"
 #include "tracing/tracer.h"
 
@@ -19,29 +18,21 @@ class SpanExporter {
  public:
   virtual ~SpanExporter() = default;
   // Sends `spans`; called from one thread at a time (the tracer's export thread).
-  virtual absl::Status Export(const std::vector<SpanData>& spans) = 0;
+  virtual absl::Status Export(const SpanBatch& spans) = 0;
 };
-
-// The OTLP request for `spans`: one ResourceSpans per service (the tracer's resource, with service.name
-// replaced for spans recorded on behalf of another program), one scope "abode".
-// `out` is empty; it may live on an arena.
-void ToOtlp(const TracingConfig& config, const std::vector<SpanData>& spans,
-            opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest* out);
-opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest ToOtlp(const TracingConfig& config,
-                                                                             const std::vector<SpanData>& spans);
 
 class OtlpGrpcExporter final : public SpanExporter {
  public:
   // Connects lazily to `config.endpoint` (TLS for an https:// endpoint), uncompressed (compressing costs the
-  // exporting process CPU to save bandwidth that a trace receiver rarely lacks). Each request is built on an
-  // arena whose first block is kept from one export to the next, so a batch costs few allocations.
+  // exporting process CPU to save bandwidth that a trace receiver rarely lacks). The request is encoded by
+  // EncodeOtlp (otlp_encoder.h) into a buffer kept from one export to the next, and sent as it is.
   explicit OtlpGrpcExporter(const TracingConfig& config);
-  absl::Status Export(const std::vector<SpanData>& spans) override;
+  absl::Status Export(const SpanBatch& spans) override;
 
  private:
   const TracingConfig config_;
-  std::unique_ptr<opentelemetry::proto::collector::trace::v1::TraceService::Stub> stub_;
-  std::unique_ptr<char[]> arena_block_;
+  std::unique_ptr<grpc::GenericStub> stub_;
+  std::string request_;
 };
 
 }  // namespace abode::tracing

@@ -74,24 +74,37 @@ std::optional<SpanContext> ParseTraceparent(std::string_view text) {
   return c;
 }
 
-std::string ToHex(const uint8_t* bytes, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(2 * n, '0');
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void PutHex(const uint8_t* bytes, size_t n, char* out) {
   for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xf];
+    out[2 * i] = kHexDigits[bytes[i] >> 4];
+    out[2 * i + 1] = kHexDigits[bytes[i] & 0xf];
   }
+}
+
+}  // namespace
+
+std::string ToHex(const uint8_t* bytes, size_t n) {
+  std::string out(2 * n, '0');
+  PutHex(bytes, n, out.data());
   return out;
 }
 
+void FormatTraceparent(const SpanContext& context, char (&out)[kTraceparentSize]) {
+  std::memcpy(out, "00-", 3);
+  PutHex(context.trace_id.data(), context.trace_id.size(), out + 3);
+  out[35] = '-';
+  PutHex(context.span_id.data(), context.span_id.size(), out + 36);
+  std::memcpy(out + 52, context.sampled ? "-01" : "-00", 3);
+}
+
 std::string FormatTraceparent(const SpanContext& context) {
-  std::string out = "00-";
-  out.reserve(55);
-  out += ToHex(context.trace_id);
-  out += '-';
-  out += ToHex(context.span_id);
-  out += context.sampled ? "-01" : "-00";
-  return out;
+  char text[kTraceparentSize];
+  FormatTraceparent(context, text);
+  return std::string(text, sizeof(text));
 }
 
 TraceId RandomTraceId() {

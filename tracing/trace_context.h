@@ -30,6 +30,10 @@ struct SpanContext {
 // and wrong lengths are refused (nullopt).
 std::optional<SpanContext> ParseTraceparent(std::string_view text);
 std::string FormatTraceparent(const SpanContext& context);
+// The length of a version-00 traceparent.
+inline constexpr size_t kTraceparentSize = 55;
+// As above, into `out` (no terminating zero): no allocation.
+void FormatTraceparent(const SpanContext& context, char (&out)[kTraceparentSize]);
 
 std::string ToHex(const uint8_t* bytes, size_t n);
 inline std::string ToHex(const TraceId& id) { return ToHex(id.data(), id.size()); }

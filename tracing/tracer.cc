@@ -44,6 +44,43 @@ class TracerMetrics final : public prometheus::Collectable {
 
 }  // namespace
 
+void SpanData::Reset() {
+  context = SpanContext{};
+  parent_span_id = SpanId{};
+  parent_remote = false;
+  name.clear();
+  kind = SpanKind::kInternal;
+  start_unix_ns = 0;
+  end_unix_ns = 0;
+  attributes.clear();
+  events.clear();
+  links.clear();
+  status = StatusCode::kUnset;
+  status_message.clear();
+  service_name.clear();
+  grpc_call = false;
+  grpc_status_code = -1;
+}
+
+AttributeRef RefTo(const AttributeValue& value) {
+  if (const auto* s = std::get_if<std::string>(&value)) return AttributeRef(std::string_view(*s));
+  if (const auto* i = std::get_if<int64_t>(&value)) return AttributeRef(*i);
+  if (const auto* d = std::get_if<double>(&value)) return AttributeRef(*d);
+  return AttributeRef(std::get<bool>(value));
+}
+
+void ForEachAttribute(const SpanData& span, absl::FunctionRef<void(std::string_view, const AttributeRef&)> visit) {
+  for (const auto& [key, value] : span.attributes) visit(key, RefTo(value));
+  if (!span.grpc_call) return;
+  visit("rpc.system", AttributeRef(std::string_view("grpc")));
+  const std::string_view name(span.name);
+  if (const size_t slash = name.find('/'); slash != std::string_view::npos) {
+    visit("rpc.service", AttributeRef(name.substr(0, slash)));
+    visit("rpc.method", AttributeRef(name.substr(slash + 1)));
+  }
+  if (span.grpc_status_code >= 0) visit("rpc.grpc.status_code", AttributeRef(int64_t{span.grpc_status_code}));
+}
+
 Span::Span(Span&& other) noexcept
     : tracer_(other.tracer_), context_(other.context_), data_(std::move(other.data_)) {}
 
@@ -84,10 +121,20 @@ Span& Span::AddLink(const SpanContext& other) {
   return *this;
 }
 
+Span& Span::MarkGrpcCall() {
+  if (data_) data_->grpc_call = true;
+  return *this;
+}
+
+Span& Span::SetGrpcStatusCode(int code) {
+  if (data_) data_->grpc_status_code = code;
+  return *this;
+}
+
 Span& Span::SetError(std::string_view message) {
   if (data_) {
     data_->status = StatusCode::kError;
-    data_->status_message = std::string(message);
+    data_->status_message.assign(message.data(), message.size());
   }
   return *this;
 }
@@ -190,8 +237,12 @@ bool Tracer::Sample(const SpanContext& parent, const TraceId& trace_id) const {
 }
 
 Span Tracer::StartSpan(std::string_view name, SpanKind kind, std::string_view parent) {
+  return StartSpanAt(name, kind, parent, 0);
+}
+
+Span Tracer::StartSpanAt(std::string_view name, SpanKind kind, std::string_view parent, int64_t start_unix_ns) {
   auto p = ParseTraceparent(parent);
-  Span span = StartSpanAt(name, kind, p ? *p : SpanContext{}, 0);
+  Span span = StartSpanAt(name, kind, p ? *p : SpanContext{}, start_unix_ns);
   if (span.data_ && p) span.data_->parent_remote = true;
   return span;
 }
@@ -208,13 +259,12 @@ Span Tracer::StartSpanAt(std::string_view name, SpanKind kind, const SpanContext
   context.span_id = NewSpanId();
   context.sampled = Sample(parent, context.trace_id);
   if (!context.sampled) return Span(this, context, nullptr);
-  auto data = std::make_unique<SpanData>();
+  std::unique_ptr<SpanData> data = processor_->Acquire();
   data->context = context;
   if (parent.valid()) data->parent_span_id = parent.span_id;
-  data->name = std::string(name);
+  data->name.assign(name.data(), name.size());
   data->kind = kind;
   data->start_unix_ns = start_unix_ns > 0 ? start_unix_ns : Now();
-  data->attributes.reserve(4);  // most spans have a few: one allocation, not one per doubling
   return Span(this, context, std::move(data));
 }
 
@@ -233,9 +283,9 @@ Span Tracer::StartLinkedSpanAt(std::string_view name, SpanKind kind, const std::
   context.span_id = NewSpanId();
   context.sampled = Sample(verdict, context.trace_id);
   if (!context.sampled) return Span(this, context, nullptr);
-  auto data = std::make_unique<SpanData>();
+  std::unique_ptr<SpanData> data = processor_->Acquire();
   data->context = context;
-  data->name = std::string(name);
+  data->name.assign(name.data(), name.size());
   data->kind = kind;
   data->start_unix_ns = start_unix_ns > 0 ? start_unix_ns : Now();
   data->links.reserve(links.size());
@@ -246,13 +296,13 @@ Span Tracer::StartLinkedSpanAt(std::string_view name, SpanKind kind, const std::
 }
 
 void Tracer::Record(SpanData span) {
-  if (processor_) processor_->Enqueue(std::move(span));
+  if (processor_) processor_->Enqueue(std::make_unique<SpanData>(std::move(span)));
 }
 
 bool Tracer::Flush(absl::Duration timeout) { return processor_ == nullptr || processor_->Flush(timeout); }
 
 void Tracer::Finish(std::unique_ptr<SpanData> data) {
-  if (processor_) processor_->Enqueue(std::move(*data));
+  if (processor_) processor_->Enqueue(std::move(data));
 }
 
 }  // namespace abode::tracing

@@ -5,6 +5,10 @@
 // Thread safety: a Tracer is thread-safe. A Span belongs to one thread at a time (move it between threads
 // freely); ending it hands its data to the tracer's queue, which never blocks: when the queue is full the
 // span is dropped and counted.
+//
+// Cost: recording allocates nothing once warm. A span's data comes from a pool the export thread refills
+// after each export (strings and vectors keep their capacity), and facts that can be derived (a gRPC call's
+// rpc.* attributes) are recorded as plain values and written out as attributes only when exported.
 #ifndef ABODE_TRACING_TRACER_H_
 #define ABODE_TRACING_TRACER_H_
 
@@ -20,6 +24,7 @@
 
 #include <prometheus/collectable.h>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tracing/config.h"
@@ -32,6 +37,9 @@ enum class StatusCode { kUnset = 0, kOk = 1, kError = 2 };
 
 using AttributeValue = std::variant<std::string, int64_t, double, bool>;
 using Attributes = std::vector<std::pair<std::string, AttributeValue>>;
+// An attribute as exported, referring to the span's own storage.
+using AttributeRef = std::variant<std::string_view, int64_t, double, bool>;
+AttributeRef RefTo(const AttributeValue& value);
 
 struct SpanEvent {
   int64_t time_unix_ns = 0;
@@ -56,7 +64,20 @@ struct SpanData {
   // Exported under this service.name instead of the tracer's own ("" for the tracer's): a span recorded on
   // behalf of another program (the CNI plugin's).
   std::string service_name;
+  // A gRPC call whose name is "pkg.Service/Method": exported with the attributes rpc.system "grpc",
+  // rpc.service and rpc.method (from the name) and, once known (>= 0), rpc.grpc.status_code.
+  bool grpc_call = false;
+  int grpc_status_code = -1;
+
+  // Back to a default-constructed span, keeping the capacity of its strings and vectors.
+  void Reset();
 };
+
+// What the exporter is handed: ended spans, owned by the tracer's queue.
+using SpanBatch = std::vector<std::unique_ptr<SpanData>>;
+
+// Calls `visit` with every attribute `span` is exported with: its own, then those derived for a gRPC call.
+void ForEachAttribute(const SpanData& span, absl::FunctionRef<void(std::string_view, const AttributeRef&)> visit);
 
 class Tracer;
 
@@ -88,6 +109,10 @@ class Span {
   Span& SetAttribute(std::string key, bool value);
   Span& AddEvent(std::string name, Attributes attributes = {});
   Span& AddLink(const SpanContext& other);
+  // Marks a gRPC call's span (its name "pkg.Service/Method"), exported with rpc.system, rpc.service and
+  // rpc.method; SetGrpcStatusCode adds rpc.grpc.status_code.
+  Span& MarkGrpcCall();
+  Span& SetGrpcStatusCode(int code);
   // An error: the span's status is ERROR with `message`. Once set, SetOk() does not clear it.
   Span& SetError(std::string_view message);
   Span& SetOk();
@@ -125,12 +150,14 @@ class Tracer {
   Span StartSpan(std::string_view name, SpanKind kind, const SpanContext& parent);
   // A span starting at `start_unix_ns` (0: now).
   Span StartSpanAt(std::string_view name, SpanKind kind, const SpanContext& parent, int64_t start_unix_ns);
+  // As above, a child of the traceparent text `parent` (a remote parent: its context came from elsewhere).
+  Span StartSpanAt(std::string_view name, SpanKind kind, std::string_view parent, int64_t start_unix_ns);
   // The root of a new trace that links to each of `links` (work done for many callers at once, such as a log
   // entry). Sampled when any link is (parent-based samplers), else as a root.
   Span StartLinkedSpan(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links) {
     return StartLinkedSpanAt(name, kind, links, 0);
   }
-  // As above, starting at `start_unix_ns` (0: now).
+  // As above, starting at `start_unix_ns` (0: now). Invalid links are left out.
   Span StartLinkedSpanAt(std::string_view name, SpanKind kind, const std::vector<SpanContext>& links,
                          int64_t start_unix_ns);
   // Queues a span recorded elsewhere, as it is (its context decides nothing here: the caller sampled it).

@@ -16,19 +16,17 @@
 namespace abode::tracing {
 namespace {
 
-namespace otlp_trace = opentelemetry::proto::trace::v1;
-
 constexpr char kParent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 // Keeps what it is given; optionally holds every export until released, or fails them.
 class RecordingExporter final : public SpanExporter {
  public:
-  absl::Status Export(const std::vector<SpanData>& spans) override {
+  absl::Status Export(const SpanBatch& spans) override {
     if (hold_ != nullptr) hold_->WaitForNotification();
     absl::MutexLock lock(&mu_);
     ++calls_;
     if (fail_) return absl::UnavailableError("receiver down");
-    spans_.insert(spans_.end(), spans.begin(), spans.end());
+    for (const auto& span : spans) spans_.push_back(*span);
     return absl::OkStatus();
   }
   std::vector<SpanData> spans() {
@@ -94,6 +92,70 @@ TEST(Tracer, RecordsAChildSpanWithEverythingSetOnIt) {
   ASSERT_EQ(s.links.size(), 1u);
   EXPECT_EQ(s.status, StatusCode::kError);
   EXPECT_EQ(s.status_message, "pool full");
+}
+
+TEST(Tracer, ASpanRecordedIntoARecycledOneCarriesNothingOfIt) {
+  TracingConfig config = Enabled();
+  config.max_batch_spans = 1;
+  RecordingExporter* exporter;
+  auto tracer = Make(config, &exporter);
+  {
+    Span full = tracer->StartSpan("abode.v1.Allocator/Allocate", SpanKind::kServer, kParent);
+    full.SetAttribute("pool", "pods").AddEvent("midway", {{"n", int64_t{3}}}).MarkGrpcCall().SetGrpcStatusCode(8);
+    full.AddLink(*ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01")).SetError("full");
+  }
+  ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
+  // The export thread has put the first span's data back in the pool: the next span is recorded into it.
+  tracer->StartSpan("plain", SpanKind::kInternal, "").End();
+  ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
+  auto spans = exporter->spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_TRUE(spans[0].grpc_call);
+  EXPECT_EQ(spans[0].attributes.size(), 1u);
+  const SpanData& plain = spans[1];
+  EXPECT_EQ(plain.name, "plain");
+  EXPECT_EQ(plain.kind, SpanKind::kInternal);
+  EXPECT_EQ(plain.parent_span_id, SpanId{});
+  EXPECT_FALSE(plain.parent_remote);
+  EXPECT_TRUE(plain.attributes.empty());
+  EXPECT_TRUE(plain.events.empty());
+  EXPECT_TRUE(plain.links.empty());
+  EXPECT_EQ(plain.status, StatusCode::kUnset);
+  EXPECT_EQ(plain.status_message, "");
+  EXPECT_FALSE(plain.grpc_call);
+  EXPECT_EQ(plain.grpc_status_code, -1);
+  int attributes = 0;
+  ForEachAttribute(plain, [&](std::string_view, const AttributeRef&) { ++attributes; });
+  EXPECT_EQ(attributes, 0);
+}
+
+TEST(Tracer, AGrpcCallIsExportedWithItsRpcAttributes) {
+  RecordingExporter* exporter;
+  auto tracer = Make(Enabled(), &exporter);
+  tracer->StartSpan("abode.v1.Allocator/Allocate", SpanKind::kServer, "")
+      .SetAttribute("abode.pool", "pods")
+      .MarkGrpcCall()
+      .SetGrpcStatusCode(0);
+  tracer->StartSpan("abode.v1.Allocator/Release", SpanKind::kServer, "").MarkGrpcCall();  // no status yet
+  ASSERT_TRUE(tracer->Flush(absl::Seconds(10)));
+  auto spans = exporter->spans();
+  ASSERT_EQ(spans.size(), 2u);
+  auto attributes = [](const SpanData& s) {
+    std::vector<std::pair<std::string, std::string>> out;
+    ForEachAttribute(s, [&](std::string_view key, const AttributeRef& v) {
+      const auto* text = std::get_if<std::string_view>(&v);
+      out.emplace_back(std::string(key), text ? std::string(*text) : std::to_string(std::get<int64_t>(v)));
+    });
+    return out;
+  };
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(attributes(spans[0]), (Pairs{{"abode.pool", "pods"},
+                                         {"rpc.system", "grpc"},
+                                         {"rpc.service", "abode.v1.Allocator"},
+                                         {"rpc.method", "Allocate"},
+                                         {"rpc.grpc.status_code", "0"}}));
+  EXPECT_EQ(attributes(spans[1]),
+            (Pairs{{"rpc.system", "grpc"}, {"rpc.service", "abode.v1.Allocator"}, {"rpc.method", "Release"}}));
 }
 
 TEST(Tracer, SamplesByParentThenByRatio) {
@@ -232,43 +294,6 @@ TEST(Tracer, ShutdownExportsWhatIsQueued) {
   for (int i = 0; i < 3; ++i) tracer->StartSpan("s", SpanKind::kInternal, "").End();
   tracer.reset();
   EXPECT_EQ(received.Take().size(), 3u);
-}
-
-TEST(Otlp, GroupsByServiceAndSetsWireFields) {
-  TracingConfig config = Enabled();
-  config.resource = {{"service.instance.id", "m1"}};
-  SpanData own;
-  own.context = *ParseTraceparent(kParent);
-  own.parent_span_id = {1, 2, 3, 4, 5, 6, 7, 8};
-  own.parent_remote = true;
-  own.name = "abode.v1.Allocator/Allocate";
-  own.kind = SpanKind::kServer;
-  own.start_unix_ns = 1000;
-  own.end_unix_ns = 2000;
-  own.attributes = {{"rpc.grpc.status_code", int64_t{8}}};
-  own.status = StatusCode::kError;
-  own.status_message = "full";
-  own.links = {*ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01")};
-  SpanData plugin = own;
-  plugin.service_name = "abode-cni";
-  auto request = ToOtlp(config, {own, plugin, own});
-  ASSERT_EQ(request.resource_spans_size(), 2);
-  const auto& rs = request.resource_spans(0);
-  EXPECT_EQ(rs.resource().attributes(0).key(), "service.name");
-  EXPECT_EQ(rs.resource().attributes(0).value().string_value(), "abode-test");
-  EXPECT_EQ(request.resource_spans(1).resource().attributes(0).value().string_value(), "abode-cni");
-  ASSERT_EQ(rs.scope_spans(0).spans_size(), 2);
-  const otlp_trace::Span& s = rs.scope_spans(0).spans(0);
-  EXPECT_EQ(s.trace_id().size(), 16u);
-  EXPECT_EQ(s.span_id().size(), 8u);
-  EXPECT_EQ(s.parent_span_id(), std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
-  EXPECT_EQ(s.flags(), 0x301u);
-  EXPECT_EQ(s.kind(), otlp_trace::Span::SPAN_KIND_SERVER);
-  EXPECT_EQ(s.start_time_unix_nano(), 1000u);
-  EXPECT_EQ(s.status().code(), otlp_trace::Status::STATUS_CODE_ERROR);
-  EXPECT_EQ(s.status().message(), "full");
-  EXPECT_EQ(s.attributes(0).value().int_value(), 8);
-  EXPECT_EQ(s.links_size(), 1);
 }
 
 }  // namespace
