@@ -62,6 +62,41 @@ absl::Status ParseEndpoint(absl::string_view variable, const std::string& value,
   return absl::OkStatus();
 }
 
+// A whole number from `lowest` to `highest` in variable `name`; `out` unchanged when unset.
+absl::Status ReadCount(const std::function<const char*(const char*)>& getenv, const char* name, uint64_t lowest,
+                       uint64_t highest, uint64_t& out) {
+  const std::string text = Get(getenv, name);
+  if (text.empty()) return absl::OkStatus();
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v) || v < lowest || v > highest) {
+    return Bad(name, text, absl::StrCat("expected a whole number from ", lowest, " to ", highest));
+  }
+  out = v;
+  return absl::OkStatus();
+}
+
+// The batch queue: OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE (at most the queue),
+// OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_EXPORT_TIMEOUT (milliseconds).
+absl::Status ReadBatchQueue(const std::function<const char*(const char*)>& getenv, TracingConfig& config) {
+  constexpr uint64_t kMostSpans = 1 << 20, kMostMs = 3'600'000;
+  uint64_t queue = config.max_queue_spans, batch = config.max_batch_spans;
+  uint64_t delay_ms = absl::ToInt64Milliseconds(config.schedule_delay);
+  uint64_t timeout_ms = absl::ToInt64Milliseconds(config.export_timeout);
+  if (absl::Status s = ReadCount(getenv, "OTEL_BSP_MAX_QUEUE_SIZE", 1, kMostSpans, queue); !s.ok()) return s;
+  if (absl::Status s = ReadCount(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, kMostSpans, batch); !s.ok()) return s;
+  if (absl::Status s = ReadCount(getenv, "OTEL_BSP_SCHEDULE_DELAY", 1, kMostMs, delay_ms); !s.ok()) return s;
+  if (absl::Status s = ReadCount(getenv, "OTEL_BSP_EXPORT_TIMEOUT", 1, kMostMs, timeout_ms); !s.ok()) return s;
+  if (batch > queue) {
+    return Bad("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", std::to_string(batch),
+               absl::StrCat("larger than the queue (OTEL_BSP_MAX_QUEUE_SIZE=", queue, ")"));
+  }
+  config.max_queue_spans = queue;
+  config.max_batch_spans = batch;
+  config.schedule_delay = absl::Milliseconds(delay_ms);
+  config.export_timeout = absl::Milliseconds(timeout_ms);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TracingConfig> ConfigFromEnvironment(const std::function<const char*(const char*)>& getenv,
@@ -120,6 +155,8 @@ absl::StatusOr<TracingConfig> ConfigFromEnvironment(const std::function<const ch
       config.resource.emplace_back(std::string(key), *value);
     }
   }
+
+  if (absl::Status s = ReadBatchQueue(getenv, config); !s.ok()) return s;
 
   std::string endpoint = Get(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
   const char* variable = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";

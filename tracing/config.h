@@ -8,6 +8,10 @@
 //                                          parentbased_always_off, parentbased_traceidratio (default)
 //   OTEL_TRACES_SAMPLER_ARG                the ratio in [0, 1] of the ratio samplers (default 1)
 //   OTEL_RESOURCE_ATTRIBUTES               key=value,key=value (values percent-encoded)
+//   OTEL_BSP_MAX_QUEUE_SIZE                spans waiting for export at most (default 4096; more are dropped)
+//   OTEL_BSP_MAX_EXPORT_BATCH_SIZE         spans per export at most (default 512; at most the queue)
+//   OTEL_BSP_SCHEDULE_DELAY                ms between exports of a batch that is not full (default 500)
+//   OTEL_BSP_EXPORT_TIMEOUT                ms an export may take (default 5000)
 #ifndef ABODE_TRACING_CONFIG_H_
 #define ABODE_TRACING_CONFIG_H_
 

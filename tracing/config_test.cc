@@ -61,6 +61,24 @@ TEST(TracingConfig, TracesEndpointWinsAndDisabledTurnsOff) {
   EXPECT_FALSE(always->parent_based);
 }
 
+TEST(TracingConfig, ReadsTheBatchQueueVariables) {
+  auto defaults = From({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->max_queue_spans, 4096u);
+  EXPECT_EQ(defaults->max_batch_spans, 512u);
+  EXPECT_EQ(defaults->schedule_delay, absl::Milliseconds(500));
+  EXPECT_EQ(defaults->export_timeout, absl::Seconds(5));
+  auto c = From({{"OTEL_BSP_MAX_QUEUE_SIZE", "16384"},
+                 {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048"},
+                 {"OTEL_BSP_SCHEDULE_DELAY", "200"},
+                 {"OTEL_BSP_EXPORT_TIMEOUT", "30000"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_queue_spans, 16384u);
+  EXPECT_EQ(c->max_batch_spans, 2048u);
+  EXPECT_EQ(c->schedule_delay, absl::Milliseconds(200));
+  EXPECT_EQ(c->export_timeout, absl::Seconds(30));
+}
+
 TEST(TracingConfig, BadValuesNameTheVariable) {
   const std::map<std::string, std::string> bad[] = {
       {{"OTEL_SDK_DISABLED", "yes"}},
@@ -73,6 +91,12 @@ TEST(TracingConfig, BadValuesNameTheVariable) {
       {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:4317/v1/traces"}},
       {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://host:4317"}},
       {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "host:99999"}},
+      {{"OTEL_BSP_MAX_QUEUE_SIZE", "0"}},
+      {{"OTEL_BSP_MAX_QUEUE_SIZE", "many"}},
+      {{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"}},
+      {{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000"}},  // more than the default queue of 4096
+      {{"OTEL_BSP_SCHEDULE_DELAY", "0.5"}},
+      {{"OTEL_BSP_EXPORT_TIMEOUT", "0"}},
   };
   for (const auto& env : bad) {
     auto c = From(env);
