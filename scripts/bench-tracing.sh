@@ -8,10 +8,19 @@
 # A single-node allocator on 127.0.0.1 runs Allocate with 64 clients (abode-bench) for 5 s in three modes:
 #   on    tracing at 100% sampling, exporting to a live Jaeger v2 all-in-one (built by scripts/test-tools.sh
 #         jaeger, in-memory storage bounded to 20,000 traces, so that its own memory and CPU stay steady);
-#         every call is a root span there: its server span, and the raft.commit and raft.apply spans of the
-#         log entry that carries it (one each per entry, linking to every caller);
+#         every call is a root span there: its server span; and per log entry a raft.commit span linking to
+#         every caller in it, with the raft.apply span beneath it;
 #   off   the same binary with tracing off (no OTEL_* endpoint);
 #   none  the NOTRACE build, tracing compiled out.
+# Jaeger is run as an operator would tune an all-in-one that ingests ~20,000 spans per second (set
+# JAEGER_STOCK=1 to run it untuned, with the configuration this script used before):
+#   - no `batch` processor: abode already sends batches of up to 512 spans, and re-batching them cost Jaeger a
+#     copy of every span and a hand-over between goroutines;
+#   - GOGC=400: the in-memory store keeps up to 20,000 traces, and at Go's default (100) the garbage collector
+#     took about a third of Jaeger's CPU; 400 trades memory (a few hundred MB here) for most of it.
+# The allocator's export queue holds 16,384 spans (OTEL_BSP_MAX_QUEUE_SIZE; default 4,096), so that Jaeger, at
+# the lowest priority on a busy machine, falling behind for a second does not drop spans (drops would flatter
+# the result; they are printed).
 # Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
 # (target >= 0.99), with the load average at the start and end (other work on the machine shows there), and
 # the CPU time per call of the allocator in each mode and of Jaeger with tracing on: unlike throughput, these
@@ -45,13 +54,18 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 OTLP=$(free_port); QUERY=$(free_port); QGRPC=$(free_port); HEALTH=$(free_port); METRICS=$(free_port)
+if [ "${JAEGER_STOCK:-0}" = 1 ]; then
+  PROCESSORS="processors: [batch]"; JAEGER_ENV=()
+else
+  PROCESSORS="processors: []"; JAEGER_ENV=(GOGC=400)
+fi
 cat > "$WORK/jaeger.yaml" <<YAML
 service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [batch]
+      $PROCESSORS
       exporters: [jaeger_storage_exporter]
   telemetry:
     metrics:
@@ -89,7 +103,7 @@ YAML
 # Jaeger runs at the lowest CPU priority: in a cluster it has machines of its own, and here it would otherwise
 # take its ingest time from the allocator it measures. Spans it cannot keep up with pile up in abode's bounded
 # export queue and are counted as dropped (printed below), never slowing a call down.
-nice -n 19 "$JAEGER" --config "file:$WORK/jaeger.yaml" > "$WORK/jaeger.log" 2>&1 &
+env "${JAEGER_ENV[@]}" nice -n 19 "$JAEGER" --config "file:$WORK/jaeger.yaml" > "$WORK/jaeger.log" 2>&1 &
 JPID=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null && break; sleep 0.1; done
 
@@ -103,7 +117,7 @@ run() {  # run MODE N: one 5 s Allocate run; prints allocations per second, and 
   if [ "$mode" = none ]; then
     "$ALLOC_NONE" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
   elif [ "$mode" = on ]; then
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on \
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on OTEL_BSP_MAX_QUEUE_SIZE=16384 \
       "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn \
       --metrics-listen "127.0.0.1:$METRICS" &
   else
