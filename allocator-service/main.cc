@@ -236,9 +236,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-inflight-entries", options.raft.max_inflight_entries,
                  "log entries the leader keeps in flight before holding new commands for the next one (0: no limit)")
       ->capture_default_str();
+  std::string read_sched = "idle";
+  app.add_option("--read-sched", read_sched,
+                 "how the threads that run reads (ListAllocations pages, Checksum, Backup, ...) yield the CPU to "
+                 "writes: idle (SCHED_IDLE: they run only on a CPU no other thread wants, and a thread waking "
+                 "up for a write takes it from them at once) or nice (the normal policy at --read-nice)")
+      ->envname("ABODE_READ_SCHED")
+      ->check(CLI::IsMember({"idle", "nice"}))
+      ->capture_default_str();
   app.add_option("--read-nice", options.read_nice,
-                 "nice value of the threads that run reads (ListAllocations, Checksum, ...): when the cores are "
-                 "busy, reads get what writes leave (0: the process's own priority)")
+                 "with --read-sched nice: nice value of the threads that run reads; when the cores are busy, "
+                 "reads get what writes leave (0: the process's own priority)")
       ->envname("ABODE_READ_NICE")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
@@ -297,6 +305,7 @@ int main(int argc, char** argv) {
                "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
                "binding a port or touching the data dir");
   CLI11_PARSE(app, argc, argv);
+  options.read_idle = read_sched == "idle";
 
   const std::unique_ptr<abode::logging::ProcessLog> log =
       abode::logging::ProcessLog::Install(log_flags.Options("abode-allocator"));

@@ -1,8 +1,10 @@
 // Where reads run: every linearizable read's query and the checksum dump run on the read executor's threads
-// (recorded through the executor's observer), at the configured nice value while every other thread keeps
-// the process's, and a write is answered while every read thread is held.
+// (recorded through the executor's observer), in the SCHED_IDLE class by default or at the configured nice
+// value, while every other thread keeps the process's policy and nice value, and a write is answered while
+// every read thread is held.
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -29,9 +31,15 @@ namespace {
 
 constexpr int kReadNice = 13;
 
-// Every thread of this process: its name and nice value, as the kernel reports them.
-std::vector<std::pair<std::string, int>> ProcessThreads() {
-  std::vector<std::pair<std::string, int>> out;
+struct ThreadSeen {
+  std::string name;
+  int nice = 0;
+  int policy = 0;
+};
+
+// Every thread of this process: its name, nice value and scheduling policy, as the kernel reports them.
+std::vector<ThreadSeen> ProcessThreads() {
+  std::vector<ThreadSeen> out;
   DIR* dir = opendir("/proc/self/task");
   if (dir == nullptr) return out;
   while (dirent* e = readdir(dir)) {
@@ -41,7 +49,9 @@ std::vector<std::pair<std::string, int>> ProcessThreads() {
     std::string name;
     std::getline(comm, name);
     auto nice = ThreadNice(tid);
-    if (!name.empty() && nice.ok()) out.emplace_back(name, *nice);  // a thread that ended meanwhile is skipped
+    auto policy = ThreadPolicy(tid);
+    // A thread that ended meanwhile is skipped.
+    if (!name.empty() && nice.ok() && policy.ok()) out.push_back({name, *nice, *policy});
   }
   closedir(dir);
   return out;
@@ -62,7 +72,7 @@ class ReadThreadsTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.timers = &timers_;
     o.read_threads = 1;
-    o.read_nice = kReadNice;
+    ConfigureReads(o);
     o.read_observer = [this] { ObserveRead(); };
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -85,6 +95,11 @@ class ReadThreadsTest : public ::testing::Test {
     Open();
     server_.reset();
   }
+  // The read threads' priority: the normal policy at kReadNice here, SCHED_IDLE in IdleReadThreadsTest.
+  virtual void ConfigureReads(ServerOptions& o) {
+    o.read_idle = false;
+    o.read_nice = kReadNice;
+  }
 
   // On the read thread, before each read: records the thread and waits while the gate is closed.
   void ObserveRead() {
@@ -92,6 +107,7 @@ class ReadThreadsTest : public ::testing::Test {
     threads_.push_back(ThisThreadName());
     auto nice = ThreadNice(gettid());
     nices_.push_back(nice.ok() ? *nice : -100);
+    policies_.push_back(sched_getscheduler(0));
     ++entered_;
     mu_.Await(absl::Condition(+[](bool* open) { return *open; }, &gate_open_));
   }
@@ -115,6 +131,19 @@ class ReadThreadsTest : public ::testing::Test {
   std::vector<int> nices() {
     absl::MutexLock lock(&mu_);
     return nices_;
+  }
+  std::vector<int> policies() {
+    absl::MutexLock lock(&mu_);
+    return policies_;
+  }
+  // Lists and allocates in turn, then takes a checksum: reads on the read thread, writes on the others,
+  // gRPC starting threads as it needs them meanwhile.
+  void ListAndAllocate(const std::string& prefix) {
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(List().ok());
+      ASSERT_TRUE(Allocate(prefix + std::to_string(i)).ok());
+    }
+    ASSERT_TRUE(Checksum().ok());
   }
 
   grpc::Status Allocate(const std::string& owner) {
@@ -151,7 +180,13 @@ class ReadThreadsTest : public ::testing::Test {
   bool gate_open_ ABSL_GUARDED_BY(mu_) = true;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> threads_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> nices_ ABSL_GUARDED_BY(mu_);  // the kernel's nice value of each read's thread
+  std::vector<int> nices_ ABSL_GUARDED_BY(mu_);     // the kernel's nice value of each read's thread
+  std::vector<int> policies_ ABSL_GUARDED_BY(mu_);  // the scheduling policy of each read's thread
+};
+
+class IdleReadThreadsTest : public ReadThreadsTest {
+ protected:
+  void ConfigureReads(ServerOptions& o) override { o.read_idle = ServerOptions().read_idle; }
 };
 
 TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
@@ -214,22 +249,44 @@ TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {
 // and gRPC's own threads (some started while reads ran) keep the process's priority.
 TEST_F(ReadThreadsTest, ReadsRunAtTheConfiguredNiceAndNothingElseDoes) {
   ASSERT_NE(kReadNice, ThreadNice(gettid()).value());
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(List().ok());
-    ASSERT_TRUE(Allocate("nice-" + std::to_string(i)).ok());
-  }
-  ASSERT_TRUE(Checksum().ok());
+  ListAndAllocate("nice-");
   for (int nice : nices()) EXPECT_EQ(nice, kReadNice);
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_OTHER);
 
   int read_threads = 0;
   const int process_nice = ThreadNice(getpid()).value();
   const auto all = ProcessThreads();
-  for (const auto& [name, nice] : all) {
-    if (name == "abode-read") {
+  for (const ThreadSeen& t : all) {
+    EXPECT_EQ(t.policy, SCHED_OTHER) << t.name;
+    if (t.name == "abode-read") {
       ++read_threads;
-      EXPECT_EQ(nice, kReadNice);
+      EXPECT_EQ(t.nice, kReadNice);
     } else {
-      EXPECT_EQ(nice, process_nice) << name;
+      EXPECT_EQ(t.nice, process_nice) << t.name;
+    }
+  }
+  EXPECT_EQ(read_threads, 1);
+  EXPECT_GT(all.size(), 5u) << "the raft, answer and reply threads and gRPC's are all listed";
+}
+
+// By default reads run in the SCHED_IDLE class, and only reads: every other thread, gRPC's included (some
+// started while reads ran), keeps the process's normal policy and nice value.
+TEST_F(IdleReadThreadsTest, ReadsRunInTheIdleClassByDefaultAndNothingElseDoes) {
+  ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
+  ListAndAllocate("idle-");
+  ASSERT_FALSE(policies().empty());
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_IDLE);
+
+  int read_threads = 0;
+  const int process_nice = ThreadNice(getpid()).value();
+  const auto all = ProcessThreads();
+  for (const ThreadSeen& t : all) {
+    if (t.name == "abode-read") {
+      ++read_threads;
+      EXPECT_EQ(t.policy, SCHED_IDLE);
+    } else {
+      EXPECT_EQ(t.policy, SCHED_OTHER) << t.name;
+      EXPECT_EQ(t.nice, process_nice) << t.name;
     }
   }
   EXPECT_EQ(read_threads, 1);

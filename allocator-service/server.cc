@@ -130,7 +130,8 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   s->reader_ = std::move(*reader);
   s->reads_ =
       std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read",
-                                     options.read_nice, options.read_observer);
+                                     ThreadPriority{.idle = options.read_idle, .nice = options.read_nice},
+                                     options.read_observer);
 
   replication::RaftNode* raft = s->node_.get();
   s->log_ = std::make_unique<GatedCommandLog>(

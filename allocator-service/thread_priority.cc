@@ -1,5 +1,6 @@
 #include "allocator-service/thread_priority.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -24,27 +25,51 @@ absl::Status SetThisThreadNice(int nice) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> ThreadNice(pid_t tid) {
+absl::Status SetThisThreadIdle() {
+  struct sched_param param {};
+  if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
+    const int err = errno;
+    return absl::ErrnoToStatus(err, "sched_setscheduler(SCHED_IDLE)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetThisThreadPriority(const ThreadPriority& priority) {
+  if (priority.idle) return SetThisThreadIdle();
+  if (priority.nice == 0) return absl::OkStatus();
+  return SetThisThreadNice(priority.nice);
+}
+
+namespace {
+
+// Field `n` (numbered as in proc_pid_stat(5), n >= 3) of /proc/self/task/TID/stat, as an integer.
+absl::StatusOr<int> ThreadStatField(pid_t tid, int n) {
   const std::string path = absl::StrCat("/proc/self/task/", tid, "/stat");
   std::ifstream in(path);
   std::string stat;
   if (!in || !std::getline(in, stat)) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
   // "TID (COMM) STATE ..." where COMM may hold spaces and parentheses: the fields start after the last ')'.
-  // After it, STATE is field 3 of stat(5) and the nice value field 19.
+  // After it, STATE is field 3.
   const size_t close = stat.rfind(')');
   if (close == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no command name"));
   std::istringstream fields(stat.substr(close + 1));
   std::string field;
-  for (int i = 3; i <= 19; ++i) {
-    if (!(fields >> field)) return absl::DataLossError(absl::StrCat(path, ": fewer than 19 fields"));
+  for (int i = 3; i <= n; ++i) {
+    if (!(fields >> field)) return absl::DataLossError(absl::StrCat(path, ": fewer than ", n, " fields"));
   }
-  int nice = 0;
+  int value = 0;
   try {
-    nice = std::stoi(field);
+    value = std::stoi(field);
   } catch (const std::exception&) {
-    return absl::DataLossError(absl::StrCat(path, ": nice field is ", field));
+    return absl::DataLossError(absl::StrCat(path, ": field ", n, " is ", field));
   }
-  return nice;
+  return value;
 }
+
+}  // namespace
+
+absl::StatusOr<int> ThreadNice(pid_t tid) { return ThreadStatField(tid, 19); }
+
+absl::StatusOr<int> ThreadPolicy(pid_t tid) { return ThreadStatField(tid, 41); }
 
 }  // namespace abode::allocator

@@ -1,5 +1,6 @@
-// The CPU priority of single threads. On Linux a thread's nice value is its own: setpriority(PRIO_PROCESS)
-// on a thread id changes that thread only, and threads it starts later inherit it.
+// The CPU priority of single threads. On Linux a thread's scheduling policy and nice value are its own:
+// sched_setscheduler and setpriority(PRIO_PROCESS) on a thread id change that thread only, and threads it
+// starts later inherit both.
 #ifndef ABODE_ALLOCATOR_SERVICE_THREAD_PRIORITY_H_
 #define ABODE_ALLOCATOR_SERVICE_THREAD_PRIORITY_H_
 
@@ -17,8 +18,23 @@ inline constexpr int kMaxNice = 19;
 // the current value needs CAP_SYS_NICE.
 absl::Status SetThisThreadNice(int nice);
 
+// Puts the calling thread in the SCHED_IDLE class: it runs only when no normal thread wants its CPU, a
+// normal thread that wakes up takes the CPU from it at once, and the scheduler counts a CPU that runs only
+// such threads as idle when it places a waking thread. No privilege is needed.
+absl::Status SetThisThreadIdle();
+
+// How a group of threads yields the CPU to the rest of the process.
+struct ThreadPriority {
+  bool idle = false;  // SCHED_IDLE (then `nice` plays no part)
+  int nice = 0;       // with the normal policy: the nice value (0: the process's own)
+};
+// Applies `priority` to the calling thread; a nice value of 0 leaves the thread as it is.
+absl::Status SetThisThreadPriority(const ThreadPriority& priority);
+
 // The nice value of thread `tid` of this process, as the kernel reports it (/proc/self/task/TID/stat).
 absl::StatusOr<int> ThreadNice(pid_t tid);
+// The scheduling policy of thread `tid` of this process (SCHED_OTHER, SCHED_IDLE, ...), likewise.
+absl::StatusOr<int> ThreadPolicy(pid_t tid);
 
 }  // namespace abode::allocator
 

@@ -43,6 +43,16 @@ TEST(AllocatorFlagsTest, AReadNiceOutsideZeroToNineteenIsRefusedNamingTheFlag) {
   }
 }
 
+TEST(AllocatorFlagsTest, AReadSchedOtherThanIdleOrNiceIsRefusedNamingTheFlag) {
+  TempDir dir;
+  for (const std::string bad : {"batch", "IDLE", ""}) {
+    const ProcessResult r = RunProcess({ABODE_ALLOCATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                        dir.path() + "/data", "--read-sched", bad});
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find("--read-sched"), std::string::npos) << bad << ": " << r.err;
+  }
+}
+
 TEST(AllocatorFlagsTest, AMetricsAddressItCannotServeIsRefusedNamingTheFlag) {
   TempDir dir;
   for (const std::string bad : {"localhost:9464", "[::1]:9464", "127.0.0.1"}) {

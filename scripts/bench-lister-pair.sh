@@ -4,9 +4,13 @@
 # pages of 5,000) again and again, alternating in one run. Usage: scripts/bench-lister-pair.sh [BUILD] [PAIRS]
 #   Loads the allocations once (a minute or two), then runs PAIRS pairs of 5 s runs, the order within a pair
 #   alternating, and prints both sides' runs, their medians and the load average at the start of every run.
-#   The lister and the writers' clients run in one abode-bench process on the allocator's machine; the
-#   lister's thread runs at nice 19 so that parsing its pages does not take the writers' clients' CPU (in
-#   production the lister is another machine). The allocator's read threads run at its --read-nice (19).
+#   The writers' clients run in one abode-bench process; the lister in another (abode-bench --concurrency 0),
+#   beside it for the same warm-up and measured time, so that the two share no gRPC threads. In production
+#   the lister is another machine; here it shares the cores with the writers and the allocator, so it runs
+#   in the SCHED_IDLE class (--list-sched idle): it gets only the CPU that nothing else wants. It stays in
+#   this shell's session (one scheduling group with the writers), where every waking writer takes the CPU
+#   from it at once. The allocator's read threads run in the SCHED_IDLE class too (--read-sched, the default;
+#   ABODE_READ_SCHED=nice in the environment runs them at nice 19 instead).
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${2:-3}
@@ -29,11 +33,22 @@ echo "== loading 1,000,000 allocations into a /8 (64 clients)"
 "$BENCH" --server "$SERVER" --pool big --create-cidr 10.0.0.0/8 --concurrency 64 --count 1000000 | tail -1
 
 run() {  # run SIDE PAIR
-  local side=$1 pair=$2 list=()
-  [ "$side" = listing ] && list=(--list-pool big)
+  local side=$1 pair=$2 lister=""
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s "${list[@]}" |
-    tail -1 | tee -a "$WORK/$side.jsonl"
+  if [ "$side" = listing ]; then
+    "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s \
+      >"$WORK/lister.out" &
+    lister=$!
+  fi
+  "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s | tail -1 >"$WORK/writers.out"
+  if [ -n "$lister" ]; then
+    wait "$lister"
+    python3 -c 'import json, sys; w = json.load(open(sys.argv[1])); l = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+for k in ("listed_per_sec", "whole_listings", "list_errors"): w[k] = l[k]
+print(json.dumps(w))' "$WORK/writers.out" "$WORK/lister.out" >"$WORK/writers.json"
+    mv "$WORK/writers.json" "$WORK/writers.out"
+  fi
+  tee -a "$WORK/$side.jsonl" <"$WORK/writers.out"
 }
 for pair in $(seq 1 "$PAIRS"); do
   if [ $((pair % 2)) = 1 ]; then run alone "$pair"; run listing "$pair"; else run listing "$pair"; run alone "$pair"; fi
