@@ -12,7 +12,7 @@ ReadExecutor::ReadExecutor(size_t threads, const char* name, ThreadPriority prio
       replies_(1, "abode-reply"),
       reads_(threads, name, [priority] {
         if (absl::Status s = SetThisThreadPriority(priority); !s.ok()) {
-          spdlog::warn("read threads keep the process's priority: {}", std::string(s.message()));
+          spdlog::warn("a read thread keeps (some of) the process's priority: {}", std::string(s.message()));
         }
       }) {}
 

@@ -5,9 +5,13 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include <chrono>
 #include <future>
@@ -24,6 +28,7 @@
 #include "allocator-service/server.h"
 #include "allocator-service/thread_priority.h"
 #include "replication/clock.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::allocator {
@@ -189,6 +194,48 @@ class IdleReadThreadsTest : public ReadThreadsTest {
   void ConfigureReads(ServerOptions& o) override { o.read_idle = ServerOptions().read_idle; }
 };
 
+// Where the cpu controller's cgroup v1 hierarchy is mounted ("" when it is not, or is not writable).
+std::string CpuCgroupV1Root() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, dir, type, options;
+  while (mounts >> device >> dir >> type >> options) {
+    std::string rest;
+    std::getline(mounts, rest);
+    if (type != "cgroup") continue;
+    std::istringstream names(options);
+    for (std::string name; std::getline(names, name, ',');) {
+      if (name == "cpu" && access((dir + "/tasks").c_str(), W_OK) == 0) return dir;
+    }
+  }
+  return "";
+}
+
+// The read threads join a cgroup of their own (one with cpu.idle 1, as an operator would make it).
+class CgroupReadThreadsTest : public ReadThreadsTest {
+ protected:
+  void SetUp() override {
+    const std::string root = CpuCgroupV1Root();
+    if (root.empty()) GTEST_SKIP() << "no writable cgroup v1 cpu hierarchy here (needs root)";
+    name_ = "/abode-read-test-" + std::to_string(getpid());
+    cgroup_ = root + name_;
+    ASSERT_EQ(mkdir(cgroup_.c_str(), 0755), 0) << cgroup_ << ": " << std::strerror(errno);
+    std::ofstream(cgroup_ + "/cpu.idle") << 1;  // kernels without cpu.idle still take the thread
+    ReadThreadsTest::SetUp();
+  }
+  void TearDown() override {
+    if (cgroup_.empty()) return;
+    ReadThreadsTest::TearDown();
+    // The read threads have been joined with the server; the kernel takes an exiting thread out of its
+    // cgroup shortly after a join returns, and only then can the cgroup go.
+    EXPECT_TRUE(test_support::Eventually([this] { return rmdir(cgroup_.c_str()) == 0; }, std::chrono::seconds(10)))
+        << cgroup_ << ": " << std::strerror(errno);
+  }
+  void ConfigureReads(ServerOptions& o) override { o.read_cgroup = cgroup_; }
+
+  std::string name_;    // the cgroup's path inside the hierarchy
+  std::string cgroup_;  // its directory
+};
+
 TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
   const size_t before = threads().size();
   ASSERT_TRUE(List().ok());
@@ -291,6 +338,45 @@ TEST_F(IdleReadThreadsTest, ReadsRunInTheIdleClassByDefaultAndNothingElseDoes) {
   }
   EXPECT_EQ(read_threads, 1);
   EXPECT_GT(all.size(), 5u) << "the raft, answer and reply threads and gRPC's are all listed";
+}
+
+TEST_F(CgroupReadThreadsTest, ReadsRunInTheirCgroupAndNothingElseDoes) {
+  ListAndAllocate("cgroup-");
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_IDLE);
+  const std::string own = ThreadCpuCgroup(getpid()).value();
+  ASSERT_NE(own, name_);
+  int read_threads = 0;
+  DIR* dir = opendir("/proc/self/task");
+  ASSERT_NE(dir, nullptr);
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const pid_t tid = std::stoi(e->d_name);
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    auto cgroup = ThreadCpuCgroup(tid);
+    if (name.empty() || !cgroup.ok()) continue;  // the thread ended meanwhile
+    if (name == "abode-read") {
+      ++read_threads;
+      EXPECT_EQ(*cgroup, name_);
+    } else {
+      EXPECT_EQ(*cgroup, own) << name;
+    }
+  }
+  closedir(dir);
+  EXPECT_EQ(read_threads, 1);
+}
+
+TEST(ReadCgroupTest, ACgroupTheThreadsCannotJoinIsRefusedNamingTheField) {
+  test_support::TempDir dir;
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.raft.data_dir = dir.path() + "/data";
+  o.read_cgroup = dir.path() + "/no-such-cgroup";
+  auto s = AllocatorServer::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("read_cgroup"), std::string::npos) << s.status();
 }
 
 TEST(ReadNiceTest, ANiceValueOutsideZeroToNineteenIsRefusedNamingTheField) {

@@ -48,6 +48,9 @@ struct ServerOptions {
   // the nice value read_nice (0..19; 0: the process's own priority).
   bool read_idle = true;
   int read_nice = 19;
+  // A cgroup the read threads join (see thread_priority.h: made with cpu.idle 1, their CPU time no longer
+  // counts against the writers' share); empty: the process's own.
+  std::string read_cgroup;
   std::function<void()> read_observer;  // runs on the read thread before every read (see read_executor.h)
   // Transport security; insecure by default. Pluggable so mTLS can be configured by the caller.
   std::shared_ptr<grpc::ServerCredentials> credentials;

@@ -34,7 +34,60 @@ absl::Status SetThisThreadIdle() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The file of `dir` that takes thread ids: cgroup.threads (v2) or tasks (v1).
+std::string ThreadsFile(const std::string& dir) {
+  const std::string v2 = dir + "/cgroup.threads";
+  return access(v2.c_str(), F_OK) == 0 ? v2 : dir + "/tasks";
+}
+
+}  // namespace
+
+absl::Status CheckCgroup(const std::string& dir) {
+  const std::string file = ThreadsFile(dir);
+  if (access(file.c_str(), W_OK) != 0) {
+    const int err = errno;
+    return absl::ErrnoToStatus(err, absl::StrCat(dir, ": not a cgroup this process can move threads into (",
+                                                 file, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JoinCgroup(const std::string& dir) {
+  const std::string file = ThreadsFile(dir);
+  std::ofstream out(file);
+  out << gettid() << std::flush;
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(file, ": the thread could not join the cgroup"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ThreadCpuCgroup(pid_t tid) {
+  const std::string path = absl::StrCat("/proc/self/task/", tid, "/cgroup");
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  std::string line;
+  std::string v2;
+  // Lines are "ID:CONTROLLERS:PATH"; v2's is "0::PATH".
+  while (std::getline(in, line)) {
+    const size_t a = line.find(':');
+    const size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    if (controllers.empty()) v2 = line.substr(b + 1);
+    std::istringstream names(controllers);
+    for (std::string name; std::getline(names, name, ',');) {
+      if (name == "cpu") return line.substr(b + 1);
+    }
+  }
+  if (v2.empty()) return absl::NotFoundError(absl::StrCat(path, ": no cpu cgroup"));
+  return v2;
+}
+
 absl::Status SetThisThreadPriority(const ThreadPriority& priority) {
+  if (!priority.cgroup.empty()) {
+    if (absl::Status s = JoinCgroup(priority.cgroup); !s.ok()) return s;
+  }
   if (priority.idle) return SetThisThreadIdle();
   if (priority.nice == 0) return absl::OkStatus();
   return SetThisThreadNice(priority.nice);

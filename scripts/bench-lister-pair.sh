@@ -11,6 +11,11 @@
 #   this shell's session (one scheduling group with the writers), where every waking writer takes the CPU
 #   from it at once. The allocator's read threads run in the SCHED_IDLE class too (--read-sched, the default;
 #   ABODE_READ_SCHED=nice in the environment runs them at nice 19 instead).
+#   A thread's class ranks it only inside its CPU group (here the session's autogroup), and the group's CPU
+#   time is shared: on a machine busy with other work, idle-class readers in the writers' group still take
+#   the writers' share. So where the cgroup v1 cpu hierarchy is writable (root), the read threads
+#   (--read-cgroup) and the lister go into a cgroup of their own with cpu.idle 1, as an operator would run
+#   them; IDLE_CGROUP=off leaves them in the writers' group.
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${2:-3}
@@ -18,10 +23,28 @@ ALLOC=$BUILD/allocator-service/abode-allocator
 BENCH=$BUILD/integration/abode-bench
 WORK=$(mktemp -d /var/tmp/abode-lister-bench-XXXXXX)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+CGROUP=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  wait 2>/dev/null || true
+  [ -n "$CGROUP" ] && for _ in $(seq 1 100); do rmdir "$CGROUP" 2>/dev/null && break; sleep 0.1; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-"$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+READ_CGROUP=()
+CPU_HIERARCHY=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ { print $2; exit }' /proc/self/mounts)
+if [ "${IDLE_CGROUP:-on}" = on ] && [ -n "$CPU_HIERARCHY" ] && [ -w "$CPU_HIERARCHY/tasks" ]; then
+  CGROUP=$CPU_HIERARCHY/abode-lister-bench-$$
+  mkdir "$CGROUP"
+  echo 1 >"$CGROUP/cpu.idle"
+  READ_CGROUP=(--read-cgroup "$CGROUP")
+  echo "read threads and lister in $CGROUP (cpu.idle $(cat "$CGROUP/cpu.idle"))"
+else
+  echo "read threads and lister in the writers' CPU group"
+fi
+
+"$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn "${READ_CGROUP[@]}" &
 PID=$!
 for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
 SERVER=127.0.0.1:$(cat "$WORK/port")
@@ -36,8 +59,10 @@ run() {  # run SIDE PAIR
   local side=$1 pair=$2 lister=""
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ "$side" = listing ]; then
-    "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s \
-      >"$WORK/lister.out" &
+    (
+      [ -n "$CGROUP" ] && echo "$BASHPID" >"$CGROUP/tasks"
+      exec "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s
+    ) >"$WORK/lister.out" &
     lister=$!
   fi
   "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s | tail -1 >"$WORK/writers.out"
