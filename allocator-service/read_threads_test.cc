@@ -40,6 +40,7 @@ struct ThreadSeen {
   std::string name;
   int nice = 0;
   int policy = 0;
+  std::string cgroup;  // in the cpu controller's hierarchy
 };
 
 // Every thread of this process: its name, nice value and scheduling policy, as the kernel reports them.
@@ -55,8 +56,9 @@ std::vector<ThreadSeen> ProcessThreads() {
     std::getline(comm, name);
     auto nice = ThreadNice(tid);
     auto policy = ThreadPolicy(tid);
+    auto cgroup = ThreadCpuCgroup(tid);
     // A thread that ended meanwhile is skipped.
-    if (!name.empty() && nice.ok() && policy.ok()) out.push_back({name, *nice, *policy});
+    if (!name.empty() && nice.ok() && policy.ok() && cgroup.ok()) out.push_back({name, *nice, *policy, *cgroup});
   }
   closedir(dir);
   return out;
@@ -346,24 +348,14 @@ TEST_F(CgroupReadThreadsTest, ReadsRunInTheirCgroupAndNothingElseDoes) {
   const std::string own = ThreadCpuCgroup(getpid()).value();
   ASSERT_NE(own, name_);
   int read_threads = 0;
-  DIR* dir = opendir("/proc/self/task");
-  ASSERT_NE(dir, nullptr);
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    const pid_t tid = std::stoi(e->d_name);
-    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    auto cgroup = ThreadCpuCgroup(tid);
-    if (name.empty() || !cgroup.ok()) continue;  // the thread ended meanwhile
-    if (name == "abode-read") {
+  for (const ThreadSeen& t : ProcessThreads()) {
+    if (t.name == "abode-read") {
       ++read_threads;
-      EXPECT_EQ(*cgroup, name_);
+      EXPECT_EQ(t.cgroup, name_);
     } else {
-      EXPECT_EQ(*cgroup, own) << name;
+      EXPECT_EQ(t.cgroup, own) << t.name;
     }
   }
-  closedir(dir);
   EXPECT_EQ(read_threads, 1);
 }
 
