@@ -16,6 +16,7 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/create_channel.h>
@@ -369,6 +370,21 @@ TEST(ReadCgroupTest, ACgroupTheThreadsCannotJoinIsRefusedNamingTheField) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().message().find("read_cgroup"), std::string::npos) << s.status();
+}
+
+// A cgroup that refuses the thread (here: none at that path) is reported, and the thread still gets the class.
+TEST(ThreadPriorityTest, TheIdleClassAppliesEvenWhenTheCgroupRefusesTheThread) {
+  test_support::TempDir dir;
+  absl::Status status;
+  int policy = -1;
+  std::thread t([&] {
+    status = SetThisThreadPriority(ThreadPriority{.idle = true, .nice = 0, .cgroup = dir.path() + "/none"});
+    policy = sched_getscheduler(0);
+  });
+  t.join();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(dir.path() + "/none"), std::string::npos) << status;
+  EXPECT_EQ(policy, SCHED_IDLE);
 }
 
 TEST(ReadNiceTest, ANiceValueOutsideZeroToNineteenIsRefusedNamingTheField) {

@@ -85,12 +85,15 @@ absl::StatusOr<std::string> ThreadCpuCgroup(pid_t tid) {
 }
 
 absl::Status SetThisThreadPriority(const ThreadPriority& priority) {
-  if (!priority.cgroup.empty()) {
-    if (absl::Status s = JoinCgroup(priority.cgroup); !s.ok()) return s;
+  // The policy applies even when the cgroup refuses the thread: the first error is the one returned.
+  absl::Status joined = priority.cgroup.empty() ? absl::OkStatus() : JoinCgroup(priority.cgroup);
+  absl::Status ranked = absl::OkStatus();
+  if (priority.idle) {
+    ranked = SetThisThreadIdle();
+  } else if (priority.nice != 0) {
+    ranked = SetThisThreadNice(priority.nice);
   }
-  if (priority.idle) return SetThisThreadIdle();
-  if (priority.nice == 0) return absl::OkStatus();
-  return SetThisThreadNice(priority.nice);
+  return joined.ok() ? ranked : joined;
 }
 
 namespace {

@@ -47,8 +47,8 @@ struct ThreadPriority {
   int nice = 0;        // with the normal policy: the nice value (0: the process's own)
   std::string cgroup;  // a cgroup to join (see JoinCgroup); empty: the process's own
 };
-// Applies `priority` to the calling thread (the cgroup first); a nice value of 0 leaves the nice value as
-// it is.
+// Applies `priority` to the calling thread (the cgroup first; the policy and nice value even when the
+// cgroup refuses it); a nice value of 0 leaves the nice value as it is.
 absl::Status SetThisThreadPriority(const ThreadPriority& priority);
 
 // The nice value of thread `tid` of this process, as the kernel reports it (/proc/self/task/TID/stat).
