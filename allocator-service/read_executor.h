@@ -4,10 +4,11 @@
 //
 // Reads also yield the CPU to writes: the read threads run at a lower priority (`--read-sched`: SCHED_IDLE
 // by default, or a higher nice value, `--read-nice`), so that a listing of 1,000,000 allocations takes only
-// the CPU that the writers leave. SCHED_IDLE rather than nice 19 because a thread that wakes up to carry a
-// write takes the CPU from an idle-class thread at once, where a nice-19 thread may keep it for the rest of
-// its slice, and because the scheduler places a waking thread on a CPU that runs only idle-class threads as
-// on an idle one. Work on a read thread therefore never calls into gRPC: threads that gRPC starts from
+// the CPU that the writers leave. SCHED_IDLE rather than nice 19 because the kernel's rule is that a thread
+// waking up to carry a write takes the CPU from an idle-class thread at once (for a nice-19 thread that is
+// left to the fair scheduler's arithmetic), because the scheduler places a waking thread on a CPU that runs
+// only idle-class threads as on an idle one, and because the class weighs 3 against nice 19's 15. Within
+// the process's CPU group only: see ThreadPriority::cgroup for the rest of the machine. Work on a read thread therefore never calls into gRPC: threads that gRPC starts from
 // inside a call inherit the caller's policy and nice value, and would then answer writes at the readers'
 // priority. Replies (Finish, which serialises the response) run on one reply thread at the priority of the
 // thread that built the executor; a large response is serialised on the read thread beforehand (see
