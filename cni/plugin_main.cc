@@ -54,7 +54,7 @@ int main() {
   abode::cni::PluginOutput output;
   try {
     // The relay entry may have read stdin already, or its beginning.
-    environment.stdin_text.assign(relay.stdin_prefix, relay.stdin_prefix_size);
+    if (relay.stdin_prefix_size > 0) environment.stdin_text.assign(relay.stdin_prefix, relay.stdin_prefix_size);
     if (relay.stdin_complete == 0) {
       environment.stdin_text.append(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     }

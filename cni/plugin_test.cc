@@ -147,7 +147,8 @@ struct Exec {
 };
 
 Exec RunBinary(const std::string& env, const std::string& input) {
-  const std::string in_path = ::testing::TempDir() + "/abode_cni_stdin.json";
+  // Test processes run side by side: a file of this process's own.
+  const std::string in_path = ::testing::TempDir() + "/abode_cni_stdin_" + std::to_string(::getpid()) + ".json";
   std::ofstream(in_path) << input;
   const std::string command = "env -i " + env + " " + ABODE_CNI_BIN + " < " + in_path + " 2>&1";
   Exec e;
