@@ -381,7 +381,9 @@ void Relay(long* stack) {
   for (char** e = env; *e != nullptr; ++e) {
     if (!StartsWith(*e, "CNI_") && !StartsWith(*e, "TRACEPARENT=")) continue;
     unsigned long n = 0;
-    while ((*e)[n] != 0) ++n;
+    bool assignment = false;  // KEY=VALUE; main() skips anything else too
+    for (; (*e)[n] != 0; ++n) assignment = assignment || (*e)[n] == '=';
+    if (!assignment) continue;
     if (static_cast<unsigned long>(limit - p) < 4 + n) return;
     PutU32(p, static_cast<uint32_t>(n));
     Copy(p + 4, *e, n);
