@@ -29,6 +29,7 @@
 #include "allocator-service/rejoin.h"
 #include "allocator-service/restore.h"
 #include "allocator-service/server.h"
+#include "allocator-service/thread_priority.h"
 #include "logging/process_log.h"
 #include "metrics/endpoint.h"
 #include "replication/clock.h"
@@ -104,6 +105,13 @@ absl::Status Recover(const std::string& ids, const abode::allocator::ServerOptio
   return absl::OkStatus();
 }
 
+absl::Status CheckReadCgroup(const abode::allocator::ServerOptions& options) {
+  if (options.read_cgroup.empty()) return absl::OkStatus();
+  absl::Status s = abode::allocator::CheckCgroup(options.read_cgroup);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(absl::StrCat("--read-cgroup: ", s.message()));
+}
+
 // --check-config: what the start would refuse, found without binding a port or writing the data dir. An
 // error names the flag.
 absl::Status CheckConfig(const abode::allocator::ServerOptions& options) {
@@ -126,7 +134,7 @@ absl::Status CheckConfig(const abode::allocator::ServerOptions& options) {
   if (options.raft.heartbeat_timeout_ms == 0 || options.raft.election_timeout_ms <= options.raft.heartbeat_timeout_ms) {
     return absl::InvalidArgumentError("--election-timeout-ms: must exceed --heartbeat-timeout-ms (> 0)");
   }
-  return absl::OkStatus();
+  return CheckReadCgroup(options);
 }
 
 constexpr int64_t kMaxRejoinWaitMs = 30'000;  // between attempts to leave or rejoin the configuration
@@ -236,9 +244,22 @@ int main(int argc, char** argv) {
   app.add_option("--max-inflight-entries", options.raft.max_inflight_entries,
                  "log entries the leader keeps in flight before holding new commands for the next one (0: no limit)")
       ->capture_default_str();
+  std::string read_sched = "idle";
+  app.add_option("--read-sched", read_sched,
+                 "how the threads that run reads (ListAllocations pages, Checksum, Backup, ...) yield the CPU to "
+                 "writes: idle (SCHED_IDLE: they run only on a CPU no other thread wants, and a thread waking "
+                 "up for a write takes it from them at once) or nice (the normal policy at --read-nice)")
+      ->envname("ABODE_READ_SCHED")
+      ->check(CLI::IsMember({"idle", "nice"}))
+      ->capture_default_str();
+  app.add_option("--read-cgroup", options.read_cgroup,
+                 "a cgroup directory (cpu controller; cgroup v2: a threaded child of this process's cgroup) that "
+                 "the read threads join; made with cpu.idle 1, their CPU time no longer counts against the "
+                 "share of the allocator's own group, so that on a busy machine reads take only CPU no group wants")
+      ->envname("ABODE_READ_CGROUP");
   app.add_option("--read-nice", options.read_nice,
-                 "nice value of the threads that run reads (ListAllocations, Checksum, ...): when the cores are "
-                 "busy, reads get what writes leave (0: the process's own priority)")
+                 "with --read-sched nice: nice value of the threads that run reads; when the cores are busy, "
+                 "reads get what writes leave (0: the process's own priority)")
       ->envname("ABODE_READ_NICE")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
@@ -297,6 +318,11 @@ int main(int argc, char** argv) {
                "validate the flags and environment, print the resulting configuration and exit (0: valid) without "
                "binding a port or touching the data dir");
   CLI11_PARSE(app, argc, argv);
+  options.read_idle = read_sched == "idle";
+  if (absl::Status s = CheckReadCgroup(options); !s.ok()) {
+    std::fprintf(stderr, "abode-allocator: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
 
   const std::unique_ptr<abode::logging::ProcessLog> log =
       abode::logging::ProcessLog::Install(log_flags.Options("abode-allocator"));

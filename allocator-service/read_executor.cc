@@ -2,18 +2,17 @@
 
 #include <string>
 
-#include "allocator-service/thread_priority.h"
 #include "spdlog/spdlog.h"
 
 namespace abode::allocator {
 
-ReadExecutor::ReadExecutor(size_t threads, const char* name, int nice, std::function<void()> observer)
+ReadExecutor::ReadExecutor(size_t threads, const char* name, ThreadPriority priority,
+                           std::function<void()> observer)
     : observer_(std::move(observer)),
       replies_(1, "abode-reply"),
-      reads_(threads, name, [nice] {
-        if (nice == 0) return;
-        if (absl::Status s = SetThisThreadNice(nice); !s.ok()) {
-          spdlog::warn("read threads keep the process's priority: {}", std::string(s.message()));
+      reads_(threads, name, [priority] {
+        if (absl::Status s = SetThisThreadPriority(priority); !s.ok()) {
+          spdlog::warn("a read thread keeps (some of) the process's priority: {}", std::string(s.message()));
         }
       }) {}
 

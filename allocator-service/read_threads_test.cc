@@ -1,17 +1,23 @@
 // Where reads run: every linearizable read's query and the checksum dump run on the read executor's threads
-// (recorded through the executor's observer), at the configured nice value while every other thread keeps
-// the process's, and a write is answered while every read thread is held. And where writes are answered: a
-// lone caller by the raft loop that applied its entry, the callers of a larger entry on the completion
-// threads.
+// (recorded through the executor's observer), in the SCHED_IDLE class by default or at the configured nice
+// value, while every other thread keeps the process's policy and nice value, and a write is answered while
+// every read thread is held. And where writes are answered: a lone caller by the raft loop that applied its
+// entry, the callers of a larger entry on the completion threads.
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/create_channel.h>
@@ -24,6 +30,7 @@
 #include "allocator-service/server.h"
 #include "allocator-service/thread_priority.h"
 #include "replication/clock.h"
+#include "test-support/eventually.h"
 #include "test-support/temp_dir.h"
 
 namespace abode::allocator {
@@ -31,9 +38,16 @@ namespace {
 
 constexpr int kReadNice = 13;
 
-// Every thread of this process: its name and nice value, as the kernel reports them.
-std::vector<std::pair<std::string, int>> ProcessThreads() {
-  std::vector<std::pair<std::string, int>> out;
+struct ThreadSeen {
+  std::string name;
+  int nice = 0;
+  int policy = 0;
+  std::string cgroup;  // in the cpu controller's hierarchy
+};
+
+// Every thread of this process: its name, nice value and scheduling policy, as the kernel reports them.
+std::vector<ThreadSeen> ProcessThreads() {
+  std::vector<ThreadSeen> out;
   DIR* dir = opendir("/proc/self/task");
   if (dir == nullptr) return out;
   while (dirent* e = readdir(dir)) {
@@ -43,7 +57,10 @@ std::vector<std::pair<std::string, int>> ProcessThreads() {
     std::string name;
     std::getline(comm, name);
     auto nice = ThreadNice(tid);
-    if (!name.empty() && nice.ok()) out.emplace_back(name, *nice);  // a thread that ended meanwhile is skipped
+    auto policy = ThreadPolicy(tid);
+    auto cgroup = ThreadCpuCgroup(tid);
+    // A thread that ended meanwhile is skipped.
+    if (!name.empty() && nice.ok() && policy.ok() && cgroup.ok()) out.push_back({name, *nice, *policy, *cgroup});
   }
   closedir(dir);
   return out;
@@ -64,7 +81,7 @@ class ReadThreadsTest : public ::testing::Test {
     o.raft.clock = &clock_;
     o.timers = &timers_;
     o.read_threads = 1;
-    o.read_nice = kReadNice;
+    ConfigureReads(o);
     o.read_observer = [this] { ObserveRead(); };
     auto s = AllocatorServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -87,6 +104,11 @@ class ReadThreadsTest : public ::testing::Test {
     Open();
     server_.reset();
   }
+  // The read threads' priority: the normal policy at kReadNice here, SCHED_IDLE in IdleReadThreadsTest.
+  virtual void ConfigureReads(ServerOptions& o) {
+    o.read_idle = false;
+    o.read_nice = kReadNice;
+  }
 
   // On the read thread, before each read: records the thread and waits while the gate is closed.
   void ObserveRead() {
@@ -94,6 +116,7 @@ class ReadThreadsTest : public ::testing::Test {
     threads_.push_back(ThisThreadName());
     auto nice = ThreadNice(gettid());
     nices_.push_back(nice.ok() ? *nice : -100);
+    policies_.push_back(sched_getscheduler(0));
     ++entered_;
     mu_.Await(absl::Condition(+[](bool* open) { return *open; }, &gate_open_));
   }
@@ -117,6 +140,19 @@ class ReadThreadsTest : public ::testing::Test {
   std::vector<int> nices() {
     absl::MutexLock lock(&mu_);
     return nices_;
+  }
+  std::vector<int> policies() {
+    absl::MutexLock lock(&mu_);
+    return policies_;
+  }
+  // Lists and allocates in turn, then takes a checksum: reads on the read thread, writes on the others,
+  // gRPC starting threads as it needs them meanwhile.
+  void ListAndAllocate(const std::string& prefix) {
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(List().ok());
+      ASSERT_TRUE(Allocate(prefix + std::to_string(i)).ok());
+    }
+    ASSERT_TRUE(Checksum().ok());
   }
 
   grpc::Status Allocate(const std::string& owner) {
@@ -153,7 +189,55 @@ class ReadThreadsTest : public ::testing::Test {
   bool gate_open_ ABSL_GUARDED_BY(mu_) = true;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> threads_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> nices_ ABSL_GUARDED_BY(mu_);  // the kernel's nice value of each read's thread
+  std::vector<int> nices_ ABSL_GUARDED_BY(mu_);     // the kernel's nice value of each read's thread
+  std::vector<int> policies_ ABSL_GUARDED_BY(mu_);  // the scheduling policy of each read's thread
+};
+
+class IdleReadThreadsTest : public ReadThreadsTest {
+ protected:
+  void ConfigureReads(ServerOptions& o) override { o.read_idle = ServerOptions().read_idle; }
+};
+
+// Where the cpu controller's cgroup v1 hierarchy is mounted ("" when it is not, or is not writable).
+std::string CpuCgroupV1Root() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, dir, type, options;
+  while (mounts >> device >> dir >> type >> options) {
+    std::string rest;
+    std::getline(mounts, rest);
+    if (type != "cgroup") continue;
+    std::istringstream names(options);
+    for (std::string name; std::getline(names, name, ',');) {
+      if (name == "cpu" && access((dir + "/tasks").c_str(), W_OK) == 0) return dir;
+    }
+  }
+  return "";
+}
+
+// The read threads join a cgroup of their own (one with cpu.idle 1, as an operator would make it).
+class CgroupReadThreadsTest : public ReadThreadsTest {
+ protected:
+  void SetUp() override {
+    const std::string root = CpuCgroupV1Root();
+    if (root.empty()) GTEST_SKIP() << "no writable cgroup v1 cpu hierarchy here (needs root)";
+    name_ = "/abode-read-test-" + std::to_string(getpid());
+    cgroup_ = root + name_;
+    ASSERT_EQ(mkdir(cgroup_.c_str(), 0755), 0) << cgroup_ << ": " << std::strerror(errno);
+    std::ofstream(cgroup_ + "/cpu.idle") << 1;  // kernels without cpu.idle still take the thread
+    ReadThreadsTest::SetUp();
+  }
+  void TearDown() override {
+    if (cgroup_.empty()) return;
+    ReadThreadsTest::TearDown();
+    // The read threads have been joined with the server; the kernel takes an exiting thread out of its
+    // cgroup shortly after a join returns, and only then can the cgroup go.
+    EXPECT_TRUE(test_support::Eventually([this] { return rmdir(cgroup_.c_str()) == 0; }, std::chrono::seconds(10)))
+        << cgroup_ << ": " << std::strerror(errno);
+  }
+  void ConfigureReads(ServerOptions& o) override { o.read_cgroup = cgroup_; }
+
+  std::string name_;    // the cgroup's path inside the hierarchy
+  std::string cgroup_;  // its directory
 };
 
 TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
@@ -250,26 +334,92 @@ TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {
 // and gRPC's own threads (some started while reads ran) keep the process's priority.
 TEST_F(ReadThreadsTest, ReadsRunAtTheConfiguredNiceAndNothingElseDoes) {
   ASSERT_NE(kReadNice, ThreadNice(gettid()).value());
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(List().ok());
-    ASSERT_TRUE(Allocate("nice-" + std::to_string(i)).ok());
-  }
-  ASSERT_TRUE(Checksum().ok());
+  ListAndAllocate("nice-");
   for (int nice : nices()) EXPECT_EQ(nice, kReadNice);
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_OTHER);
 
   int read_threads = 0;
   const int process_nice = ThreadNice(getpid()).value();
   const auto all = ProcessThreads();
-  for (const auto& [name, nice] : all) {
-    if (name == "abode-read") {
+  for (const ThreadSeen& t : all) {
+    EXPECT_EQ(t.policy, SCHED_OTHER) << t.name;
+    if (t.name == "abode-read") {
       ++read_threads;
-      EXPECT_EQ(nice, kReadNice);
+      EXPECT_EQ(t.nice, kReadNice);
     } else {
-      EXPECT_EQ(nice, process_nice) << name;
+      EXPECT_EQ(t.nice, process_nice) << t.name;
     }
   }
   EXPECT_EQ(read_threads, 1);
   EXPECT_GT(all.size(), 5u) << "the raft, answer and reply threads and gRPC's are all listed";
+}
+
+// By default reads run in the SCHED_IDLE class, and only reads: every other thread, gRPC's included (some
+// started while reads ran), keeps the process's normal policy and nice value.
+TEST_F(IdleReadThreadsTest, ReadsRunInTheIdleClassByDefaultAndNothingElseDoes) {
+  ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
+  ListAndAllocate("idle-");
+  ASSERT_FALSE(policies().empty());
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_IDLE);
+
+  int read_threads = 0;
+  const int process_nice = ThreadNice(getpid()).value();
+  const auto all = ProcessThreads();
+  for (const ThreadSeen& t : all) {
+    if (t.name == "abode-read") {
+      ++read_threads;
+      EXPECT_EQ(t.policy, SCHED_IDLE);
+    } else {
+      EXPECT_EQ(t.policy, SCHED_OTHER) << t.name;
+      EXPECT_EQ(t.nice, process_nice) << t.name;
+    }
+  }
+  EXPECT_EQ(read_threads, 1);
+  EXPECT_GT(all.size(), 5u) << "the raft, answer and reply threads and gRPC's are all listed";
+}
+
+TEST_F(CgroupReadThreadsTest, ReadsRunInTheirCgroupAndNothingElseDoes) {
+  ListAndAllocate("cgroup-");
+  for (int policy : policies()) EXPECT_EQ(policy, SCHED_IDLE);
+  const std::string own = ThreadCpuCgroup(getpid()).value();
+  ASSERT_NE(own, name_);
+  int read_threads = 0;
+  for (const ThreadSeen& t : ProcessThreads()) {
+    if (t.name == "abode-read") {
+      ++read_threads;
+      EXPECT_EQ(t.cgroup, name_);
+    } else {
+      EXPECT_EQ(t.cgroup, own) << t.name;
+    }
+  }
+  EXPECT_EQ(read_threads, 1);
+}
+
+TEST(ReadCgroupTest, ACgroupTheThreadsCannotJoinIsRefusedNamingTheField) {
+  test_support::TempDir dir;
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.raft.data_dir = dir.path() + "/data";
+  o.read_cgroup = dir.path() + "/no-such-cgroup";
+  auto s = AllocatorServer::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("read_cgroup"), std::string::npos) << s.status();
+}
+
+// A cgroup that refuses the thread (here: none at that path) is reported, and the thread still gets the class.
+TEST(ThreadPriorityTest, TheIdleClassAppliesEvenWhenTheCgroupRefusesTheThread) {
+  test_support::TempDir dir;
+  absl::Status status;
+  int policy = -1;
+  std::thread t([&] {
+    status = SetThisThreadPriority(ThreadPriority{.idle = true, .nice = 0, .cgroup = dir.path() + "/none"});
+    policy = sched_getscheduler(0);
+  });
+  t.join();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(dir.path() + "/none"), std::string::npos) << status;
+  EXPECT_EQ(policy, SCHED_IDLE);
 }
 
 TEST(ReadNiceTest, ANiceValueOutsideZeroToNineteenIsRefusedNamingTheField) {

@@ -76,6 +76,11 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
     return absl::InvalidArgumentError(
         absl::StrCat("read_nice: ", options.read_nice, " is outside 0..", kMaxNice, " (reads never outrank writes)"));
   }
+  if (!options.read_cgroup.empty()) {
+    if (absl::Status c = CheckCgroup(options.read_cgroup); !c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("read_cgroup: ", c.message()));
+    }
+  }
   std::unique_ptr<AllocatorServer> s(new AllocatorServer());
   if (options.raft.command_format_version == 0) options.raft.command_format_version = storage::kCommandFormatVersion;
   // Bound first, so that a metrics address that cannot be served stops the start before raft runs.
@@ -130,7 +135,9 @@ absl::StatusOr<std::unique_ptr<AllocatorServer>> AllocatorServer::Start(ServerOp
   s->reader_ = std::move(*reader);
   s->reads_ =
       std::make_unique<ReadExecutor>(std::max<size_t>(options.read_threads, 1), "abode-read",
-                                     options.read_nice, options.read_observer);
+                                     ThreadPriority{.idle = options.read_idle, .nice = options.read_nice,
+                                                    .cgroup = options.read_cgroup},
+                                     options.read_observer);
 
   replication::RaftNode* raft = s->node_.get();
   s->log_ = std::make_unique<GatedCommandLog>(

@@ -44,8 +44,13 @@ struct ServerOptions {
   int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;  // 0 keeps history forever
   Timers* timers = nullptr;  // the housekeeper's and the node registry's; null: real time. Outlives the server.
   size_t read_threads = 2;   // the read executor's threads
-  // The read threads' nice value (0..19; 0: the process's own priority): reads take the CPU that writes leave.
+  // How the read threads yield the CPU to writes (see read_executor.h): SCHED_IDLE (read_idle), or else
+  // the nice value read_nice (0..19; 0: the process's own priority).
+  bool read_idle = true;
   int read_nice = 19;
+  // A cgroup the read threads join (see thread_priority.h: made with cpu.idle 1, their CPU time no longer
+  // counts against the writers' share); empty: the process's own.
+  std::string read_cgroup;
   std::function<void()> read_observer;  // runs on the read thread before every read (see read_executor.h)
   // Transport security; insecure by default. Pluggable so mTLS can be configured by the caller.
   std::shared_ptr<grpc::ServerCredentials> credentials;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "domain/address.h"
 #include "domain/allocation_commands.h"
 #include "domain/pool_layout.h"
@@ -144,15 +145,21 @@ grpc::ServerUnaryReactor* AllocatorService::ListAllocations(grpc::CallbackServer
     return FinishNow(ctx, absl::InvalidArgumentError("request: not a ListAllocationsRequest"));
   }
   return ReadAndFinish(ctx, fence_, reads_, resp, [this, request]() -> absl::StatusOr<grpc::ByteBuffer> {
-    auto page = reader_.ListAllocations(*request);
-    if (!page.ok()) return page.status();
+    // The page's messages and strings live on an arena: built and freed without a heap allocation each
+    // (malloc and free were a third of the read thread's time on pages of 5,000).
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = 64 << 10;
+    options.max_block_size = 1 << 20;
+    google::protobuf::Arena arena(options);
+    auto* page = google::protobuf::Arena::CreateMessage<v1::ListAllocationsResponse>(&arena);
+    if (absl::Status s = reader_.ListAllocationsInto(*request, page); !s.ok()) return s;
     grpc::ByteBuffer out;
     bool own = false;
     if (grpc::Status s = grpc::SerializationTraits<v1::ListAllocationsResponse>::Serialize(*page, &out, &own);
         !s.ok()) {
       return absl::InternalError(absl::StrCat("the page could not be serialised: ", s.error_message()));
     }
-    return out;  // the page's messages are freed here, on the read thread
+    return out;  // the arena and the page's messages are freed here, on the read thread
   });
 }
 

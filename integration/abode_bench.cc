@@ -8,9 +8,14 @@
 //
 // --list-pool P adds one more client, on a connection of its own, that lists every allocation of pool P
 // (linearizable ListAllocations, pages of --list-page-size) from start to end, again and again, while the
-// others run: what a large read costs the writers. Its pace is reported as listed_per_sec. The lister's
-// thread runs at nice 19: in production the lister is another machine, here it shares the cores with the
-// writers' clients and the allocator, and parsing its pages must not take their CPU.
+// others run: what a large read costs the writers. Its pace is reported as listed_per_sec. With
+// --concurrency 0 the process is that lister alone, for --warmup and --duration: run it beside a process of
+// writers, so that the two share no gRPC threads (a thread waiting on a blocking call may poll for, and
+// handle, any connection of its process). In production the lister is another machine; here it shares the
+// cores with the writers' clients and the allocator, so it runs at the priority --list-sched names: idle
+// (SCHED_IDLE, the default: it runs only on a core that nothing else wants) or nice (nice 19). A lister-only
+// process sets it for the whole process before gRPC starts a thread, so that every thread inherits it.
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -55,7 +60,18 @@ struct Config {
   std::string list_pool;    // list this pool's allocations in a loop meanwhile (empty: no lister)
   int list_page_size = 5000;
   bool list_stale = false;  // the lister asks for this replica's state without a read fence
+  std::string list_sched = "idle";  // the lister's CPU priority: idle (SCHED_IDLE) or nice (nice 19)
 };
+
+// Gives the calling thread (and the threads it starts later) the lister's CPU priority.
+void SetListerPriority(const std::string& sched) {
+  if (sched == "idle") {
+    struct sched_param param {};
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) std::perror("lister: sched_setscheduler(SCHED_IDLE)");
+  } else if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) {
+    std::perror("lister: setpriority");
+  }
+}
 
 double ParseDuration(const std::string& s) {
   if (s.empty()) return 0;
@@ -131,21 +147,22 @@ class Bench {
                      cfg_.server, grpc::InsecureChannelCredentials(), args))]() { ListInALoop(*stub); });
     }
     for (auto& c : clients_) StartAllocate(c);
+    if (cfg_.concurrency == 0) std::this_thread::sleep_until(stop_at_);  // the lister alone
     {
       std::unique_lock<std::mutex> lock(mu_);
       done_cv_.wait(lock, [&] { return outstanding_ == 0; });
     }
-    const auto t1 = Clock::now();
+    const auto t1 = cfg_.concurrency == 0 ? stop_at_ : Clock::now();
     listing_.store(false);
     if (lister.joinable()) lister.join();
     Report(t1);
     return 0;
   }
 
-  // The lister: whole listings of the pool, page by page, until the writers are done.
-  // It runs at nice 19 (the channel is made on the caller's thread).
+  // The lister: whole listings of the pool, page by page, until the writers are done. It runs at the
+  // --list-sched priority (the channel is made on the caller's thread).
   void ListInALoop(abode::v1::Allocator::Stub& stub) {
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) std::perror("lister: setpriority");
+    SetListerPriority(cfg_.list_sched);
     std::string token;
     while (listing_.load()) {
       grpc::ClientContext ctx;
@@ -334,7 +351,9 @@ int main(int argc, char** argv) {
   app.add_option("--create-cidr", c.create_cidr, "(re)create the pool with this CIDR before the run");
   app.add_option("--mode", c.mode, "allocate | churn | health (gRPC health checks: the floor of a unary call)")
       ->check(CLI::IsMember({"allocate", "churn", "health"}))->capture_default_str();
-  app.add_option("--concurrency", c.concurrency, "concurrent clients")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--concurrency", c.concurrency, "concurrent clients (0: only the lister of --list-pool)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   app.add_option("--channels", c.channels, "gRPC connections the clients share")
       ->check(CLI::Range(1, 64))->capture_default_str();
   app.add_flag("--grpc-retries", c.grpc_retries, "keep gRPC's client retry layer on (off by default)");
@@ -348,6 +367,10 @@ int main(int argc, char** argv) {
                  "one more client lists this pool's allocations, page by page, in a loop while the others run");
   app.add_flag("--list-stale", c.list_stale,
                "the lister reads without a linearizable fence (abode-read-stale), so its pages add no raft barrier");
+  app.add_option("--list-sched", c.list_sched,
+                 "the lister's CPU priority: idle (SCHED_IDLE: only CPU nothing else wants) or nice (nice 19)")
+      ->check(CLI::IsMember({"idle", "nice"}))
+      ->capture_default_str();
   app.add_option("--list-page-size", c.list_page_size, "the lister's page size")
       ->check(CLI::Range(1, 5000))
       ->capture_default_str();
@@ -360,7 +383,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (c.count > 0) c.warmup_s = 0;
-  c.channels = std::min(c.channels, c.concurrency);
+  if (c.concurrency == 0) {
+    if (c.list_pool.empty() || c.count > 0 || c.prefill > 0 || !c.create_cidr.empty()) {
+      std::fprintf(stderr, "--concurrency 0: the process only lists, and needs --list-pool (without --count, "
+                           "--prefill or --create-cidr)\n");
+      return 2;
+    }
+    SetListerPriority(c.list_sched);  // before gRPC starts any thread: they all inherit it
+  }
+  c.channels = std::max(1, std::min(c.channels, c.concurrency));
   Bench b(c);
   return b.Run();
 }

@@ -43,6 +43,28 @@ TEST(AllocatorFlagsTest, AReadNiceOutsideZeroToNineteenIsRefusedNamingTheFlag) {
   }
 }
 
+TEST(AllocatorFlagsTest, AReadSchedOtherThanIdleOrNiceIsRefusedNamingTheFlag) {
+  TempDir dir;
+  for (const std::string bad : {"batch", "IDLE", ""}) {
+    const ProcessResult r = RunProcess({ABODE_ALLOCATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                        dir.path() + "/data", "--read-sched", bad});
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find("--read-sched"), std::string::npos) << bad << ": " << r.err;
+  }
+}
+
+TEST(AllocatorFlagsTest, AReadCgroupTheThreadsCannotJoinIsRefusedNamingTheFlag) {
+  TempDir dir;
+  for (const bool check_only : {false, true}) {
+    std::vector<std::string> args = {ABODE_ALLOCATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                     dir.path() + "/data", "--read-cgroup", dir.path() + "/no-such-cgroup"};
+    if (check_only) args.push_back("--check-config");
+    const ProcessResult r = RunProcess(args);
+    EXPECT_EQ(r.exit_code, 2) << check_only;
+    EXPECT_NE(r.err.find("--read-cgroup"), std::string::npos) << check_only << ": " << r.err;
+  }
+}
+
 TEST(AllocatorFlagsTest, AMetricsAddressItCannotServeIsRefusedNamingTheFlag) {
   TempDir dir;
   for (const std::string bad : {"localhost:9464", "[::1]:9464", "127.0.0.1"}) {

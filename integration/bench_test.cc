@@ -74,6 +74,20 @@ TEST_F(BenchTest, ChurnOverSeveralConnectionsGivesBackEveryAddress) {
   EXPECT_EQ(Used("churn"), 0u);
 }
 
+// --concurrency 0: the process is a lister alone (beside a process of writers, in bench-lister-pair.sh).
+TEST_F(BenchTest, AListerAloneListsThePoolAgainAndAgain) {
+  ASSERT_EQ(RunBench({"--pool", "listed", "--create-cidr", "10.11.0.0/24", "--concurrency", "4", "--count", "40"})["ops"],
+            40);
+  const auto j = RunBench({"--concurrency", "0", "--list-pool", "listed", "--list-page-size", "7", "--list-sched",
+                           "nice", "--warmup", "0s", "--duration", "1s"});
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["ops"], 0);
+  EXPECT_EQ(j["list_errors"], 0);
+  EXPECT_GE(j["whole_listings"].get<int>(), 1);
+  EXPECT_GT(j["listed_per_sec"].get<double>(), 0);
+  EXPECT_EQ(Used("listed"), 40u);
+}
+
 TEST_F(BenchTest, BadFlagsAreRefusedWithTheirName) {
   const ProcessResult r = RunProcess({ABODE_BENCH_BIN, "--server", server_.address(), "--channels", "0"});
   EXPECT_NE(r.exit_code, 0);
@@ -81,6 +95,13 @@ TEST_F(BenchTest, BadFlagsAreRefusedWithTheirName) {
   const ProcessResult d = RunProcess({ABODE_BENCH_BIN, "--server", server_.address(), "--duration", "soon"});
   EXPECT_NE(d.exit_code, 0);
   EXPECT_NE(d.err.find("--duration"), std::string::npos) << d.err;
+  const ProcessResult alone = RunProcess({ABODE_BENCH_BIN, "--server", server_.address(), "--concurrency", "0"});
+  EXPECT_NE(alone.exit_code, 0);
+  EXPECT_NE(alone.err.find("--list-pool"), std::string::npos) << alone.err;
+  const ProcessResult sched =
+      RunProcess({ABODE_BENCH_BIN, "--server", server_.address(), "--list-pool", "p", "--list-sched", "low"});
+  EXPECT_NE(sched.exit_code, 0);
+  EXPECT_NE(sched.err.find("--list-sched"), std::string::npos) << sched.err;
 }
 
 }  // namespace

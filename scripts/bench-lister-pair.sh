@@ -4,9 +4,18 @@
 # pages of 5,000) again and again, alternating in one run. Usage: scripts/bench-lister-pair.sh [BUILD] [PAIRS]
 #   Loads the allocations once (a minute or two), then runs PAIRS pairs of 5 s runs, the order within a pair
 #   alternating, and prints both sides' runs, their medians and the load average at the start of every run.
-#   The lister and the writers' clients run in one abode-bench process on the allocator's machine; the
-#   lister's thread runs at nice 19 so that parsing its pages does not take the writers' clients' CPU (in
-#   production the lister is another machine). The allocator's read threads run at its --read-nice (19).
+#   The writers' clients run in one abode-bench process; the lister in another (abode-bench --concurrency 0),
+#   beside it for the same warm-up and measured time, so that the two share no gRPC threads. In production
+#   the lister is another machine; here it shares the cores with the writers and the allocator, so it runs
+#   in the SCHED_IDLE class (--list-sched idle): it gets only the CPU that nothing else wants. It stays in
+#   this shell's session (one scheduling group with the writers), where every waking writer takes the CPU
+#   from it at once. The allocator's read threads run in the SCHED_IDLE class too (--read-sched, the default;
+#   ABODE_READ_SCHED=nice in the environment runs them at nice 19 instead).
+#   A thread's class ranks it only inside its CPU group (here the session's autogroup), and the group's CPU
+#   time is shared: on a machine busy with other work, idle-class readers in the writers' group still take
+#   the writers' share. So where the cgroup v1 cpu hierarchy is writable (root), the read threads
+#   (--read-cgroup) and the lister go into a cgroup of their own with cpu.idle 1, as an operator would run
+#   them; IDLE_CGROUP=off leaves them in the writers' group.
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${2:-3}
@@ -14,10 +23,28 @@ ALLOC=$BUILD/allocator-service/abode-allocator
 BENCH=$BUILD/integration/abode-bench
 WORK=$(mktemp -d /var/tmp/abode-lister-bench-XXXXXX)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+CGROUP=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  wait 2>/dev/null || true
+  [ -n "$CGROUP" ] && for _ in $(seq 1 100); do rmdir "$CGROUP" 2>/dev/null && break; sleep 0.1; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-"$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+READ_CGROUP=()
+CPU_HIERARCHY=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ { print $2; exit }' /proc/self/mounts)
+if [ "${IDLE_CGROUP:-on}" = on ] && [ -n "$CPU_HIERARCHY" ] && [ -w "$CPU_HIERARCHY/tasks" ]; then
+  CGROUP=$CPU_HIERARCHY/abode-lister-bench-$$
+  mkdir "$CGROUP"
+  echo 1 >"$CGROUP/cpu.idle"
+  READ_CGROUP=(--read-cgroup "$CGROUP")
+  echo "read threads and lister in $CGROUP (cpu.idle $(cat "$CGROUP/cpu.idle"))"
+else
+  echo "read threads and lister in the writers' CPU group"
+fi
+
+"$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn "${READ_CGROUP[@]}" &
 PID=$!
 for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
 SERVER=127.0.0.1:$(cat "$WORK/port")
@@ -29,11 +56,24 @@ echo "== loading 1,000,000 allocations into a /8 (64 clients)"
 "$BENCH" --server "$SERVER" --pool big --create-cidr 10.0.0.0/8 --concurrency 64 --count 1000000 | tail -1
 
 run() {  # run SIDE PAIR
-  local side=$1 pair=$2 list=()
-  [ "$side" = listing ] && list=(--list-pool big)
+  local side=$1 pair=$2 lister=""
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s "${list[@]}" |
-    tail -1 | tee -a "$WORK/$side.jsonl"
+  if [ "$side" = listing ]; then
+    (
+      [ -n "$CGROUP" ] && echo "$BASHPID" >"$CGROUP/tasks"
+      exec "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s
+    ) >"$WORK/lister.out" &
+    lister=$!
+  fi
+  "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s | tail -1 >"$WORK/writers.out"
+  if [ -n "$lister" ]; then
+    wait "$lister"
+    python3 -c 'import json, sys; w = json.load(open(sys.argv[1])); l = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+for k in ("listed_per_sec", "whole_listings", "list_errors"): w[k] = l[k]
+print(json.dumps(w))' "$WORK/writers.out" "$WORK/lister.out" >"$WORK/writers.json"
+    mv "$WORK/writers.json" "$WORK/writers.out"
+  fi
+  tee -a "$WORK/$side.jsonl" <"$WORK/writers.out"
 }
 for pair in $(seq 1 "$PAIRS"); do
   if [ $((pair % 2)) = 1 ]; then run alone "$pair"; run listing "$pair"; else run listing "$pair"; run alone "$pair"; fi

@@ -312,6 +312,13 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
 }
 
 absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v1::ListAllocationsRequest& req) {
+  v1::ListAllocationsResponse out;
+  if (absl::Status s = ListAllocationsInto(req, &out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status StateReader::ListAllocationsInto(const v1::ListAllocationsRequest& req,
+                                              v1::ListAllocationsResponse* out) {
   if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must not be negative");
   const int page_size = req.page_size() == 0 ? kDefaultPageSize : std::min(req.page_size(), kMaxPageSize);
   int64_t after = 0;
@@ -357,25 +364,25 @@ absl::StatusOr<v1::ListAllocationsResponse> StateReader::ListAllocations(const v
   }
   if (!req.node().empty()) stmt->Bind(i++, req.node());
 
-  v1::ListAllocationsResponse out;
   auto revision = ReadRevision(lease.db());
   if (!revision.ok()) return revision.status();
-  out.set_revision(*revision);
+  out->set_revision(*revision);
+  out->mutable_allocations()->Reserve(page_size);
   for (;;) {
     auto row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     if (!selector->empty() && !SelectorMatches(*selector, DecodeLabels(stmt->Text(6)))) continue;
-    if (out.allocations_size() == page_size) {
+    if (out->allocations_size() == page_size) {
       // There is at least one more: the page ends at the last one returned.
-      out.set_next_page_token(absl::StrCat(kTokenPrefix, after));
+      out->set_next_page_token(absl::StrCat(kTokenPrefix, after));
       break;
     }
     auto it = pools->find(RowPoolId(*stmt, 0));
-    AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, out.add_allocations());
+    AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, out->add_allocations());
     after = RowId(*stmt, 0);
   }
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::GetHistoryResponse> StateReader::GetHistory(const v1::GetHistoryRequest& req) {

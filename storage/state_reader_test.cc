@@ -15,6 +15,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/arena.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "storage/state_machine.h"
 #include "test-support/temp_dir.h"
@@ -321,6 +323,30 @@ class ListAllocationsTest : public StateReaderTest {
     return r.ok() ? *r : v1::ListAllocationsResponse();
   }
 };
+
+// A page built into a response on a protobuf arena (as the service builds it) is the page itself, labels
+// and paging included; refusals come back the same way.
+TEST_F(ListAllocationsTest, APageBuiltOnAnArenaIsThePage) {
+  v1::ListAllocationsRequest req;
+  req.set_page_size(2);
+  req.set_label_selector("app=web");
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 5);
+    google::protobuf::Arena arena;
+    auto* page = google::protobuf::Arena::CreateMessage<v1::ListAllocationsResponse>(&arena);
+    ASSERT_TRUE(reader_->ListAllocationsInto(req, page).ok());
+    const v1::ListAllocationsResponse plain = List(req);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*page, plain))
+        << page->DebugString() << " vs " << plain.DebugString();
+    EXPECT_GT(page->allocations_size(), 0);
+    if (page->next_page_token().empty()) break;
+    req.set_page_token(page->next_page_token());
+  }
+  google::protobuf::Arena arena;
+  auto* page = google::protobuf::Arena::CreateMessage<v1::ListAllocationsResponse>(&arena);
+  req.set_pool("no-such-pool");
+  EXPECT_EQ(reader_->ListAllocationsInto(req, page).code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(ListAllocationsTest, FiltersCombine) {
   v1::ListAllocationsRequest req;
