@@ -1,7 +1,8 @@
 // Where reads run: every linearizable read's query and the checksum dump run on the read executor's threads
 // (recorded through the executor's observer), in the SCHED_IDLE class by default or at the configured nice
 // value, while every other thread keeps the process's policy and nice value, and a write is answered while
-// every read thread is held.
+// every read thread is held. And where writes are answered: a lone caller by the raft loop that applied its
+// entry, the callers of a larger entry on the completion threads.
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
@@ -274,6 +275,40 @@ TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
   const std::vector<std::string> seen = threads();
   ASSERT_EQ(seen.size() - before, 6u) << "each read went through the read executor once";
   for (size_t i = before; i < seen.size(); ++i) EXPECT_EQ(seen[i], "abode-read");
+}
+
+TEST_F(ReadThreadsTest, ALoneWriteIsAnsweredByTheLoopThatAppliedItSeveralByTheCompletionThreads) {
+  absl::Mutex mu;
+  std::vector<std::string> answered_on;  // guarded by mu
+  auto record = [&](replication::CommandOutcome outcome) {
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    absl::MutexLock lock(&mu);
+    answered_on.push_back(ThisThreadName());
+  };
+  auto allocate = [](const std::string& owner) {
+    v1::Command c;
+    c.mutable_allocate()->set_pool("p");
+    c.mutable_allocate()->set_owner(owner);
+    return c;
+  };
+  auto await = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answered_on.size() >= n; };
+    mu.Await(absl::Condition(&reached));
+  };
+  server_->node().Propose(allocate("lone"), replication::kNoDeadline, record);
+  await(1);
+  // Three commands proposed together: one entry of three callers.
+  std::vector<v1::Command> commands;
+  std::vector<replication::CommandLog::Done> dones;
+  for (const char* owner : {"group-1", "group-2", "group-3"}) {
+    commands.push_back(allocate(owner));
+    dones.emplace_back(record);
+  }
+  server_->node().ProposeLocal(std::move(commands), std::move(dones));
+  await(4);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(answered_on, (std::vector<std::string>{"abode-raft", "abode-answer", "abode-answer", "abode-answer"}));
 }
 
 TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -75,7 +76,109 @@ Outcome WaitFor(int fd, short events, Clock::time_point deadline) {
   }
 }
 
+void PutU32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+void PutBytes(std::string& out, std::string_view bytes) {
+  PutU32(out, static_cast<uint32_t>(bytes.size()));
+  out.append(bytes);
+}
+
+// Reads the relay frames front to back; any short read leaves it failed.
+class FrameReader {
+ public:
+  explicit FrameReader(std::string_view frame) : rest_(frame) {}
+  bool Skip(std::string_view magic) {
+    ok_ = ok_ && rest_.substr(0, magic.size()) == magic;
+    if (ok_) rest_.remove_prefix(magic.size());
+    return ok_;
+  }
+  uint64_t Number(int bytes) {
+    uint64_t v = 0;
+    if (!ok_ || rest_.size() < static_cast<size_t>(bytes)) {
+      ok_ = false;
+      return 0;
+    }
+    for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(rest_[i]);
+    rest_.remove_prefix(bytes);
+    return v;
+  }
+  std::string_view Bytes() {
+    const uint64_t size = Number(4);
+    if (!ok_ || rest_.size() < size) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view out = rest_.substr(0, size);
+    rest_.remove_prefix(size);
+    return out;
+  }
+  std::string_view Rest() { return ok_ ? std::exchange(rest_, {}) : std::string_view(); }
+  bool ok() const { return ok_; }
+  bool at_end() const { return ok_ && rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+  bool ok_ = true;
+};
+
+constexpr std::string_view kInvocation(kInvocationMagic, kInvocationMagicSize);
+constexpr std::string_view kOutput(kOutputMagic, kOutputMagicSize);
+
 }  // namespace
+
+bool IsInvocation(std::string_view frame) { return frame.substr(0, kInvocation.size()) == kInvocation; }
+
+std::string EncodeInvocation(const PluginEnvironment& e) {
+  std::string out(kInvocation);
+  const auto start = static_cast<uint64_t>(e.start_unix_ns);
+  PutU32(out, static_cast<uint32_t>(start >> 32));
+  PutU32(out, static_cast<uint32_t>(start));
+  PutU32(out, static_cast<uint32_t>(e.env.size()));
+  for (const auto& [k, v] : e.env) PutBytes(out, k + "=" + v);
+  out += e.stdin_text;
+  return out;
+}
+
+Result<PluginEnvironment> DecodeInvocation(std::string_view frame) {
+  FrameReader in(frame);
+  PluginEnvironment e;
+  in.Skip(kInvocation);
+  e.start_unix_ns = static_cast<int64_t>(in.Number(8));
+  const uint64_t n = in.Number(4);
+  for (uint64_t i = 0; i < n && in.ok(); ++i) {
+    const std::string_view entry = in.Bytes();
+    const size_t eq = entry.find('=');
+    if (!in.ok() || eq == std::string_view::npos || eq == 0) return Malformed("invocation: a malformed environment entry");
+    const std::string_view key = entry.substr(0, eq);
+    if (key.substr(0, 4) == "CNI_" || key == "TRACEPARENT") e.env[std::string(key)] = std::string(entry.substr(eq + 1));
+  }
+  e.stdin_text = std::string(in.Rest());
+  if (!in.ok()) return Malformed("invocation: truncated");
+  return e;
+}
+
+std::string EncodeOutput(const PluginOutput& o) {
+  std::string out(kOutput);
+  PutU32(out, static_cast<uint32_t>(o.exit_code));
+  PutBytes(out, o.stdout_text);
+  PutBytes(out, o.log_file);
+  PutBytes(out, o.log_text);
+  return out;
+}
+
+Result<PluginOutput> DecodeOutput(std::string_view frame) {
+  FrameReader in(frame);
+  PluginOutput o;
+  in.Skip(kOutput);
+  o.exit_code = static_cast<int>(in.Number(4));
+  o.stdout_text = std::string(in.Bytes());
+  o.log_file = std::string(in.Bytes());
+  o.log_text = std::string(in.Bytes());
+  if (!in.at_end()) return CniError{kDecodeFailure, "abode-node's answer is not a plugin output", ""};
+  return o;
+}
 
 std::string EncodeRequest(const LocalRequest& r) {
   json j = {{"verb", r.verb},

@@ -1,6 +1,10 @@
 // The plugin's conversation with abode-node over its local Unix socket. Each message is one frame: a 4-byte
-// big-endian length, then that many bytes of JSON. The plugin sends a request, reads the response, then sends
-// a closing frame with its own end time (so abode-node can record the plugin's whole span) and hangs up.
+// big-endian length, then that many bytes. The plugin sends a request, reads the response, then sends a
+// closing frame (JSON) with its own end time (so abode-node can record the plugin's whole span) and hangs up.
+//
+// A request is either the plugin's whole invocation, relayed unparsed (relay_format.h; abode-node runs the
+// plugin's logic and answers with its output), or a JSON LocalRequest (the plugin parsed its configuration
+// itself and asks for the allocator's part only; the JSON LocalResponse answers).
 #ifndef ABODE_CNI_LOCAL_PROTOCOL_H_
 #define ABODE_CNI_LOCAL_PROTOCOL_H_
 
@@ -9,15 +13,15 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "cni/cni_error.h"
 #include "cni/ipam_config.h"
+#include "cni/relay_format.h"
 
 namespace abode::cni {
-
-inline constexpr uint32_t kMaxFrameBytes = 1 << 20;
 
 struct LocalRequest {
   std::string verb;  // ADD, DEL, CHECK, GC, STATUS
@@ -48,6 +52,29 @@ struct LocalResponse {
   std::vector<AllocatedIp> ips;
   int released = 0;  // DEL and GC: allocations released
 };
+
+// What the runtime gave the plugin.
+struct PluginEnvironment {
+  std::map<std::string, std::string> env;  // CNI_* and TRACEPARENT
+  std::string stdin_text;
+  int64_t start_unix_ns = 0;
+};
+
+// What the plugin answers the runtime with.
+struct PluginOutput {
+  int exit_code = 0;
+  std::string stdout_text;
+  std::string log_text;  // lines for `log_file`
+  std::string log_file;  // ipam.log_file, "" when the configuration names none
+};
+
+// Whether a request frame is a relayed invocation (else it is JSON).
+bool IsInvocation(std::string_view frame);
+// The relay's frames (relay_format.h). Decoding keeps only CNI_* and TRACEPARENT of the environment.
+std::string EncodeInvocation(const PluginEnvironment& environment);
+Result<PluginEnvironment> DecodeInvocation(std::string_view frame);
+std::string EncodeOutput(const PluginOutput& output);
+Result<PluginOutput> DecodeOutput(std::string_view frame);
 
 std::string EncodeRequest(const LocalRequest& request);
 Result<LocalRequest> DecodeRequest(const std::string& text);

@@ -73,6 +73,43 @@ TEST(LocalProtocolTest, ResponseRoundTrips) {
   EXPECT_EQ(err->error->code, kPoolExhausted);
 }
 
+TEST(LocalProtocolTest, InvocationsRoundTripWithTheCniEnvironmentOnly) {
+  PluginEnvironment e;
+  e.env = {{"CNI_COMMAND", "ADD"}, {"CNI_ARGS", "A=b=c;D"}, {"TRACEPARENT", "t"}, {"HOME", "/root"}};
+  e.stdin_text = std::string("{\"cniVersion\":\"1.0.0\"}\0\xff", 24);
+  e.start_unix_ns = 1'800'000'000'123'456'789;
+  const std::string frame = EncodeInvocation(e);
+  EXPECT_TRUE(IsInvocation(frame));
+  EXPECT_FALSE(IsInvocation(EncodeRequest(LocalRequest{})));
+  auto back = DecodeInvocation(frame);
+  ASSERT_TRUE(back.ok()) << back.error().msg;
+  EXPECT_EQ(back->env, (std::map<std::string, std::string>{
+                           {"CNI_COMMAND", "ADD"}, {"CNI_ARGS", "A=b=c;D"}, {"TRACEPARENT", "t"}}));
+  EXPECT_EQ(back->stdin_text, e.stdin_text);
+  EXPECT_EQ(back->start_unix_ns, e.start_unix_ns);
+  // Cut anywhere inside the environment: a decode failure, never a crash.
+  const size_t stdin_at = frame.size() - e.stdin_text.size();
+  for (size_t cut = 0; cut < stdin_at; ++cut) {
+    auto bad = DecodeInvocation(frame.substr(0, cut));
+    ASSERT_FALSE(bad.ok()) << cut;
+    EXPECT_EQ(bad.error().code, kDecodeFailure);
+  }
+}
+
+TEST(LocalProtocolTest, OutputsRoundTripAndMalformedOnesAreRefused) {
+  const PluginOutput o{1, "{\"code\": 11}\n", "[error] x\n", "/var/log/abode.log"};
+  const std::string frame = EncodeOutput(o);
+  auto back = DecodeOutput(frame);
+  ASSERT_TRUE(back.ok()) << back.error().msg;
+  EXPECT_EQ(back->exit_code, 1);
+  EXPECT_EQ(back->stdout_text, o.stdout_text);
+  EXPECT_EQ(back->log_text, o.log_text);
+  EXPECT_EQ(back->log_file, o.log_file);
+  EXPECT_FALSE(DecodeOutput(frame + "x").ok());
+  EXPECT_FALSE(DecodeOutput(frame.substr(0, frame.size() - 1)).ok());
+  EXPECT_FALSE(DecodeOutput(EncodeResponse(LocalResponse{})).ok());
+}
+
 TEST(LocalProtocolTest, FramesCrossASocketAndTimeOut) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);

@@ -22,19 +22,6 @@ using NodeCall = std::function<Result<LocalResponse>(const std::string& socket_p
 Result<LocalResponse> CallNodeOverSocket(const std::string& socket_path, const LocalRequest& request,
                                          std::chrono::steady_clock::time_point deadline);
 
-struct PluginOutput {
-  int exit_code = 0;
-  std::string stdout_text;
-  std::string log_text;  // lines for `log_file`
-  std::string log_file;  // ipam.log_file, "" when the configuration names none
-};
-
-struct PluginEnvironment {
-  std::map<std::string, std::string> env;  // CNI_* and TRACEPARENT
-  std::string stdin_text;
-  int64_t start_unix_ns = 0;
-};
-
 PluginOutput RunPlugin(const PluginEnvironment& environment, const NodeCall& call_node);
 
 // The plugin's own span context: a child of `parent` (a traceparent; its trace id and sampled flag) when it

@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
@@ -145,7 +147,8 @@ struct Exec {
 };
 
 Exec RunBinary(const std::string& env, const std::string& input) {
-  const std::string in_path = ::testing::TempDir() + "/abode_cni_stdin.json";
+  // Test processes run side by side: a file of this process's own.
+  const std::string in_path = ::testing::TempDir() + "/abode_cni_stdin_" + std::to_string(::getpid()) + ".json";
   std::ofstream(in_path) << input;
   const std::string command = "env -i " + env + " " + ABODE_CNI_BIN + " < " + in_path + " 2>&1";
   Exec e;
@@ -211,6 +214,142 @@ TEST(PluginBinaryTest, MalformedInputGivesErrorJsonNeverACrash) {
     EXPECT_TRUE(j["msg"].is_string());
   }
 }
+
+// A stand-in for abode-node on a socket of its own: each connection gets the next of `replies`, which reads
+// the request frame and answers it; what the plugin sent is kept.
+class FakeNode {
+ public:
+  using Reply = std::function<std::string(const std::string& request)>;
+  explicit FakeNode(std::vector<Reply> replies) : replies_(std::move(replies)) {
+    path_ = ::testing::TempDir() + "/abode_fake_node_" + std::to_string(::getpid()) + ".sock";
+    std::remove(path_.c_str());
+    listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::listen(listener_, 8), 0);
+    thread_ = std::thread([this] {
+      for (const Reply& reply : replies_) {
+        const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) return;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        auto request = ReadFrame(fd, deadline);
+        requests_.push_back(request.ok() ? *request : "");
+        const std::string answer = reply(requests_.back());
+        if (!answer.empty()) (void)WriteFrame(fd, answer, deadline);
+        auto closing = ReadFrame(fd, deadline);
+        closings_.push_back(closing.ok() ? DecodeClosing(*closing) : 0);
+        ::close(fd);
+      }
+    });
+  }
+  ~FakeNode() {
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+    std::remove(path_.c_str());
+  }
+  // Joins: every reply was used (or the listener closed). Then requests() and closings() are stable.
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+    thread_ = std::thread([] {});
+  }
+  const std::string& path() const { return path_; }
+  const std::vector<std::string>& requests() const { return requests_; }
+  const std::vector<int64_t>& closings() const { return closings_; }
+
+ private:
+  std::vector<Reply> replies_;
+  std::string path_;
+  int listener_ = -1;
+  std::thread thread_;
+  std::vector<std::string> requests_;
+  std::vector<int64_t> closings_;
+};
+
+std::string Escaped(const std::string& path) {
+  std::string out;
+  for (char c : path) out += c == '/' ? std::string("\\/") : std::string(1, c);
+  return out;
+}
+
+constexpr char kAddEnv[] = "CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/x CNI_IFNAME=eth0 HOME=/root";
+
+#if defined(__x86_64__)
+TEST(PluginBinaryTest, RelaysTheInvocationToTheNodeAndPrintsItsAnswer) {
+  const std::string log = ::testing::TempDir() + "/abode_cni_relay.log";
+  std::remove(log.c_str());
+  FakeNode node({[&](const std::string&) { return EncodeOutput({3, "the node's answer\n", "[info] line\n", log}); }});
+  // The socket path escaped, beside keys of the same name where they mean nothing.
+  const std::string config = R"({"socket_path":"/nonexistent/a","cniVersion":"1.0.0","args":{"socket_path":"/b"},)"
+                             R"("ipam":{"type":"abode","range":"10.0.0.0/8","exclude":["10.0.0.0/30"],)"
+                             R"("timeout_ms":5000,"socket_path":")" + Escaped(node.path()) + R"("}})";
+  Exec e = RunBinary(kAddEnv, config);
+  node.Wait();
+  ASSERT_TRUE(WIFEXITED(e.status));
+  EXPECT_EQ(WEXITSTATUS(e.status), 3);
+  EXPECT_EQ(e.out, "the node's answer\n");
+  ASSERT_EQ(node.requests().size(), 1u);
+  ASSERT_TRUE(IsInvocation(node.requests()[0]));
+  auto invocation = DecodeInvocation(node.requests()[0]);
+  ASSERT_TRUE(invocation.ok());
+  EXPECT_EQ(invocation->stdin_text, config);
+  // Only the CNI environment travels.
+  EXPECT_EQ(invocation->env, (std::map<std::string, std::string>{{"CNI_COMMAND", "ADD"},
+                                                                 {"CNI_CONTAINERID", "c1"},
+                                                                 {"CNI_NETNS", "/x"},
+                                                                 {"CNI_IFNAME", "eth0"}}));
+  EXPECT_GT(invocation->start_unix_ns, 0);
+  EXPECT_GE(node.closings().at(0), invocation->start_unix_ns);
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "[info] line\n");
+}
+
+TEST(PluginBinaryTest, ANodeWithoutTheRelayIsAskedTheOldWay) {
+  FakeNode node({[](const std::string&) {
+                   LocalResponse refused;
+                   refused.error = CniError{kDecodeFailure, "local request: not a JSON object", ""};
+                   return EncodeResponse(refused);
+                 },
+                 [](const std::string& request) {
+                   LocalResponse r;
+                   if (DecodeRequest(request).ok()) r.ips = {{"10.0.0.7", 8, "", "p"}};
+                   return EncodeResponse(r);
+                 }});
+  Exec e = RunBinary(kAddEnv, R"({"cniVersion":"1.0.0","ipam":{"range":"10.0.0.0/8","socket_path":")" +
+                                  node.path() + R"("}})");
+  node.Wait();
+  ASSERT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.out;
+  EXPECT_EQ(json::parse(e.out)["ips"][0]["address"], "10.0.0.7/8");
+  ASSERT_EQ(node.requests().size(), 2u);
+  EXPECT_TRUE(IsInvocation(node.requests()[0]));
+  EXPECT_EQ(DecodeRequest(node.requests()[1])->verb, "ADD");
+}
+
+TEST(PluginBinaryTest, ANodeThatDoesNotAnswerIsTryAgainLaterAndAskedOnce) {
+  FakeNode node({[](const std::string&) { return std::string(); }});
+  Exec e = RunBinary(kAddEnv, R"({"cniVersion":"1.0.0","ipam":{"range":"10.0.0.0/8","timeout_ms":200,)"
+                              R"("socket_path":")" + node.path() + R"("}})");
+  node.Wait();
+  ASSERT_TRUE(WIFEXITED(e.status));
+  EXPECT_EQ(WEXITSTATUS(e.status), 1);
+  EXPECT_EQ(json::parse(e.out)["code"], kTryAgainLater) << e.out;
+  EXPECT_EQ(node.requests().size(), 1u);
+}
+
+TEST(PluginBinaryTest, AMalformedAnswerIsADecodeFailure) {
+  FakeNode node({[](const std::string&) { return EncodeOutput({0, "x", "", ""}) + "trailing"; }});
+  Exec e = RunBinary(kAddEnv, R"({"cniVersion":"1.0.0","ipam":{"range":"10.0.0.0/8","socket_path":")" +
+                                  node.path() + R"("}})");
+  node.Wait();
+  ASSERT_TRUE(WIFEXITED(e.status));
+  EXPECT_EQ(WEXITSTATUS(e.status), 1);
+  EXPECT_EQ(json::parse(e.out)["code"], kDecodeFailure) << e.out;
+}
+#endif  // defined(__x86_64__)
 
 TEST(PluginBinaryTest, WritesItsLogFile) {
   const std::string log = ::testing::TempDir() + "/abode_cni_plugin.log";

@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
+#include "cni/cni_result.h"
+#include "cni/plugin.h"
 
 namespace abode::node {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat("--cni-socket: ", what, ": ", std::strerror(errno)));
@@ -135,6 +137,10 @@ void CniSocketServer::Serve(int fd) {
     recorder_(record);
     return;
   }
+  if (cni::IsInvocation(*frame)) {
+    ServeInvocation(fd, *frame, received, record);
+    return;
+  }
   auto request = cni::DecodeRequest(*frame);
   if (!request.ok()) {
     cni::LocalResponse bad;
@@ -150,12 +156,52 @@ void CniSocketServer::Serve(int fd) {
   record.ifname = request->ifname;
   record.plugin_start_unix_ns = request->plugin_start_unix_ns;
   answer(handler_(*request), Clock::now() + std::chrono::seconds(2));
+  FinishRecord(fd, record);
+}
+
+void CniSocketServer::ServeInvocation(int fd, const std::string& frame, Clock::time_point received,
+                                      CniRequestRecord& record) {
+  auto environment = cni::DecodeInvocation(frame);
+  cni::PluginOutput output;
+  if (!environment.ok()) {
+    output = cni::PluginOutput{1, cni::ErrorJson(environment.error(), ""), "", ""};
+    record.code = environment.error().code;
+    record.message = environment.error().msg;
+  } else {
+    // The plugin's own logic, with this process's handler where the plugin would call abode-node.
+    auto command = environment->env.find("CNI_COMMAND");
+    record.verb = command == environment->env.end() ? "" : command->second;
+    record.plugin_start_unix_ns = environment->start_unix_ns;
+    output = cni::RunPlugin(*environment, [&](const std::string&, const cni::LocalRequest& request,
+                                              Clock::time_point) {
+      record.traceparent = request.traceparent;
+      record.parent_traceparent = request.parent_traceparent;
+      record.container_id = request.container_id;
+      record.ifname = request.ifname;
+      return cni::Result<cni::LocalResponse>(handler_(request));
+    });
+    if (output.exit_code != 0) {
+      const auto error = nlohmann::json::parse(output.stdout_text, nullptr, false);
+      record.code = error.is_object() && error.contains("code") && error["code"].is_number_integer()
+                        ? error["code"].get<int>()
+                        : cni::kNodeInternal;
+      if (error.is_object() && error.contains("msg") && error["msg"].is_string()) {
+        record.message = error["msg"].get<std::string>();
+      }
+    }
+  }
+  (void)cni::WriteFrame(fd, cni::EncodeOutput(output), Clock::now() + std::chrono::seconds(2));
+  record.node_seconds = std::chrono::duration<double>(Clock::now() - received).count();
+  FinishRecord(fd, record);
+}
+
+void CniSocketServer::FinishRecord(int fd, CniRequestRecord& record) {
   // The closing frame: the plugin's end time, sent right after it read the answer.
   auto closing = cni::ReadFrame(fd, Clock::now() + std::chrono::milliseconds(200));
-  if (closing.ok() && request->plugin_start_unix_ns > 0) {
+  if (closing.ok() && record.plugin_start_unix_ns > 0) {
     const int64_t end = cni::DecodeClosing(*closing);
-    if (end > request->plugin_start_unix_ns) {
-      record.plugin_seconds = (end - request->plugin_start_unix_ns) / 1e9;
+    if (end > record.plugin_start_unix_ns) {
+      record.plugin_seconds = (end - record.plugin_start_unix_ns) / 1e9;
       record.plugin_end_unix_ns = end;
     }
   }

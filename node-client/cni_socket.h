@@ -1,14 +1,16 @@
 // abode-node's local CNI endpoint: a Unix stream socket that only root (or abode-node's own user) may use.
 // The file is mode 0600 and every connection's peer credentials (SO_PEERCRED) are checked, so a process
-// that finds a way to the path still cannot allocate. One request per connection, framed JSON
-// (cni/local_protocol.h); a pool of workers serves connections concurrently, each bounded by the request's
-// timeout.
+// that finds a way to the path still cannot allocate. One request per connection (cni/local_protocol.h):
+// the plugin's whole invocation, relayed, which abode-node answers by running the plugin's logic (so the
+// plugin itself does almost nothing), or a JSON request for the allocator's part; a pool of workers serves
+// connections concurrently, each bounded by the request's timeout.
 #ifndef ABODE_NODE_CLIENT_CNI_SOCKET_H_
 #define ABODE_NODE_CLIENT_CNI_SOCKET_H_
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -56,8 +58,13 @@ class CniSocketServer {
  private:
   CniSocketServer(std::string path, Handler handler, Recorder recorder, uid_t allowed_uid)
       : path_(std::move(path)), handler_(std::move(handler)), recorder_(std::move(recorder)), allowed_uid_(allowed_uid) {}
+  using Clock = std::chrono::steady_clock;
   void Work();
   void Serve(int fd);
+  // A relayed invocation: the plugin's logic runs here, `handler_` where it would call abode-node.
+  void ServeInvocation(int fd, const std::string& frame, Clock::time_point received, CniRequestRecord& record);
+  // Reads the closing frame (the plugin's end time) into `record` and reports it.
+  void FinishRecord(int fd, CniRequestRecord& record);
 
   const std::string path_;
   const Handler handler_;

@@ -84,6 +84,58 @@ TEST_F(CniSocketTest, ServesARequestAndRecordsBothSpans) {
   EXPECT_GT(record.plugin_seconds, 0);
 }
 
+UniqueFd Connect(const std::string& path);
+
+TEST_F(CniSocketTest, ARelayedInvocationIsAnsweredWithThePluginsOutput) {
+  cni::PluginEnvironment invocation;
+  invocation.env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c9"}, {"CNI_NETNS", "/x"}, {"CNI_IFNAME", "eth0"}};
+  invocation.stdin_text = R"({"cniVersion":"0.4.0","name":"n","ipam":{"range":"10.0.0.0/24"}})";
+  invocation.start_unix_ns = 1;
+  UniqueFd fd = Connect(path_);
+  ASSERT_TRUE(fd.valid());
+  ASSERT_FALSE(cni::WriteFrame(fd.get(), cni::EncodeInvocation(invocation), Clock::now() + std::chrono::seconds(5)));
+  auto frame = cni::ReadFrame(fd.get(), Clock::now() + std::chrono::seconds(5));
+  ASSERT_TRUE(frame.ok()) << frame.error().msg;
+  auto output = cni::DecodeOutput(*frame);
+  ASSERT_TRUE(output.ok()) << output.error().msg;
+  EXPECT_EQ(output->exit_code, 0) << output->stdout_text;
+  // The handler's answer, in the result format of the configuration's version.
+  EXPECT_NE(output->stdout_text.find(R"("address": "10.0.0.2/24")"), std::string::npos) << output->stdout_text;
+  EXPECT_NE(output->stdout_text.find(R"("version": "4")"), std::string::npos) << output->stdout_text;
+  ASSERT_FALSE(cni::WriteFrame(fd.get(), cni::EncodeClosing(2'000'000'001), Clock::now() + std::chrono::seconds(5)));
+  const CniRequestRecord record = WaitRecord(1);
+  EXPECT_EQ(record.verb, "ADD");
+  EXPECT_EQ(record.code, 0);
+  EXPECT_EQ(record.container_id, "c9");
+  EXPECT_EQ(record.traceparent.size(), 55u);
+  EXPECT_DOUBLE_EQ(record.plugin_seconds, 2.0);
+
+  // A configuration error is the plugin's error JSON, and its code is what the metrics count.
+  invocation.stdin_text = R"({"cniVersion":"0.4.0","ipam":{"range":"300.0.0.0/24"}})";
+  fd = Connect(path_);
+  ASSERT_FALSE(cni::WriteFrame(fd.get(), cni::EncodeInvocation(invocation), Clock::now() + std::chrono::seconds(5)));
+  frame = cni::ReadFrame(fd.get(), Clock::now() + std::chrono::seconds(5));
+  ASSERT_TRUE(frame.ok());
+  output = cni::DecodeOutput(*frame);
+  ASSERT_TRUE(output.ok());
+  EXPECT_EQ(output->exit_code, 1);
+  EXPECT_NE(output->stdout_text.find(R"("code": 7)"), std::string::npos) << output->stdout_text;
+  fd.Reset();
+  EXPECT_EQ(WaitRecord(2).code, cni::kInvalidConfig);
+
+  // A truncated invocation: decode failure, as the plugin's output.
+  fd = Connect(path_);
+  const std::string whole = cni::EncodeInvocation(invocation);
+  ASSERT_FALSE(cni::WriteFrame(fd.get(), whole.substr(0, cni::kInvocationMagicSize + 14),
+                               Clock::now() + std::chrono::seconds(5)));
+  frame = cni::ReadFrame(fd.get(), Clock::now() + std::chrono::seconds(5));
+  ASSERT_TRUE(frame.ok());
+  output = cni::DecodeOutput(*frame);
+  ASSERT_TRUE(output.ok());
+  EXPECT_EQ(output->exit_code, 1);
+  EXPECT_NE(output->stdout_text.find(R"("code": 6)"), std::string::npos) << output->stdout_text;
+}
+
 UniqueFd Connect(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un address{};

@@ -16,9 +16,10 @@ class CommandLog {
   virtual ~CommandLog() = default;
 
   // Thread-safe. `done` runs exactly once: with the command's outcome after it was committed durably and
-  // applied (on a completion thread, never the raft loop; for a write a follower forwarded to the leader, on
-  // the thread that received the leader's answer), or with UNAVAILABLE if it could not be committed (no
-  // leader, no quorum, shutdown; on any thread, the caller's included). It must not block. Nothing the
+  // applied (on a completion thread, or on the raft loop when the command was its entry's only one and
+  // nothing else waits; for a write a follower forwarded to the leader, on the thread that received the
+  // leader's answer), or with UNAVAILABLE if it could not be committed (no leader, no quorum, shutdown; on
+  // any thread, the caller's included). It must not block, nor wait for anything the raft loop does. Nothing the
   // command waits on (a forward to the leader included) outlives `deadline`: the caller hears UNAVAILABLE
   // just before it rather than DEADLINE_EXCEEDED after it.
   virtual void Propose(v1::Command command, Deadline deadline, Done done) = 0;

@@ -159,17 +159,24 @@ void ProposalQueue::AnswerProposers(struct raft_apply* req, int status, void* re
   }
   f->span.End();
   // Held proposals go out on the next turn of the loop, not from inside raft's callback.
-  if (!self->held_.empty()) uv_async_send(self->wakeup_);
+  const bool others_wait = !self->held_.empty();
+  if (others_wait) uv_async_send(self->wakeup_);
+  auto outcome_of = [&](size_t i) -> CommandOutcome {
+    if (status != 0) return absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status)));
+    if (outcomes == nullptr || i >= outcomes->size()) return absl::InternalError("committed but its outcome was lost");
+    return std::move((*outcomes)[i]);
+  };
+  // A lone caller, with nobody else waiting, is answered here: waking a completion thread for one reply
+  // would put a thread wake-up on the reply's path, to save the loop only the reply itself (~10 us), at a
+  // time when it has nothing else to do.
+  if (f->dones.size() == 1 && !others_wait) {
+    std::move(f->dones[0])(outcome_of(0));
+    return;
+  }
   // Each task answers its own run of the shared answers; no two touch the same element.
   auto answers = std::make_shared<std::vector<std::pair<CommandLog::Done, CommandOutcome>>>();
   answers->reserve(f->dones.size());
-  for (size_t i = 0; i < f->dones.size(); ++i) {
-    CommandOutcome outcome =
-        status != 0 ? absl::UnavailableError(absl::StrCat("not committed: ", raft_strerror(status)))
-        : outcomes == nullptr || i >= outcomes->size() ? absl::InternalError("committed but its outcome was lost")
-                                                       : std::move((*outcomes)[i]);
-    answers->emplace_back(std::move(f->dones[i]), std::move(outcome));
-  }
+  for (size_t i = 0; i < f->dones.size(); ++i) answers->emplace_back(std::move(f->dones[i]), outcome_of(i));
   size_t begin = 0;
   for (const size_t size : AnswerChunks(answers->size(), self->completions_->size())) {
     self->completions_->Post([answers, begin, end = begin + size] {

@@ -7,7 +7,8 @@
 // The reply path: ReplicatedFsm::Apply asks AwaitsOutcomes(proposal_id); for an entry in flight here it
 // hands the state machine's outcomes to c-raft as the entry's result, and c-raft passes them to
 // AnswerProposers, the callback of the entry's raft_apply request, which answers every caller of the entry
-// on the completion threads (a large entry's callers spread over all of them in order, AnswerChunks).
+// on the completion threads (a large entry's callers spread over all of them in order, AnswerChunks); the
+// only caller of an entry, when no proposal is held, it answers itself on the loop.
 //
 // Threading: loop thread only, except stats() (any thread).
 #ifndef ABODE_REPLICATION_PROPOSAL_QUEUE_H_
