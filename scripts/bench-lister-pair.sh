@@ -23,23 +23,21 @@ ALLOC=$BUILD/allocator-service/abode-allocator
 BENCH=$BUILD/integration/abode-bench
 WORK=$(mktemp -d /var/tmp/abode-lister-bench-XXXXXX)
 PID=""
-CGROUP=""
+# shellcheck source=idle-cgroup.sh
+. "$(cd "$(dirname "$0")" && pwd)/idle-cgroup.sh"
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null
   wait 2>/dev/null || true
-  [ -n "$CGROUP" ] && for _ in $(seq 1 100); do rmdir "$CGROUP" 2>/dev/null && break; sleep 0.1; done
+  idle_cgroup_remove
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 READ_CGROUP=()
-CPU_HIERARCHY=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ { print $2; exit }' /proc/self/mounts)
-if [ "${IDLE_CGROUP:-on}" = on ] && [ -n "$CPU_HIERARCHY" ] && [ -w "$CPU_HIERARCHY/tasks" ]; then
-  CGROUP=$CPU_HIERARCHY/abode-lister-bench-$$
-  mkdir "$CGROUP"
-  echo 1 >"$CGROUP/cpu.idle"
-  READ_CGROUP=(--read-cgroup "$CGROUP")
-  echo "read threads and lister in $CGROUP (cpu.idle $(cat "$CGROUP/cpu.idle"))"
+if [ "${IDLE_CGROUP:-on}" = on ]; then idle_cgroup_create abode-lister-bench; fi
+if [ -n "$IDLE_CG_DIR" ]; then
+  READ_CGROUP=(--read-cgroup "$IDLE_CG_DIR")
+  echo "read threads and lister in $IDLE_CG_DIR (cpu.idle $(cat "$IDLE_CG_DIR/cpu.idle"))"
 else
   echo "read threads and lister in the writers' CPU group"
 fi
@@ -60,7 +58,7 @@ run() {  # run SIDE PAIR
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ "$side" = listing ]; then
     (
-      [ -n "$CGROUP" ] && echo "$BASHPID" >"$CGROUP/tasks"
+      idle_cgroup_join
       exec "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s
     ) >"$WORK/lister.out" &
     lister=$!
