@@ -54,8 +54,17 @@ echo "== loading 1,000,000 allocations into a /8 (64 clients)"
 "$BENCH" --server "$SERVER" --pool big --create-cidr 10.0.0.0/8 --concurrency 64 --count 1000000 | tail -1
 
 run() {  # run SIDE PAIR
-  local side=$1 pair=$2 lister=""
+  local side=$1 pair=$2 lister="" spinners=()
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ "$side" = spinning ]; then
+    for _ in $(seq 1 "$(nproc)"); do
+      (
+        idle_cgroup_join
+        exec chrt --idle 0 timeout 6.5 bash -c 'while :; do :; done'
+      ) &
+      spinners+=($!)
+    done
+  fi
   if [ "$side" = listing ]; then
     (
       idle_cgroup_join
@@ -71,24 +80,33 @@ for k in ("listed_per_sec", "whole_listings", "list_errors"): w[k] = l[k]
 print(json.dumps(w))' "$WORK/writers.out" "$WORK/lister.out" >"$WORK/writers.json"
     mv "$WORK/writers.json" "$WORK/writers.out"
   fi
+  for s in "${spinners[@]}"; do wait "$s" || true; done
   tee -a "$WORK/$side.jsonl" <"$WORK/writers.out"
 }
 for pair in $(seq 1 "$PAIRS"); do
-  if [ $((pair % 2)) = 1 ]; then run alone "$pair"; run listing "$pair"; else run listing "$pair"; run alone "$pair"; fi
+  case $((pair % 3)) in
+    1) run alone "$pair"; run spinning "$pair"; run listing "$pair" ;;
+    2) run listing "$pair"; run alone "$pair"; run spinning "$pair" ;;
+    0) run spinning "$pair"; run listing "$pair"; run alone "$pair" ;;
+  esac
 done
 echo "disk probe after: $(probe)"
 
-python3 - "$WORK/alone.jsonl" "$WORK/listing.jsonl" <<'PY'
+python3 - "$WORK/alone.jsonl" "$WORK/spinning.jsonl" "$WORK/listing.jsonl" <<'PY'
 import json, statistics, sys
-alone = [json.loads(l) for l in open(sys.argv[1])]
-listing = [json.loads(l) for l in open(sys.argv[2])]
+alone, spinning, listing = ([json.loads(l) for l in open(f)] for f in sys.argv[1:4])
 med = lambda runs, k: statistics.median(r[k] for r in runs)
 print(json.dumps({
     "alone_p99_ms": [round(r["p99_ms"], 2) for r in alone],
+    "spinning_p99_ms": [round(r["p99_ms"], 2) for r in spinning],
     "listing_p99_ms": [round(r["p99_ms"], 2) for r in listing],
     "alone_p99_ms_median": round(med(alone, "p99_ms"), 2),
+    "spinning_p99_ms_median": round(med(spinning, "p99_ms"), 2),
     "listing_p99_ms_median": round(med(listing, "p99_ms"), 2),
+    "listing_vs_spinning_p99": round(med(listing, "p99_ms") / med(spinning, "p99_ms"), 2),
+    "listing_vs_alone_p99": round(med(listing, "p99_ms") / med(alone, "p99_ms"), 2),
     "alone_ops_per_sec_median": round(med(alone, "ops_per_sec")),
+    "spinning_ops_per_sec_median": round(med(spinning, "ops_per_sec")),
     "listing_ops_per_sec_median": round(med(listing, "ops_per_sec")),
     "listed_per_sec_median": round(med(listing, "listed_per_sec")),
     "whole_listings": [r["whole_listings"] for r in listing],
