@@ -306,6 +306,13 @@ class Bench {
     j["p999_ms"] = pct(0.999);
     j["errors"] = errors_.load();
     j["prefill"] = cfg_.prefill;
+    // This process's CPU time so far (all threads, user and system): what the client itself took from the
+    // machine, for benchmarks that put a floor of the same CPU beside the allocator.
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) == 0) {
+      auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+      j["cpu_seconds"] = sec(usage.ru_utime) + sec(usage.ru_stime);
+    }
     if (!cfg_.list_pool.empty()) {
       j["listed_per_sec"] = seconds > 0 ? static_cast<double>(listed_.load()) / seconds : 0;
       j["whole_listings"] = listings_.load();

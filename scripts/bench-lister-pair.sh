@@ -16,6 +16,13 @@
 #   the writers' share. So where the cgroup v1 cpu hierarchy is writable (root), the read threads
 #   (--read-cgroup) and the lister go into a cgroup of their own with cpu.idle 1, as an operator would run
 #   them; IDLE_CGROUP=off leaves them in the writers' group.
+#   A floor in the same run: on one machine the lister cannot be free, whatever the allocator does, because
+#   it uses the spare core the writers would otherwise leave idle, and on a VM that alone slows the writers'
+#   wake-ups. So after each listing run the writers run once more beside busy loops that do nothing but use
+#   as much CPU as the listing took (the lister process and the allocator's read threads, measured), placed
+#   where the lister is (idle class, in a child of the same cgroup, capped by CFS quota; see idle-cgroup.sh).
+#   listing/floor is what serving the listing costs the writers beyond the CPU it uses; listing/alone is all
+#   of it. Without the cgroup there is no floor.
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${2:-3}
@@ -53,19 +60,22 @@ echo "disk probe before (200 x 4 KiB direct+dsync writes): $(probe)"
 echo "== loading 1,000,000 allocations into a /8 (64 clients)"
 "$BENCH" --server "$SERVER" --pool big --create-cidr 10.0.0.0/8 --concurrency 64 --count 1000000 | tail -1
 
+read_ticks() {  # CPU time so far of the allocator's read threads, in clock ticks
+  local t total=0
+  for t in /proc/"$PID"/task/*; do
+    if [ "$(cat "$t/comm" 2>/dev/null)" = abode-read ]; then
+      total=$((total + $(awk '{print $14 + $15}' "$t/stat")))
+    fi
+  done
+  echo "$total"
+}
+
 run() {  # run SIDE PAIR
-  local side=$1 pair=$2 lister="" spinners=()
+  local side=$1 pair=$2 lister="" r0 t0
   echo "== pair $pair, $side, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  if [ "$side" = spinning ]; then
-    for _ in $(seq 1 "$(nproc)"); do
-      (
-        idle_cgroup_join
-        exec chrt --idle 0 timeout 6.5 bash -c 'while :; do :; done'
-      ) &
-      spinners+=($!)
-    done
-  fi
+  [ "$side" = spinning ] && idle_cgroup_spin "$(cat "$WORK/rate")" 6.5
   if [ "$side" = listing ]; then
+    r0=$(read_ticks); t0=$(date +%s.%N)
     (
       idle_cgroup_join
       exec "$BENCH" --server "$SERVER" --concurrency 0 --list-pool big --list-sched idle --warmup 1s --duration 5s
@@ -75,20 +85,29 @@ run() {  # run SIDE PAIR
   "$BENCH" --server "$SERVER" --pool big --owner-prefix "$side$pair" --concurrency 64 --duration 5s | tail -1 >"$WORK/writers.out"
   if [ -n "$lister" ]; then
     wait "$lister"
-    python3 -c 'import json, sys; w = json.load(open(sys.argv[1])); l = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+    # The CPUs the listing took: the lister's own and the allocator's read threads', over its lifetime.
+    python3 -c 'import json, os, sys; w = json.load(open(sys.argv[1])); l = json.loads(open(sys.argv[2]).read().splitlines()[-1])
 for k in ("listed_per_sec", "whole_listings", "list_errors"): w[k] = l[k]
-print(json.dumps(w))' "$WORK/writers.out" "$WORK/lister.out" >"$WORK/writers.json"
+cpu = l["cpu_seconds"] + (int(sys.argv[4]) - int(sys.argv[3])) / os.sysconf("SC_CLK_TCK")
+w["listing_cpus"] = round(cpu / (float(sys.argv[6]) - float(sys.argv[5])), 3)
+print(json.dumps(w))' "$WORK/writers.out" "$WORK/lister.out" "$r0" "$(read_ticks)" "$t0" "$(date +%s.%N)" \
+      >"$WORK/writers.json"
     mv "$WORK/writers.json" "$WORK/writers.out"
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["listing_cpus"])' "$WORK/writers.out" >"$WORK/rate"
   fi
-  for s in "${spinners[@]}"; do wait "$s" || true; done
+  for s in "${SPIN_PIDS[@]}"; do wait "$s" || true; done
+  SPIN_PIDS=()
   tee -a "$WORK/$side.jsonl" <"$WORK/writers.out"
 }
+# The floor follows the listing whose CPU it reproduces; the order otherwise alternates between pairs.
+: >"$WORK/spinning.jsonl"
+[ -n "$IDLE_CG_DIR" ] || echo "no floor runs: they need the cgroup (root and the cgroup v1 cpu hierarchy)"
 for pair in $(seq 1 "$PAIRS"); do
-  case $((pair % 3)) in
-    1) run alone "$pair"; run spinning "$pair"; run listing "$pair" ;;
-    2) run listing "$pair"; run alone "$pair"; run spinning "$pair" ;;
-    0) run spinning "$pair"; run listing "$pair"; run alone "$pair" ;;
-  esac
+  if [ $((pair % 2)) = 1 ]; then
+    run alone "$pair"; run listing "$pair"; [ -z "$IDLE_CG_DIR" ] || run spinning "$pair"
+  else
+    run listing "$pair"; [ -z "$IDLE_CG_DIR" ] || run spinning "$pair"; run alone "$pair"
+  fi
 done
 echo "disk probe after: $(probe)"
 
@@ -101,12 +120,13 @@ print(json.dumps({
     "spinning_p99_ms": [round(r["p99_ms"], 2) for r in spinning],
     "listing_p99_ms": [round(r["p99_ms"], 2) for r in listing],
     "alone_p99_ms_median": round(med(alone, "p99_ms"), 2),
-    "spinning_p99_ms_median": round(med(spinning, "p99_ms"), 2),
+    "spinning_p99_ms_median": round(med(spinning, "p99_ms"), 2) if spinning else None,
     "listing_p99_ms_median": round(med(listing, "p99_ms"), 2),
-    "listing_vs_spinning_p99": round(med(listing, "p99_ms") / med(spinning, "p99_ms"), 2),
+    "listing_vs_spinning_p99": round(med(listing, "p99_ms") / med(spinning, "p99_ms"), 2) if spinning else None,
+    "listing_cpus": [r["listing_cpus"] for r in listing],
     "listing_vs_alone_p99": round(med(listing, "p99_ms") / med(alone, "p99_ms"), 2),
     "alone_ops_per_sec_median": round(med(alone, "ops_per_sec")),
-    "spinning_ops_per_sec_median": round(med(spinning, "ops_per_sec")),
+    "spinning_ops_per_sec_median": round(med(spinning, "ops_per_sec")) if spinning else None,
     "listing_ops_per_sec_median": round(med(listing, "ops_per_sec")),
     "listed_per_sec_median": round(med(listing, "listed_per_sec")),
     "whole_listings": [r["whole_listings"] for r in listing],
