@@ -264,7 +264,9 @@ TEST_F(MetricsTest, PoolFiguresFollowTheState) {
   rel.set_owner("a");
   v1::ReleaseResponse rr;
   ASSERT_TRUE(alloc_->Release(&ctx, rel, &rr).ok());
-  m = Scrape();
+  // A scrape reads the committed state, which may trail the answer by the commit (a lone caller is answered
+  // while the store commits): wait for the release's revision.
+  m = ScrapeAtRevision(rr.revision());
   EXPECT_EQ(Find(m, "abode_pool_allocated_addresses", {{"pool", "v4"}}), 2);
 }
 

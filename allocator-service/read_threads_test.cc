@@ -277,6 +277,14 @@ TEST_F(ReadThreadsTest, EveryReadRunsOnAReadThread) {
   for (size_t i = before; i < seen.size(); ++i) EXPECT_EQ(seen[i], "abode-read");
 }
 
+// An Allocate command for `owner` in the fixture's pool "p".
+v1::Command AllocateInP(const std::string& owner) {
+  v1::Command c;
+  c.mutable_allocate()->set_pool("p");
+  c.mutable_allocate()->set_owner(owner);
+  return c;
+}
+
 TEST_F(ReadThreadsTest, ALoneWriteIsAnsweredByTheLoopThatAppliedItSeveralByTheCompletionThreads) {
   absl::Mutex mu;
   std::vector<std::string> answered_on;  // guarded by mu
@@ -285,30 +293,83 @@ TEST_F(ReadThreadsTest, ALoneWriteIsAnsweredByTheLoopThatAppliedItSeveralByTheCo
     absl::MutexLock lock(&mu);
     answered_on.push_back(ThisThreadName());
   };
-  auto allocate = [](const std::string& owner) {
-    v1::Command c;
-    c.mutable_allocate()->set_pool("p");
-    c.mutable_allocate()->set_owner(owner);
-    return c;
-  };
   auto await = [&](size_t n) {
     absl::MutexLock lock(&mu);
     auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answered_on.size() >= n; };
     mu.Await(absl::Condition(&reached));
   };
-  server_->node().Propose(allocate("lone"), replication::kNoDeadline, record);
+  server_->node().Propose(AllocateInP("lone"), replication::kNoDeadline, record);
   await(1);
   // Three commands proposed together: one entry of three callers.
   std::vector<v1::Command> commands;
   std::vector<replication::CommandLog::Done> dones;
   for (const char* owner : {"group-1", "group-2", "group-3"}) {
-    commands.push_back(allocate(owner));
+    commands.push_back(AllocateInP(owner));
     dones.emplace_back(record);
   }
   server_->node().ProposeLocal(std::move(commands), std::move(dones));
   await(4);
   absl::MutexLock lock(&mu);
   EXPECT_EQ(answered_on, (std::vector<std::string>{"abode-raft", "abode-answer", "abode-answer", "abode-answer"}));
+}
+
+// The loop answers a lone caller as soon as the outcome is decided, while the store is still to commit it:
+// the replica's revision, which moves once the entry is applied and committed, is still behind the answer.
+TEST_F(ReadThreadsTest, ALoneWriteIsAnsweredBeforeTheStoreCommitsIt) {
+  absl::Mutex mu;
+  bool answered = false;           // guarded by mu
+  uint64_t revision_at_answer = 0;  // guarded by mu
+  uint64_t allocated_at = 0;        // guarded by mu
+  server_->node().Propose(AllocateInP("early"), replication::kNoDeadline, [&](replication::CommandOutcome outcome) {
+    const uint64_t revision = server_->node().stats().revision;
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    if (outcome.ok()) allocated_at = outcome->allocation().create_revision();
+    revision_at_answer = revision;
+    answered = true;
+  });
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(&answered));
+    ASSERT_GT(allocated_at, 0u);
+    EXPECT_LT(revision_at_answer, allocated_at);
+  }
+  // Then the commit: the replica counts it.
+  EXPECT_TRUE(test_support::Eventually(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return server_->node().stats().revision >= allocated_at;
+      },
+      std::chrono::seconds(10)));
+}
+
+// A read that begins once the caller has heard, even at the very moment it heard (from inside the apply,
+// before the store commits), waits for the commit: a single voter's fence holds it until then.
+TEST_F(ReadThreadsTest, AReadAfterAnEarlyAnswerSeesTheWrite) {
+  absl::Mutex mu;
+  bool fenced = false;              // guarded by mu
+  uint64_t allocated_at = 0;        // guarded by mu
+  uint64_t revision_at_fence = 0;   // guarded by mu
+  auto answered = [&](replication::CommandOutcome outcome) {
+    {
+      absl::MutexLock lock(&mu);
+      EXPECT_TRUE(outcome.ok()) << outcome.status();
+      if (outcome.ok()) allocated_at = outcome->allocation().create_revision();
+    }
+    server_->node().Await(replication::ReadConsistency::kLinearizable, replication::kNoDeadline,
+                          [&](absl::Status s) {
+                            const uint64_t revision = server_->node().stats().revision;
+                            absl::MutexLock lock(&mu);
+                            EXPECT_TRUE(s.ok()) << s;
+                            revision_at_fence = revision;
+                            fenced = true;
+                          });
+  };
+  server_->node().Propose(AllocateInP("read-after"), replication::kNoDeadline, answered);
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&fenced));
+  ASSERT_GT(allocated_at, 0u);
+  EXPECT_GE(revision_at_fence, allocated_at) << "the fence opened before the write was committed";
 }
 
 TEST_F(ReadThreadsTest, WritesAreAnsweredWhileEveryReadThreadIsHeld) {

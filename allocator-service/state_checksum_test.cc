@@ -27,7 +27,7 @@ TEST(StateChecksumTest, CountsTheAllocationsOfAStoresSnapshot) {
     a->set_pool("pods");
     a->set_owner(absl::StrCat("owner-", i));
   }
-  auto outcomes = (*store)->Apply(batch, 1);
+  auto outcomes = (*store)->Apply(batch, 1, [](const std::vector<replication::CommandOutcome>&) {});
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   for (const auto& o : *outcomes) ASSERT_TRUE(o.ok()) << o.status();
 

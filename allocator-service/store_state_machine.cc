@@ -30,10 +30,16 @@ absl::StatusOr<std::unique_ptr<StoreStateMachine>> StoreStateMachine::Open(const
 }
 
 absl::StatusOr<std::vector<replication::CommandOutcome>> StoreStateMachine::Apply(const v1::CommandBatch& batch,
-                                                                                  uint64_t index) {
+                                                                                  uint64_t index,
+                                                                                  OutcomesDecided decided) {
   const bool traced = tracer_ != nullptr && tracer_->enabled();
   const int64_t start = traced ? tracer_->Now() : 0;
-  auto outcomes = store_->Apply(batch, index);
+  // Node state is published to the watch hub after the apply, and a caller that changed it may look there
+  // next (a node's stream): such a batch is answered only after the publication. A batch that left node
+  // state alone may be answered as soon as its outcomes are decided.
+  auto outcomes = store_->Apply(batch, index, [&](const std::vector<replication::CommandOutcome>& o) {
+    if (!store_->NodeStatePending()) decided(o);
+  });
   if (outcomes.ok()) PublishNodeState();
   if (traced) RecordApplySpans(*tracer_, batch, index, start, outcomes);
   return outcomes;

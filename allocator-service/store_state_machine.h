@@ -35,8 +35,8 @@ class StoreStateMachine final : public replication::StateMachine {
   // StateMachine.
   uint64_t raft_index() override { return store_->raft_index(); }
   uint64_t revision() override { return store_->revision(); }
-  absl::StatusOr<std::vector<replication::CommandOutcome>> Apply(const v1::CommandBatch& batch,
-                                                                 uint64_t index) override;
+  absl::StatusOr<std::vector<replication::CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t index,
+                                                                 OutcomesDecided decided) override;
   absl::StatusOr<std::unique_ptr<replication::PinnedState>> Pin() override;
   absl::Status Restore(absl::string_view snapshot, uint64_t index) override;
 

@@ -104,6 +104,8 @@ class NodeModel {
   std::optional<std::pair<std::string, std::string>> MagicInside(const Prefix& cidr) const;
 
   NodeStateUpdate TakeUpdate(uint64_t revision);
+  // Whether TakeUpdate has anything to hand on: changed assignments or objects.
+  bool UpdatePending() const { return !changes_.empty() || view_dirty_; }
 
  private:
   // A tracked workload allocation.

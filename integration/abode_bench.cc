@@ -61,6 +61,7 @@ struct Config {
   int list_page_size = 5000;
   bool list_stale = false;  // the lister asks for this replica's state without a read fence
   std::string list_sched = "idle";  // the lister's CPU priority: idle (SCHED_IDLE) or nice (nice 19)
+  int gap_us = 0;  // each client waits this long between its calls (a lone caller's latency, not a load)
 };
 
 // Gives the calling thread (and the threads it starts later) the lister's CPU priority.
@@ -209,6 +210,9 @@ class Bench {
         c.latencies_ms.push_back(std::chrono::duration<float, std::milli>(now - c.started).count());
       }
       completed_.fetch_add(1);
+      // The wait blocks this callback thread: meant for a few clients, whose calls then find the allocator
+      // idle, as a lone caller does.
+      if (cfg_.gap_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(cfg_.gap_us));
       if (s.ok() && cfg_.mode == "churn") {
         StartRelease(c);
       } else {
@@ -368,6 +372,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "unmeasured time before it")->capture_default_str();
   app.add_option("--prefill", c.prefill, "fill this fraction of the pool first (needs --create-cidr)")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--gap-us", c.gap_us, "each client waits this many microseconds between its calls")
+      ->check(CLI::Range(0, 10'000'000))
+      ->capture_default_str();
   app.add_option("--count", c.count, "allocate mode: stop after this many allocations");
   app.add_option("--owner-prefix", c.owner_prefix, "owner key prefix")->capture_default_str();
   app.add_option("--list-pool", c.list_pool,

@@ -468,7 +468,7 @@ TEST_F(TracingTest, OneCniAddIsOneTraceFromThePluginThroughTheFollowerToTheLeade
     EXPECT_GE(apply.start_us, server->start_us);
     EXPECT_FALSE(apply.error());
   }
-  // The leader answers the caller once its own apply is done.
+  // The leader closes the entry once its own apply is done (a lone caller may hear before, from inside it).
   for (const JaegerSpan& apply : applies) {
     if (apply.instance == commit.instance) {
       EXPECT_LE(apply.end_us(), commit.end_us() + 1);  // µs rounding

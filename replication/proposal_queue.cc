@@ -147,6 +147,20 @@ void ProposalQueue::Forward(std::vector<Proposal>& proposals) {
       });
 }
 
+void ProposalQueue::AnswerDecided(uint64_t proposal_id, const std::vector<CommandOutcome>& outcomes,
+                                  absl::FunctionRef<void()> before_answering) {
+  auto it = inflight_.find(proposal_id);
+  if (it == inflight_.end()) return;
+  InFlight* f = it->second;
+  // The same rule as for the answer after completion (below): the loop answers a lone caller itself. Here
+  // that answer goes out while the store commits, instead of after.
+  if (f->dones.size() != 1 || outcomes.size() != 1 || !held_.empty()) return;
+  CommandLog::Done done = std::move(f->dones[0]);
+  f->dones.clear();
+  before_answering();
+  std::move(done)(outcomes[0]);
+}
+
 void ProposalQueue::AnswerProposers(struct raft_apply* req, int status, void* result) {
   std::unique_ptr<InFlight> f(static_cast<InFlight*>(req->data));
   std::unique_ptr<EntryOutcomes> outcomes = TakeEntryOutcomes(result);
@@ -158,6 +172,10 @@ void ProposalQueue::AnswerProposers(struct raft_apply* req, int status, void* re
     f->span.SetOk();
   }
   f->span.End();
+  if (f->dones.empty()) {  // answered when its outcome was decided (AnswerDecided)
+    if (!self->held_.empty()) uv_async_send(self->wakeup_);
+    return;
+  }
   // Held proposals go out on the next turn of the loop, not from inside raft's callback.
   const bool others_wait = !self->held_.empty();
   if (others_wait) uv_async_send(self->wakeup_);

@@ -27,6 +27,7 @@ extern "C" {
 
 #include "abode/v1/commands.pb.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "replication/clock.h"
 #include "replication/command_log.h"
@@ -65,6 +66,12 @@ class ProposalQueue {
   void ProposeOrHold(std::vector<Proposal>& proposals);
   // Whether a caller here waits for the entry with `proposal_id` (it is in flight).
   bool AwaitsOutcomes(uint64_t proposal_id) const { return inflight_.contains(proposal_id); }
+  // The outcomes of the entry in flight as `proposal_id` are final, before the store commits them: a lone
+  // caller, with nobody held, is answered now, on the loop (see ReplicatedFsm::Observer::OnOutcomesDecided).
+  // Others are answered when raft completes the entry.
+  // `before_answering` runs first when it does.
+  void AnswerDecided(uint64_t proposal_id, const std::vector<CommandOutcome>& outcomes,
+                     absl::FunctionRef<void()> before_answering);
   // At shutdown: held proposals hear `held`; entries raft never called back about hear `inflight`.
   void FailHeld(const absl::Status& held);
   void FailInFlight(const absl::Status& inflight);

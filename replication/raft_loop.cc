@@ -317,6 +317,11 @@ void RaftLoop::OnEntryApplied(uint64_t index, uint64_t /*proposal_id*/, bool rep
 
 bool RaftLoop::AwaitsOutcomes(uint64_t proposal_id) { return proposals_->AwaitsOutcomes(proposal_id); }
 
+void RaftLoop::OnOutcomesDecided(uint64_t index, uint64_t proposal_id, const std::vector<CommandOutcome>& outcomes) {
+  proposals_->AnswerDecided(proposal_id, outcomes,
+                            [&] { indexes_.answered_early.store(index, std::memory_order_release); });
+}
+
 void RaftLoop::OnApplyFailed(uint64_t index, const absl::Status& status) {
   // Going on would let this replica diverge from the others. Stop; a restart rebuilds the state from the
   // log, and an entry from a newer release needs this replica upgraded.

@@ -88,6 +88,7 @@ class RaftLoop final : public ReplicatedFsm::Observer {
   // ReplicatedFsm::Observer (loop thread).
   void OnEntryApplied(uint64_t index, uint64_t proposal_id, bool replayed) override;
   bool AwaitsOutcomes(uint64_t proposal_id) override;
+  void OnOutcomesDecided(uint64_t index, uint64_t proposal_id, const std::vector<CommandOutcome>& outcomes) override;
   void OnApplyFailed(uint64_t index, const absl::Status& status) override;
   void OnRestored(uint64_t raft_index, bool installed) override;
 

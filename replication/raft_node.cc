@@ -43,9 +43,18 @@ void RaftNode::ProposeLocal(std::vector<v1::Command> commands, std::vector<Done>
 
 void RaftNode::Await(ReadConsistency consistency, Deadline deadline,
                      absl::AnyInvocable<void(absl::Status) &&> done) {
-  // A single voter's configuration never changes under it: its applied state is the committed state.
+  // A single voter's configuration never changes under it: its applied state is the committed state, but
+  // for an entry whose lone caller heard while the store was committing it: a read waits for that commit.
   if (loop_->single_voter()) {
-    std::move(done)(absl::OkStatus());
+    const uint64_t answered = loop_->indexes().answered_early.load(std::memory_order_acquire);
+    if (loop_->indexes().local_index() >= answered) {
+      std::move(done)(absl::OkStatus());
+      return;
+    }
+    RaftLoop* loop = loop_.get();
+    loop->RunOnLoopOrRefuse(std::move(done), [loop, answered](absl::AnyInvocable<void(absl::Status) &&> d) {
+      loop->read_index().AddIndexWaiter(answered, std::move(d));
+    });
     return;
   }
   const ClusterView v = view();

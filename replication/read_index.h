@@ -28,6 +28,9 @@ struct AppliedIndexes {
   // after it up to the applied index are barriers and configuration changes, which leave the state alone.
   std::atomic<uint64_t> state_index{0};
   std::atomic<uint64_t> last_applied{0};
+  // Index of the newest entry whose caller was answered while the store was still committing it
+  // (ProposalQueue::AnswerDecided): written before that answer, so that a read after the answer finds it.
+  std::atomic<uint64_t> answered_early{0};
   // Highest index whose effects the local state holds.
   uint64_t local_index() const {
     return std::max(state_index.load(std::memory_order_acquire), last_applied.load(std::memory_order_acquire));

@@ -42,7 +42,11 @@ int ReplicatedFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
     self->observer_->OnEntryApplied(index, batch.proposal_id(), /*replayed=*/true);
     return 0;
   }
-  auto outcomes = self->sm_->Apply(batch, index);
+  const uint64_t proposal_id = batch.proposal_id();
+  auto outcomes =
+      self->sm_->Apply(batch, index, [self, index, proposal_id](const std::vector<CommandOutcome>& decided) {
+        self->observer_->OnOutcomesDecided(index, proposal_id, decided);
+      });
   if (!outcomes.ok()) {
     self->observer_->OnApplyFailed(index, outcomes.status());
     return RAFT_MALFORMED;

@@ -49,6 +49,10 @@ class ReplicatedFsm {
     // Whether a caller on this replica waits for the entry proposed as `proposal_id`. Only then are its
     // outcomes made the entry's result, so that the raft_apply callback that must free them gets them.
     virtual bool AwaitsOutcomes(uint64_t proposal_id) = 0;
+    // The outcomes of the entry at `index`, proposed as `proposal_id`, are final (StateMachine::OutcomesDecided):
+    // before the store commits them, and before OnEntryApplied. A caller may be answered now.
+    virtual void OnOutcomesDecided(uint64_t /*index*/, uint64_t /*proposal_id*/,
+                                   const std::vector<CommandOutcome>& /*outcomes*/) {}
     // The store failed to apply a decodable entry. Going on would let this replica diverge.
     virtual void OnApplyFailed(uint64_t index, const absl::Status& status) = 0;
     // A snapshot taken at `raft_index` was restored (`installed`), or skipped because the store is past it.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "abode/v1/commands.pb.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -37,9 +38,17 @@ class StateMachine {
   virtual uint64_t raft_index() = 0;
   // How many changes the state has seen; reported in the cluster view.
   virtual uint64_t revision() = 0;
-  // Applies one batch at raft index `index`: one outcome per command, in order. A non-OK return means the
-  // batch could not be applied at all; the replica must not go on (it would diverge).
-  virtual absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t index) = 0;
+  // Called by Apply, on its thread, with the batch's outcomes once they are final and before the store has
+  // made the rest of the batch durable (the transaction's commit). The entry itself is already durable in
+  // the raft log, and applying it is deterministic: a store that fails after this point fails Apply, the
+  // replica stops, and a restart replays the entry to the same outcomes. So a caller may be answered here.
+  using OutcomesDecided = absl::FunctionRef<void(const std::vector<CommandOutcome>&)>;
+
+  // Applies one batch at raft index `index`: one outcome per command, in order, passed to `decided` (at most
+  // once) as soon as they are final. A non-OK return means the batch could not be applied at all; the
+  // replica must not go on (it would diverge).
+  virtual absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t index,
+                                                            OutcomesDecided decided) = 0;
   // Holds the state as it is now, between two applies, for Serialize.
   virtual absl::StatusOr<std::unique_ptr<PinnedState>> Pin() = 0;
   // Replaces the state with a snapshot taken at raft index `index` (0: unknown). On error the previous

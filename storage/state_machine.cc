@@ -128,7 +128,8 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::ApplyEncoded(absl::str
   return Apply(batch);
 }
 
-absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::CommandBatch& batch, uint64_t raft_index) {
+absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::CommandBatch& batch, uint64_t raft_index,
+                                                                std::optional<OutcomesDecided> decided) {
   if (batch.format_version() != kCommandFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat("command batch: format version ", batch.format_version(),
                                                       " is not supported (this build applies ",
@@ -155,6 +156,8 @@ absl::StatusOr<std::vector<CommandOutcome>> StateMachine::Apply(const v1::Comman
   for (const v1::Command& cmd : batch.commands()) outcomes.push_back(ApplyCommand(cmd));
 
   absl::Status s = std::exchange(batch_failure_, absl::OkStatus());
+  // What is left (the batch's bookkeeping rows and the commit) changes no outcome.
+  if (s.ok() && decided.has_value()) (*decided)(outcomes);
   if (s.ok()) s = WriteBatchEnd();
   if (s.ok() && raft_index != 0) {
     s = stmts_->set_meta.Bind(1, "raft_index").Bind(2, static_cast<int64_t>(raft_index)).Run();

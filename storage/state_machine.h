@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "abode/v1/commands.pb.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/node_model.h"
@@ -75,7 +76,11 @@ class StateMachine {
   // Applies one batch in one transaction and returns one outcome per command, in order. A non-OK return
   // means the batch itself was refused (unknown format version) or the store failed; nothing was applied.
   // `raft_index` (if not 0) is the log index of the batch; it is recorded in the same transaction.
-  absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t raft_index = 0);
+  // `decided`, if set, gets the outcomes as soon as they are final, before the transaction commits (the
+  // commit can still fail: then Apply returns the error, and the caller must not go on from this state).
+  using OutcomesDecided = absl::FunctionRef<void(const std::vector<CommandOutcome>&)>;
+  absl::StatusOr<std::vector<CommandOutcome>> Apply(const v1::CommandBatch& batch, uint64_t raft_index = 0,
+                                                    std::optional<OutcomesDecided> decided = std::nullopt);
   // Decodes and applies a serialized CommandBatch (a raft log entry).
   absl::StatusOr<std::vector<CommandOutcome>> ApplyEncoded(absl::string_view entry);
 
@@ -97,6 +102,9 @@ class StateMachine {
   // Assignment changes since the last call and, when nodes or addresses changed, a new view of them.
   // Called after Apply or Restore by the thread that owns the state machine.
   NodeStateUpdate TakeNodeStateUpdate() { return nodes_.TakeUpdate(stamp_.revision); }
+  // Whether the commands applied since the last TakeNodeStateUpdate changed node state (assignments or
+  // node-bound objects).
+  bool NodeStatePending() const { return nodes_.UpdatePending(); }
 
  private:
   struct Statements;
