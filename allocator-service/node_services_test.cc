@@ -18,6 +18,7 @@
 #include "abode/v1/nodes.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "allocator-service/server.h"
+#include "allocator-service/test_server.h"
 #include "replication/clock.h"
 #include "test-support/eventually.h"
 
@@ -128,17 +129,13 @@ class NodeServicesTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/abode-nodes-test-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = dir_ + "/data";
-    o.raft.clock = &clock_;
+    ServerOptions o = LocalTestServerOptions(dir_ + "/data", &clock_);
     o.node_lease_ms = 3000;
     o.node_sweep_interval_ms = 3'600'000;  // tests sweep explicitly
     o.reclaim_not_ready_after_ms = reclaim_ms_;
-    auto s = AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    absl::Status started = StartLocalTestServer(o, &server_);
+    ASSERT_TRUE(started.ok()) << started;
+    auto ch = LocalChannelTo(*server_);
     pools_ = v1::Pools::NewStub(ch);
     alloc_ = v1::Allocator::NewStub(ch);
     nodes_ = v1::Nodes::NewStub(ch);
@@ -153,13 +150,7 @@ class NodeServicesTest : public ::testing::Test {
   int64_t reclaim_ms_ = 0;  // set before SetUp to enable reclaim
 
   void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
-    grpc::ClientContext ctx;
-    v1::CreatePoolRequest req;
-    req.mutable_pool()->set_name(name);
-    req.mutable_pool()->set_cidr(cidr);
-    req.mutable_pool()->set_purpose(purpose);
-    v1::Pool out;
-    ASSERT_TRUE(pools_->CreatePool(&ctx, req, &out).ok());
+    ASSERT_TRUE(CreateTestPool(*pools_, name, cidr, purpose).ok());
   }
   grpc::Status Workload(const std::string& owner, const std::string& node, const std::string& app) {
     grpc::ClientContext ctx;

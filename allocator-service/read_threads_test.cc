@@ -28,6 +28,7 @@
 #include "abode/v1/pools.grpc.pb.h"
 #include "absl/synchronization/mutex.h"
 #include "allocator-service/server.h"
+#include "allocator-service/test_server.h"
 #include "allocator-service/thread_priority.h"
 #include "replication/clock.h"
 #include "test-support/eventually.h"
@@ -75,29 +76,19 @@ std::string ThisThreadName() {
 class ReadThreadsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = dir_.path() + "/data";
-    o.raft.clock = &clock_;
+    ServerOptions o = LocalTestServerOptions(dir_.path() + "/data", &clock_);
     o.timers = &timers_;
     o.read_threads = 1;
     ConfigureReads(o);
     o.read_observer = [this] { ObserveRead(); };
-    auto s = AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto channel =
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    absl::Status started = StartLocalTestServer(o, &server_);
+    ASSERT_TRUE(started.ok()) << started;
+    auto channel = LocalChannelTo(*server_);
     pools_ = v1::Pools::NewStub(channel);
     alloc_ = v1::Allocator::NewStub(channel);
     cluster_ = v1::Cluster::NewStub(channel);
 
-    grpc::ClientContext ctx;
-    v1::CreatePoolRequest req;
-    req.mutable_pool()->set_name("p");
-    req.mutable_pool()->set_cidr("10.0.0.0/24");
-    v1::Pool pool;
-    ASSERT_TRUE(pools_->CreatePool(&ctx, req, &pool).ok());
+    ASSERT_TRUE(CreateTestPool(*pools_, "p", "10.0.0.0/24").ok());
     ASSERT_TRUE(Allocate("pod-a").ok());
   }
   void TearDown() override {

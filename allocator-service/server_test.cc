@@ -18,6 +18,7 @@
 #include "abode/v1/cluster.grpc.pb.h"
 #include "abode/v1/pools.grpc.pb.h"
 #include "absl/strings/str_cat.h"
+#include "allocator-service/test_server.h"
 #include "replication/clock.h"
 #include "replication/offline_tools.h"
 #include "storage/backup_file.h"
@@ -34,19 +35,14 @@ using test_support::TempDir;
 class ServerTest : public ::testing::Test {
  protected:
   void StartServer() {
-    ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = dir_.path() + "/data";
-    o.raft.clock = &clock_;
+    ServerOptions o = LocalTestServerOptions(dir_.path() + "/data", &clock_);
     o.timers = &timers_;  // housekeeping runs when a test fires it
     if (snapshot_threshold_ != 0) o.raft.snapshot_threshold = snapshot_threshold_;
     o.raft.snapshot_log_ratio = snapshot_log_ratio_;
     o.raft.max_inflight_entries = max_inflight_entries_;
-    auto s = AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                       grpc::InsecureChannelCredentials());
+    absl::Status started = StartLocalTestServer(o, &server_);
+    ASSERT_TRUE(started.ok()) << started;
+    auto channel = LocalChannelTo(*server_);
     pools_ = v1::Pools::NewStub(channel);
     alloc_ = v1::Allocator::NewStub(channel);
   }

@@ -14,6 +14,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "allocator-service/server.h"
+#include "allocator-service/test_server.h"
 #include "allocator-service/timers.h"
 #include "replication/clock.h"
 #include "test-support/eventually.h"
@@ -37,25 +38,15 @@ class TracedServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     tracer_ = tracing::CollectingTracer(&collected_);
-    ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = dir_.path() + "/data";
-    o.raft.clock = &clock_;
+    ServerOptions o = LocalTestServerOptions(dir_.path() + "/data", &clock_);
     o.timers = &timers_;
     o.tracer = tracer_.get();
-    auto s = AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto channel =
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    absl::Status started = StartLocalTestServer(o, &server_);
+    ASSERT_TRUE(started.ok()) << started;
+    auto channel = LocalChannelTo(*server_);
     pools_ = v1::Pools::NewStub(channel);
     alloc_ = v1::Allocator::NewStub(channel);
-    grpc::ClientContext ctx;
-    v1::CreatePoolRequest req;
-    req.mutable_pool()->set_name("pods");
-    req.mutable_pool()->set_cidr("10.0.0.0/16");
-    v1::Pool pool;
-    ASSERT_TRUE(pools_->CreatePool(&ctx, req, &pool).ok());
+    ASSERT_TRUE(CreateTestPool(*pools_, "pods", "10.0.0.0/16").ok());
   }
 
   // An Allocate made for the caller span `caller` (16 hex digits) of trace `trace`.

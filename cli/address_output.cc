@@ -243,21 +243,33 @@ std::string WatchMessageText(const v1::WatchAssignmentsResponse& message) {
   return text;
 }
 
-nlohmann::json ExternalAddressJson(const v1::ExternalAddress& address) {
-  const v1::ExternalAddressSpec& spec = address.spec();
+// The fields of an address taken from a pool (external, elastic).
+template <typename Address>
+nlohmann::json PoolAddressFields(const Address& address) {
   return {
-      {"name", spec.name()},
-      {"pool", spec.pool()},
+      {"name", address.spec().name()},
+      {"pool", address.spec().pool()},
       {"address", address.address()},
       {"prefix_length", address.prefix_length()},
       {"network", address.network()},
-      {"requested_address", StringOrNull(spec.address())},
-      {"node_selector", spec.node_selector()},
-      {"node", StringOrNull(address.node())},
-      {"revision", address.revision()},
-      {"create_revision", address.create_revision()},
-      {"create_time", TimeOrNull(address.create_time_unix_ms())},
+      {"requested_address", StringOrNull(address.spec().address())},
   };
+}
+
+// An address object's fields with its revisions and creation time added.
+template <typename Address>
+nlohmann::json WithStamps(const Address& address, nlohmann::json fields) {
+  fields["revision"] = address.revision();
+  fields["create_revision"] = address.create_revision();
+  fields["create_time"] = TimeOrNull(address.create_time_unix_ms());
+  return fields;
+}
+
+nlohmann::json ExternalAddressJson(const v1::ExternalAddress& address) {
+  nlohmann::json fields = PoolAddressFields(address);
+  fields["node_selector"] = address.spec().node_selector();
+  fields["node"] = StringOrNull(address.node());
+  return WithStamps(address, std::move(fields));
 }
 
 std::string ExternalAddressesTable(const Repeated<v1::ExternalAddress>& addresses) {
@@ -270,27 +282,17 @@ std::string ExternalAddressesTable(const Repeated<v1::ExternalAddress>& addresse
 }
 
 nlohmann::json ElasticAddressJson(const v1::ElasticAddress& address) {
-  const v1::ElasticAddressSpec& spec = address.spec();
   nlohmann::json association = nullptr;
   if (address.has_association()) {
     association = {{"owner", StringOrNull(address.association().owner())},
                    {"label_selector", StringOrNull(address.association().label_selector())}};
   }
-  return {
-      {"name", spec.name()},
-      {"pool", spec.pool()},
-      {"address", address.address()},
-      {"prefix_length", address.prefix_length()},
-      {"network", address.network()},
-      {"requested_address", StringOrNull(spec.address())},
-      {"association", std::move(association)},
-      {"workload_address", StringOrNull(address.workload_address())},
-      {"workload_owner", StringOrNull(address.workload_owner())},
-      {"node", StringOrNull(address.node())},
-      {"revision", address.revision()},
-      {"create_revision", address.create_revision()},
-      {"create_time", TimeOrNull(address.create_time_unix_ms())},
-  };
+  nlohmann::json fields = PoolAddressFields(address);
+  fields["association"] = std::move(association);
+  fields["workload_address"] = StringOrNull(address.workload_address());
+  fields["workload_owner"] = StringOrNull(address.workload_owner());
+  fields["node"] = StringOrNull(address.node());
+  return WithStamps(address, std::move(fields));
 }
 
 std::string ElasticAddressesTable(const Repeated<v1::ElasticAddress>& addresses) {
@@ -304,16 +306,13 @@ std::string ElasticAddressesTable(const Repeated<v1::ElasticAddress>& addresses)
 
 nlohmann::json MagicAddressJson(const v1::MagicAddress& address) {
   const v1::MagicAddressSpec& spec = address.spec();
-  return {
+  return WithStamps(address, {
       {"name", spec.name()},
       {"address", spec.address()},
       {"ports", JsonArray(spec.ports(), &PortJson)},
       {"selector", spec.label_selector()},
       {"policy", PolicyName(spec.policy())},
-      {"revision", address.revision()},
-      {"create_revision", address.create_revision()},
-      {"create_time", TimeOrNull(address.create_time_unix_ms())},
-  };
+  });
 }
 
 std::string MagicAddressesTable(const Repeated<v1::MagicAddress>& addresses) {

@@ -449,32 +449,44 @@ void ClusterHarness::Wipe(int i) {
   std::filesystem::remove_all(members_[i].data_dir, ec);
 }
 
-absl::StatusOr<v1::ClusterStatus> ClusterHarness::Status(int i, int timeout_ms) {
-  auto stub = v1::Cluster::NewStub(members_[i].channel);
+namespace {
+
+// Calls `method` of the Cluster service on `channel` with an empty request, within `timeout_ms`.
+template <typename Response, typename Request>
+absl::StatusOr<Response> CallCluster(const std::shared_ptr<grpc::Channel>& channel, int timeout_ms,
+                                     grpc::Status (v1::Cluster::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                                                Response*)) {
+  auto stub = v1::Cluster::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(timeout_ms));
-  v1::ClusterStatus out;
-  grpc::Status s = stub->Status(&ctx, v1::ClusterStatusRequest(), &out);
+  Response out;
+  grpc::Status s = ((*stub).*method)(&ctx, Request(), &out);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<v1::ClusterStatus> ClusterHarness::Status(int i, int timeout_ms) {
+  return CallCluster<v1::ClusterStatus, v1::ClusterStatusRequest>(members_[i].channel, timeout_ms,
+                                                                  &v1::Cluster::Stub::Status);
+}
+
 absl::StatusOr<v1::ChecksumResponse> ClusterHarness::Checksum(int i, int timeout_ms) {
-  auto stub = v1::Cluster::NewStub(members_[i].channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(timeout_ms));
-  v1::ChecksumResponse out;
-  grpc::Status s = stub->Checksum(&ctx, v1::ChecksumRequest(), &out);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return CallCluster<v1::ChecksumResponse, v1::ChecksumRequest>(members_[i].channel, timeout_ms,
+                                                                &v1::Cluster::Stub::Checksum);
+}
+
+std::vector<int> ClusterHarness::RunningMembers() const {
+  std::vector<int> out;
+  for (int i = 0; i < size(); ++i) {
+    if (running(i)) out.push_back(i);
+  }
   return out;
 }
 
 absl::StatusOr<int> ClusterHarness::WaitForLeader(std::chrono::milliseconds timeout, std::vector<int> among) {
-  if (among.empty()) {
-    for (int i = 0; i < size(); ++i) {
-      if (running(i)) among.push_back(i);
-    }
-  }
+  if (among.empty()) among = RunningMembers();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -502,11 +514,7 @@ absl::StatusOr<int> ClusterHarness::WaitForLeader(std::chrono::milliseconds time
 
 absl::StatusOr<v1::ChecksumResponse> ClusterHarness::WaitConverged(std::chrono::milliseconds timeout,
                                                                    std::vector<int> among) {
-  if (among.empty()) {
-    for (int i = 0; i < size(); ++i) {
-      if (running(i)) among.push_back(i);
-    }
-  }
+  if (among.empty()) among = RunningMembers();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -69,6 +69,8 @@ class ClusterHarness {
   void Kill(int i);   // SIGKILL
   void Wipe(int i);   // removes the member's data dir; REQUIRES: not running
   bool running(int i) const { return members_[i].pid > 0; }
+  // The members whose process runs.
+  std::vector<int> RunningMembers() const;
   pid_t pid(int i) const { return members_[i].pid; }
   std::string grpc_address(int i) const;
   std::string raft_address(int i) const;

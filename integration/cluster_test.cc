@@ -70,10 +70,25 @@ absl::StatusOr<std::map<std::string, std::string>> AllAllocations(ClusterHarness
   return out;
 }
 
-std::unique_ptr<ClusterHarness> MakeCluster(ClusterOptions o) {
-  auto h = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);
-  EXPECT_TRUE(h.ok()) << h.status();
-  return h.ok() ? std::move(*h) : nullptr;
+// A cluster made with `o`, every member started, and the member that leads in *leader; null, with the
+// reason recorded as a test failure, when it cannot be made, start or elect a leader within 30 s.
+std::unique_ptr<ClusterHarness> StartedCluster(ClusterOptions o, absl::StatusOr<int>* leader) {
+  auto made = ClusterHarness::Create(ABODE_ALLOCATOR_BIN, o);
+  if (!made.ok()) {
+    ADD_FAILURE() << made.status();
+    return nullptr;
+  }
+  std::unique_ptr<ClusterHarness> c = std::move(*made);
+  if (absl::Status s = c->StartAll(); !s.ok()) {
+    ADD_FAILURE() << "starting the members: " << s;
+    return nullptr;
+  }
+  *leader = c->WaitForLeader(seconds(30));
+  if (!leader->ok()) {
+    ADD_FAILURE() << leader->status();
+    return nullptr;
+  }
+  return c;
 }
 
 // Load from concurrent clients spread over the members; every acknowledged allocation is recorded.
@@ -174,11 +189,9 @@ void ExpectVoterAgain(ClusterHarness& c, int leader, int i) {
 }
 
 TEST(ClusterTest, AnyMemberServesWritesAndReadsWithOneLeader) {
-  auto c = MakeCluster({});
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster({}, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   const int follower = (*leader + 1) % c->size();
 
   // Status: every member, roles and addresses, one leader.
@@ -263,11 +276,9 @@ TEST(ClusterTest, LeaderKill9UnderLoadLosesNoAcknowledgedAllocation) {
   ClusterOptions o;
   o.snapshot_threshold = 256;  // compaction happens during the run too
   o.snapshot_trailing = 64;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, 0, "storm", "10.8.0.0/16").ok());
 
   Load load(*c, "storm", 12);
@@ -298,11 +309,9 @@ TEST(ClusterTest, LeaderKill9UnderLoadLosesNoAcknowledgedAllocation) {
 }
 
 TEST(ClusterTest, NewLeaderServesWithinThreeSecondsOfKill9) {
-  auto c = MakeCluster({});
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster({}, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, 0, "p", "10.9.0.0/16").ok());
   const int survivor = (*leader + 1) % c->size();
   v1::Allocation a;
@@ -418,11 +427,9 @@ TEST(ClusterTest, NodeLeasesAreDecidedByTheLeaderForNodesStreamingToFollowers) {
   // Leases long enough that a heartbeat held up on a busy machine (ctest runs tests in parallel) does not
   // look like a dead node.
   o.node_lease_ms = 3000;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   const int follower = (*leader + 1) % c->size();
   const int other = (*leader + 2) % c->size();
 
@@ -471,11 +478,9 @@ TEST(ClusterTest, NodeLeasesAreDecidedByTheLeaderForNodesStreamingToFollowers) {
 TEST(ClusterTest, ANewLeaderGivesNodesStreamingToFollowersAFullLease) {
   ClusterOptions o;
   o.node_lease_ms = 1500;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   const int follower = (*leader + 1) % c->size();
 
   StreamingNode node(c->channel(follower), "edge-2", 500);
@@ -509,11 +514,9 @@ TEST(ClusterTest, ANewLeaderGivesNodesStreamingToFollowersAFullLease) {
 }
 
 TEST(ClusterTest, NoQuorumAnswersUnavailableWithinTheDeadline) {
-  auto c = MakeCluster({});
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster({}, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, 0, "p", "10.10.0.0/16").ok());
   const int last = (*leader + 1) % c->size();
   for (int i = 0; i < c->size(); ++i) {
@@ -548,11 +551,9 @@ TEST(ClusterTest, WipedMemberRejoinsBySnapshotInstall) {
   ClusterOptions o;
   o.snapshot_threshold = 32;
   o.snapshot_trailing = 8;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, *leader, "p", "10.11.0.0/16").ok());
   std::map<std::string, std::string> acked;
   auto write = [&](int from, int to) {
@@ -589,11 +590,9 @@ TEST(ClusterTest, WipedMemberRejoinsBySnapshotInstall) {
 // become leader with the wiped member's vote. Once the old leader is back, the wiped member is removed,
 // added back and caught up, and nothing acknowledged is lost.
 TEST(ClusterTest, WipedMemberDoesNotVoteBeforeItIsAddedBack) {
-  auto c = MakeCluster({});
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster({}, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, *leader, "p", "10.14.0.0/16").ok());
   std::map<std::string, std::string> acked;
   for (int i = 0; i < 40; ++i) {
@@ -700,11 +699,9 @@ std::vector<RaftSocket> RaftSockets(ClusterHarness& c, int i) {
 // Every raft socket sends small messages at once (no Nagle delay) and gives up on a peer that stops
 // acknowledging after three election timeouts (a deleted pod's address answers nothing, not even a reset).
 TEST(ClusterTest, RaftSocketsDisableNagleAndGiveUpOnSilentPeers) {
-  auto c = MakeCluster({});
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster({}, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, *leader, "p", "10.15.0.0/16").ok());
   for (int i = 0; i < c->size(); ++i) {
     const auto sockets = RaftSockets(*c, i);
@@ -723,11 +720,9 @@ TEST(ClusterTest, AllMembersRestartKeepsTheClusterAndItsState) {
   ClusterOptions o;
   o.snapshot_threshold = 64;
   o.snapshot_trailing = 16;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   ASSERT_TRUE(CreatePool(*c, 1, "p", "10.12.0.0/16").ok());
   std::map<std::string, std::string> acked;
   for (int i = 0; i < 150; ++i) {
@@ -776,11 +771,9 @@ absl::StatusOr<int> StartWithOneAllocation(ClusterHarness& c, const std::string&
 TEST(ClusterTest, MembersKnownByHostNameFormACluster) {
   ClusterOptions o;
   o.host_names = true;
-  auto c = MakeCluster(o);
+  absl::StatusOr<int> leader;
+  auto c = StartedCluster(o, &leader);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->StartAll().ok());
-  auto leader = c->WaitForLeader(seconds(30));
-  ASSERT_TRUE(leader.ok()) << leader.status();
   auto st = c->Status(*leader);
   ASSERT_TRUE(st.ok()) << st.status();
   for (const auto& m : st->members()) EXPECT_EQ(m.raft_address().rfind("localhost:", 0), 0u) << m.raft_address();

@@ -16,6 +16,7 @@
 
 #include "abode/v1/cluster.grpc.pb.h"
 #include "allocator-service/server.h"
+#include "allocator-service/test_server.h"
 #include "cni/cni_invocation.h"
 #include "gtest/gtest.h"
 #include "kube/curl_transport.h"
@@ -47,16 +48,12 @@ class KubeApiServerTest : public ::testing::Test {
     tokens_ = std::make_unique<TokenSource>(config_, clock_);
     kube_ = std::make_unique<KubeClient>(*transport_, *tokens_);
 
-    allocator::ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.raft.data_dir = data_dir_.path() + "/data";
-    o.raft.clock = &clock_;
+    allocator::ServerOptions o = allocator::LocalTestServerOptions(data_dir_.path() + "/data", &clock_);
     o.node_lease_ms = 600'000;  // the registered test node stays ready without heartbeats
     o.history_retention_ms = 0;  // no PruneHistory commands: every command in the log is abode-kube's
-    auto s = allocator::AllocatorServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    absl::Status started = allocator::StartLocalTestServer(o, &server_);
+    ASSERT_TRUE(started.ok()) << started;
+    auto ch = allocator::LocalChannelTo(*server_);
     alloc_ = v1::Allocator::NewStub(ch);
     nodes_ = v1::Nodes::NewStub(ch);
     ext_ = v1::ExternalAddresses::NewStub(ch);
@@ -81,13 +78,7 @@ class KubeApiServerTest : public ::testing::Test {
     ASSERT_TRUE(Eventually([&] { return sync_->synced(); }, 30s));
   }
   void Pool(const std::string& name, const std::string& cidr, v1::PoolPurpose purpose) {
-    grpc::ClientContext ctx;
-    v1::CreatePoolRequest req;
-    req.mutable_pool()->set_name(name);
-    req.mutable_pool()->set_cidr(cidr);
-    req.mutable_pool()->set_purpose(purpose);
-    v1::Pool out;
-    grpc::Status s = pools_->CreatePool(&ctx, req, &out);
+    grpc::Status s = allocator::CreateTestPool(*pools_, name, cidr, purpose);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   // A pod object (never run: no kubelet) and its allocation as the CNI plugin makes it. Returns the UID.

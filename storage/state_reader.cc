@@ -81,6 +81,16 @@ const PoolRow* FindPool(const absl::flat_hash_map<int64_t, PoolRow>& pools, absl
   return nullptr;
 }
 
+// The pool a request's `pool` field names: null for "" (every pool), NOT_FOUND naming the field when the
+// snapshot has no such pool.
+absl::StatusOr<const PoolRow*> RequestedPool(const absl::flat_hash_map<int64_t, PoolRow>& pools,
+                                             const std::string& name) {
+  if (name.empty()) return nullptr;
+  const PoolRow* p = FindPool(pools, name);
+  if (p == nullptr) return absl::NotFoundError(absl::StrCat("pool: pool ", Q(name), " not found"));
+  return p;
+}
+
 absl::StatusOr<uint64_t> ReadRevision(Database& db) {
   auto stmt = db.Prepare("SELECT value FROM meta WHERE key = 'revision'");
   if (!stmt.ok()) return stmt.status();
@@ -137,16 +147,30 @@ absl::Status AddCurrentHolders(Database& db, const IpAddress& addr, const v1::Ge
   return absl::OkStatus();
 }
 
-// Reads all pools: the first read of a transaction, which fixes its snapshot. When an owner's rows are
-// wanted, that read happens while sharing the owner index's mutex, so the rows found in the index (set in
-// `owned`) are those of the snapshot.
-absl::StatusOr<absl::flat_hash_map<int64_t, PoolRow>> PinSnapshot(Database& db, const OwnerIndex& owners,
-                                                                  const std::string& owner, OwnerIndex::Rows* owned) {
-  if (owner.empty()) return AllPools(db);
-  absl::ReaderMutexLock lock(&owners.mutex());
-  auto pools = AllPools(db);
-  if (pools.ok()) *owned = owners.Find(owner);
-  return pools;
+// What a query by owner and pool reads first: every pool (the first read of a transaction, which fixes its
+// snapshot); the owner's rows, when an owner is given, found in the owner index while sharing its mutex so
+// that they are those of the snapshot; and the pool the request names (null: every pool).
+struct PinnedRead {
+  absl::flat_hash_map<int64_t, PoolRow> pools;
+  OwnerIndex::Rows owned;
+  const PoolRow* only = nullptr;  // into `pools`
+};
+absl::StatusOr<std::unique_ptr<PinnedRead>> PinSnapshot(Database& db, const OwnerIndex& owners,
+                                                        const std::string& owner, const std::string& pool) {
+  auto out = std::make_unique<PinnedRead>();
+  auto pools = [&]() -> absl::StatusOr<absl::flat_hash_map<int64_t, PoolRow>> {
+    if (owner.empty()) return AllPools(db);
+    absl::ReaderMutexLock lock(&owners.mutex());
+    auto read = AllPools(db);
+    if (read.ok()) out->owned = owners.Find(owner);
+    return read;
+  }();
+  if (!pools.ok()) return pools.status();
+  out->pools = std::move(*pools);
+  auto requested = RequestedPool(out->pools, pool);
+  if (!requested.ok()) return requested.status();
+  out->only = *requested;
+  return out;
 }
 
 // " AND a.id IN (?, ?, ...)" for `n` ids.
@@ -250,14 +274,9 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
     if (absl::Status s = ValidateOwner(req.owner(), "owner"); !s.ok()) return s;
   }
   ABODE_READ_TXN(lease);
-  OwnerIndex::Rows owned;
-  auto pools = PinSnapshot(lease.db(), *owners_, req.owner(), &owned);
-  if (!pools.ok()) return pools.status();
-  const PoolRow* only = nullptr;
-  if (!req.pool().empty()) {
-    only = FindPool(*pools, req.pool());
-    if (only == nullptr) return absl::NotFoundError(absl::StrCat("pool: pool ", Q(req.pool()), " not found"));
-  }
+  auto pinned = PinSnapshot(lease.db(), *owners_, req.owner(), req.pool());
+  if (!pinned.ok()) return pinned.status();
+  const auto& [pools, owned, only] = **pinned;
   v1::GetAllocationResponse out;
   const std::string cols = kAllocationColumns;
   if (!req.owner().empty()) {
@@ -270,7 +289,7 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
       stmt->Bind(i++, req.owner());
       if (only) stmt->Bind(i++, only->id);
       for (const OwnerIndex::Row& r : owned) stmt->Bind(i++, r.row_id);
-      if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+      if (absl::Status s = CollectAllocations(*stmt, pools, out.mutable_allocations()); !s.ok()) return s;
     }
   } else {
     auto addr = IpAddress::Parse(req.address(), "address");
@@ -284,7 +303,7 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
     } else if (!req.network().empty()) {
       networks.push_back(req.network());
     } else {
-      for (const auto& [id, p] : *pools) {
+      for (const auto& [id, p] : pools) {
         if (std::find(networks.begin(), networks.end(), p.pool.spec().network()) == networks.end()) {
           networks.push_back(p.pool.spec().network());
         }
@@ -293,7 +312,7 @@ absl::StatusOr<v1::GetAllocationResponse> StateReader::GetAllocation(const v1::G
     }
     for (const auto& net : networks) {
       stmt->Bind(1, net).BindBlob(2, addr->ToBytes());
-      if (absl::Status s = CollectAllocations(*stmt, *pools, out.mutable_allocations()); !s.ok()) return s;
+      if (absl::Status s = CollectAllocations(*stmt, pools, out.mutable_allocations()); !s.ok()) return s;
       stmt->Reset();
     }
     if (only) {
@@ -339,14 +358,9 @@ absl::Status StateReader::ListAllocationsInto(const v1::ListAllocationsRequest& 
   if (!selector.ok()) return selector.status();
 
   ABODE_READ_TXN(lease);
-  OwnerIndex::Rows owned;
-  auto pools = PinSnapshot(lease.db(), *owners_, req.owner(), &owned);
-  if (!pools.ok()) return pools.status();
-  const PoolRow* only = nullptr;
-  if (!req.pool().empty()) {
-    only = FindPool(*pools, req.pool());
-    if (only == nullptr) return absl::NotFoundError(absl::StrCat("pool: pool ", Q(req.pool()), " not found"));
-  }
+  auto pinned = PinSnapshot(lease.db(), *owners_, req.owner(), req.pool());
+  if (!pinned.ok()) return pinned.status();
+  const auto& [pools, owned, only] = **pinned;
   std::string sql = absl::StrCat("SELECT ", kAllocationColumns, " FROM allocations a WHERE a.id > ?");
   if (only) absl::StrAppend(&sql, " AND a.pool_id = ?");
   // An owner without rows matches nothing: "a.id IN ()" is not SQL, and "a.id < 0" is never true.
@@ -378,8 +392,8 @@ absl::Status StateReader::ListAllocationsInto(const v1::ListAllocationsRequest& 
       out->set_next_page_token(absl::StrCat(kTokenPrefix, after));
       break;
     }
-    auto it = pools->find(RowPoolId(*stmt, 0));
-    AllocationFromRow(*stmt, 0, it == pools->end() ? PoolFacts{} : it->second.facts, out->add_allocations());
+    auto it = pools.find(RowPoolId(*stmt, 0));
+    AllocationFromRow(*stmt, 0, it == pools.end() ? PoolFacts{} : it->second.facts, out->add_allocations());
     after = RowId(*stmt, 0);
   }
   return absl::OkStatus();
