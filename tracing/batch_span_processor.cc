@@ -24,6 +24,7 @@ BatchSpanProcessor::~BatchSpanProcessor() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    wake_.Signal();
   }
   thread_.join();
 }
@@ -46,6 +47,7 @@ void BatchSpanProcessor::Enqueue(std::unique_ptr<SpanData> span) {
     if (queue_.size() < max_queue_ && !stopping_) {
       queue_.push_back(std::move(span));
       ++enqueued_;
+      if (queue_.size() == max_batch_) wake_.Signal();
       return;
     }
   }
@@ -77,6 +79,7 @@ bool BatchSpanProcessor::Flush(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
   if (flush_wanted_ < target) flush_wanted_ = target;
+  wake_.Signal();
   auto flushed = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ >= target; };
   return mu_.AwaitWithTimeout(absl::Condition(&flushed), timeout);
 }
@@ -104,7 +107,9 @@ void BatchSpanProcessor::Run() {
         return stopping_ || queue_.size() >= max_batch_ || (!queue_.empty() && flush_wanted_ > done_);
       };
       // Wake for a full batch, a flush or stop; else after the delay, if there is anything at all.
-      mu_.AwaitWithDeadline(absl::Condition(&ready), last_export + delay_);
+      const absl::Time deadline = last_export + delay_;
+      while (!ready() && !wake_.WaitWithDeadline(&mu_, deadline)) {
+      }
       if (stopping_) {
         // The destructor's flush is over (done or timed out): what is left is dropped.
         dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);

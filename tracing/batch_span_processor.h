@@ -57,6 +57,10 @@ class BatchSpanProcessor {
   const absl::Duration shutdown_timeout_;
   const std::unique_ptr<SpanExporter> exporter_;
   mutable absl::Mutex mu_;
+  // Wakes the export thread: signalled when the queue reaches a batch, on a flush and on stop. A condition
+  // variable rather than a Mutex condition, so that the recording threads' unlocks stay on the fast path
+  // while the export thread waits.
+  absl::CondVar wake_;
   SpanBatch queue_ ABSL_GUARDED_BY(mu_);
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;  // spans accepted so far
   uint64_t done_ ABSL_GUARDED_BY(mu_) = 0;      // of those, exported or failed

@@ -1,5 +1,6 @@
 #include "tracing/otlp_encoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -38,30 +39,52 @@ size_t VarintSize(uint64_t v) {
   return n;
 }
 
-// Appends protobuf wire-format fields to a string.
+// Writes protobuf wire-format fields into a string, straight through a pointer: the string is grown ahead of
+// the writes (by half) and cut to what was written by Finish(). A length-delimited field whose size is not
+// known up front (a span, an event, a whole ResourceSpans) is written by Begin(), its contents, End(): Begin
+// leaves room for a two-byte length, which covers every span but the very largest; End writes the length
+// and, when it takes one byte or more than two, moves the contents once to fit.
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out) {}
+  // Writes from the start of `out`, whatever it held; `out` keeps its capacity.
+  // What `out` held is written over (its size so far is room, without filling it again).
+  explicit Writer(std::string& out) : out_(out), base_(out.data()), end_(out.size()) {}
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
 
-  void Varint(uint64_t v) {
-    char buf[10];
-    size_t n = 0;
+  // Cuts `out` to what was written. Nothing may be written after.
+  void Finish() { out_.resize(pos_); }
+
+  [[gnu::always_inline]] void Varint(uint64_t v) {
+    if (v < 0x80) {  // every tag, and most lengths and numbers here
+      *Room(1) = static_cast<char>(v);
+      ++pos_;
+      return;
+    }
+    LongVarint(v);
+  }
+  [[gnu::noinline]] void LongVarint(uint64_t v) {
+    char* p = Room(10);
     while (v >= 0x80) {
-      buf[n++] = static_cast<char>(v | 0x80);
+      *p++ = static_cast<char>(v | 0x80);
       v >>= 7;
     }
-    buf[n++] = static_cast<char>(v);
-    out_.append(buf, n);
+    *p++ = static_cast<char>(v);
+    pos_ = static_cast<size_t>(p - base_);
   }
-  void Tag(uint32_t number, WireType type) { Varint(uint64_t{number} << 3 | type); }
+  [[gnu::always_inline]] void Tag(uint32_t number, WireType type) { Varint(uint64_t{number} << 3 | type); }
   // The tag and length of a length-delimited field whose contents follow.
   void LengthOf(uint32_t number, size_t length) {
     Tag(number, kLength);
     Varint(length);
   }
+  [[gnu::always_inline]] void Raw(const void* data, size_t n) {
+    std::memcpy(Room(n), data, n);
+    pos_ += n;
+  }
   void Bytes(uint32_t number, const void* data, size_t n) {
     LengthOf(number, n);
-    out_.append(static_cast<const char*>(data), n);
+    Raw(data, n);
   }
   void String(uint32_t number, std::string_view s) { Bytes(number, s.data(), s.size()); }
   void VarintField(uint32_t number, uint64_t v) {
@@ -70,15 +93,39 @@ class Writer {
   }
   void Fixed64(uint32_t number, uint64_t v) {
     Tag(number, kFixed64);
-    char buf[8];
-    for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(v >> (8 * i));
-    out_.append(buf, 8);
+    char* p = Room(8);
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+    pos_ += 8;
   }
   void Fixed32(uint32_t number, uint32_t v) {
     Tag(number, kFixed32);
-    char buf[4];
-    for (int i = 0; i < 4; ++i) buf[i] = static_cast<char>(v >> (8 * i));
-    out_.append(buf, 4);
+    char* p = Room(4);
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+    pos_ += 4;
+  }
+
+  // Opens a length-delimited field; returns where its contents start, for End().
+  size_t Begin(uint32_t number) {
+    Tag(number, kLength);
+    Room(kLengthRoom);
+    pos_ += kLengthRoom;
+    return pos_;
+  }
+  void End(size_t contents) {
+    const size_t length = pos_ - contents;
+    const size_t n = VarintSize(length);
+    if (n != kLengthRoom) {
+      if (n > kLengthRoom) Room(n - kLengthRoom);
+      std::memmove(base_ + contents - kLengthRoom + n, base_ + contents, length);
+      pos_ = pos_ - kLengthRoom + n;
+    }
+    char* p = base_ + contents - kLengthRoom;
+    uint64_t v = length;
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p = static_cast<char>(v);
   }
 
   // A KeyValue as field `number`; its AnyValue holds the one value set (proto3 writes a oneof member even
@@ -114,7 +161,23 @@ class Writer {
   }
 
  private:
+  static constexpr size_t kLengthRoom = 2;  // lengths below 16 KiB
+
+  // Room for `n` more bytes at the write position, which it returns.
+  [[gnu::always_inline]] char* Room(size_t n) {
+    if (pos_ + n > end_) [[unlikely]] Grow(n);
+    return base_ + pos_;
+  }
+  [[gnu::noinline]] void Grow(size_t n) {
+    out_.resize(std::max({end_ + end_ / 2, pos_ + n, size_t{4096}}));
+    base_ = out_.data();
+    end_ = out_.size();
+  }
+
   std::string& out_;
+  char* base_;  // out_.data() and out_.size(), kept here: every write checks them
+  size_t end_;
+  size_t pos_ = 0;
 };
 
 // A Link's contents: trace id, span id and flags (W3C flags; the parent is known to be remote).
@@ -138,12 +201,11 @@ void WriteSpan(const SpanData& span, Writer& w) {
     w.KeyValue(field::kSpanAttributes, key, value);
   });
   for (const SpanEvent& e : span.events) {
-    std::string event;
-    Writer ew(event);
-    ew.Fixed64(field::kEventTime, static_cast<uint64_t>(e.time_unix_ns));
-    ew.String(field::kEventName, e.name);
-    ew.KeyValues(field::kEventAttributes, e.attributes);
-    w.String(field::kSpanEvents, event);
+    const size_t event = w.Begin(field::kSpanEvents);
+    w.Fixed64(field::kEventTime, static_cast<uint64_t>(e.time_unix_ns));
+    w.String(field::kEventName, e.name);
+    w.KeyValues(field::kEventAttributes, e.attributes);
+    w.End(event);
   }
   for (const SpanContext& l : span.links) {
     w.LengthOf(field::kSpanLinks, kLinkSize);
@@ -160,57 +222,44 @@ void WriteSpan(const SpanData& span, Writer& w) {
   }
 }
 
-// The spans of one service: each as a ScopeSpans.spans field.
-struct ServiceSpans {
-  std::string_view service;
-  std::string spans;
-};
-
 }  // namespace
 
 void EncodeOtlp(const TracingConfig& config, const SpanBatch& spans, std::string* out) {
-  std::vector<ServiceSpans> services;
-  std::string body;
+  // The services in the order each first appears; each gets one ResourceSpans with all of its spans.
+  std::vector<std::string_view> services;
+  auto service_of = [&config](const SpanData& span) -> std::string_view {
+    return span.service_name.empty() ? std::string_view(config.service_name) : std::string_view(span.service_name);
+  };
   for (const auto& span : spans) {
-    const std::string_view service = span->service_name.empty() ? config.service_name : span->service_name;
-    ServiceSpans* group = nullptr;
-    for (ServiceSpans& s : services) {
-      if (s.service == service) group = &s;
-    }
-    if (group == nullptr) {
-      services.push_back(ServiceSpans{service, {}});
-      group = &services.back();
-      group->spans.reserve(256 * spans.size());
-    }
-    body.clear();
-    Writer span_writer(body);
-    WriteSpan(*span, span_writer);
-    Writer(group->spans).String(field::kScopeSpansSpans, body);
+    const std::string_view service = service_of(*span);
+    bool known = false;
+    for (std::string_view s : services) known = known || s == service;
+    if (!known) services.push_back(service);
   }
-
-  out->clear();
   Writer w(*out);
-  std::string resource;
-  const size_t scope_size = 1 + VarintSize(sizeof(kScopeName) - 1) + sizeof(kScopeName) - 1;
-  for (const ServiceSpans& s : services) {
-    resource.clear();
-    Writer rw(resource);
-    rw.KeyValue(field::kResourceAttributes, "service.name", AttributeRef(s.service));
-    rw.KeyValue(field::kResourceAttributes, "telemetry.sdk.name", AttributeRef(std::string_view(kScopeName)));
-    rw.KeyValue(field::kResourceAttributes, "telemetry.sdk.language", AttributeRef(std::string_view("cpp")));
+  for (std::string_view service : services) {
+    const size_t resource_spans = w.Begin(field::kRequestResourceSpans);
+    const size_t resource = w.Begin(field::kResourceSpansResource);
+    w.KeyValue(field::kResourceAttributes, "service.name", AttributeRef(service));
+    w.KeyValue(field::kResourceAttributes, "telemetry.sdk.name", AttributeRef(std::string_view(kScopeName)));
+    w.KeyValue(field::kResourceAttributes, "telemetry.sdk.language", AttributeRef(std::string_view("cpp")));
     for (const auto& [key, value] : config.resource) {
-      rw.KeyValue(field::kResourceAttributes, key, AttributeRef(std::string_view(value)));
+      w.KeyValue(field::kResourceAttributes, key, AttributeRef(std::string_view(value)));
     }
-    const size_t scope_spans_size = 1 + VarintSize(scope_size) + scope_size + s.spans.size();
-    const size_t resource_spans_size =
-        1 + VarintSize(resource.size()) + resource.size() + 1 + VarintSize(scope_spans_size) + scope_spans_size;
-    w.LengthOf(field::kRequestResourceSpans, resource_spans_size);
-    w.String(field::kResourceSpansResource, resource);
-    w.LengthOf(field::kResourceSpansScopeSpans, scope_spans_size);
-    w.LengthOf(field::kScopeSpansScope, scope_size);
+    w.End(resource);
+    const size_t scope_spans = w.Begin(field::kResourceSpansScopeSpans);
+    w.LengthOf(field::kScopeSpansScope, 1 + VarintSize(sizeof(kScopeName) - 1) + sizeof(kScopeName) - 1);
     w.String(field::kScopeName, kScopeName);
-    out->append(s.spans);
+    for (const auto& span : spans) {
+      if (service_of(*span) != service) continue;
+      const size_t one = w.Begin(field::kScopeSpansSpans);
+      WriteSpan(*span, w);
+      w.End(one);
+    }
+    w.End(scope_spans);
+    w.End(resource_spans);
   }
+  w.Finish();
 }
 
 }  // namespace abode::tracing

@@ -209,5 +209,33 @@ TEST(OtlpEncoder, ALargeBatchKeepsEverySpan) {
   for (int i = 0; i < 600; ++i) EXPECT_EQ(spans[i].start_time_unix_nano(), static_cast<uint64_t>(i));
 }
 
+// A length is written after its contents: one byte for a tiny span, three for one over 16 KiB (an entry's
+// span linking to very many callers), two otherwise. Each must come out whole, beside its neighbours.
+TEST(OtlpEncoder, SpansOfEverySizeComeOutWhole) {
+  SpanBatch batch;
+  auto tiny = std::make_unique<SpanData>();
+  tiny->context = *ParseTraceparent(kParent);
+  tiny->name = "t";
+  batch.push_back(std::move(tiny));
+  auto huge = FullSpan();
+  huge->name = "huge";
+  huge->links.assign(1000, *ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01"));
+  huge->events.push_back(SpanEvent{5, "big event", {{"abode.blob", std::string(20000, 'b')}}});
+  batch.push_back(std::move(huge));
+  batch.push_back(FullSpan());
+  const ExportTraceServiceRequest request = Decode(Config(), batch);
+  const auto& spans = request.resource_spans(0).scope_spans(0).spans();
+  ASSERT_EQ(spans.size(), 3);
+  EXPECT_EQ(spans[0].name(), "t");
+  EXPECT_EQ(spans[0].attributes_size(), 0);
+  EXPECT_EQ(spans[1].name(), "huge");
+  EXPECT_EQ(spans[1].links_size(), 1000);
+  ASSERT_EQ(spans[1].events_size(), 2);
+  EXPECT_EQ(spans[1].events(1).attributes(0).value().string_value(), std::string(20000, 'b'));
+  EXPECT_EQ(spans[2].name(), "abode.v1.Allocator/Allocate");
+  EXPECT_EQ(spans[2].attributes_size(), 11);
+  EXPECT_EQ(request.resource_spans(0).resource().attributes(0).value().string_value(), "abode-test");
+}
+
 }  // namespace
 }  // namespace abode::tracing
