@@ -34,6 +34,8 @@
 # the result; they are printed). It exports batches of 4,096 spans (OTEL_BSP_MAX_EXPORT_BATCH_SIZE; default
 # 512), as for any exporter sending ~20,000 spans per second: 5 calls a second instead of 40, each well under
 # the receiver's 4 MiB message limit, cut Jaeger's CPU per call from ~12 to ~10 µs.
+# Last, unless CALLS=0 or valgrind is missing: the allocator's instructions per Allocate in each mode, counted by
+# callgrind over CALLS (default 10,000) calls after start-up; a count the machine's noise does not move.
 # Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
 # (target >= 0.99), with the load average at the start and end (other work on the machine shows there), and
 # the CPU time per call of the allocator in each mode and of Jaeger with tracing on: unlike throughput, these
@@ -69,7 +71,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-OTLP=$(free_port); QUERY=$(free_port); QGRPC=$(free_port); HEALTH=$(free_port); METRICS=$(free_port)
+OTLP=$(free_port); QUERY=$(free_port); QGRPC=$(free_port); HEALTH=$(free_port)
 if [ "${JAEGER_STOCK:-0}" = 1 ]; then
   PROCESSORS="processors: [batch]"; JAEGER_ENV=()
 else
@@ -137,19 +139,22 @@ run() {  # run MODE N [RATE]: one 5 s Allocate run; prints allocations per secon
   local a0 j0 t0
   local mode=$1 n=$2 rate=${3:-0}
   rm -rf "$WORK/data" "$WORK/port"
+  # Every mode serves metrics, as a deployed allocator does (deploy/): their per-call cost is the same in each,
+  # and the on run's export counters are read from there.
+  METRICS=$(free_port)
+  local common=(--listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn
+                --metrics-listen "127.0.0.1:$METRICS")
   if [ "$mode" = none ]; then
-    "$ALLOC_NONE" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+    "$ALLOC_NONE" "${common[@]}" &
   elif [ "$mode" = on ]; then
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on OTEL_BSP_MAX_QUEUE_SIZE=16384 \
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 \
-      "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn \
-      --metrics-listen "127.0.0.1:$METRICS" &
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 "$ALLOC" "${common[@]}" &
   else
-    "$ALLOC" --listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn &
+    "$ALLOC" "${common[@]}" &
   fi
   PID=$!
   for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
-  [ "$mode" = floor ] && idle_cgroup_spin "$rate" 7
+  [ "$mode" = floor ] && idle_cgroup_spin "$rate" 10
   a0=$(ticks "$PID"); j0=$(ticks "$JPID"); t0=$(date +%s.%N)
   "$BENCH" --server "127.0.0.1:$(cat "$WORK/port")" --pool "p$n$mode" --create-cidr 10.0.0.0/12 --concurrency 64 \
     --duration 5s | tail -1 > "$WORK/out"
@@ -159,7 +164,7 @@ run() {  # run MODE N [RATE]: one 5 s Allocate run; prints allocations per secon
   local a1 j1 t1
   a1=$(ticks "$PID"); j1=$(ticks "$JPID"); t1=$(date +%s.%N)
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  for s in "${SPIN_PIDS[@]}"; do kill "$s" 2>/dev/null; wait "$s" 2>/dev/null || true; done
+  for s in "${SPIN_PIDS[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done
   SPIN_PIDS=()
   python3 -c 'import json,sys,os; o=json.load(open(sys.argv[1])); hz=os.sysconf("SC_CLK_TCK"); t=1e6/hz/max(o["ops"],1)
 a, j = (int(sys.argv[3]) - int(sys.argv[2])) * t, (int(sys.argv[5]) - int(sys.argv[4])) * t
@@ -189,7 +194,7 @@ for i in $(seq 1 "$ROUNDS"); do
         read -r r c j rate < <(run floor "$i" "$rate")
         results[floor]+=" $r"
         cpu[floor]+=" $c"
-        line+=" floor $r/s"
+        line+=" floor $r/s ($c µs CPU per call)"
       fi
     fi
   done
@@ -213,3 +218,35 @@ print(json.dumps({"on_over_off_per_round": rounds, "on_over_off_median_of_rounds
                   "jaeger_cpu_us_per_call_on": m(j_on), "loadavg_start": sys.argv[8], "loadavg_end": sys.argv[9]}))
 PY
 curl -s "http://127.0.0.1:$QUERY/api/services" | grep -q abode-allocator || { echo "Jaeger received no spans" >&2; exit 1; }
+
+# Instructions per Allocate under callgrind (valgrind): unlike time, a count that other work on the machine
+# does not move, so it shows what tracing costs the allocator's own code to a fraction of a percent. Each
+# mode serves CALLS Allocates (16 clients) after its start-up, counted over every thread of the allocator;
+# on exports to the same live Jaeger. CALLS=0 skips this; so does a machine without valgrind.
+CALLS=${CALLS:-10000}
+count_instructions() {  # count_instructions MODE: prints the allocator's instructions per Allocate
+  local mode=$1 dir=$WORK/cg-$1 bin=$ALLOC envs=()
+  mkdir -p "$dir"
+  [ "$mode" = none ] && bin=$ALLOC_NONE
+  [ "$mode" = on ] && envs=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP" OTEL_TRACES_SAMPLER=always_on
+                            OTEL_BSP_MAX_QUEUE_SIZE=16384 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096)
+  env ${envs[@]+"${envs[@]}"} valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" --listen 127.0.0.1:0 \
+    --data-dir "$dir/data" --port-file "$dir/port" --log-level warn --metrics-listen "127.0.0.1:$(free_port)" \
+    2>"$dir/valgrind.log" &
+  PID=$!
+  for _ in $(seq 1 1200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+  callgrind_control -z "$PID" >/dev/null  # from here on: the calls, not the start-up
+  "$BENCH" --server "127.0.0.1:$(cat "$dir/port")" --pool "cg$mode" --create-cidr 10.0.0.0/12 --concurrency 16 \
+    --duration 600s --count "$CALLS" >/dev/null
+  kill -INT "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  awk -v n="$CALLS" '/^summary:/ { printf "%.0f\n", $2 / n }' "$dir/out"
+}
+if [ "$CALLS" -gt 0 ] && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+  i_none=$(count_instructions none); i_off=$(count_instructions off); i_on=$(count_instructions on)
+  python3 -c 'import json, sys; none, off, on = map(float, sys.argv[1:4])
+print(json.dumps({"instructions_per_call": {"none": none, "off": off, "on": on},
+                  "instructions_on_over_off": round(on / off, 4), "instructions_off_over_none": round(off / none, 4)}))' \
+    "$i_none" "$i_off" "$i_on"
+elif [ "$CALLS" -gt 0 ]; then
+  echo "no instruction counts: they need valgrind (Debian package valgrind)" >&2
+fi
