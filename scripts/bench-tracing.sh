@@ -61,8 +61,10 @@ JAEGER=$("$HERE/test-tools.sh" --dir jaeger)/jaeger
 WORK=$(mktemp -d /var/tmp/abode-bench-tracing-XXXXXX)
 PID=""
 JPID=""
+SIDE_PIDS=()
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  for p in "${SIDE_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$JPID" ] && kill "$JPID" 2>/dev/null
   wait 2>/dev/null || true
   idle_cgroup_remove
@@ -134,16 +136,16 @@ for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null 
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # CPU time of process $1 so far, in clock ticks
 
-run() {  # run MODE N [RATE]: one 5 s Allocate run; prints allocations per second, CPU µs per allocation of the
-         # allocator and of Jaeger, and the CPUs Jaeger used meanwhile (floor: RATE, Jaeger's from the on run)
-  local a0 j0 t0
-  local mode=$1 n=$2 rate=${3:-0}
-  rm -rf "$WORK/data" "$WORK/port"
-  # Every mode serves metrics, as a deployed allocator does (deploy/): their per-call cost is the same in each,
-  # and the on run's export counters are read from there.
-  METRICS=$(free_port)
-  local common=(--listen 127.0.0.1:0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warn
-                --metrics-listen "127.0.0.1:$METRICS")
+# start_allocator MODE DIR: starts an allocator on a fresh data dir in DIR in the background (none: the
+# compiled-out build; on: tracing at 100 % to Jaeger; else off) and waits for its port (DIR/port); its pid is
+# left in START_PID. Every mode serves metrics, as a deployed allocator does (deploy/): their per-call cost is
+# the same in each, and the on run's export counters are read from there (DIR/metrics-port).
+start_allocator() {
+  local mode=$1 dir=$2 metrics
+  metrics=$(free_port)
+  echo "$metrics" > "$dir/metrics-port"
+  local common=(--listen 127.0.0.1:0 --data-dir "$dir/data" --port-file "$dir/port" --log-level warn
+                --metrics-listen "127.0.0.1:$metrics")
   if [ "$mode" = none ]; then
     "$ALLOC_NONE" "${common[@]}" &
   elif [ "$mode" = on ]; then
@@ -152,14 +154,23 @@ run() {  # run MODE N [RATE]: one 5 s Allocate run; prints allocations per secon
   else
     "$ALLOC" "${common[@]}" &
   fi
-  PID=$!
-  for _ in $(seq 1 6000); do [ -s "$WORK/port" ] && break; sleep 0.01; done
+  START_PID=$!
+  for _ in $(seq 1 6000); do [ -s "$dir/port" ] && break; sleep 0.01; done
+}
+
+run() {  # run MODE N [RATE]: one 5 s Allocate run; prints allocations per second, CPU µs per allocation of the
+         # allocator and of Jaeger, and the CPUs Jaeger used meanwhile (floor: RATE, Jaeger's from the on run)
+  local a0 j0 t0
+  local mode=$1 n=$2 rate=${3:-0}
+  rm -rf "$WORK/data" "$WORK/port"
+  start_allocator "$mode" "$WORK"
+  PID=$START_PID
   [ "$mode" = floor ] && idle_cgroup_spin "$rate" 10
   a0=$(ticks "$PID"); j0=$(ticks "$JPID"); t0=$(date +%s.%N)
   "$BENCH" --server "127.0.0.1:$(cat "$WORK/port")" --pool "p$n$mode" --create-cidr 10.0.0.0/12 --concurrency 64 \
     --duration 5s | tail -1 > "$WORK/out"
   # Spans exported and dropped (a full queue drops rather than slowing a call down): printed on stderr.
-  [ "$mode" = on ] && curl -s "http://127.0.0.1:$METRICS/metrics" | grep -E '^abode_trace_export_(spans|dropped)_total' \
+  [ "$mode" = on ] && curl -s "http://127.0.0.1:$(cat "$WORK/metrics-port")/metrics" | grep -E '^abode_trace_export_(spans|dropped)_total' \
     | tr '\n' ' ' >&2 && echo >&2
   local a1 j1 t1
   a1=$(ticks "$PID"); j1=$(ticks "$JPID"); t1=$(date +%s.%N)
@@ -219,6 +230,48 @@ print(json.dumps({"on_over_off_per_round": rounds, "on_over_off_median_of_rounds
 PY
 curl -s "http://127.0.0.1:$QUERY/api/services" | grep -q abode-allocator || { echo "Jaeger received no spans" >&2; exit 1; }
 
+# Side by side: an off allocator (A) and an on one (B) at the same time, each with 32 clients of its own, for
+# 5 s, in each of SIDE_ROUNDS rounds (default ROUNDS); then the same with B off too, a control that shows how
+# far apart two equal allocators land. Both sides share the machine's drift and Jaeger's CPU alike, so B/A is
+# what tracing costs the allocator's own throughput when the collector's CPU is charged to neither; the rounds
+# above charge it to the on run. Which side's clients start first alternates between rounds.
+side_by_side() {  # side_by_side B_MODE ROUND: prints A's and B's allocations per second
+  local b_mode=$1 i=$2 d order=(sa sb) benches=()
+  rm -rf "$WORK/sa" "$WORK/sb"
+  mkdir -p "$WORK/sa" "$WORK/sb"
+  start_allocator off "$WORK/sa"
+  SIDE_PIDS=("$START_PID")
+  start_allocator "$b_mode" "$WORK/sb"
+  SIDE_PIDS+=("$START_PID")
+  [ $((i % 2)) = 0 ] && order=(sb sa)
+  for d in "${order[@]}"; do
+    "$BENCH" --server "127.0.0.1:$(cat "$WORK/$d/port")" --pool "s$i" --create-cidr 10.0.0.0/12 --concurrency 32 \
+      --duration 5s > "$WORK/$d/out" &
+    benches+=($!)
+  done
+  wait "${benches[@]}"
+  for p in "${SIDE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  SIDE_PIDS=()
+  python3 -c 'import json, sys; print(*(round(json.loads(open(f).read().splitlines()[-1])["ops_per_sec"]) for f in sys.argv[1:]))' \
+    "$WORK/sa/out" "$WORK/sb/out"
+}
+SIDE_ROUNDS=${SIDE_ROUNDS:-$ROUNDS}
+if [ "$SIDE_ROUNDS" -gt 0 ]; then
+  side_on="" side_control=""
+  for i in $(seq 1 "$SIDE_ROUNDS"); do
+    side_by_side on "$i" > "$WORK/side"; read -r a b < "$WORK/side"
+    side_by_side off "$i" > "$WORK/side"; read -r ca cb < "$WORK/side"
+    side_on+=" $(python3 -c "print(round($b / $a, 3))")"
+    side_control+=" $(python3 -c "print(round($cb / $ca, 3))")"
+    echo "side by side $i: off $a/s beside on $b/s; control: off $ca/s beside off $cb/s"
+  done
+  python3 -c 'import json, statistics, sys
+on, control = ([float(x) for x in a.split()] for a in sys.argv[1:3])
+print(json.dumps({"side_by_side_on_over_off": on, "side_by_side_median": statistics.median(on),
+                  "control_off_over_off": control, "control_median": statistics.median(control)}))' \
+    "$side_on" "$side_control"
+fi
+
 # Instructions per Allocate under callgrind (valgrind): unlike time, a count that other work on the machine
 # does not move, so it shows what tracing costs the allocator's own code to a fraction of a percent. Each
 # mode serves CALLS Allocates (16 clients) after its start-up, counted over every thread of the allocator;
@@ -235,7 +288,7 @@ count_instructions() {  # count_instructions MODE: prints the allocator's instru
     2>"$dir/valgrind.log" &
   PID=$!
   for _ in $(seq 1 1200); do [ -s "$dir/port" ] && break; sleep 0.05; done
-  callgrind_control -z "$PID" >/dev/null  # from here on: the calls, not the start-up
+  callgrind_control -z "$PID" >/dev/null 2>&1  # from here on: the calls, not the start-up
   "$BENCH" --server "127.0.0.1:$(cat "$dir/port")" --pool "cg$mode" --create-cidr 10.0.0.0/12 --concurrency 16 \
     --duration 600s --count "$CALLS" >/dev/null
   kill -INT "$PID"; wait "$PID" 2>/dev/null || true; PID=""
