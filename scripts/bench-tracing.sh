@@ -34,12 +34,12 @@
 # the result; they are printed). It exports batches of 4,096 spans (OTEL_BSP_MAX_EXPORT_BATCH_SIZE; default
 # 512), as for any exporter sending ~20,000 spans per second: 5 calls a second instead of 40, each well under
 # the receiver's 4 MiB message limit, cut Jaeger's CPU per call from ~12 to ~10 µs.
-# Last, unless CALLS=0 or valgrind is missing: the allocator's instructions per Allocate in each mode, counted by
-# callgrind over CALLS (default 10,000) calls after start-up; a count the machine's noise does not move.
-# Each run starts on a fresh data dir. Printed last: the medians, on/off (target >= 0.90) and off/none
-# (target >= 0.99), with the load average at the start and end (other work on the machine shows there), and
-# the CPU time per call of the allocator in each mode and of Jaeger with tracing on: unlike throughput, these
-# hardly depend on what else the machine runs.
+# Every allocator serves metrics, as a deployed one does. Each run starts on a fresh data dir. After the rounds:
+# their medians, on/off (target >= 0.90) and off/none (target >= 0.99), with the load average at the start and
+# end, and the CPU time per call of the allocator in each mode and of Jaeger with tracing on. Then, unless
+# SIDE_ROUNDS=0, side by side rounds (an off and an on allocator at once, and an off/off control; see below),
+# and unless CALLS=0 or valgrind is missing, each mode's instructions per Allocate under callgrind over CALLS
+# (default 10,000) calls after start-up, a count the machine's noise hardly moves.
 set -euo pipefail
 BUILD=${1:-build}
 ROUNDS=${2:-3}
