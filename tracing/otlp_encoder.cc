@@ -46,8 +46,8 @@ size_t VarintSize(uint64_t v) {
 // and, when it takes one byte or more than two, moves the contents once to fit.
 class Writer {
  public:
-  // Writes from the start of `out`, whatever it held; `out` keeps its capacity.
-  // What `out` held is written over (its size so far is room, without filling it again).
+  // Writes from the start of `out`, over whatever it held: its size so far is room, used without filling it
+  // again, and it keeps its capacity.
   explicit Writer(std::string& out) : out_(out), base_(out.data()), end_(out.size()) {}
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
