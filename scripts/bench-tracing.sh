@@ -136,23 +136,25 @@ for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$HEALTH/status" >/dev/null 
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # CPU time of process $1 so far, in clock ticks
 
-# start_allocator MODE DIR: starts an allocator on a fresh data dir in DIR in the background (none: the
-# compiled-out build; on: tracing at 100 % to Jaeger; else off) and waits for its port (DIR/port); its pid is
-# left in START_PID. Every mode serves metrics, as a deployed allocator does (deploy/): their per-call cost is
-# the same in each, and the on run's export counters are read from there (DIR/metrics-port).
+# start_allocator MODE DIR [WRAPPER...]: starts an allocator on a fresh data dir in DIR in the background (none:
+# the compiled-out build; on: tracing at 100 % to Jaeger; else off), under WRAPPER if given (its stderr then
+# goes to DIR/wrapper.log), and waits for its port (DIR/port); its pid is left in START_PID. Every mode serves
+# metrics, as a deployed allocator does (deploy/): their per-call cost is the same in each, and the on run's
+# export counters are read from there (DIR/metrics-port).
 start_allocator() {
-  local mode=$1 dir=$2 metrics
+  local mode=$1 dir=$2 metrics bin=$ALLOC envs=()
+  shift 2
   metrics=$(free_port)
   echo "$metrics" > "$dir/metrics-port"
-  local common=(--listen 127.0.0.1:0 --data-dir "$dir/data" --port-file "$dir/port" --log-level warn
-                --metrics-listen "127.0.0.1:$metrics")
-  if [ "$mode" = none ]; then
-    "$ALLOC_NONE" "${common[@]}" &
-  elif [ "$mode" = on ]; then
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP OTEL_TRACES_SAMPLER=always_on OTEL_BSP_MAX_QUEUE_SIZE=16384 \
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 "$ALLOC" "${common[@]}" &
+  [ "$mode" = none ] && bin=$ALLOC_NONE
+  [ "$mode" = on ] && envs=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP" OTEL_TRACES_SAMPLER=always_on
+                            OTEL_BSP_MAX_QUEUE_SIZE=16384 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096)
+  local command=(env ${envs[@]+"${envs[@]}"} "$@" "$bin" --listen 127.0.0.1:0 --data-dir "$dir/data"
+                 --port-file "$dir/port" --log-level warn --metrics-listen "127.0.0.1:$metrics")
+  if [ $# -gt 0 ]; then
+    "${command[@]}" 2>"$dir/wrapper.log" &
   else
-    "$ALLOC" "${common[@]}" &
+    "${command[@]}" &
   fi
   START_PID=$!
   for _ in $(seq 1 6000); do [ -s "$dir/port" ] && break; sleep 0.01; done
@@ -278,16 +280,10 @@ fi
 # on exports to the same live Jaeger. CALLS=0 skips this; so does a machine without valgrind.
 CALLS=${CALLS:-10000}
 count_instructions() {  # count_instructions MODE: prints the allocator's instructions per Allocate
-  local mode=$1 dir=$WORK/cg-$1 bin=$ALLOC envs=()
+  local mode=$1 dir=$WORK/cg-$1
   mkdir -p "$dir"
-  [ "$mode" = none ] && bin=$ALLOC_NONE
-  [ "$mode" = on ] && envs=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP" OTEL_TRACES_SAMPLER=always_on
-                            OTEL_BSP_MAX_QUEUE_SIZE=16384 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096)
-  env ${envs[@]+"${envs[@]}"} valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" --listen 127.0.0.1:0 \
-    --data-dir "$dir/data" --port-file "$dir/port" --log-level warn --metrics-listen "127.0.0.1:$(free_port)" \
-    2>"$dir/valgrind.log" &
-  PID=$!
-  for _ in $(seq 1 1200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+  start_allocator "$mode" "$dir" valgrind --tool=callgrind --callgrind-out-file="$dir/out"
+  PID=$START_PID
   callgrind_control -z "$PID" >/dev/null 2>&1  # from here on: the calls, not the start-up
   "$BENCH" --server "127.0.0.1:$(cat "$dir/port")" --pool "cg$mode" --create-cidr 10.0.0.0/12 --concurrency 16 \
     --duration 600s --count "$CALLS" >/dev/null
