@@ -73,6 +73,10 @@ start_apiserver() {
   wait_ready
 }
 
+# True when the log FILE says a listener could not bind its port because something else took it between
+# free_port's look and the bind (another test on the machine choosing ports the same way).
+port_was_taken() { grep -q "address already in use" "$1"; }
+
 generate_certs() {
   local pki="${dir}/pki"
   mkdir -p "$pki"
@@ -92,42 +96,12 @@ generate_certs() {
   echo "$token" >"${pki}/admin.token"
 }
 
-case "$cmd" in
-  start)
-    if [ ! -x "${tools}/kube-apiserver" ] || [ ! -x "${tools}/etcd" ] || [ ! -x "${tools}/kubectl" ]; then
-      rc=0
-      "${here}/test-tools.sh" kube || rc=$?
-      [ "$rc" = 0 ] || exit "$rc"
-    fi
-    mkdir -p "$dir"
-    dir="$(cd "$dir" && pwd)"
-    stop_pid "${dir}/kube-apiserver.pid"
-    stop_pid "${dir}/etcd.pid"
-    generate_certs
-    etcd_port="$(free_port)"
-    peer_port="$(free_port)"
-    api_port="$(free_port)"
-    rm -rf "${dir}/etcd"
-    setsid "${tools}/etcd" --name abode-test --data-dir "${dir}/etcd" --unsafe-no-fsync \
-      --listen-client-urls "http://127.0.0.1:${etcd_port}" --advertise-client-urls "http://127.0.0.1:${etcd_port}" \
-      --listen-peer-urls "http://127.0.0.1:${peer_port}" --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
-      --initial-cluster "abode-test=http://127.0.0.1:${peer_port}" >"${dir}/etcd.log" 2>&1 &
-    echo $! >"${dir}/etcd.pid"
-    # kube-apiserver gives up when etcd does not answer soon enough (a busy machine): start it once etcd serves.
-    etcd_ready=0
-    for _ in $(seq 1 600); do
-      if curl -sf "http://127.0.0.1:${etcd_port}/health" >/dev/null 2>&1; then etcd_ready=1; break; fi
-      kill -0 "$(cat "${dir}/etcd.pid")" 2>/dev/null || break
-      sleep 0.1
-    done
-    if [ "$etcd_ready" != 1 ]; then
-      echo "kube-test-env: etcd did not start; last lines of ${dir}/etcd.log:" >&2
-      tail -n 20 "${dir}/etcd.log" >&2
-      exit 1
-    fi
-    pki="${dir}/pki"
-    # ServiceAccount admission is off: no controller manager creates the namespaces' default accounts.
-    cat >"${dir}/apiserver.args" <<EOF
+# DIR/apiserver.args, DIR/kubeconfig and DIR/env for etcd_port and api_port.
+write_config() {
+  local pki="${dir}/pki" token
+  token="$(cat "${pki}/admin.token")"
+  # ServiceAccount admission is off: no controller manager creates the namespaces' default accounts.
+  cat >"${dir}/apiserver.args" <<EOF
 --etcd-servers=http://127.0.0.1:${etcd_port}
 --bind-address=127.0.0.1
 --advertise-address=127.0.0.1
@@ -146,8 +120,7 @@ case "$cmd" in
 --disable-admission-plugins=ServiceAccount
 --enable-priority-and-fairness=false
 EOF
-    token="$(cat "${pki}/admin.token")"
-    cat >"${dir}/kubeconfig" <<EOF
+  cat >"${dir}/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -166,20 +139,80 @@ contexts:
     user: abode-test-admin
 current-context: abode-test
 EOF
-    cat >"${dir}/env" <<EOF
+  cat >"${dir}/env" <<EOF
 KUBE_APISERVER=https://127.0.0.1:${api_port}
 KUBECONFIG=${dir}/kubeconfig
 KUBE_CA=${pki}/ca.crt
 KUBE_TOKEN=${token}
 KUBECTL=${tools}/kubectl
 EOF
-    start_apiserver
+}
+
+case "$cmd" in
+  start)
+    if [ ! -x "${tools}/kube-apiserver" ] || [ ! -x "${tools}/etcd" ] || [ ! -x "${tools}/kubectl" ]; then
+      rc=0
+      "${here}/test-tools.sh" kube || rc=$?
+      [ "$rc" = 0 ] || exit "$rc"
+    fi
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    stop_pid "${dir}/kube-apiserver.pid"
+    stop_pid "${dir}/etcd.pid"
+    generate_certs
+    # A port found free may be taken before the server binds it: on "address already in use", try new ports.
+    etcd_ready=0
+    for attempt in 1 2 3 4 5; do
+      etcd_port="$(free_port)"
+      peer_port="$(free_port)"
+      while [ "$peer_port" = "$etcd_port" ]; do peer_port="$(free_port)"; done
+      rm -rf "${dir}/etcd"
+      setsid "${tools}/etcd" --name abode-test --data-dir "${dir}/etcd" --unsafe-no-fsync \
+        --listen-client-urls "http://127.0.0.1:${etcd_port}" --advertise-client-urls "http://127.0.0.1:${etcd_port}" \
+        --listen-peer-urls "http://127.0.0.1:${peer_port}" --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
+        --initial-cluster "abode-test=http://127.0.0.1:${peer_port}" >"${dir}/etcd.log" 2>&1 &
+      echo $! >"${dir}/etcd.pid"
+      # kube-apiserver gives up when etcd does not answer soon enough (a busy machine): start it once etcd serves.
+      for _ in $(seq 1 600); do
+        if curl -sf "http://127.0.0.1:${etcd_port}/health" >/dev/null 2>&1; then etcd_ready=1; break; fi
+        kill -0 "$(cat "${dir}/etcd.pid")" 2>/dev/null || break
+        sleep 0.1
+      done
+      [ "$etcd_ready" = 1 ] && break
+      stop_pid "${dir}/etcd.pid"
+      port_was_taken "${dir}/etcd.log" || break
+      echo "kube-test-env: etcd's port was taken (attempt ${attempt}); trying others" >&2
+    done
+    if [ "$etcd_ready" != 1 ]; then
+      echo "kube-test-env: etcd did not start; last lines of ${dir}/etcd.log:" >&2
+      tail -n 20 "${dir}/etcd.log" >&2
+      exit 1
+    fi
+    for attempt in 1 2 3 4 5; do
+      api_port="$(free_port)"
+      while [ "$api_port" = "$etcd_port" ] || [ "$api_port" = "$peer_port" ]; do api_port="$(free_port)"; done
+      write_config
+      rc=0
+      start_apiserver 2>"${dir}/start.err" || rc=$?
+      [ "$rc" = 0 ] && break
+      stop_pid "${dir}/kube-apiserver.pid"
+      if [ "$attempt" = 5 ] || ! port_was_taken "${dir}/kube-apiserver.log"; then cat "${dir}/start.err" >&2; exit 1; fi
+      echo "kube-test-env: kube-apiserver's port ${api_port} was taken (attempt ${attempt}); trying another" >&2
+    done
     echo "${dir}/env"
     ;;
   restart-apiserver)
     dir="$(cd "$dir" && pwd)"
     stop_pid "${dir}/kube-apiserver.pid"
-    start_apiserver
+    # The port is kept (clients know it): when something holds it for a moment, wait and try it again.
+    for attempt in 1 2 3 4 5; do
+      rc=0
+      start_apiserver 2>"${dir}/start.err" || rc=$?
+      [ "$rc" = 0 ] && break
+      stop_pid "${dir}/kube-apiserver.pid"
+      if [ "$attempt" = 5 ] || ! port_was_taken "${dir}/kube-apiserver.log"; then cat "${dir}/start.err" >&2; exit 1; fi
+      sleep 1
+    done
     ;;
   stop)
     [ -d "$dir" ] || exit 0
