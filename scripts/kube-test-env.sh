@@ -22,14 +22,16 @@ dir="${2:-}"
 tools="$("${here}/test-tools.sh" --dir kube)"
 
 # A port below the kernel's ephemeral range (where outgoing connections take their local ports, so that
-# a port free of listeners may still be taken by a connection when the server binds it) that no TCP socket
-# uses.
+# a port free of listeners may still be taken by a connection when the server binds it) and below the half of
+# it where the integration harness (integration/cluster_harness.cc) picks its members' ports, that no TCP
+# socket uses.
 free_port() {
   local p lo
   lo="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)"
-  [ "$lo" -gt 20000 ] || lo=60000
+  lo=$(( lo / 2 ))
+  [ "$lo" -gt 12000 ] || lo=30000
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % (lo - 20000) ))
+    p=$(( 10000 + RANDOM % (lo - 10000) ))
     if ! ss -Htan "sport = :${p}" | grep -q .; then echo "$p"; return 0; fi
   done
   echo "kube-test-env: no free port found" >&2
