@@ -68,16 +68,25 @@ wait_ready() {
   return 1
 }
 
-start_apiserver() {
-  # shellcheck disable=SC2046
-  setsid "${tools}/kube-apiserver" $(cat "${dir}/apiserver.args") >"${dir}/kube-apiserver.log" 2>&1 &
-  echo $! >"${dir}/kube-apiserver.pid"
-  wait_ready
-}
-
 # True when the log FILE says a listener could not bind its port because something else took it between
-# free_port's look and the bind (another test on the machine choosing ports the same way).
+# free_port's look and the bind (another test on the machine choosing ports).
 port_was_taken() { grep -q "address already in use" "$1"; }
+
+# Start kube-apiserver and wait until it is ready. When its port was taken, run the command $1 (which chooses
+# another port, or waits for this one) and try again, up to five times.
+start_apiserver() {
+  local before_retry="$1" attempt
+  for attempt in 1 2 3 4 5; do
+    [ "$attempt" = 1 ] || "$before_retry"
+    # shellcheck disable=SC2046
+    setsid "${tools}/kube-apiserver" $(cat "${dir}/apiserver.args") >"${dir}/kube-apiserver.log" 2>&1 &
+    echo $! >"${dir}/kube-apiserver.pid"
+    if wait_ready 2>"${dir}/start.err"; then return 0; fi
+    stop_pid "${dir}/kube-apiserver.pid"
+    if [ "$attempt" = 5 ] || ! port_was_taken "${dir}/kube-apiserver.log"; then cat "${dir}/start.err" >&2; return 1; fi
+    echo "kube-test-env: kube-apiserver's port was taken (attempt ${attempt}); trying again" >&2
+  done
+}
 
 generate_certs() {
   local pki="${dir}/pki"
@@ -150,6 +159,15 @@ KUBECTL=${tools}/kubectl
 EOF
 }
 
+# A port for kube-apiserver apart from etcd's two, written into its configuration.
+choose_api_port() {
+  api_port="$(free_port)"
+  while [ "$api_port" = "$etcd_port" ] || [ "$api_port" = "$peer_port" ]; do api_port="$(free_port)"; done
+  write_config
+}
+
+wait_a_moment() { sleep 1; }
+
 case "$cmd" in
   start)
     if [ ! -x "${tools}/kube-apiserver" ] || [ ! -x "${tools}/etcd" ] || [ ! -x "${tools}/kubectl" ]; then
@@ -190,31 +208,15 @@ case "$cmd" in
       tail -n 20 "${dir}/etcd.log" >&2
       exit 1
     fi
-    for attempt in 1 2 3 4 5; do
-      api_port="$(free_port)"
-      while [ "$api_port" = "$etcd_port" ] || [ "$api_port" = "$peer_port" ]; do api_port="$(free_port)"; done
-      write_config
-      rc=0
-      start_apiserver 2>"${dir}/start.err" || rc=$?
-      [ "$rc" = 0 ] && break
-      stop_pid "${dir}/kube-apiserver.pid"
-      if [ "$attempt" = 5 ] || ! port_was_taken "${dir}/kube-apiserver.log"; then cat "${dir}/start.err" >&2; exit 1; fi
-      echo "kube-test-env: kube-apiserver's port ${api_port} was taken (attempt ${attempt}); trying another" >&2
-    done
+    choose_api_port
+    start_apiserver choose_api_port || exit 1
     echo "${dir}/env"
     ;;
   restart-apiserver)
     dir="$(cd "$dir" && pwd)"
     stop_pid "${dir}/kube-apiserver.pid"
     # The port is kept (clients know it): when something holds it for a moment, wait and try it again.
-    for attempt in 1 2 3 4 5; do
-      rc=0
-      start_apiserver 2>"${dir}/start.err" || rc=$?
-      [ "$rc" = 0 ] && break
-      stop_pid "${dir}/kube-apiserver.pid"
-      if [ "$attempt" = 5 ] || ! port_was_taken "${dir}/kube-apiserver.log"; then cat "${dir}/start.err" >&2; exit 1; fi
-      sleep 1
-    done
+    start_apiserver wait_a_moment || exit 1
     ;;
   stop)
     [ -d "$dir" ] || exit 0
